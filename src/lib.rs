@@ -1,0 +1,7 @@
+//! Burrow: a distributed in-memory key-value store speaking a small binary
+//! TLV protocol over TCP. See `protocol.md` for the wire contract and
+//! `README.md` for how to run it.
+
+pub mod oplog;
+pub mod protocol;
+pub mod store;

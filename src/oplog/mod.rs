@@ -1,0 +1,15 @@
+//! The op log: the one ordering of every change to the dataset.
+//!
+//! A write is applied to its shard and, under the same shard lock, appended
+//! here and given the next index (DESIGN.md, "Ordering"). The WAL, snapshots
+//! ("covers up to index N"), replication streams and WAIT all speak in these
+//! indexes. For now the log is an in-memory bounded backlog of encoded
+//! records; persistence and replication consume it.
+
+mod backlog;
+mod op;
+mod record;
+
+pub use backlog::{Backlog, BacklogStats, OpLog};
+pub use op::{Op, OpDecodeError};
+pub use record::{decode_record, encode_record, Record, RecordError, RECORD_HEADER_LEN};

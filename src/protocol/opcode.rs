@@ -1,0 +1,90 @@
+//! Opcodes: byte 2 of every frame.
+
+/// Every opcode this build understands. Unknown bytes stay raw in [`super::Frame`]
+/// and are answered with `UNKNOWN_OPCODE`, keeping the connection open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Opcode {
+    Ping = 0x01,
+    Get = 0x02,
+    Set = 0x03,
+    Del = 0x04,
+    Exists = 0x05,
+    Expire = 0x06,
+    Persist = 0x07,
+    Ttl = 0x08,
+    Type = 0x09,
+    Incr = 0x10,
+    Decr = 0x11,
+    IncrBy = 0x12,
+    LPush = 0x20,
+    RPush = 0x21,
+    LPop = 0x22,
+    RPop = 0x23,
+    LLen = 0x24,
+    LRange = 0x25,
+    DbSize = 0x30,
+    Scan = 0x31,
+    FlushAll = 0x32,
+    Info = 0x33,
+}
+
+impl Opcode {
+    /// All known opcodes, in wire order.
+    pub const ALL: [Opcode; 22] = [
+        Opcode::Ping,
+        Opcode::Get,
+        Opcode::Set,
+        Opcode::Del,
+        Opcode::Exists,
+        Opcode::Expire,
+        Opcode::Persist,
+        Opcode::Ttl,
+        Opcode::Type,
+        Opcode::Incr,
+        Opcode::Decr,
+        Opcode::IncrBy,
+        Opcode::LPush,
+        Opcode::RPush,
+        Opcode::LPop,
+        Opcode::RPop,
+        Opcode::LLen,
+        Opcode::LRange,
+        Opcode::DbSize,
+        Opcode::Scan,
+        Opcode::FlushAll,
+        Opcode::Info,
+    ];
+
+    pub fn from_u8(b: u8) -> Option<Opcode> {
+        Opcode::ALL.iter().copied().find(|op| *op as u8 == b)
+    }
+
+    /// The command's name as users type it (and as INFO reports it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Opcode::Ping => "PING",
+            Opcode::Get => "GET",
+            Opcode::Set => "SET",
+            Opcode::Del => "DEL",
+            Opcode::Exists => "EXISTS",
+            Opcode::Expire => "EXPIRE",
+            Opcode::Persist => "PERSIST",
+            Opcode::Ttl => "TTL",
+            Opcode::Type => "TYPE",
+            Opcode::Incr => "INCR",
+            Opcode::Decr => "DECR",
+            Opcode::IncrBy => "INCRBY",
+            Opcode::LPush => "LPUSH",
+            Opcode::RPush => "RPUSH",
+            Opcode::LPop => "LPOP",
+            Opcode::RPop => "RPOP",
+            Opcode::LLen => "LLEN",
+            Opcode::LRange => "LRANGE",
+            Opcode::DbSize => "DBSIZE",
+            Opcode::Scan => "SCAN",
+            Opcode::FlushAll => "FLUSHALL",
+            Opcode::Info => "INFO",
+        }
+    }
+}

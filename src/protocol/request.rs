@@ -1,0 +1,406 @@
+//! Typed requests: one variant per command, parsed from and encoded to frames.
+//!
+//! Parsing checks every field the opcode defines (extras length, flags, body
+//! shape) and rejects what it does not define, so a malformed request gets a
+//! precise `BAD_REQUEST` instead of being half-understood.
+
+use byteorder::{BigEndian, ByteOrder};
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::body::{decode_array, encode_array};
+use super::frame::Frame;
+use super::opcode::Opcode;
+use super::status::Status;
+
+/// Request flag bits (byte 3 of a request). Only SET defines any in v1.
+pub mod flags {
+    /// SET: only if the key does not exist (Redis `NX`).
+    pub const NX: u8 = 0x01;
+    /// SET: only if the key exists (Redis `XX`, the "UPDATE" of the seed designs).
+    pub const XX: u8 = 0x02;
+    /// SET: keep the key's current TTL (Redis `KEEPTTL`).
+    pub const KEEPTTL: u8 = 0x04;
+}
+
+/// When SET is allowed to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetCondition {
+    #[default]
+    Always,
+    IfAbsent,
+    IfPresent,
+}
+
+/// Which end of a deque a push or pop works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Left,
+    Right,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Ping {
+        payload: Bytes,
+    },
+    Get {
+        key: Bytes,
+    },
+    Set {
+        key: Bytes,
+        value: Bytes,
+        ttl_ms: Option<u64>,
+        condition: SetCondition,
+        keep_ttl: bool,
+    },
+    Del {
+        key: Bytes,
+    },
+    Exists {
+        key: Bytes,
+    },
+    /// TTL in milliseconds; zero or negative deletes the key (as in Redis).
+    Expire {
+        key: Bytes,
+        ttl_ms: i64,
+    },
+    Persist {
+        key: Bytes,
+    },
+    Ttl {
+        key: Bytes,
+    },
+    Type {
+        key: Bytes,
+    },
+    Incr {
+        key: Bytes,
+    },
+    Decr {
+        key: Bytes,
+    },
+    IncrBy {
+        key: Bytes,
+        delta: i64,
+    },
+    Push {
+        key: Bytes,
+        end: End,
+        values: Vec<Bytes>,
+    },
+    /// `count: None` pops one value (BYTES or NIL reply); `Some(n)` pops up to n (ARRAY).
+    Pop {
+        key: Bytes,
+        end: End,
+        count: Option<u32>,
+    },
+    LLen {
+        key: Bytes,
+    },
+    LRange {
+        key: Bytes,
+        start: i64,
+        stop: i64,
+    },
+    DbSize,
+    /// `pattern` is a glob (`*`, `?`, `[abc]`, `\x`); empty matches everything.
+    Scan {
+        cursor: u64,
+        count: u32,
+        pattern: Bytes,
+    },
+    FlushAll,
+    /// `section` empty → all sections.
+    Info {
+        section: Bytes,
+    },
+}
+
+/// A request that could not be parsed: answered with `status` and `message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    pub status: Status,
+    pub message: String,
+}
+
+impl RequestError {
+    fn bad(message: impl Into<String>) -> RequestError {
+        RequestError { status: Status::BadRequest, message: message.into() }
+    }
+}
+
+fn extras_exact(f: &Frame, name: &str, lens: &[usize]) -> Result<(), RequestError> {
+    if lens.contains(&f.extras.len()) {
+        Ok(())
+    } else {
+        let want: Vec<String> = lens.iter().map(|l| l.to_string()).collect();
+        Err(RequestError::bad(format!(
+            "{name}: extras must be {} bytes, got {}",
+            want.join(" or "),
+            f.extras.len()
+        )))
+    }
+}
+
+fn no_value(f: &Frame, name: &str) -> Result<(), RequestError> {
+    if f.value.is_empty() {
+        Ok(())
+    } else {
+        Err(RequestError::bad(format!("{name}: takes no value, got {} bytes", f.value.len())))
+    }
+}
+
+fn no_flags(f: &Frame, name: &str) -> Result<(), RequestError> {
+    if f.flags == 0 {
+        Ok(())
+    } else {
+        Err(RequestError::bad(format!("{name}: unknown flags 0x{:02x}", f.flags)))
+    }
+}
+
+/// A command that takes exactly a key: no extras, no value, no flags.
+fn key_only(f: &Frame, name: &str) -> Result<Bytes, RequestError> {
+    extras_exact(f, name, &[0])?;
+    no_value(f, name)?;
+    no_flags(f, name)?;
+    Ok(f.key.clone())
+}
+
+/// A command that takes nothing at all.
+fn bare(f: &Frame, name: &str) -> Result<(), RequestError> {
+    key_only(f, name)?;
+    if f.key.is_empty() {
+        Ok(())
+    } else {
+        Err(RequestError::bad(format!("{name}: takes no key")))
+    }
+}
+
+impl Request {
+    /// Parses a request frame. Unknown opcodes give `UNKNOWN_OPCODE`.
+    pub fn from_frame(f: &Frame) -> Result<Request, RequestError> {
+        let Some(op) = Opcode::from_u8(f.opcode) else {
+            return Err(RequestError {
+                status: Status::UnknownOpcode,
+                message: format!("unknown opcode 0x{:02x}", f.opcode),
+            });
+        };
+        let name = op.name();
+        let req = match op {
+            Opcode::Ping => {
+                extras_exact(f, name, &[0])?;
+                no_flags(f, name)?;
+                if !f.key.is_empty() {
+                    return Err(RequestError::bad("PING: takes no key"));
+                }
+                Request::Ping { payload: f.value.clone() }
+            }
+            Opcode::Get => Request::Get { key: key_only(f, name)? },
+            Opcode::Set => {
+                extras_exact(f, name, &[0, 8])?;
+                if f.flags & !(flags::NX | flags::XX | flags::KEEPTTL) != 0 {
+                    return Err(RequestError::bad(format!("SET: unknown flags 0x{:02x}", f.flags)));
+                }
+                let condition = match (f.flags & flags::NX != 0, f.flags & flags::XX != 0) {
+                    (false, false) => SetCondition::Always,
+                    (true, false) => SetCondition::IfAbsent,
+                    (false, true) => SetCondition::IfPresent,
+                    (true, true) => return Err(RequestError::bad("SET: NX and XX are exclusive")),
+                };
+                let keep_ttl = f.flags & flags::KEEPTTL != 0;
+                let ttl_ms = if f.extras.len() == 8 {
+                    let ttl = BigEndian::read_u64(&f.extras);
+                    if ttl == 0 || ttl > i64::MAX as u64 {
+                        return Err(RequestError::bad("SET: TTL must be between 1 and 2^63-1 ms"));
+                    }
+                    if keep_ttl {
+                        return Err(RequestError::bad("SET: KEEPTTL and a TTL are exclusive"));
+                    }
+                    Some(ttl)
+                } else {
+                    None
+                };
+                Request::Set { key: f.key.clone(), value: f.value.clone(), ttl_ms, condition, keep_ttl }
+            }
+            Opcode::Del => Request::Del { key: key_only(f, name)? },
+            Opcode::Exists => Request::Exists { key: key_only(f, name)? },
+            Opcode::Expire => {
+                extras_exact(f, name, &[8])?;
+                no_value(f, name)?;
+                no_flags(f, name)?;
+                Request::Expire { key: f.key.clone(), ttl_ms: BigEndian::read_i64(&f.extras) }
+            }
+            Opcode::Persist => Request::Persist { key: key_only(f, name)? },
+            Opcode::Ttl => Request::Ttl { key: key_only(f, name)? },
+            Opcode::Type => Request::Type { key: key_only(f, name)? },
+            Opcode::Incr => Request::Incr { key: key_only(f, name)? },
+            Opcode::Decr => Request::Decr { key: key_only(f, name)? },
+            Opcode::IncrBy => {
+                extras_exact(f, name, &[8])?;
+                no_value(f, name)?;
+                no_flags(f, name)?;
+                Request::IncrBy { key: f.key.clone(), delta: BigEndian::read_i64(&f.extras) }
+            }
+            Opcode::LPush | Opcode::RPush => {
+                extras_exact(f, name, &[0])?;
+                no_flags(f, name)?;
+                let values = decode_array(&f.value).map_err(|e| RequestError::bad(format!("{name}: {e}")))?;
+                if values.is_empty() {
+                    return Err(RequestError::bad(format!("{name}: needs at least one value")));
+                }
+                let end = if op == Opcode::LPush { End::Left } else { End::Right };
+                Request::Push { key: f.key.clone(), end, values }
+            }
+            Opcode::LPop | Opcode::RPop => {
+                extras_exact(f, name, &[0, 4])?;
+                no_value(f, name)?;
+                no_flags(f, name)?;
+                let count = (f.extras.len() == 4).then(|| BigEndian::read_u32(&f.extras));
+                let end = if op == Opcode::LPop { End::Left } else { End::Right };
+                Request::Pop { key: f.key.clone(), end, count }
+            }
+            Opcode::LLen => Request::LLen { key: key_only(f, name)? },
+            Opcode::LRange => {
+                extras_exact(f, name, &[16])?;
+                no_value(f, name)?;
+                no_flags(f, name)?;
+                Request::LRange {
+                    key: f.key.clone(),
+                    start: BigEndian::read_i64(&f.extras[..8]),
+                    stop: BigEndian::read_i64(&f.extras[8..]),
+                }
+            }
+            Opcode::DbSize => {
+                bare(f, name)?;
+                Request::DbSize
+            }
+            Opcode::Scan => {
+                extras_exact(f, name, &[12])?;
+                no_value(f, name)?;
+                no_flags(f, name)?;
+                Request::Scan {
+                    cursor: BigEndian::read_u64(&f.extras[..8]),
+                    count: BigEndian::read_u32(&f.extras[8..]),
+                    pattern: f.key.clone(),
+                }
+            }
+            Opcode::FlushAll => {
+                bare(f, name)?;
+                Request::FlushAll
+            }
+            Opcode::Info => Request::Info { section: key_only(f, name)? },
+        };
+        Ok(req)
+    }
+
+    pub fn opcode(&self) -> Opcode {
+        match self {
+            Request::Ping { .. } => Opcode::Ping,
+            Request::Get { .. } => Opcode::Get,
+            Request::Set { .. } => Opcode::Set,
+            Request::Del { .. } => Opcode::Del,
+            Request::Exists { .. } => Opcode::Exists,
+            Request::Expire { .. } => Opcode::Expire,
+            Request::Persist { .. } => Opcode::Persist,
+            Request::Ttl { .. } => Opcode::Ttl,
+            Request::Type { .. } => Opcode::Type,
+            Request::Incr { .. } => Opcode::Incr,
+            Request::Decr { .. } => Opcode::Decr,
+            Request::IncrBy { .. } => Opcode::IncrBy,
+            Request::Push { end: End::Left, .. } => Opcode::LPush,
+            Request::Push { end: End::Right, .. } => Opcode::RPush,
+            Request::Pop { end: End::Left, .. } => Opcode::LPop,
+            Request::Pop { end: End::Right, .. } => Opcode::RPop,
+            Request::LLen { .. } => Opcode::LLen,
+            Request::LRange { .. } => Opcode::LRange,
+            Request::DbSize => Opcode::DbSize,
+            Request::Scan { .. } => Opcode::Scan,
+            Request::FlushAll => Opcode::FlushAll,
+            Request::Info { .. } => Opcode::Info,
+        }
+    }
+
+    /// Encodes this request as a frame with the given request id.
+    pub fn to_frame(&self, id: u32) -> Frame {
+        let mut f = Frame::request(self.opcode() as u8, id);
+        let mut extras = BytesMut::new();
+        match self {
+            Request::Ping { payload } => f.value = payload.clone(),
+            Request::Get { key }
+            | Request::Del { key }
+            | Request::Exists { key }
+            | Request::Persist { key }
+            | Request::Ttl { key }
+            | Request::Type { key }
+            | Request::Incr { key }
+            | Request::Decr { key }
+            | Request::LLen { key } => f.key = key.clone(),
+            Request::Set { key, value, ttl_ms, condition, keep_ttl } => {
+                f.key = key.clone();
+                f.value = value.clone();
+                f.flags = match condition {
+                    SetCondition::Always => 0,
+                    SetCondition::IfAbsent => flags::NX,
+                    SetCondition::IfPresent => flags::XX,
+                };
+                if *keep_ttl {
+                    f.flags |= flags::KEEPTTL;
+                }
+                if let Some(ttl) = ttl_ms {
+                    extras.put_u64(*ttl);
+                }
+            }
+            Request::Expire { key, ttl_ms } => {
+                f.key = key.clone();
+                extras.put_i64(*ttl_ms);
+            }
+            Request::IncrBy { key, delta } => {
+                f.key = key.clone();
+                extras.put_i64(*delta);
+            }
+            Request::Push { key, values, .. } => {
+                f.key = key.clone();
+                let mut body = BytesMut::new();
+                encode_array(values, &mut body);
+                f.value = body.freeze();
+            }
+            Request::Pop { key, count, .. } => {
+                f.key = key.clone();
+                if let Some(n) = count {
+                    extras.put_u32(*n);
+                }
+            }
+            Request::LRange { key, start, stop } => {
+                f.key = key.clone();
+                extras.put_i64(*start);
+                extras.put_i64(*stop);
+            }
+            Request::DbSize | Request::FlushAll => {}
+            Request::Scan { cursor, count, pattern } => {
+                f.key = pattern.clone();
+                extras.put_u64(*cursor);
+                extras.put_u32(*count);
+            }
+            Request::Info { section } => f.key = section.clone(),
+        }
+        f.extras = extras.freeze();
+        f
+    }
+
+    /// True for commands that change the dataset (followers will refuse them).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Request::Set { .. }
+                | Request::Del { .. }
+                | Request::Expire { .. }
+                | Request::Persist { .. }
+                | Request::Incr { .. }
+                | Request::Decr { .. }
+                | Request::IncrBy { .. }
+                | Request::Push { .. }
+                | Request::Pop { .. }
+                | Request::FlushAll
+        )
+    }
+}

@@ -1,0 +1,81 @@
+//! Response status codes: byte 3 of every response.
+
+/// Outcome of a request. Anything but `Ok` carries a short text message as
+/// the response value (body type TEXT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Status {
+    /// The command ran; the body holds its result.
+    Ok = 0x00,
+    /// Arguments malformed: wrong extras length, bad flags, bad array body.
+    BadRequest = 0x01,
+    /// The opcode is not known to this server; the connection stays open.
+    UnknownOpcode = 0x02,
+    /// The key holds a value of another type (e.g. LPUSH on a string).
+    WrongType = 0x03,
+    /// INCR/DECR/INCRBY on a value that is not a signed 64-bit integer.
+    NotInteger = 0x04,
+    /// INCR/DECR/INCRBY would overflow a signed 64-bit integer.
+    Overflow = 0x05,
+    /// A declared length is over a limit; the connection is closed after it.
+    TooLarge = 0x06,
+    /// Bad magic or unsupported version; the connection is closed after it.
+    BadFrame = 0x07,
+    /// The server is at its connection limit; the connection is closed.
+    Busy = 0x08,
+    /// Reserved: the server is still loading its data from disk.
+    Loading = 0x09,
+    /// Reserved: this node is a follower; the value names the leader.
+    NotLeader = 0x0A,
+    /// Reserved: the write could not be made durable (disk error).
+    IoError = 0x0B,
+    /// The server is shutting down and no longer takes requests.
+    ShuttingDown = 0x0C,
+}
+
+impl Status {
+    pub const ALL: [Status; 13] = [
+        Status::Ok,
+        Status::BadRequest,
+        Status::UnknownOpcode,
+        Status::WrongType,
+        Status::NotInteger,
+        Status::Overflow,
+        Status::TooLarge,
+        Status::BadFrame,
+        Status::Busy,
+        Status::Loading,
+        Status::NotLeader,
+        Status::IoError,
+        Status::ShuttingDown,
+    ];
+
+    pub fn from_u8(b: u8) -> Option<Status> {
+        Status::ALL.iter().copied().find(|s| *s as u8 == b)
+    }
+
+    /// The name used in protocol.md and printed by the CLI (`(error) WRONGTYPE …`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::BadRequest => "BAD_REQUEST",
+            Status::UnknownOpcode => "UNKNOWN_OPCODE",
+            Status::WrongType => "WRONGTYPE",
+            Status::NotInteger => "NOT_INTEGER",
+            Status::Overflow => "OVERFLOW",
+            Status::TooLarge => "TOO_LARGE",
+            Status::BadFrame => "BAD_FRAME",
+            Status::Busy => "BUSY",
+            Status::Loading => "LOADING",
+            Status::NotLeader => "NOT_LEADER",
+            Status::IoError => "IO_ERROR",
+            Status::ShuttingDown => "SHUTTING_DOWN",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,238 @@
+//! The one function that changes the dataset: `apply(shard, op)`.
+//!
+//! Live writes, WAL replay and followers all go through it, so they cannot
+//! diverge. It never looks at the clock: expiry decisions were taken by the
+//! node that logged the op (a lazy or active expiry is itself a logged `Del`).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use hashbrown::HashTable;
+use thiserror::Error;
+
+use super::entry::{parse_int, Entry, Value};
+use crate::oplog::Op;
+use crate::protocol::End;
+
+/// Per-list-element overhead counted in `Shard::mem` (slot + box header).
+const LIST_ITEM_OVERHEAD: usize = 32;
+
+/// One shard's data: a hash table of entries plus counters INFO reports.
+#[derive(Debug)]
+pub struct Shard {
+    pub(crate) table: HashTable<Entry>,
+    pub(crate) hasher: foldhash::fast::FixedState,
+    /// Entries with a TTL.
+    pub(crate) expires: usize,
+    /// Approximate bytes held (see `Entry::mem_size`).
+    pub(crate) mem: usize,
+    /// Where the active expiry sweep resumes (a bucket index).
+    pub(crate) sweep_pos: usize,
+}
+
+/// What an applied op produced, for building the reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// DEL/EXPIRE/PERSIST: 1 if the key was changed, 0 if not; INCRBY: the new
+    /// value; PUSH: the new length.
+    Int(i64),
+    /// POP: the values taken, in pop order.
+    Popped(Vec<Bytes>),
+}
+
+/// Why an op was refused. A refused op changed nothing.
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
+pub enum ApplyError {
+    #[error("WRONGTYPE operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("value is not an integer or out of range")]
+    NotInteger,
+    #[error("increment or decrement would overflow")]
+    Overflow,
+}
+
+impl Shard {
+    pub(crate) fn new(hasher: foldhash::fast::FixedState) -> Shard {
+        Shard { table: HashTable::new(), hasher, expires: 0, mem: 0, sweep_pos: 0 }
+    }
+
+    pub(crate) fn find_index(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        self.table.find_bucket_index(hash, |e| &*e.key == key)
+    }
+
+    /// Removes the entry in bucket `index`, keeping the counters right.
+    pub(crate) fn remove_at(&mut self, index: usize) -> Option<Entry> {
+        let (entry, _) = self.table.get_bucket_entry(index).ok()?.remove();
+        self.forget(&entry);
+        Some(entry)
+    }
+
+    fn forget(&mut self, entry: &Entry) {
+        if entry.expire_at != 0 {
+            self.expires -= 1;
+        }
+        self.mem = self.mem.saturating_sub(entry.mem_size());
+    }
+
+    fn insert(&mut self, hash: u64, entry: Entry) {
+        if entry.expire_at != 0 {
+            self.expires += 1;
+        }
+        self.mem += entry.mem_size();
+        let hasher = self.hasher;
+        self.table.insert_unique(hash, entry, |e| {
+            use std::hash::BuildHasher;
+            hasher.hash_one(&*e.key)
+        });
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.table = HashTable::new();
+        self.expires = 0;
+        self.mem = 0;
+        self.sweep_pos = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+/// Applies `op` to the shard that owns its key (`hash` is the key's hash).
+/// `Op::FlushAll` clears this shard; the store applies it to every shard.
+pub fn apply(shard: &mut Shard, hash: u64, op: &Op) -> Result<Applied, ApplyError> {
+    match op {
+        Op::Set { key, value, expire_at } => {
+            if let Some(i) = shard.find_index(hash, key) {
+                shard.remove_at(i);
+            }
+            let entry = Entry {
+                key: key.to_vec().into(),
+                value: Value::Str(value.to_vec().into()),
+                expire_at: *expire_at,
+            };
+            shard.insert(hash, entry);
+            Ok(Applied::Done)
+        }
+        Op::Del { key } => match shard.find_index(hash, key) {
+            Some(i) => {
+                shard.remove_at(i);
+                Ok(Applied::Int(1))
+            }
+            None => Ok(Applied::Int(0)),
+        },
+        Op::Expire { key, at } => set_expiry(shard, hash, key, *at),
+        Op::Persist { key } => set_expiry(shard, hash, key, 0),
+        Op::IncrBy { key, delta } => {
+            let Some(i) = shard.find_index(hash, key) else {
+                shard.insert(
+                    hash,
+                    Entry { key: key.to_vec().into(), value: Value::Int(*delta), expire_at: 0 },
+                );
+                return Ok(Applied::Int(*delta));
+            };
+            let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
+            let current = match &entry.value {
+                Value::Int(n) => *n,
+                Value::Str(s) => parse_int(s).ok_or(ApplyError::NotInteger)?,
+                Value::List(_) => return Err(ApplyError::WrongType),
+            };
+            let new = current.checked_add(*delta).ok_or(ApplyError::Overflow)?;
+            let before = entry.mem_size();
+            entry.value = Value::Int(new);
+            let after = entry.mem_size();
+            shard.mem = (shard.mem + after).saturating_sub(before);
+            Ok(Applied::Int(new))
+        }
+        Op::Push { key, end, values } => {
+            let added: usize = values.iter().map(|v| v.len() + LIST_ITEM_OVERHEAD).sum();
+            let len = match shard.find_index(hash, key) {
+                Some(i) => {
+                    let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
+                    let Value::List(list) = &mut entry.value else {
+                        return Err(ApplyError::WrongType);
+                    };
+                    push_all(list, *end, values);
+                    list.len()
+                }
+                None => {
+                    let mut list = Box::new(VecDeque::with_capacity(values.len()));
+                    push_all(&mut list, *end, values);
+                    let len = list.len();
+                    // insert() counts the entry with its items; don't count them twice.
+                    shard.insert(
+                        hash,
+                        Entry { key: key.to_vec().into(), value: Value::List(list), expire_at: 0 },
+                    );
+                    return Ok(Applied::Int(len as i64));
+                }
+            };
+            shard.mem += added;
+            Ok(Applied::Int(len as i64))
+        }
+        Op::Pop { key, end, count } => {
+            let Some(i) = shard.find_index(hash, key) else {
+                return Ok(Applied::Popped(Vec::new()));
+            };
+            let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
+            let Value::List(list) = &mut entry.value else {
+                return Err(ApplyError::WrongType);
+            };
+            let n = (*count as usize).min(list.len());
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let v = match end {
+                    End::Left => list.pop_front(),
+                    End::Right => list.pop_back(),
+                };
+                out.extend(v.map(|v| Bytes::from(Vec::from(v))));
+            }
+            let emptied = list.is_empty();
+            let removed: usize = out.iter().map(|v| v.len() + LIST_ITEM_OVERHEAD).sum();
+            shard.mem = shard.mem.saturating_sub(removed);
+            if emptied {
+                // An empty deque disappears.
+                shard.remove_at(i);
+            }
+            Ok(Applied::Popped(out))
+        }
+        Op::FlushAll => {
+            shard.clear();
+            Ok(Applied::Done)
+        }
+    }
+}
+
+fn push_all(list: &mut VecDeque<Box<[u8]>>, end: End, values: &[Bytes]) {
+    for v in values {
+        let item: Box<[u8]> = v.to_vec().into();
+        match end {
+            End::Left => list.push_front(item),
+            End::Right => list.push_back(item),
+        }
+    }
+}
+
+fn set_expiry(shard: &mut Shard, hash: u64, key: &[u8], at: u64) -> Result<Applied, ApplyError> {
+    let Some(i) = shard.find_index(hash, key) else {
+        return Ok(Applied::Int(0));
+    };
+    let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
+    let old = entry.expire_at;
+    if old == at {
+        // PERSIST on a key without TTL changes nothing and reports 0.
+        return Ok(Applied::Int(i64::from(at != 0)));
+    }
+    entry.expire_at = at;
+    match (old != 0, at != 0) {
+        (false, true) => shard.expires += 1,
+        (true, false) => shard.expires -= 1,
+        _ => {}
+    }
+    Ok(Applied::Int(1))
+}

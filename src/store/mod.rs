@@ -1,0 +1,273 @@
+//! The sharded in-memory store.
+//!
+//! N shards, each a `std::sync::Mutex` around a hash table; a key goes to a
+//! shard by the middle bits of its 64-bit hash (the low bits pick the bucket
+//! inside the table, the top bits are the table's tag bytes). Locks are held
+//! for one command at a time and never across an `.await`.
+//!
+//! Every change goes through [`apply`] and, still under the shard lock, is
+//! appended to the [`OpLog`], so per-key order equals log order.
+
+mod apply;
+mod entry;
+mod expiry;
+pub use expiry::SweepStats;
+mod scan;
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+pub use apply::{apply, Applied, ApplyError, Shard};
+pub use entry::{format_int, Entry, Value, ValueRef};
+pub use scan::glob_match;
+
+use crate::oplog::{Op, OpLog};
+use crate::protocol::{End, SetCondition};
+
+/// Handle to the dataset; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    mask: u64,
+    hasher: foldhash::fast::FixedState,
+    log: Arc<OpLog>,
+    expired_keys: AtomicU64,
+}
+
+/// Keyspace figures for INFO.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyspaceStats {
+    pub keys: usize,
+    pub expires: usize,
+    pub mem: usize,
+    pub expired_keys: u64,
+}
+
+/// SET as the client asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetArgs {
+    pub key: Bytes,
+    pub value: Bytes,
+    /// Absolute expiry (unix ms), if the client gave a TTL.
+    pub expire_at: Option<u64>,
+    pub condition: SetCondition,
+    pub keep_ttl: bool,
+}
+
+impl Store {
+    /// A store of `shards` shards (rounded up to a power of two, at least 1).
+    pub fn new(shards: usize, log: Arc<OpLog>) -> Store {
+        let n = shards.max(1).next_power_of_two();
+        let hasher = foldhash::fast::FixedState::with_seed(seed());
+        let shards = (0..n).map(|_| Mutex::new(Shard::new(hasher))).collect();
+        Store { shards, mask: n as u64 - 1, hasher, log, expired_keys: AtomicU64::new(0) }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn log(&self) -> &Arc<OpLog> {
+        &self.log
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard_of(&self, hash: u64) -> usize {
+        ((hash >> 32) & self.mask) as usize
+    }
+
+    fn lock(&self, index: usize) -> MutexGuard<'_, Shard> {
+        // Shard state is only changed by `apply`, which leaves it consistent
+        // at every panic point, so a poisoned lock is still usable.
+        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the key's shard, drops the key if it has expired (logging the
+    /// deletion), and runs `f` with the shard and the key's hash.
+    fn with_key<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Shard, u64) -> R) -> R {
+        let hash = self.hash(key);
+        let mut shard = self.lock(self.shard_of(hash));
+        if let Some(i) = shard.find_index(hash, key) {
+            let expired = shard.table.get_bucket(i).is_some_and(|e| e.is_expired(now));
+            if expired {
+                shard.remove_at(i);
+                self.log.append(&Op::Del { key: Bytes::copy_from_slice(key) });
+                self.expired_keys.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        f(&mut shard, hash)
+    }
+
+    /// Applies a live write: `apply`, then log it if it changed anything.
+    fn write(&self, shard: &mut Shard, hash: u64, op: Op) -> Result<Applied, ApplyError> {
+        let applied = apply(shard, hash, &op)?;
+        self.log.append(&op);
+        Ok(applied)
+    }
+
+    /// Runs `f` on the live value of `key` (expired keys are never seen).
+    pub fn read<R>(&self, key: &[u8], now: u64, f: impl FnOnce(Option<&Entry>) -> R) -> R {
+        self.with_key(key, now, |shard, hash| {
+            let entry = shard.find_index(hash, key).and_then(|i| shard.table.get_bucket(i));
+            f(entry)
+        })
+    }
+
+    /// SET. `Ok(false)` when NX/XX prevented the write.
+    pub fn set(&self, args: SetArgs, now: u64) -> bool {
+        let SetArgs { key, value, expire_at, condition, keep_ttl } = args;
+        self.with_key(&key.clone(), now, |shard, hash| {
+            let existing = shard.find_index(hash, &key).and_then(|i| shard.table.get_bucket(i));
+            let allowed = match condition {
+                SetCondition::Always => true,
+                SetCondition::IfAbsent => existing.is_none(),
+                SetCondition::IfPresent => existing.is_some(),
+            };
+            if !allowed {
+                return false;
+            }
+            let expire_at = match (expire_at, keep_ttl) {
+                (Some(at), _) => at,
+                (None, true) => existing.map_or(0, |e| e.expire_at),
+                (None, false) => 0,
+            };
+            self.write(shard, hash, Op::Set { key, value, expire_at }).expect("SET cannot fail");
+            true
+        })
+    }
+
+    /// DEL: whether the key existed.
+    pub fn del(&self, key: &Bytes, now: u64) -> bool {
+        self.with_key(key, now, |shard, hash| {
+            shard.find_index(hash, key).is_some()
+                && self.write(shard, hash, Op::Del { key: key.clone() }).is_ok()
+        })
+    }
+
+    /// EXPIRE with a TTL relative to `now`; zero or negative deletes the key.
+    pub fn expire(&self, key: &Bytes, ttl_ms: i64, now: u64) -> bool {
+        self.with_key(key, now, |shard, hash| {
+            if shard.find_index(hash, key).is_none() {
+                return false;
+            }
+            let op = if ttl_ms <= 0 {
+                Op::Del { key: key.clone() }
+            } else {
+                Op::Expire { key: key.clone(), at: now.saturating_add(ttl_ms as u64) }
+            };
+            self.write(shard, hash, op).is_ok()
+        })
+    }
+
+    /// PERSIST: whether a TTL was removed.
+    pub fn persist(&self, key: &Bytes, now: u64) -> bool {
+        self.with_key(key, now, |shard, hash| {
+            let has_ttl = shard
+                .find_index(hash, key)
+                .and_then(|i| shard.table.get_bucket(i))
+                .is_some_and(|e| e.expire_at != 0);
+            has_ttl && self.write(shard, hash, Op::Persist { key: key.clone() }).is_ok()
+        })
+    }
+
+    /// INCRBY: the new value, or why nothing changed.
+    pub fn incr_by(&self, key: &Bytes, delta: i64, now: u64) -> Result<i64, ApplyError> {
+        self.with_key(key, now, |shard, hash| {
+            match self.write(shard, hash, Op::IncrBy { key: key.clone(), delta })? {
+                Applied::Int(n) => Ok(n),
+                other => unreachable!("INCRBY applied as {other:?}"),
+            }
+        })
+    }
+
+    /// LPUSH/RPUSH: the new length.
+    pub fn push(&self, key: &Bytes, end: End, values: Vec<Bytes>, now: u64) -> Result<i64, ApplyError> {
+        self.with_key(key, now, |shard, hash| {
+            match self.write(shard, hash, Op::Push { key: key.clone(), end, values })? {
+                Applied::Int(n) => Ok(n),
+                other => unreachable!("PUSH applied as {other:?}"),
+            }
+        })
+    }
+
+    /// LPOP/RPOP: up to `count` values; empty when the key is missing.
+    pub fn pop(&self, key: &Bytes, end: End, count: u32, now: u64) -> Result<Vec<Bytes>, ApplyError> {
+        self.with_key(key, now, |shard, hash| {
+            let len = match shard.find_index(hash, key).and_then(|i| shard.table.get_bucket(i)) {
+                None => return Ok(Vec::new()),
+                Some(e) => match &e.value {
+                    Value::List(l) => l.len(),
+                    _ => return Err(ApplyError::WrongType),
+                },
+            };
+            let count = count.min(len as u32);
+            if count == 0 {
+                return Ok(Vec::new());
+            }
+            match self.write(shard, hash, Op::Pop { key: key.clone(), end, count })? {
+                Applied::Popped(v) => Ok(v),
+                other => unreachable!("POP applied as {other:?}"),
+            }
+        })
+    }
+
+    /// FLUSHALL: one logged record; every shard is locked (in order) while it applies.
+    pub fn flush_all(&self) {
+        let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
+        for shard in guards.iter_mut() {
+            shard.clear();
+        }
+        self.log.append(&Op::FlushAll);
+    }
+
+    /// Applies an op that was already decided elsewhere (WAL replay, a
+    /// leader's stream) through the same `apply` as live writes, and logs it.
+    pub fn apply_logged(&self, op: &Op) -> Result<Applied, ApplyError> {
+        match op.key() {
+            None => {
+                self.flush_all();
+                Ok(Applied::Done)
+            }
+            Some(key) => {
+                let hash = self.hash(key);
+                let mut shard = self.lock(self.shard_of(hash));
+                let applied = apply(&mut shard, hash, op)?;
+                self.log.append(op);
+                Ok(applied)
+            }
+        }
+    }
+
+    /// Number of keys (expired keys not yet swept included, as in Redis).
+    pub fn len(&self) -> usize {
+        (0..self.shards.len()).map(|i| self.lock(i).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn keyspace_stats(&self) -> KeyspaceStats {
+        let mut s =
+            KeyspaceStats { expired_keys: self.expired_keys.load(Ordering::Relaxed), ..Default::default() };
+        for i in 0..self.shards.len() {
+            let shard = self.lock(i);
+            s.keys += shard.len();
+            s.expires += shard.expires;
+            s.mem += shard.mem;
+        }
+        s
+    }
+}
+
+/// A per-process hash seed, so bucket order (and SCAN order) is not predictable.
+fn seed() -> u64 {
+    use std::collections::hash_map::RandomState;
+    RandomState::new().hash_one(0x6275_7272_6f77u64)
+}
