@@ -1,0 +1,1 @@
+//! `burrow-bench`: the load generator.

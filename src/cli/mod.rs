@@ -1,0 +1,1 @@
+//! `burrow-cli`: a REPL and one-shot client with redis-cli syntax.

@@ -1,0 +1,265 @@
+//! Server configuration: built-in defaults, then a TOML file, then flags.
+//!
+//! A flag overrides the file, which overrides the default. `validate()`
+//! runs before the server binds, so a bad setting is reported precisely
+//! and nothing is started.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::protocol::{Limits, HEADER_LEN};
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub bind: IpAddr,
+    /// TCP port; 0 asks the OS for a free one (tests).
+    pub port: u16,
+    /// Where durable state lives. Persistence is not implemented yet: the
+    /// directory is validated, but nothing is written to it.
+    pub data_dir: PathBuf,
+    /// Number of store shards; a power of two.
+    pub shards: usize,
+    /// Open client connections allowed at once; one more gets BUSY and is closed.
+    pub max_connections: usize,
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    /// Close a connection that sends nothing for this long; `None` = never.
+    pub idle_timeout: Option<Duration>,
+    /// Bytes of encoded op-log records kept in memory for followers.
+    pub backlog_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 7440,
+            data_dir: PathBuf::from("data"),
+            shards: default_shards(),
+            max_connections: 10_000,
+            max_key_bytes: Limits::DEFAULT_MAX_KEY,
+            max_value_bytes: Limits::DEFAULT_MAX_VALUE,
+            idle_timeout: None,
+            backlog_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// 4 × cores rounded up to a power of two, at least 16.
+pub fn default_shards() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores * 4).next_power_of_two().max(16)
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("invalid config file {path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("invalid --bind {0:?}: not an IP address")]
+    Bind(String),
+    #[error("--shards must be a power of two between 1 and 65536, got {0}")]
+    Shards(usize),
+    #[error("--max-connections must be at least 1, got {0}")]
+    MaxConnections(usize),
+    #[error("--max-key-bytes must be between 1 and 65535, got {0}")]
+    MaxKey(usize),
+    #[error("--max-value-bytes must be between 1 and 2147483647, got {0}")]
+    MaxValue(usize),
+    #[error("--backlog-bytes must be at least 1024, got {0}")]
+    Backlog(usize),
+    #[error("--data-dir {0} exists and is not a directory")]
+    DataDir(PathBuf),
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.shards.is_power_of_two() || self.shards > 65536 {
+            return Err(ConfigError::Shards(self.shards));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::MaxConnections(self.max_connections));
+        }
+        if self.max_key_bytes == 0 || self.max_key_bytes > u16::MAX as usize {
+            return Err(ConfigError::MaxKey(self.max_key_bytes));
+        }
+        if self.max_value_bytes == 0 || self.max_value_bytes > i32::MAX as usize {
+            return Err(ConfigError::MaxValue(self.max_value_bytes));
+        }
+        if self.backlog_bytes < 1024 {
+            return Err(ConfigError::Backlog(self.backlog_bytes));
+        }
+        if self.data_dir.exists() && !self.data_dir.is_dir() {
+            return Err(ConfigError::DataDir(self.data_dir.clone()));
+        }
+        Ok(())
+    }
+
+    /// The codec limits these settings imply.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_key: self.max_key_bytes,
+            max_value: self.max_value_bytes,
+            // Header, the largest extras, key and value: a frame at both
+            // limits is accepted; anything bigger cannot be.
+            max_frame: HEADER_LEN + 255 + self.max_key_bytes + self.max_value_bytes,
+        }
+    }
+}
+
+/// `burrow-server` flags. Every flag left out falls back to the config file,
+/// then to the default.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "burrow-server", version, about = "Burrow key-value server")]
+pub struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// TCP port to listen on; 0 picks a free port [default: 7440]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Directory for durable state (reserved: persistence is not implemented yet) [default: ./data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file; flags given on the command line override it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Number of store shards, a power of two [default: 4 × cores, at least 16]
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Client connections allowed at once; more are answered BUSY and closed [default: 10000]
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Largest key accepted, in bytes (at most 65535) [default: 16384]
+    #[arg(long)]
+    pub max_key_bytes: Option<usize>,
+    /// Largest value accepted, in bytes [default: 16777216]
+    #[arg(long)]
+    pub max_value_bytes: Option<usize>,
+    /// Close connections idle for this many seconds; 0 = never [default: 0]
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// Bytes of recent op-log records kept in memory [default: 67108864]
+    #[arg(long)]
+    pub backlog_bytes: Option<usize>,
+}
+
+/// The `[server]` table of a config file; same names as the flags, with `_`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    bind: Option<String>,
+    port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    shards: Option<usize>,
+    max_connections: Option<usize>,
+    max_key_bytes: Option<usize>,
+    max_value_bytes: Option<usize>,
+    idle_timeout: Option<u64>,
+    backlog_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    /// Cluster membership (replication); accepted so one file serves both.
+    #[serde(default)]
+    cluster: Option<toml::Table>,
+    #[serde(default)]
+    node: Option<Vec<toml::Table>>,
+}
+
+impl ServerArgs {
+    /// Defaults ← file ← flags, then validated.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let _ = (&file.cluster, &file.node);
+        let s = file.server;
+        let d = Config::default();
+        let bind = match self.bind.clone().or(s.bind) {
+            Some(b) => b.parse().map_err(|_| ConfigError::Bind(b))?,
+            None => d.bind,
+        };
+        let idle = self.idle_timeout.or(s.idle_timeout).unwrap_or(0);
+        let config = Config {
+            bind,
+            port: self.port.or(s.port).unwrap_or(d.port),
+            data_dir: self.data_dir.clone().or(s.data_dir).unwrap_or(d.data_dir),
+            shards: self.shards.or(s.shards).unwrap_or(d.shards),
+            max_connections: self.max_connections.or(s.max_connections).unwrap_or(d.max_connections),
+            max_key_bytes: self.max_key_bytes.or(s.max_key_bytes).unwrap_or(d.max_key_bytes),
+            max_value_bytes: self.max_value_bytes.or(s.max_value_bytes).unwrap_or(d.max_value_bytes),
+            idle_timeout: (idle > 0).then(|| Duration::from_secs(idle)),
+            backlog_bytes: self.backlog_bytes.or(s.backlog_bytes).unwrap_or(d.backlog_bytes),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: path.to_owned(), reason: e.to_string() })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> ServerArgs {
+        ServerArgs::try_parse_from(std::iter::once("burrow-server").chain(list.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let c = args(&[]).resolve().unwrap();
+        assert_eq!(c.port, 7440);
+        assert_eq!(c.bind.to_string(), "127.0.0.1");
+        assert!(c.shards.is_power_of_two() && c.shards >= 16);
+        assert_eq!(c.idle_timeout, None);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("burrow-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[server]\nport = 9000\nshards = 8\nidle_timeout = 5\n").unwrap();
+        let c = args(&["--config", file.to_str().unwrap(), "--port", "9001"]).resolve().unwrap();
+        assert_eq!(c.port, 9001);
+        assert_eq!(c.shards, 8);
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(5)));
+        std::fs::write(&file, "[server]\nprot = 1\n").unwrap();
+        let err = args(&["--config", file.to_str().unwrap()]).resolve().unwrap_err();
+        assert!(err.to_string().contains("unknown field `prot`"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_settings_name_the_setting() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--shards", "12"], "--shards must be a power of two"),
+            (&["--max-connections", "0"], "--max-connections"),
+            (&["--max-key-bytes", "70000"], "--max-key-bytes"),
+            (&["--bind", "localhost:1"], "--bind"),
+            (&["--config", "/nonexistent/burrow.toml"], "cannot read config file"),
+        ];
+        for (i, (a, want)) in cases.iter().enumerate() {
+            let err = args(a).resolve().unwrap_err().to_string();
+            assert!(err.contains(want), "case {i}: {err}");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! One client connection: read what is buffered, execute every complete
+//! frame in order, write all replies with one write, repeat.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info_span, warn, Instrument};
+
+use super::stats::BatchCounts;
+use super::{dispatch, now_ms, Shared};
+use crate::protocol::{encode_response, BodyType, Codec, CodecError, Status};
+
+/// Write replies out once this much is buffered, even mid-batch, so a huge
+/// pipeline cannot grow the write buffer without bound.
+const FLUSH_AT: usize = 256 * 1024;
+/// A read buffer that grew past this (a large value) is released afterwards.
+const KEEP_BUFFER: usize = 1024 * 1024;
+/// How long, and how much, a closing connection still reads and discards.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    shared.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
+    let span = info_span!("conn", %peer);
+    async {
+        debug!("connected");
+        match serve_inner(stream, &shared, &cancel).await {
+            Ok(()) => debug!("closed"),
+            Err(e) => debug!(error = %e, "closed on i/o error"),
+        }
+    }
+    .instrument(span)
+    .await;
+    shared.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn serve_inner(
+    mut stream: TcpStream,
+    shared: &Shared,
+    cancel: &CancellationToken,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut codec = Codec::server(shared.config.limits());
+    let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let mut wbuf = BytesMut::with_capacity(16 * 1024);
+    let mut counts = BatchCounts::default();
+    loop {
+        // Execute every complete frame already buffered, in order.
+        let now = now_ms();
+        let mut broken = false;
+        loop {
+            match codec.decode(&mut rbuf) {
+                Ok(Some(frame)) => {
+                    let error = dispatch::execute(shared, &frame, now, &mut wbuf);
+                    counts.add(frame.opcode, error);
+                    if wbuf.len() >= FLUSH_AT {
+                        stream.write_all(&wbuf).await?;
+                        wbuf.clear();
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    reply_codec_error(shared, &e, &mut wbuf);
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        if !counts.is_empty() {
+            shared.stats.record(&counts);
+            counts.clear();
+        }
+        if !wbuf.is_empty() {
+            stream.write_all(&wbuf).await?;
+            wbuf.clear();
+        }
+        if broken {
+            // After a bad header the stream cannot be resynchronised: close,
+            // but drain briefly first so unread input does not turn the close
+            // into a reset that destroys the error reply before it is read.
+            linger_close(&mut stream).await;
+            return Ok(());
+        }
+        if rbuf.capacity() > KEEP_BUFFER && rbuf.is_empty() {
+            rbuf = BytesMut::with_capacity(16 * 1024);
+        }
+        if wbuf.capacity() > KEEP_BUFFER {
+            wbuf = BytesMut::with_capacity(16 * 1024);
+        }
+        let read = async {
+            match shared.config.idle_timeout {
+                None => stream.read_buf(&mut rbuf).await,
+                Some(t) => match tokio::time::timeout(t, stream.read_buf(&mut rbuf)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        debug!(timeout_s = t.as_secs(), "idle timeout; closing");
+                        Ok(0)
+                    }
+                },
+            }
+        };
+        let n = tokio::select! {
+            // Shutdown is only observed between batches: requests already read are answered.
+            _ = cancel.cancelled() => return Ok(()),
+            n = read => n?,
+        };
+        if n == 0 {
+            if !rbuf.is_empty() {
+                debug!(pending = rbuf.len(), "peer closed in the middle of a frame");
+            }
+            return Ok(());
+        }
+    }
+}
+
+fn reply_codec_error(shared: &Shared, e: &CodecError, wbuf: &mut BytesMut) {
+    shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+    warn!(error = %e, "protocol error; closing connection");
+    if let Some(status) = e.status() {
+        let (id, opcode) = e.request();
+        encode_response(wbuf, opcode, id, status, BodyType::Text, &[], e.to_string().as_bytes());
+    }
+}
+
+async fn linger_close(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut total = 0usize;
+        while total < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// Answers a connection over the limit with BUSY, then closes it.
+pub(super) async fn refuse(mut stream: TcpStream) {
+    let mut buf = BytesMut::new();
+    let msg = b"max connections reached; try again later";
+    encode_response(&mut buf, 0, 0, Status::Busy, BodyType::Text, &[], msg);
+    let _ = stream.write_all(&buf).await;
+    linger_close(&mut stream).await;
+}

@@ -1,0 +1,102 @@
+//! INFO: `key:value` lines grouped in `# section` blocks.
+
+use std::fmt::Write;
+
+use super::Shared;
+use crate::protocol::Opcode;
+
+/// Section names in the order INFO prints them.
+pub const SECTIONS: [&str; 6] = ["server", "clients", "memory", "keyspace", "oplog", "stats"];
+
+/// Renders the named section (case-insensitive), or every section for "" /
+/// "all"; `None` for an unknown name.
+pub fn render(shared: &Shared, section: &str) -> Option<String> {
+    let section = section.to_ascii_lowercase();
+    let wanted: Vec<&str> = match section.as_str() {
+        "" | "all" | "default" | "everything" => SECTIONS.to_vec(),
+        s => vec![*SECTIONS.iter().find(|n| **n == s)?],
+    };
+    let mut out = String::new();
+    for (i, name) in wanted.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "# {name}");
+        section_body(shared, name, &mut out);
+    }
+    Some(out)
+}
+
+fn section_body(shared: &Shared, name: &str, out: &mut String) {
+    let stats = &shared.stats;
+    let mut kv = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "{k}:{v}");
+    };
+    match name {
+        "server" => {
+            kv("burrow_version", &env!("CARGO_PKG_VERSION"));
+            kv("protocol_version", &crate::protocol::VERSION);
+            kv("process_id", &std::process::id());
+            kv("tcp_port", &shared.local_port);
+            kv("uptime_in_seconds", &shared.started.elapsed().as_secs());
+            kv("shards", &shared.store.shard_count());
+            kv("role", &"leader");
+        }
+        "clients" => {
+            kv("connected_clients", &stats.connected_clients.load(relaxed()));
+            kv("max_connections", &shared.config.max_connections);
+            kv("rejected_connections", &stats.rejected_connections.load(relaxed()));
+            kv("idle_timeout_seconds", &shared.config.idle_timeout.map_or(0, |d| d.as_secs()));
+        }
+        "memory" => {
+            let ks = shared.store.keyspace_stats();
+            kv("used_memory_dataset", &ks.mem);
+            kv("used_memory_rss", &rss_bytes().map_or_else(|| "unknown".to_string(), |b| b.to_string()));
+            kv("oplog_backlog_bytes", &shared.store.log().stats().bytes);
+            kv("max_key_bytes", &shared.config.max_key_bytes);
+            kv("max_value_bytes", &shared.config.max_value_bytes);
+        }
+        "keyspace" => {
+            let ks = shared.store.keyspace_stats();
+            kv("keys", &ks.keys);
+            kv("expires", &ks.expires);
+            kv("expired_keys", &ks.expired_keys);
+            kv("last_log_index", &shared.store.log().stats().last_index);
+        }
+        "oplog" => {
+            let log = shared.store.log().stats();
+            kv("term", &log.term);
+            kv("last_index", &log.last_index);
+            kv("first_index", &log.first_index);
+            kv("backlog_records", &log.records);
+            kv("backlog_bytes", &log.bytes);
+            kv("backlog_max_bytes", &log.max_bytes);
+        }
+        "stats" => {
+            kv("total_connections_received", &stats.total_connections.load(relaxed()));
+            kv("total_commands_processed", &stats.total_calls());
+            kv("protocol_errors", &stats.protocol_errors.load(relaxed()));
+            kv("unknown_opcode_calls", &stats.unknown_calls());
+            for op in Opcode::ALL {
+                let calls = stats.calls(op as u8);
+                if calls > 0 {
+                    let errors = stats.errors(op as u8);
+                    let key = format!("cmd_{}", op.name().to_ascii_lowercase());
+                    kv(&key, &format_args!("calls={calls},errors={errors}"));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn relaxed() -> std::sync::atomic::Ordering {
+    std::sync::atomic::Ordering::Relaxed
+}
+
+/// Resident set size from /proc (Linux); `None` elsewhere.
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
