@@ -1,13 +1,25 @@
 //! `burrow-server`: parse flags, install logging, serve until SIGINT/SIGTERM.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use burrow::server::{self, ServerArgs};
 
-fn main() -> anyhow::Result<()> {
-    let args = ServerArgs::parse();
+fn main() -> ExitCode {
+    match run(ServerArgs::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One precise line (with its causes), not a backtrace.
+            eprintln!("burrow-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: ServerArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
