@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use burrow::client::Client;
 use burrow::protocol::{Reply, Request, SetCondition};
+use bytes::Bytes;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

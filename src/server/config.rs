@@ -46,7 +46,7 @@ impl Default for Config {
             max_key_bytes: Limits::DEFAULT_MAX_KEY,
             max_value_bytes: Limits::DEFAULT_MAX_VALUE,
             idle_timeout: None,
-            backlog_bytes: 64 * 1024 * 1024,
+            backlog_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -146,7 +146,7 @@ pub struct ServerArgs {
     /// Close connections idle for this many seconds; 0 = never [default: 0]
     #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<u64>,
-    /// Bytes of recent op-log records kept in memory [default: 67108864]
+    /// Bytes of recent op-log records kept in memory [default: 8388608]
     #[arg(long)]
     pub backlog_bytes: Option<usize>,
 }

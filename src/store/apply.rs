@@ -4,18 +4,13 @@
 //! diverge. It never looks at the clock: expiry decisions were taken by the
 //! node that logged the op (a lazy or active expiry is itself a logged `Del`).
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 use hashbrown::HashTable;
 use thiserror::Error;
 
-use super::entry::{parse_int, Entry, Value};
+use super::entry::{list_item_mem, parse_int, Entry, List, Value, ValueRef};
 use crate::oplog::Op;
 use crate::protocol::End;
-
-/// Per-list-element overhead counted in `Shard::mem` (slot + box header).
-const LIST_ITEM_OVERHEAD: usize = 32;
 
 /// One shard's data: a hash table of entries plus counters INFO reports.
 #[derive(Debug)]
@@ -58,7 +53,7 @@ impl Shard {
     }
 
     pub(crate) fn find_index(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        self.table.find_bucket_index(hash, |e| &*e.key == key)
+        self.table.find_bucket_index(hash, |e| e.key() == key)
     }
 
     /// Removes the entry in bucket `index`, keeping the counters right.
@@ -69,21 +64,21 @@ impl Shard {
     }
 
     fn forget(&mut self, entry: &Entry) {
-        if entry.expire_at != 0 {
+        if entry.expire_at() != 0 {
             self.expires -= 1;
         }
         self.mem = self.mem.saturating_sub(entry.mem_size());
     }
 
     fn insert(&mut self, hash: u64, entry: Entry) {
-        if entry.expire_at != 0 {
+        if entry.expire_at() != 0 {
             self.expires += 1;
         }
         self.mem += entry.mem_size();
         let hasher = self.hasher;
         self.table.insert_unique(hash, entry, |e| {
             use std::hash::BuildHasher;
-            hasher.hash_one(&*e.key)
+            hasher.hash_one(e.key())
         });
     }
 
@@ -111,12 +106,7 @@ pub fn apply(shard: &mut Shard, hash: u64, op: &Op) -> Result<Applied, ApplyErro
             if let Some(i) = shard.find_index(hash, key) {
                 shard.remove_at(i);
             }
-            let entry = Entry {
-                key: key.to_vec().into(),
-                value: Value::Str(value.to_vec().into()),
-                expire_at: *expire_at,
-            };
-            shard.insert(hash, entry);
+            shard.insert(hash, Entry::new(key, Value::Str(value), *expire_at));
             Ok(Applied::Done)
         }
         Op::Del { key } => match shard.find_index(hash, key) {
@@ -130,49 +120,40 @@ pub fn apply(shard: &mut Shard, hash: u64, op: &Op) -> Result<Applied, ApplyErro
         Op::Persist { key } => set_expiry(shard, hash, key, 0),
         Op::IncrBy { key, delta } => {
             let Some(i) = shard.find_index(hash, key) else {
-                shard.insert(
-                    hash,
-                    Entry { key: key.to_vec().into(), value: Value::Int(*delta), expire_at: 0 },
-                );
+                shard.insert(hash, Entry::new(key, Value::Int(*delta), 0));
                 return Ok(Applied::Int(*delta));
             };
             let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
-            let current = match &entry.value {
-                Value::Int(n) => *n,
-                Value::Str(s) => parse_int(s).ok_or(ApplyError::NotInteger)?,
-                Value::List(_) => return Err(ApplyError::WrongType),
+            let current = match entry.value() {
+                ValueRef::Int(n) => n,
+                ValueRef::Str(s) => parse_int(s).ok_or(ApplyError::NotInteger)?,
+                ValueRef::List(_) => return Err(ApplyError::WrongType),
             };
             let new = current.checked_add(*delta).ok_or(ApplyError::Overflow)?;
-            let before = entry.mem_size();
-            entry.value = Value::Int(new);
-            let after = entry.mem_size();
-            shard.mem = (shard.mem + after).saturating_sub(before);
+            if !entry.set_int(new) {
+                // A string holding digits becomes a counter; its TTL stays.
+                let before = entry.mem_size();
+                *entry = Entry::new(key, Value::Int(new), entry.expire_at());
+                let after = entry.mem_size();
+                shard.mem = (shard.mem + after).saturating_sub(before);
+            }
             Ok(Applied::Int(new))
         }
         Op::Push { key, end, values } => {
-            let added: usize = values.iter().map(|v| v.len() + LIST_ITEM_OVERHEAD).sum();
-            let len = match shard.find_index(hash, key) {
-                Some(i) => {
-                    let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
-                    let Value::List(list) = &mut entry.value else {
-                        return Err(ApplyError::WrongType);
-                    };
-                    push_all(list, *end, values);
-                    list.len()
-                }
-                None => {
-                    let mut list = Box::new(VecDeque::with_capacity(values.len()));
-                    push_all(&mut list, *end, values);
-                    let len = list.len();
-                    // insert() counts the entry with its items; don't count them twice.
-                    shard.insert(
-                        hash,
-                        Entry { key: key.to_vec().into(), value: Value::List(list), expire_at: 0 },
-                    );
-                    return Ok(Applied::Int(len as i64));
-                }
+            let Some(i) = shard.find_index(hash, key) else {
+                let mut list = Box::new(List::with_capacity(values.len()));
+                push_all(&mut list, *end, values);
+                let len = list.len();
+                shard.insert(hash, Entry::new(key, Value::List(list), 0));
+                return Ok(Applied::Int(len as i64));
             };
-            shard.mem += added;
+            let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
+            let list = entry.list_mut().ok_or(ApplyError::WrongType)?;
+            let cap_before = list.capacity();
+            push_all(list, *end, values);
+            let len = list.len();
+            let grown = (list.capacity() - cap_before) * 16;
+            shard.mem += grown + values.iter().map(|v| list_item_mem(v.len())).sum::<usize>();
             Ok(Applied::Int(len as i64))
         }
         Op::Pop { key, end, count } => {
@@ -180,9 +161,7 @@ pub fn apply(shard: &mut Shard, hash: u64, op: &Op) -> Result<Applied, ApplyErro
                 return Ok(Applied::Popped(Vec::new()));
             };
             let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
-            let Value::List(list) = &mut entry.value else {
-                return Err(ApplyError::WrongType);
-            };
+            let list = entry.list_mut().ok_or(ApplyError::WrongType)?;
             let n = (*count as usize).min(list.len());
             let mut out = Vec::with_capacity(n);
             for _ in 0..n {
@@ -193,8 +172,8 @@ pub fn apply(shard: &mut Shard, hash: u64, op: &Op) -> Result<Applied, ApplyErro
                 out.extend(v.map(|v| Bytes::from(Vec::from(v))));
             }
             let emptied = list.is_empty();
-            let removed: usize = out.iter().map(|v| v.len() + LIST_ITEM_OVERHEAD).sum();
-            shard.mem = shard.mem.saturating_sub(removed);
+            let freed: usize = out.iter().map(|v| list_item_mem(v.len())).sum();
+            shard.mem = shard.mem.saturating_sub(freed);
             if emptied {
                 // An empty deque disappears.
                 shard.remove_at(i);
@@ -208,7 +187,7 @@ pub fn apply(shard: &mut Shard, hash: u64, op: &Op) -> Result<Applied, ApplyErro
     }
 }
 
-fn push_all(list: &mut VecDeque<Box<[u8]>>, end: End, values: &[Bytes]) {
+fn push_all(list: &mut List, end: End, values: &[Bytes]) {
     for v in values {
         let item: Box<[u8]> = v.to_vec().into();
         match end {
@@ -223,12 +202,15 @@ fn set_expiry(shard: &mut Shard, hash: u64, key: &[u8], at: u64) -> Result<Appli
         return Ok(Applied::Int(0));
     };
     let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
-    let old = entry.expire_at;
+    let old = entry.expire_at();
     if old == at {
         // PERSIST on a key without TTL changes nothing and reports 0.
         return Ok(Applied::Int(i64::from(at != 0)));
     }
-    entry.expire_at = at;
+    let before = entry.mem_size();
+    entry.set_expire_at(at);
+    let after = entry.mem_size();
+    shard.mem = (shard.mem + after).saturating_sub(before);
     match (old != 0, at != 0) {
         (false, true) => shard.expires += 1,
         (true, false) => shard.expires -= 1,

@@ -1,22 +1,50 @@
-//! What the store keeps per key.
+//! What the store keeps per key: one compact allocation per entry.
+//!
+//! An [`Entry`] is a single thin pointer (8 bytes in the hash table) to one
+//! heap block holding everything about the key:
+//!
+//! ```text
+//! +-------------+-------+-------------+-----+--------------------+---------+
+//! | total (u32) | flags | key len u16 | key | expire_at u64 (opt)| payload |
+//! +-------------+-------+-------------+-----+--------------------+---------+
+//! ```
+//! `flags` holds the value kind (string, integer, list) and whether an expiry
+//! is present. The payload is the string's bytes, the integer (8 bytes), or a
+//! pointer to the boxed deque (8 bytes). One allocation per key instead of
+//! three, and an 8-byte table slot instead of 48, is what keeps a 16-byte key
+//! with a 32-byte value near 80 bytes of resident memory.
 
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::collections::VecDeque;
+use std::ptr::NonNull;
 
-/// One key and its value. `expire_at` is absolute unix milliseconds, 0 = never.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A deque value.
+pub type List = VecDeque<Box<[u8]>>;
+
+const HDR: usize = 4 + 1 + 2;
+const KIND_MASK: u8 = 0b11;
+const KIND_STR: u8 = 0;
+const KIND_INT: u8 = 1;
+const KIND_LIST: u8 = 2;
+const F_TTL: u8 = 0b100;
+/// glibc's per-allocation header, counted in `mem_size`.
+const MALLOC_OVERHEAD: usize = 16;
+
+/// One key and its value; `expire_at` is absolute unix ms, 0 = never.
 pub struct Entry {
-    pub(crate) key: Box<[u8]>,
-    pub(crate) value: Value,
-    pub(crate) expire_at: u64,
+    ptr: NonNull<u8>,
 }
 
-/// A value. `Int` is how a string holding a counter is kept after
-/// INCR/DECR/INCRBY: users see it as the string of its decimal digits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    Str(Box<[u8]>),
+// SAFETY: an Entry uniquely owns its block (and the deque a list payload
+// points to), exactly like a Box; nothing is shared between entries.
+unsafe impl Send for Entry {}
+unsafe impl Sync for Entry {}
+
+/// The payload to build an entry with.
+pub enum Value<'a> {
+    Str(&'a [u8]),
     Int(i64),
-    List(Box<VecDeque<Box<[u8]>>>),
+    List(Box<List>),
 }
 
 /// A borrowed view of a value, handed to readers under the shard lock.
@@ -24,49 +52,210 @@ pub enum Value {
 pub enum ValueRef<'a> {
     Str(&'a [u8]),
     Int(i64),
-    List(&'a VecDeque<Box<[u8]>>),
+    List(&'a List),
 }
 
-/// Rough fixed cost of an entry beyond its bytes (table slot, struct, allocator headers).
-const ENTRY_OVERHEAD: usize = 80;
-
 impl Entry {
-    pub fn key(&self) -> &[u8] {
-        &self.key
-    }
-
-    pub fn value(&self) -> ValueRef<'_> {
-        match &self.value {
-            Value::Str(s) => ValueRef::Str(s),
-            Value::Int(i) => ValueRef::Int(*i),
-            Value::List(l) => ValueRef::List(l),
+    /// Builds an entry. Panics only if the key is over 65,535 bytes, which
+    /// the codec has already made impossible.
+    pub fn new(key: &[u8], value: Value<'_>, expire_at: u64) -> Entry {
+        let key_len = u16::try_from(key.len()).expect("key length checked by the codec");
+        let (kind, payload_len) = match &value {
+            Value::Str(s) => (KIND_STR, s.len()),
+            Value::Int(_) => (KIND_INT, 8),
+            Value::List(_) => (KIND_LIST, 8),
+        };
+        let ttl_len = if expire_at != 0 { 8 } else { 0 };
+        let total = HDR + key.len() + ttl_len + payload_len;
+        let total32 = u32::try_from(total).expect("entry size checked by the codec");
+        let layout = Layout::from_size_align(total, 1).expect("valid layout");
+        // SAFETY: `total` ≥ HDR > 0; every byte of the block is written below
+        // before any is read.
+        unsafe {
+            let p = alloc(layout);
+            let Some(ptr) = NonNull::new(p) else { handle_alloc_error(layout) };
+            let flags = kind | if expire_at != 0 { F_TTL } else { 0 };
+            std::ptr::copy_nonoverlapping(total32.to_ne_bytes().as_ptr(), p, 4);
+            *p.add(4) = flags;
+            std::ptr::copy_nonoverlapping(key_len.to_ne_bytes().as_ptr(), p.add(5), 2);
+            std::ptr::copy_nonoverlapping(key.as_ptr(), p.add(HDR), key.len());
+            let mut at = HDR + key.len();
+            if expire_at != 0 {
+                std::ptr::copy_nonoverlapping(expire_at.to_ne_bytes().as_ptr(), p.add(at), 8);
+                at += 8;
+            }
+            match value {
+                Value::Str(s) => std::ptr::copy_nonoverlapping(s.as_ptr(), p.add(at), s.len()),
+                Value::Int(i) => std::ptr::copy_nonoverlapping(i.to_ne_bytes().as_ptr(), p.add(at), 8),
+                Value::List(l) => {
+                    let raw = Box::into_raw(l) as usize;
+                    std::ptr::copy_nonoverlapping(raw.to_ne_bytes().as_ptr(), p.add(at), 8);
+                }
+            }
+            Entry { ptr }
         }
     }
 
+    fn block(&self) -> &[u8] {
+        // SAFETY: the first 4 bytes hold the block's length, written in `new`.
+        unsafe {
+            let mut len = [0u8; 4];
+            std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), len.as_mut_ptr(), 4);
+            std::slice::from_raw_parts(self.ptr.as_ptr(), u32::from_ne_bytes(len) as usize)
+        }
+    }
+
+    fn flags(&self) -> u8 {
+        self.block()[4]
+    }
+
+    fn key_len(&self) -> usize {
+        let b = self.block();
+        u16::from_ne_bytes([b[5], b[6]]) as usize
+    }
+
+    /// Offset of the payload within the block.
+    fn payload_at(&self) -> usize {
+        HDR + self.key_len() + if self.flags() & F_TTL != 0 { 8 } else { 0 }
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.block()[self.payload_at()..]
+    }
+
+    fn read_u64(b: &[u8]) -> u64 {
+        u64::from_ne_bytes(b[..8].try_into().expect("8 bytes"))
+    }
+
+    fn list_ptr(&self) -> *mut List {
+        Entry::read_u64(self.payload()) as usize as *mut List
+    }
+
+    pub fn key(&self) -> &[u8] {
+        &self.block()[HDR..HDR + self.key_len()]
+    }
+
     pub fn expire_at(&self) -> u64 {
-        self.expire_at
+        if self.flags() & F_TTL == 0 {
+            return 0;
+        }
+        let at = HDR + self.key_len();
+        Entry::read_u64(&self.block()[at..])
+    }
+
+    pub fn value(&self) -> ValueRef<'_> {
+        match self.flags() & KIND_MASK {
+            KIND_STR => ValueRef::Str(self.payload()),
+            KIND_INT => ValueRef::Int(Entry::read_u64(self.payload()) as i64),
+            // SAFETY: a list payload is the pointer produced by Box::into_raw
+            // in `new`, owned by this entry until Drop.
+            _ => ValueRef::List(unsafe { &*self.list_ptr() }),
+        }
+    }
+
+    /// The deque, if this entry holds one.
+    pub fn list_mut(&mut self) -> Option<&mut List> {
+        if self.flags() & KIND_MASK != KIND_LIST {
+            return None;
+        }
+        // SAFETY: as in `value`; `&mut self` makes the access unique.
+        Some(unsafe { &mut *self.list_ptr() })
+    }
+
+    /// Overwrites an integer value in place; false if this is not an integer.
+    pub fn set_int(&mut self, i: i64) -> bool {
+        if self.flags() & KIND_MASK != KIND_INT {
+            return false;
+        }
+        let at = self.payload_at();
+        // SAFETY: an integer payload is the 8 bytes at `at`, inside the block.
+        unsafe { std::ptr::copy_nonoverlapping(i.to_ne_bytes().as_ptr(), self.ptr.as_ptr().add(at), 8) };
+        true
+    }
+
+    /// Sets the expiry; rebuilds the block only when one is added or removed.
+    pub fn set_expire_at(&mut self, at: u64) {
+        let has = self.flags() & F_TTL != 0;
+        if has && at != 0 {
+            let off = HDR + self.key_len();
+            // SAFETY: the expiry is the 8 bytes at `off`, inside the block.
+            unsafe {
+                std::ptr::copy_nonoverlapping(at.to_ne_bytes().as_ptr(), self.ptr.as_ptr().add(off), 8)
+            };
+            return;
+        }
+        if !has && at == 0 {
+            return;
+        }
+        let rebuilt = match self.value() {
+            ValueRef::Str(s) => Entry::new(self.key(), Value::Str(s), at),
+            ValueRef::Int(i) => Entry::new(self.key(), Value::Int(i), at),
+            ValueRef::List(_) => {
+                // Move the deque into the new block; this block must then not free it.
+                // SAFETY: ownership of the pointer passes to the rebuilt entry, and
+                // the flags of the old block are rewritten to a string so Drop skips it.
+                let list = unsafe { Box::from_raw(self.list_ptr()) };
+                let e = Entry::new(self.key(), Value::List(list), at);
+                unsafe { *self.ptr.as_ptr().add(4) = KIND_STR | (self.flags() & F_TTL) };
+                e
+            }
+        };
+        *self = rebuilt;
     }
 
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at != 0 && self.expire_at <= now_ms
+        let at = self.expire_at();
+        at != 0 && at <= now_ms
     }
 
     /// The type name users see (TYPE, INFO): `string` or `list`.
     pub fn type_name(&self) -> &'static str {
-        match self.value {
-            Value::Str(_) | Value::Int(_) => "string",
-            Value::List(_) => "list",
+        match self.flags() & KIND_MASK {
+            KIND_LIST => "list",
+            _ => "string",
         }
     }
 
-    /// Approximate memory this entry holds, for INFO memory.
+    /// Approximate resident bytes: the block, its malloc header, the table
+    /// slot, and for a deque its items. O(items) for deques.
     pub(crate) fn mem_size(&self) -> usize {
-        let value = match &self.value {
-            Value::Str(s) => s.len() + 16,
-            Value::Int(_) => 0,
-            Value::List(l) => 64 + l.iter().map(|v| v.len() + 32).sum::<usize>(),
-        };
-        ENTRY_OVERHEAD + self.key.len() + value
+        let base = self.block().len() + MALLOC_OVERHEAD + std::mem::size_of::<Entry>() + 1;
+        match self.value() {
+            ValueRef::List(l) => base + list_mem(l),
+            _ => base,
+        }
+    }
+}
+
+/// Bytes a deque holds beyond the entry block.
+pub(crate) fn list_mem(l: &List) -> usize {
+    64 + l.capacity() * 16 + l.iter().map(|v| list_item_mem(v.len())).sum::<usize>()
+}
+
+/// Bytes one deque item's own allocation holds.
+pub(crate) fn list_item_mem(len: usize) -> usize {
+    len + MALLOC_OVERHEAD
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if self.flags() & KIND_MASK == KIND_LIST {
+            // SAFETY: the pointer came from Box::into_raw and is still owned here.
+            drop(unsafe { Box::from_raw(self.list_ptr()) });
+        }
+        let len = self.block().len();
+        // SAFETY: allocated in `new` with exactly this layout.
+        unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(len, 1)) };
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("value", &self.value())
+            .field("expire_at", &self.expire_at())
+            .finish()
     }
 }
 
@@ -113,5 +302,39 @@ mod tests {
         for bad in [&b""[..], b"+1", b" 1", b"1 ", b"abc", b"9223372036854775808", b"1.5"] {
             assert_eq!(parse_int(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn every_kind_keeps_key_value_and_expiry_through_expiry_changes() {
+        let list: Box<List> = Box::new([b"a".to_vec().into(), b"b".to_vec().into()].into_iter().collect());
+        let mut entries = [
+            Entry::new(b"s", Value::Str(b"hello"), 0),
+            Entry::new(b"", Value::Str(b""), 7),
+            Entry::new(b"i", Value::Int(-5), 0),
+            Entry::new(b"l", Value::List(list), 9),
+        ];
+        for e in entries.iter_mut() {
+            let key = e.key().to_vec();
+            let before = format!("{:?}", e.value());
+            for at in [0, 123, 456, 0, 0, 789] {
+                e.set_expire_at(at);
+                assert_eq!(e.expire_at(), at);
+                assert_eq!(e.key(), key);
+                assert_eq!(format!("{:?}", e.value()), before);
+            }
+        }
+        assert!(entries[2].set_int(i64::MIN));
+        assert!(matches!(entries[2].value(), ValueRef::Int(i64::MIN)));
+        assert!(!entries[0].set_int(1));
+        entries[3].list_mut().unwrap().push_back(b"c".to_vec().into());
+        assert_eq!(entries[3].type_name(), "list");
+        assert!(matches!(entries[3].value(), ValueRef::List(l) if l.len() == 3));
+        assert!(entries[0].list_mut().is_none());
+        assert!(entries[1].is_expired(789) && !entries[1].is_expired(788));
+    }
+
+    #[test]
+    fn an_entry_is_one_pointer() {
+        assert_eq!(std::mem::size_of::<Entry>(), 8);
     }
 }

@@ -35,9 +35,9 @@ impl Store {
             let mut pos = shard.sweep_pos % buckets.max(1);
             for _ in 0..buckets_per_shard.min(buckets) {
                 let expired = match shard.table.get_bucket(pos) {
-                    Some(e) if e.expire_at != 0 => {
+                    Some(e) if e.expire_at() != 0 => {
                         stats.sampled += 1;
-                        e.is_expired(now).then(|| Bytes::copy_from_slice(&e.key))
+                        e.is_expired(now).then(|| Bytes::copy_from_slice(e.key()))
                     }
                     _ => None,
                 };

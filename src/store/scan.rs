@@ -54,8 +54,8 @@ impl Store {
             }
             while pos < buckets && keys.len() < count && visited < budget {
                 if let Some(e) = shard.table.get_bucket(pos) {
-                    if !e.is_expired(now) && glob_match(pattern, &e.key) {
-                        keys.push(Bytes::copy_from_slice(&e.key));
+                    if !e.is_expired(now) && glob_match(pattern, e.key()) {
+                        keys.push(Bytes::copy_from_slice(e.key()));
                     }
                 }
                 pos += 1;
