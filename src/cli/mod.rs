@@ -11,7 +11,7 @@
 //!
 //! Input goes through the [`token`]izer (redis-cli quoting) and the
 //! [`parse`]r (redis-cli syntax, checked locally) into [`parse::Plan`]s of
-//! protocol requests; replies are printed by [`format`]. The [`commands`]
+//! protocol requests; replies are printed by [`format`](mod@format). The [`commands`]
 //! table drives help, completion, hints and usage errors.
 
 pub mod commands;
