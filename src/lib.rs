@@ -2,10 +2,10 @@
 //! TLV protocol over TCP. See `protocol.md` for the wire contract and
 //! `README.md` for how to run it.
 
-pub mod bench;
-pub mod cli;
 pub mod client;
 pub mod oplog;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod bench;
+pub mod cli;
