@@ -1,0 +1,181 @@
+//! Inline hints and name completion for the REPL, as pure functions of the
+//! line typed so far (the rustyline glue in `repl.rs` only calls these).
+//!
+//! A hint shows the arguments still to type, from the command table's syntax:
+//! after `SET` it shows ` key value [EX seconds|PX milliseconds] [NX|XX] [KEEPTTL]`,
+//! after `SET k v EX ` it shows `seconds [NX|XX] [KEEPTTL]`. Arguments typed so
+//! far use up the syntax's groups in order; an option keyword (`EX`, `MATCH`)
+//! uses up the bracketed group that offers it, wherever it stands, plus its
+//! parameter. When the line no longer fits the syntax no hint is shown, rather
+//! than a wrong one.
+
+use super::commands::{self, COMMANDS};
+use super::token::tokenize;
+
+/// One group of a syntax string: `key`, `[count]`, `[key ...]`, `[NX|XX]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Group<'a> {
+    text: &'a str,
+    kind: Kind<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind<'a> {
+    /// One argument, required or optional (`key`, `[message]`).
+    Arg,
+    /// Any number of further arguments (`[value ...]`).
+    Repeat,
+    /// Keyword alternatives, each maybe with one parameter (`[EX seconds|PX milliseconds]`).
+    Options(Vec<(&'a str, Option<&'a str>)>),
+}
+
+/// Splits a syntax string into groups, keeping bracketed parts whole.
+fn groups(syntax: &str) -> Vec<Group<'_>> {
+    let mut out = Vec::new();
+    let mut rest = syntax.trim();
+    while !rest.is_empty() {
+        let end = if rest.starts_with('[') {
+            rest.find(']').map_or(rest.len(), |i| i + 1)
+        } else {
+            rest.find(' ').unwrap_or(rest.len())
+        };
+        let text = &rest[..end];
+        out.push(Group { text, kind: kind_of(text) });
+        rest = rest[end..].trim_start();
+    }
+    out
+}
+
+fn kind_of(text: &str) -> Kind<'_> {
+    let inner = text.trim_start_matches('[').trim_end_matches(']');
+    if inner.ends_with("...") {
+        return Kind::Repeat;
+    }
+    let first = inner.split([' ', '|']).next().unwrap_or("");
+    if !text.starts_with('[') || first.chars().any(|c| c.is_ascii_lowercase()) {
+        return Kind::Arg;
+    }
+    Kind::Options(
+        inner
+            .split('|')
+            .map(|alt| match alt.split_once(' ') {
+                Some((kw, param)) => (kw, Some(param)),
+                None => (alt, None),
+            })
+            .collect(),
+    )
+}
+
+/// The hint to show after `line` (the cursor at its end), if any.
+pub fn hint(line: &str) -> Option<String> {
+    let args = tokenize(line.as_bytes()).ok()?;
+    let (name, typed) = args.split_first()?;
+    let spec = commands::find(name)?;
+    let mut groups = groups(spec.args);
+    let mut pending_param = None;
+    let mut i = 0;
+    while i < typed.len() {
+        let front = groups.first()?;
+        match &front.kind {
+            Kind::Arg => {
+                groups.remove(0);
+                i += 1;
+            }
+            Kind::Repeat => i += 1,
+            Kind::Options(_) => {
+                let (at, param) = groups.iter().enumerate().find_map(|(at, g)| match &g.kind {
+                    Kind::Options(alts) => alts
+                        .iter()
+                        .find(|(kw, _)| kw.as_bytes().eq_ignore_ascii_case(&typed[i]))
+                        .map(|(_, param)| (at, *param)),
+                    _ => None,
+                })?;
+                groups.remove(at);
+                i += 1;
+                if let Some(param) = param {
+                    if i == typed.len() {
+                        pending_param = Some(param);
+                    }
+                    i += 1;
+                }
+            }
+        }
+    }
+    let words: Vec<&str> = pending_param.into_iter().chain(groups.iter().map(|g| g.text)).collect();
+    if words.is_empty() {
+        return None;
+    }
+    let text = words.join(" ");
+    Some(if line.ends_with(|c: char| c.is_ascii_whitespace()) { text } else { format!(" {text}") })
+}
+
+/// Command names completing the first word of `line` up to `pos`: the byte
+/// offset where the word starts and the candidates, in the word's case.
+pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
+    let before = &line[..pos];
+    let start = before.len() - before.trim_start().len();
+    let word = &before[start..];
+    if word.contains(|c: char| c.is_ascii_whitespace()) {
+        return (pos, Vec::new());
+    }
+    let lower = !word.is_empty() && !word.chars().any(|c| c.is_ascii_uppercase());
+    let names = COMMANDS
+        .iter()
+        .filter(|c| {
+            c.name.len() >= word.len()
+                && c.name.as_bytes()[..word.len()].eq_ignore_ascii_case(word.as_bytes())
+        })
+        .map(|c| if lower { c.name.to_ascii_lowercase() } else { c.name.to_string() })
+        .collect();
+    (start, names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_follow_the_syntax() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("SET", Some(" key value [EX seconds|PX milliseconds] [NX|XX] [KEEPTTL]")),
+            ("set ", Some("key value [EX seconds|PX milliseconds] [NX|XX] [KEEPTTL]")),
+            ("SET k", Some(" value [EX seconds|PX milliseconds] [NX|XX] [KEEPTTL]")),
+            ("SET k v ", Some("[EX seconds|PX milliseconds] [NX|XX] [KEEPTTL]")),
+            ("SET k v ex ", Some("seconds [NX|XX] [KEEPTTL]")),
+            ("SET k v EX 5 ", Some("[NX|XX] [KEEPTTL]")),
+            ("SET k v NX ", Some("[EX seconds|PX milliseconds] [KEEPTTL]")),
+            ("SET k v NX PX 5 KEEPTTL ", None),
+            ("SET k v bogus ", None),
+            ("DEL ", Some("key [key ...]")),
+            ("DEL a ", Some("[key ...]")),
+            ("DEL a b c ", Some("[key ...]")),
+            ("LRANGE q 0 ", Some("stop")),
+            ("LRANGE q 0 -1 ", None),
+            ("LRANGE q 0 -1 extra ", None),
+            ("SCAN 0 ", Some("[MATCH pattern] [COUNT count]")),
+            ("SCAN 0 COUNT ", Some("count [MATCH pattern]")),
+            ("SCAN 0 COUNT 5 ", Some("[MATCH pattern]")),
+            ("ping ", Some("[message]")),
+            ("PING hi ", None),
+            ("DBSIZE", None),
+            ("GET \"a b\" ", None),
+            ("GET \"a b", None),
+            ("NOPE ", None),
+            ("", None),
+        ];
+        for (i, (line, want)) in cases.iter().enumerate() {
+            assert_eq!(hint(line).as_deref(), *want, "case {i}: {line:?}");
+        }
+    }
+
+    #[test]
+    fn completion_matches_names_ignoring_case() {
+        assert_eq!(complete("lr", 2), (0, vec!["lrange".to_string()]));
+        assert_eq!(complete("LR", 2), (0, vec!["LRANGE".to_string()]));
+        assert_eq!(complete("  Inc", 5), (2, vec!["INCR".to_string(), "INCRBY".to_string()]));
+        assert_eq!(complete("decr", 4), (0, vec!["decr".to_string(), "decrby".to_string()]));
+        assert_eq!(complete("GET k", 5), (5, vec![]));
+        assert_eq!(complete("zz", 2), (0, vec![]));
+        assert_eq!(complete("", 0).1.len(), COMMANDS.len());
+    }
+}
