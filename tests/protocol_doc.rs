@@ -123,6 +123,25 @@ fn record_examples(doc: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Frames the server sends unprompted (`<!-- unsolicited-example: NAME -->`
+/// then a `hex response` block).
+fn unsolicited_examples(doc: &str) -> Vec<(String, Vec<u8>)> {
+    let lines: Vec<&str> = doc.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim();
+        i += 1;
+        if let Some(name) = line.strip_prefix("<!-- unsolicited-example:").and_then(|r| r.strip_suffix("-->"))
+        {
+            let name = name.trim().to_string();
+            let bytes = parse_hex(&fenced(&lines, &mut i, "hex response", &name), &name);
+            out.push((name, bytes));
+        }
+    }
+    out
+}
+
 fn status_of(response: &[u8]) -> Status {
     Status::from_u8(response[3]).unwrap_or_else(|| panic!("unknown status byte {:#04x}", response[3]))
 }
@@ -315,5 +334,29 @@ async fn examples_replay_byte_for_byte_against_a_live_server() {
         rest = tail;
     }
     drop(conn);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_busy_reply_is_byte_for_byte_as_documented() {
+    let busy = unsolicited_examples(&doc());
+    let [(name, want)] = &busy[..] else {
+        panic!("expected exactly one unsolicited example (busy), got {busy:?}")
+    };
+    assert_eq!(name, "busy");
+    let server = common::start_with(|c| c.max_connections = 1).await;
+    // A PING answered proves the first connection holds the only permit.
+    let mut first = TcpStream::connect(server.addr).await.unwrap();
+    let mut ping = BytesMut::new();
+    Codec::client(Limits::default())
+        .encode(Request::Ping { payload: Bytes::new() }.to_frame(1), &mut ping)
+        .unwrap();
+    first.write_all(&ping).await.unwrap();
+    read_frame(&mut first, "first connection's PING").await;
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    let got = read_frame(&mut second, name).await;
+    assert_eq!(hex(&got), hex(want), "BUSY differs from protocol.md: got {}", got.escape_ascii());
+    assert_closed(&mut second, name).await;
+    drop(first);
     server.shutdown().await.unwrap();
 }
