@@ -357,6 +357,6 @@ async fn the_busy_reply_is_byte_for_byte_as_documented() {
     let got = read_frame(&mut second, name).await;
     assert_eq!(hex(&got), hex(want), "BUSY differs from protocol.md: got {}", got.escape_ascii());
     assert_closed(&mut second, name).await;
-    drop(first);
+    drop((first, second));
     server.shutdown().await.unwrap();
 }
