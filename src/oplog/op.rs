@@ -93,7 +93,7 @@ impl Op {
         }
     }
 
-    /// Appends the binary encoding (documented in protocol.md, "Persistence formats").
+    /// Appends the binary encoding (documented in protocol.md, "Op log record format").
     pub fn encode(&self, dst: &mut BytesMut) {
         fn key(dst: &mut BytesMut, k: &[u8]) {
             dst.put_u16(k.len() as u16);

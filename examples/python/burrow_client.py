@@ -1,0 +1,498 @@
+#!/usr/bin/env python3
+"""A minimal Burrow client in pure Python 3 (standard library only).
+
+Written from protocol.md alone, as a check that the document is enough to
+implement a client. Import it (``from burrow_client import Client``) or run it
+as a script to self-check a running server:
+
+    python3 examples/python/burrow_client.py --port 7440
+
+The script only touches keys under a per-run prefix and deletes them at the
+end; it never runs FLUSHALL. It exits 0 if every check passes, 1 on the first
+mismatch, 2 if it cannot talk to the server at all.
+"""
+
+import argparse
+import os
+import socket
+import struct
+import sys
+
+# --- protocol constants (protocol.md §2-§5) ---------------------------------
+
+REQUEST_MAGIC = 0xB7
+RESPONSE_MAGIC = 0xB8
+VERSION = 0x01
+# magic, version, opcode, flags/status, id, extras len, reserved/body type, key len, value len
+HEADER = struct.Struct(">BBBBIBBHI")
+assert HEADER.size == 16
+
+OPCODES = {
+    "PING": 0x01, "GET": 0x02, "SET": 0x03, "DEL": 0x04, "EXISTS": 0x05,
+    "EXPIRE": 0x06, "PERSIST": 0x07, "TTL": 0x08, "TYPE": 0x09,
+    "INCR": 0x10, "DECR": 0x11, "INCRBY": 0x12,
+    "LPUSH": 0x20, "RPUSH": 0x21, "LPOP": 0x22, "RPOP": 0x23, "LLEN": 0x24, "LRANGE": 0x25,
+    "DBSIZE": 0x30, "SCAN": 0x31, "FLUSHALL": 0x32, "INFO": 0x33,
+}
+
+STATUS_NAMES = {
+    0x00: "OK", 0x01: "BAD_REQUEST", 0x02: "UNKNOWN_OPCODE", 0x03: "WRONGTYPE",
+    0x04: "NOT_INTEGER", 0x05: "OVERFLOW", 0x06: "TOO_LARGE", 0x07: "BAD_FRAME",
+    0x08: "BUSY", 0x09: "LOADING", 0x0A: "NOT_LEADER", 0x0B: "IO_ERROR", 0x0C: "SHUTTING_DOWN",
+}
+# After these the server closes the connection (protocol.md §5).
+CLOSING_STATUSES = {"TOO_LARGE", "BAD_FRAME", "BUSY", "SHUTTING_DOWN"}
+
+BODY_NIL, BODY_OK, BODY_BYTES, BODY_INT, BODY_ARRAY, BODY_TEXT = range(6)
+
+FLAG_NX, FLAG_XX, FLAG_KEEPTTL = 0x01, 0x02, 0x04
+
+# Largest response this client accepts (responses are not bounded by the
+# server's request limits, protocol.md §7).
+MAX_RESPONSE = 512 * 1024 * 1024
+
+
+class BurrowError(Exception):
+    """The server answered with a non-OK status."""
+
+    def __init__(self, status, message, opcode=0, request_id=0):
+        self.status = status
+        self.status_name = STATUS_NAMES.get(status, "UNKNOWN_STATUS_0x%02X" % status)
+        self.message = message
+        self.opcode = opcode
+        self.request_id = request_id
+        super().__init__("%s: %s" % (self.status_name, message))
+
+
+class ProtocolError(Exception):
+    """The byte stream does not follow protocol.md; the connection is unusable."""
+
+
+def _b(x):
+    """Keys and values may be given as str (UTF-8) or bytes."""
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x)
+    if isinstance(x, str):
+        return x.encode("utf-8")
+    raise TypeError("expected str or bytes, got %r" % type(x).__name__)
+
+
+def encode_array(items):
+    """ARRAY body: u32 count, then per item u32 length + bytes (protocol.md §3.2)."""
+    out = [struct.pack(">I", len(items))]
+    for item in items:
+        item = _b(item)
+        out.append(struct.pack(">I", len(item)))
+        out.append(item)
+    return b"".join(out)
+
+
+def decode_array(body):
+    if len(body) < 4:
+        raise ProtocolError("ARRAY body shorter than its count")
+    (count,) = struct.unpack_from(">I", body, 0)
+    pos, items = 4, []
+    for i in range(count):
+        if len(body) - pos < 4:
+            raise ProtocolError("ARRAY item %d truncated" % i)
+        (n,) = struct.unpack_from(">I", body, pos)
+        pos += 4
+        if len(body) - pos < n:
+            raise ProtocolError("ARRAY item %d truncated" % i)
+        items.append(bytes(body[pos:pos + n]))
+        pos += n
+    if pos != len(body):
+        raise ProtocolError("%d bytes after the last ARRAY item" % (len(body) - pos))
+    return items
+
+
+class Reply:
+    """One decoded response frame."""
+
+    __slots__ = ("opcode", "status", "request_id", "body_type", "extras", "value")
+
+    def __init__(self, opcode, status, request_id, body_type, extras, value):
+        self.opcode = opcode
+        self.status = status
+        self.request_id = request_id
+        self.body_type = body_type
+        self.extras = extras
+        self.value = value
+
+    def result(self):
+        """The reply as a Python value, or raise BurrowError for an error status."""
+        if self.status != 0:
+            text = self.value.decode("utf-8", "replace") if self.body_type == BODY_TEXT else ""
+            raise BurrowError(self.status, text, self.opcode, self.request_id)
+        t, v = self.body_type, self.value
+        if t in (BODY_NIL, BODY_OK):
+            if v:
+                raise ProtocolError("NIL/OK body with %d value bytes" % len(v))
+            return None if t == BODY_NIL else True
+        if t == BODY_BYTES:
+            return v
+        if t == BODY_INT:
+            if len(v) != 8:
+                raise ProtocolError("INT body of %d bytes" % len(v))
+            return struct.unpack(">q", v)[0]
+        if t == BODY_ARRAY:
+            items = decode_array(v)
+            if self.opcode == OPCODES["SCAN"]:
+                if len(self.extras) != 8:
+                    raise ProtocolError("SCAN reply without an 8-byte cursor")
+                return struct.unpack(">Q", self.extras)[0], items
+            return items
+        if t == BODY_TEXT:
+            return v.decode("utf-8")
+        raise ProtocolError("unknown body type 0x%02x" % t)
+
+
+class _Command:
+    """A request ready to send, plus how to turn its reply into a result."""
+
+    __slots__ = ("opcode", "flags", "extras", "key", "value", "convert")
+
+    def __init__(self, opcode, key=b"", value=b"", extras=b"", flags=0, convert=None):
+        self.opcode, self.flags, self.extras = opcode, flags, extras
+        self.key, self.value, self.convert = _b(key), _b(value), convert
+
+    def encode(self, request_id):
+        if len(self.extras) > 255 or len(self.key) > 0xFFFF or len(self.value) > 0xFFFFFFFF:
+            raise ValueError("request field too long for the frame header")
+        header = HEADER.pack(REQUEST_MAGIC, VERSION, self.opcode, self.flags, request_id,
+                             len(self.extras), 0, len(self.key), len(self.value))
+        return b"".join((header, self.extras, self.key, self.value))
+
+
+def _set_result(r):
+    # OK = written, NIL = refused by NX/XX.
+    return r is True
+
+
+class _Commands:
+    """Typed command methods shared by Client (runs now) and Pipeline (queues)."""
+
+    def _run(self, cmd):
+        raise NotImplementedError
+
+    def ping(self, payload=None):
+        return self._run(_Command(OPCODES["PING"], value=b"" if payload is None else payload))
+
+    def get(self, key):
+        return self._run(_Command(OPCODES["GET"], key))
+
+    def set(self, key, value, ttl_ms=None, nx=False, xx=False, keepttl=False):
+        """True if written, False if NX/XX refused it."""
+        flags = (FLAG_NX if nx else 0) | (FLAG_XX if xx else 0) | (FLAG_KEEPTTL if keepttl else 0)
+        extras = b"" if ttl_ms is None else struct.pack(">Q", ttl_ms)
+        return self._run(_Command(OPCODES["SET"], key, value, extras, flags, _set_result))
+
+    def delete(self, key):
+        return self._run(_Command(OPCODES["DEL"], key))
+
+    def exists(self, key):
+        return self._run(_Command(OPCODES["EXISTS"], key, convert=bool))
+
+    def expire(self, key, ttl_ms):
+        return self._run(_Command(OPCODES["EXPIRE"], key, extras=struct.pack(">q", ttl_ms)))
+
+    def persist(self, key):
+        return self._run(_Command(OPCODES["PERSIST"], key))
+
+    def ttl(self, key):
+        """Milliseconds left; -1 no expiry; -2 no such key."""
+        return self._run(_Command(OPCODES["TTL"], key))
+
+    def type(self, key):
+        return self._run(_Command(OPCODES["TYPE"], key))
+
+    def incr(self, key):
+        return self._run(_Command(OPCODES["INCR"], key))
+
+    def decr(self, key):
+        return self._run(_Command(OPCODES["DECR"], key))
+
+    def incrby(self, key, delta):
+        return self._run(_Command(OPCODES["INCRBY"], key, extras=struct.pack(">q", delta)))
+
+    def lpush(self, key, *values):
+        return self._run(_Command(OPCODES["LPUSH"], key, encode_array(values)))
+
+    def rpush(self, key, *values):
+        return self._run(_Command(OPCODES["RPUSH"], key, encode_array(values)))
+
+    def lpop(self, key, count=None):
+        extras = b"" if count is None else struct.pack(">I", count)
+        return self._run(_Command(OPCODES["LPOP"], key, extras=extras))
+
+    def rpop(self, key, count=None):
+        extras = b"" if count is None else struct.pack(">I", count)
+        return self._run(_Command(OPCODES["RPOP"], key, extras=extras))
+
+    def llen(self, key):
+        return self._run(_Command(OPCODES["LLEN"], key))
+
+    def lrange(self, key, start, stop):
+        return self._run(_Command(OPCODES["LRANGE"], key, extras=struct.pack(">qq", start, stop)))
+
+    def dbsize(self):
+        return self._run(_Command(OPCODES["DBSIZE"]))
+
+    def scan(self, cursor=0, match=b"", count=0):
+        """One SCAN step: (next cursor, keys). Cursor 0 back means done."""
+        return self._run(_Command(OPCODES["SCAN"], match, extras=struct.pack(">QI", cursor, count)))
+
+    def flushall(self):
+        return self._run(_Command(OPCODES["FLUSHALL"]))
+
+    def info(self, section=""):
+        return self._run(_Command(OPCODES["INFO"], section))
+
+    def raw(self, opcode, key=b"", value=b"", extras=b"", flags=0):
+        """Any opcode, e.g. one newer than this client."""
+        return self._run(_Command(opcode, key, value, extras, flags))
+
+
+class Client(_Commands):
+    """One connection to a Burrow server. Not thread-safe."""
+
+    def __init__(self, host="127.0.0.1", port=7440, timeout=10.0):
+        self._sock = socket.create_connection((host, port), timeout=timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buf = bytearray()
+        self._next_id = 1
+        self._broken = None
+
+    def close(self):
+        self._sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def pipeline(self):
+        return Pipeline(self)
+
+    def scan_iter(self, match=b"", count=100):
+        cursor = 0
+        while True:
+            cursor, keys = self.scan(cursor, match, count)
+            for k in keys:
+                yield k
+            if cursor == 0:
+                return
+
+    def _alloc_id(self):
+        # 0 is what the server uses for replies tied to no request (BUSY, bad magic).
+        i = self._next_id
+        self._next_id = i % 0xFFFFFFFF + 1
+        return i
+
+    def _run(self, cmd):
+        return self._exchange([cmd], raise_on_error=True)[0]
+
+    def _exchange(self, cmds, raise_on_error):
+        if self._broken:
+            raise ProtocolError("connection unusable: %s" % self._broken)
+        ids = [self._alloc_id() for _ in cmds]
+        self._sock.sendall(b"".join(c.encode(i) for c, i in zip(cmds, ids)))
+        # Replies arrive in request order; match them by id all the same.
+        by_id = {}
+        while len(by_id) < len(ids):
+            reply = self._read_reply()
+            if reply.request_id not in ids or reply.request_id in by_id:
+                if reply.status != 0:
+                    # A connection-level refusal (BUSY, BAD_FRAME with id 0).
+                    self._broken = STATUS_NAMES.get(reply.status, "closed")
+                    reply.result()
+                self._broken = "unexpected reply id %d" % reply.request_id
+                raise ProtocolError(self._broken)
+            by_id[reply.request_id] = reply
+        results = []
+        for cmd, i in zip(cmds, ids):
+            reply = by_id[i]
+            try:
+                value = reply.result()
+                results.append(cmd.convert(value) if cmd.convert else value)
+            except BurrowError as e:
+                if e.status_name in CLOSING_STATUSES:
+                    self._broken = e.status_name
+                if raise_on_error:
+                    raise
+                results.append(e)
+        return results
+
+    def _read_exact(self, n):
+        while len(self._buf) < n:
+            chunk = self._sock.recv(max(65536, n - len(self._buf)))
+            if not chunk:
+                self._broken = "connection closed by the server"
+                raise ProtocolError(self._broken)
+            self._buf += chunk
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def _read_reply(self):
+        magic, version, opcode, status, rid, elen, body, klen, vlen = HEADER.unpack(self._read_exact(16))
+        if magic != RESPONSE_MAGIC or version != VERSION:
+            self._broken = "bad response header"
+            raise ProtocolError("bad response magic 0x%02x / version %d" % (magic, version))
+        if elen + klen + vlen > MAX_RESPONSE:
+            self._broken = "response too large"
+            raise ProtocolError("response of %d bytes over the client limit" % (elen + klen + vlen))
+        extras = self._read_exact(elen)
+        self._read_exact(klen)  # always empty in v1; skipped if not (protocol.md §6.3)
+        value = self._read_exact(vlen)
+        return Reply(opcode, status, rid, body, extras, value)
+
+
+class Pipeline(_Commands):
+    """Queues commands, sends them in one write, and reads all replies."""
+
+    def __init__(self, client):
+        self._client = client
+        self._cmds = []
+
+    def _run(self, cmd):
+        self._cmds.append(cmd)
+        return self
+
+    def execute(self, raise_on_error=False):
+        """Results in command order; error replies appear as BurrowError
+        instances unless raise_on_error, which raises the first one (after
+        every reply has been read, so the connection stays in step)."""
+        cmds, self._cmds = self._cmds, []
+        results = self._client._exchange(cmds, raise_on_error=False)
+        if raise_on_error:
+            for r in results:
+                if isinstance(r, BurrowError):
+                    raise r
+        return results
+
+
+# --- self-check demo --------------------------------------------------------
+
+class Mismatch(Exception):
+    pass
+
+
+def _expect(what, got, want):
+    if got != want:
+        raise Mismatch("%s: got %r, want %r" % (what, got, want))
+    print("ok - %s" % what)
+
+
+def _expect_error(what, status_name, fn, *args):
+    try:
+        got = fn(*args)
+    except BurrowError as e:
+        _expect(what, e.status_name, status_name)
+        return
+    raise Mismatch("%s: got %r, want a %s error" % (what, got, status_name))
+
+
+def self_check(host, port):
+    p = "pyclient:%d:" % os.getpid()
+    k = lambda name: p + name  # noqa: E731
+    with Client(host, port) as c:
+        _expect("PING", c.ping(), "PONG")
+        _expect("PING with payload", c.ping(b"\x00hi\xff"), b"\x00hi\xff")
+
+        _expect("SET", c.set(k("s"), "alice"), True)
+        _expect("GET hit", c.get(k("s")), b"alice")
+        _expect("GET miss", c.get(k("missing")), None)
+        _expect("SET NX on existing key is refused", c.set(k("s"), "bob", nx=True), False)
+        _expect("SET XX on missing key is refused", c.set(k("nope"), "x", xx=True), False)
+        _expect("SET XX on existing key", c.set(k("s"), "carol", xx=True), True)
+        _expect("binary value round-trips", (c.set(k("bin"), bytes(range(256))), c.get(k("bin"))),
+                (True, bytes(range(256))))
+        _expect("empty value round-trips", (c.set(k("empty"), b""), c.get(k("empty"))), (True, b""))
+        _expect("EXISTS", (c.exists(k("s")), c.exists(k("missing"))), (True, False))
+        _expect("TYPE", (c.type(k("s")), c.type(k("missing"))), ("string", "none"))
+
+        _expect("TTL without expiry", c.ttl(k("s")), -1)
+        _expect("TTL of missing key", c.ttl(k("missing")), -2)
+        _expect("SET NX with TTL", c.set(k("t"), "v", ttl_ms=60000, nx=True), True)
+        ttl = c.ttl(k("t"))
+        _expect("TTL within (0, 60000] ms", 0 < ttl <= 60000, True)
+        _expect("SET KEEPTTL keeps the TTL", (c.set(k("t"), "w", keepttl=True), c.ttl(k("t")) > 0), (True, True))
+        _expect("PERSIST", (c.persist(k("t")), c.ttl(k("t")), c.persist(k("t"))), (1, -1, 0))
+        _expect("EXPIRE", (c.expire(k("t"), 3600000), 0 < c.ttl(k("t")) <= 3600000), (1, True))
+        _expect("EXPIRE <= 0 deletes", (c.expire(k("t"), 0), c.exists(k("t"))), (1, False))
+        _expect_error("SET NX+XX is BAD_REQUEST", "BAD_REQUEST", c.set, k("s"), "v", None, True, True)
+        _expect_error("SET TTL 0 is BAD_REQUEST", "BAD_REQUEST", c.set, k("s"), "v", 0)
+
+        _expect("INCR on missing key", c.incr(k("n")), 1)
+        _expect("INCRBY", c.incrby(k("n"), 41), 42)
+        _expect("INCRBY negative", c.incrby(k("n"), -50), -8)
+        _expect("DECR", c.decr(k("n")), -9)
+        _expect("counter reads back as digits", c.get(k("n")), b"-9")
+        c.set(k("max"), str(2 ** 63 - 1))
+        _expect_error("INCR past i64 is OVERFLOW", "OVERFLOW", c.incr, k("max"))
+        _expect_error("INCR on text is NOT_INTEGER", "NOT_INTEGER", c.incr, k("s"))
+
+        _expect("LPUSH two values", c.lpush(k("l"), "a", "b"), 2)
+        _expect("RPUSH", c.rpush(k("l"), "c", ""), 4)
+        _expect("LRANGE 0 -1", c.lrange(k("l"), 0, -1), [b"b", b"a", b"c", b""])
+        _expect("LRANGE -2 -1", c.lrange(k("l"), -2, -1), [b"c", b""])
+        _expect("LRANGE out of range", c.lrange(k("l"), 5, 10), [])
+        _expect("LLEN", c.llen(k("l")), 4)
+        _expect("LPOP", c.lpop(k("l")), b"b")
+        _expect("RPOP count 2", c.rpop(k("l"), 2), [b"", b"c"])
+        _expect("LPOP last value deletes the list", (c.lpop(k("l")), c.exists(k("l"))), (b"a", False))
+        _expect("LPOP missing key", (c.lpop(k("l")), c.lpop(k("l"), 3)), (None, None))
+        _expect_error("LPUSH on a string is WRONGTYPE", "WRONGTYPE", c.lpush, k("s"), "x")
+        _expect_error("GET on a list is WRONGTYPE", "WRONGTYPE",
+                      lambda: (c.rpush(k("l2"), "x"), c.get(k("l2"))))
+
+        keys = set(c.scan_iter(match=p + "*", count=3))
+        want = {_b(k(x)) for x in ("s", "bin", "empty", "n", "max", "l2")}
+        _expect("SCAN finds every key under the prefix", keys, want)
+        _expect("DBSIZE counts them", c.dbsize() >= len(want), True)
+
+        _expect_error("unknown opcode 0x7F", "UNKNOWN_OPCODE", c.raw, 0x7F, b"k", b"payload", b"\x01\x02")
+        _expect("connection usable after UNKNOWN_OPCODE", c.ping(), "PONG")
+        _expect_error("unknown INFO section", "BAD_REQUEST", c.info, "bogus")
+        _expect("INFO keyspace", c.info("keyspace").startswith("# keyspace\n"), True)
+
+        pipe = c.pipeline()
+        for _ in range(100):
+            pipe.incr(k("p"))
+        pipe.incr(k("s"))  # an error in the middle of a pipeline
+        pipe.get(k("p"))
+        results = pipe.execute()
+        _expect("pipeline of 100 INCR", results[:100], list(range(1, 101)))
+        _expect("pipeline error in place", getattr(results[100], "status_name", results[100]), "NOT_INTEGER")
+        _expect("pipeline continues after an error", results[101], b"100")
+
+        removed = c.pipeline()
+        for key in sorted(want | {_b(k("p"))}):
+            removed.delete(key)
+        _expect("cleanup", sum(removed.execute(raise_on_error=True)), len(want) + 1)
+    print("all checks passed")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Self-check a running Burrow server.")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=7440)
+    args = ap.parse_args(argv)
+    try:
+        self_check(args.host, args.port)
+    except Mismatch as e:
+        print("MISMATCH: %s" % e, file=sys.stderr)
+        return 1
+    except (BurrowError, ProtocolError) as e:
+        print("MISMATCH: unexpected %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        return 1
+    except OSError as e:
+        print("cannot talk to %s:%d: %s" % (args.host, args.port, e), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
