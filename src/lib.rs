@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod oplog;
+pub mod persist;
 pub mod protocol;
 pub mod server;
 pub mod store;

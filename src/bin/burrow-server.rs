@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use burrow::server::{self, ServerArgs};
+use burrow::server::{Server, ServerArgs};
 
 fn main() -> ExitCode {
     match run(ServerArgs::parse()) {
@@ -31,11 +31,17 @@ fn run(args: ServerArgs) -> anyhow::Result<()> {
         .thread_name("burrow-worker")
         .build()
         .context("cannot start the async runtime")?;
+    let (bind, port) = (config.bind, config.port);
+    // Recovery runs before binding: the port opens once the data is loaded.
+    let server = runtime
+        .block_on(async { tokio::task::spawn_blocking(move || Server::open(config)).await })
+        .context("recovery task failed")?
+        .context("cannot open the data directory")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind((config.bind, config.port))
+        let listener = tokio::net::TcpListener::bind((bind, port))
             .await
-            .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
-        server::run(listener, config, shutdown_signal()).await.context("server failed")
+            .with_context(|| format!("cannot listen on {bind}:{port}"))?;
+        server.serve(listener, shutdown_signal()).await.context("server failed")
     })
 }
 

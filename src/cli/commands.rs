@@ -188,7 +188,23 @@ pub const COMMANDS: &[CommandSpec] = &[
         "INFO",
         "[section]",
         "Server information and statistics",
-        "Sections: server, clients, memory, keyspace, oplog, stats; none (or all) for every one.",
+        "Sections: server, clients, memory, persistence, keyspace, oplog, stats; none (or all)\n\
+         for every one.",
+    ),
+    remote(
+        "SAVE",
+        "",
+        "Write a snapshot now and wait for it",
+        "Writes a snapshot of the whole dataset to the data directory (while other clients\n\
+         keep reading and writing) and replies once it is on disk. WAL segments the\n\
+         snapshot covers are deleted. Fails when the server runs with --persistence off.",
+    ),
+    remote(
+        "BGSAVE",
+        "",
+        "Start a snapshot in the background",
+        "Replies at once and writes the snapshot in the background (see INFO persistence\n\
+         for its outcome). Fails with IN_PROGRESS while another snapshot is being written.",
     ),
     local(
         "HELP",

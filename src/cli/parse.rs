@@ -180,6 +180,14 @@ pub fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
             p.arity(0, 1)?;
             Plan::single(Request::Info { section: rest.first().map(|s| key_of(s)).unwrap_or_default() })
         }
+        "SAVE" => {
+            p.arity(0, 0)?;
+            Plan::single(Request::Snapshot { background: false })
+        }
+        "BGSAVE" => {
+            p.arity(0, 0)?;
+            Plan::single(Request::Snapshot { background: true })
+        }
         // A table entry without a parser; `table_and_parser_agree` keeps this unreachable.
         other => return Err(ParseError::UnknownCommand(other.to_string())),
     };
@@ -388,6 +396,8 @@ mod tests {
             ("FLUSHALL", one(Request::FlushAll)),
             ("INFO", one(Request::Info { section: Bytes::new() })),
             ("INFO keyspace", one(Request::Info { section: b("keyspace") })),
+            ("SAVE", one(Request::Snapshot { background: false })),
+            ("bgsave", one(Request::Snapshot { background: true })),
             ("help", Command::Help(None)),
             ("HELP set", Command::Help(Some(b"set".to_vec()))),
             ("quit", Command::Quit),

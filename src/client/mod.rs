@@ -353,6 +353,15 @@ impl Client {
         }
     }
 
+    /// SNAPSHOT: write a snapshot and return the server's report of it;
+    /// with `background`, return as soon as it has started.
+    pub async fn snapshot(&mut self, background: bool) -> Result<String, ClientError> {
+        match self.call(Request::Snapshot { background }).await? {
+            Reply::Text(t) => Ok(t),
+            other => Err(ClientError::unexpected("snapshot report", other)),
+        }
+    }
+
     /// INFO text; `section` empty for all sections.
     pub async fn info(&mut self, section: &str) -> Result<String, ClientError> {
         match self.call(Request::Info { section: Bytes::copy_from_slice(section.as_bytes()) }).await? {

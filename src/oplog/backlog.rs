@@ -1,7 +1,8 @@
 //! The in-memory backlog: the newest records, encoded, bounded by bytes.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
@@ -20,6 +21,8 @@ pub struct Backlog {
     /// Records are encoded into this buffer and split off, so many small
     /// records share a few allocations instead of one each.
     scratch: BytesMut,
+    /// Encoded records not yet handed to the WAL writer (`None`: no WAL).
+    wal: Option<BytesMut>,
 }
 
 /// A point-in-time view of the backlog for INFO.
@@ -43,6 +46,7 @@ impl Backlog {
             bytes: 0,
             max_bytes,
             scratch: BytesMut::new(),
+            wal: None,
         }
     }
 
@@ -54,15 +58,42 @@ impl Backlog {
         }
         encode_record(self.term, self.last_index, op, &mut self.scratch);
         let rec = self.scratch.split().freeze();
+        if let Some(wal) = &mut self.wal {
+            wal.extend_from_slice(&rec);
+        }
+        self.keep(self.last_index, rec);
+        self.last_index
+    }
+
+    /// Puts a record that is already durable (WAL replay) back in the
+    /// backlog, so followers can still be served from it after a restart.
+    pub fn restore(&mut self, term: u64, index: u64, op: &Op) {
+        self.term = self.term.max(term);
+        self.last_index = index;
+        encode_record(term, index, op, &mut self.scratch);
+        let rec = self.scratch.split().freeze();
+        self.keep(index, rec);
+    }
+
+    /// Continues numbering after `index` (recovery from a snapshot alone).
+    pub fn set_last_index(&mut self, term: u64, index: u64) {
+        self.term = self.term.max(term);
+        if index > self.last_index {
+            self.records.clear();
+            self.bytes = 0;
+            self.last_index = index;
+        }
+    }
+
+    fn keep(&mut self, index: u64, rec: Bytes) {
         self.bytes += rec.len();
-        self.records.push_back((self.last_index, rec));
+        self.records.push_back((index, rec));
         while self.bytes > self.max_bytes {
             match self.records.pop_front() {
                 Some((_, old)) => self.bytes -= old.len(),
                 None => break,
             }
         }
-        self.last_index
     }
 
     /// Encoded records with index ≥ `from`, or `None` if some were already dropped.
@@ -92,15 +123,58 @@ impl Backlog {
 #[derive(Debug)]
 pub struct OpLog {
     inner: Mutex<Backlog>,
+    /// Signalled when records are waiting for the WAL writer.
+    wal_ready: Condvar,
 }
 
 impl OpLog {
     pub fn new(max_bytes: usize) -> OpLog {
-        OpLog { inner: Mutex::new(Backlog::new(max_bytes)) }
+        OpLog { inner: Mutex::new(Backlog::new(max_bytes)), wal_ready: Condvar::new() }
+    }
+
+    /// From now on every appended record is also queued for the WAL writer.
+    pub fn enable_wal(&self) {
+        self.lock().wal.get_or_insert_with(BytesMut::new);
+    }
+
+    /// Waits up to `timeout` for queued WAL bytes; returns them (possibly
+    /// empty) with the index of the last record they contain.
+    pub fn take_wal(&self, timeout: Duration) -> (Bytes, u64) {
+        let mut g = self.lock();
+        if g.wal.as_ref().is_some_and(|w| w.is_empty()) {
+            g = self.wal_ready.wait_timeout(g, timeout).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+        }
+        let last = g.last_index;
+        let bytes = g.wal.as_mut().map(|w| w.split().freeze()).unwrap_or_default();
+        (bytes, last)
+    }
+
+    /// Wakes the WAL writer (e.g. to shut it down).
+    pub fn wake_wal(&self) {
+        self.wal_ready.notify_all();
+    }
+
+    pub fn restore(&self, term: u64, index: u64, op: &Op) {
+        self.lock().restore(term, index, op)
+    }
+
+    pub fn set_last_index(&self, term: u64, index: u64) {
+        self.lock().set_last_index(term, index)
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.lock().last_index
     }
 
     pub fn append(&self, op: &Op) -> u64 {
-        self.lock().append(op)
+        let mut g = self.lock();
+        let index = g.append(op);
+        let wake = g.wal.as_ref().is_some_and(|w| !w.is_empty());
+        drop(g);
+        if wake {
+            self.wal_ready.notify_one();
+        }
+        index
     }
 
     pub fn stats(&self) -> BacklogStats {

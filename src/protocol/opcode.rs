@@ -27,11 +27,12 @@ pub enum Opcode {
     Scan = 0x31,
     FlushAll = 0x32,
     Info = 0x33,
+    Snapshot = 0x40,
 }
 
 impl Opcode {
     /// All known opcodes, in wire order.
-    pub const ALL: [Opcode; 22] = [
+    pub const ALL: [Opcode; 23] = [
         Opcode::Ping,
         Opcode::Get,
         Opcode::Set,
@@ -54,6 +55,7 @@ impl Opcode {
         Opcode::Scan,
         Opcode::FlushAll,
         Opcode::Info,
+        Opcode::Snapshot,
     ];
 
     pub fn from_u8(b: u8) -> Option<Opcode> {
@@ -85,6 +87,7 @@ impl Opcode {
             Opcode::Scan => "SCAN",
             Opcode::FlushAll => "FLUSHALL",
             Opcode::Info => "INFO",
+            Opcode::Snapshot => "SNAPSHOT",
         }
     }
 }

@@ -20,6 +20,8 @@ pub mod flags {
     pub const XX: u8 = 0x02;
     /// SET: keep the key's current TTL (Redis `KEEPTTL`).
     pub const KEEPTTL: u8 = 0x04;
+    /// SNAPSHOT: reply at once and write the snapshot in the background (Redis `BGSAVE`).
+    pub const BACKGROUND: u8 = 0x01;
 }
 
 /// When SET is allowed to write.
@@ -113,6 +115,10 @@ pub enum Request {
     /// `section` empty → all sections.
     Info {
         section: Bytes,
+    },
+    /// Write a snapshot now; `background` replies at once.
+    Snapshot {
+        background: bool,
     },
 }
 
@@ -289,6 +295,17 @@ impl Request {
                 Request::FlushAll
             }
             Opcode::Info => Request::Info { section: key_only(f, name)? },
+            Opcode::Snapshot => {
+                extras_exact(f, name, &[0])?;
+                no_value(f, name)?;
+                if !f.key.is_empty() {
+                    return Err(RequestError::bad("SNAPSHOT: takes no key"));
+                }
+                if f.flags & !flags::BACKGROUND != 0 {
+                    return Err(RequestError::bad(format!("SNAPSHOT: unknown flags 0x{:02x}", f.flags)));
+                }
+                Request::Snapshot { background: f.flags & flags::BACKGROUND != 0 }
+            }
         };
         Ok(req)
     }
@@ -317,6 +334,7 @@ impl Request {
             Request::Scan { .. } => Opcode::Scan,
             Request::FlushAll => Opcode::FlushAll,
             Request::Info { .. } => Opcode::Info,
+            Request::Snapshot { .. } => Opcode::Snapshot,
         }
     }
 
@@ -382,6 +400,11 @@ impl Request {
                 extras.put_u32(*count);
             }
             Request::Info { section } => f.key = section.clone(),
+            Request::Snapshot { background } => {
+                if *background {
+                    f.flags = flags::BACKGROUND;
+                }
+            }
         }
         f.extras = extras.freeze();
         f

@@ -23,18 +23,22 @@ pub enum Status {
     BadFrame = 0x07,
     /// The server is at its connection limit; the connection is closed.
     Busy = 0x08,
-    /// Reserved: the server is still loading its data from disk.
+    /// Reserved: the server is still loading its data from disk. (The port
+    /// opens only once recovery is complete, so this is not sent today.)
     Loading = 0x09,
     /// Reserved: this node is a follower; the value names the leader.
     NotLeader = 0x0A,
-    /// Reserved: the write could not be made durable (disk error).
+    /// The write could not be made durable (WAL write or fsync failed);
+    /// while the WAL is failing every write is refused with it.
     IoError = 0x0B,
     /// The server is shutting down and no longer takes requests.
     ShuttingDown = 0x0C,
+    /// A background snapshot was asked for while one is being written.
+    InProgress = 0x0D,
 }
 
 impl Status {
-    pub const ALL: [Status; 13] = [
+    pub const ALL: [Status; 14] = [
         Status::Ok,
         Status::BadRequest,
         Status::UnknownOpcode,
@@ -48,6 +52,7 @@ impl Status {
         Status::NotLeader,
         Status::IoError,
         Status::ShuttingDown,
+        Status::InProgress,
     ];
 
     pub fn from_u8(b: u8) -> Option<Status> {
@@ -70,6 +75,7 @@ impl Status {
             Status::NotLeader => "NOT_LEADER",
             Status::IoError => "IO_ERROR",
             Status::ShuttingDown => "SHUTTING_DOWN",
+            Status::InProgress => "IN_PROGRESS",
         }
     }
 }

@@ -12,6 +12,7 @@ use clap::Parser;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::persist::{FsyncPolicy, PersistConfig};
 use crate::protocol::{Limits, HEADER_LEN};
 
 /// Everything the server needs to run.
@@ -20,9 +21,19 @@ pub struct Config {
     pub bind: IpAddr,
     /// TCP port; 0 asks the OS for a free one (tests).
     pub port: u16,
-    /// Where durable state lives. Persistence is not implemented yet: the
-    /// directory is validated, but nothing is written to it.
+    /// Where the WAL and snapshots live (created if missing).
     pub data_dir: PathBuf,
+    /// Keep data on disk (WAL + snapshots) or nothing at all.
+    pub persistence: bool,
+    pub fsync: FsyncPolicy,
+    /// Snapshot after this many records since the last snapshot (0 = never).
+    pub snapshot_every: u64,
+    /// Snapshot once the WAL holds this many bytes (0 = never).
+    pub snapshot_wal_bytes: u64,
+    /// Start a new WAL segment past this many bytes.
+    pub wal_segment_bytes: u64,
+    /// At start, cut a torn last WAL record (true) or refuse to start.
+    pub wal_truncate_torn: bool,
     /// Number of store shards; a power of two.
     pub shards: usize,
     /// Open client connections allowed at once; one more gets BUSY and is closed.
@@ -41,6 +52,12 @@ impl Default for Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 7440,
             data_dir: PathBuf::from("data"),
+            persistence: true,
+            fsync: FsyncPolicy::EverySec,
+            snapshot_every: 10_000_000,
+            snapshot_wal_bytes: 512 * 1024 * 1024,
+            wal_segment_bytes: 64 * 1024 * 1024,
+            wal_truncate_torn: true,
             shards: default_shards(),
             max_connections: 10_000,
             max_key_bytes: Limits::DEFAULT_MAX_KEY,
@@ -77,6 +94,12 @@ pub enum ConfigError {
     Backlog(usize),
     #[error("--data-dir {0} exists and is not a directory")]
     DataDir(PathBuf),
+    #[error("--persistence must be on or off, got {0:?}")]
+    Persistence(String),
+    #[error("--fsync: {0}")]
+    Fsync(String),
+    #[error("--wal-segment-bytes must be at least 4096, got {0}")]
+    Segment(u64),
 }
 
 impl Config {
@@ -96,10 +119,25 @@ impl Config {
         if self.backlog_bytes < 1024 {
             return Err(ConfigError::Backlog(self.backlog_bytes));
         }
-        if self.data_dir.exists() && !self.data_dir.is_dir() {
+        if self.persistence && self.data_dir.exists() && !self.data_dir.is_dir() {
             return Err(ConfigError::DataDir(self.data_dir.clone()));
         }
+        if self.wal_segment_bytes < 4096 {
+            return Err(ConfigError::Segment(self.wal_segment_bytes));
+        }
         Ok(())
+    }
+
+    /// The persistence settings, or `None` with persistence off.
+    pub fn persist_config(&self) -> Option<PersistConfig> {
+        self.persistence.then(|| PersistConfig {
+            dir: self.data_dir.clone(),
+            fsync: self.fsync,
+            segment_bytes: self.wal_segment_bytes,
+            snapshot_every_records: self.snapshot_every,
+            snapshot_wal_bytes: self.snapshot_wal_bytes,
+            truncate_torn_tail: self.wal_truncate_torn,
+        })
     }
 
     /// The codec limits these settings imply.
@@ -125,9 +163,28 @@ pub struct ServerArgs {
     /// TCP port to listen on; 0 picks a free port [default: 7440]
     #[arg(long)]
     pub port: Option<u16>,
-    /// Directory for durable state (reserved: persistence is not implemented yet) [default: ./data]
+    /// Directory for the WAL and snapshots, created if missing [default: ./data]
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// `on`: keep a WAL and snapshots in --data-dir; `off`: keep nothing on disk [default: on]
+    #[arg(long, value_name = "on|off")]
+    pub persistence: Option<String>,
+    /// When to fsync the WAL: `always` (acknowledge only fsynced writes; group commit),
+    /// `everysec`, or `no` (leave it to the OS) [default: everysec]
+    #[arg(long, value_name = "always|everysec|no")]
+    pub fsync: Option<String>,
+    /// Snapshot after this many writes since the last snapshot; 0 = never [default: 10000000]
+    #[arg(long, value_name = "RECORDS")]
+    pub snapshot_every: Option<u64>,
+    /// Snapshot once the WAL is this large; 0 = never [default: 536870912]
+    #[arg(long, value_name = "BYTES")]
+    pub snapshot_wal_bytes: Option<u64>,
+    /// Start a new WAL segment file past this size [default: 67108864]
+    #[arg(long, value_name = "BYTES")]
+    pub wal_segment_bytes: Option<u64>,
+    /// At start, truncate a torn last WAL record (true) or refuse to start (false) [default: true]
+    #[arg(long, value_name = "true|false")]
+    pub wal_truncate_torn: Option<bool>,
     /// TOML config file; flags given on the command line override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -158,6 +215,12 @@ struct ServerSection {
     bind: Option<String>,
     port: Option<u16>,
     data_dir: Option<PathBuf>,
+    persistence: Option<String>,
+    fsync: Option<String>,
+    snapshot_every: Option<u64>,
+    snapshot_wal_bytes: Option<u64>,
+    wal_segment_bytes: Option<u64>,
+    wal_truncate_torn: Option<bool>,
     shards: Option<usize>,
     max_connections: Option<usize>,
     max_key_bytes: Option<usize>,
@@ -193,10 +256,31 @@ impl ServerArgs {
             None => d.bind,
         };
         let idle = self.idle_timeout.or(s.idle_timeout).unwrap_or(0);
+        let persistence = match self.persistence.clone().or(s.persistence) {
+            None => d.persistence,
+            Some(p) => match p.to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" => true,
+                "off" | "false" | "no" => false,
+                _ => return Err(ConfigError::Persistence(p)),
+            },
+        };
+        let fsync = match self.fsync.clone().or(s.fsync) {
+            None => d.fsync,
+            Some(f) => f.parse().map_err(ConfigError::Fsync)?,
+        };
         let config = Config {
             bind,
             port: self.port.or(s.port).unwrap_or(d.port),
             data_dir: self.data_dir.clone().or(s.data_dir).unwrap_or(d.data_dir),
+            persistence,
+            fsync,
+            snapshot_every: self.snapshot_every.or(s.snapshot_every).unwrap_or(d.snapshot_every),
+            snapshot_wal_bytes: self
+                .snapshot_wal_bytes
+                .or(s.snapshot_wal_bytes)
+                .unwrap_or(d.snapshot_wal_bytes),
+            wal_segment_bytes: self.wal_segment_bytes.or(s.wal_segment_bytes).unwrap_or(d.wal_segment_bytes),
+            wal_truncate_torn: self.wal_truncate_torn.or(s.wal_truncate_torn).unwrap_or(d.wal_truncate_torn),
             shards: self.shards.or(s.shards).unwrap_or(d.shards),
             max_connections: self.max_connections.or(s.max_connections).unwrap_or(d.max_connections),
             max_key_bytes: self.max_key_bytes.or(s.max_key_bytes).unwrap_or(d.max_key_bytes),
@@ -256,6 +340,9 @@ mod tests {
             (&["--max-key-bytes", "70000"], "--max-key-bytes"),
             (&["--bind", "localhost:1"], "--bind"),
             (&["--config", "/nonexistent/burrow.toml"], "cannot read config file"),
+            (&["--fsync", "sometimes"], "unknown fsync policy"),
+            (&["--persistence", "maybe"], "--persistence must be on or off"),
+            (&["--wal-segment-bytes", "10"], "--wal-segment-bytes"),
         ];
         for (i, (a, want)) in cases.iter().enumerate() {
             let err = args(a).resolve().unwrap_err().to_string();

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
 use super::stats::BatchCounts;
-use super::{dispatch, now_ms, Shared};
+use super::{dispatch, now_ms, Shared, SnapshotRefusal};
 use crate::protocol::{encode_response, BodyType, Codec, CodecError, Status};
 
 /// Write replies out once this much is buffered, even mid-batch, so a huge
@@ -57,18 +57,29 @@ async fn serve_inner(
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let mut counts = BatchCounts::default();
+    // Under `--fsync always` write replies wait for the WAL; these are their
+    // places in `wbuf`, so a failed fsync can turn them into IO_ERROR.
+    let mut durable = Durable::new(shared);
     loop {
         // Execute every complete frame already buffered, in order.
         let now = now_ms();
         let mut broken = false;
+        let mut deferred = None;
         loop {
             match codec.decode(&mut rbuf) {
                 Ok(Some(frame)) => {
-                    let error = dispatch::execute(shared, &frame, now, &mut wbuf);
-                    counts.add(frame.opcode, error);
+                    let start = wbuf.len();
+                    let done = dispatch::execute(shared, &frame, now, &mut wbuf);
+                    counts.add(frame.opcode, done.error);
+                    if done.write && !done.error {
+                        durable.note(start, wbuf.len(), frame.opcode, frame.id);
+                    }
+                    if let Some(background) = done.snapshot {
+                        deferred = Some((background, frame.opcode, frame.id));
+                        break;
+                    }
                     if wbuf.len() >= FLUSH_AT {
-                        stream.write_all(&wbuf).await?;
-                        wbuf.clear();
+                        durable.flush(&mut stream, &mut wbuf, shared).await?;
                     }
                 }
                 Ok(None) => break,
@@ -83,9 +94,13 @@ async fn serve_inner(
             shared.stats.record(&counts);
             counts.clear();
         }
-        if !wbuf.is_empty() {
+        durable.flush(&mut stream, &mut wbuf, shared).await?;
+        if let Some((background, opcode, id)) = deferred {
+            snapshot(shared, background, opcode, id, &mut wbuf).await;
             stream.write_all(&wbuf).await?;
             wbuf.clear();
+            // More frames may already be buffered: run them before reading.
+            continue;
         }
         if broken {
             // After a bad header the stream cannot be resynchronised: close,
@@ -123,6 +138,106 @@ async fn serve_inner(
             }
             return Ok(());
         }
+    }
+}
+
+/// Replies to SNAPSHOT: write one now, or start one in the background.
+async fn snapshot(shared: &Shared, background: bool, opcode: u8, id: u32, wbuf: &mut BytesMut) {
+    let Some(persist) = shared.persist.clone() else { return };
+    let store = shared.store.clone();
+    let text = |wbuf: &mut BytesMut, t: &str| {
+        encode_response(wbuf, opcode, id, Status::Ok, BodyType::Text, &[], t.as_bytes())
+    };
+    let error = |wbuf: &mut BytesMut, s: Status, t: &str| {
+        encode_response(wbuf, opcode, id, s, BodyType::Text, &[], t.as_bytes())
+    };
+    if background {
+        if persist.in_progress() {
+            error(wbuf, Status::InProgress, "a snapshot is already being written");
+            return;
+        }
+        tokio::spawn(async move {
+            let _ = persist.snapshot(store, true).await;
+        });
+        text(wbuf, "background snapshot started");
+        return;
+    }
+    match persist.snapshot(store, false).await {
+        Ok(info) => text(
+            wbuf,
+            &format!(
+                "snapshot written: {} ({} keys, {} bytes, covers index {}, {} ms)",
+                info.path.display(),
+                info.entries,
+                info.bytes,
+                info.index,
+                info.duration.as_millis()
+            ),
+        ),
+        Err(SnapshotRefusal::InProgress) => {
+            error(wbuf, Status::InProgress, "a snapshot is already being written")
+        }
+        Err(SnapshotRefusal::Failed(e)) => error(wbuf, Status::IoError, &format!("snapshot failed: {e}")),
+    }
+}
+
+/// Holds back write replies until the WAL has them on disk (`--fsync always`).
+struct Durable {
+    rx: Option<tokio::sync::watch::Receiver<crate::persist::Durability>>,
+    /// (start, end, opcode, id) of each write reply in the write buffer.
+    writes: Vec<(usize, usize, u8, u32)>,
+}
+
+impl Durable {
+    fn new(shared: &Shared) -> Durable {
+        let rx = shared
+            .persist
+            .as_ref()
+            .filter(|p| p.cfg.fsync == crate::persist::FsyncPolicy::Always)
+            .map(|p| p.durability());
+        Durable { rx, writes: Vec::new() }
+    }
+
+    fn note(&mut self, start: usize, end: usize, opcode: u8, id: u32) {
+        if self.rx.is_some() {
+            self.writes.push((start, end, opcode, id));
+        }
+    }
+
+    /// Writes `wbuf` out, first waiting (if it holds write replies) until
+    /// the WAL is fsynced through every record logged so far; if the WAL
+    /// failed instead, those replies become IO_ERROR.
+    async fn flush(
+        &mut self,
+        stream: &mut TcpStream,
+        wbuf: &mut BytesMut,
+        shared: &Shared,
+    ) -> std::io::Result<()> {
+        if let (Some(rx), false) = (self.rx.as_mut(), self.writes.is_empty()) {
+            let target = shared.store.log().last_index();
+            let ok = match rx.wait_for(|d| d.synced >= target || d.failed).await {
+                Ok(d) => d.synced >= target,
+                Err(_) => false,
+            };
+            if !ok {
+                let msg = dispatch::wal_failure_message(shared);
+                warn!(writes = self.writes.len(), "WAL not durable: answering writes with IO_ERROR");
+                let old = wbuf.split();
+                let mut at = 0;
+                for &(start, end, opcode, id) in &self.writes {
+                    wbuf.extend_from_slice(&old[at..start]);
+                    encode_response(wbuf, opcode, id, Status::IoError, BodyType::Text, &[], msg.as_bytes());
+                    at = end;
+                }
+                wbuf.extend_from_slice(&old[at..]);
+            }
+            self.writes.clear();
+        }
+        if !wbuf.is_empty() {
+            stream.write_all(wbuf).await?;
+            wbuf.clear();
+        }
+        Ok(())
     }
 }
 

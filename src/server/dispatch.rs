@@ -10,17 +10,49 @@ use super::{info, Shared};
 use crate::protocol::{encode_response, BodyType, Frame, Request, Status};
 use crate::store::{format_int, ApplyError, SetArgs, ValueRef};
 
-/// Writes the reply to `frame` into `out`; returns true if it was an error.
-pub fn execute(shared: &Shared, frame: &Frame, now: u64, out: &mut BytesMut) -> bool {
+/// What executing one frame did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Executed {
+    /// The reply is an error status.
+    pub error: bool,
+    /// The request was a write (its reply must wait for durability under `--fsync always`).
+    pub write: bool,
+    /// A SNAPSHOT the connection must carry out (asynchronously) before replying.
+    pub snapshot: Option<bool>,
+}
+
+/// Writes the reply to `frame` into `out` (except for a deferred SNAPSHOT).
+pub fn execute(shared: &Shared, frame: &Frame, now: u64, out: &mut BytesMut) -> Executed {
     let mut r = Replier { out, opcode: frame.opcode, id: frame.id, error: false };
+    let mut done = Executed::default();
     match Request::from_frame(frame) {
-        Ok(req) => run(shared, req, now, &mut r),
+        Ok(Request::Snapshot { background }) => match &shared.persist {
+            Some(_) => done.snapshot = Some(background),
+            None => {
+                r.error(Status::BadRequest, "persistence is off (--persistence off): nothing to snapshot")
+            }
+        },
+        Ok(req) if req.is_write() && shared.persist.as_ref().is_some_and(|p| p.failed()) => {
+            done.write = true;
+            r.error(Status::IoError, &wal_failure_message(shared));
+        }
+        Ok(req) => {
+            done.write = req.is_write();
+            run(shared, req, now, &mut r)
+        }
         Err(e) => {
             tracing::debug!(opcode = frame.opcode, id = frame.id, status = %e.status, "{}", e.message);
             r.error(e.status, &e.message)
         }
     }
-    r.error
+    done.error = r.error;
+    done
+}
+
+/// The IO_ERROR message while the WAL is failing.
+pub fn wal_failure_message(shared: &Shared) -> String {
+    let reason = shared.persist.as_ref().and_then(|p| p.wal.stats().last_error).unwrap_or_default();
+    format!("write refused: the WAL cannot be written ({reason}); reads still work")
 }
 
 struct Replier<'a> {
@@ -145,6 +177,7 @@ fn run(shared: &Shared, req: Request, now: u64, r: &mut Replier<'_>) {
             store.flush_all();
             r.ok()
         }
+        Request::Snapshot { .. } => unreachable!("SNAPSHOT is carried out by the connection"),
         Request::Info { section } => {
             let name = String::from_utf8_lossy(&section);
             match info::render(shared, &name) {

@@ -6,7 +6,7 @@ use super::Shared;
 use crate::protocol::Opcode;
 
 /// Section names in the order INFO prints them.
-pub const SECTIONS: [&str; 6] = ["server", "clients", "memory", "keyspace", "oplog", "stats"];
+pub const SECTIONS: [&str; 7] = ["server", "clients", "memory", "persistence", "keyspace", "oplog", "stats"];
 
 /// Renders the named section (case-insensitive), or every section for "" /
 /// "all"; `None` for an unknown name.
@@ -56,6 +56,7 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("max_key_bytes", &shared.config.max_key_bytes);
             kv("max_value_bytes", &shared.config.max_value_bytes);
         }
+        "persistence" => persistence(shared, &mut kv),
         "keyspace" => {
             let ks = shared.store.keyspace_stats();
             kv("keys", &ks.keys);
@@ -88,6 +89,53 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
         }
         _ => {}
     }
+}
+
+fn persistence(shared: &Shared, kv: &mut dyn FnMut(&str, &dyn std::fmt::Display)) {
+    kv("loading", &0);
+    let Some(p) = &shared.persist else {
+        kv("enabled", &0);
+        return;
+    };
+    kv("enabled", &1);
+    kv("data_dir", &p.cfg.dir.display());
+    kv("fsync", &p.cfg.fsync.name());
+    let wal = p.wal.stats();
+    let d = p.wal.durability();
+    kv("wal_bytes", &wal.bytes);
+    kv("wal_segments", &wal.segments);
+    kv("wal_fsyncs", &wal.fsyncs);
+    kv("wal_written_index", &d.written);
+    kv("wal_synced_index", &d.synced);
+    kv("wal_status", &if d.failed { "failing" } else { "ok" });
+    kv("wal_last_error", &wal.last_error.unwrap_or_default());
+    let snap = p.snapshot_stats();
+    let last_index = shared.store.log().last_index();
+    kv("records_since_snapshot", &last_index.saturating_sub(snap.last_index));
+    kv("snapshot_in_progress", &(p.in_progress() as u8));
+    kv("snapshots_written", &snap.count);
+    kv("last_snapshot_time_ms", &snap.last_time_ms);
+    kv("last_snapshot_duration_ms", &snap.last_duration.as_millis());
+    kv("last_snapshot_bytes", &snap.last_bytes);
+    kv("last_snapshot_keys", &snap.last_entries);
+    kv("last_snapshot_index", &snap.last_index);
+    kv(
+        "last_snapshot_status",
+        &match (&snap.last_error, snap.count) {
+            (Some(e), _) => format!("err: {e}"),
+            (None, 0) => "none".to_string(),
+            (None, _) => "ok".to_string(),
+        },
+    );
+    let r = &p.recovery;
+    kv("recovery_duration_ms", &r.duration.as_millis());
+    kv("recovery_snapshot_keys", &r.snapshot_entries);
+    kv("recovery_records_replayed", &r.records_replayed);
+    kv("recovery_records_skipped", &r.records_skipped);
+    kv(
+        "recovery_truncated_tail",
+        &r.truncated.as_ref().map_or_else(String::new, |(f, o, _)| format!("{}@{o}", f.display())),
+    );
 }
 
 fn relaxed() -> std::sync::atomic::Ordering {

@@ -9,6 +9,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod info;
+mod persistence;
 mod stats;
 
 use std::future::Future;
@@ -25,19 +26,75 @@ use tracing::{error, info, warn};
 pub use config::{default_shards, Config, ConfigError, ServerArgs};
 pub use dispatch::range as lrange_bounds;
 pub use info::rss_bytes;
+pub use persistence::{Persistence, SnapshotRefusal, SnapshotStats};
 pub use stats::Stats;
 
 use crate::oplog::OpLog;
+use crate::persist::PersistError;
 use crate::store::Store;
 
 /// State shared by every connection.
 #[derive(Debug)]
 pub struct Shared {
-    pub store: Store,
+    pub store: Arc<Store>,
     pub config: Config,
     pub stats: Stats,
     pub started: Instant,
     pub local_port: u16,
+    /// `None` with `--persistence off`.
+    pub persist: Option<Arc<Persistence>>,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A server whose data is loaded, ready to serve a listener.
+#[derive(Debug)]
+pub struct Server {
+    store: Arc<Store>,
+    persist: Option<Arc<Persistence>>,
+    config: Config,
+}
+
+impl Server {
+    /// Builds the store and, with persistence on, locks the data directory,
+    /// recovers it (snapshot + WAL) and starts the WAL writer. Call before
+    /// binding: the port opens only once the data is loaded.
+    pub fn open(config: Config) -> Result<Server, ServerError> {
+        let log = Arc::new(OpLog::new(config.backlog_bytes));
+        let store = Arc::new(Store::new(config.shards, log));
+        let persist = match config.persist_config() {
+            Some(cfg) => Some(Arc::new(Persistence::open(cfg, &store)?)),
+            None => None,
+        };
+        Ok(Server { store, persist, config })
+    }
+
+    /// Serves `listener` until `shutdown` completes, then finishes requests
+    /// in flight, writes a final snapshot (persistence on) and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        let Server { store, persist, config } = self;
+        let local_port = listener.local_addr()?.port();
+        let shared = Arc::new(Shared {
+            store,
+            stats: Stats::default(),
+            started: Instant::now(),
+            local_port,
+            config,
+            persist,
+        });
+        serve_shared(listener, shared, shutdown).await
+    }
 }
 
 /// Milliseconds since the unix epoch: the clock expiry is measured against.
@@ -52,24 +109,26 @@ const SWEEP_BUCKETS: usize = 64;
 /// Longest one sweep round may run before yielding to clients.
 const SWEEP_BUDGET: Duration = Duration::from_millis(2);
 
-/// Serves `listener` until `shutdown` completes.
+/// Opens the data (see [`Server::open`]) and serves `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let local_port = listener.local_addr()?.port();
-    let log = Arc::new(OpLog::new(config.backlog_bytes));
-    let shared = Arc::new(Shared {
-        store: Store::new(config.shards, log),
-        stats: Stats::default(),
-        started: Instant::now(),
-        local_port,
-        config,
-    });
+) -> Result<(), ServerError> {
+    Server::open(config)?.serve(listener, shutdown).await
+}
+
+async fn serve_shared(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(sweep_expired(shared.clone(), cancel.clone()));
+    if let Some(p) = &shared.persist {
+        tracker.spawn(persistence::schedule_snapshots(p.clone(), shared.store.clone(), cancel.clone()));
+    }
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
     info!(addr = %listener.local_addr()?, shards = shared.store.shard_count(), "burrow listening");
 
@@ -105,6 +164,14 @@ pub async fn run(
     cancel.cancel();
     tracker.close();
     tracker.wait().await;
+    if let Some(p) = &shared.persist {
+        info!("writing the shutdown snapshot");
+        let result = p.snapshot(shared.store.clone(), false).await;
+        p.wal.shutdown();
+        if let Err(e) = result {
+            error!(error = ?e, "shutdown snapshot failed; the WAL holds every write");
+        }
+    }
     info!("shutdown complete");
     Ok(())
 }
@@ -133,22 +200,27 @@ async fn sweep_expired(shared: Arc<Shared>, cancel: CancellationToken) {
 pub struct ServerHandle {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServerError>>,
 }
 
 impl ServerHandle {
-    /// Binds `config.bind:config.port` (port 0 for a free one) and serves in the background.
-    pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
-        let listener = TcpListener::bind((config.bind, config.port)).await?;
+    /// Loads the data, binds `config.bind:config.port` (port 0 for a free
+    /// one) and serves in the background.
+    pub async fn start(config: Config) -> Result<ServerHandle, ServerError> {
+        let bind = (config.bind, config.port);
+        let server = tokio::task::spawn_blocking(move || Server::open(config))
+            .await
+            .map_err(std::io::Error::other)??;
+        let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let task = tokio::spawn(async move { run(listener, config, token.cancelled_owned()).await });
+        let task = tokio::spawn(async move { server.serve(listener, token.cancelled_owned()).await });
         Ok(ServerHandle { addr, shutdown, task })
     }
 
     /// Graceful shutdown; returns when every connection has finished.
-    pub async fn shutdown(self) -> std::io::Result<()> {
+    pub async fn shutdown(self) -> Result<(), ServerError> {
         self.shutdown.cancel();
         self.task.await.map_err(std::io::Error::other)?
     }

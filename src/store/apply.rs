@@ -70,7 +70,7 @@ impl Shard {
         self.mem = self.mem.saturating_sub(entry.mem_size());
     }
 
-    fn insert(&mut self, hash: u64, entry: Entry) {
+    pub(crate) fn insert(&mut self, hash: u64, entry: Entry) {
         if entry.expire_at() != 0 {
             self.expires += 1;
         }

@@ -1,9 +1,11 @@
 //! The sharded in-memory store.
 //!
-//! N shards, each a `std::sync::Mutex` around a hash table; a key goes to a
-//! shard by the middle bits of its 64-bit hash (the low bits pick the bucket
-//! inside the table, the top bits are the table's tag bytes). Locks are held
-//! for one command at a time and never across an `.await`.
+//! N shards, each a `std::sync::Mutex` around a hash table. A key goes to a
+//! shard by the CRC32 of its bytes ([`shard_for`]): a fixed, documented
+//! function, so a snapshot taken with S shards can be matched against WAL
+//! records after a restart with any shard count or hash seed. Inside a shard
+//! the table uses a randomly seeded hash. Locks are held for one command at
+//! a time and never across an `.await`.
 //!
 //! Every change goes through [`apply`] and, still under the shard lock, is
 //! appended to the [`OpLog`], so per-key order equals log order.
@@ -31,7 +33,6 @@ use crate::protocol::{End, SetCondition};
 #[derive(Debug)]
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
-    mask: u64,
     hasher: foldhash::fast::FixedState,
     log: Arc<OpLog>,
     expired_keys: AtomicU64,
@@ -63,7 +64,7 @@ impl Store {
         let n = shards.max(1).next_power_of_two();
         let hasher = foldhash::fast::FixedState::with_seed(seed());
         let shards = (0..n).map(|_| Mutex::new(Shard::new(hasher))).collect();
-        Store { shards, mask: n as u64 - 1, hasher, log, expired_keys: AtomicU64::new(0) }
+        Store { shards, hasher, log, expired_keys: AtomicU64::new(0) }
     }
 
     pub fn shard_count(&self) -> usize {
@@ -74,12 +75,9 @@ impl Store {
         &self.log
     }
 
-    fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
-    }
-
-    fn shard_of(&self, hash: u64) -> usize {
-        ((hash >> 32) & self.mask) as usize
+    /// The key's shard and its hash inside that shard's table.
+    fn locate(&self, key: &[u8]) -> (usize, u64) {
+        (shard_for(key, self.shards.len()), self.hasher.hash_one(key))
     }
 
     fn lock(&self, index: usize) -> MutexGuard<'_, Shard> {
@@ -91,8 +89,8 @@ impl Store {
     /// Locks the key's shard, drops the key if it has expired (logging the
     /// deletion), and runs `f` with the shard and the key's hash.
     fn with_key<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Shard, u64) -> R) -> R {
-        let hash = self.hash(key);
-        let mut shard = self.lock(self.shard_of(hash));
+        let (index, hash) = self.locate(key);
+        let mut shard = self.lock(index);
         if let Some(i) = shard.find_index(hash, key) {
             let expired = shard.table.get_bucket(i).is_some_and(|e| e.is_expired(now));
             if expired {
@@ -226,22 +224,65 @@ impl Store {
         self.log.append(&Op::FlushAll);
     }
 
-    /// Applies an op that was already decided elsewhere (WAL replay, a
-    /// leader's stream) through the same `apply` as live writes, and logs it.
-    pub fn apply_logged(&self, op: &Op) -> Result<Applied, ApplyError> {
+    /// Applies a record that was already decided and logged elsewhere (WAL
+    /// replay, a leader's stream) through the same `apply` as live writes,
+    /// and puts it in the backlog under its own index and term.
+    pub fn apply_replayed(&self, term: u64, index: u64, op: &Op) -> Result<Applied, ApplyError> {
         match op.key() {
             None => {
-                self.flush_all();
+                let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
+                for shard in guards.iter_mut() {
+                    shard.clear();
+                }
+                self.log.restore(term, index, op);
                 Ok(Applied::Done)
             }
             Some(key) => {
-                let hash = self.hash(key);
-                let mut shard = self.lock(self.shard_of(hash));
-                let applied = apply(&mut shard, hash, op)?;
-                self.log.append(op);
-                Ok(applied)
+                let (i, hash) = self.locate(key);
+                let mut shard = self.lock(i);
+                let applied = apply(&mut shard, hash, op);
+                // Logged even if refused: the record is part of the history.
+                self.log.restore(term, index, op);
+                applied
             }
         }
+    }
+
+    /// Inserts an entry read from a snapshot (replacing any with its key). Not logged.
+    pub fn load(&self, entry: Entry) {
+        let (i, hash) = self.locate(entry.key());
+        let mut shard = self.lock(i);
+        if let Some(b) = shard.find_index(hash, entry.key()) {
+            shard.remove_at(b);
+        }
+        shard.insert(hash, entry);
+    }
+
+    /// Removes every entry whose key fails `keep`. Not logged (recovery only).
+    pub fn retain(&self, mut keep: impl FnMut(&[u8]) -> bool) {
+        for i in 0..self.shards.len() {
+            let mut shard = self.lock(i);
+            let doomed: Vec<usize> = (0..shard.table.num_buckets())
+                .filter(|b| shard.table.get_bucket(*b).is_some_and(|e| !keep(e.key())))
+                .collect();
+            for b in doomed {
+                shard.remove_at(b);
+            }
+        }
+    }
+
+    /// Runs `f` on every entry of shard `index` under its lock and returns
+    /// the log index the shard's contents correspond to: every op on this
+    /// shard with a lower or equal index is included, none above it.
+    pub fn export_shard(&self, index: usize, mut f: impl FnMut(&Entry)) -> u64 {
+        let shard = self.lock(index);
+        // Writes append to the log while holding their shard's lock, so
+        // while we hold this one the log cannot gain an op for this shard.
+        let covers = self.log.last_index();
+        for e in shard.table.iter() {
+            f(e);
+        }
+        covers
     }
 
     /// Number of keys (expired keys not yet swept included, as in Redis).
@@ -264,6 +305,12 @@ impl Store {
         }
         s
     }
+}
+
+/// The shard a key belongs to among `shards` (a power of two): the low bits
+/// of the key's CRC32 (IEEE). Part of the snapshot format: do not change.
+pub fn shard_for(key: &[u8], shards: usize) -> usize {
+    crc32fast::hash(key) as usize & (shards - 1)
 }
 
 /// A per-process hash seed, so bucket order (and SCAN order) is not predictable.
@@ -368,8 +415,9 @@ mod tests {
             for (i, rec) in records.iter().enumerate() {
                 let (rec, _) = decode_record(rec).unwrap();
                 prop_assert_eq!(rec.index, i as u64 + 1);
-                replica.apply_logged(&rec.op).unwrap();
+                replica.apply_replayed(rec.term, rec.index, &rec.op).unwrap();
             }
+            prop_assert_eq!(replica.log().last_index(), log.last_index());
             prop_assert_eq!(dump(&live), dump(&replica));
             prop_assert_eq!(live.keyspace_stats().expires, replica.keyspace_stats().expires);
             prop_assert_eq!(live.keyspace_stats().keys, replica.keyspace_stats().keys);

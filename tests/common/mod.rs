@@ -12,7 +12,7 @@ pub async fn start() -> ServerHandle {
 
 /// Like [`start`], after `tweak` adjusts the config.
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
-    let mut config = Config { port: 0, shards: 16, ..Config::default() };
+    let mut config = Config { port: 0, shards: 16, persistence: false, ..Config::default() };
     tweak(&mut config);
     ServerHandle::start(config).await.expect("server starts")
 }

@@ -1,0 +1,108 @@
+//! Durability: the write-ahead log, snapshots and crash recovery.
+//!
+//! The WAL is the op log on disk: the writer thread takes the records the
+//! log has encoded (the same bytes the backlog holds and replication will
+//! send) and appends them to segment files, fsyncing as the policy says.
+//! Snapshots are taken one shard at a time while writes continue; each
+//! shard's image records the log index it corresponds to, and recovery
+//! replays only the WAL records a shard's image does not already contain.
+//! See protocol.md, "Persistence formats".
+
+mod recovery;
+mod snapshot;
+mod wal;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use recovery::{recover, RecoveryReport};
+pub use snapshot::{
+    list_snapshots, read_snapshot, snapshot_name, write_snapshot, SnapshotError, SnapshotInfo, SnapshotMeta,
+};
+pub use wal::{
+    list_segments, scan_segment, segment_name, Durability, SegmentScan, WalError, WalStats, WalWriter,
+    WAL_HEADER_LEN, WAL_MAGIC,
+};
+
+/// When the WAL is fsynced (Redis's `appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// A write is acknowledged only once its record is fsynced; concurrent
+    /// writers share one fsync (group commit).
+    Always,
+    /// Written at once, fsynced once a second: a power loss can lose about
+    /// the last second of acknowledged writes; a process crash loses none.
+    #[default]
+    EverySec,
+    /// Written at once, fsynced when the OS decides.
+    No,
+}
+
+impl FsyncPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::EverySec => "everysec",
+            FsyncPolicy::No => "no",
+        }
+    }
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Ok(FsyncPolicy::Always),
+            "everysec" => Ok(FsyncPolicy::EverySec),
+            "no" => Ok(FsyncPolicy::No),
+            other => Err(format!("unknown fsync policy {other:?} (expected always, everysec or no)")),
+        }
+    }
+}
+
+/// Persistence settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistConfig {
+    pub dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    /// Start a new WAL segment past this many bytes.
+    pub segment_bytes: u64,
+    /// Take a snapshot after this many records since the last one (0 = never).
+    pub snapshot_every_records: u64,
+    /// Take a snapshot once the WAL holds this many bytes (0 = never).
+    pub snapshot_wal_bytes: u64,
+    /// Truncate a torn last WAL record at start (true) or refuse to start.
+    pub truncate_torn_tail: bool,
+}
+
+impl PersistConfig {
+    pub fn new(dir: PathBuf) -> PersistConfig {
+        PersistConfig {
+            dir,
+            fsync: FsyncPolicy::default(),
+            segment_bytes: 64 * 1024 * 1024,
+            snapshot_every_records: 10_000_000,
+            snapshot_wal_bytes: 512 * 1024 * 1024,
+            truncate_torn_tail: true,
+        }
+    }
+}
+
+/// How often the snapshot triggers are checked.
+pub const TRIGGER_CHECK: Duration = Duration::from_secs(1);
+
+/// Anything that stops the server from starting on its data directory.
+#[derive(Debug, Error)]
+pub enum PersistError {
+    #[error("data directory {dir}: {source}")]
+    Dir { dir: PathBuf, source: std::io::Error },
+    #[error("data directory {0} is in use by another burrow-server (lock held on its LOCK file)")]
+    Locked(PathBuf),
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}

@@ -1,0 +1,183 @@
+//! Recovery at start: the newest snapshot, then the WAL records after it.
+//!
+//! Records are replayed in index order through the same `apply` as live
+//! writes. A record a shard's snapshot image already contains (its index is
+//! at or below that image's covered index) is skipped, so nothing is applied
+//! twice. A torn last record is truncated (or refused, by configuration); a
+//! bad record anywhere else stops the start with the file and byte offset.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use super::snapshot::{list_snapshots, read_snapshot, SnapshotMeta};
+use super::wal::{io_err, list_segments, scan_segment, SegmentScan, WalError};
+use super::{PersistConfig, PersistError};
+use crate::oplog::{Op, Record};
+use crate::store::{shard_for, Store};
+
+/// What recovery found and did; INFO reports it.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    pub snapshot: Option<(PathBuf, SnapshotMeta)>,
+    pub snapshot_entries: u64,
+    pub records_replayed: u64,
+    /// Records already contained in the snapshot.
+    pub records_skipped: u64,
+    /// A torn tail that was cut: file, byte offset, why.
+    pub truncated: Option<(PathBuf, u64, String)>,
+    pub last_index: u64,
+    pub term: u64,
+    pub duration: Duration,
+    /// WAL segments to keep appending to: (first index, path, valid length).
+    pub segments: Vec<(u64, PathBuf, u64)>,
+}
+
+const PROGRESS_EVERY: u64 = 1_000_000;
+
+/// Loads `cfg.dir` into `store` (which must be empty). Creates the directory if missing.
+pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<RecoveryReport, PersistError> {
+    let started = Instant::now();
+    let dir = &cfg.dir;
+    std::fs::create_dir_all(dir).map_err(|source| PersistError::Dir { dir: dir.clone(), source })?;
+    remove_temp_files(dir)?;
+    let mut report = RecoveryReport::default();
+
+    let snapshots = list_snapshots(dir).map_err(|source| PersistError::Dir { dir: dir.clone(), source })?;
+    if let Some((_, path)) = snapshots.last() {
+        info!(path = %path.display(), "loading snapshot");
+        let mut loaded = 0u64;
+        let meta = read_snapshot(path, now_ms, |e| {
+            store.load(e);
+            loaded += 1;
+            if loaded % PROGRESS_EVERY == 0 {
+                info!(entries = loaded, "loading snapshot…");
+            }
+        })?;
+        info!(
+            entries = loaded,
+            covers = meta.min_cover(),
+            ms = started.elapsed().as_millis() as u64,
+            "snapshot loaded"
+        );
+        report.snapshot_entries = loaded;
+        report.term = meta.term;
+        report.snapshot = Some((path.clone(), meta));
+    }
+    let meta = report.snapshot.as_ref().map(|(_, m)| m.clone());
+    let base = meta.as_ref().map_or(0, |m| m.min_cover());
+
+    let mut segments = list_segments(dir)?;
+    // Segments wholly covered by the snapshot (left by a crash between the
+    // snapshot's rename and their deletion) are deleted now.
+    while segments.len() > 1 && segments[1].0 <= base + 1 {
+        let (_, path) = segments.remove(0);
+        info!(path = %path.display(), "deleting WAL segment covered by the snapshot");
+        std::fs::remove_file(&path).map_err(io_err("delete WAL segment", &path))?;
+    }
+    if let Some((first, path)) = segments.first() {
+        if *first > base + 1 {
+            return Err(WalError::Gap { path: path.clone(), expected: base + 1, got: *first }.into());
+        }
+    }
+
+    let mut last = base;
+    let count = segments.len();
+    for (n, (first, path)) in segments.into_iter().enumerate() {
+        if n > 0 && first != last + 1 {
+            return Err(WalError::Gap { path, expected: last + 1, got: first }.into());
+        }
+        let data = Bytes::from(std::fs::read(&path).map_err(io_err("read WAL segment", &path))?);
+        let len = data.len() as u64;
+        let scan = scan_segment(&path, &data, first, |rec| {
+            last = rec.index;
+            replay(store, meta.as_ref(), rec, &mut report);
+            let done = report.records_replayed + report.records_skipped;
+            if done % PROGRESS_EVERY == 0 {
+                info!(records = done, "replaying WAL…");
+            }
+            Ok(())
+        })?;
+        if n == 0 && last < base && first <= base + 1 {
+            // Every record here is older than the snapshot: fine.
+        }
+        let valid = match scan {
+            SegmentScan::Complete { .. } => len,
+            SegmentScan::Torn { offset, reason, .. } => {
+                if n + 1 < count {
+                    return Err(WalError::Corrupt { path, offset, reason }.into());
+                }
+                if !cfg.truncate_torn_tail {
+                    return Err(WalError::TornRefused { path, offset, reason }.into());
+                }
+                warn!(path = %path.display(), offset, reason = %reason, "truncating torn WAL tail");
+                report.truncated = Some((path.clone(), offset, reason));
+                offset
+            }
+        };
+        if first > last {
+            // An empty segment (no records yet): the next record is `first`.
+            last = first - 1;
+        }
+        report.segments.push((first, path, valid));
+    }
+    let max_cover = meta.as_ref().map_or(0, |m| m.max_cover());
+    report.last_index = last.max(max_cover);
+    report.term = report.term.max(1);
+    store.log().set_last_index(report.term, report.last_index);
+    report.duration = started.elapsed();
+    info!(
+        last_index = report.last_index,
+        replayed = report.records_replayed,
+        skipped = report.records_skipped,
+        keys = store.len(),
+        ms = report.duration.as_millis() as u64,
+        "recovery complete"
+    );
+    Ok(report)
+}
+
+fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record, report: &mut RecoveryReport) {
+    report.term = report.term.max(rec.term);
+    let covered = |key: &[u8]| meta.is_some_and(|m| rec.index <= m.covers[shard_for(key, m.shards as usize)]);
+    match (&rec.op, meta) {
+        (_, Some(m)) if rec.index <= m.min_cover() => {
+            report.records_skipped += 1;
+            store.log().restore(rec.term, rec.index, &rec.op);
+        }
+        (Op::FlushAll, Some(m)) if m.max_cover() >= rec.index => {
+            // Shards whose image is newer than this FLUSHALL keep their keys.
+            store.retain(|k| covered(k));
+            store.log().restore(rec.term, rec.index, &rec.op);
+            report.records_replayed += 1;
+        }
+        (op, _) if op.key().is_some_and(|k| covered(k)) => {
+            report.records_skipped += 1;
+            store.log().restore(rec.term, rec.index, &rec.op);
+        }
+        _ => {
+            // A refused op was refused live too (it was logged as applied, so
+            // this cannot happen unless the data is inconsistent): keep going,
+            // as the leader did.
+            if let Err(e) = store.apply_replayed(rec.term, rec.index, &rec.op) {
+                warn!(index = rec.index, error = %e, "WAL record refused during replay");
+            }
+            report.records_replayed += 1;
+        }
+    }
+}
+
+fn remove_temp_files(dir: &std::path::Path) -> Result<(), PersistError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|source| PersistError::Dir { dir: dir.to_owned(), source })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".tmp")) {
+            info!(path = %entry.path().display(), "removing unfinished snapshot");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,529 @@
+//! WAL segments: files of op-log records, appended by one writer thread.
+//!
+//! ```text
+//! segment file  wal-<first index, 20 digits>.log
+//! +-----------+-----------+-----------+----------------------+------------+
+//! | "BWAL"    | version=1 | reserved  | first index (u64 BE) | records... |
+//! +-----------+-----------+-----------+----------------------+------------+
+//! ```
+//! Records are framed as in `oplog::record` (length, CRC32, term, index, op).
+//! The writer drains what the op log queued, writes it with one `write`,
+//! and fsyncs by policy: `always` before anyone waiting is told the write is
+//! durable (one fsync covers every writer queued meanwhile — group commit),
+//! `everysec` once a second, `no` never (the OS decides).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use byteorder::{BigEndian, ByteOrder};
+use bytes::{Bytes, BytesMut};
+use thiserror::Error;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::FsyncPolicy;
+use crate::oplog::{decode_record, OpLog, Record, RecordError};
+
+pub const WAL_MAGIC: &[u8; 4] = b"BWAL";
+pub const WAL_VERSION: u16 = 1;
+pub const WAL_HEADER_LEN: usize = 16;
+
+#[derive(Debug, Error)]
+pub enum WalError {
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{path}: bad WAL header: {reason}")]
+    BadHeader { path: PathBuf, reason: String },
+    #[error("{path}: corrupt record at byte offset {offset}: {reason}; refusing to start (the data after it would be lost)")]
+    Corrupt { path: PathBuf, offset: u64, reason: String },
+    #[error("{path}: torn last record at byte offset {offset}: {reason}; refusing to start because torn-tail truncation is disabled")]
+    TornRefused { path: PathBuf, offset: u64, reason: String },
+    #[error("{path}: record index {got} where {expected} was expected (missing or reordered records)")]
+    Gap { path: PathBuf, expected: u64, got: u64 },
+}
+
+pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
+    move |source| WalError::Io { op, path: path.to_owned(), source }
+}
+
+pub fn segment_name(first_index: u64) -> String {
+    format!("wal-{first_index:020}.log")
+}
+
+/// WAL segments in `dir`, ordered by first index.
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err("read directory", dir))? {
+        let entry = entry.map_err(io_err("read directory", dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(num) = name.strip_prefix("wal-").and_then(|n| n.strip_suffix(".log")) {
+            if let Ok(first) = num.parse::<u64>() {
+                out.push((first, entry.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn header(first_index: u64) -> [u8; WAL_HEADER_LEN] {
+    let mut h = [0u8; WAL_HEADER_LEN];
+    h[..4].copy_from_slice(WAL_MAGIC);
+    BigEndian::write_u16(&mut h[4..6], WAL_VERSION);
+    BigEndian::write_u64(&mut h[8..16], first_index);
+    h
+}
+
+/// How a segment's bytes ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentScan {
+    /// Every byte belonged to a valid record.
+    Complete { records: u64 },
+    /// The last record is short or fails its CRC and nothing valid follows:
+    /// a write torn by a crash. `offset` is where the valid data ends.
+    Torn { records: u64, offset: u64, reason: String },
+}
+
+/// Reads the records of one segment, calling `f` for each in order.
+/// A bad record followed by more valid records is corruption (`Err`); a bad
+/// record with nothing valid after it is a torn tail (`Ok(Torn)`).
+pub fn scan_segment(
+    path: &Path,
+    data: &Bytes,
+    expect_first: u64,
+    mut f: impl FnMut(Record) -> Result<(), WalError>,
+) -> Result<SegmentScan, WalError> {
+    if data.len() < WAL_HEADER_LEN {
+        return Ok(SegmentScan::Torn {
+            records: 0,
+            offset: 0,
+            reason: format!("file is {} bytes, shorter than its {WAL_HEADER_LEN}-byte header", data.len()),
+        });
+    }
+    let bad = |reason: String| WalError::BadHeader { path: path.to_owned(), reason };
+    if &data[..4] != WAL_MAGIC {
+        return Err(bad(format!("magic {:02x?} is not {WAL_MAGIC:?}", &data[..4])));
+    }
+    let version = BigEndian::read_u16(&data[4..6]);
+    if version != WAL_VERSION {
+        return Err(bad(format!("version {version} is not supported (this build reads {WAL_VERSION})")));
+    }
+    let first = BigEndian::read_u64(&data[8..16]);
+    if first != expect_first {
+        return Err(bad(format!("header says first index {first}, file name says {expect_first}")));
+    }
+    let mut pos = WAL_HEADER_LEN;
+    let mut next = first;
+    let mut records = 0;
+    while pos < data.len() {
+        match decode_record(&data.slice(pos..)) {
+            Ok((rec, used)) => {
+                if rec.index != next {
+                    return Err(WalError::Gap { path: path.to_owned(), expected: next, got: rec.index });
+                }
+                next += 1;
+                records += 1;
+                f(rec)?;
+                pos += used;
+            }
+            Err(e) => {
+                let reason = describe(&e);
+                if valid_record_after(data, pos, next) {
+                    return Err(WalError::Corrupt { path: path.to_owned(), offset: pos as u64, reason });
+                }
+                return Ok(SegmentScan::Torn { records, offset: pos as u64, reason });
+            }
+        }
+    }
+    Ok(SegmentScan::Complete { records })
+}
+
+fn describe(e: &RecordError) -> String {
+    e.to_string()
+}
+
+/// Whether any offset after `bad` starts a valid record numbered `next` or
+/// later — the sign that the bad bytes are damage in the middle, not a tear.
+fn valid_record_after(data: &Bytes, bad: usize, next: u64) -> bool {
+    (bad + 1..data.len()).any(|p| matches!(decode_record(&data.slice(p..)), Ok((r, _)) if r.index >= next))
+}
+
+/// What the writer has achieved so far; connections wait on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Durability {
+    /// Highest index handed to the OS (written).
+    pub written: u64,
+    /// Highest index known to be on stable storage (fsynced).
+    pub synced: u64,
+    /// The last write or fsync failed and has not yet been retried successfully.
+    pub failed: bool,
+}
+
+/// WAL figures for INFO.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalStats {
+    pub bytes: u64,
+    pub segments: usize,
+    pub fsyncs: u64,
+    pub last_error: Option<String>,
+}
+
+struct Segment {
+    first: u64,
+    path: PathBuf,
+    /// Size when closed; the active segment's size is `Shared::active_len`.
+    len: u64,
+}
+
+struct Shared {
+    log: Arc<OpLog>,
+    dir: PathBuf,
+    policy: FsyncPolicy,
+    segment_bytes: u64,
+    durable: watch::Sender<Durability>,
+    stop: AtomicBool,
+    segments: Mutex<Vec<Segment>>,
+    active_len: AtomicU64,
+    fsyncs: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    /// An fsync through this index was asked for (snapshots, any policy).
+    sync_requested: AtomicU64,
+}
+
+/// The WAL writer: a dedicated thread doing blocking file IO.
+pub struct WalWriter {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for WalWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalWriter")
+            .field("dir", &self.shared.dir)
+            .field("policy", &self.shared.policy)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), WalError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync directory", dir))
+}
+
+fn create_segment(dir: &Path, first: u64) -> Result<(File, PathBuf), WalError> {
+    let path = dir.join(segment_name(first));
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("create WAL segment", &path))?;
+    file.write_all(&header(first)).map_err(io_err("write WAL header", &path))?;
+    file.sync_all().map_err(io_err("fsync WAL segment", &path))?;
+    fsync_dir(dir)?;
+    Ok((file, path))
+}
+
+impl WalWriter {
+    /// Starts the writer. `existing`: the segments recovery found (first
+    /// index, path, valid length), the last of which is appended to; with
+    /// none, a new segment starts at `last_index + 1`.
+    pub fn start(
+        log: Arc<OpLog>,
+        dir: &Path,
+        policy: FsyncPolicy,
+        segment_bytes: u64,
+        existing: Vec<(u64, PathBuf, u64)>,
+        last_index: u64,
+    ) -> Result<WalWriter, WalError> {
+        let mut segments: Vec<Segment> =
+            existing.into_iter().map(|(first, path, len)| Segment { first, path, len }).collect();
+        let file = match segments.last() {
+            Some(seg) => {
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .open(&seg.path)
+                    .map_err(io_err("open WAL segment", &seg.path))?;
+                f.set_len(seg.len).map_err(io_err("truncate WAL segment", &seg.path))?;
+                f.seek(SeekFrom::Start(seg.len)).map_err(io_err("seek WAL segment", &seg.path))?;
+                if seg.len < WAL_HEADER_LEN as u64 {
+                    // Torn header: rewrite it.
+                    f.set_len(0).map_err(io_err("truncate WAL segment", &seg.path))?;
+                    f.seek(SeekFrom::Start(0)).map_err(io_err("seek WAL segment", &seg.path))?;
+                    f.write_all(&header(seg.first)).map_err(io_err("write WAL header", &seg.path))?;
+                    f.sync_all().map_err(io_err("fsync WAL segment", &seg.path))?;
+                }
+                f
+            }
+            None => {
+                let (f, path) = create_segment(dir, last_index + 1)?;
+                segments.push(Segment { first: last_index + 1, path, len: WAL_HEADER_LEN as u64 });
+                f
+            }
+        };
+        let active = segments.pop().expect("an active segment");
+        let active_len = active.len.max(WAL_HEADER_LEN as u64);
+        let active_first = active.first;
+        let active_path = active.path.clone();
+        segments.push(Segment { len: 0, ..active });
+        log.enable_wal();
+        let shared = Arc::new(Shared {
+            log,
+            dir: dir.to_owned(),
+            policy,
+            segment_bytes,
+            durable: watch::channel(Durability { written: last_index, synced: last_index, failed: false }).0,
+            stop: AtomicBool::new(false),
+            segments: Mutex::new(segments),
+            active_len: AtomicU64::new(active_len),
+            fsyncs: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            sync_requested: AtomicU64::new(0),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("burrow-wal".into())
+            .spawn(move || {
+                let mut w = Writer {
+                    s,
+                    file,
+                    path: active_path,
+                    first: active_first,
+                    len: active_len,
+                    retry: BytesMut::new(),
+                    retry_last: last_index,
+                    last_sync: Instant::now(),
+                    unsynced: false,
+                };
+                w.run()
+            })
+            .map_err(io_err("spawn WAL writer thread", dir))?;
+        Ok(WalWriter { shared, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// A receiver to wait on for durability (written / synced / failed).
+    pub fn subscribe(&self) -> watch::Receiver<Durability> {
+        self.shared.durable.subscribe()
+    }
+
+    pub fn durability(&self) -> Durability {
+        *self.shared.durable.borrow()
+    }
+
+    pub fn policy(&self) -> FsyncPolicy {
+        self.shared.policy
+    }
+
+    /// Deletes segments whose every record has an index ≤ `index` (covered
+    /// by a snapshot). The active segment is never deleted.
+    pub fn delete_covered(&self, index: u64) -> usize {
+        let mut segs = lock(&self.shared.segments);
+        let mut deleted = 0;
+        while segs.len() > 1 && segs[1].first <= index + 1 {
+            let seg = segs.remove(0);
+            match std::fs::remove_file(&seg.path) {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    warn!(path = %seg.path.display(), error = %e, "cannot delete covered WAL segment");
+                    segs.insert(0, seg);
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            let _ = fsync_dir(&self.shared.dir);
+        }
+        deleted
+    }
+
+    pub fn stats(&self) -> WalStats {
+        let segs = lock(&self.shared.segments);
+        let closed: u64 = segs.iter().map(|s| s.len).sum();
+        WalStats {
+            bytes: closed + self.shared.active_len.load(Ordering::Relaxed),
+            segments: segs.len(),
+            fsyncs: self.shared.fsyncs.load(Ordering::Relaxed),
+            last_error: lock(&self.shared.last_error).clone(),
+        }
+    }
+
+    /// Asks the writer to fsync through `index` whatever the policy; wait
+    /// on [`WalWriter::subscribe`] for `synced` to reach it.
+    pub fn sync_through(&self, index: u64) {
+        self.shared.sync_requested.fetch_max(index, Ordering::SeqCst);
+        self.shared.log.wake_wal();
+    }
+
+    /// Writes and fsyncs everything queued, then stops the thread.
+    pub fn shutdown(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.log.wake_wal();
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WalWriter {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Writer {
+    s: Arc<Shared>,
+    file: File,
+    path: PathBuf,
+    first: u64,
+    len: u64,
+    /// Bytes taken from the log but not yet written (kept across failures).
+    retry: BytesMut,
+    retry_last: u64,
+    last_sync: Instant,
+    unsynced: bool,
+}
+
+const EVERYSEC: Duration = Duration::from_secs(1);
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl Writer {
+    fn run(&mut self) {
+        loop {
+            let stopping = self.s.stop.load(Ordering::SeqCst);
+            let failed = self.s.durable.borrow().failed;
+            let wait = if stopping {
+                Duration::ZERO
+            } else if failed {
+                RETRY_AFTER
+            } else if self.unsynced && self.s.policy == FsyncPolicy::EverySec {
+                EVERYSEC.saturating_sub(self.last_sync.elapsed())
+            } else {
+                Duration::from_millis(500)
+            };
+            let requested = self.s.sync_requested.load(Ordering::SeqCst);
+            let wait = if requested > self.s.durable.borrow().synced { Duration::ZERO } else { wait };
+            let (bytes, last) = self.s.log.take_wal(wait);
+            if !bytes.is_empty() {
+                self.retry.extend_from_slice(&bytes);
+                self.retry_last = last;
+            }
+            let mut ok = true;
+            if !self.retry.is_empty() {
+                ok = self.write_pending();
+            }
+            let requested = self.s.sync_requested.load(Ordering::SeqCst);
+            let due = requested > self.s.durable.borrow().synced
+                || match self.s.policy {
+                    FsyncPolicy::Always => true,
+                    FsyncPolicy::EverySec => self.last_sync.elapsed() >= EVERYSEC,
+                    FsyncPolicy::No => false,
+                };
+            if ok && self.unsynced && (due || stopping) {
+                ok = self.sync();
+            }
+            if ok && self.len >= self.s.segment_bytes {
+                ok = self.rotate();
+            }
+            if ok && failed {
+                info!(path = %self.path.display(), "WAL writes succeed again; accepting writes");
+                *lock(&self.s.last_error) = None;
+                self.s.durable.send_modify(|d| d.failed = false);
+            }
+            if stopping && (self.retry.is_empty() || !ok) {
+                if !ok {
+                    error!("shutting down with WAL records that could not be written");
+                }
+                return;
+            }
+            if !ok {
+                // Back off before retrying the disk.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    fn fail(&mut self, what: &str, e: std::io::Error) {
+        let msg = format!("{what} {}: {e}", self.path.display());
+        error!(error = %msg, "WAL failure: writes are refused until the disk accepts them again");
+        *lock(&self.s.last_error) = Some(msg);
+        self.s.durable.send_modify(|d| d.failed = true);
+    }
+
+    fn write_pending(&mut self) -> bool {
+        match self.file.write_all(&self.retry) {
+            Ok(()) => {
+                self.len += self.retry.len() as u64;
+                self.s.active_len.store(self.len, Ordering::Relaxed);
+                self.retry.clear();
+                self.unsynced = true;
+                let last = self.retry_last;
+                self.s.durable.send_modify(|d| d.written = last);
+                true
+            }
+            Err(e) => {
+                // Cut any partial write so the file ends on a record boundary.
+                let _ = self.file.set_len(self.len);
+                let _ = self.file.seek(SeekFrom::Start(self.len));
+                self.fail("write", e);
+                false
+            }
+        }
+    }
+
+    fn sync(&mut self) -> bool {
+        match self.file.sync_data() {
+            Ok(()) => {
+                self.s.fsyncs.fetch_add(1, Ordering::Relaxed);
+                self.last_sync = Instant::now();
+                self.unsynced = false;
+                let written = self.s.durable.borrow().written;
+                self.s.durable.send_modify(|d| d.synced = written);
+                true
+            }
+            Err(e) => {
+                self.fail("fsync", e);
+                false
+            }
+        }
+    }
+
+    fn rotate(&mut self) -> bool {
+        if self.unsynced && !self.sync() {
+            return false;
+        }
+        let next = self.s.durable.borrow().written + 1;
+        match create_segment(&self.s.dir, next) {
+            Ok((file, path)) => {
+                let mut segs = lock(&self.s.segments);
+                if let Some(last) = segs.last_mut() {
+                    last.len = self.len;
+                }
+                segs.push(Segment { first: next, path: path.clone(), len: 0 });
+                drop(segs);
+                self.file = file;
+                self.path = path;
+                self.first = next;
+                self.len = WAL_HEADER_LEN as u64;
+                self.s.active_len.store(self.len, Ordering::Relaxed);
+                true
+            }
+            Err(WalError::Io { source, .. }) => {
+                self.fail("create next segment after", source);
+                false
+            }
+            Err(e) => {
+                self.fail("create next segment after", std::io::Error::other(e.to_string()));
+                false
+            }
+        }
+    }
+}

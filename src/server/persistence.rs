@@ -1,0 +1,213 @@
+//! The server's side of persistence: the WAL writer, snapshot scheduling
+//! (triggers, the SNAPSHOT command, shutdown) and the figures INFO shows.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use super::now_ms;
+use crate::persist::{
+    recover, write_snapshot, Durability, PersistConfig, PersistError, RecoveryReport, SnapshotInfo, WalWriter,
+};
+use crate::store::Store;
+
+/// Outcome of the last snapshot, for INFO.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotStats {
+    pub count: u64,
+    pub last_time_ms: u64,
+    pub last_duration: Duration,
+    pub last_bytes: u64,
+    pub last_entries: u64,
+    pub last_index: u64,
+    pub last_error: Option<String>,
+}
+
+/// Persistence state shared by the server's tasks.
+pub struct Persistence {
+    pub cfg: PersistConfig,
+    pub wal: WalWriter,
+    pub recovery: RecoveryReport,
+    /// Held while a snapshot is being written: one at a time.
+    running: tokio::sync::Mutex<()>,
+    in_progress: AtomicBool,
+    stats: Mutex<SnapshotStats>,
+    /// Holds the data directory's exclusive lock for the process's lifetime.
+    _lock: File,
+}
+
+impl std::fmt::Debug for Persistence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persistence").field("cfg", &self.cfg).finish()
+    }
+}
+
+/// Why a snapshot was not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotRefusal {
+    InProgress,
+    Failed(String),
+}
+
+impl Persistence {
+    /// Locks the data directory, recovers it into `store`, and starts the WAL.
+    pub fn open(cfg: PersistConfig, store: &Store) -> Result<Persistence, PersistError> {
+        std::fs::create_dir_all(&cfg.dir)
+            .map_err(|source| PersistError::Dir { dir: cfg.dir.clone(), source })?;
+        let lock_path = cfg.dir.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| PersistError::Dir { dir: cfg.dir.clone(), source })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(PersistError::Locked(cfg.dir.clone())),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(PersistError::Dir { dir: cfg.dir.clone(), source })
+            }
+        }
+        let recovery = recover(&cfg, store, now_ms())?;
+        let wal = WalWriter::start(
+            store.log().clone(),
+            &cfg.dir,
+            cfg.fsync,
+            cfg.segment_bytes,
+            recovery.segments.clone(),
+            recovery.last_index,
+        )?;
+        let stats = SnapshotStats {
+            last_index: recovery.snapshot.as_ref().map_or(0, |(_, m)| m.min_cover()),
+            ..SnapshotStats::default()
+        };
+        Ok(Persistence {
+            cfg,
+            wal,
+            recovery,
+            running: tokio::sync::Mutex::new(()),
+            in_progress: AtomicBool::new(false),
+            stats: Mutex::new(stats),
+            _lock: lock,
+        })
+    }
+
+    pub fn durability(&self) -> watch::Receiver<Durability> {
+        self.wal.subscribe()
+    }
+
+    pub fn failed(&self) -> bool {
+        self.wal.durability().failed
+    }
+
+    pub fn snapshot_stats(&self) -> SnapshotStats {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn in_progress(&self) -> bool {
+        self.in_progress.load(Ordering::Relaxed)
+    }
+
+    /// Writes a snapshot (waiting for a running one first unless `exclusive`,
+    /// which refuses with `InProgress` instead), then deletes the WAL
+    /// segments it covers.
+    pub async fn snapshot(
+        self: &Arc<Self>,
+        store: Arc<Store>,
+        exclusive: bool,
+    ) -> Result<SnapshotInfo, SnapshotRefusal> {
+        let _guard = if exclusive {
+            self.running.try_lock().map_err(|_| SnapshotRefusal::InProgress)?
+        } else {
+            self.running.lock().await
+        };
+        self.in_progress.store(true, Ordering::Relaxed);
+        let me = self.clone();
+        let handle = tokio::runtime::Handle::current();
+        let result = tokio::task::spawn_blocking(move || me.write(&store, &handle))
+            .await
+            .unwrap_or_else(|e| Err(format!("snapshot task failed: {e}")));
+        self.in_progress.store(false, Ordering::Relaxed);
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(info) => {
+                let deleted = self.wal.delete_covered(info.index);
+                info!(
+                    path = %info.path.display(),
+                    index = info.index,
+                    entries = info.entries,
+                    bytes = info.bytes,
+                    ms = info.duration.as_millis() as u64,
+                    wal_segments_deleted = deleted,
+                    "snapshot written"
+                );
+                stats.count += 1;
+                stats.last_time_ms = now_ms();
+                stats.last_duration = info.duration;
+                stats.last_bytes = info.bytes;
+                stats.last_entries = info.entries;
+                stats.last_index = info.index;
+                stats.last_error = None;
+                Ok(info)
+            }
+            Err(e) => {
+                error!(error = %e, "snapshot failed; the previous snapshot and the WAL remain valid");
+                stats.last_error = Some(e.clone());
+                Err(SnapshotRefusal::Failed(e))
+            }
+        }
+    }
+
+    /// Runs on a blocking thread.
+    fn write(&self, store: &Store, handle: &tokio::runtime::Handle) -> Result<SnapshotInfo, String> {
+        let term = store.log().stats().term;
+        // The snapshot may only replace the previous one once the WAL holds
+        // every record it contains, so recovery always sees a prefix.
+        let wait_wal = |upto: u64| -> Result<(), String> {
+            self.wal.sync_through(upto);
+            let mut rx = self.wal.subscribe();
+            handle
+                .block_on(rx.wait_for(|d| d.synced >= upto || d.failed))
+                .map_err(|_| "WAL writer stopped".to_string())
+                .and_then(|d| if d.failed { Err("WAL is failing".to_string()) } else { Ok(()) })
+        };
+        write_snapshot(store, &self.cfg.dir, term, now_ms(), wait_wal).map_err(|e| e.to_string())
+    }
+
+    /// Whether the configured thresholds call for a snapshot now.
+    pub fn due(&self, last_index: u64) -> bool {
+        if self.in_progress() {
+            return false;
+        }
+        let since = last_index.saturating_sub(self.snapshot_stats().last_index);
+        let records_due = self.cfg.snapshot_every_records > 0 && since >= self.cfg.snapshot_every_records;
+        let bytes_due =
+            self.cfg.snapshot_wal_bytes > 0 && self.wal.stats().bytes >= self.cfg.snapshot_wal_bytes;
+        (records_due || bytes_due) && since > 0
+    }
+}
+
+/// Checks the snapshot triggers once a second until `cancel`.
+pub async fn schedule_snapshots(
+    persist: Arc<Persistence>,
+    store: Arc<Store>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(crate::persist::TRIGGER_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if persist.due(store.log().last_index()) {
+            let started = Instant::now();
+            let _ = persist.snapshot(store.clone(), true).await;
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "triggered snapshot finished");
+        }
+    }
+}
