@@ -52,7 +52,7 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         let meta = read_snapshot(path, now_ms, |e| {
             store.load(e);
             loaded += 1;
-            if loaded % PROGRESS_EVERY == 0 {
+            if loaded.is_multiple_of(PROGRESS_EVERY) {
                 info!(entries = loaded, "loading snapshot…");
             }
         })?;
@@ -95,7 +95,7 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
             last = rec.index;
             replay(store, meta.as_ref(), rec, &mut report);
             let done = report.records_replayed + report.records_skipped;
-            if done % PROGRESS_EVERY == 0 {
+            if done.is_multiple_of(PROGRESS_EVERY) {
                 info!(records = done, "replaying WAL…");
             }
             Ok(())

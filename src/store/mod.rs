@@ -406,7 +406,7 @@ mod tests {
                     Cmd::Pop(key, l, n) => { let _ = live.pop(&k(key), end(l), n, now); }
                     Cmd::Flush => live.flush_all(),
                 }
-                if now % 7 == 0 {
+                if now.is_multiple_of(7) {
                     live.sweep_expired(now, 16);
                 }
             }
