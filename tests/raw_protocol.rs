@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use burrow::client::Client;
@@ -15,6 +15,7 @@ use common::{assert_status, header, info_u64, request_bytes, RawConn};
 
 /// A server with small limits, so over-limit headers are cheap to declare.
 async fn small_server() -> burrow::server::ServerHandle {
+    logs::init();
     common::start_with(|c| {
         c.max_key_bytes = 16;
         c.max_value_bytes = 1024;
@@ -33,7 +34,7 @@ async fn assert_pong(conn: &mut RawConn, id: u32) {
 
 #[tokio::test]
 async fn unknown_opcode_is_an_error_reply_and_the_connection_stays_usable() {
-    let server = common::start().await;
+    let server = start().await;
     let mut conn = RawConn::connect(server.addr).await;
     // An unknown opcode with a payload: the payload is skipped by its declared
     // lengths, so the PING in the same write is still parsed correctly.
@@ -70,7 +71,7 @@ async fn unknown_opcode_is_an_error_reply_and_the_connection_stays_usable() {
 
 #[tokio::test]
 async fn bad_request_keeps_the_connection_open() {
-    let server = common::start().await;
+    let server = start().await;
     let mut conn = RawConn::connect(server.addr).await;
     // SET with NX and XX together.
     let mut set = header(MAGIC_REQUEST, VERSION, Opcode::Set as u8, flags::NX | flags::XX, 11, 0, 1, 1);
@@ -89,7 +90,7 @@ async fn bad_request_keeps_the_connection_open() {
 
 #[tokio::test]
 async fn bad_magic_gets_bad_frame_then_the_connection_closes() {
-    let server = common::start().await;
+    let server = start().await;
     let mut conn = RawConn::connect(server.addr).await;
     // A valid request first: it is answered before the garbage is judged.
     let mut bytes = ping(1);
@@ -111,7 +112,7 @@ async fn bad_magic_gets_bad_frame_then_the_connection_closes() {
 
 #[tokio::test]
 async fn bad_version_gets_bad_frame_echoing_the_id_then_closes() {
-    let server = common::start().await;
+    let server = start().await;
     let mut conn = RawConn::connect(server.addr).await;
     conn.send(&header(MAGIC_REQUEST, 2, Opcode::Get as u8, 0, 0xDEAD_BEEF, 0, 0, 0)).await;
     let f = conn.frame().await;
@@ -167,7 +168,7 @@ async fn an_over_limit_value_is_refused_from_the_header_alone() {
 
 #[tokio::test]
 async fn a_thousand_pipelined_requests_in_one_write_are_answered_in_order() {
-    let server = common::start().await;
+    let server = start().await;
     let mut conn = RawConn::connect(server.addr).await;
     const N: u32 = 1000;
     // Ids are not sequential, so a reply matched by position but carrying
@@ -209,7 +210,7 @@ async fn a_thousand_pipelined_requests_in_one_write_are_answered_in_order() {
 
 #[tokio::test]
 async fn a_frame_split_byte_by_byte_across_writes_still_works() {
-    let server = common::start().await;
+    let server = start().await;
     let mut conn = RawConn::connect(server.addr).await;
     let set = request_bytes(
         &Request::Set {
@@ -269,7 +270,7 @@ fn garbage(rng: &mut common::SeededRng, round: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_one_connection_does_not_disturb_another() {
-    let server = common::start().await;
+    let server = start().await;
     let addr = server.addr;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
@@ -332,39 +333,74 @@ async fn garbage_on_one_connection_does_not_disturb_another() {
     server.shutdown().await.unwrap();
 }
 
-/// Collects everything the tracing subscriber writes, for asserting on logs.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+/// Log capture for [`every_rejection_is_logged`].
+///
+/// One global subscriber is installed before any server in this test binary
+/// starts (every test starts its server through [`start`] or
+/// [`small_server`]). A scoped `set_default` subscriber would race with
+/// callsites first hit by tests on other threads — tracing caches a
+/// callsite's interest globally — and miss events now and then. The writer
+/// keeps only what is written on a thread that asked for capture; the
+/// default test runtime is single-threaded, so a test's server tasks log on
+/// the test's own thread.
+mod logs {
+    use std::cell::RefCell;
+    use std::sync::OnceLock;
 
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
+    thread_local! {
+        static CAPTURE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+
+    struct ThreadWriter;
+
+    impl std::io::Write for ThreadWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            CAPTURE.with(|c| {
+                if let Some(v) = c.borrow_mut().as_mut() {
+                    v.extend_from_slice(buf);
+                }
+            });
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    pub fn init() {
+        static INIT: OnceLock<()> = OnceLock::new();
+        INIT.get_or_init(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(|| ThreadWriter)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("first and only subscriber");
+        });
+    }
+
+    /// Starts capturing what this thread logs.
+    pub fn capture() {
+        CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// Everything this thread logged since [`capture`].
+    pub fn text() -> String {
+        CAPTURE.with(|c| String::from_utf8_lossy(c.borrow().as_deref().unwrap_or_default()).into_owned())
     }
 }
 
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
+async fn start() -> burrow::server::ServerHandle {
+    logs::init();
+    common::start().await
 }
 
-/// The default (current-thread) test runtime runs the server's tasks on this
-/// thread, so a thread-local subscriber sees their events.
+/// Runs on the default current-thread runtime, so the server's connection
+/// tasks log on this thread.
 #[tokio::test]
 async fn every_rejection_is_logged() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    logs::init();
+    logs::capture();
     let server = small_server().await;
     let cases: Vec<(Vec<u8>, Status, &str)> = vec![
         (header(MAGIC_REQUEST, VERSION, 0x7F, 0, 1, 0, 0, 0), Status::UnknownOpcode, "unknown opcode 0x7f"),
@@ -396,10 +432,10 @@ async fn every_rejection_is_logged() {
         let f = conn.frame().await;
         let got = Reply::from_frame(&f).unwrap();
         assert!(matches!(&got, Reply::Error { status: s, .. } if s == status), "{got:?}");
-        let text = logs.text();
+        let text = logs::text();
         assert!(text.contains(message), "log mentions {message:?}:\n{text}");
     }
-    let text = logs.text();
+    let text = logs::text();
     assert_eq!(text.matches("protocol error; closing connection").count(), 4, "{text}");
     server.shutdown().await.unwrap();
 }
