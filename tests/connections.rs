@@ -185,3 +185,32 @@ async fn shutdown_with_no_connections_returns_promptly() {
     tokio::time::timeout(DEADLINE, server.shutdown()).await.expect("prompt").expect("Ok");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// Regression: shutdown waited forever for a connection blocked writing
+/// replies to a peer that stopped reading.
+#[tokio::test]
+async fn shutdown_does_not_wait_forever_for_a_peer_that_never_reads() {
+    let server = common::start().await;
+    let addr = server.addr;
+    let mut c = Client::connect(addr).await.unwrap();
+    c.set("big", vec![b'x'; 1 << 20]).await.unwrap();
+    drop(c);
+
+    // 64 GETs of a 1 MiB value: far more than the socket buffers hold.
+    let mut conn = RawConn::connect(addr).await;
+    let mut batch = Vec::new();
+    for id in 1..=64u32 {
+        batch.extend_from_slice(&request_bytes(&Request::Get { key: "big".into() }, id));
+    }
+    conn.send(&batch).await;
+    // One reply read proves the server is inside the batch; then stop reading.
+    assert_eq!(conn.frame().await.value.len(), 1 << 20);
+
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), server.shutdown())
+        .await
+        .expect("shutdown finishes although a peer never reads")
+        .expect("shutdown returns Ok");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

@@ -25,6 +25,9 @@ const KEEP_BUFFER: usize = 1024 * 1024;
 /// How long, and how much, a closing connection still reads and discards.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 const LINGER_BYTES: usize = 1024 * 1024;
+/// Once shutdown has begun, how long one write of replies may block. Without
+/// it a peer that stops reading would hold shutdown open forever.
+const SHUTDOWN_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(super) async fn serve(
     stream: TcpStream,
@@ -67,7 +70,7 @@ async fn serve_inner(
                     let error = dispatch::execute(shared, &frame, now, &mut wbuf);
                     counts.add(frame.opcode, error);
                     if wbuf.len() >= FLUSH_AT {
-                        stream.write_all(&wbuf).await?;
+                        write_out(&mut stream, &wbuf, cancel).await?;
                         wbuf.clear();
                     }
                 }
@@ -84,7 +87,7 @@ async fn serve_inner(
             counts.clear();
         }
         if !wbuf.is_empty() {
-            stream.write_all(&wbuf).await?;
+            write_out(&mut stream, &wbuf, cancel).await?;
             wbuf.clear();
         }
         if broken {
@@ -123,6 +126,23 @@ async fn serve_inner(
             }
             return Ok(());
         }
+    }
+}
+
+/// Writes replies; gives up `SHUTDOWN_WRITE_GRACE` after shutdown begins.
+async fn write_out(stream: &mut TcpStream, buf: &[u8], cancel: &CancellationToken) -> std::io::Result<()> {
+    let give_up = async {
+        cancel.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
+    };
+    tokio::select! {
+        // Write first: a write that completes at once never touches the token.
+        biased;
+        r = stream.write_all(buf) => r,
+        _ = give_up => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "shutting down and the peer is not reading its replies",
+        )),
     }
 }
 
