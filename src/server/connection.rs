@@ -25,6 +25,9 @@ const KEEP_BUFFER: usize = 1024 * 1024;
 /// How long, and how much, a closing connection still reads and discards.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 const LINGER_BYTES: usize = 1024 * 1024;
+/// Once shutdown has begun, how long one write of replies may block. Without
+/// it a peer that stops reading would hold shutdown open forever.
+const SHUTDOWN_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(super) async fn serve(
     stream: TcpStream,
@@ -79,7 +82,7 @@ async fn serve_inner(
                         break;
                     }
                     if wbuf.len() >= FLUSH_AT {
-                        durable.flush(&mut stream, &mut wbuf, shared).await?;
+                        durable.flush(&mut stream, &mut wbuf, shared, cancel).await?;
                     }
                 }
                 Ok(None) => break,
@@ -94,10 +97,10 @@ async fn serve_inner(
             shared.stats.record(&counts);
             counts.clear();
         }
-        durable.flush(&mut stream, &mut wbuf, shared).await?;
+        durable.flush(&mut stream, &mut wbuf, shared, cancel).await?;
         if let Some((background, opcode, id)) = deferred {
             snapshot(shared, background, opcode, id, &mut wbuf).await;
-            stream.write_all(&wbuf).await?;
+            write_out(&mut stream, &wbuf, cancel).await?;
             wbuf.clear();
             // More frames may already be buffered: run them before reading.
             continue;
@@ -212,6 +215,7 @@ impl Durable {
         stream: &mut TcpStream,
         wbuf: &mut BytesMut,
         shared: &Shared,
+        cancel: &CancellationToken,
     ) -> std::io::Result<()> {
         if let (Some(rx), false) = (self.rx.as_mut(), self.writes.is_empty()) {
             let target = shared.store.log().last_index();
@@ -234,10 +238,27 @@ impl Durable {
             self.writes.clear();
         }
         if !wbuf.is_empty() {
-            stream.write_all(wbuf).await?;
+            write_out(stream, wbuf, cancel).await?;
             wbuf.clear();
         }
         Ok(())
+    }
+}
+
+/// Writes replies; gives up `SHUTDOWN_WRITE_GRACE` after shutdown begins.
+async fn write_out(stream: &mut TcpStream, buf: &[u8], cancel: &CancellationToken) -> std::io::Result<()> {
+    let give_up = async {
+        cancel.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
+    };
+    tokio::select! {
+        // Write first: a write that completes at once never touches the token.
+        biased;
+        r = stream.write_all(buf) => r,
+        _ = give_up => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "shutting down and the peer is not reading its replies",
+        )),
     }
 }
 
