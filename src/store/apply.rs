@@ -63,6 +63,20 @@ impl Shard {
         Some(entry)
     }
 
+    /// Puts `entry` (same key) in bucket `index` in place of the old one.
+    pub(crate) fn replace_at(&mut self, index: usize, entry: Entry) {
+        self.count_in(&entry);
+        let old = std::mem::replace(self.table.get_bucket_mut(index).expect("occupied bucket"), entry);
+        self.forget(&old);
+    }
+
+    fn count_in(&mut self, entry: &Entry) {
+        if entry.expire_at() != 0 {
+            self.expires += 1;
+        }
+        self.mem += entry.mem_size();
+    }
+
     fn forget(&mut self, entry: &Entry) {
         if entry.expire_at() != 0 {
             self.expires -= 1;
@@ -71,10 +85,7 @@ impl Shard {
     }
 
     pub(crate) fn insert(&mut self, hash: u64, entry: Entry) {
-        if entry.expire_at() != 0 {
-            self.expires += 1;
-        }
-        self.mem += entry.mem_size();
+        self.count_in(&entry);
         let hasher = self.hasher;
         self.table.insert_unique(hash, entry, |e| {
             use std::hash::BuildHasher;
@@ -98,28 +109,30 @@ impl Shard {
     }
 }
 
-/// Applies `op` to the shard that owns its key (`hash` is the key's hash).
-/// `Op::FlushAll` clears this shard; the store applies it to every shard.
-pub fn apply(shard: &mut Shard, hash: u64, op: &Op) -> Result<Applied, ApplyError> {
+/// Applies `op` to the shard that owns its key. `hash` is the key's hash and
+/// `slot` its bucket (`Shard::find_index`), which the caller has already
+/// looked up. `Op::FlushAll` clears this shard; the store applies it to every shard.
+pub fn apply(shard: &mut Shard, hash: u64, slot: Option<usize>, op: &Op) -> Result<Applied, ApplyError> {
     match op {
         Op::Set { key, value, expire_at } => {
-            if let Some(i) = shard.find_index(hash, key) {
-                shard.remove_at(i);
+            let entry = Entry::new(key, Value::Str(value), *expire_at);
+            match slot {
+                Some(i) => shard.replace_at(i, entry),
+                None => shard.insert(hash, entry),
             }
-            shard.insert(hash, Entry::new(key, Value::Str(value), *expire_at));
             Ok(Applied::Done)
         }
-        Op::Del { key } => match shard.find_index(hash, key) {
+        Op::Del { key: _ } => match slot {
             Some(i) => {
                 shard.remove_at(i);
                 Ok(Applied::Int(1))
             }
             None => Ok(Applied::Int(0)),
         },
-        Op::Expire { key, at } => set_expiry(shard, hash, key, *at),
-        Op::Persist { key } => set_expiry(shard, hash, key, 0),
+        Op::Expire { at, .. } => set_expiry(shard, slot, *at),
+        Op::Persist { .. } => set_expiry(shard, slot, 0),
         Op::IncrBy { key, delta } => {
-            let Some(i) = shard.find_index(hash, key) else {
+            let Some(i) = slot else {
                 shard.insert(hash, Entry::new(key, Value::Int(*delta), 0));
                 return Ok(Applied::Int(*delta));
             };
@@ -140,7 +153,7 @@ pub fn apply(shard: &mut Shard, hash: u64, op: &Op) -> Result<Applied, ApplyErro
             Ok(Applied::Int(new))
         }
         Op::Push { key, end, values } => {
-            let Some(i) = shard.find_index(hash, key) else {
+            let Some(i) = slot else {
                 let mut list = Box::new(List::with_capacity(values.len()));
                 push_all(&mut list, *end, values);
                 let len = list.len();
@@ -156,8 +169,8 @@ pub fn apply(shard: &mut Shard, hash: u64, op: &Op) -> Result<Applied, ApplyErro
             shard.mem += grown + values.iter().map(|v| list_item_mem(v.len())).sum::<usize>();
             Ok(Applied::Int(len as i64))
         }
-        Op::Pop { key, end, count } => {
-            let Some(i) = shard.find_index(hash, key) else {
+        Op::Pop { end, count, .. } => {
+            let Some(i) = slot else {
                 return Ok(Applied::Popped(Vec::new()));
             };
             let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
@@ -197,8 +210,8 @@ fn push_all(list: &mut List, end: End, values: &[Bytes]) {
     }
 }
 
-fn set_expiry(shard: &mut Shard, hash: u64, key: &[u8], at: u64) -> Result<Applied, ApplyError> {
-    let Some(i) = shard.find_index(hash, key) else {
+fn set_expiry(shard: &mut Shard, slot: Option<usize>, at: u64) -> Result<Applied, ApplyError> {
+    let Some(i) = slot else {
         return Ok(Applied::Int(0));
     };
     let entry = shard.table.get_bucket_mut(i).expect("bucket just found");

@@ -219,10 +219,13 @@ impl Entry {
     /// Approximate resident bytes: the block, its malloc header, the table
     /// slot, and for a deque its items. O(items) for deques.
     pub(crate) fn mem_size(&self) -> usize {
-        let base = self.block().len() + MALLOC_OVERHEAD + std::mem::size_of::<Entry>() + 1;
-        match self.value() {
-            ValueRef::List(l) => base + list_mem(l),
-            _ => base,
+        let block = self.block();
+        let base = block.len() + MALLOC_OVERHEAD + std::mem::size_of::<Entry>() + 1;
+        if block[4] & KIND_MASK == KIND_LIST {
+            // SAFETY: as in `value`.
+            base + list_mem(unsafe { &*self.list_ptr() })
+        } else {
+            base
         }
     }
 }

@@ -88,40 +88,41 @@ impl Store {
 
     /// Locks the key's shard, drops the key if it has expired (logging the
     /// deletion), and runs `f` with the shard and the key's hash.
-    fn with_key<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Shard, u64) -> R) -> R {
+    /// `f` gets the shard, the key's hash and the key's bucket (`None` if
+    /// absent), so each command looks the key up once.
+    fn with_key<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Shard, u64, Option<usize>) -> R) -> R {
         let (index, hash) = self.locate(key);
         let mut shard = self.lock(index);
-        if let Some(i) = shard.find_index(hash, key) {
+        let mut slot = shard.find_index(hash, key);
+        if let Some(i) = slot {
             let expired = shard.table.get_bucket(i).is_some_and(|e| e.is_expired(now));
             if expired {
                 shard.remove_at(i);
                 self.log.append(&Op::Del { key: Bytes::copy_from_slice(key) });
                 self.expired_keys.fetch_add(1, Ordering::Relaxed);
+                slot = None;
             }
         }
-        f(&mut shard, hash)
+        f(&mut shard, hash, slot)
     }
 
     /// Applies a live write: `apply`, then log it if it changed anything.
-    fn write(&self, shard: &mut Shard, hash: u64, op: Op) -> Result<Applied, ApplyError> {
-        let applied = apply(shard, hash, &op)?;
+    fn write(&self, shard: &mut Shard, hash: u64, slot: Option<usize>, op: Op) -> Result<Applied, ApplyError> {
+        let applied = apply(shard, hash, slot, &op)?;
         self.log.append(&op);
         Ok(applied)
     }
 
     /// Runs `f` on the live value of `key` (expired keys are never seen).
     pub fn read<R>(&self, key: &[u8], now: u64, f: impl FnOnce(Option<&Entry>) -> R) -> R {
-        self.with_key(key, now, |shard, hash| {
-            let entry = shard.find_index(hash, key).and_then(|i| shard.table.get_bucket(i));
-            f(entry)
-        })
+        self.with_key(key, now, |shard, _, slot| f(slot.and_then(|i| shard.table.get_bucket(i))))
     }
 
     /// SET. `Ok(false)` when NX/XX prevented the write.
     pub fn set(&self, args: SetArgs, now: u64) -> bool {
         let SetArgs { key, value, expire_at, condition, keep_ttl } = args;
-        self.with_key(&key.clone(), now, |shard, hash| {
-            let existing = shard.find_index(hash, &key).and_then(|i| shard.table.get_bucket(i));
+        self.with_key(&key.clone(), now, |shard, hash, slot| {
+            let existing = slot.and_then(|i| shard.table.get_bucket(i));
             let allowed = match condition {
                 SetCondition::Always => true,
                 SetCondition::IfAbsent => existing.is_none(),
@@ -135,23 +136,22 @@ impl Store {
                 (None, true) => existing.map_or(0, |e| e.expire_at()),
                 (None, false) => 0,
             };
-            self.write(shard, hash, Op::Set { key, value, expire_at }).expect("SET cannot fail");
+            self.write(shard, hash, slot, Op::Set { key, value, expire_at }).expect("SET cannot fail");
             true
         })
     }
 
     /// DEL: whether the key existed.
     pub fn del(&self, key: &Bytes, now: u64) -> bool {
-        self.with_key(key, now, |shard, hash| {
-            shard.find_index(hash, key).is_some()
-                && self.write(shard, hash, Op::Del { key: key.clone() }).is_ok()
+        self.with_key(key, now, |shard, hash, slot| {
+            slot.is_some() && self.write(shard, hash, slot, Op::Del { key: key.clone() }).is_ok()
         })
     }
 
     /// EXPIRE with a TTL relative to `now`; zero or negative deletes the key.
     pub fn expire(&self, key: &Bytes, ttl_ms: i64, now: u64) -> bool {
-        self.with_key(key, now, |shard, hash| {
-            if shard.find_index(hash, key).is_none() {
+        self.with_key(key, now, |shard, hash, slot| {
+            if slot.is_none() {
                 return false;
             }
             let op = if ttl_ms <= 0 {
@@ -159,25 +159,22 @@ impl Store {
             } else {
                 Op::Expire { key: key.clone(), at: now.saturating_add(ttl_ms as u64) }
             };
-            self.write(shard, hash, op).is_ok()
+            self.write(shard, hash, slot, op).is_ok()
         })
     }
 
     /// PERSIST: whether a TTL was removed.
     pub fn persist(&self, key: &Bytes, now: u64) -> bool {
-        self.with_key(key, now, |shard, hash| {
-            let has_ttl = shard
-                .find_index(hash, key)
-                .and_then(|i| shard.table.get_bucket(i))
-                .is_some_and(|e| e.expire_at() != 0);
-            has_ttl && self.write(shard, hash, Op::Persist { key: key.clone() }).is_ok()
+        self.with_key(key, now, |shard, hash, slot| {
+            let has_ttl = slot.and_then(|i| shard.table.get_bucket(i)).is_some_and(|e| e.expire_at() != 0);
+            has_ttl && self.write(shard, hash, slot, Op::Persist { key: key.clone() }).is_ok()
         })
     }
 
     /// INCRBY: the new value, or why nothing changed.
     pub fn incr_by(&self, key: &Bytes, delta: i64, now: u64) -> Result<i64, ApplyError> {
-        self.with_key(key, now, |shard, hash| {
-            match self.write(shard, hash, Op::IncrBy { key: key.clone(), delta })? {
+        self.with_key(key, now, |shard, hash, slot| {
+            match self.write(shard, hash, slot, Op::IncrBy { key: key.clone(), delta })? {
                 Applied::Int(n) => Ok(n),
                 other => unreachable!("INCRBY applied as {other:?}"),
             }
@@ -186,8 +183,8 @@ impl Store {
 
     /// LPUSH/RPUSH: the new length.
     pub fn push(&self, key: &Bytes, end: End, values: Vec<Bytes>, now: u64) -> Result<i64, ApplyError> {
-        self.with_key(key, now, |shard, hash| {
-            match self.write(shard, hash, Op::Push { key: key.clone(), end, values })? {
+        self.with_key(key, now, |shard, hash, slot| {
+            match self.write(shard, hash, slot, Op::Push { key: key.clone(), end, values })? {
                 Applied::Int(n) => Ok(n),
                 other => unreachable!("PUSH applied as {other:?}"),
             }
@@ -196,8 +193,8 @@ impl Store {
 
     /// LPOP/RPOP: up to `count` values; empty when the key is missing.
     pub fn pop(&self, key: &Bytes, end: End, count: u32, now: u64) -> Result<Vec<Bytes>, ApplyError> {
-        self.with_key(key, now, |shard, hash| {
-            let len = match shard.find_index(hash, key).and_then(|i| shard.table.get_bucket(i)) {
+        self.with_key(key, now, |shard, hash, slot| {
+            let len = match slot.and_then(|i| shard.table.get_bucket(i)) {
                 None => return Ok(Vec::new()),
                 Some(e) => match e.value() {
                     ValueRef::List(l) => l.len(),
@@ -208,7 +205,7 @@ impl Store {
             if count == 0 {
                 return Ok(Vec::new());
             }
-            match self.write(shard, hash, Op::Pop { key: key.clone(), end, count })? {
+            match self.write(shard, hash, slot, Op::Pop { key: key.clone(), end, count })? {
                 Applied::Popped(v) => Ok(v),
                 other => unreachable!("POP applied as {other:?}"),
             }
@@ -240,7 +237,8 @@ impl Store {
             Some(key) => {
                 let (i, hash) = self.locate(key);
                 let mut shard = self.lock(i);
-                let applied = apply(&mut shard, hash, op);
+                let slot = shard.find_index(hash, key);
+                let applied = apply(&mut shard, hash, slot, op);
                 // Logged even if refused: the record is part of the history.
                 self.log.restore(term, index, op);
                 applied
