@@ -51,7 +51,7 @@ impl Backlog {
     }
 
     /// Assigns the next index to `op`, keeps its encoding, and returns the index.
-    pub fn append(&mut self, op: &Op) -> u64 {
+    pub fn append<B: AsRef<[u8]>>(&mut self, op: &Op<B>) -> u64 {
         self.last_index += 1;
         if self.scratch.capacity() - self.scratch.len() < 256 {
             self.scratch.reserve(64 * 1024);
@@ -67,7 +67,7 @@ impl Backlog {
 
     /// Puts a record that is already durable (WAL replay) back in the
     /// backlog, so followers can still be served from it after a restart.
-    pub fn restore(&mut self, term: u64, index: u64, op: &Op) {
+    pub fn restore<B: AsRef<[u8]>>(&mut self, term: u64, index: u64, op: &Op<B>) {
         self.term = self.term.max(term);
         self.last_index = index;
         encode_record(term, index, op, &mut self.scratch);
@@ -154,7 +154,7 @@ impl OpLog {
         self.wal_ready.notify_all();
     }
 
-    pub fn restore(&self, term: u64, index: u64, op: &Op) {
+    pub fn restore<B: AsRef<[u8]>>(&self, term: u64, index: u64, op: &Op<B>) {
         self.lock().restore(term, index, op)
     }
 
@@ -166,7 +166,7 @@ impl OpLog {
         self.lock().last_index
     }
 
-    pub fn append(&self, op: &Op) -> u64 {
+    pub fn append<B: AsRef<[u8]>>(&self, op: &Op<B>) -> u64 {
         let mut g = self.lock();
         let index = g.append(op);
         let wake = g.wal.as_ref().is_some_and(|w| !w.is_empty());

@@ -11,39 +11,42 @@ use thiserror::Error;
 
 use crate::protocol::End;
 
+/// `B` is the byte container: `&[u8]` borrowed from a request on the live
+/// path (no copies, no reference counts), `Bytes` when decoded from a WAL
+/// segment or a replication stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
+pub enum Op<B = Bytes> {
     /// Replace the key with a string value; `expire_at` in unix ms, 0 = never.
     Set {
-        key: Bytes,
-        value: Bytes,
+        key: B,
+        value: B,
         expire_at: u64,
     },
     Del {
-        key: Bytes,
+        key: B,
     },
     /// Set the absolute expiry (unix ms) of an existing key.
     Expire {
-        key: Bytes,
+        key: B,
         at: u64,
     },
     Persist {
-        key: Bytes,
+        key: B,
     },
     /// Add `delta` to the integer value (a missing key counts as 0).
     IncrBy {
-        key: Bytes,
+        key: B,
         delta: i64,
     },
     /// Push values one by one at `end` (so LPUSH a b c leaves c first).
     Push {
-        key: Bytes,
+        key: B,
         end: End,
-        values: Vec<Bytes>,
+        values: Vec<B>,
     },
     /// Pop exactly `count` values from `end` (the leader clamped it to the length).
     Pop {
-        key: Bytes,
+        key: B,
         end: End,
         count: u32,
     },
@@ -78,9 +81,9 @@ fn end_byte(end: End) -> u8 {
     }
 }
 
-impl Op {
+impl<B: AsRef<[u8]>> Op<B> {
     /// The key this op touches (`None` for FLUSHALL, which touches all).
-    pub fn key(&self) -> Option<&Bytes> {
+    pub fn key(&self) -> Option<&[u8]> {
         match self {
             Op::Set { key, .. }
             | Op::Del { key }
@@ -88,7 +91,7 @@ impl Op {
             | Op::Persist { key }
             | Op::IncrBy { key, .. }
             | Op::Push { key, .. }
-            | Op::Pop { key, .. } => Some(key),
+            | Op::Pop { key, .. } => Some(key.as_ref()),
             Op::FlushAll => None,
         }
     }
@@ -105,6 +108,7 @@ impl Op {
         }
         match self {
             Op::Set { key: k, value, expire_at } => {
+                let (k, value) = (k.as_ref(), value.as_ref());
                 dst.reserve(1 + 2 + k.len() + 4 + value.len() + 8);
                 dst.put_u8(TAG_SET);
                 key(dst, k);
@@ -113,41 +117,43 @@ impl Op {
             }
             Op::Del { key: k } => {
                 dst.put_u8(TAG_DEL);
-                key(dst, k);
+                key(dst, k.as_ref());
             }
             Op::Expire { key: k, at } => {
                 dst.put_u8(TAG_EXPIRE);
-                key(dst, k);
+                key(dst, k.as_ref());
                 dst.put_u64(*at);
             }
             Op::Persist { key: k } => {
                 dst.put_u8(TAG_PERSIST);
-                key(dst, k);
+                key(dst, k.as_ref());
             }
             Op::IncrBy { key: k, delta } => {
                 dst.put_u8(TAG_INCRBY);
-                key(dst, k);
+                key(dst, k.as_ref());
                 dst.put_i64(*delta);
             }
             Op::Push { key: k, end, values } => {
                 dst.put_u8(TAG_PUSH);
-                key(dst, k);
+                key(dst, k.as_ref());
                 dst.put_u8(end_byte(*end));
                 dst.put_u32(values.len() as u32);
                 for v in values {
-                    blob(dst, v);
+                    blob(dst, v.as_ref());
                 }
             }
             Op::Pop { key: k, end, count } => {
                 dst.put_u8(TAG_POP);
-                key(dst, k);
+                key(dst, k.as_ref());
                 dst.put_u8(end_byte(*end));
                 dst.put_u32(*count);
             }
             Op::FlushAll => dst.put_u8(TAG_FLUSHALL),
         }
     }
+}
 
+impl Op<Bytes> {
     /// Decodes exactly one op occupying all of `src`.
     pub fn decode(src: &Bytes) -> Result<Op, OpDecodeError> {
         let mut r = Reader { src, pos: 0 };

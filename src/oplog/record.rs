@@ -40,7 +40,7 @@ pub enum RecordError {
 }
 
 /// Appends one framed record.
-pub fn encode_record(term: u64, index: u64, op: &Op, dst: &mut BytesMut) {
+pub fn encode_record<B: AsRef<[u8]>>(term: u64, index: u64, op: &Op<B>, dst: &mut BytesMut) {
     let start = dst.len();
     dst.put_u32(0);
     dst.put_u32(0);

@@ -153,7 +153,7 @@ fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record, report: &mut 
             store.log().restore(rec.term, rec.index, &rec.op);
             report.records_replayed += 1;
         }
-        (op, _) if op.key().is_some_and(|k| covered(k)) => {
+        (op, _) if op.key().is_some_and(covered) => {
             report.records_skipped += 1;
             store.log().restore(rec.term, rec.index, &rec.op);
         }

@@ -30,8 +30,13 @@ pub fn encode_array<T: AsRef<[u8]>>(items: &[T], dst: &mut BytesMut) {
     }
 }
 
-/// Splits an ARRAY body into zero-copy slices of `body`.
+/// Splits an ARRAY body into zero-copy `Bytes` slices of `body`.
 pub fn decode_array(body: &Bytes) -> Result<Vec<Bytes>, ArrayError> {
+    Ok(decode_array_ref(body)?.into_iter().map(|s| body.slice_ref(s)).collect())
+}
+
+/// Splits an ARRAY body into borrowed slices of `body`.
+pub fn decode_array_ref(body: &[u8]) -> Result<Vec<&[u8]>, ArrayError> {
     if body.len() < 4 {
         return Err(ArrayError::MissingCount);
     }
@@ -48,7 +53,7 @@ pub fn decode_array(body: &Bytes) -> Result<Vec<Bytes>, ArrayError> {
         if body.len() - pos < len {
             return Err(ArrayError::Truncated { index });
         }
-        items.push(body.slice(pos..pos + len));
+        items.push(&body[pos..pos + len]);
         pos += len;
     }
     if pos != body.len() {

@@ -9,7 +9,7 @@ use bytes::{Buf, BytesMut};
 use thiserror::Error;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::frame::{put_header, Frame, FrameKind, Header, HEADER_LEN, VERSION};
+use super::frame::{put_header, Frame, FrameKind, FrameRef, Header, HEADER_LEN, VERSION};
 use super::status::Status;
 
 /// Size limits enforced by the codec in both directions.
@@ -138,6 +138,56 @@ fn check_lengths(
         return Err(CodecError::FrameTooLarge { len: total, max: limits.max_frame, id, opcode });
     }
     Ok(())
+}
+
+/// What [`Codec::peek`] found at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek<'a> {
+    /// A complete frame, borrowed, and how many bytes it occupies.
+    Frame(FrameRef<'a>, usize),
+    /// Not complete yet: the buffer must hold at least this many bytes
+    /// (0 = the header itself is incomplete).
+    Need(usize),
+}
+
+impl Codec {
+    /// Looks at the frame at the start of `src` without consuming or
+    /// copying anything — the server's hot path. Limits are checked from
+    /// the header alone, exactly as in `decode`.
+    pub fn peek<'a>(&self, src: &'a [u8]) -> Result<Peek<'a>, CodecError> {
+        if src.len() < HEADER_LEN {
+            if let Some(&m) = src.first() {
+                let expected = self.expect.magic();
+                if m != expected {
+                    return Err(CodecError::BadMagic { got: m, expected });
+                }
+            }
+            return Ok(Peek::Need(0));
+        }
+        let h = Header::parse(&src[..HEADER_LEN]);
+        self.check(&h)?;
+        let total = HEADER_LEN + h.payload_len() as usize;
+        if src.len() < total {
+            return Ok(Peek::Need(total));
+        }
+        let e = HEADER_LEN + h.extras_len as usize;
+        let k = e + h.key_len as usize;
+        let kind =
+            if h.magic == super::frame::MAGIC_REQUEST { FrameKind::Request } else { FrameKind::Response };
+        Ok(Peek::Frame(
+            FrameRef {
+                kind,
+                opcode: h.opcode,
+                flags: h.flags,
+                id: h.id,
+                aux: h.aux,
+                extras: &src[HEADER_LEN..e],
+                key: &src[e..k],
+                value: &src[k..total],
+            },
+            total,
+        ))
+    }
 }
 
 impl Decoder for Codec {

@@ -46,6 +46,35 @@ pub struct Frame {
     pub value: Bytes,
 }
 
+/// A frame borrowed from a buffer: what the server executes, so a request
+/// costs no allocation and no reference counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    pub kind: FrameKind,
+    pub opcode: u8,
+    pub flags: u8,
+    pub id: u32,
+    pub aux: u8,
+    pub extras: &'a [u8],
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+impl Frame {
+    pub fn as_ref(&self) -> FrameRef<'_> {
+        FrameRef {
+            kind: self.kind,
+            opcode: self.opcode,
+            flags: self.flags,
+            id: self.id,
+            aux: self.aux,
+            extras: &self.extras,
+            key: &self.key,
+            value: &self.value,
+        }
+    }
+}
+
 /// The parsed fixed header, before the payload has arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {

@@ -28,9 +28,9 @@ mod request;
 mod response;
 mod status;
 
-pub use body::{decode_array, encode_array, encoded_array_len, ArrayError};
-pub use codec::{Codec, CodecError, Limits};
-pub use frame::{Frame, FrameKind, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION};
+pub use body::{decode_array, decode_array_ref, encode_array, encoded_array_len, ArrayError};
+pub use codec::{Codec, CodecError, Limits, Peek};
+pub use frame::{Frame, FrameKind, FrameRef, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION};
 pub use opcode::Opcode;
 pub use request::{flags, End, Request, RequestError, SetCondition};
 pub use response::{encode_response, BodyType, Reply, ReplyError};

@@ -7,8 +7,8 @@
 use byteorder::{BigEndian, ByteOrder};
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::body::{decode_array, encode_array};
-use super::frame::Frame;
+use super::body::{decode_array_ref, encode_array};
+use super::frame::{Frame, FrameRef};
 use super::opcode::Opcode;
 use super::status::Status;
 
@@ -40,67 +40,70 @@ pub enum End {
     Right,
 }
 
+/// A parsed request. `B` holds its byte fields: `&[u8]` borrowed straight
+/// from the connection's read buffer on the server's hot path, `Bytes` for
+/// owned requests (the client, tools, tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
+pub enum Request<B = Bytes> {
     Ping {
-        payload: Bytes,
+        payload: B,
     },
     Get {
-        key: Bytes,
+        key: B,
     },
     Set {
-        key: Bytes,
-        value: Bytes,
+        key: B,
+        value: B,
         ttl_ms: Option<u64>,
         condition: SetCondition,
         keep_ttl: bool,
     },
     Del {
-        key: Bytes,
+        key: B,
     },
     Exists {
-        key: Bytes,
+        key: B,
     },
     /// TTL in milliseconds; zero or negative deletes the key (as in Redis).
     Expire {
-        key: Bytes,
+        key: B,
         ttl_ms: i64,
     },
     Persist {
-        key: Bytes,
+        key: B,
     },
     Ttl {
-        key: Bytes,
+        key: B,
     },
     Type {
-        key: Bytes,
+        key: B,
     },
     Incr {
-        key: Bytes,
+        key: B,
     },
     Decr {
-        key: Bytes,
+        key: B,
     },
     IncrBy {
-        key: Bytes,
+        key: B,
         delta: i64,
     },
     Push {
-        key: Bytes,
+        key: B,
         end: End,
-        values: Vec<Bytes>,
+        values: Vec<B>,
     },
     /// `count: None` pops one value (BYTES or NIL reply); `Some(n)` pops up to n (ARRAY).
     Pop {
-        key: Bytes,
+        key: B,
         end: End,
         count: Option<u32>,
     },
     LLen {
-        key: Bytes,
+        key: B,
     },
     LRange {
-        key: Bytes,
+        key: B,
         start: i64,
         stop: i64,
     },
@@ -109,12 +112,12 @@ pub enum Request {
     Scan {
         cursor: u64,
         count: u32,
-        pattern: Bytes,
+        pattern: B,
     },
     FlushAll,
     /// `section` empty → all sections.
     Info {
-        section: Bytes,
+        section: B,
     },
     /// Write a snapshot now; `background` replies at once.
     Snapshot {
@@ -135,7 +138,7 @@ impl RequestError {
     }
 }
 
-fn extras_exact(f: &Frame, name: &str, lens: &[usize]) -> Result<(), RequestError> {
+fn extras_exact(f: &FrameRef<'_>, name: &str, lens: &[usize]) -> Result<(), RequestError> {
     if lens.contains(&f.extras.len()) {
         Ok(())
     } else {
@@ -148,7 +151,7 @@ fn extras_exact(f: &Frame, name: &str, lens: &[usize]) -> Result<(), RequestErro
     }
 }
 
-fn no_value(f: &Frame, name: &str) -> Result<(), RequestError> {
+fn no_value(f: &FrameRef<'_>, name: &str) -> Result<(), RequestError> {
     if f.value.is_empty() {
         Ok(())
     } else {
@@ -156,7 +159,7 @@ fn no_value(f: &Frame, name: &str) -> Result<(), RequestError> {
     }
 }
 
-fn no_flags(f: &Frame, name: &str) -> Result<(), RequestError> {
+fn no_flags(f: &FrameRef<'_>, name: &str) -> Result<(), RequestError> {
     if f.flags == 0 {
         Ok(())
     } else {
@@ -165,15 +168,15 @@ fn no_flags(f: &Frame, name: &str) -> Result<(), RequestError> {
 }
 
 /// A command that takes exactly a key: no extras, no value, no flags.
-fn key_only(f: &Frame, name: &str) -> Result<Bytes, RequestError> {
+fn key_only<'a>(f: &FrameRef<'a>, name: &str) -> Result<&'a [u8], RequestError> {
     extras_exact(f, name, &[0])?;
     no_value(f, name)?;
     no_flags(f, name)?;
-    Ok(f.key.clone())
+    Ok(f.key)
 }
 
 /// A command that takes nothing at all.
-fn bare(f: &Frame, name: &str) -> Result<(), RequestError> {
+fn bare(f: &FrameRef<'_>, name: &str) -> Result<(), RequestError> {
     key_only(f, name)?;
     if f.key.is_empty() {
         Ok(())
@@ -182,9 +185,35 @@ fn bare(f: &Frame, name: &str) -> Result<(), RequestError> {
     }
 }
 
-impl Request {
-    /// Parses a request frame. Unknown opcodes give `UNKNOWN_OPCODE`.
+impl Request<Bytes> {
+    /// Parses an owned request frame; the request's fields share the frame's buffers.
     pub fn from_frame(f: &Frame) -> Result<Request, RequestError> {
+        let borrowed = Request::parse(&f.as_ref())?;
+        Ok(borrowed.map(|s| share(f, s)))
+    }
+}
+
+/// The `Bytes` of `f` that `s` (a slice of its key or value) occupies.
+fn share(f: &Frame, s: &[u8]) -> Bytes {
+    let within = |b: &Bytes| {
+        let (start, end) = (b.as_ptr() as usize, b.as_ptr() as usize + b.len());
+        let p = s.as_ptr() as usize;
+        p >= start && p + s.len() <= end
+    };
+    if s.is_empty() {
+        Bytes::new()
+    } else if within(&f.key) {
+        f.key.slice_ref(s)
+    } else if within(&f.value) {
+        f.value.slice_ref(s)
+    } else {
+        Bytes::copy_from_slice(s)
+    }
+}
+
+impl<'a> Request<&'a [u8]> {
+    /// Parses a request frame without copying. Unknown opcodes give `UNKNOWN_OPCODE`.
+    pub fn parse(f: &FrameRef<'a>) -> Result<Request<&'a [u8]>, RequestError> {
         let Some(op) = Opcode::from_u8(f.opcode) else {
             return Err(RequestError {
                 status: Status::UnknownOpcode,
@@ -199,7 +228,7 @@ impl Request {
                 if !f.key.is_empty() {
                     return Err(RequestError::bad("PING: takes no key"));
                 }
-                Request::Ping { payload: f.value.clone() }
+                Request::Ping { payload: f.value }
             }
             Opcode::Get => Request::Get { key: key_only(f, name)? },
             Opcode::Set => {
@@ -215,7 +244,7 @@ impl Request {
                 };
                 let keep_ttl = f.flags & flags::KEEPTTL != 0;
                 let ttl_ms = if f.extras.len() == 8 {
-                    let ttl = BigEndian::read_u64(&f.extras);
+                    let ttl = BigEndian::read_u64(f.extras);
                     if ttl == 0 || ttl > i64::MAX as u64 {
                         return Err(RequestError::bad("SET: TTL must be between 1 and 2^63-1 ms"));
                     }
@@ -226,7 +255,7 @@ impl Request {
                 } else {
                     None
                 };
-                Request::Set { key: f.key.clone(), value: f.value.clone(), ttl_ms, condition, keep_ttl }
+                Request::Set { key: f.key, value: f.value, ttl_ms, condition, keep_ttl }
             }
             Opcode::Del => Request::Del { key: key_only(f, name)? },
             Opcode::Exists => Request::Exists { key: key_only(f, name)? },
@@ -234,7 +263,7 @@ impl Request {
                 extras_exact(f, name, &[8])?;
                 no_value(f, name)?;
                 no_flags(f, name)?;
-                Request::Expire { key: f.key.clone(), ttl_ms: BigEndian::read_i64(&f.extras) }
+                Request::Expire { key: f.key, ttl_ms: BigEndian::read_i64(f.extras) }
             }
             Opcode::Persist => Request::Persist { key: key_only(f, name)? },
             Opcode::Ttl => Request::Ttl { key: key_only(f, name)? },
@@ -245,25 +274,26 @@ impl Request {
                 extras_exact(f, name, &[8])?;
                 no_value(f, name)?;
                 no_flags(f, name)?;
-                Request::IncrBy { key: f.key.clone(), delta: BigEndian::read_i64(&f.extras) }
+                Request::IncrBy { key: f.key, delta: BigEndian::read_i64(f.extras) }
             }
             Opcode::LPush | Opcode::RPush => {
                 extras_exact(f, name, &[0])?;
                 no_flags(f, name)?;
-                let values = decode_array(&f.value).map_err(|e| RequestError::bad(format!("{name}: {e}")))?;
+                let values =
+                    decode_array_ref(f.value).map_err(|e| RequestError::bad(format!("{name}: {e}")))?;
                 if values.is_empty() {
                     return Err(RequestError::bad(format!("{name}: needs at least one value")));
                 }
                 let end = if op == Opcode::LPush { End::Left } else { End::Right };
-                Request::Push { key: f.key.clone(), end, values }
+                Request::Push { key: f.key, end, values }
             }
             Opcode::LPop | Opcode::RPop => {
                 extras_exact(f, name, &[0, 4])?;
                 no_value(f, name)?;
                 no_flags(f, name)?;
-                let count = (f.extras.len() == 4).then(|| BigEndian::read_u32(&f.extras));
+                let count = (f.extras.len() == 4).then(|| BigEndian::read_u32(f.extras));
                 let end = if op == Opcode::LPop { End::Left } else { End::Right };
-                Request::Pop { key: f.key.clone(), end, count }
+                Request::Pop { key: f.key, end, count }
             }
             Opcode::LLen => Request::LLen { key: key_only(f, name)? },
             Opcode::LRange => {
@@ -271,7 +301,7 @@ impl Request {
                 no_value(f, name)?;
                 no_flags(f, name)?;
                 Request::LRange {
-                    key: f.key.clone(),
+                    key: f.key,
                     start: BigEndian::read_i64(&f.extras[..8]),
                     stop: BigEndian::read_i64(&f.extras[8..]),
                 }
@@ -287,7 +317,7 @@ impl Request {
                 Request::Scan {
                     cursor: BigEndian::read_u64(&f.extras[..8]),
                     count: BigEndian::read_u32(&f.extras[8..]),
-                    pattern: f.key.clone(),
+                    pattern: f.key,
                 }
             }
             Opcode::FlushAll => {
@@ -309,7 +339,9 @@ impl Request {
         };
         Ok(req)
     }
+}
 
+impl<B> Request<B> {
     pub fn opcode(&self) -> Opcode {
         match self {
             Request::Ping { .. } => Opcode::Ping,
@@ -338,6 +370,59 @@ impl Request {
         }
     }
 
+    /// True for commands that change the dataset (followers will refuse them).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Request::Set { .. }
+                | Request::Del { .. }
+                | Request::Expire { .. }
+                | Request::Persist { .. }
+                | Request::Incr { .. }
+                | Request::Decr { .. }
+                | Request::IncrBy { .. }
+                | Request::Push { .. }
+                | Request::Pop { .. }
+                | Request::FlushAll
+        )
+    }
+}
+
+impl<B> Request<B> {
+    /// Converts every byte field with `f` (e.g. borrowed slices to `Bytes`).
+    pub fn map<C>(self, mut f: impl FnMut(B) -> C) -> Request<C> {
+        match self {
+            Request::Ping { payload } => Request::Ping { payload: f(payload) },
+            Request::Get { key } => Request::Get { key: f(key) },
+            Request::Set { key, value, ttl_ms, condition, keep_ttl } => {
+                Request::Set { key: f(key), value: f(value), ttl_ms, condition, keep_ttl }
+            }
+            Request::Del { key } => Request::Del { key: f(key) },
+            Request::Exists { key } => Request::Exists { key: f(key) },
+            Request::Expire { key, ttl_ms } => Request::Expire { key: f(key), ttl_ms },
+            Request::Persist { key } => Request::Persist { key: f(key) },
+            Request::Ttl { key } => Request::Ttl { key: f(key) },
+            Request::Type { key } => Request::Type { key: f(key) },
+            Request::Incr { key } => Request::Incr { key: f(key) },
+            Request::Decr { key } => Request::Decr { key: f(key) },
+            Request::IncrBy { key, delta } => Request::IncrBy { key: f(key), delta },
+            Request::Push { key, end, values } => {
+                let key = f(key);
+                Request::Push { key, end, values: values.into_iter().map(f).collect() }
+            }
+            Request::Pop { key, end, count } => Request::Pop { key: f(key), end, count },
+            Request::LLen { key } => Request::LLen { key: f(key) },
+            Request::LRange { key, start, stop } => Request::LRange { key: f(key), start, stop },
+            Request::DbSize => Request::DbSize,
+            Request::Scan { cursor, count, pattern } => Request::Scan { cursor, count, pattern: f(pattern) },
+            Request::FlushAll => Request::FlushAll,
+            Request::Info { section } => Request::Info { section: f(section) },
+            Request::Snapshot { background } => Request::Snapshot { background },
+        }
+    }
+}
+
+impl Request<Bytes> {
     /// Encodes this request as a frame with the given request id.
     pub fn to_frame(&self, id: u32) -> Frame {
         let mut f = Frame::request(self.opcode() as u8, id);
@@ -408,22 +493,5 @@ impl Request {
         }
         f.extras = extras.freeze();
         f
-    }
-
-    /// True for commands that change the dataset (followers will refuse them).
-    pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            Request::Set { .. }
-                | Request::Del { .. }
-                | Request::Expire { .. }
-                | Request::Persist { .. }
-                | Request::Incr { .. }
-                | Request::Decr { .. }
-                | Request::IncrBy { .. }
-                | Request::Push { .. }
-                | Request::Pop { .. }
-                | Request::FlushAll
-        )
     }
 }

@@ -5,17 +5,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
 use super::stats::BatchCounts;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
-use crate::protocol::{encode_response, BodyType, Codec, CodecError, Status};
+use crate::protocol::{encode_response, BodyType, Codec, CodecError, Peek, Status};
 
 /// Write replies out once this much is buffered, even mid-batch, so a huge
 /// pipeline cannot grow the write buffer without bound.
@@ -56,7 +55,7 @@ async fn serve_inner(
     cancel: &CancellationToken,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut codec = Codec::server(shared.config.limits());
+    let codec = Codec::server(shared.config.limits());
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let mut counts = BatchCounts::default();
@@ -68,9 +67,14 @@ async fn serve_inner(
         let now = now_ms();
         let mut broken = false;
         let mut deferred = None;
+        // Frames are executed straight from the read buffer (borrowed, no
+        // copies); `used` bytes are consumed once the batch is done.
+        let mut used = 0;
+        let mut need = 0;
         loop {
-            match codec.decode(&mut rbuf) {
-                Ok(Some(frame)) => {
+            match codec.peek(&rbuf[used..]) {
+                Ok(Peek::Frame(frame, len)) => {
+                    used += len;
                     let start = wbuf.len();
                     let done = dispatch::execute(shared, &frame, now, &mut wbuf);
                     counts.add(frame.opcode, done.error);
@@ -85,13 +89,21 @@ async fn serve_inner(
                         durable.flush(&mut stream, &mut wbuf, shared, cancel).await?;
                     }
                 }
-                Ok(None) => break,
+                Ok(Peek::Need(n)) => {
+                    need = n;
+                    break;
+                }
                 Err(e) => {
                     reply_codec_error(shared, &e, &mut wbuf);
                     broken = true;
                     break;
                 }
             }
+        }
+        rbuf.advance(used);
+        if need > rbuf.len() {
+            // The header passed the limits: room for the rest of this frame.
+            rbuf.reserve(need - rbuf.len());
         }
         if !counts.is_empty() {
             shared.stats.record(&counts);

@@ -7,7 +7,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{info, Shared};
-use crate::protocol::{encode_response, BodyType, Frame, Request, Status};
+use crate::protocol::{encode_response, BodyType, FrameRef, Request, Status};
 use crate::store::{format_int, ApplyError, SetArgs, ValueRef};
 
 /// What executing one frame did.
@@ -22,10 +22,10 @@ pub struct Executed {
 }
 
 /// Writes the reply to `frame` into `out` (except for a deferred SNAPSHOT).
-pub fn execute(shared: &Shared, frame: &Frame, now: u64, out: &mut BytesMut) -> Executed {
+pub fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut BytesMut) -> Executed {
     let mut r = Replier { out, opcode: frame.opcode, id: frame.id, error: false };
     let mut done = Executed::default();
-    match Request::from_frame(frame) {
+    match Request::parse(frame) {
         Ok(Request::Snapshot { background }) => match &shared.persist {
             Some(_) => done.snapshot = Some(background),
             None => {
@@ -108,12 +108,12 @@ impl Replier<'_> {
     }
 }
 
-fn run(shared: &Shared, req: Request, now: u64, r: &mut Replier<'_>) {
+fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
     let store = &shared.store;
     match req {
-        Request::Ping { payload } if payload.is_empty() => r.text("PONG"),
-        Request::Ping { payload } => r.bytes(&payload),
-        Request::Get { key } => store.read(&key, now, |e| match e.map(|e| e.value()) {
+        Request::Ping { payload: [] } => r.text("PONG"),
+        Request::Ping { payload } => r.bytes(payload),
+        Request::Get { key } => store.read(key, now, |e| match e.map(|e| e.value()) {
             None => r.nil(),
             Some(ValueRef::Str(s)) => r.bytes(s),
             Some(ValueRef::Int(i)) => r.bytes(format_int(i, &mut [0; 20])),
@@ -127,33 +127,33 @@ fn run(shared: &Shared, req: Request, now: u64, r: &mut Replier<'_>) {
                 r.nil()
             }
         }
-        Request::Del { key } => r.int(store.del(&key, now) as i64),
-        Request::Exists { key } => r.int(store.read(&key, now, |e| e.is_some()) as i64),
-        Request::Expire { key, ttl_ms } => r.int(store.expire(&key, ttl_ms, now) as i64),
-        Request::Persist { key } => r.int(store.persist(&key, now) as i64),
-        Request::Ttl { key } => r.int(store.read(&key, now, |e| match e {
+        Request::Del { key } => r.int(store.del(key, now) as i64),
+        Request::Exists { key } => r.int(store.read(key, now, |e| e.is_some()) as i64),
+        Request::Expire { key, ttl_ms } => r.int(store.expire(key, ttl_ms, now) as i64),
+        Request::Persist { key } => r.int(store.persist(key, now) as i64),
+        Request::Ttl { key } => r.int(store.read(key, now, |e| match e {
             None => -2,
             Some(e) if e.expire_at() == 0 => -1,
             Some(e) => e.expire_at().saturating_sub(now) as i64,
         })),
-        Request::Type { key } => r.text(store.read(&key, now, |e| e.map_or("none", |e| e.type_name()))),
-        Request::Incr { key } => r.int_result(store.incr_by(&key, 1, now)),
-        Request::Decr { key } => r.int_result(store.incr_by(&key, -1, now)),
-        Request::IncrBy { key, delta } => r.int_result(store.incr_by(&key, delta, now)),
-        Request::Push { key, end, values } => r.int_result(store.push(&key, end, values, now)),
-        Request::Pop { key, end, count } => match store.pop(&key, end, count.unwrap_or(1), now) {
+        Request::Type { key } => r.text(store.read(key, now, |e| e.map_or("none", |e| e.type_name()))),
+        Request::Incr { key } => r.int_result(store.incr_by(key, 1, now)),
+        Request::Decr { key } => r.int_result(store.incr_by(key, -1, now)),
+        Request::IncrBy { key, delta } => r.int_result(store.incr_by(key, delta, now)),
+        Request::Push { key, end, values } => r.int_result(store.push(key, end, values, now)),
+        Request::Pop { key, end, count } => match store.pop(key, end, count.unwrap_or(1), now) {
             Err(e) => r.apply_error(e),
             Ok(v) if v.is_empty() => r.nil(),
             Ok(v) if count.is_none() => r.bytes(&v[0]),
             Ok(v) => r.array(&[], &v),
         },
-        Request::LLen { key } => r.int_result(store.read(&key, now, |e| match e.map(|e| e.value()) {
+        Request::LLen { key } => r.int_result(store.read(key, now, |e| match e.map(|e| e.value()) {
             None => Ok(0),
             Some(ValueRef::List(l)) => Ok(l.len() as i64),
             Some(_) => Err(ApplyError::WrongType),
         })),
         Request::LRange { key, start, stop } => {
-            let items = store.read(&key, now, |e| match e.map(|e| e.value()) {
+            let items = store.read(key, now, |e| match e.map(|e| e.value()) {
                 None => Ok(Vec::new()),
                 Some(ValueRef::List(l)) => {
                     let (from, to) = range(l.len(), start, stop);
@@ -168,7 +168,7 @@ fn run(shared: &Shared, req: Request, now: u64, r: &mut Replier<'_>) {
         }
         Request::DbSize => r.int(store.len() as i64),
         Request::Scan { cursor, count, pattern } => {
-            let (next, keys) = store.scan(cursor, count, &pattern, now);
+            let (next, keys) = store.scan(cursor, count, pattern, now);
             let mut extras = [0u8; 8];
             (&mut extras[..]).put_u64(next);
             r.array(&extras, &keys);
@@ -179,7 +179,7 @@ fn run(shared: &Shared, req: Request, now: u64, r: &mut Replier<'_>) {
         }
         Request::Snapshot { .. } => unreachable!("SNAPSHOT is carried out by the connection"),
         Request::Info { section } => {
-            let name = String::from_utf8_lossy(&section);
+            let name = String::from_utf8_lossy(section);
             match info::render(shared, &name) {
                 Some(text) => r.text(&text),
                 None => r.error(

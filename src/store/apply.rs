@@ -112,10 +112,15 @@ impl Shard {
 /// Applies `op` to the shard that owns its key. `hash` is the key's hash and
 /// `slot` its bucket (`Shard::find_index`), which the caller has already
 /// looked up. `Op::FlushAll` clears this shard; the store applies it to every shard.
-pub fn apply(shard: &mut Shard, hash: u64, slot: Option<usize>, op: &Op) -> Result<Applied, ApplyError> {
+pub fn apply<B: AsRef<[u8]>>(
+    shard: &mut Shard,
+    hash: u64,
+    slot: Option<usize>,
+    op: &Op<B>,
+) -> Result<Applied, ApplyError> {
     match op {
         Op::Set { key, value, expire_at } => {
-            let entry = Entry::new(key, Value::Str(value), *expire_at);
+            let entry = Entry::new(key.as_ref(), Value::Str(value.as_ref()), *expire_at);
             match slot {
                 Some(i) => shard.replace_at(i, entry),
                 None => shard.insert(hash, entry),
@@ -133,7 +138,7 @@ pub fn apply(shard: &mut Shard, hash: u64, slot: Option<usize>, op: &Op) -> Resu
         Op::Persist { .. } => set_expiry(shard, slot, 0),
         Op::IncrBy { key, delta } => {
             let Some(i) = slot else {
-                shard.insert(hash, Entry::new(key, Value::Int(*delta), 0));
+                shard.insert(hash, Entry::new(key.as_ref(), Value::Int(*delta), 0));
                 return Ok(Applied::Int(*delta));
             };
             let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
@@ -146,7 +151,7 @@ pub fn apply(shard: &mut Shard, hash: u64, slot: Option<usize>, op: &Op) -> Resu
             if !entry.set_int(new) {
                 // A string holding digits becomes a counter; its TTL stays.
                 let before = entry.mem_size();
-                *entry = Entry::new(key, Value::Int(new), entry.expire_at());
+                *entry = Entry::new(key.as_ref(), Value::Int(new), entry.expire_at());
                 let after = entry.mem_size();
                 shard.mem = (shard.mem + after).saturating_sub(before);
             }
@@ -157,7 +162,7 @@ pub fn apply(shard: &mut Shard, hash: u64, slot: Option<usize>, op: &Op) -> Resu
                 let mut list = Box::new(List::with_capacity(values.len()));
                 push_all(&mut list, *end, values);
                 let len = list.len();
-                shard.insert(hash, Entry::new(key, Value::List(list), 0));
+                shard.insert(hash, Entry::new(key.as_ref(), Value::List(list), 0));
                 return Ok(Applied::Int(len as i64));
             };
             let entry = shard.table.get_bucket_mut(i).expect("bucket just found");
@@ -166,7 +171,7 @@ pub fn apply(shard: &mut Shard, hash: u64, slot: Option<usize>, op: &Op) -> Resu
             push_all(list, *end, values);
             let len = list.len();
             let grown = (list.capacity() - cap_before) * 16;
-            shard.mem += grown + values.iter().map(|v| list_item_mem(v.len())).sum::<usize>();
+            shard.mem += grown + values.iter().map(|v| list_item_mem(v.as_ref().len())).sum::<usize>();
             Ok(Applied::Int(len as i64))
         }
         Op::Pop { end, count, .. } => {
@@ -200,9 +205,9 @@ pub fn apply(shard: &mut Shard, hash: u64, slot: Option<usize>, op: &Op) -> Resu
     }
 }
 
-fn push_all(list: &mut List, end: End, values: &[Bytes]) {
+fn push_all<B: AsRef<[u8]>>(list: &mut List, end: End, values: &[B]) {
     for v in values {
-        let item: Box<[u8]> = v.to_vec().into();
+        let item: Box<[u8]> = v.as_ref().into();
         match end {
             End::Left => list.push_front(item),
             End::Right => list.push_back(item),

@@ -70,13 +70,7 @@ mod tests {
             let expire_at = if i % 2 == 0 { Some(100) } else { None };
             let key = Bytes::from(format!("k{i}"));
             store.set(
-                SetArgs {
-                    key,
-                    value: Bytes::new(),
-                    expire_at,
-                    condition: Default::default(),
-                    keep_ttl: false,
-                },
+                SetArgs { key: &key, value: b"", expire_at, condition: Default::default(), keep_ttl: false },
                 0,
             );
         }

@@ -49,9 +49,9 @@ pub struct KeyspaceStats {
 
 /// SET as the client asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetArgs {
-    pub key: Bytes,
-    pub value: Bytes,
+pub struct SetArgs<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
     /// Absolute expiry (unix ms), if the client gave a TTL.
     pub expire_at: Option<u64>,
     pub condition: SetCondition,
@@ -98,7 +98,7 @@ impl Store {
             let expired = shard.table.get_bucket(i).is_some_and(|e| e.is_expired(now));
             if expired {
                 shard.remove_at(i);
-                self.log.append(&Op::Del { key: Bytes::copy_from_slice(key) });
+                self.log.append(&Op::Del { key });
                 self.expired_keys.fetch_add(1, Ordering::Relaxed);
                 slot = None;
             }
@@ -107,7 +107,13 @@ impl Store {
     }
 
     /// Applies a live write: `apply`, then log it if it changed anything.
-    fn write(&self, shard: &mut Shard, hash: u64, slot: Option<usize>, op: Op) -> Result<Applied, ApplyError> {
+    fn write(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        slot: Option<usize>,
+        op: Op<&[u8]>,
+    ) -> Result<Applied, ApplyError> {
         let applied = apply(shard, hash, slot, &op)?;
         self.log.append(&op);
         Ok(applied)
@@ -119,9 +125,9 @@ impl Store {
     }
 
     /// SET. `Ok(false)` when NX/XX prevented the write.
-    pub fn set(&self, args: SetArgs, now: u64) -> bool {
+    pub fn set(&self, args: SetArgs<'_>, now: u64) -> bool {
         let SetArgs { key, value, expire_at, condition, keep_ttl } = args;
-        self.with_key(&key.clone(), now, |shard, hash, slot| {
+        self.with_key(key, now, |shard, hash, slot| {
             let existing = slot.and_then(|i| shard.table.get_bucket(i));
             let allowed = match condition {
                 SetCondition::Always => true,
@@ -142,39 +148,39 @@ impl Store {
     }
 
     /// DEL: whether the key existed.
-    pub fn del(&self, key: &Bytes, now: u64) -> bool {
+    pub fn del(&self, key: &[u8], now: u64) -> bool {
         self.with_key(key, now, |shard, hash, slot| {
-            slot.is_some() && self.write(shard, hash, slot, Op::Del { key: key.clone() }).is_ok()
+            slot.is_some() && self.write(shard, hash, slot, Op::Del { key }).is_ok()
         })
     }
 
     /// EXPIRE with a TTL relative to `now`; zero or negative deletes the key.
-    pub fn expire(&self, key: &Bytes, ttl_ms: i64, now: u64) -> bool {
+    pub fn expire(&self, key: &[u8], ttl_ms: i64, now: u64) -> bool {
         self.with_key(key, now, |shard, hash, slot| {
             if slot.is_none() {
                 return false;
             }
             let op = if ttl_ms <= 0 {
-                Op::Del { key: key.clone() }
+                Op::Del { key }
             } else {
-                Op::Expire { key: key.clone(), at: now.saturating_add(ttl_ms as u64) }
+                Op::Expire { key, at: now.saturating_add(ttl_ms as u64) }
             };
             self.write(shard, hash, slot, op).is_ok()
         })
     }
 
     /// PERSIST: whether a TTL was removed.
-    pub fn persist(&self, key: &Bytes, now: u64) -> bool {
+    pub fn persist(&self, key: &[u8], now: u64) -> bool {
         self.with_key(key, now, |shard, hash, slot| {
             let has_ttl = slot.and_then(|i| shard.table.get_bucket(i)).is_some_and(|e| e.expire_at() != 0);
-            has_ttl && self.write(shard, hash, slot, Op::Persist { key: key.clone() }).is_ok()
+            has_ttl && self.write(shard, hash, slot, Op::Persist { key }).is_ok()
         })
     }
 
     /// INCRBY: the new value, or why nothing changed.
-    pub fn incr_by(&self, key: &Bytes, delta: i64, now: u64) -> Result<i64, ApplyError> {
+    pub fn incr_by(&self, key: &[u8], delta: i64, now: u64) -> Result<i64, ApplyError> {
         self.with_key(key, now, |shard, hash, slot| {
-            match self.write(shard, hash, slot, Op::IncrBy { key: key.clone(), delta })? {
+            match self.write(shard, hash, slot, Op::IncrBy { key, delta })? {
                 Applied::Int(n) => Ok(n),
                 other => unreachable!("INCRBY applied as {other:?}"),
             }
@@ -182,9 +188,9 @@ impl Store {
     }
 
     /// LPUSH/RPUSH: the new length.
-    pub fn push(&self, key: &Bytes, end: End, values: Vec<Bytes>, now: u64) -> Result<i64, ApplyError> {
+    pub fn push(&self, key: &[u8], end: End, values: Vec<&[u8]>, now: u64) -> Result<i64, ApplyError> {
         self.with_key(key, now, |shard, hash, slot| {
-            match self.write(shard, hash, slot, Op::Push { key: key.clone(), end, values })? {
+            match self.write(shard, hash, slot, Op::Push { key, end, values })? {
                 Applied::Int(n) => Ok(n),
                 other => unreachable!("PUSH applied as {other:?}"),
             }
@@ -192,7 +198,7 @@ impl Store {
     }
 
     /// LPOP/RPOP: up to `count` values; empty when the key is missing.
-    pub fn pop(&self, key: &Bytes, end: End, count: u32, now: u64) -> Result<Vec<Bytes>, ApplyError> {
+    pub fn pop(&self, key: &[u8], end: End, count: u32, now: u64) -> Result<Vec<Bytes>, ApplyError> {
         self.with_key(key, now, |shard, hash, slot| {
             let len = match slot.and_then(|i| shard.table.get_bucket(i)) {
                 None => return Ok(Vec::new()),
@@ -205,7 +211,7 @@ impl Store {
             if count == 0 {
                 return Ok(Vec::new());
             }
-            match self.write(shard, hash, slot, Op::Pop { key: key.clone(), end, count })? {
+            match self.write(shard, hash, slot, Op::Pop { key, end, count })? {
                 Applied::Popped(v) => Ok(v),
                 other => unreachable!("POP applied as {other:?}"),
             }
@@ -218,13 +224,18 @@ impl Store {
         for shard in guards.iter_mut() {
             shard.clear();
         }
-        self.log.append(&Op::FlushAll);
+        self.log.append(&Op::<&[u8]>::FlushAll);
     }
 
     /// Applies a record that was already decided and logged elsewhere (WAL
     /// replay, a leader's stream) through the same `apply` as live writes,
     /// and puts it in the backlog under its own index and term.
-    pub fn apply_replayed(&self, term: u64, index: u64, op: &Op) -> Result<Applied, ApplyError> {
+    pub fn apply_replayed<B: AsRef<[u8]>>(
+        &self,
+        term: u64,
+        index: u64,
+        op: &Op<B>,
+    ) -> Result<Applied, ApplyError> {
         match op.key() {
             None => {
                 let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
@@ -391,15 +402,15 @@ mod tests {
                 match c {
                     Cmd::Set(key, v, ttl, condition, keep_ttl) => {
                         let expire_at = ttl.map(|t| now + t);
-                        live.set(SetArgs { key: k(key), value: Bytes::from(vec![v]), expire_at, condition, keep_ttl: keep_ttl && ttl.is_none() }, now);
+                        live.set(SetArgs { key: &k(key), value: &[v], expire_at, condition, keep_ttl: keep_ttl && ttl.is_none() }, now);
                     }
                     Cmd::Del(key) => { live.del(&k(key), now); }
                     Cmd::Expire(key, t) => { live.expire(&k(key), t, now); }
                     Cmd::Persist(key) => { live.persist(&k(key), now); }
                     Cmd::Incr(key, d) => { let _ = live.incr_by(&k(key), d, now); }
                     Cmd::Push(key, l, vals) => {
-                        let vals = vals.into_iter().map(|v| Bytes::from(vec![v])).collect();
-                        let _ = live.push(&k(key), end(l), vals, now);
+                        let vals: Vec<[u8; 1]> = vals.into_iter().map(|v| [v]).collect();
+                        let _ = live.push(&k(key), end(l), vals.iter().map(|v| &v[..]).collect(), now);
                     }
                     Cmd::Pop(key, l, n) => { let _ = live.pop(&k(key), end(l), n, now); }
                     Cmd::Flush => live.flush_all(),
@@ -427,7 +438,7 @@ mod tests {
         let store = Store::new(2, Arc::new(OpLog::new(1 << 20)));
         let k = Bytes::from_static(b"q");
         for i in 0..100 {
-            store.push(&k, End::Right, vec![Bytes::from(vec![0u8; i])], 0).unwrap();
+            store.push(&k, End::Right, vec![&vec![0u8; i][..]], 0).unwrap();
         }
         store.incr_by(&Bytes::from_static(b"n"), 5, 0).unwrap();
         store.expire(&Bytes::from_static(b"n"), 1000, 0);

@@ -179,8 +179,8 @@ mod tests {
         for i in 0..n {
             store.set(
                 SetArgs {
-                    key: format!("k{i}").into(),
-                    value: Bytes::from_static(b"v"),
+                    key: format!("k{i}").as_bytes(),
+                    value: b"v",
                     expire_at: None,
                     condition: Default::default(),
                     keep_ttl: false,
@@ -227,8 +227,8 @@ mod tests {
                 let k = format!("new{round}-{j}");
                 store.set(
                     SetArgs {
-                        key: k.into(),
-                        value: Bytes::new(),
+                        key: k.as_bytes(),
+                        value: b"",
                         expire_at: None,
                         condition: Default::default(),
                         keep_ttl: false,
@@ -236,7 +236,7 @@ mod tests {
                     0,
                 );
             }
-            store.del(&Bytes::from(format!("new{round}-0")), 0);
+            store.del(format!("new{round}-0").as_bytes(), 0);
             round += 1;
             cursor = next;
             if cursor == 0 {
