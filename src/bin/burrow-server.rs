@@ -26,11 +26,16 @@ fn run(args: ServerArgs) -> anyhow::Result<()> {
         .init();
     // Validate everything before binding anything.
     let config = args.resolve().context("invalid configuration")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("burrow-worker")
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = if config.threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .enable_all()
+            .thread_name("burrow-worker")
+            .build()
+    }
+    .context("cannot start the async runtime")?;
     let (bind, port) = (config.bind, config.port);
     // Recovery runs before binding: the port opens once the data is loaded.
     let server = runtime

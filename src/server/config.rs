@@ -42,6 +42,9 @@ pub struct Config {
     pub max_value_bytes: usize,
     /// Close a connection that sends nothing for this long; `None` = never.
     pub idle_timeout: Option<Duration>,
+    /// Worker threads serving connections (the binary's runtime); 1 runs
+    /// everything on one thread with no cross-thread wake-ups.
+    pub threads: usize,
     /// Bytes of encoded op-log records kept in memory for followers.
     pub backlog_bytes: usize,
 }
@@ -63,9 +66,15 @@ impl Default for Config {
             max_key_bytes: Limits::DEFAULT_MAX_KEY,
             max_value_bytes: Limits::DEFAULT_MAX_VALUE,
             idle_timeout: None,
+            threads: default_threads(),
             backlog_bytes: 8 * 1024 * 1024,
         }
     }
+}
+
+/// One worker thread per core this process may run on.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// 4 × cores rounded up to a power of two, at least 16.
@@ -203,6 +212,9 @@ pub struct ServerArgs {
     /// Close connections idle for this many seconds; 0 = never [default: 0]
     #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<u64>,
+    /// Worker threads; 0 = one per available core [default: 0]
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Bytes of recent op-log records kept in memory [default: 8388608]
     #[arg(long)]
     pub backlog_bytes: Option<usize>,
@@ -226,6 +238,7 @@ struct ServerSection {
     max_key_bytes: Option<usize>,
     max_value_bytes: Option<usize>,
     idle_timeout: Option<u64>,
+    threads: Option<usize>,
     backlog_bytes: Option<usize>,
 }
 
@@ -286,6 +299,10 @@ impl ServerArgs {
             max_key_bytes: self.max_key_bytes.or(s.max_key_bytes).unwrap_or(d.max_key_bytes),
             max_value_bytes: self.max_value_bytes.or(s.max_value_bytes).unwrap_or(d.max_value_bytes),
             idle_timeout: (idle > 0).then(|| Duration::from_secs(idle)),
+            threads: match self.threads.or(s.threads).unwrap_or(0) {
+                0 => default_threads(),
+                n => n,
+            },
             backlog_bytes: self.backlog_bytes.or(s.backlog_bytes).unwrap_or(d.backlog_bytes),
         };
         config.validate()?;

@@ -10,6 +10,11 @@ use super::{info, Shared};
 use crate::protocol::{encode_response, BodyType, FrameRef, Request, Status};
 use crate::store::{format_int, ApplyError, SetArgs, ValueRef};
 
+/// Largest reply body the server builds (LRANGE over a huge deque, SCAN
+/// with a huge COUNT): the value length field is a u32, and clients cap
+/// what they accept (the Rust client at 512 MiB).
+pub const MAX_REPLY_BYTES: usize = 512 * 1024 * 1024;
+
 /// What executing one frame did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Executed {
@@ -83,6 +88,12 @@ impl Replier<'_> {
     }
     fn array<T: AsRef<[u8]>>(&mut self, extras: &[u8], items: &[T]) {
         let len = crate::protocol::encoded_array_len(items);
+        if len > MAX_REPLY_BYTES {
+            let msg = format!(
+                "reply would be {len} bytes, over the {MAX_REPLY_BYTES}-byte reply limit; ask for fewer items"
+            );
+            return self.error(Status::BadRequest, &msg);
+        }
         self.out.reserve(crate::protocol::HEADER_LEN + extras.len() + len);
         let mut body = BytesMut::with_capacity(len);
         crate::protocol::encode_array(items, &mut body);
