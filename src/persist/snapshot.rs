@@ -231,7 +231,8 @@ pub fn write_snapshot(
     Ok(SnapshotInfo { path, index, bytes, entries: total, duration: started.elapsed() })
 }
 
-/// Reads a snapshot, handing every entry not expired at `now_ms` to `load`.
+/// Reads a snapshot, handing every entry not expired at `now_ms` to `load`
+/// (`now_ms` 0: every entry; recovery needs them all, see `recover`).
 pub fn read_snapshot(
     path: &Path,
     now_ms: u64,
