@@ -46,9 +46,12 @@ enum Val {
     List(Vec<Vec<u8>>),
 }
 
+/// Key → (value, expire_at).
+type Dump = BTreeMap<Vec<u8>, (Val, u64)>;
+
 /// Key → (value, expire_at), for entries live at `now` (expired ones are
 /// invisible to clients, so they are left out).
-fn dump_store(store: &Store, now: u64) -> BTreeMap<Vec<u8>, (Val, u64)> {
+fn dump_store(store: &Store, now: u64) -> Dump {
     let mut out = BTreeMap::new();
     for s in 0..store.shard_count() {
         store.export_shard(s, |e| {
@@ -149,7 +152,7 @@ fn sample_ops(n: usize) -> Vec<Op> {
 }
 
 /// The store after replaying `ops` from index 1.
-fn expected(ops: &[Op]) -> BTreeMap<Vec<u8>, (Val, u64)> {
+fn expected(ops: &[Op]) -> Dump {
     let store = fresh_store();
     for (i, op) in ops.iter().enumerate() {
         let _ = store.apply_replayed(1, i as u64 + 1, op);
@@ -222,7 +225,7 @@ fn a_torn_tail_is_refused_when_truncation_is_disabled() {
     let path = seg_path(dir.path(), 1);
     for cut in [last_start + 1, last_start + 8, bytes.len() - 1] {
         std::fs::write(&path, &bytes[..cut]).unwrap();
-        let err = recover_dir(dir.path(), false).err().expect("refused").to_string();
+        let err = recover_dir(dir.path(), false).expect_err("refused").to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
         assert!(err.contains(&format!("byte offset {last_start}")), "{err}");
         assert!(err.contains("torn"), "{err}");
@@ -363,7 +366,7 @@ fn segments_must_follow_each_other() {
 
     // A torn tail anywhere but in the last segment is corruption.
     std::fs::write(seg_path(dir.path(), 1), &a[..a.len() - 2]).unwrap();
-    let err = recover_dir(dir.path(), true).err().expect("refused").to_string();
+    let err = recover_dir(dir.path(), true).expect_err("refused").to_string();
     assert!(err.contains(&segment_name(1)) && err.contains("corrupt record"), "{err}");
 
     // A missing segment in the middle is a gap.
@@ -372,18 +375,18 @@ fn segments_must_follow_each_other() {
     let mut shifted = c.clone();
     shifted[8..16].copy_from_slice(&8u64.to_be_bytes());
     std::fs::write(seg_path(dir.path(), 8), &shifted).unwrap();
-    let err = recover_dir(dir.path(), true).err().expect("refused").to_string();
+    let err = recover_dir(dir.path(), true).expect_err("refused").to_string();
     assert!(err.contains("index 8 where 7 was expected"), "{err}");
 
     // A header whose first index disagrees with the file name.
     std::fs::remove_file(seg_path(dir.path(), 8)).unwrap();
     std::fs::write(seg_path(dir.path(), 7), &shifted).unwrap();
-    let err = recover_dir(dir.path(), true).err().expect("refused").to_string();
+    let err = recover_dir(dir.path(), true).expect_err("refused").to_string();
     assert!(err.contains("bad WAL header") && err.contains(&segment_name(7)), "{err}");
 
     // Not a WAL at all.
     std::fs::write(seg_path(dir.path(), 7), b"HELLO, WORLD! this is not a WAL").unwrap();
-    let err = recover_dir(dir.path(), true).err().expect("refused").to_string();
+    let err = recover_dir(dir.path(), true).expect_err("refused").to_string();
     assert!(err.contains("magic"), "{err}");
 }
 
@@ -431,7 +434,7 @@ async fn empty_and_headerless_segments_are_rewritten_on_start() {
 }
 
 /// A small store written as a snapshot in `dir`; returns the file's bytes.
-fn small_snapshot(dir: &Path) -> (PathBuf, Vec<u8>, BTreeMap<Vec<u8>, (Val, u64)>) {
+fn small_snapshot(dir: &Path) -> (PathBuf, Vec<u8>, Dump) {
     let store = fresh_store();
     let now = now_ms();
     for i in 0..20 {
@@ -476,14 +479,14 @@ fn a_snapshot_alone_is_loaded_and_a_truncated_one_is_refused() {
         let mut bad = bytes.clone();
         bad[at] ^= 0x04;
         std::fs::write(&path, &bad).unwrap();
-        let err = recover_dir(dir.path(), true).err().expect("refused").to_string();
+        let err = recover_dir(dir.path(), true).expect_err("refused").to_string();
         assert!(err.contains(&path.display().to_string()), "byte {at}: {err}");
     }
     // Trailing garbage after the end block.
     let mut long = bytes.clone();
     long.extend_from_slice(b"junk");
     std::fs::write(&path, &long).unwrap();
-    let err = recover_dir(dir.path(), true).err().expect("refused").to_string();
+    let err = recover_dir(dir.path(), true).expect_err("refused").to_string();
     assert!(err.contains("after the end block"), "{err}");
 }
 
