@@ -490,6 +490,35 @@ fn a_snapshot_alone_is_loaded_and_a_truncated_one_is_refused() {
     assert!(err.contains("after the end block"), "{err}");
 }
 
+/// Peak resident memory of this process, in KiB (Linux).
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A corrupt block length is refused from the file size, not discovered
+/// after allocating (and zeroing) that many bytes — up to 2 GiB.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lying_block_length_is_refused_without_allocating_it() {
+    let dir = TempDir::new("snap-len");
+    let (path, bytes, _) = small_snapshot(dir.path());
+    let mut bad = bytes[..36].to_vec();
+    bad.extend_from_slice(&(1u32 << 31).to_be_bytes());
+    bad.extend_from_slice(&[0; 4]);
+    bad.extend_from_slice(b"short");
+    std::fs::write(&path, &bad).unwrap();
+    let before = peak_rss_kib();
+    let err = recover_dir(dir.path(), true).expect_err("refused").to_string();
+    let grew = peak_rss_kib().saturating_sub(before);
+    assert!(err.contains(&path.display().to_string()) && err.contains("byte offset 36"), "{err}");
+    assert!(grew < 512 * 1024, "reading a 49-byte snapshot raised peak memory by {grew} KiB");
+}
+
 #[tokio::test]
 async fn the_binary_refuses_a_truncated_snapshot() {
     let dir = TempDir::new("snap-bin");
