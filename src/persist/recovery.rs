@@ -38,6 +38,8 @@ pub struct RecoveryReport {
 const PROGRESS_EVERY: u64 = 1_000_000;
 
 /// Loads `cfg.dir` into `store` (which must be empty). Creates the directory if missing.
+/// `now_ms` only counts, for the log, snapshot entries whose TTL has passed;
+/// recovery itself never expires anything.
 pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<RecoveryReport, PersistError> {
     let started = Instant::now();
     let dir = &cfg.dir;
@@ -49,7 +51,15 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
     if let Some((_, path)) = snapshots.last() {
         info!(path = %path.display(), "loading snapshot");
         let mut loaded = 0u64;
-        let meta = read_snapshot(path, now_ms, |e| {
+        // Every entry is loaded, even one whose TTL has passed since the
+        // snapshot: WAL records after it may have changed that TTL (EXPIRE,
+        // PERSIST) or updated the value under it (INCRBY, PUSH keep the
+        // TTL), and they must apply to the entry the leader had, not to a
+        // missing key. Expired keys are then dropped as usual, lazily or by
+        // the sweep, with a logged DEL.
+        let mut expired = 0u64;
+        let meta = read_snapshot(path, 0, |e| {
+            expired += u64::from(e.is_expired(now_ms));
             store.load(e);
             loaded += 1;
             if loaded.is_multiple_of(PROGRESS_EVERY) {
@@ -58,6 +68,7 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         })?;
         info!(
             entries = loaded,
+            expired_since = expired,
             covers = meta.min_cover(),
             ms = started.elapsed().as_millis() as u64,
             "snapshot loaded"

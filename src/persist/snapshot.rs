@@ -231,13 +231,15 @@ pub fn write_snapshot(
     Ok(SnapshotInfo { path, index, bytes, entries: total, duration: started.elapsed() })
 }
 
-/// Reads a snapshot, handing every entry not expired at `now_ms` to `load`.
+/// Reads a snapshot, handing every entry not expired at `now_ms` to `load`
+/// (`now_ms` 0: every entry; recovery needs them all, see `recover`).
 pub fn read_snapshot(
     path: &Path,
     now_ms: u64,
     mut load: impl FnMut(Entry),
 ) -> Result<SnapshotMeta, SnapshotError> {
     let file = File::open(path).map_err(io("open", path))?;
+    let file_len = file.metadata().map_err(io("stat", path))?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
     let corrupt =
         |offset: u64, reason: String| SnapshotError::Corrupt { path: path.to_owned(), offset, reason };
@@ -277,6 +279,14 @@ pub fn read_snapshot(
         let len = BigEndian::read_u32(&bh[..4]);
         if len == 0 || len > MAX_BLOCK {
             return Err(corrupt(offset, format!("block length {len} is impossible")));
+        }
+        // Checked before allocating: a corrupt length must not cost memory.
+        let left = file_len.saturating_sub(offset + 8);
+        if u64::from(len) > left {
+            return Err(corrupt(
+                offset,
+                format!("block of {len} bytes, but the file ends {left} bytes later"),
+            ));
         }
         body.resize(len as usize, 0);
         read_full(&mut r, &mut body).map_err(|e| corrupt(offset, format!("block of {len} bytes: {e}")))?;

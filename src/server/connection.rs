@@ -59,8 +59,8 @@ async fn serve_inner(
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let mut counts = BatchCounts::default();
-    // Under `--fsync always` write replies wait for the WAL; these are their
-    // places in `wbuf`, so a failed fsync can turn them into IO_ERROR.
+    // With persistence on, write replies wait for the WAL; these are their
+    // places in `wbuf`, so a failed write or fsync can turn them into IO_ERROR.
     let mut durable = Durable::new(shared);
     loop {
         // Execute every complete frame already buffered, in order.
@@ -196,21 +196,24 @@ async fn snapshot(shared: &Shared, background: bool, opcode: u8, id: u32, wbuf: 
     }
 }
 
-/// Holds back write replies until the WAL has them on disk (`--fsync always`).
+/// Holds back write replies until the WAL has them: fsynced under
+/// `--fsync always`; handed to the OS (written) under `everysec` and `no`,
+/// so that a process crash never loses an acknowledged write (as Redis
+/// writes its AOF buffer before replying).
 struct Durable {
     rx: Option<tokio::sync::watch::Receiver<crate::persist::Durability>>,
+    /// Wait for `synced` (always) rather than `written`.
+    fsynced: bool,
     /// (start, end, opcode, id) of each write reply in the write buffer.
     writes: Vec<(usize, usize, u8, u32)>,
 }
 
 impl Durable {
     fn new(shared: &Shared) -> Durable {
-        let rx = shared
-            .persist
-            .as_ref()
-            .filter(|p| p.cfg.fsync == crate::persist::FsyncPolicy::Always)
-            .map(|p| p.durability());
-        Durable { rx, writes: Vec::new() }
+        let rx = shared.persist.as_ref().map(|p| p.durability());
+        let fsynced =
+            shared.persist.as_ref().is_some_and(|p| p.cfg.fsync == crate::persist::FsyncPolicy::Always);
+        Durable { rx, fsynced, writes: Vec::new() }
     }
 
     fn note(&mut self, start: usize, end: usize, opcode: u8, id: u32) {
@@ -220,8 +223,9 @@ impl Durable {
     }
 
     /// Writes `wbuf` out, first waiting (if it holds write replies) until
-    /// the WAL is fsynced through every record logged so far; if the WAL
-    /// failed instead, those replies become IO_ERROR.
+    /// the WAL is fsynced (or, not under `always`, written) through every
+    /// record logged so far; if the WAL failed instead, those replies
+    /// become IO_ERROR.
     async fn flush(
         &mut self,
         stream: &mut TcpStream,
@@ -231,8 +235,16 @@ impl Durable {
     ) -> std::io::Result<()> {
         if let (Some(rx), false) = (self.rx.as_mut(), self.writes.is_empty()) {
             let target = shared.store.log().last_index();
-            let ok = match rx.wait_for(|d| d.synced >= target || d.failed).await {
-                Ok(d) => d.synced >= target,
+            let fsynced = self.fsynced;
+            let reached = move |d: &crate::persist::Durability| {
+                if fsynced {
+                    d.synced >= target
+                } else {
+                    d.written >= target
+                }
+            };
+            let ok = match rx.wait_for(|d| reached(d) || d.failed).await {
+                Ok(d) => reached(&d),
                 Err(_) => false,
             };
             if !ok {
