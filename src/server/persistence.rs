@@ -72,7 +72,22 @@ impl Persistence {
                 return Err(PersistError::Dir { dir: cfg.dir.clone(), source })
             }
         }
-        let recovery = recover(&cfg, store, now_ms())?;
+        let mut recovery = recover(&cfg, store, now_ms())?;
+        let uneven = recovery.snapshot.as_ref().is_some_and(|(_, m)| m.min_cover() != m.max_cover());
+        if uneven && recovery.segments.is_empty() {
+            // A snapshot with no WAL beside it (e.g. restored from a backup)
+            // whose shards cover different indexes: the WAL about to start at
+            // its highest index would not reach back to its lowest, and the
+            // next start would see a gap. Re-snapshot first: with no writes
+            // yet, every shard now covers the same index.
+            let term = store.log().stats().term;
+            let info = crate::persist::write_snapshot(store, &cfg.dir, term, now_ms(), |_| Ok(()))?;
+            info!(path = %info.path.display(), index = info.index, "re-snapshotted a snapshot that had no WAL");
+            if let Some((path, meta)) = recovery.snapshot.as_mut() {
+                *path = info.path;
+                meta.covers.iter_mut().for_each(|c| *c = info.index);
+            }
+        }
         let wal = WalWriter::start(
             store.log().clone(),
             &cfg.dir,
