@@ -250,14 +250,14 @@ async fn the_server_truncates_a_torn_tail_and_appends_after_it() {
     assert!(!c.exists("tail").await.unwrap(), "the torn record must not be applied");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), last_start as u64, "cut on start");
     c.set("after", "restart").await.unwrap();
+    // What a crash now leaves (fsync always, nothing in flight): only the
+    // WAL can bring the keys back (a graceful shutdown would snapshot).
+    let crashed = TempDir::new("torn-server-crash");
+    common::copy_dir(dir.path(), crashed.path());
     drop(c);
     server.shutdown().await.unwrap();
-    // Drop the shutdown snapshot so only the WAL can bring the keys back.
-    for (_, snap) in burrow::persist::list_snapshots(dir.path()).unwrap() {
-        std::fs::remove_file(snap).unwrap();
-    }
 
-    let (store, report) = recover_dir(dir.path(), false).unwrap();
+    let (store, report) = recover_dir(crashed.path(), false).unwrap();
     assert!(report.truncated.is_none(), "the new record follows the cut cleanly");
     let mut want = expected(&ops[..ops.len() - 1]);
     want.insert(b"after".to_vec(), (Val::Str(b"restart".to_vec()), 0));
@@ -419,13 +419,12 @@ async fn empty_and_headerless_segments_are_rewritten_on_start() {
         let mut c = Client::connect(server.addr).await.unwrap();
         c.set("k", name).await.unwrap();
         c.incr("n").await.unwrap();
+        // What a crash now leaves: only the WAL can bring the keys back.
+        let crashed = TempDir::new("headerless-crash");
+        common::copy_dir(dir.path(), crashed.path());
         drop(c);
         server.shutdown().await.unwrap();
-        // Drop the shutdown snapshot so only the WAL can bring the keys back.
-        for (_, snap) in burrow::persist::list_snapshots(dir.path()).unwrap() {
-            std::fs::remove_file(snap).unwrap();
-        }
-        let (store, report) = recover_dir(dir.path(), false).unwrap();
+        let (store, report) = recover_dir(crashed.path(), false).unwrap();
         assert_eq!(report.last_index, 2, "{name}");
         let got = dump_store(&store, now_ms());
         assert_eq!(got.get(&b"k"[..]), Some(&(Val::Str(name.as_bytes().to_vec()), 0)), "{name}");
@@ -943,4 +942,32 @@ async fn a_snapshot_with_uneven_shards_and_no_wal_survives_two_restarts() {
     assert_eq!(c.get("after").await.unwrap().as_deref(), Some(&b"restore"[..]));
     drop(c);
     server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_snapshot_lets_the_wal_it_covers_be_deleted() {
+    let dir = TempDir::new("wal-rotate");
+    let server = persistent_server(dir.path(), |_| {}).await;
+    let mut c = Client::connect(server.addr).await.unwrap();
+    for i in 0..100 {
+        c.set(format!("k{i}"), "v").await.unwrap();
+    }
+    assert_eq!(burrow::persist::list_segments(dir.path()).unwrap().len(), 1);
+    c.snapshot(false).await.unwrap();
+    // The segment holding the 100 records is closed by the snapshot and,
+    // being wholly covered by it, deleted; a fresh one takes new writes.
+    let segs = burrow::persist::list_segments(dir.path()).unwrap();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    assert_eq!(segs[0].0, 101);
+    c.set("after", "snapshot").await.unwrap();
+    let info = c.info("persistence").await.unwrap();
+    assert_eq!(info_field(&info, "wal_segments"), "1");
+    let crashed = TempDir::new("wal-rotate-crash");
+    common::copy_dir(dir.path(), crashed.path());
+    drop(c);
+    server.shutdown().await.unwrap();
+    let (store, report) = recover_dir(crashed.path(), false).unwrap();
+    assert_eq!(report.snapshot_entries, 100);
+    assert_eq!(report.records_replayed, 1);
+    assert_eq!(store.len(), 101);
 }

@@ -194,6 +194,10 @@ struct Shared {
     last_error: Mutex<Option<String>>,
     /// An fsync through this index was asked for (snapshots, any policy).
     sync_requested: AtomicU64,
+    /// A new segment was asked for (after a snapshot, so the old one can go).
+    rotate_requested: AtomicBool,
+    /// Segments started so far; lets `rotate` wait for its request.
+    rotations: AtomicU64,
 }
 
 /// The WAL writer: a dedicated thread doing blocking file IO.
@@ -288,6 +292,8 @@ impl WalWriter {
             fsyncs: AtomicU64::new(0),
             last_error: Mutex::new(None),
             sync_requested: AtomicU64::new(0),
+            rotate_requested: AtomicBool::new(false),
+            rotations: AtomicU64::new(0),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -363,6 +369,23 @@ impl WalWriter {
         self.shared.log.wake_wal();
     }
 
+    /// Starts a new segment (if the current one holds any record) and waits
+    /// up to `timeout` for the writer to do it. Called after a snapshot, so
+    /// the segment it covers can be deleted instead of lingering until full.
+    pub fn rotate(&self, timeout: Duration) -> bool {
+        let before = self.shared.rotations.load(Ordering::SeqCst);
+        self.shared.rotate_requested.store(true, Ordering::SeqCst);
+        self.shared.log.wake_wal();
+        let deadline = Instant::now() + timeout;
+        while self.shared.rotations.load(Ordering::SeqCst) == before {
+            if Instant::now() >= deadline || lock(&self.thread).is_none() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
     /// Writes and fsyncs everything queued, then stops the thread.
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -410,7 +433,9 @@ impl Writer {
                 Duration::from_millis(500)
             };
             let requested = self.s.sync_requested.load(Ordering::SeqCst);
-            let wait = if requested > self.s.durable.borrow().synced { Duration::ZERO } else { wait };
+            let urgent =
+                requested > self.s.durable.borrow().synced || self.s.rotate_requested.load(Ordering::SeqCst);
+            let wait = if urgent { Duration::ZERO } else { wait };
             let (bytes, last) = self.s.log.take_wal(wait);
             if !bytes.is_empty() {
                 self.retry.extend_from_slice(&bytes);
@@ -430,8 +455,13 @@ impl Writer {
             if ok && self.unsynced && (due || stopping) {
                 ok = self.sync();
             }
-            if ok && self.len >= self.s.segment_bytes {
+            let asked = self.s.rotate_requested.swap(false, Ordering::SeqCst);
+            if ok && (self.len >= self.s.segment_bytes || (asked && self.len > WAL_HEADER_LEN as u64)) {
                 ok = self.rotate();
+            }
+            if asked {
+                // Answered even when there was nothing to rotate.
+                self.s.rotations.fetch_add(1, Ordering::SeqCst);
             }
             if ok && failed {
                 info!(path = %self.path.display(), "WAL writes succeed again; accepting writes");

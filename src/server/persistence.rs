@@ -190,7 +190,11 @@ impl Persistence {
                 .map_err(|_| "WAL writer stopped".to_string())
                 .and_then(|d| if d.failed { Err("WAL is failing".to_string()) } else { Ok(()) })
         };
-        write_snapshot(store, &self.cfg.dir, term, now_ms(), wait_wal).map_err(|e| e.to_string())
+        let info =
+            write_snapshot(store, &self.cfg.dir, term, now_ms(), wait_wal).map_err(|e| e.to_string())?;
+        // Close the current segment so that, once wholly covered, it can be deleted.
+        self.wal.rotate(Duration::from_secs(5));
+        Ok(info)
     }
 
     /// Whether the configured thresholds call for a snapshot now.
