@@ -117,29 +117,36 @@ impl<W: Wire> Conn<'_, W> {
             return Err(Broken { got: 0, why: format!("write failed: {e}") });
         }
         let mut got = 0;
-        let mut now = sent;
+        // Replies completed by one read all arrived at the same instant:
+        // one latency value and one histogram update per read, not per reply.
+        let mut latency = 0u64;
         loop {
+            let mut pos = 0;
+            let mut ok = 0u64;
             while got < ops.len() {
                 let (op, id) = (ops[got], id0.wrapping_add(got as u32));
-                match self.wire.parse(&self.rbuf, op, id) {
+                match self.wire.parse(&self.rbuf[pos..], op, id) {
                     Ok(Some(reply)) => {
                         if reply.ok {
-                            let ns = now.duration_since(sent).as_nanos() as u64;
-                            self.result.latency_ns.saturating_record(ns.max(1));
+                            ok += 1;
                         } else {
                             let (wire, rbuf) = (self.wire, &self.rbuf);
-                            let what = || wire.describe(&rbuf[..reply.len], op, id);
+                            let what = || wire.describe(&rbuf[pos..pos + reply.len], op, id);
                             self.result.errors += 1;
                             if self.result.first_error.is_none() {
                                 self.result.first_error = Some(what());
                             }
                         }
-                        self.rbuf.advance(reply.len);
+                        pos += reply.len;
                         got += 1;
                     }
                     Ok(None) => break,
                     Err(e) => return Err(Broken { got, why: format!("unreadable reply: {e}") }),
                 }
+            }
+            self.rbuf.advance(pos);
+            if ok > 0 {
+                self.result.latency_ns.saturating_record_n(latency.max(1), ok);
             }
             if got == ops.len() {
                 return Ok(());
@@ -149,7 +156,7 @@ impl<W: Wire> Conn<'_, W> {
             }
             match self.stream.read_buf(&mut self.rbuf).await {
                 Ok(0) => return Err(Broken { got, why: "server closed the connection".into() }),
-                Ok(_) => now = Instant::now(),
+                Ok(_) => latency = sent.elapsed().as_nanos() as u64,
                 Err(e) => return Err(Broken { got, why: format!("read failed: {e}") }),
             }
         }
