@@ -311,3 +311,24 @@ async fn no_server_is_a_failure() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_fails_the_run_instead_of_hanging_it() {
+    // Accepts and reads, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut chunk = [0u8; 4096];
+                while let Ok(1..) = s.read(&mut chunk).await {}
+            });
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = bench(args(addr, "-t get -n 10 -c 2 --timeout 0.2")).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("made no progress"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

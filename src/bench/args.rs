@@ -71,6 +71,10 @@ pub struct BenchArgs {
     /// Seed of the key generator, to repeat a run exactly.
     #[arg(long, default_value_t = 0x5EED)]
     pub seed: u64,
+    /// Give up (exit non-zero) when the server makes no progress on a
+    /// connection for this many seconds: a hung server must not hang the run.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub timeout: f64,
     /// Print CSV (a header, one row per test).
     #[arg(long, conflicts_with = "json")]
     pub csv: bool,
@@ -97,6 +101,9 @@ impl BenchArgs {
             }
             (None, n) => Stop::Requests(n.unwrap_or(100_000)),
         };
+        if !(self.timeout.is_finite() && self.timeout > 0.0 && self.timeout < 1e9) {
+            return Err(ConfigError::BadTimeout(self.timeout));
+        }
         let config = Config {
             host: self.host.clone(),
             port: self.port.unwrap_or_else(|| self.protocol.default_port()),
@@ -111,6 +118,7 @@ impl BenchArgs {
             ratio: self.ratio,
             threads: self.threads,
             seed: self.seed,
+            timeout: Duration::from_secs_f64(self.timeout),
             progress: !self.quiet,
         };
         config.validate()?;
@@ -188,5 +196,7 @@ mod tests {
         assert!(parse(&["-t", "set,nope"]).unwrap_err().contains("unknown test"));
         assert!(parse(&["-c", "0"]).unwrap_err().contains("--clients"));
         assert!(parse(&["--ratio", "x"]).is_err());
+        assert!(parse(&["--timeout", "0"]).unwrap_err().contains("--timeout"));
+        assert_eq!(parse(&["--timeout", "0.5"]).unwrap().0.timeout, Duration::from_millis(500));
     }
 }

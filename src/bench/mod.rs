@@ -97,6 +97,8 @@ pub struct Config {
     /// Load threads, each with its own single-threaded runtime.
     pub threads: usize,
     pub seed: u64,
+    /// Longest wait for the server to make progress on a connection.
+    pub timeout: Duration,
     /// Show a live ops/s line on stderr (only when it is a terminal).
     pub progress: bool,
 }
@@ -124,6 +126,7 @@ impl Default for Config {
             ratio: Ratio::default(),
             threads: 1,
             seed: 0x5EED,
+            timeout: Duration::from_secs(10),
             progress: true,
         }
     }
@@ -145,6 +148,8 @@ pub enum ConfigError {
     BadKeyspace(u64),
     #[error("--data-size must be at most {MAX_DATA_SIZE} bytes, got {0}")]
     DataTooLarge(usize),
+    #[error("--timeout must be a positive number of seconds, got {0}")]
+    BadTimeout(f64),
     #[error("--tests names no test")]
     NoTests,
 }
@@ -171,6 +176,9 @@ impl Config {
         if self.data_size > MAX_DATA_SIZE {
             return Err(ConfigError::DataTooLarge(self.data_size));
         }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::BadTimeout(0.0));
+        }
         if self.tests.is_empty() {
             return Err(ConfigError::NoTests);
         }
@@ -188,6 +196,8 @@ pub enum BenchError {
     Connect { addr: SocketAddr, source: std::io::Error },
     #[error("connecting to {addr} timed out after {after:?}")]
     ConnectTimeout { addr: SocketAddr, after: Duration },
+    #[error("{addr} made no progress for {after:?} (use --timeout to wait longer)")]
+    Stalled { addr: SocketAddr, after: Duration },
     #[error("cannot start a load thread: {0}")]
     Thread(std::io::Error),
     #[error("a load thread panicked")]
@@ -325,6 +335,7 @@ fn run_test<W: Wire>(
         keyspace: config.keyspace,
         sequential: config.sequential,
         stop: config.stop,
+        timeout: config.timeout,
     });
     let counters = Arc::new(Counters::default());
     let shares = split(config.clients, config.threads);
@@ -519,6 +530,7 @@ mod tests {
                 ConfigError::DataTooLarge(MAX_DATA_SIZE + 1),
             ),
             (Config { tests: vec![], ..ok.clone() }, ConfigError::NoTests),
+            (Config { timeout: Duration::ZERO, ..ok.clone() }, ConfigError::BadTimeout(0.0)),
         ];
         for (i, (c, want)) in cases.into_iter().enumerate() {
             assert_eq!(c.validate(), Err(want), "case {i}");
