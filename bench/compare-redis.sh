@@ -113,6 +113,17 @@ start_servers() {
     start_burrow "$1"
 }
 
+# cpu_of CMD...: runs CMD, prints its stdout, and leaves its user+sys CPU
+# seconds in $WORK/cpu (bash's `time`, so no extra tool is needed).
+cpu_of() {
+    local TIMEFORMAT='%U %S'
+    { time "$@" >"$WORK/out" 2>/dev/null; } 2>"$WORK/cpu"
+    cat "$WORK/out"
+}
+# cpu_us N: the last cpu_of's CPU in microseconds per request, for a run of
+# N requests per test over two tests (set and get).
+cpu_us() { awk -v n="$1" '{printf "%.3f", ($1 + $2) * 1e6 / (2 * n)}' "$WORK/cpu"; }
+
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # json_field JSON TEST KEY: a number from burrow-bench --json output.
@@ -157,14 +168,15 @@ if [ "$MODE" = crosscheck ]; then
             echo "# [$placement] ${pin[*]} redis-benchmark -p $REDIS_PORT ${args[*]} --csv"
             echo "# [$placement] ${pin[*]} burrow-bench --protocol resp -p $REDIS_PORT ${args[*]} --json"
             for run in $(seq "$RUNS"); do
-                out=$("${pin[@]}" redis-benchmark -p "$REDIS_PORT" "${args[@]}" --csv)
+                out=$(cpu_of "${pin[@]}" redis-benchmark -p "$REDIS_PORT" "${args[@]}" --csv)
                 for t in SET GET; do
                     rps=$(printf '%s\n' "$out" | awk -F'","' -v t="\"$t" '$1==t {print $2}')
-                    echo "$placement $case $t redis-benchmark $rps" >>"$WORK/cross"
+                    echo "$placement $case $t redis-benchmark $rps $(cpu_us "$n")" >>"$WORK/cross"
                 done
-                out=$("${pin[@]}" "$BENCH" --protocol resp -p "$REDIS_PORT" "${args[@]}" --json -q)
+                out=$(cpu_of "${pin[@]}" "$BENCH" --protocol resp -p "$REDIS_PORT" "${args[@]}" --json -q)
                 for t in set get; do
-                    echo "$placement $case ${t^^} burrow-bench $(json_field "$out" "$t" ops_per_sec)" >>"$WORK/cross"
+                    echo "$placement $case ${t^^} burrow-bench $(json_field "$out" "$t" ops_per_sec) $(cpu_us "$n")" \
+                        >>"$WORK/cross"
                     errs=$(json_field "$out" "$t" errors)
                     [ "$errs" = 0 ] || echo "WARNING: burrow-bench saw $errs errors on $t" >&2
                 done
@@ -173,21 +185,24 @@ if [ "$MODE" = crosscheck ]; then
         stop_servers
     done
     echo
-    printf '%-9s %-6s %-5s %16s %16s %8s\n' placement "c/P" test "redis-benchmark" "burrow-bench" ratio
+    printf '%-9s %-6s %-5s %16s %16s %8s %14s %14s\n' placement "c/P" test "redis-benchmark" "burrow-bench" ratio \
+        "rb cpu us/req" "bb cpu us/req"
     fail=0
     for placement in unpinned 1core; do
         for case in $CASES; do
             for t in SET GET; do
-                pick() { awk -v p="$placement" -v c="$case" -v t="$t" -v s="$1" \
-                    '$1==p && $2==c && $3==t && $4==s {print $5}' "$WORK/cross" | median; }
-                rb=$(pick redis-benchmark); bb=$(pick burrow-bench)
+                pick() { awk -v p="$placement" -v c="$case" -v t="$t" -v s="$1" -v f="$2" \
+                    '$1==p && $2==c && $3==t && $4==s {print $f}' "$WORK/cross" | median; }
+                rb=$(pick redis-benchmark 5); bb=$(pick burrow-bench 5)
                 ratio=$(awk -v a="$bb" -v b="$rb" 'BEGIN {printf "%.1f%%", 100*a/b}')
-                printf '%-9s %-6s %-5s %16.0f %16.0f %8s\n' "$placement" "$case" "$t" "$rb" "$bb" "$ratio"
+                printf '%-9s %-6s %-5s %16.0f %16.0f %8s %14.3f %14.3f\n' "$placement" "$case" "$t" "$rb" "$bb" "$ratio" \
+                    "$(pick redis-benchmark 6)" "$(pick burrow-bench 6)"
                 if awk -v a="$bb" -v b="$rb" 'BEGIN {exit !(a < 0.9*b)}'; then fail=1; fi
             done
         done
     done
-    echo "(median of $RUNS runs, requests per second; ratio = burrow-bench/redis-benchmark)"
+    echo "(median of $RUNS runs, requests per second; ratio = burrow-bench/redis-benchmark;"
+    echo " cpu us/req = the load generator's own user+sys CPU per request, SET and GET runs together)"
     if [ $fail = 1 ]; then
         echo "FAIL: burrow-bench below 90 % of redis-benchmark: the generator is the bottleneck" >&2
         exit 1
