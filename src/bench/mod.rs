@@ -209,12 +209,18 @@ pub enum BenchError {
 
 /// Runs every test of `config` in order against the server.
 pub fn run(config: &Config) -> Result<Vec<TestResult>, BenchError> {
+    run_with(config, |_| {})
+}
+
+/// Like [`run`], calling `each` as soon as a test has finished (so a
+/// long run can show its results test by test).
+pub fn run_with(config: &Config, each: impl FnMut(&TestResult)) -> Result<Vec<TestResult>, BenchError> {
     config.validate()?;
     let addr = resolve(&config.host, config.port)?;
     let value = vec![b'x'; config.data_size];
     match config.protocol {
-        Protocol::Burrow => run_tests(config, addr, Arc::new(BurrowWire::new(&value))),
-        Protocol::Resp => run_tests(config, addr, Arc::new(RespWire::new(&value))),
+        Protocol::Burrow => run_tests(config, addr, Arc::new(BurrowWire::new(&value)), each),
+        Protocol::Resp => run_tests(config, addr, Arc::new(RespWire::new(&value)), each),
     }
 }
 
@@ -231,14 +237,16 @@ fn run_tests<W: Wire>(
     config: &Config,
     addr: SocketAddr,
     wire: Arc<W>,
+    mut each: impl FnMut(&TestResult),
 ) -> Result<Vec<TestResult>, BenchError> {
     let progress = config.progress && std::io::stderr().is_terminal();
-    config
-        .tests
-        .iter()
-        .enumerate()
-        .map(|(i, test)| run_test(config, addr, wire.clone(), *test, i as u64, progress))
-        .collect()
+    let mut results = Vec::with_capacity(config.tests.len());
+    for (i, test) in config.tests.iter().enumerate() {
+        let r = run_test(config, addr, wire.clone(), *test, i as u64, progress)?;
+        each(&r);
+        results.push(r);
+    }
+    Ok(results)
 }
 
 /// Connections per thread: `clients` split as evenly as possible, no empty threads.
