@@ -1,0 +1,202 @@
+//! Command-line flags, in the spirit of redis-benchmark's.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::driver::Stop;
+use super::workload::{Ratio, TestKind};
+use super::{Config, ConfigError, Protocol};
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// One block per test, like redis-benchmark's summary.
+    Human,
+    Csv,
+    /// One JSON array, one object per test.
+    Json,
+}
+
+/// Load generator for Burrow (and, with --protocol resp, Redis).
+///
+/// Each connection sends batches of --pipeline requests and checks every
+/// reply; a wrong or error reply counts as an error. Latency of a pipelined
+/// request is measured from its batch's write to its reply's arrival.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "burrow-bench", version)]
+pub struct BenchArgs {
+    /// Server host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Server port [default: 7440 for burrow, 6379 for resp].
+    #[arg(short = 'p', long)]
+    pub port: Option<u16>,
+    /// Protocol to speak: burrow, or resp (Redis RESP2) to measure Redis the same way.
+    #[arg(long, value_enum, default_value_t = Protocol::Burrow)]
+    pub protocol: Protocol,
+    /// Parallel connections.
+    #[arg(short = 'c', long, default_value_t = 50)]
+    pub clients: usize,
+    /// Total requests per test, over all connections [default: 100000].
+    #[arg(short = 'n', long, conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// Run each test for this many seconds instead of a request count.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Requests per batch on each connection (1 = no pipelining).
+    #[arg(short = 'P', long, default_value_t = 1)]
+    pub pipeline: usize,
+    /// Value size of SET and LPUSH, in bytes.
+    #[arg(short = 'd', long = "data-size", default_value_t = 32)]
+    pub data_size: usize,
+    /// Keys are key:NNNNNNNNNNNN with NNN random in 0..KEYSPACE.
+    #[arg(short = 'r', long, default_value_t = 100_000)]
+    pub keyspace: u64,
+    /// Use keys 0,1,2,… in order (wrapping at --keyspace) instead of random
+    /// ones: `-t set -n N -r N --sequential` writes each of N keys once.
+    #[arg(long)]
+    pub sequential: bool,
+    /// Comma-separated tests, run in the order given: ping, set, get, incr,
+    /// lpush, lpop, mixed. `get` needs no prior `set`: misses count as correct.
+    #[arg(short = 't', long, value_delimiter = ',', default_value = "ping,set,get,incr,lpush,lpop")]
+    pub tests: Vec<TestKind>,
+    /// SET:GET proportion of the mixed test.
+    #[arg(long, default_value_t = Ratio::default())]
+    pub ratio: Ratio,
+    /// Load threads, each a single-threaded event loop owning an even share
+    /// of the connections. 1, like redis-benchmark, which is single-threaded.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Seed of the key generator, to repeat a run exactly.
+    #[arg(long, default_value_t = 0x5EED)]
+    pub seed: u64,
+    /// Give up (exit non-zero) when the server makes no progress on a
+    /// connection for this many seconds: a hung server must not hang the run.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Print CSV (a header, one row per test).
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Print one JSON array, one object per test.
+    #[arg(long)]
+    pub json: bool,
+    /// No live progress line (it is only shown when stderr is a terminal anyway).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Exit with status 1 if any request got a wrong or error reply.
+    #[arg(long)]
+    pub fail_on_error: bool,
+}
+
+impl BenchArgs {
+    /// The validated run configuration and the output format.
+    pub fn resolve(&self) -> Result<(Config, Output), ConfigError> {
+        let stop = match (self.duration, self.requests) {
+            (Some(secs), _) => {
+                if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+                    return Err(ConfigError::BadDuration(secs));
+                }
+                Stop::After(Duration::from_secs_f64(secs))
+            }
+            (None, n) => Stop::Requests(n.unwrap_or(100_000)),
+        };
+        if !(self.timeout.is_finite() && self.timeout > 0.0 && self.timeout < 1e9) {
+            return Err(ConfigError::BadTimeout(self.timeout));
+        }
+        let config = Config {
+            host: self.host.clone(),
+            port: self.port.unwrap_or_else(|| self.protocol.default_port()),
+            protocol: self.protocol,
+            clients: self.clients,
+            stop,
+            pipeline: self.pipeline,
+            data_size: self.data_size,
+            keyspace: self.keyspace,
+            sequential: self.sequential,
+            tests: self.tests.clone(),
+            ratio: self.ratio,
+            threads: self.threads,
+            seed: self.seed,
+            timeout: Duration::from_secs_f64(self.timeout),
+            progress: !self.quiet,
+        };
+        config.validate()?;
+        let output = if self.json {
+            Output::Json
+        } else if self.csv {
+            Output::Csv
+        } else {
+            Output::Human
+        };
+        Ok((config, output))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<(Config, Output), String> {
+        let a = BenchArgs::try_parse_from(std::iter::once("burrow-bench").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        a.resolve().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_redis_benchmark() {
+        let (c, o) = parse(&[]).unwrap();
+        assert_eq!(c, Config { progress: true, ..Config::default() });
+        assert_eq!(o, Output::Human);
+        assert_eq!(c.port, 7440);
+        let (c, _) = parse(&["--protocol", "resp"]).unwrap();
+        assert_eq!(c.port, 6379);
+    }
+
+    #[test]
+    fn short_flags_match_redis_benchmark() {
+        let (c, o) = parse(&[
+            "-p",
+            "9",
+            "-c",
+            "8",
+            "-n",
+            "1000",
+            "-P",
+            "16",
+            "-d",
+            "100",
+            "-r",
+            "10",
+            "-t",
+            "set,get,mixed",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(c.port, 9);
+        assert_eq!(c.clients, 8);
+        assert_eq!(c.stop, Stop::Requests(1000));
+        assert_eq!(c.pipeline, 16);
+        assert_eq!(c.data_size, 100);
+        assert_eq!(c.keyspace, 10);
+        assert_eq!(c.tests, vec![TestKind::Set, TestKind::Get, TestKind::Mixed]);
+        assert_eq!(o, Output::Json);
+    }
+
+    #[test]
+    fn duration_ratio_and_errors() {
+        let (c, o) = parse(&["--duration", "1.5", "--ratio", "1:3", "--csv", "-q"]).unwrap();
+        assert_eq!(c.stop, Stop::After(Duration::from_millis(1500)));
+        assert_eq!(c.ratio, Ratio { set: 1, get: 3 });
+        assert!(!c.progress);
+        assert_eq!(o, Output::Csv);
+        assert!(parse(&["-n", "5", "--duration", "1"]).is_err());
+        assert!(parse(&["--csv", "--json"]).is_err());
+        assert!(parse(&["--duration=-1"]).unwrap_err().contains("--duration"));
+        assert!(parse(&["-t", "set,nope"]).unwrap_err().contains("unknown test"));
+        assert!(parse(&["-c", "0"]).unwrap_err().contains("--clients"));
+        assert!(parse(&["--ratio", "x"]).is_err());
+        assert!(parse(&["--timeout", "0"]).unwrap_err().contains("--timeout"));
+        assert_eq!(parse(&["--timeout", "0.5"]).unwrap().0.timeout, Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,39 @@
+//! `burrow-bench`: parse flags, run the tests, print the report.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use burrow::bench::{self, BenchArgs, Output};
+
+fn main() -> anyhow::Result<ExitCode> {
+    let args = BenchArgs::parse();
+    let (config, output) = args.resolve().context("invalid arguments")?;
+    // The human report goes out test by test, like redis-benchmark's; CSV
+    // and JSON are one document each, printed at the end.
+    let mut write_error = None;
+    let results = bench::run_with(&config, |r| {
+        if output == Output::Human && write_error.is_none() {
+            let block = bench::human(std::slice::from_ref(r));
+            write_error = std::io::stdout().lock().write_all(block.as_bytes()).err();
+        }
+    })
+    .with_context(|| format!("benchmark against {}:{} failed", config.host, config.port))?;
+    if let Some(e) = write_error {
+        return Err(e).context("cannot write the report");
+    }
+    let text = match output {
+        Output::Human => String::new(),
+        Output::Csv => bench::csv(&results),
+        Output::Json => bench::json(&results),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write the report")?;
+    let errors: u64 = results.iter().map(|r| r.errors).sum();
+    if args.fail_on_error && errors > 0 {
+        eprintln!("burrow-bench: {errors} request(s) got a wrong or error reply");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
