@@ -1,0 +1,422 @@
+//! The follower's side: the link's life cycle (connect, handshake, resync,
+//! stream, time out, back off) and the exactly-once, in-order apply rule.
+//!
+//! Apply rule, per record: index ≤ `last_applied` is a duplicate (skipped);
+//! `last_applied + 1` is applied; anything higher is a gap, which means the
+//! stream lost something, so the link is dropped and the follower resyncs
+//! with a fresh handshake rather than guess. A record whose term is below
+//! the highest term already seen from the leader comes from a deposed
+//! leader and is ignored.
+
+use bytes::Bytes;
+
+use super::message::{Message, RecordEntry};
+use super::{at_least, ConfigError, HistoryId, NodeId, SeededRng};
+
+/// Follower tuning, in ticks (100 ms intended, which the defaults assume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerConfig {
+    /// Ticks without any message from the leader before the link is down.
+    /// Must exceed the leader's heartbeat interval with margin.
+    pub leader_timeout_ticks: u64,
+    /// Ticks spent resyncing without progress (a resync reply or a snapshot
+    /// chunk) before giving up. Heartbeats do not count as progress here: a
+    /// lost resync reply would otherwise leave the follower waiting forever
+    /// on a link that is alive.
+    pub sync_timeout_ticks: u64,
+    /// First reconnect delay; doubles per consecutive failure.
+    pub backoff_base_ticks: u64,
+    /// Cap on the reconnect delay.
+    pub backoff_max_ticks: u64,
+}
+
+impl Default for FollowerConfig {
+    fn default() -> Self {
+        FollowerConfig {
+            leader_timeout_ticks: 50,
+            sync_timeout_ticks: 300,
+            backoff_base_ticks: 1,
+            backoff_max_ticks: 100,
+        }
+    }
+}
+
+impl FollowerConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least("leader_timeout_ticks", self.leader_timeout_ticks, 1)?;
+        at_least("sync_timeout_ticks", self.sync_timeout_ticks, 1)?;
+        at_least("backoff_base_ticks", self.backoff_base_ticks, 1)?;
+        at_least("backoff_max_ticks", self.backoff_max_ticks, self.backoff_base_ticks)?;
+        Ok(())
+    }
+}
+
+/// The link to the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Waiting out the backoff before the next connection attempt.
+    Down,
+    /// Asked the driver to connect (`Connect`); waiting for
+    /// `on_connected` / `on_connect_failed`.
+    Connecting,
+    /// Handshake sent; waiting for the resync reply or receiving a snapshot.
+    Syncing,
+    /// Applying the live stream.
+    Streaming,
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowerOutput {
+    /// Write `msg` to the leader's connection.
+    Send(Message),
+    /// Apply these records to the store, in this order, and append them to
+    /// the follower's own log; report persistence with `on_durable`. Always
+    /// consecutive, starting at the previous `last_applied + 1`.
+    Apply(Vec<RecordEntry>),
+    /// Snapshot bytes at `offset`; `offset == 0` starts a new snapshot
+    /// (discard any partial one).
+    SnapshotData { offset: u64, bytes: Bytes },
+    /// The snapshot is complete: replace the dataset with it. It covers
+    /// `1..=snapshot_index` of `history_id`; persist it and then call
+    /// `on_durable(snapshot_index)`.
+    LoadSnapshot { snapshot_index: u64, history_id: HistoryId, term: u64 },
+    /// Open a connection to the leader, then call `on_connected` (or
+    /// `on_connect_failed`).
+    Connect,
+    /// The link is down: close the connection. A `Connect` follows after
+    /// `reconnect_after_ticks` ticks.
+    LinkDown { reconnect_after_ticks: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    AwaitingReply,
+    Snapshot { index: u64, history_id: HistoryId, term: u64, offset: u64 },
+}
+
+/// The follower's replication state machine.
+///
+/// Invariants: `durable ≤ last_applied` (the driver persists what it has
+/// applied, and only then reports it durable); `last_applied` only moves
+/// forward except when a full resync replaces the dataset; every record
+/// handed out in `Apply` has index `last_applied + 1` at that moment.
+#[derive(Debug)]
+pub struct Follower {
+    cfg: FollowerConfig,
+    node_id: NodeId,
+    history_id: HistoryId,
+    last_applied: u64,
+    durable: u64,
+    /// Highest term seen from the leader; records below it are stale.
+    leader_term: u64,
+    /// Leader's commit index as last reported (monotonic).
+    leader_commit: u64,
+    state: LinkState,
+    sync: Sync,
+    /// Current handshake's session; replies carrying another are stale.
+    session: u64,
+    ticks_silent: u64,
+    ticks_sync: u64,
+    ticks_backoff: u64,
+    /// Consecutive failed link attempts (reset once a resync completes).
+    failures: u32,
+    rng: SeededRng,
+    out: Vec<FollowerOutput>,
+}
+
+impl Follower {
+    /// `recovered_index` is what the follower's own persistence holds of
+    /// `history_id` (0 for an empty node): it is both applied and durable.
+    /// The first output is `Connect`.
+    pub fn new(
+        cfg: FollowerConfig,
+        node_id: NodeId,
+        history_id: HistoryId,
+        recovered_index: u64,
+        mut rng: SeededRng,
+    ) -> Result<Follower, ConfigError> {
+        cfg.validate()?;
+        // A random first session keeps a restarted follower's sessions
+        // distinct from those of its previous life.
+        let session = rng.next_u64();
+        Ok(Follower {
+            cfg,
+            node_id,
+            history_id,
+            last_applied: recovered_index,
+            durable: recovered_index,
+            leader_term: 0,
+            leader_commit: 0,
+            state: LinkState::Connecting,
+            sync: Sync::AwaitingReply,
+            session,
+            ticks_silent: 0,
+            ticks_sync: 0,
+            ticks_backoff: 0,
+            failures: 0,
+            rng,
+            out: vec![FollowerOutput::Connect],
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    pub fn history_id(&self) -> HistoryId {
+        self.history_id
+    }
+
+    pub fn last_applied(&self) -> u64 {
+        self.last_applied
+    }
+
+    pub fn durable_index(&self) -> u64 {
+        self.durable
+    }
+
+    pub fn leader_commit(&self) -> u64 {
+        self.leader_commit
+    }
+
+    pub fn leader_term(&self) -> u64 {
+        self.leader_term
+    }
+
+    pub fn link_state(&self) -> LinkState {
+        self.state
+    }
+
+    /// Drains the queued outputs; carry them out in order.
+    pub fn outputs(&mut self) -> Vec<FollowerOutput> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The connection requested by `Connect` is open: handshake.
+    pub fn on_connected(&mut self) {
+        if self.state != LinkState::Connecting {
+            return;
+        }
+        self.session = self.session.wrapping_add(1);
+        self.state = LinkState::Syncing;
+        self.sync = Sync::AwaitingReply;
+        self.ticks_silent = 0;
+        self.ticks_sync = 0;
+        self.out.push(FollowerOutput::Send(Message::Handshake {
+            node_id: self.node_id,
+            session: self.session,
+            history_id: self.history_id,
+            last_applied: self.last_applied,
+        }));
+    }
+
+    /// The connection requested by `Connect` could not be opened.
+    pub fn on_connect_failed(&mut self) {
+        if self.state == LinkState::Connecting {
+            self.link_down();
+        }
+    }
+
+    /// The driver saw the connection close.
+    pub fn on_disconnected(&mut self) {
+        if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
+            self.link_down();
+        }
+    }
+
+    /// The driver persisted everything up to `index` (fsync where promised).
+    pub fn on_durable(&mut self, index: u64) {
+        let index = index.min(self.last_applied);
+        if index > self.durable {
+            self.durable = index;
+            self.ack();
+        }
+    }
+
+    /// One unit of time: heartbeat watch, sync timeout, backoff countdown.
+    pub fn tick(&mut self) {
+        match self.state {
+            LinkState::Down => {
+                if self.ticks_backoff > 0 {
+                    self.ticks_backoff -= 1;
+                }
+                if self.ticks_backoff == 0 {
+                    self.state = LinkState::Connecting;
+                    self.ticks_silent = 0;
+                    self.out.push(FollowerOutput::Connect);
+                }
+            }
+            LinkState::Connecting => {
+                // The driver's dial should answer well within a timeout; if
+                // it never does, treat the attempt as failed.
+                self.ticks_silent += 1;
+                if self.ticks_silent > self.cfg.leader_timeout_ticks {
+                    self.link_down();
+                }
+            }
+            LinkState::Syncing => {
+                self.ticks_silent += 1;
+                self.ticks_sync += 1;
+                if self.ticks_silent > self.cfg.leader_timeout_ticks
+                    || self.ticks_sync > self.cfg.sync_timeout_ticks
+                {
+                    self.link_down();
+                }
+            }
+            LinkState::Streaming => {
+                self.ticks_silent += 1;
+                if self.ticks_silent > self.cfg.leader_timeout_ticks {
+                    self.link_down();
+                }
+            }
+        }
+    }
+
+    /// A message from the leader.
+    pub fn step(&mut self, msg: Message) {
+        if !matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
+            // No link: whatever arrives belongs to a connection already given up.
+            return;
+        }
+        match msg {
+            Message::Heartbeat { term, commit_index, .. } => {
+                if term < self.leader_term {
+                    return;
+                }
+                self.leader_term = term;
+                self.ticks_silent = 0;
+                self.leader_commit = self.leader_commit.max(commit_index);
+                self.ack();
+            }
+            Message::PartialResync { session, from_index, term } => {
+                if session != self.session
+                    || self.state != LinkState::Syncing
+                    || self.sync != Sync::AwaitingReply
+                {
+                    return;
+                }
+                if from_index != self.last_applied + 1 {
+                    // The leader answered a question we did not ask.
+                    self.link_down();
+                    return;
+                }
+                self.leader_term = self.leader_term.max(term);
+                self.synced();
+            }
+            Message::FullResync { session, snapshot_index, history_id, term } => {
+                if session != self.session
+                    || self.state != LinkState::Syncing
+                    || self.sync != Sync::AwaitingReply
+                {
+                    return;
+                }
+                self.ticks_silent = 0;
+                self.ticks_sync = 0;
+                self.sync = Sync::Snapshot { index: snapshot_index, history_id, term, offset: 0 };
+            }
+            Message::SnapshotChunk { session, offset, bytes, last } => {
+                let Sync::Snapshot { index, history_id, term, offset: expected } = self.sync else { return };
+                if session != self.session || self.state != LinkState::Syncing || offset < expected {
+                    return;
+                }
+                if offset > expected {
+                    self.link_down();
+                    return;
+                }
+                self.ticks_silent = 0;
+                self.ticks_sync = 0;
+                let next = expected + bytes.len() as u64;
+                self.out.push(FollowerOutput::SnapshotData { offset, bytes });
+                self.sync = Sync::Snapshot { index, history_id, term, offset: next };
+                if last {
+                    self.durable = if history_id == self.history_id { self.durable.min(index) } else { 0 };
+                    self.history_id = history_id;
+                    self.last_applied = index;
+                    // A new history's terms restart; within one, never go back.
+                    self.leader_term = term;
+                    self.out.push(FollowerOutput::LoadSnapshot { snapshot_index: index, history_id, term });
+                    self.synced();
+                }
+            }
+            Message::Records { records, commit_index } => {
+                if self.state != LinkState::Streaming {
+                    // Ahead of (or stale next to) the resync reply: the
+                    // retransmit after the reply covers it.
+                    return;
+                }
+                self.ticks_silent = 0;
+                self.on_records(records, commit_index);
+            }
+            Message::Handshake { .. } | Message::Ack { .. } => {}
+        }
+    }
+
+    fn on_records(&mut self, records: Vec<RecordEntry>, commit_index: u64) {
+        let mut apply = Vec::new();
+        let mut gap = false;
+        for rec in records {
+            if rec.term < self.leader_term || rec.index <= self.last_applied {
+                continue;
+            }
+            if rec.index != self.last_applied + 1 {
+                gap = true;
+                break;
+            }
+            self.leader_term = rec.term;
+            self.last_applied = rec.index;
+            apply.push(rec);
+        }
+        if !apply.is_empty() {
+            self.out.push(FollowerOutput::Apply(apply));
+        }
+        self.leader_commit = self.leader_commit.max(commit_index);
+        if gap {
+            self.link_down();
+        } else {
+            self.ack();
+        }
+    }
+
+    /// A resync finished: the stream starts and the backoff resets.
+    fn synced(&mut self) {
+        self.state = LinkState::Streaming;
+        self.ticks_silent = 0;
+        self.ticks_sync = 0;
+        self.failures = 0;
+        self.ack();
+    }
+
+    fn ack(&mut self) {
+        if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
+            self.out.push(FollowerOutput::Send(Message::Ack {
+                node_id: self.node_id,
+                session: self.session,
+                applied: self.last_applied,
+                durable: self.durable,
+            }));
+        }
+    }
+
+    fn link_down(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        let delay = self.backoff(self.failures);
+        self.state = LinkState::Down;
+        self.sync = Sync::AwaitingReply;
+        self.ticks_backoff = delay;
+        self.out.push(FollowerOutput::LinkDown { reconnect_after_ticks: delay });
+    }
+
+    /// Exponential backoff with "equal jitter": the ceiling doubles per
+    /// consecutive failure up to the cap, and the delay is drawn from its
+    /// upper half, so followers that lost the leader together do not all
+    /// reconnect in the same tick yet never retry sooner than half the step.
+    fn backoff(&mut self, failures: u32) -> u64 {
+        let shift = failures.saturating_sub(1).min(63);
+        let ceiling = self.cfg.backoff_base_ticks.checked_shl(shift).unwrap_or(u64::MAX);
+        let ceiling = if ceiling >> shift != self.cfg.backoff_base_ticks { u64::MAX } else { ceiling };
+        let ceiling = ceiling.min(self.cfg.backoff_max_ticks);
+        let floor = ceiling - ceiling / 2;
+        floor + self.rng.below(ceiling - floor + 1)
+    }
+}
