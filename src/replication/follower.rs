@@ -420,3 +420,288 @@ impl Follower {
         floor + self.rng.below(ceiling - floor + 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> FollowerConfig {
+        FollowerConfig {
+            leader_timeout_ticks: 5,
+            sync_timeout_ticks: 8,
+            backoff_base_ticks: 2,
+            backoff_max_ticks: 20,
+        }
+    }
+
+    fn rec(term: u64, index: u64) -> RecordEntry {
+        RecordEntry { term, index, bytes: Bytes::from(format!("r{index}")) }
+    }
+
+    /// Connects and returns the handshake's session.
+    fn connect(f: &mut Follower) -> u64 {
+        f.outputs();
+        f.on_connected();
+        match f.outputs().as_slice() {
+            [FollowerOutput::Send(Message::Handshake { session, .. })] => *session,
+            other => panic!("expected a handshake, got {other:?}"),
+        }
+    }
+
+    /// A follower streaming from `last_applied` with the leader on `term`.
+    fn streaming(last_applied: u64, term: u64) -> Follower {
+        let mut f = Follower::new(cfg(), 9, 1, last_applied, SeededRng::new(1)).unwrap();
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: last_applied + 1, term });
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        f.outputs();
+        f
+    }
+
+    fn applied(outs: &[FollowerOutput]) -> Vec<u64> {
+        outs.iter()
+            .filter_map(|o| match o {
+                FollowerOutput::Apply(r) => Some(r.iter().map(|r| r.index).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn went_down(outs: &[FollowerOutput]) -> bool {
+        outs.iter().any(|o| matches!(o, FollowerOutput::LinkDown { .. }))
+    }
+
+    #[test]
+    fn apply_rule_table() {
+        // (name, last_applied, leader term, records as (term, index), applied, link down, last_applied after)
+        let cases: &[(&str, u64, u64, &[(u64, u64)], &[u64], bool, u64)] = &[
+            ("in order", 0, 1, &[(1, 1), (1, 2), (1, 3)], &[1, 2, 3], false, 3),
+            ("duplicates skipped", 5, 1, &[(1, 4), (1, 5), (1, 6)], &[6], false, 6),
+            ("all duplicates", 5, 1, &[(1, 2), (1, 5)], &[], false, 5),
+            ("gap", 5, 1, &[(1, 7)], &[], true, 5),
+            ("prefix then gap", 5, 1, &[(1, 6), (1, 8), (1, 9)], &[6], true, 6),
+            ("stale term ignored", 5, 3, &[(2, 6)], &[], false, 5),
+            ("stale then current", 5, 3, &[(2, 6), (3, 6), (3, 7)], &[6, 7], false, 7),
+            ("higher term accepted", 5, 3, &[(4, 6)], &[6], false, 6),
+            ("empty batch", 5, 1, &[], &[], false, 5),
+        ];
+        for (i, (name, last, term, recs, want, down, after)) in cases.iter().enumerate() {
+            let mut f = streaming(*last, *term);
+            let records = recs.iter().map(|&(t, ix)| rec(t, ix)).collect();
+            f.step(Message::Records { records, commit_index: 0 });
+            let outs = f.outputs();
+            assert_eq!(applied(&outs), *want, "case {i} ({name}): applied");
+            assert_eq!(went_down(&outs), *down, "case {i} ({name}): link down");
+            assert_eq!(f.last_applied(), *after, "case {i} ({name}): last_applied");
+            let state = if *down { LinkState::Down } else { LinkState::Streaming };
+            assert_eq!(f.link_state(), state, "case {i} ({name}): state");
+        }
+    }
+
+    #[test]
+    fn acks_follow_applies_and_durability_is_clamped() {
+        let mut f = streaming(0, 1);
+        f.step(Message::Records { records: vec![rec(1, 1), rec(1, 2)], commit_index: 1 });
+        let outs = f.outputs();
+        assert!(matches!(
+            outs.as_slice(),
+            [FollowerOutput::Apply(_), FollowerOutput::Send(Message::Ack { applied: 2, durable: 0, .. })]
+        ));
+        assert_eq!(f.leader_commit(), 1);
+        f.on_durable(10);
+        assert_eq!(f.durable_index(), 2, "durable never exceeds applied");
+        assert!(matches!(
+            f.outputs().as_slice(),
+            [FollowerOutput::Send(Message::Ack { applied: 2, durable: 2, .. })]
+        ));
+        f.on_durable(1);
+        assert!(f.outputs().is_empty(), "durable never goes back, no ack for nothing");
+    }
+
+    #[test]
+    fn heartbeat_timeout_table() {
+        // (heartbeat every n ticks (0 = never), ticks run, link down)
+        let cases = [(0u64, 5u64, false), (0, 6, true), (5, 30, false), (6, 30, true), (3, 100, false)];
+        for (i, (every, ticks, down)) in cases.into_iter().enumerate() {
+            let mut f = streaming(0, 1);
+            let mut saw_down = false;
+            for t in 1..=ticks {
+                if every > 0 && t % every == 0 {
+                    f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0 });
+                }
+                f.tick();
+                saw_down |= went_down(&f.outputs());
+            }
+            assert_eq!(saw_down, down, "case {i}: every {every}, {ticks} ticks");
+        }
+    }
+
+    #[test]
+    fn stale_term_heartbeat_does_not_keep_the_link_alive() {
+        let mut f = streaming(0, 4);
+        let mut saw_down = false;
+        for _ in 0..6 {
+            f.step(Message::Heartbeat { term: 3, last_index: 0, commit_index: 0 });
+            f.tick();
+            saw_down |= went_down(&f.outputs());
+        }
+        assert!(saw_down);
+    }
+
+    /// Fails every connection attempt and returns the backoff delays.
+    fn failing_delays(seed: u64, attempts: usize) -> Vec<u64> {
+        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(seed)).unwrap();
+        let mut delays = Vec::new();
+        while delays.len() < attempts {
+            for o in f.outputs() {
+                match o {
+                    FollowerOutput::Connect => f.on_connect_failed(),
+                    FollowerOutput::LinkDown { reconnect_after_ticks } => delays.push(reconnect_after_ticks),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            f.tick();
+        }
+        delays
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        // Ceilings for base 2, cap 20: 2, 4, 8, 16, 20, 20, ...
+        let ceilings = [2u64, 4, 8, 16, 20, 20, 20];
+        for seed in 0..200 {
+            let delays = failing_delays(seed, ceilings.len());
+            for (i, (&d, &c)) in delays.iter().zip(&ceilings).enumerate() {
+                assert!(
+                    d <= c && d >= c - c / 2,
+                    "seed {seed} attempt {i}: delay {d} outside [{}, {c}]",
+                    c - c / 2
+                );
+            }
+        }
+        let distinct: std::collections::HashSet<u64> = (0..50).map(|s| failing_delays(s, 5)[4]).collect();
+        assert!(distinct.len() > 1, "jitter must spread reconnects");
+        assert_eq!(failing_delays(3, 6), failing_delays(3, 6), "same seed, same schedule");
+    }
+
+    #[test]
+    fn backoff_resets_after_a_successful_resync() {
+        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(5)).unwrap();
+        f.outputs();
+        for _ in 0..4 {
+            f.state = LinkState::Connecting;
+            f.on_connect_failed();
+        }
+        f.outputs();
+        f.state = LinkState::Connecting;
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: 1, term: 1 });
+        f.outputs();
+        f.on_disconnected();
+        let outs = f.outputs();
+        assert!(
+            matches!(outs.as_slice(), [FollowerOutput::LinkDown { reconnect_after_ticks: 1..=2 }]),
+            "{outs:?}"
+        );
+    }
+
+    #[test]
+    fn replies_from_other_sessions_are_ignored() {
+        let mut f = Follower::new(cfg(), 9, 1, 4, SeededRng::new(2)).unwrap();
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session: session.wrapping_sub(1), from_index: 5, term: 1 });
+        f.step(Message::FullResync {
+            session: session.wrapping_add(1),
+            snapshot_index: 9,
+            history_id: 1,
+            term: 1,
+        });
+        assert_eq!(f.link_state(), LinkState::Syncing);
+        assert!(f.outputs().is_empty());
+        f.step(Message::PartialResync { session, from_index: 5, term: 1 });
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        f.outputs();
+        // A duplicate of the reply changes nothing.
+        f.step(Message::PartialResync { session, from_index: 5, term: 1 });
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        assert!(f.outputs().is_empty());
+    }
+
+    #[test]
+    fn records_before_the_resync_reply_are_ignored() {
+        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        connect(&mut f);
+        f.step(Message::Records { records: vec![rec(1, 1)], commit_index: 0 });
+        assert!(f.outputs().is_empty());
+        assert_eq!(f.last_applied(), 0);
+    }
+
+    #[test]
+    fn lost_resync_reply_times_out_even_with_heartbeats() {
+        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        connect(&mut f);
+        let mut saw_down = false;
+        for _ in 0..9 {
+            f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0 });
+            f.tick();
+            saw_down |= went_down(&f.outputs());
+        }
+        assert!(saw_down, "sync timeout must fire although heartbeats flow");
+    }
+
+    #[test]
+    fn full_resync_loads_the_snapshot_and_switches_history() {
+        let mut f = Follower::new(cfg(), 9, 7, 3, SeededRng::new(2)).unwrap();
+        let session = connect(&mut f);
+        f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
+        f.step(Message::SnapshotChunk { session, offset: 0, bytes: Bytes::from_static(b"abc"), last: false });
+        // A duplicate chunk is skipped.
+        f.step(Message::SnapshotChunk { session, offset: 0, bytes: Bytes::from_static(b"abc"), last: false });
+        f.step(Message::SnapshotChunk { session, offset: 3, bytes: Bytes::from_static(b"de"), last: true });
+        let outs = f.outputs();
+        assert_eq!(
+            outs,
+            vec![
+                FollowerOutput::SnapshotData { offset: 0, bytes: Bytes::from_static(b"abc") },
+                FollowerOutput::SnapshotData { offset: 3, bytes: Bytes::from_static(b"de") },
+                FollowerOutput::LoadSnapshot { snapshot_index: 40, history_id: 8, term: 2 },
+                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 40, durable: 0 }),
+            ]
+        );
+        assert_eq!((f.history_id(), f.last_applied(), f.durable_index()), (8, 40, 0));
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        f.step(Message::Records { records: vec![rec(2, 41)], commit_index: 0 });
+        assert_eq!(applied(&f.outputs()), vec![41]);
+    }
+
+    #[test]
+    fn snapshot_chunk_gap_drops_the_link() {
+        let mut f = Follower::new(cfg(), 9, 7, 0, SeededRng::new(2)).unwrap();
+        let session = connect(&mut f);
+        f.step(Message::FullResync { session, snapshot_index: 4, history_id: 7, term: 1 });
+        f.step(Message::SnapshotChunk { session, offset: 5, bytes: Bytes::from_static(b"x"), last: true });
+        assert!(went_down(&f.outputs()));
+        assert_eq!(f.last_applied(), 0);
+    }
+
+    #[test]
+    fn messages_without_a_link_are_ignored() {
+        let mut f = streaming(0, 1);
+        f.on_disconnected();
+        f.outputs();
+        f.step(Message::Records { records: vec![rec(1, 1)], commit_index: 0 });
+        f.step(Message::Heartbeat { term: 1, last_index: 1, commit_index: 1 });
+        assert!(f.outputs().is_empty());
+        assert_eq!(f.last_applied(), 0);
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(FollowerConfig::default().validate().is_ok());
+        let bad = FollowerConfig { backoff_max_ticks: 1, backoff_base_ticks: 4, ..FollowerConfig::default() };
+        assert_eq!(bad.validate(), Err(ConfigError::TooSmall { field: "backoff_max_ticks", min: 4, got: 1 }));
+        let bad = FollowerConfig { leader_timeout_ticks: 0, ..FollowerConfig::default() };
+        assert!(Follower::new(bad, 1, 1, 0, SeededRng::new(0)).is_err());
+    }
+}
