@@ -373,7 +373,8 @@ impl Sim {
         assert!(c >= self.last_commit, "commit went back from {} to {c}", self.last_commit);
         self.last_commit = c;
         let holders = 1 + self.followers.iter().filter(|n| n.persisted >= c).count();
-        let majority = (self.followers.len() + 1) / 2 + 1;
+        let cluster = self.followers.len() + 1;
+        let majority = cluster / 2 + 1;
         assert!(c == 0 || holders >= majority, "commit {c} held by only {holders}");
     }
 

@@ -472,10 +472,13 @@ mod tests {
         outs.iter().any(|o| matches!(o, FollowerOutput::LinkDown { .. }))
     }
 
+    /// (name, last_applied, leader term, records as (term, index), applied,
+    /// link down, last_applied after)
+    type ApplyCase = (&'static str, u64, u64, &'static [(u64, u64)], &'static [u64], bool, u64);
+
     #[test]
     fn apply_rule_table() {
-        // (name, last_applied, leader term, records as (term, index), applied, link down, last_applied after)
-        let cases: &[(&str, u64, u64, &[(u64, u64)], &[u64], bool, u64)] = &[
+        let cases: &[ApplyCase] = &[
             ("in order", 0, 1, &[(1, 1), (1, 2), (1, 3)], &[1, 2, 3], false, 3),
             ("duplicates skipped", 5, 1, &[(1, 4), (1, 5), (1, 6)], &[6], false, 6),
             ("all duplicates", 5, 1, &[(1, 2), (1, 5)], &[], false, 5),

@@ -512,3 +512,331 @@ impl Leader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::RecordEntry;
+
+    /// Records `first..=last`, each `size` bytes.
+    struct VecLog {
+        first: u64,
+        last: u64,
+        size: usize,
+    }
+
+    impl BacklogSource for VecLog {
+        fn since(&self, from: u64, max_records: usize, max_bytes: usize) -> Option<Vec<RecordEntry>> {
+            if from < self.first {
+                return None;
+            }
+            let mut out = Vec::new();
+            for index in from..=self.last {
+                if out.len() >= max_records || (!out.is_empty() && (out.len() + 1) * self.size > max_bytes) {
+                    break;
+                }
+                out.push(RecordEntry { term: 1, index, bytes: Bytes::from(vec![0u8; self.size]) });
+            }
+            Some(out)
+        }
+        fn first_index(&self) -> u64 {
+            self.first
+        }
+        fn last_index(&self) -> u64 {
+            self.last
+        }
+    }
+
+    fn cfg() -> LeaderConfig {
+        LeaderConfig {
+            heartbeat_interval_ticks: 2,
+            follower_timeout_ticks: 6,
+            retransmit_ticks: 3,
+            max_batch_records: 8,
+            max_batch_bytes: 1 << 20,
+            window: 24,
+        }
+    }
+
+    fn leader(last: u64, voters: &[NodeId]) -> Leader {
+        let mut l = Leader::new(cfg(), 0, 7, 2, last, voters).unwrap();
+        l.on_durable(last);
+        l
+    }
+
+    fn handshake(
+        l: &mut Leader,
+        id: NodeId,
+        session: u64,
+        history_id: HistoryId,
+        last_applied: u64,
+        log: &VecLog,
+    ) {
+        l.step(id, Message::Handshake { node_id: id, session, history_id, last_applied }, log);
+    }
+
+    fn ack(l: &mut Leader, id: NodeId, session: u64, applied: u64, durable: u64, log: &VecLog) {
+        l.step(id, Message::Ack { node_id: id, session, applied, durable }, log);
+    }
+
+    /// Index ranges of the Records sent, in order.
+    fn batches(outs: &[LeaderOutput]) -> Vec<(u64, u64)> {
+        outs.iter()
+            .filter_map(|o| match o {
+                LeaderOutput::Send { msg: Message::Records { records, .. }, .. } => {
+                    Some((records[0].index, records[records.len() - 1].index))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Decision {
+        Partial(u64),
+        Full,
+    }
+
+    #[test]
+    fn handshake_decision_table() {
+        // (name, follower history, follower last_applied, backlog first..=last, decision)
+        let cases = [
+            ("caught up", 7, 50, (10, 50), Decision::Partial(51)),
+            ("behind, in backlog", 7, 20, (10, 50), Decision::Partial(21)),
+            ("exactly at backlog start", 7, 9, (10, 50), Decision::Partial(10)),
+            ("behind the backlog", 7, 8, (10, 50), Decision::Full),
+            ("other history", 8, 20, (10, 50), Decision::Full),
+            ("ahead of the leader", 7, 60, (10, 50), Decision::Full),
+            ("empty node, empty log", 7, 0, (1, 0), Decision::Partial(1)),
+            ("empty backlog, caught up", 7, 50, (51, 50), Decision::Partial(51)),
+        ];
+        for (i, (name, history, applied, (first, last), want)) in cases.into_iter().enumerate() {
+            let log = VecLog { first, last, size: 10 };
+            let mut l = leader(last, &[1]);
+            handshake(&mut l, 1, 11, history, applied, &log);
+            let outs = l.outputs();
+            let got = match outs.first() {
+                Some(LeaderOutput::Send {
+                    msg: Message::PartialResync { from_index, session: 11, term: 2 },
+                    ..
+                }) => Decision::Partial(*from_index),
+                Some(LeaderOutput::StartFullSync { to: 1 }) => Decision::Full,
+                other => panic!("case {i} ({name}): unexpected {other:?}"),
+            };
+            assert_eq!(got, want, "case {i} ({name})");
+        }
+    }
+
+    #[test]
+    fn streams_in_batches_within_the_window() {
+        let log = VecLog { first: 1, last: 100, size: 10 };
+        let mut l = leader(100, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        assert_eq!(batches(&l.outputs()), vec![(1, 8), (9, 16), (17, 24)], "window of 24, batches of 8");
+        ack(&mut l, 1, 1, 8, 0, &log);
+        assert_eq!(batches(&l.outputs()), vec![(25, 32)]);
+        ack(&mut l, 1, 1, 30, 30, &log);
+        assert_eq!(batches(&l.outputs()), vec![(33, 40), (41, 48), (49, 54)]);
+        assert_eq!(l.progress(1).unwrap().matched, 30);
+    }
+
+    #[test]
+    fn batches_respect_the_byte_limit() {
+        let log = VecLog { first: 1, last: 10, size: 40 };
+        let mut l = Leader::new(LeaderConfig { max_batch_bytes: 100, ..cfg() }, 0, 7, 2, 10, &[1]).unwrap();
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        assert_eq!(batches(&l.outputs()), vec![(1, 2), (3, 4), (5, 6), (7, 8), (9, 10)]);
+    }
+
+    #[test]
+    fn new_appends_are_pushed_to_streaming_followers() {
+        let mut log = VecLog { first: 1, last: 0, size: 10 };
+        let mut l = leader(0, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        l.outputs();
+        log.last = 3;
+        l.on_append(3, &log);
+        assert_eq!(batches(&l.outputs()), vec![(1, 3)]);
+    }
+
+    #[test]
+    fn resends_after_no_progress() {
+        let log = VecLog { first: 1, last: 10, size: 10 };
+        let mut l = leader(10, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        l.outputs();
+        ack(&mut l, 1, 1, 4, 4, &log);
+        let mut resent = Vec::new();
+        for _ in 0..3 {
+            l.tick(&log);
+            resent.extend(batches(&l.outputs()));
+        }
+        assert_eq!(resent, vec![(5, 10)], "rewinds to applied + 1 after retransmit_ticks");
+    }
+
+    #[test]
+    fn heartbeats_when_idle_and_silent_follower_goes_down() {
+        let log = VecLog { first: 1, last: 5, size: 10 };
+        let mut l = leader(5, &[1]);
+        handshake(&mut l, 1, 1, 7, 5, &log);
+        l.outputs();
+        let mut heartbeats = 0;
+        let mut downs = Vec::new();
+        for t in 1..=12 {
+            l.tick(&log);
+            for o in l.outputs() {
+                match o {
+                    LeaderOutput::Send { msg: Message::Heartbeat { term: 2, last_index: 5, .. }, .. } => {
+                        heartbeats += 1
+                    }
+                    LeaderOutput::FollowerDown { id } => downs.push((t, id)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert_eq!(heartbeats, 3, "every 2 ticks until declared down");
+        assert_eq!(downs, vec![(7, 1)], "down once, after more than 6 silent ticks");
+        assert_eq!(l.progress(1).unwrap().state, FollowerState::Down);
+    }
+
+    #[test]
+    fn acks_keep_a_follower_up() {
+        let log = VecLog { first: 1, last: 5, size: 10 };
+        let mut l = leader(5, &[1]);
+        handshake(&mut l, 1, 1, 7, 5, &log);
+        for _ in 0..30 {
+            l.tick(&log);
+            ack(&mut l, 1, 1, 5, 5, &log);
+            assert!(!l.outputs().iter().any(|o| matches!(o, LeaderOutput::FollowerDown { .. })));
+        }
+    }
+
+    #[test]
+    fn commit_index_table() {
+        // (voters' durable acks, leader durable, expected commit)
+        let cases: &[(&[u64], u64, u64)] = &[
+            (&[], 7, 7),
+            (&[5], 9, 5),
+            (&[5, 0], 9, 5),
+            (&[0, 0], 9, 0),
+            (&[3, 8], 6, 6),
+            (&[9, 8], 2, 8),
+            (&[4, 4, 0, 0], 9, 4),
+            (&[4, 3, 2, 1], 0, 2),
+            (&[10, 10, 10, 10], 10, 10),
+        ];
+        for (i, (acks, own, want)) in cases.iter().enumerate() {
+            let ids: Vec<NodeId> = (1..=acks.len() as u64).collect();
+            let log = VecLog { first: 1, last: 10, size: 10 };
+            let mut l = Leader::new(cfg(), 0, 7, 2, 10, &ids).unwrap();
+            for (&id, &d) in ids.iter().zip(acks.iter()) {
+                handshake(&mut l, id, 1, 7, d, &log);
+                ack(&mut l, id, 1, d, d, &log);
+            }
+            l.on_durable(*own);
+            assert_eq!(l.commit_index(), *want, "case {i}: acks {acks:?}, leader {own}");
+        }
+    }
+
+    #[test]
+    fn read_replicas_count_for_wait_but_not_for_quorum() {
+        let log = VecLog { first: 1, last: 10, size: 10 };
+        let mut l = Leader::new(cfg(), 0, 7, 2, 10, &[1, 2]).unwrap();
+        l.on_durable(10);
+        handshake(&mut l, 9, 1, 7, 0, &log);
+        ack(&mut l, 9, 1, 10, 10, &log);
+        assert_eq!(l.acked_count(10), 1);
+        assert_eq!(l.commit_index(), 0, "a non-voter does not make a majority");
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        ack(&mut l, 1, 1, 10, 6, &log);
+        assert_eq!(l.commit_index(), 6);
+        assert_eq!((l.acked_count(6), l.acked_count(7)), (2, 1));
+    }
+
+    #[test]
+    fn stale_and_duplicate_messages_are_ignored() {
+        let log = VecLog { first: 1, last: 10, size: 10 };
+        let mut l = leader(10, &[1]);
+        handshake(&mut l, 1, 5, 7, 0, &log);
+        l.outputs();
+        handshake(&mut l, 1, 5, 7, 0, &log);
+        assert!(l.outputs().is_empty(), "a duplicated handshake is answered once");
+        ack(&mut l, 1, 4, 10, 10, &log);
+        assert_eq!(l.progress(1).unwrap().matched, 0, "ack of an old session");
+        ack(&mut l, 2, 5, 10, 10, &log);
+        l.step(1, Message::Ack { node_id: 2, session: 5, applied: 10, durable: 10 }, &log);
+        assert_eq!(l.acked_count(1), 0, "misrouted or unknown acks count for nothing");
+        ack(&mut l, 1, 5, 50, 50, &log);
+        assert_eq!(l.progress(1).unwrap().matched, 10, "clamped to the leader's last index");
+    }
+
+    #[test]
+    fn other_history_resets_what_the_follower_held() {
+        let log = VecLog { first: 1, last: 10, size: 10 };
+        let mut l = leader(10, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        ack(&mut l, 1, 1, 10, 10, &log);
+        assert_eq!(l.acked_count(10), 1);
+        handshake(&mut l, 1, 2, 99, 3, &log);
+        assert_eq!(l.acked_count(1), 0);
+        assert_eq!(l.commit_index(), 10, "commit never goes back");
+    }
+
+    #[test]
+    fn full_sync_hand_off() {
+        let log = VecLog { first: 20, last: 30, size: 10 };
+        let mut l = leader(30, &[1]);
+        assert_eq!(l.snapshot_ready(5, 30), Err(ReplicationError::UnknownFollower(5)));
+        assert_eq!(l.snapshot_ready(1, 30), Err(ReplicationError::NotInFullSync(1)));
+        handshake(&mut l, 1, 3, 7, 0, &log);
+        assert_eq!(l.outputs(), vec![LeaderOutput::StartFullSync { to: 1 }]);
+        assert_eq!(
+            l.snapshot_chunk(1, Bytes::new(), true, &log),
+            Err(ReplicationError::NotInFullSync(1)),
+            "chunks before the announcement"
+        );
+        l.snapshot_ready(1, 25).unwrap();
+        l.snapshot_chunk(1, Bytes::from_static(b"abcd"), false, &log).unwrap();
+        l.snapshot_chunk(1, Bytes::from_static(b"ef"), true, &log).unwrap();
+        let outs = l.outputs();
+        let msgs: Vec<&Message> = outs
+            .iter()
+            .map(|o| match o {
+                LeaderOutput::Send { to: 1, msg } => msg,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(msgs[0], &Message::FullResync { session: 3, snapshot_index: 25, history_id: 7, term: 2 });
+        assert!(matches!(msgs[1], Message::SnapshotChunk { offset: 0, last: false, .. }));
+        assert!(matches!(msgs[2], Message::SnapshotChunk { offset: 4, last: true, .. }));
+        assert_eq!(batches(&outs), vec![(26, 30)], "streams on from the snapshot's index");
+        assert_eq!(l.progress(1).unwrap().state, FollowerState::Streaming);
+    }
+
+    #[test]
+    fn falling_behind_the_backlog_mid_stream_starts_a_full_sync() {
+        let mut log = VecLog { first: 1, last: 10, size: 10 };
+        let mut l = leader(10, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        l.outputs();
+        log.first = 8;
+        for _ in 0..3 {
+            l.tick(&log);
+        }
+        assert!(l.outputs().contains(&LeaderOutput::StartFullSync { to: 1 }));
+        assert_eq!(l.progress(1).unwrap().state, FollowerState::FullSync);
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(LeaderConfig::default().validate().is_ok());
+        let bad = LeaderConfig { follower_timeout_ticks: 2, ..cfg() };
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::NotGreater { field: "follower_timeout_ticks", .. })
+        ));
+        let bad = LeaderConfig { window: 4, ..cfg() };
+        assert_eq!(bad.validate(), Err(ConfigError::TooSmall { field: "window", min: 8, got: 4 }));
+        assert!(Leader::new(LeaderConfig { max_batch_records: 0, ..cfg() }, 0, 1, 1, 0, &[]).is_err());
+    }
+}
