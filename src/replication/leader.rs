@@ -104,10 +104,12 @@ pub enum LeaderOutput {
     /// Write `msg` to the follower's connection.
     Send { to: NodeId, msg: Message },
     /// Produce a snapshot and hand it over with `snapshot_ready` and
-    /// `snapshot_chunk`.
+    /// `snapshot_chunk`. Issued once per follower session; a newer one for
+    /// the same follower supersedes any transfer still running for it (that
+    /// transfer's calls then fail with `NotInFullSync` and must stop).
     StartFullSync { to: NodeId },
-    /// The follower went silent; close its connection. It will handshake
-    /// again when it notices.
+    /// The follower went silent, or fell out of the backlog mid-stream;
+    /// close its connection. It handshakes again when it notices.
     FollowerDown { id: NodeId },
 }
 
@@ -482,8 +484,13 @@ impl Leader {
             let room = (self.cfg.window - in_flight).min(self.cfg.max_batch_records as u64) as usize;
             match log.since(p.next_index, room, self.cfg.max_batch_bytes) {
                 None => {
-                    // The follower fell behind the backlog mid-stream.
-                    self.start_full_sync(id);
+                    // The follower fell behind the backlog mid-stream. Drop
+                    // the link rather than send a second snapshot in this
+                    // session: its chunks could interleave with a late first
+                    // one's. The next handshake gets the full resync.
+                    p.state = FollowerState::Down;
+                    p.snapshot = None;
+                    self.out.push(LeaderOutput::FollowerDown { id });
                     return;
                 }
                 Some(batch) => {
@@ -814,7 +821,7 @@ mod tests {
     }
 
     #[test]
-    fn falling_behind_the_backlog_mid_stream_starts_a_full_sync() {
+    fn falling_behind_the_backlog_mid_stream_drops_the_link() {
         let mut log = VecLog { first: 1, last: 10, size: 10 };
         let mut l = leader(10, &[1]);
         handshake(&mut l, 1, 1, 7, 0, &log);
@@ -823,8 +830,14 @@ mod tests {
         for _ in 0..3 {
             l.tick(&log);
         }
-        assert!(l.outputs().contains(&LeaderOutput::StartFullSync { to: 1 }));
-        assert_eq!(l.progress(1).unwrap().state, FollowerState::FullSync);
+        assert!(l.outputs().contains(&LeaderOutput::FollowerDown { id: 1 }));
+        assert_eq!(l.progress(1).unwrap().state, FollowerState::Down);
+        handshake(&mut l, 1, 2, 7, 0, &log);
+        assert_eq!(
+            l.outputs(),
+            vec![LeaderOutput::StartFullSync { to: 1 }],
+            "the next session resyncs fully"
+        );
     }
 
     #[test]
