@@ -22,7 +22,8 @@ pub struct FollowerConfig {
     /// Ticks spent resyncing without progress (a resync reply or a snapshot
     /// chunk) before giving up. Heartbeats do not count as progress here: a
     /// lost resync reply would otherwise leave the follower waiting forever
-    /// on a link that is alive.
+    /// on a link that is alive. Must cover the leader's time to produce a
+    /// snapshot before its first chunk.
     pub sync_timeout_ticks: u64,
     /// First reconnect delay; doubles per consecutive failure.
     pub backoff_base_ticks: u64,

@@ -185,8 +185,9 @@ pub struct Leader {
 impl Leader {
     /// `voters` are the other nodes of the cluster: with the leader they form
     /// the quorum. Followers not listed may still replicate (read replicas)
-    /// but never count toward the commit index. `last_index` and `durable`
-    /// are the leader's log position at start (after its own recovery).
+    /// but never count toward the commit index. `last_index` is the log's
+    /// position at start (after recovery); report what is already durable
+    /// with `on_durable`.
     pub fn new(
         cfg: LeaderConfig,
         id: NodeId,

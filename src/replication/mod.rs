@@ -23,6 +23,21 @@
 //! `last_applied + 1`, skips duplicates, and treats a gap as a broken link:
 //! it drops it and resyncs. Both sides declare the other silent after a
 //! configurable number of ticks.
+//!
+//! Decisions worth knowing when wiring this up:
+//! - `durable ≤ applied` on a follower: it applies, the driver persists,
+//!   then reports `on_durable`. Only durable acks feed the leader's commit
+//!   index and WAIT counts, so a crash that loses unsynced records cannot
+//!   un-commit anything.
+//! - Every handshake opens a *session* (a counter starting at a random
+//!   value, so a restarted follower does not reuse old ones); resync
+//!   replies, chunks and acks carry it. Each session has at most one
+//!   resync: a follower that falls out of the backlog mid-stream is
+//!   disconnected and resyncs under a new session.
+//! - The leader counts commit over durable indexes only and does not yet
+//!   restrict it to records of its own term; when elections arrive, Raft's
+//!   rule (§5.4.2: count replicas only for current-term records) must be
+//!   added to `Leader::recompute_commit`.
 
 mod follower;
 mod leader;
