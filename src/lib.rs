@@ -8,5 +8,6 @@ pub mod client;
 pub mod oplog;
 pub mod persist;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod store;

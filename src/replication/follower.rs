@@ -1,0 +1,711 @@
+//! The follower's side: the link's life cycle (connect, handshake, resync,
+//! stream, time out, back off) and the exactly-once, in-order apply rule.
+//!
+//! Apply rule, per record: index ≤ `last_applied` is a duplicate (skipped);
+//! `last_applied + 1` is applied; anything higher is a gap, which means the
+//! stream lost something, so the link is dropped and the follower resyncs
+//! with a fresh handshake rather than guess. A record whose term is below
+//! the highest term already seen from the leader comes from a deposed
+//! leader and is ignored.
+
+use bytes::Bytes;
+
+use super::message::{Message, RecordEntry};
+use super::{at_least, ConfigError, HistoryId, NodeId, SeededRng};
+
+/// Follower tuning, in ticks (100 ms intended, which the defaults assume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerConfig {
+    /// Ticks without any message from the leader before the link is down.
+    /// Must exceed the leader's heartbeat interval with margin.
+    pub leader_timeout_ticks: u64,
+    /// Ticks spent resyncing without progress (a resync reply or a snapshot
+    /// chunk) before giving up. Heartbeats do not count as progress here: a
+    /// lost resync reply would otherwise leave the follower waiting forever
+    /// on a link that is alive. Must cover the leader's time to produce a
+    /// snapshot before its first chunk.
+    pub sync_timeout_ticks: u64,
+    /// First reconnect delay; doubles per consecutive failure.
+    pub backoff_base_ticks: u64,
+    /// Cap on the reconnect delay.
+    pub backoff_max_ticks: u64,
+}
+
+impl Default for FollowerConfig {
+    fn default() -> Self {
+        FollowerConfig {
+            leader_timeout_ticks: 50,
+            sync_timeout_ticks: 300,
+            backoff_base_ticks: 1,
+            backoff_max_ticks: 100,
+        }
+    }
+}
+
+impl FollowerConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least("leader_timeout_ticks", self.leader_timeout_ticks, 1)?;
+        at_least("sync_timeout_ticks", self.sync_timeout_ticks, 1)?;
+        at_least("backoff_base_ticks", self.backoff_base_ticks, 1)?;
+        at_least("backoff_max_ticks", self.backoff_max_ticks, self.backoff_base_ticks)?;
+        Ok(())
+    }
+}
+
+/// The link to the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Waiting out the backoff before the next connection attempt.
+    Down,
+    /// Asked the driver to connect (`Connect`); waiting for
+    /// `on_connected` / `on_connect_failed`.
+    Connecting,
+    /// Handshake sent; waiting for the resync reply or receiving a snapshot.
+    Syncing,
+    /// Applying the live stream.
+    Streaming,
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowerOutput {
+    /// Write `msg` to the leader's connection.
+    Send(Message),
+    /// Apply these records to the store, in this order, and append them to
+    /// the follower's own log; report persistence with `on_durable`. Always
+    /// consecutive, starting at the previous `last_applied + 1`.
+    Apply(Vec<RecordEntry>),
+    /// Snapshot bytes at `offset`; `offset == 0` starts a new snapshot
+    /// (discard any partial one).
+    SnapshotData { offset: u64, bytes: Bytes },
+    /// The snapshot is complete: replace the dataset with it. It covers
+    /// `1..=snapshot_index` of `history_id`; persist it and then call
+    /// `on_durable(snapshot_index)`.
+    LoadSnapshot { snapshot_index: u64, history_id: HistoryId, term: u64 },
+    /// Open a connection to the leader, then call `on_connected` (or
+    /// `on_connect_failed`).
+    Connect,
+    /// The link is down: close the connection. A `Connect` follows after
+    /// `reconnect_after_ticks` ticks.
+    LinkDown { reconnect_after_ticks: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    AwaitingReply,
+    Snapshot { index: u64, history_id: HistoryId, term: u64, offset: u64 },
+}
+
+/// The follower's replication state machine.
+///
+/// Invariants: `durable ≤ last_applied` (the driver persists what it has
+/// applied, and only then reports it durable); `last_applied` only moves
+/// forward except when a full resync replaces the dataset; every record
+/// handed out in `Apply` has index `last_applied + 1` at that moment.
+#[derive(Debug)]
+pub struct Follower {
+    cfg: FollowerConfig,
+    node_id: NodeId,
+    history_id: HistoryId,
+    last_applied: u64,
+    durable: u64,
+    /// Highest term seen from the leader; records below it are stale.
+    leader_term: u64,
+    /// Leader's commit index as last reported (monotonic).
+    leader_commit: u64,
+    state: LinkState,
+    sync: Sync,
+    /// Current handshake's session; replies carrying another are stale.
+    session: u64,
+    ticks_silent: u64,
+    ticks_sync: u64,
+    ticks_backoff: u64,
+    /// Consecutive failed link attempts (reset once a resync completes).
+    failures: u32,
+    rng: SeededRng,
+    out: Vec<FollowerOutput>,
+}
+
+impl Follower {
+    /// `recovered_index` is what the follower's own persistence holds of
+    /// `history_id` (0 for an empty node): it is both applied and durable.
+    /// The first output is `Connect`.
+    pub fn new(
+        cfg: FollowerConfig,
+        node_id: NodeId,
+        history_id: HistoryId,
+        recovered_index: u64,
+        mut rng: SeededRng,
+    ) -> Result<Follower, ConfigError> {
+        cfg.validate()?;
+        // A random first session keeps a restarted follower's sessions
+        // distinct from those of its previous life.
+        let session = rng.next_u64();
+        Ok(Follower {
+            cfg,
+            node_id,
+            history_id,
+            last_applied: recovered_index,
+            durable: recovered_index,
+            leader_term: 0,
+            leader_commit: 0,
+            state: LinkState::Connecting,
+            sync: Sync::AwaitingReply,
+            session,
+            ticks_silent: 0,
+            ticks_sync: 0,
+            ticks_backoff: 0,
+            failures: 0,
+            rng,
+            out: vec![FollowerOutput::Connect],
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    pub fn history_id(&self) -> HistoryId {
+        self.history_id
+    }
+
+    pub fn last_applied(&self) -> u64 {
+        self.last_applied
+    }
+
+    pub fn durable_index(&self) -> u64 {
+        self.durable
+    }
+
+    pub fn leader_commit(&self) -> u64 {
+        self.leader_commit
+    }
+
+    pub fn leader_term(&self) -> u64 {
+        self.leader_term
+    }
+
+    pub fn link_state(&self) -> LinkState {
+        self.state
+    }
+
+    /// Drains the queued outputs; carry them out in order.
+    pub fn outputs(&mut self) -> Vec<FollowerOutput> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The connection requested by `Connect` is open: handshake.
+    pub fn on_connected(&mut self) {
+        if self.state != LinkState::Connecting {
+            return;
+        }
+        self.session = self.session.wrapping_add(1);
+        self.state = LinkState::Syncing;
+        self.sync = Sync::AwaitingReply;
+        self.ticks_silent = 0;
+        self.ticks_sync = 0;
+        self.out.push(FollowerOutput::Send(Message::Handshake {
+            node_id: self.node_id,
+            session: self.session,
+            history_id: self.history_id,
+            last_applied: self.last_applied,
+        }));
+    }
+
+    /// The connection requested by `Connect` could not be opened.
+    pub fn on_connect_failed(&mut self) {
+        if self.state == LinkState::Connecting {
+            self.link_down();
+        }
+    }
+
+    /// The driver saw the connection close.
+    pub fn on_disconnected(&mut self) {
+        if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
+            self.link_down();
+        }
+    }
+
+    /// The driver persisted everything up to `index` (fsync where promised).
+    pub fn on_durable(&mut self, index: u64) {
+        let index = index.min(self.last_applied);
+        if index > self.durable {
+            self.durable = index;
+            self.ack();
+        }
+    }
+
+    /// One unit of time: heartbeat watch, sync timeout, backoff countdown.
+    pub fn tick(&mut self) {
+        match self.state {
+            LinkState::Down => {
+                if self.ticks_backoff > 0 {
+                    self.ticks_backoff -= 1;
+                }
+                if self.ticks_backoff == 0 {
+                    self.state = LinkState::Connecting;
+                    self.ticks_silent = 0;
+                    self.out.push(FollowerOutput::Connect);
+                }
+            }
+            LinkState::Connecting => {
+                // The driver's dial should answer well within a timeout; if
+                // it never does, treat the attempt as failed.
+                self.ticks_silent += 1;
+                if self.ticks_silent > self.cfg.leader_timeout_ticks {
+                    self.link_down();
+                }
+            }
+            LinkState::Syncing => {
+                self.ticks_silent += 1;
+                self.ticks_sync += 1;
+                if self.ticks_silent > self.cfg.leader_timeout_ticks
+                    || self.ticks_sync > self.cfg.sync_timeout_ticks
+                {
+                    self.link_down();
+                }
+            }
+            LinkState::Streaming => {
+                self.ticks_silent += 1;
+                if self.ticks_silent > self.cfg.leader_timeout_ticks {
+                    self.link_down();
+                }
+            }
+        }
+    }
+
+    /// A message from the leader.
+    pub fn step(&mut self, msg: Message) {
+        if !matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
+            // No link: whatever arrives belongs to a connection already given up.
+            return;
+        }
+        match msg {
+            Message::Heartbeat { term, commit_index, .. } => {
+                if term < self.leader_term {
+                    return;
+                }
+                self.leader_term = term;
+                self.ticks_silent = 0;
+                self.leader_commit = self.leader_commit.max(commit_index);
+                self.ack();
+            }
+            Message::PartialResync { session, from_index, term } => {
+                if session != self.session
+                    || self.state != LinkState::Syncing
+                    || self.sync != Sync::AwaitingReply
+                {
+                    return;
+                }
+                if from_index != self.last_applied + 1 {
+                    // The leader answered a question we did not ask.
+                    self.link_down();
+                    return;
+                }
+                self.leader_term = self.leader_term.max(term);
+                self.synced();
+            }
+            Message::FullResync { session, snapshot_index, history_id, term } => {
+                if session != self.session
+                    || self.state != LinkState::Syncing
+                    || self.sync != Sync::AwaitingReply
+                {
+                    return;
+                }
+                self.ticks_silent = 0;
+                self.ticks_sync = 0;
+                self.sync = Sync::Snapshot { index: snapshot_index, history_id, term, offset: 0 };
+            }
+            Message::SnapshotChunk { session, offset, bytes, last } => {
+                let Sync::Snapshot { index, history_id, term, offset: expected } = self.sync else { return };
+                if session != self.session || self.state != LinkState::Syncing || offset < expected {
+                    return;
+                }
+                if offset > expected {
+                    self.link_down();
+                    return;
+                }
+                self.ticks_silent = 0;
+                self.ticks_sync = 0;
+                let next = expected + bytes.len() as u64;
+                self.out.push(FollowerOutput::SnapshotData { offset, bytes });
+                self.sync = Sync::Snapshot { index, history_id, term, offset: next };
+                if last {
+                    self.durable = if history_id == self.history_id { self.durable.min(index) } else { 0 };
+                    self.history_id = history_id;
+                    self.last_applied = index;
+                    // A new history's terms restart; within one, never go back.
+                    self.leader_term = term;
+                    self.out.push(FollowerOutput::LoadSnapshot { snapshot_index: index, history_id, term });
+                    self.synced();
+                }
+            }
+            Message::Records { records, commit_index } => {
+                if self.state != LinkState::Streaming {
+                    // Ahead of (or stale next to) the resync reply: the
+                    // retransmit after the reply covers it.
+                    return;
+                }
+                self.ticks_silent = 0;
+                self.on_records(records, commit_index);
+            }
+            Message::Handshake { .. } | Message::Ack { .. } => {}
+        }
+    }
+
+    fn on_records(&mut self, records: Vec<RecordEntry>, commit_index: u64) {
+        let mut apply = Vec::new();
+        let mut gap = false;
+        for rec in records {
+            if rec.term < self.leader_term || rec.index <= self.last_applied {
+                continue;
+            }
+            if rec.index != self.last_applied + 1 {
+                gap = true;
+                break;
+            }
+            self.leader_term = rec.term;
+            self.last_applied = rec.index;
+            apply.push(rec);
+        }
+        if !apply.is_empty() {
+            self.out.push(FollowerOutput::Apply(apply));
+        }
+        self.leader_commit = self.leader_commit.max(commit_index);
+        if gap {
+            self.link_down();
+        } else {
+            self.ack();
+        }
+    }
+
+    /// A resync finished: the stream starts and the backoff resets.
+    fn synced(&mut self) {
+        self.state = LinkState::Streaming;
+        self.ticks_silent = 0;
+        self.ticks_sync = 0;
+        self.failures = 0;
+        self.ack();
+    }
+
+    fn ack(&mut self) {
+        if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
+            self.out.push(FollowerOutput::Send(Message::Ack {
+                node_id: self.node_id,
+                session: self.session,
+                applied: self.last_applied,
+                durable: self.durable,
+            }));
+        }
+    }
+
+    fn link_down(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        let delay = self.backoff(self.failures);
+        self.state = LinkState::Down;
+        self.sync = Sync::AwaitingReply;
+        self.ticks_backoff = delay;
+        self.out.push(FollowerOutput::LinkDown { reconnect_after_ticks: delay });
+    }
+
+    /// Exponential backoff with "equal jitter": the ceiling doubles per
+    /// consecutive failure up to the cap, and the delay is drawn from its
+    /// upper half, so followers that lost the leader together do not all
+    /// reconnect in the same tick yet never retry sooner than half the step.
+    fn backoff(&mut self, failures: u32) -> u64 {
+        let shift = failures.saturating_sub(1).min(63);
+        let ceiling = self.cfg.backoff_base_ticks.checked_shl(shift).unwrap_or(u64::MAX);
+        let ceiling = if ceiling >> shift != self.cfg.backoff_base_ticks { u64::MAX } else { ceiling };
+        let ceiling = ceiling.min(self.cfg.backoff_max_ticks);
+        let floor = ceiling - ceiling / 2;
+        floor + self.rng.below(ceiling - floor + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> FollowerConfig {
+        FollowerConfig {
+            leader_timeout_ticks: 5,
+            sync_timeout_ticks: 8,
+            backoff_base_ticks: 2,
+            backoff_max_ticks: 20,
+        }
+    }
+
+    fn rec(term: u64, index: u64) -> RecordEntry {
+        RecordEntry { term, index, bytes: Bytes::from(format!("r{index}")) }
+    }
+
+    /// Connects and returns the handshake's session.
+    fn connect(f: &mut Follower) -> u64 {
+        f.outputs();
+        f.on_connected();
+        match f.outputs().as_slice() {
+            [FollowerOutput::Send(Message::Handshake { session, .. })] => *session,
+            other => panic!("expected a handshake, got {other:?}"),
+        }
+    }
+
+    /// A follower streaming from `last_applied` with the leader on `term`.
+    fn streaming(last_applied: u64, term: u64) -> Follower {
+        let mut f = Follower::new(cfg(), 9, 1, last_applied, SeededRng::new(1)).unwrap();
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: last_applied + 1, term });
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        f.outputs();
+        f
+    }
+
+    fn applied(outs: &[FollowerOutput]) -> Vec<u64> {
+        outs.iter()
+            .filter_map(|o| match o {
+                FollowerOutput::Apply(r) => Some(r.iter().map(|r| r.index).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn went_down(outs: &[FollowerOutput]) -> bool {
+        outs.iter().any(|o| matches!(o, FollowerOutput::LinkDown { .. }))
+    }
+
+    /// (name, last_applied, leader term, records as (term, index), applied,
+    /// link down, last_applied after)
+    type ApplyCase = (&'static str, u64, u64, &'static [(u64, u64)], &'static [u64], bool, u64);
+
+    #[test]
+    fn apply_rule_table() {
+        let cases: &[ApplyCase] = &[
+            ("in order", 0, 1, &[(1, 1), (1, 2), (1, 3)], &[1, 2, 3], false, 3),
+            ("duplicates skipped", 5, 1, &[(1, 4), (1, 5), (1, 6)], &[6], false, 6),
+            ("all duplicates", 5, 1, &[(1, 2), (1, 5)], &[], false, 5),
+            ("gap", 5, 1, &[(1, 7)], &[], true, 5),
+            ("prefix then gap", 5, 1, &[(1, 6), (1, 8), (1, 9)], &[6], true, 6),
+            ("stale term ignored", 5, 3, &[(2, 6)], &[], false, 5),
+            ("stale then current", 5, 3, &[(2, 6), (3, 6), (3, 7)], &[6, 7], false, 7),
+            ("higher term accepted", 5, 3, &[(4, 6)], &[6], false, 6),
+            ("empty batch", 5, 1, &[], &[], false, 5),
+        ];
+        for (i, (name, last, term, recs, want, down, after)) in cases.iter().enumerate() {
+            let mut f = streaming(*last, *term);
+            let records = recs.iter().map(|&(t, ix)| rec(t, ix)).collect();
+            f.step(Message::Records { records, commit_index: 0 });
+            let outs = f.outputs();
+            assert_eq!(applied(&outs), *want, "case {i} ({name}): applied");
+            assert_eq!(went_down(&outs), *down, "case {i} ({name}): link down");
+            assert_eq!(f.last_applied(), *after, "case {i} ({name}): last_applied");
+            let state = if *down { LinkState::Down } else { LinkState::Streaming };
+            assert_eq!(f.link_state(), state, "case {i} ({name}): state");
+        }
+    }
+
+    #[test]
+    fn acks_follow_applies_and_durability_is_clamped() {
+        let mut f = streaming(0, 1);
+        f.step(Message::Records { records: vec![rec(1, 1), rec(1, 2)], commit_index: 1 });
+        let outs = f.outputs();
+        assert!(matches!(
+            outs.as_slice(),
+            [FollowerOutput::Apply(_), FollowerOutput::Send(Message::Ack { applied: 2, durable: 0, .. })]
+        ));
+        assert_eq!(f.leader_commit(), 1);
+        f.on_durable(10);
+        assert_eq!(f.durable_index(), 2, "durable never exceeds applied");
+        assert!(matches!(
+            f.outputs().as_slice(),
+            [FollowerOutput::Send(Message::Ack { applied: 2, durable: 2, .. })]
+        ));
+        f.on_durable(1);
+        assert!(f.outputs().is_empty(), "durable never goes back, no ack for nothing");
+    }
+
+    #[test]
+    fn heartbeat_timeout_table() {
+        // (heartbeat every n ticks (0 = never), ticks run, link down)
+        let cases = [(0u64, 5u64, false), (0, 6, true), (5, 30, false), (6, 30, true), (3, 100, false)];
+        for (i, (every, ticks, down)) in cases.into_iter().enumerate() {
+            let mut f = streaming(0, 1);
+            let mut saw_down = false;
+            for t in 1..=ticks {
+                if every > 0 && t % every == 0 {
+                    f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0 });
+                }
+                f.tick();
+                saw_down |= went_down(&f.outputs());
+            }
+            assert_eq!(saw_down, down, "case {i}: every {every}, {ticks} ticks");
+        }
+    }
+
+    #[test]
+    fn stale_term_heartbeat_does_not_keep_the_link_alive() {
+        let mut f = streaming(0, 4);
+        let mut saw_down = false;
+        for _ in 0..6 {
+            f.step(Message::Heartbeat { term: 3, last_index: 0, commit_index: 0 });
+            f.tick();
+            saw_down |= went_down(&f.outputs());
+        }
+        assert!(saw_down);
+    }
+
+    /// Fails every connection attempt and returns the backoff delays.
+    fn failing_delays(seed: u64, attempts: usize) -> Vec<u64> {
+        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(seed)).unwrap();
+        let mut delays = Vec::new();
+        while delays.len() < attempts {
+            for o in f.outputs() {
+                match o {
+                    FollowerOutput::Connect => f.on_connect_failed(),
+                    FollowerOutput::LinkDown { reconnect_after_ticks } => delays.push(reconnect_after_ticks),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            f.tick();
+        }
+        delays
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        // Ceilings for base 2, cap 20: 2, 4, 8, 16, 20, 20, ...
+        let ceilings = [2u64, 4, 8, 16, 20, 20, 20];
+        for seed in 0..200 {
+            let delays = failing_delays(seed, ceilings.len());
+            for (i, (&d, &c)) in delays.iter().zip(&ceilings).enumerate() {
+                assert!(
+                    d <= c && d >= c - c / 2,
+                    "seed {seed} attempt {i}: delay {d} outside [{}, {c}]",
+                    c - c / 2
+                );
+            }
+        }
+        let distinct: std::collections::HashSet<u64> = (0..50).map(|s| failing_delays(s, 5)[4]).collect();
+        assert!(distinct.len() > 1, "jitter must spread reconnects");
+        assert_eq!(failing_delays(3, 6), failing_delays(3, 6), "same seed, same schedule");
+    }
+
+    #[test]
+    fn backoff_resets_after_a_successful_resync() {
+        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(5)).unwrap();
+        f.outputs();
+        for _ in 0..4 {
+            f.state = LinkState::Connecting;
+            f.on_connect_failed();
+        }
+        f.outputs();
+        f.state = LinkState::Connecting;
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: 1, term: 1 });
+        f.outputs();
+        f.on_disconnected();
+        let outs = f.outputs();
+        assert!(
+            matches!(outs.as_slice(), [FollowerOutput::LinkDown { reconnect_after_ticks: 1..=2 }]),
+            "{outs:?}"
+        );
+    }
+
+    #[test]
+    fn replies_from_other_sessions_are_ignored() {
+        let mut f = Follower::new(cfg(), 9, 1, 4, SeededRng::new(2)).unwrap();
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session: session.wrapping_sub(1), from_index: 5, term: 1 });
+        f.step(Message::FullResync {
+            session: session.wrapping_add(1),
+            snapshot_index: 9,
+            history_id: 1,
+            term: 1,
+        });
+        assert_eq!(f.link_state(), LinkState::Syncing);
+        assert!(f.outputs().is_empty());
+        f.step(Message::PartialResync { session, from_index: 5, term: 1 });
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        f.outputs();
+        // A duplicate of the reply changes nothing.
+        f.step(Message::PartialResync { session, from_index: 5, term: 1 });
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        assert!(f.outputs().is_empty());
+    }
+
+    #[test]
+    fn records_before_the_resync_reply_are_ignored() {
+        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        connect(&mut f);
+        f.step(Message::Records { records: vec![rec(1, 1)], commit_index: 0 });
+        assert!(f.outputs().is_empty());
+        assert_eq!(f.last_applied(), 0);
+    }
+
+    #[test]
+    fn lost_resync_reply_times_out_even_with_heartbeats() {
+        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        connect(&mut f);
+        let mut saw_down = false;
+        for _ in 0..9 {
+            f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0 });
+            f.tick();
+            saw_down |= went_down(&f.outputs());
+        }
+        assert!(saw_down, "sync timeout must fire although heartbeats flow");
+    }
+
+    #[test]
+    fn full_resync_loads_the_snapshot_and_switches_history() {
+        let mut f = Follower::new(cfg(), 9, 7, 3, SeededRng::new(2)).unwrap();
+        let session = connect(&mut f);
+        f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
+        f.step(Message::SnapshotChunk { session, offset: 0, bytes: Bytes::from_static(b"abc"), last: false });
+        // A duplicate chunk is skipped.
+        f.step(Message::SnapshotChunk { session, offset: 0, bytes: Bytes::from_static(b"abc"), last: false });
+        f.step(Message::SnapshotChunk { session, offset: 3, bytes: Bytes::from_static(b"de"), last: true });
+        let outs = f.outputs();
+        assert_eq!(
+            outs,
+            vec![
+                FollowerOutput::SnapshotData { offset: 0, bytes: Bytes::from_static(b"abc") },
+                FollowerOutput::SnapshotData { offset: 3, bytes: Bytes::from_static(b"de") },
+                FollowerOutput::LoadSnapshot { snapshot_index: 40, history_id: 8, term: 2 },
+                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 40, durable: 0 }),
+            ]
+        );
+        assert_eq!((f.history_id(), f.last_applied(), f.durable_index()), (8, 40, 0));
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        f.step(Message::Records { records: vec![rec(2, 41)], commit_index: 0 });
+        assert_eq!(applied(&f.outputs()), vec![41]);
+    }
+
+    #[test]
+    fn snapshot_chunk_gap_drops_the_link() {
+        let mut f = Follower::new(cfg(), 9, 7, 0, SeededRng::new(2)).unwrap();
+        let session = connect(&mut f);
+        f.step(Message::FullResync { session, snapshot_index: 4, history_id: 7, term: 1 });
+        f.step(Message::SnapshotChunk { session, offset: 5, bytes: Bytes::from_static(b"x"), last: true });
+        assert!(went_down(&f.outputs()));
+        assert_eq!(f.last_applied(), 0);
+    }
+
+    #[test]
+    fn messages_without_a_link_are_ignored() {
+        let mut f = streaming(0, 1);
+        f.on_disconnected();
+        f.outputs();
+        f.step(Message::Records { records: vec![rec(1, 1)], commit_index: 0 });
+        f.step(Message::Heartbeat { term: 1, last_index: 1, commit_index: 1 });
+        assert!(f.outputs().is_empty());
+        assert_eq!(f.last_applied(), 0);
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(FollowerConfig::default().validate().is_ok());
+        let bad = FollowerConfig { backoff_max_ticks: 1, backoff_base_ticks: 4, ..FollowerConfig::default() };
+        assert_eq!(bad.validate(), Err(ConfigError::TooSmall { field: "backoff_max_ticks", min: 4, got: 1 }));
+        let bad = FollowerConfig { leader_timeout_ticks: 0, ..FollowerConfig::default() };
+        assert!(Follower::new(bad, 1, 1, 0, SeededRng::new(0)).is_err());
+    }
+}

@@ -1,0 +1,856 @@
+//! The leader's side: one progress record per follower, stepped by acks,
+//! handshakes, appends and ticks.
+//!
+//! Per follower the leader keeps two indexes with different jobs:
+//! - `next_index`: the next record to push. It runs ahead of what the
+//!   follower has confirmed, by at most `window` records (flow control: a
+//!   stream of batches, never one round trip per record).
+//! - `matched`: the highest index the follower reported *durable*. Only this
+//!   feeds the commit index and WAIT, because only it survives a crash of the
+//!   follower.
+//!
+//! When acks stop advancing while records are in flight (a batch was lost),
+//! the leader rewinds `next_index` to the follower's applied index + 1 after
+//! `retransmit_ticks`; the follower skips whatever it already had.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::message::Message;
+use super::{at_least, BacklogSource, ConfigError, HistoryId, NodeId, ReplicationError};
+
+/// Leader tuning. Times are in ticks; the driver decides how long a tick is
+/// (100 ms is the intended default, which the defaults below assume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderConfig {
+    /// Ticks between heartbeats to a follower that got nothing else.
+    pub heartbeat_interval_ticks: u64,
+    /// Ticks without an ack from a follower before it is declared down.
+    pub follower_timeout_ticks: u64,
+    /// Ticks with records in flight and no applied progress before the
+    /// leader resends from the follower's applied index + 1.
+    pub retransmit_ticks: u64,
+    /// Most records in one `Records` message.
+    pub max_batch_records: usize,
+    /// Most encoded bytes in one `Records` message (a single larger record
+    /// still goes out alone).
+    pub max_batch_bytes: usize,
+    /// Most records sent but not yet acknowledged as applied, per follower.
+    pub window: u64,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        LeaderConfig {
+            heartbeat_interval_ticks: 5,
+            follower_timeout_ticks: 50,
+            retransmit_ticks: 20,
+            max_batch_records: 512,
+            max_batch_bytes: 256 * 1024,
+            window: 4096,
+        }
+    }
+}
+
+impl LeaderConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least("heartbeat_interval_ticks", self.heartbeat_interval_ticks, 1)?;
+        at_least("retransmit_ticks", self.retransmit_ticks, 1)?;
+        at_least("max_batch_records", self.max_batch_records as u64, 1)?;
+        at_least("max_batch_bytes", self.max_batch_bytes as u64, 1)?;
+        at_least("window", self.window, self.max_batch_records as u64)?;
+        if self.follower_timeout_ticks <= self.heartbeat_interval_ticks {
+            // A follower acks each heartbeat; a timeout no longer than the
+            // interval would declare healthy followers down.
+            return Err(ConfigError::NotGreater {
+                field: "follower_timeout_ticks",
+                got: self.follower_timeout_ticks,
+                other: "heartbeat_interval_ticks",
+                other_value: self.heartbeat_interval_ticks,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where a follower's link stands, as the leader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowerState {
+    /// Handshake answered with a full resync: waiting for the driver's
+    /// snapshot (`snapshot_ready`) and then sending its chunks.
+    FullSync,
+    /// Records flow from `next_index`.
+    Streaming,
+    /// Never connected, disconnected, or silent past the timeout. Nothing is
+    /// sent until the follower handshakes again.
+    Down,
+}
+
+/// Read-only view of one follower's progress (INFO, tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    pub state: FollowerState,
+    pub voter: bool,
+    pub next_index: u64,
+    pub applied: u64,
+    pub matched: u64,
+    pub ticks_since_ack: u64,
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderOutput {
+    /// Write `msg` to the follower's connection.
+    Send { to: NodeId, msg: Message },
+    /// Produce a snapshot and hand it over with `snapshot_ready` and
+    /// `snapshot_chunk`. Issued once per follower session; a newer one for
+    /// the same follower supersedes any transfer still running for it (that
+    /// transfer's calls then fail with `NotInFullSync` and must stop).
+    StartFullSync { to: NodeId },
+    /// The follower went silent, or fell out of the backlog mid-stream;
+    /// close its connection. It handshakes again when it notices.
+    FollowerDown { id: NodeId },
+}
+
+#[derive(Debug, Clone)]
+struct Peer {
+    state: FollowerState,
+    /// Counts toward the quorum (it is one of the cluster's nodes); other
+    /// followers are read replicas that still count for WAIT.
+    voter: bool,
+    /// Session of the handshake being served; acks and handshakes of other
+    /// sessions are stale.
+    session: Option<u64>,
+    /// Next index to push. Invariant while streaming: `applied < next_index`.
+    next_index: u64,
+    /// Highest index the follower acked as applied in this session.
+    applied: u64,
+    /// Highest index the follower acked as durable on this history
+    /// (monotonic; `matched ≤ leader last_index`).
+    matched: u64,
+    ticks_since_ack: u64,
+    ticks_since_send: u64,
+    ticks_without_progress: u64,
+    /// Set once `snapshot_ready` announced the snapshot to this follower.
+    snapshot: Option<SnapshotSend>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SnapshotSend {
+    index: u64,
+    offset: u64,
+}
+
+impl Peer {
+    fn new(voter: bool) -> Peer {
+        Peer {
+            state: FollowerState::Down,
+            voter,
+            session: None,
+            next_index: 1,
+            applied: 0,
+            matched: 0,
+            ticks_since_ack: 0,
+            ticks_since_send: 0,
+            ticks_without_progress: 0,
+            snapshot: None,
+        }
+    }
+}
+
+/// The leader's replication state machine.
+///
+/// Invariants: `commit_index ≤ durable_index ≤ last_index` is not required
+/// (a majority of followers may hold an index durably before the leader's
+/// own fsync does), but `commit_index ≤ last_index` always holds and
+/// `commit_index` never decreases.
+#[derive(Debug)]
+pub struct Leader {
+    cfg: LeaderConfig,
+    id: NodeId,
+    history_id: HistoryId,
+    term: u64,
+    /// Newest index in the log (from `on_append`).
+    last_index: u64,
+    /// Highest index the leader itself holds durably (from `on_durable`).
+    durable: u64,
+    /// Highest index a majority of voters (leader included) hold durably.
+    commit: u64,
+    /// BTreeMap so that output order is deterministic for a given input.
+    peers: BTreeMap<NodeId, Peer>,
+    out: Vec<LeaderOutput>,
+}
+
+impl Leader {
+    /// `voters` are the other nodes of the cluster: with the leader they form
+    /// the quorum. Followers not listed may still replicate (read replicas)
+    /// but never count toward the commit index. `last_index` is the log's
+    /// position at start (after recovery); report what is already durable
+    /// with `on_durable`.
+    pub fn new(
+        cfg: LeaderConfig,
+        id: NodeId,
+        history_id: HistoryId,
+        term: u64,
+        last_index: u64,
+        voters: &[NodeId],
+    ) -> Result<Leader, ConfigError> {
+        cfg.validate()?;
+        let peers = voters.iter().filter(|&&v| v != id).map(|&v| (v, Peer::new(true))).collect();
+        let mut leader =
+            Leader { cfg, id, history_id, term, last_index, durable: 0, commit: 0, peers, out: Vec::new() };
+        leader.recompute_commit();
+        Ok(leader)
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn history_id(&self) -> HistoryId {
+        self.history_id
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+
+    pub fn durable_index(&self) -> u64 {
+        self.durable
+    }
+
+    /// Highest index held durably by a majority of the cluster (the leader
+    /// included). Quorum-mode writes up to here may be acknowledged.
+    pub fn commit_index(&self) -> u64 {
+        self.commit
+    }
+
+    /// How many followers (voters or not, connected or not) have durably
+    /// acknowledged `index`: the answer to WAIT. A follower that went down
+    /// after acking still holds the record, so it still counts.
+    pub fn acked_count(&self, index: u64) -> usize {
+        self.peers.values().filter(|p| p.matched >= index).count()
+    }
+
+    pub fn progress(&self, id: NodeId) -> Option<FollowerProgress> {
+        self.peers.get(&id).map(|p| FollowerProgress {
+            state: p.state,
+            voter: p.voter,
+            next_index: p.next_index,
+            applied: p.applied,
+            matched: p.matched,
+            ticks_since_ack: p.ticks_since_ack,
+        })
+    }
+
+    /// Drains the queued outputs; carry them out in order.
+    pub fn outputs(&mut self) -> Vec<LeaderOutput> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// New records exist up to `last_index`: push them to streaming
+    /// followers, within each one's window.
+    pub fn on_append(&mut self, last_index: u64, log: &impl BacklogSource) {
+        if last_index <= self.last_index {
+            return;
+        }
+        self.last_index = last_index;
+        let ids: Vec<NodeId> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.pump(id, log);
+        }
+        // A single-node cluster commits on its own durability alone.
+        self.recompute_commit();
+    }
+
+    /// The leader's own log is durable up to `index`.
+    pub fn on_durable(&mut self, index: u64) {
+        let index = index.min(self.last_index);
+        if index > self.durable {
+            self.durable = index;
+            self.recompute_commit();
+        }
+    }
+
+    /// The follower's connection closed (seen by the driver).
+    pub fn on_disconnected(&mut self, id: NodeId) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.state = FollowerState::Down;
+            p.snapshot = None;
+        }
+    }
+
+    /// A message from follower `from` (the id the driver learned from that
+    /// connection's handshake). Messages a follower never sends are ignored.
+    pub fn step(&mut self, from: NodeId, msg: Message, log: &impl BacklogSource) {
+        match msg {
+            Message::Handshake { node_id, session, history_id, last_applied } if node_id == from => {
+                self.on_handshake(from, session, history_id, last_applied, log)
+            }
+            Message::Ack { node_id, session, applied, durable } if node_id == from => {
+                self.on_ack(from, session, applied, durable, log)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_handshake(
+        &mut self,
+        from: NodeId,
+        session: u64,
+        history_id: HistoryId,
+        last_applied: u64,
+        log: &impl BacklogSource,
+    ) {
+        let term = self.term;
+        let peer = self.peers.entry(from).or_insert_with(|| Peer::new(false));
+        if peer.session == Some(session) {
+            // A duplicate of the handshake already answered.
+            return;
+        }
+        peer.session = Some(session);
+        peer.ticks_since_ack = 0;
+        peer.ticks_since_send = 0;
+        peer.ticks_without_progress = 0;
+        peer.snapshot = None;
+        let same_history = history_id == self.history_id && last_applied <= self.last_index;
+        if !same_history {
+            // Its indexes mean nothing here (another history, or a lineage
+            // longer than ours): nothing it acked before counts.
+            peer.matched = 0;
+        }
+        let from_index = last_applied + 1;
+        if same_history && from_index >= log.first_index() {
+            peer.state = FollowerState::Streaming;
+            peer.next_index = from_index;
+            peer.applied = last_applied;
+            self.out.push(LeaderOutput::Send {
+                to: from,
+                msg: Message::PartialResync { session, from_index, term },
+            });
+            self.pump(from, log);
+        } else {
+            self.start_full_sync(from);
+        }
+        self.recompute_commit();
+    }
+
+    fn start_full_sync(&mut self, id: NodeId) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.state = FollowerState::FullSync;
+            p.snapshot = None;
+            p.ticks_without_progress = 0;
+            self.out.push(LeaderOutput::StartFullSync { to: id });
+        }
+    }
+
+    fn on_ack(&mut self, from: NodeId, session: u64, applied: u64, durable: u64, log: &impl BacklogSource) {
+        let last_index = self.last_index;
+        let Some(p) = self.peers.get_mut(&from) else { return };
+        if p.session != Some(session) {
+            return;
+        }
+        let applied = applied.min(last_index);
+        let durable = durable.min(applied);
+        if p.state == FollowerState::Down {
+            // The link is being torn down; durability it reports is still
+            // true, the rest waits for the next handshake.
+            if durable > p.matched {
+                p.matched = durable;
+                self.recompute_commit();
+            }
+            return;
+        }
+        p.ticks_since_ack = 0;
+        if applied > p.applied {
+            p.applied = applied;
+            p.ticks_without_progress = 0;
+        }
+        if p.state == FollowerState::Streaming && p.next_index <= p.applied {
+            // It got further than we sent (a resend overlapped): skip ahead.
+            p.next_index = p.applied + 1;
+        }
+        if durable > p.matched {
+            p.matched = durable;
+            self.recompute_commit();
+        }
+        self.pump(from, log);
+    }
+
+    /// The driver produced a snapshot covering `1..=snapshot_index` for
+    /// follower `to`; announce it. Chunks follow via `snapshot_chunk`.
+    pub fn snapshot_ready(&mut self, to: NodeId, snapshot_index: u64) -> Result<(), ReplicationError> {
+        let (history_id, term) = (self.history_id, self.term);
+        let p = self.peers.get_mut(&to).ok_or(ReplicationError::UnknownFollower(to))?;
+        let session = match (p.state, p.snapshot, p.session) {
+            (FollowerState::FullSync, None, Some(s)) => s,
+            _ => return Err(ReplicationError::NotInFullSync(to)),
+        };
+        p.snapshot = Some(SnapshotSend { index: snapshot_index, offset: 0 });
+        p.ticks_since_send = 0;
+        self.out.push(LeaderOutput::Send {
+            to,
+            msg: Message::FullResync { session, snapshot_index, history_id, term },
+        });
+        Ok(())
+    }
+
+    /// Sends the next slice of the snapshot announced by `snapshot_ready`.
+    /// After the `last` one the follower streams from `snapshot_index + 1`.
+    /// An error means the follower reconnected or went down meanwhile: stop
+    /// the transfer.
+    pub fn snapshot_chunk(
+        &mut self,
+        to: NodeId,
+        bytes: Bytes,
+        last: bool,
+        log: &impl BacklogSource,
+    ) -> Result<(), ReplicationError> {
+        let p = self.peers.get_mut(&to).ok_or(ReplicationError::UnknownFollower(to))?;
+        let (session, mut snap) = match (p.state, p.snapshot, p.session) {
+            (FollowerState::FullSync, Some(snap), Some(s)) => (s, snap),
+            _ => return Err(ReplicationError::NotInFullSync(to)),
+        };
+        let offset = snap.offset;
+        snap.offset += bytes.len() as u64;
+        p.snapshot = Some(snap);
+        p.ticks_since_send = 0;
+        self.out
+            .push(LeaderOutput::Send { to, msg: Message::SnapshotChunk { session, offset, bytes, last } });
+        if last {
+            p.state = FollowerState::Streaming;
+            p.snapshot = None;
+            p.next_index = snap.index + 1;
+            p.applied = p.applied.max(snap.index);
+            p.ticks_without_progress = 0;
+            self.pump(to, log);
+        }
+        Ok(())
+    }
+
+    /// One unit of time: heartbeats, retransmits, silent-follower detection.
+    pub fn tick(&mut self, log: &impl BacklogSource) {
+        let ids: Vec<NodeId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let (commit, term, last_index) = (self.commit, self.term, self.last_index);
+            let Some(p) = self.peers.get_mut(&id) else { continue };
+            if p.state == FollowerState::Down {
+                continue;
+            }
+            p.ticks_since_ack += 1;
+            if p.ticks_since_ack > self.cfg.follower_timeout_ticks {
+                p.state = FollowerState::Down;
+                p.snapshot = None;
+                self.out.push(LeaderOutput::FollowerDown { id });
+                continue;
+            }
+            p.ticks_since_send += 1;
+            if p.state == FollowerState::Streaming && p.applied + 1 < p.next_index {
+                p.ticks_without_progress += 1;
+                if p.ticks_without_progress >= self.cfg.retransmit_ticks {
+                    p.next_index = p.applied + 1;
+                    p.ticks_without_progress = 0;
+                    self.pump(id, log);
+                }
+            }
+            let Some(p) = self.peers.get_mut(&id) else { continue };
+            if p.state != FollowerState::Down && p.ticks_since_send >= self.cfg.heartbeat_interval_ticks {
+                p.ticks_since_send = 0;
+                self.out.push(LeaderOutput::Send {
+                    to: id,
+                    msg: Message::Heartbeat { term, last_index, commit_index: commit },
+                });
+            }
+        }
+    }
+
+    /// Pushes batches to `id` while it streams, has records to receive and
+    /// room in its window.
+    fn pump(&mut self, id: NodeId, log: &impl BacklogSource) {
+        loop {
+            let commit = self.commit;
+            let Some(p) = self.peers.get_mut(&id) else { return };
+            if p.state != FollowerState::Streaming || p.next_index > self.last_index {
+                return;
+            }
+            let in_flight = p.next_index - 1 - p.applied;
+            if in_flight >= self.cfg.window {
+                return;
+            }
+            let room = (self.cfg.window - in_flight).min(self.cfg.max_batch_records as u64) as usize;
+            match log.since(p.next_index, room, self.cfg.max_batch_bytes) {
+                None => {
+                    // The follower fell behind the backlog mid-stream. Drop
+                    // the link rather than send a second snapshot in this
+                    // session: its chunks could interleave with a late first
+                    // one's. The next handshake gets the full resync.
+                    p.state = FollowerState::Down;
+                    p.snapshot = None;
+                    self.out.push(LeaderOutput::FollowerDown { id });
+                    return;
+                }
+                Some(batch) => {
+                    let Some(last) = batch.last() else { return };
+                    p.next_index = last.index + 1;
+                    p.ticks_since_send = 0;
+                    self.out.push(LeaderOutput::Send {
+                        to: id,
+                        msg: Message::Records { records: batch, commit_index: commit },
+                    });
+                }
+            }
+        }
+    }
+
+    /// commit = the majority-th highest durable index among the voters and
+    /// the leader; never moves backwards.
+    fn recompute_commit(&mut self) {
+        let mut held: Vec<u64> = self.peers.values().filter(|p| p.voter).map(|p| p.matched).collect();
+        held.push(self.durable);
+        held.sort_unstable_by(|a, b| b.cmp(a));
+        let majority = held.len() / 2 + 1;
+        let c = held[majority - 1].min(self.last_index);
+        if c > self.commit {
+            self.commit = c;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::RecordEntry;
+
+    /// Records `first..=last`, each `size` bytes.
+    struct VecLog {
+        first: u64,
+        last: u64,
+        size: usize,
+    }
+
+    impl BacklogSource for VecLog {
+        fn since(&self, from: u64, max_records: usize, max_bytes: usize) -> Option<Vec<RecordEntry>> {
+            if from < self.first {
+                return None;
+            }
+            let mut out = Vec::new();
+            for index in from..=self.last {
+                if out.len() >= max_records || (!out.is_empty() && (out.len() + 1) * self.size > max_bytes) {
+                    break;
+                }
+                out.push(RecordEntry { term: 1, index, bytes: Bytes::from(vec![0u8; self.size]) });
+            }
+            Some(out)
+        }
+        fn first_index(&self) -> u64 {
+            self.first
+        }
+        fn last_index(&self) -> u64 {
+            self.last
+        }
+    }
+
+    fn cfg() -> LeaderConfig {
+        LeaderConfig {
+            heartbeat_interval_ticks: 2,
+            follower_timeout_ticks: 6,
+            retransmit_ticks: 3,
+            max_batch_records: 8,
+            max_batch_bytes: 1 << 20,
+            window: 24,
+        }
+    }
+
+    fn leader(last: u64, voters: &[NodeId]) -> Leader {
+        let mut l = Leader::new(cfg(), 0, 7, 2, last, voters).unwrap();
+        l.on_durable(last);
+        l
+    }
+
+    fn handshake(
+        l: &mut Leader,
+        id: NodeId,
+        session: u64,
+        history_id: HistoryId,
+        last_applied: u64,
+        log: &VecLog,
+    ) {
+        l.step(id, Message::Handshake { node_id: id, session, history_id, last_applied }, log);
+    }
+
+    fn ack(l: &mut Leader, id: NodeId, session: u64, applied: u64, durable: u64, log: &VecLog) {
+        l.step(id, Message::Ack { node_id: id, session, applied, durable }, log);
+    }
+
+    /// Index ranges of the Records sent, in order.
+    fn batches(outs: &[LeaderOutput]) -> Vec<(u64, u64)> {
+        outs.iter()
+            .filter_map(|o| match o {
+                LeaderOutput::Send { msg: Message::Records { records, .. }, .. } => {
+                    Some((records[0].index, records[records.len() - 1].index))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Decision {
+        Partial(u64),
+        Full,
+    }
+
+    #[test]
+    fn handshake_decision_table() {
+        // (name, follower history, follower last_applied, backlog first..=last, decision)
+        let cases = [
+            ("caught up", 7, 50, (10, 50), Decision::Partial(51)),
+            ("behind, in backlog", 7, 20, (10, 50), Decision::Partial(21)),
+            ("exactly at backlog start", 7, 9, (10, 50), Decision::Partial(10)),
+            ("behind the backlog", 7, 8, (10, 50), Decision::Full),
+            ("other history", 8, 20, (10, 50), Decision::Full),
+            ("ahead of the leader", 7, 60, (10, 50), Decision::Full),
+            ("empty node, empty log", 7, 0, (1, 0), Decision::Partial(1)),
+            ("empty backlog, caught up", 7, 50, (51, 50), Decision::Partial(51)),
+        ];
+        for (i, (name, history, applied, (first, last), want)) in cases.into_iter().enumerate() {
+            let log = VecLog { first, last, size: 10 };
+            let mut l = leader(last, &[1]);
+            handshake(&mut l, 1, 11, history, applied, &log);
+            let outs = l.outputs();
+            let got = match outs.first() {
+                Some(LeaderOutput::Send {
+                    msg: Message::PartialResync { from_index, session: 11, term: 2 },
+                    ..
+                }) => Decision::Partial(*from_index),
+                Some(LeaderOutput::StartFullSync { to: 1 }) => Decision::Full,
+                other => panic!("case {i} ({name}): unexpected {other:?}"),
+            };
+            assert_eq!(got, want, "case {i} ({name})");
+        }
+    }
+
+    #[test]
+    fn streams_in_batches_within_the_window() {
+        let log = VecLog { first: 1, last: 100, size: 10 };
+        let mut l = leader(100, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        assert_eq!(batches(&l.outputs()), vec![(1, 8), (9, 16), (17, 24)], "window of 24, batches of 8");
+        ack(&mut l, 1, 1, 8, 0, &log);
+        assert_eq!(batches(&l.outputs()), vec![(25, 32)]);
+        ack(&mut l, 1, 1, 30, 30, &log);
+        assert_eq!(batches(&l.outputs()), vec![(33, 40), (41, 48), (49, 54)]);
+        assert_eq!(l.progress(1).unwrap().matched, 30);
+    }
+
+    #[test]
+    fn batches_respect_the_byte_limit() {
+        let log = VecLog { first: 1, last: 10, size: 40 };
+        let mut l = Leader::new(LeaderConfig { max_batch_bytes: 100, ..cfg() }, 0, 7, 2, 10, &[1]).unwrap();
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        assert_eq!(batches(&l.outputs()), vec![(1, 2), (3, 4), (5, 6), (7, 8), (9, 10)]);
+    }
+
+    #[test]
+    fn new_appends_are_pushed_to_streaming_followers() {
+        let mut log = VecLog { first: 1, last: 0, size: 10 };
+        let mut l = leader(0, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        l.outputs();
+        log.last = 3;
+        l.on_append(3, &log);
+        assert_eq!(batches(&l.outputs()), vec![(1, 3)]);
+    }
+
+    #[test]
+    fn resends_after_no_progress() {
+        let log = VecLog { first: 1, last: 10, size: 10 };
+        let mut l = leader(10, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        l.outputs();
+        ack(&mut l, 1, 1, 4, 4, &log);
+        let mut resent = Vec::new();
+        for _ in 0..3 {
+            l.tick(&log);
+            resent.extend(batches(&l.outputs()));
+        }
+        assert_eq!(resent, vec![(5, 10)], "rewinds to applied + 1 after retransmit_ticks");
+    }
+
+    #[test]
+    fn heartbeats_when_idle_and_silent_follower_goes_down() {
+        let log = VecLog { first: 1, last: 5, size: 10 };
+        let mut l = leader(5, &[1]);
+        handshake(&mut l, 1, 1, 7, 5, &log);
+        l.outputs();
+        let mut heartbeats = 0;
+        let mut downs = Vec::new();
+        for t in 1..=12 {
+            l.tick(&log);
+            for o in l.outputs() {
+                match o {
+                    LeaderOutput::Send { msg: Message::Heartbeat { term: 2, last_index: 5, .. }, .. } => {
+                        heartbeats += 1
+                    }
+                    LeaderOutput::FollowerDown { id } => downs.push((t, id)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert_eq!(heartbeats, 3, "every 2 ticks until declared down");
+        assert_eq!(downs, vec![(7, 1)], "down once, after more than 6 silent ticks");
+        assert_eq!(l.progress(1).unwrap().state, FollowerState::Down);
+    }
+
+    #[test]
+    fn acks_keep_a_follower_up() {
+        let log = VecLog { first: 1, last: 5, size: 10 };
+        let mut l = leader(5, &[1]);
+        handshake(&mut l, 1, 1, 7, 5, &log);
+        for _ in 0..30 {
+            l.tick(&log);
+            ack(&mut l, 1, 1, 5, 5, &log);
+            assert!(!l.outputs().iter().any(|o| matches!(o, LeaderOutput::FollowerDown { .. })));
+        }
+    }
+
+    #[test]
+    fn commit_index_table() {
+        // (voters' durable acks, leader durable, expected commit)
+        let cases: &[(&[u64], u64, u64)] = &[
+            (&[], 7, 7),
+            (&[5], 9, 5),
+            (&[5, 0], 9, 5),
+            (&[0, 0], 9, 0),
+            (&[3, 8], 6, 6),
+            (&[9, 8], 2, 8),
+            (&[4, 4, 0, 0], 9, 4),
+            (&[4, 3, 2, 1], 0, 2),
+            (&[10, 10, 10, 10], 10, 10),
+        ];
+        for (i, (acks, own, want)) in cases.iter().enumerate() {
+            let ids: Vec<NodeId> = (1..=acks.len() as u64).collect();
+            let log = VecLog { first: 1, last: 10, size: 10 };
+            let mut l = Leader::new(cfg(), 0, 7, 2, 10, &ids).unwrap();
+            for (&id, &d) in ids.iter().zip(acks.iter()) {
+                handshake(&mut l, id, 1, 7, d, &log);
+                ack(&mut l, id, 1, d, d, &log);
+            }
+            l.on_durable(*own);
+            assert_eq!(l.commit_index(), *want, "case {i}: acks {acks:?}, leader {own}");
+        }
+    }
+
+    #[test]
+    fn read_replicas_count_for_wait_but_not_for_quorum() {
+        let log = VecLog { first: 1, last: 10, size: 10 };
+        let mut l = Leader::new(cfg(), 0, 7, 2, 10, &[1, 2]).unwrap();
+        l.on_durable(10);
+        handshake(&mut l, 9, 1, 7, 0, &log);
+        ack(&mut l, 9, 1, 10, 10, &log);
+        assert_eq!(l.acked_count(10), 1);
+        assert_eq!(l.commit_index(), 0, "a non-voter does not make a majority");
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        ack(&mut l, 1, 1, 10, 6, &log);
+        assert_eq!(l.commit_index(), 6);
+        assert_eq!((l.acked_count(6), l.acked_count(7)), (2, 1));
+    }
+
+    #[test]
+    fn stale_and_duplicate_messages_are_ignored() {
+        let log = VecLog { first: 1, last: 10, size: 10 };
+        let mut l = leader(10, &[1]);
+        handshake(&mut l, 1, 5, 7, 0, &log);
+        l.outputs();
+        handshake(&mut l, 1, 5, 7, 0, &log);
+        assert!(l.outputs().is_empty(), "a duplicated handshake is answered once");
+        ack(&mut l, 1, 4, 10, 10, &log);
+        assert_eq!(l.progress(1).unwrap().matched, 0, "ack of an old session");
+        ack(&mut l, 2, 5, 10, 10, &log);
+        l.step(1, Message::Ack { node_id: 2, session: 5, applied: 10, durable: 10 }, &log);
+        assert_eq!(l.acked_count(1), 0, "misrouted or unknown acks count for nothing");
+        ack(&mut l, 1, 5, 50, 50, &log);
+        assert_eq!(l.progress(1).unwrap().matched, 10, "clamped to the leader's last index");
+    }
+
+    #[test]
+    fn other_history_resets_what_the_follower_held() {
+        let log = VecLog { first: 1, last: 10, size: 10 };
+        let mut l = leader(10, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        ack(&mut l, 1, 1, 10, 10, &log);
+        assert_eq!(l.acked_count(10), 1);
+        handshake(&mut l, 1, 2, 99, 3, &log);
+        assert_eq!(l.acked_count(1), 0);
+        assert_eq!(l.commit_index(), 10, "commit never goes back");
+    }
+
+    #[test]
+    fn full_sync_hand_off() {
+        let log = VecLog { first: 20, last: 30, size: 10 };
+        let mut l = leader(30, &[1]);
+        assert_eq!(l.snapshot_ready(5, 30), Err(ReplicationError::UnknownFollower(5)));
+        assert_eq!(l.snapshot_ready(1, 30), Err(ReplicationError::NotInFullSync(1)));
+        handshake(&mut l, 1, 3, 7, 0, &log);
+        assert_eq!(l.outputs(), vec![LeaderOutput::StartFullSync { to: 1 }]);
+        assert_eq!(
+            l.snapshot_chunk(1, Bytes::new(), true, &log),
+            Err(ReplicationError::NotInFullSync(1)),
+            "chunks before the announcement"
+        );
+        l.snapshot_ready(1, 25).unwrap();
+        l.snapshot_chunk(1, Bytes::from_static(b"abcd"), false, &log).unwrap();
+        l.snapshot_chunk(1, Bytes::from_static(b"ef"), true, &log).unwrap();
+        let outs = l.outputs();
+        let msgs: Vec<&Message> = outs
+            .iter()
+            .map(|o| match o {
+                LeaderOutput::Send { to: 1, msg } => msg,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(msgs[0], &Message::FullResync { session: 3, snapshot_index: 25, history_id: 7, term: 2 });
+        assert!(matches!(msgs[1], Message::SnapshotChunk { offset: 0, last: false, .. }));
+        assert!(matches!(msgs[2], Message::SnapshotChunk { offset: 4, last: true, .. }));
+        assert_eq!(batches(&outs), vec![(26, 30)], "streams on from the snapshot's index");
+        assert_eq!(l.progress(1).unwrap().state, FollowerState::Streaming);
+    }
+
+    #[test]
+    fn falling_behind_the_backlog_mid_stream_drops_the_link() {
+        let mut log = VecLog { first: 1, last: 10, size: 10 };
+        let mut l = leader(10, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        l.outputs();
+        log.first = 8;
+        for _ in 0..3 {
+            l.tick(&log);
+        }
+        assert!(l.outputs().contains(&LeaderOutput::FollowerDown { id: 1 }));
+        assert_eq!(l.progress(1).unwrap().state, FollowerState::Down);
+        handshake(&mut l, 1, 2, 7, 0, &log);
+        assert_eq!(
+            l.outputs(),
+            vec![LeaderOutput::StartFullSync { to: 1 }],
+            "the next session resyncs fully"
+        );
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(LeaderConfig::default().validate().is_ok());
+        let bad = LeaderConfig { follower_timeout_ticks: 2, ..cfg() };
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::NotGreater { field: "follower_timeout_ticks", .. })
+        ));
+        let bad = LeaderConfig { window: 4, ..cfg() };
+        assert_eq!(bad.validate(), Err(ConfigError::TooSmall { field: "window", min: 8, got: 4 }));
+        assert!(Leader::new(LeaderConfig { max_batch_records: 0, ..cfg() }, 0, 1, 1, 0, &[]).is_err());
+    }
+}
