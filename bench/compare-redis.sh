@@ -17,7 +17,8 @@
 # Placements (applied to BOTH the server and the load generator):
 #   unpinned  the scheduler decides
 #   1core     server and burrow-bench both under `taskset -c 0`
-# Servers are restarted for each placement. Redis runs with --save '' --appendonly no.
+# Servers are restarted for each placement. Redis runs with --save '' --appendonly no,
+# Burrow with --persistence off.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -108,7 +109,9 @@ start_burrow() {
     local placement=$1
     shift
     BURROW_PORT=$(free_port)
-    RUST_LOG=warn $(pin_for "$placement") "$SERVER" --port "$BURROW_PORT" "$@" >>"$WORK/burrow-$placement.log" 2>&1 &
+    # Persistence off, like Redis with --save '' --appendonly no.
+    RUST_LOG=warn $(pin_for "$placement") "$SERVER" --port "$BURROW_PORT" --persistence off "$@" \
+        >>"$WORK/burrow-$placement.log" 2>&1 &
     BURROW_PID=$!
     wait_ping burrow "$BURROW_PORT"
 }
@@ -265,7 +268,7 @@ done
 echo "(median of $RUNS runs; p99 in ms; ratio = Burrow/Redis)"
 
 # ---- memory -------------------------------------------------------------
-# Burrow keeps an op-log backlog for replication (64 MiB by default) that
+# Burrow keeps an op-log backlog for replication (8 MiB by default) that
 # fills up during the load; Redis allocates its replication backlog (1 MiB)
 # only once a replica connects. So Burrow is measured twice: as configured
 # by default, and with a 1 MiB backlog, which shows the dataset's own cost.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use super::op::Op;
-use super::record::encode_record;
+use super::record::{encode_record_unsealed, seal_records};
 
 /// Ordered, bounded store of the latest encoded records.
 #[derive(Debug)]
@@ -56,7 +56,7 @@ impl Backlog {
         if self.scratch.capacity() - self.scratch.len() < 256 {
             self.scratch.reserve(64 * 1024);
         }
-        encode_record(self.term, self.last_index, op, &mut self.scratch);
+        encode_record_unsealed(self.term, self.last_index, op, &mut self.scratch);
         let rec = self.scratch.split().freeze();
         if let Some(wal) = &mut self.wal {
             wal.extend_from_slice(&rec);
@@ -70,7 +70,7 @@ impl Backlog {
     pub fn restore<B: AsRef<[u8]>>(&mut self, term: u64, index: u64, op: &Op<B>) {
         self.term = self.term.max(term);
         self.last_index = index;
-        encode_record(term, index, op, &mut self.scratch);
+        encode_record_unsealed(term, index, op, &mut self.scratch);
         let rec = self.scratch.split().freeze();
         self.keep(index, rec);
     }
@@ -96,14 +96,24 @@ impl Backlog {
         }
     }
 
-    /// Encoded records with index ≥ `from`, or `None` if some were already dropped.
+    /// Encoded (sealed) records with index ≥ `from`, or `None` if some were already dropped.
     pub fn since(&self, from: u64) -> Option<Vec<Bytes>> {
         let first = self.records.front().map_or(self.last_index + 1, |(i, _)| *i);
         if from < first {
             return None;
         }
         let skip = (from - first) as usize;
-        Some(self.records.iter().skip(skip).map(|(_, r)| r.clone()).collect())
+        Some(
+            self.records
+                .iter()
+                .skip(skip)
+                .map(|(_, r)| {
+                    let mut sealed = BytesMut::from(&r[..]);
+                    seal_records(&mut sealed);
+                    sealed.freeze()
+                })
+                .collect(),
+        )
     }
 
     pub fn stats(&self) -> BacklogStats {
@@ -138,14 +148,15 @@ impl OpLog {
     }
 
     /// Waits up to `timeout` for queued WAL bytes; returns them (possibly
-    /// empty) with the index of the last record they contain.
-    pub fn take_wal(&self, timeout: Duration) -> (Bytes, u64) {
+    /// empty, CRCs not yet computed: see `seal_records`) with the index of
+    /// the last record they contain.
+    pub fn take_wal(&self, timeout: Duration) -> (BytesMut, u64) {
         let mut g = self.lock();
         if g.wal.as_ref().is_some_and(|w| w.is_empty()) {
             g = self.wal_ready.wait_timeout(g, timeout).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
         }
         let last = g.last_index;
-        let bytes = g.wal.as_mut().map(|w| w.split().freeze()).unwrap_or_default();
+        let bytes = g.wal.as_mut().map(|w| w.split()).unwrap_or_default();
         (bytes, last)
     }
 

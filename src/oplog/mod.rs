@@ -12,4 +12,7 @@ mod record;
 
 pub use backlog::{Backlog, BacklogStats, OpLog};
 pub use op::{Op, OpDecodeError};
-pub use record::{decode_record, encode_record, Record, RecordError, RECORD_HEADER_LEN};
+pub use record::{
+    decode_record, encode_record, encode_record_unsealed, seal_records, Record, RecordError,
+    RECORD_HEADER_LEN,
+};

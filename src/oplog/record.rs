@@ -42,15 +42,36 @@ pub enum RecordError {
 /// Appends one framed record.
 pub fn encode_record<B: AsRef<[u8]>>(term: u64, index: u64, op: &Op<B>, dst: &mut BytesMut) {
     let start = dst.len();
+    encode_record_unsealed(term, index, op, dst);
+    seal_records(&mut dst[start..]);
+}
+
+/// Appends one framed record with its CRC left at zero. The op log keeps
+/// records this way and seals them (see [`seal_records`]) only where they
+/// leave memory — in the WAL writer's thread, or when served to a reader —
+/// so the CRC is off the write path.
+pub fn encode_record_unsealed<B: AsRef<[u8]>>(term: u64, index: u64, op: &Op<B>, dst: &mut BytesMut) {
+    let start = dst.len();
     dst.put_u32(0);
     dst.put_u32(0);
     dst.put_u64(term);
     dst.put_u64(index);
     op.encode(dst);
     let body_len = dst.len() - start - RECORD_HEADER_LEN;
-    let crc = crc32fast::hash(&dst[start + RECORD_HEADER_LEN..]);
     BigEndian::write_u32(&mut dst[start..start + 4], body_len as u32);
-    BigEndian::write_u32(&mut dst[start + 4..start + 8], crc);
+}
+
+/// Computes and stores the CRC of every record in `buf`, which holds whole
+/// records written by [`encode_record_unsealed`], back to back.
+pub fn seal_records(buf: &mut [u8]) {
+    let mut pos = 0;
+    while pos + RECORD_HEADER_LEN <= buf.len() {
+        let len = BigEndian::read_u32(&buf[pos..pos + 4]) as usize;
+        let end = (pos + RECORD_HEADER_LEN + len).min(buf.len());
+        let crc = crc32fast::hash(&buf[pos + RECORD_HEADER_LEN..end]);
+        BigEndian::write_u32(&mut buf[pos + 4..pos + 8], crc);
+        pos = end;
+    }
 }
 
 /// Decodes the record at the start of `src`, returning it and the bytes it used.

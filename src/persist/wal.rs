@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::FsyncPolicy;
-use crate::oplog::{decode_record, OpLog, Record, RecordError};
+use crate::oplog::{decode_record, seal_records, OpLog, Record, RecordError};
 
 pub const WAL_MAGIC: &[u8; 4] = b"BWAL";
 pub const WAL_VERSION: u16 = 1;
@@ -436,8 +436,9 @@ impl Writer {
             let urgent =
                 requested > self.s.durable.borrow().synced || self.s.rotate_requested.load(Ordering::SeqCst);
             let wait = if urgent { Duration::ZERO } else { wait };
-            let (bytes, last) = self.s.log.take_wal(wait);
+            let (mut bytes, last) = self.s.log.take_wal(wait);
             if !bytes.is_empty() {
+                seal_records(&mut bytes);
                 self.retry.extend_from_slice(&bytes);
                 self.retry_last = last;
             }

@@ -1,7 +1,7 @@
 //! One frame on the wire: a 16-byte header, then extras, key and value.
 
 use byteorder::{BigEndian, ByteOrder};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 /// Size of the fixed header that starts every frame, in both directions.
 pub const HEADER_LEN: usize = 16;
@@ -123,16 +123,19 @@ pub(crate) fn put_header(
     key_len: u16,
     value_len: u32,
 ) {
-    dst.reserve(HEADER_LEN);
-    dst.put_u8(magic);
-    dst.put_u8(VERSION);
-    dst.put_u8(opcode);
-    dst.put_u8(flags);
-    dst.put_u32(id);
-    dst.put_u8(extras_len);
-    dst.put_u8(aux);
-    dst.put_u16(key_len);
-    dst.put_u32(value_len);
+    // Built on the stack and appended with one copy: per-field puts each
+    // re-check capacity, which showed up on the reply path.
+    let mut h = [0u8; HEADER_LEN];
+    h[0] = magic;
+    h[1] = VERSION;
+    h[2] = opcode;
+    h[3] = flags;
+    h[4..8].copy_from_slice(&id.to_be_bytes());
+    h[8] = extras_len;
+    h[9] = aux;
+    h[10..12].copy_from_slice(&key_len.to_be_bytes());
+    h[12..16].copy_from_slice(&value_len.to_be_bytes());
+    dst.extend_from_slice(&h);
 }
 
 impl Frame {

@@ -1,9 +1,9 @@
 //! The sharded in-memory store.
 //!
 //! N shards, each a `std::sync::Mutex` around a hash table. A key goes to a
-//! shard by the CRC32 of its bytes ([`shard_for`]): a fixed, documented
-//! function, so a snapshot taken with S shards can be matched against WAL
-//! records after a restart with any shard count or hash seed. Inside a shard
+//! shard by [`shard_for`]: a fixed, documented function, so a snapshot taken
+//! with S shards can be matched against WAL records after a restart with any
+//! shard count or hash seed. Inside a shard
 //! the table uses a randomly seeded hash. Locks are held for one command at
 //! a time and never across an `.await`.
 //!
@@ -316,10 +316,36 @@ impl Store {
     }
 }
 
-/// The shard a key belongs to among `shards` (a power of two): the low bits
-/// of the key's CRC32 (IEEE). Part of the snapshot format: do not change.
+/// The shard a key belongs to among `shards` (a power of two). Part of the
+/// snapshot format (protocol.md §11), so it is a fixed function, not the
+/// randomly seeded table hash: FNV-1a over the key's bytes taken 8 at a time
+/// (little-endian words, the last one zero-padded), then MurmurHash3's
+/// 64-bit finalizer (a multiply only carries entropy upwards; the finalizer
+/// brings it back down to the low bits used here).
 pub fn shard_for(key: &[u8], shards: usize) -> usize {
-    crc32fast::hash(key) as usize & (shards - 1)
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET ^ key.len() as u64;
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        h = (h ^ u64::from_le_bytes(c.try_into().expect("8 bytes"))).wrapping_mul(PRIME);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(last)).wrapping_mul(PRIME);
+    }
+    (fmix64(h) as usize) & (shards - 1)
+}
+
+/// MurmurHash3's 64-bit finalizer.
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// A per-process hash seed, so bucket order (and SCAN order) is not predictable.
@@ -447,5 +473,42 @@ mod tests {
         store.pop(&k, End::Right, 60, 0).unwrap();
         store.del(&Bytes::from_static(b"n"), 0);
         assert_eq!(store.keyspace_stats(), KeyspaceStats::default());
+    }
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::shard_for;
+
+    /// Pins the documented function (protocol.md §11): changing it would make
+    /// existing snapshots replay against the wrong covered indexes.
+    #[test]
+    fn the_shard_function_is_the_documented_one() {
+        let cases: [(&[u8], usize); 5] =
+            [(b"", 0), (b"a", 0), (b"key:000000000042", 0), (b"user:1", 0), (b"0123456789abcdefX", 0)];
+        let got: Vec<usize> = cases.iter().map(|(k, _)| shard_for(k, 1 << 16)).collect();
+        // Reference values computed by the formula in protocol.md.
+        let reference = |key: &[u8]| -> usize {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ key.len() as u64;
+            for chunk in key.chunks(8) {
+                let mut w = [0u8; 8];
+                w[..chunk.len()].copy_from_slice(chunk);
+                h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x100_0000_01b3);
+            }
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            ((h ^ (h >> 33)) & 0xffff) as usize
+        };
+        let want: Vec<usize> = cases.iter().map(|(k, _)| reference(k)).collect();
+        assert_eq!(got, want);
+        assert_eq!(shard_for(b"anything", 1), 0);
+        // Spread: 4096 sequential keys over 16 shards, none empty or hogging.
+        let mut counts = [0usize; 16];
+        for i in 0..4096 {
+            counts[shard_for(format!("key:{i:012}").as_bytes(), 16)] += 1;
+        }
+        assert!(counts.iter().all(|&c| (128..=384).contains(&c)), "{counts:?}");
     }
 }
