@@ -13,6 +13,7 @@
 #   CASES="50/1 50/16 1/1"          clients/pipeline cases of the comparison
 #   CROSSCHECK_CASES="50/16 50/1"   clients/pipeline cases of --crosscheck
 #   SKIP_BUILD=1      use the existing target/release binaries
+#   BURROW_ARGS=...   extra burrow-server flags (e.g. "--threads 1")
 #
 # Placements (applied to BOTH the server and the load generator):
 #   unpinned  the scheduler decides
@@ -110,7 +111,8 @@ start_burrow() {
     shift
     BURROW_PORT=$(free_port)
     # Persistence off, like Redis with --save '' --appendonly no.
-    RUST_LOG=warn $(pin_for "$placement") "$SERVER" --port "$BURROW_PORT" --persistence off "$@" \
+    # shellcheck disable=SC2086 # BURROW_ARGS is a list of flags
+    RUST_LOG=warn $(pin_for "$placement") "$SERVER" --port "$BURROW_PORT" --persistence off ${BURROW_ARGS:-} "$@" \
         >>"$WORK/burrow-$placement.log" 2>&1 &
     BURROW_PID=$!
     wait_ping burrow "$BURROW_PORT"

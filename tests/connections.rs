@@ -214,3 +214,56 @@ async fn shutdown_does_not_wait_forever_for_a_peer_that_never_reads() {
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// The binary's thread-per-core mode: connections handed round-robin to
+/// single-threaded worker runtimes are served there and shut down cleanly.
+#[tokio::test]
+async fn connections_on_worker_runtimes_are_served_and_shut_down() {
+    use burrow::server::{Config, Server};
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut handles = Vec::new();
+    let mut threads = Vec::new();
+    for _ in 0..2 {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        handles.push(rt.handle().clone());
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || rt.block_on(stop.cancelled())));
+    }
+    let config = Config { port: 0, shards: 16, persistence: false, ..Config::default() };
+    let server = Server::open(config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let token = shutdown.clone();
+    let serving =
+        tokio::spawn(async move { server.serve_on(listener, token.cancelled_owned(), handles).await });
+
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        tasks.push(tokio::spawn(async move {
+            let mut c = burrow::client::Client::connect(addr).await.unwrap();
+            for j in 0..50 {
+                c.set(format!("k{i}:{j}"), format!("{j}")).await.unwrap();
+            }
+            assert_eq!(c.incr_by("shared", 50).await.unwrap() % 50, 0);
+            c
+        }));
+    }
+    let mut clients = Vec::new();
+    for t in tasks {
+        clients.push(t.await.unwrap());
+    }
+    assert_eq!(clients[0].dbsize().await.unwrap(), 20 * 50 + 1);
+    assert_eq!(clients[3].get("shared").await.unwrap().as_deref(), Some(&b"1000"[..]));
+
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
+    // Every connection, on whichever runtime, was closed by the shutdown.
+    for mut c in clients {
+        assert!(c.ping("").await.is_err());
+    }
+    stop.cancel();
+    for t in threads {
+        t.join().unwrap();
+    }
+}

@@ -28,8 +28,11 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// it a peer that stops reading would hold shutdown open forever.
 const SHUTDOWN_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Serves one connection. It arrives as a std socket (non-blocking) and is
+/// registered with the reactor of the runtime this future runs on, so its
+/// readiness wake-ups stay on that runtime's thread.
 pub(super) async fn serve(
-    stream: TcpStream,
+    stream: std::net::TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     cancel: CancellationToken,
@@ -39,7 +42,11 @@ pub(super) async fn serve(
     let span = info_span!("conn", %peer);
     async {
         debug!("connected");
-        match serve_inner(stream, &shared, &cancel).await {
+        let result = match TcpStream::from_std(stream) {
+            Ok(stream) => serve_inner(stream, &shared, &cancel).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(()) => debug!("closed"),
             Err(e) => debug!(error = %e, "closed on i/o error"),
         }

@@ -78,10 +78,25 @@ impl Server {
 
     /// Serves `listener` until `shutdown` completes, then finishes requests
     /// in flight, writes a final snapshot (persistence on) and returns.
+    /// Connections run on the current runtime.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        self.serve_on(listener, shutdown, Vec::new()).await
+    }
+
+    /// Like [`Server::serve`], but hands each accepted connection to one of
+    /// `workers` in turn (each a single-threaded runtime on its own thread),
+    /// where it stays: no work stealing, so a connection's wake-ups never
+    /// cross cores. The current runtime accepts and runs the background
+    /// tasks; an empty `workers` serves connections on it as well.
+    pub async fn serve_on(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        workers: Vec<tokio::runtime::Handle>,
     ) -> Result<(), ServerError> {
         let Server { store, persist, config } = self;
         let local_port = listener.local_addr()?.port();
@@ -93,7 +108,7 @@ impl Server {
             config,
             persist,
         });
-        serve_shared(listener, shared, shutdown).await
+        serve_shared(listener, shared, shutdown, workers).await
     }
 }
 
@@ -122,7 +137,9 @@ async fn serve_shared(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
+    workers: Vec<tokio::runtime::Handle>,
 ) -> Result<(), ServerError> {
+    let mut next_worker = 0usize;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(sweep_expired(shared.clone(), cancel.clone()));
@@ -150,7 +167,22 @@ async fn serve_shared(
         shared.stats.total_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match limit.clone().try_acquire_owned() {
             Ok(permit) => {
-                tracker.spawn(connection::serve(stream, peer, shared.clone(), cancel.clone(), permit));
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(%peer, error = %e, "cannot take over the accepted socket");
+                        continue;
+                    }
+                };
+                let conn = connection::serve(stream, peer, shared.clone(), cancel.clone(), permit);
+                if workers.is_empty() {
+                    tracker.spawn(conn);
+                } else {
+                    // Round-robin; the socket moves to the worker's own reactor.
+                    let worker = &workers[next_worker % workers.len()];
+                    next_worker = next_worker.wrapping_add(1);
+                    tracker.spawn_on(conn, worker);
+                }
             }
             Err(_) => {
                 shared.stats.rejected_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
