@@ -309,6 +309,7 @@ impl WalWriter {
                     retry_last: last_index,
                     last_sync: Instant::now(),
                     unsynced: false,
+                    syncer: None,
                 };
                 w.run()
             })
@@ -413,6 +414,41 @@ struct Writer {
     retry_last: u64,
     last_sync: Instant,
     unsynced: bool,
+    /// Background fsyncs under `everysec` (started on first use).
+    syncer: Option<std::sync::mpsc::Sender<(File, u64, PathBuf)>>,
+}
+
+/// The everysec syncer: fsyncs a handle to the active segment and publishes
+/// the index it covered. Requests queue up; each one covers all before it.
+struct Syncer;
+
+impl Syncer {
+    fn start(s: Arc<Shared>) -> std::sync::mpsc::Sender<(File, u64, PathBuf)> {
+        let (tx, rx) = std::sync::mpsc::channel::<(File, u64, PathBuf)>();
+        let spawned = std::thread::Builder::new().name("burrow-wal-sync".into()).spawn(move || {
+            while let Ok((file, upto, path)) = rx.recv() {
+                match file.sync_data() {
+                    Ok(()) => {
+                        s.fsyncs.fetch_add(1, Ordering::Relaxed);
+                        s.durable.send_modify(|d| d.synced = d.synced.max(upto));
+                    }
+                    Err(e) => {
+                        // The writer owes an fsync through `upto` before it may
+                        // report the WAL healthy again.
+                        s.sync_requested.fetch_max(upto, Ordering::SeqCst);
+                        let msg = format!("fsync {}: {e}", path.display());
+                        error!(error = %msg, "WAL failure: writes are refused until the disk accepts them again");
+                        *lock(&s.last_error) = Some(msg);
+                        s.durable.send_modify(|d| d.failed = true);
+                    }
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            error!(error = %e, "cannot start the WAL syncer thread; fsyncs will run inline");
+        }
+        tx
+    }
 }
 
 const EVERYSEC: Duration = Duration::from_secs(1);
@@ -453,7 +489,14 @@ impl Writer {
                     FsyncPolicy::EverySec => self.last_sync.elapsed() >= EVERYSEC,
                     FsyncPolicy::No => false,
                 };
-            if ok && self.unsynced && (due || stopping) {
+            let periodic =
+                self.s.policy == FsyncPolicy::EverySec && requested <= self.s.durable.borrow().synced;
+            if ok && self.unsynced && due && periodic && !stopping {
+                // The once-a-second fsync runs on its own thread, as Redis's
+                // does: inline, it stalled every write waiting behind it.
+                ok = self.sync_in_background();
+            } else if ok && (self.unsynced || requested > self.s.durable.borrow().synced) && (due || stopping)
+            {
                 ok = self.sync();
             }
             let asked = self.s.rotate_requested.swap(false, Ordering::SeqCst);
@@ -464,7 +507,8 @@ impl Writer {
                 // Answered even when there was nothing to rotate.
                 self.s.rotations.fetch_add(1, Ordering::SeqCst);
             }
-            if ok && failed {
+            let fsync_owed = self.s.sync_requested.load(Ordering::SeqCst) > self.s.durable.borrow().synced;
+            if ok && failed && !fsync_owed {
                 info!(path = %self.path.display(), "WAL writes succeed again; accepting writes");
                 *lock(&self.s.last_error) = None;
                 self.s.durable.send_modify(|d| d.failed = false);
@@ -508,6 +552,27 @@ impl Writer {
                 false
             }
         }
+    }
+
+    /// Hands an fsync of everything written so far to the syncer thread.
+    fn sync_in_background(&mut self) -> bool {
+        let file = match self.file.try_clone() {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail("duplicate handle of", e);
+                return false;
+            }
+        };
+        let upto = self.s.durable.borrow().written;
+        let syncer = self.syncer.get_or_insert_with(|| Syncer::start(self.s.clone()));
+        if syncer.send((file, upto, self.path.clone())).is_err() {
+            // The syncer is gone (it cannot be, short of a panic): do it here.
+            self.syncer = None;
+            return self.sync();
+        }
+        self.last_sync = Instant::now();
+        self.unsynced = false;
+        true
     }
 
     fn sync(&mut self) -> bool {

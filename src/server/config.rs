@@ -72,9 +72,13 @@ impl Default for Config {
     }
 }
 
-/// One worker thread per core this process may run on.
+/// One worker thread per core this process may run on, less one: the
+/// kernel's network stack and co-located clients need a core too (Redis
+/// gives the same advice for its I/O threads). On 2 cores that is 1 thread,
+/// which measured faster at pipeline depth 1 than 2 threads sharing both
+/// cores with the load generator (README, Performance).
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1)
 }
 
 /// 4 × cores rounded up to a power of two, at least 16.
@@ -212,7 +216,8 @@ pub struct ServerArgs {
     /// Close connections idle for this many seconds; 0 = never [default: 0]
     #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<u64>,
-    /// Worker threads; 0 = one per available core [default: 0]
+    /// Threads serving connections (thread per core); 0 = one per available core
+    /// less one, at least 1 [default: 0]
     #[arg(long)]
     pub threads: Option<usize>,
     /// Bytes of recent op-log records kept in memory [default: 8388608]
