@@ -98,22 +98,30 @@ impl Backlog {
 
     /// Encoded (sealed) records with index ≥ `from`, or `None` if some were already dropped.
     pub fn since(&self, from: u64) -> Option<Vec<Bytes>> {
+        self.since_limited(from, usize::MAX, usize::MAX)
+    }
+
+    /// Like [`Backlog::since`], but at most `max_records` records and, past
+    /// the first, at most `max_bytes` bytes: only these are copied and sealed,
+    /// so a reader far behind pays for one batch, not the whole tail.
+    pub fn since_limited(&self, from: u64, max_records: usize, max_bytes: usize) -> Option<Vec<Bytes>> {
         let first = self.records.front().map_or(self.last_index + 1, |(i, _)| *i);
         if from < first {
             return None;
         }
         let skip = (from - first) as usize;
-        Some(
-            self.records
-                .iter()
-                .skip(skip)
-                .map(|(_, r)| {
-                    let mut sealed = BytesMut::from(&r[..]);
-                    seal_records(&mut sealed);
-                    sealed.freeze()
-                })
-                .collect(),
-        )
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for (_, r) in self.records.iter().skip(skip) {
+            if out.len() >= max_records || (!out.is_empty() && bytes + r.len() > max_bytes) {
+                break;
+            }
+            bytes += r.len();
+            let mut sealed = BytesMut::from(&r[..]);
+            seal_records(&mut sealed);
+            out.push(sealed.freeze());
+        }
+        Some(out)
     }
 
     pub fn stats(&self) -> BacklogStats {
@@ -196,6 +204,10 @@ impl OpLog {
         self.lock().since(from)
     }
 
+    pub fn since_limited(&self, from: u64, max_records: usize, max_bytes: usize) -> Option<Vec<Bytes>> {
+        self.lock().since_limited(from, max_records, max_bytes)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Backlog> {
         // A panic while holding this lock cannot leave the deque half-written
         // in a way later appends would trip over, so poisoning is ignored.
@@ -224,5 +236,28 @@ mod tests {
         let (rec, _) = decode_record(&tail[0]).unwrap();
         assert_eq!(rec.index, s.first_index);
         assert_eq!(b.since(21).unwrap().len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use crate::oplog::decode_record;
+
+    #[test]
+    fn a_limited_read_returns_one_sealed_batch() {
+        let mut b = Backlog::new(1 << 20);
+        for _ in 0..100 {
+            b.append(&Op::IncrBy { key: Bytes::from_static(b"c"), delta: 1 });
+        }
+        let batch = b.since_limited(10, 5, usize::MAX).unwrap();
+        assert_eq!(batch.len(), 5);
+        for (i, rec) in batch.iter().enumerate() {
+            assert_eq!(decode_record(rec).unwrap().0.index, 10 + i as u64, "sealed and in order");
+        }
+        let one = batch[0].len();
+        assert_eq!(b.since_limited(10, 100, one * 3).unwrap().len(), 3);
+        assert_eq!(b.since_limited(10, 100, 1).unwrap().len(), 1, "the first record always fits");
+        assert_eq!(b.since_limited(101, 5, 100).unwrap().len(), 0);
     }
 }

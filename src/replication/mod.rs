@@ -98,20 +98,17 @@ pub trait BacklogSource {
 
 impl BacklogSource for OpLog {
     fn since(&self, from: u64, max_records: usize, max_bytes: usize) -> Option<Vec<RecordEntry>> {
-        // OpLog::since copies reference-counted handles to the whole tail;
-        // cheap next to the socket write, and it keeps oplog's API unchanged.
-        let tail = OpLog::since(self, from)?;
-        let mut out = Vec::with_capacity(tail.len().min(max_records));
-        let mut bytes = 0usize;
-        for rec in tail {
-            if out.len() >= max_records || (!out.is_empty() && bytes + rec.len() > max_bytes) {
-                break;
-            }
-            bytes += rec.len();
-            let (term, index) = record_position(&rec);
-            out.push(RecordEntry { term, index, bytes: rec });
-        }
-        Some(out)
+        // Only this batch is copied and sealed, however far behind `from` is.
+        let batch = self.since_limited(from, max_records, max_bytes)?;
+        Some(
+            batch
+                .into_iter()
+                .map(|rec| {
+                    let (term, index) = record_position(&rec);
+                    RecordEntry { term, index, bytes: rec }
+                })
+                .collect(),
+        )
     }
 
     fn first_index(&self) -> u64 {
