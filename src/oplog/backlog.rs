@@ -23,6 +23,10 @@ pub struct Backlog {
     scratch: BytesMut,
     /// Encoded records not yet handed to the WAL writer (`None`: no WAL).
     wal: Option<BytesMut>,
+    /// Whether records are kept for readers (followers). Like Redis's
+    /// replication backlog, retention starts when the first reader attaches;
+    /// until then an append only assigns the index (and feeds the WAL).
+    retain: bool,
 }
 
 /// A point-in-time view of the backlog for INFO.
@@ -47,12 +51,34 @@ impl Backlog {
             max_bytes,
             scratch: BytesMut::new(),
             wal: None,
+            retain: true,
         }
+    }
+
+    /// A backlog that only counts indexes until [`Backlog::start_retaining`].
+    pub fn counting(max_bytes: usize) -> Backlog {
+        Backlog { retain: false, ..Backlog::new(max_bytes) }
+    }
+
+    /// Keeps every record appended from now on (the first is `last_index + 1`).
+    pub fn start_retaining(&mut self) {
+        self.retain = true;
+    }
+
+    pub fn is_retaining(&self) -> bool {
+        self.retain
     }
 
     /// Assigns the next index to `op`, keeps its encoding, and returns the index.
     pub fn append<B: AsRef<[u8]>>(&mut self, op: &Op<B>) -> u64 {
         self.last_index += 1;
+        if !self.retain {
+            // Nobody reads the backlog yet: encode only for the WAL, if any.
+            if let Some(wal) = &mut self.wal {
+                encode_record_unsealed(self.term, self.last_index, op, wal);
+            }
+            return self.last_index;
+        }
         if self.scratch.capacity() - self.scratch.len() < 256 {
             self.scratch.reserve(64 * 1024);
         }
@@ -70,6 +96,9 @@ impl Backlog {
     pub fn restore<B: AsRef<[u8]>>(&mut self, term: u64, index: u64, op: &Op<B>) {
         self.term = self.term.max(term);
         self.last_index = index;
+        if !self.retain {
+            return;
+        }
         encode_record_unsealed(term, index, op, &mut self.scratch);
         let rec = self.scratch.split().freeze();
         self.keep(index, rec);
@@ -148,6 +177,20 @@ pub struct OpLog {
 impl OpLog {
     pub fn new(max_bytes: usize) -> OpLog {
         OpLog { inner: Mutex::new(Backlog::new(max_bytes)), wal_ready: Condvar::new() }
+    }
+
+    /// An op log whose backlog retains nothing until [`OpLog::start_retaining`]
+    /// (the server's: records are kept only once a follower can read them).
+    pub fn counting(max_bytes: usize) -> OpLog {
+        OpLog { inner: Mutex::new(Backlog::counting(max_bytes)), wal_ready: Condvar::new() }
+    }
+
+    pub fn start_retaining(&self) {
+        self.lock().start_retaining()
+    }
+
+    pub fn is_retaining(&self) -> bool {
+        self.lock().is_retaining()
     }
 
     /// From now on every appended record is also queued for the WAL writer.
@@ -236,6 +279,38 @@ mod tests {
         let (rec, _) = decode_record(&tail[0]).unwrap();
         assert_eq!(rec.index, s.first_index);
         assert_eq!(b.since(21).unwrap().len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod retain_tests {
+    use super::*;
+    use crate::oplog::decode_record;
+
+    #[test]
+    fn a_counting_backlog_numbers_records_and_retains_once_asked() {
+        let mut b = Backlog::counting(1 << 20);
+        let op = Op::IncrBy { key: Bytes::from_static(b"c"), delta: 1 };
+        assert_eq!(b.append(&op), 1);
+        assert_eq!(b.append(&op), 2);
+        assert_eq!(b.stats().records, 0);
+        assert!(b.since(1).is_none(), "nothing was kept");
+        assert_eq!(b.since(3).unwrap().len(), 0, "a reader at the head is served");
+        b.start_retaining();
+        assert_eq!(b.append(&op), 3);
+        let got = b.since(3).unwrap();
+        assert_eq!(decode_record(&got[0]).unwrap().0.index, 3);
+        assert!(b.since(2).is_none());
+    }
+
+    #[test]
+    fn a_counting_backlog_still_feeds_the_wal() {
+        let mut b = Backlog::counting(1 << 20);
+        b.wal = Some(BytesMut::new());
+        b.append(&Op::Del { key: Bytes::from_static(b"k") });
+        let mut wal = b.wal.take().unwrap();
+        seal_records(&mut wal);
+        assert_eq!(decode_record(&wal.freeze()).unwrap().0.index, 1);
     }
 }
 

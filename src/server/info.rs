@@ -72,6 +72,7 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("backlog_records", &log.records);
             kv("backlog_bytes", &log.bytes);
             kv("backlog_max_bytes", &log.max_bytes);
+            kv("backlog_retaining", &(shared.store.log().is_retaining() as u8));
         }
         "stats" => {
             kv("total_connections_received", &stats.total_connections.load(relaxed()));

@@ -67,7 +67,10 @@ impl Server {
     /// recovers it (snapshot + WAL) and starts the WAL writer. Call before
     /// binding: the port opens only once the data is loaded.
     pub fn open(config: Config) -> Result<Server, ServerError> {
-        let log = Arc::new(OpLog::new(config.backlog_bytes));
+        // The backlog retains records only once a follower can read them
+        // (replication will call `start_retaining`), as Redis allocates its
+        // replication backlog only when a replica attaches.
+        let log = Arc::new(OpLog::counting(config.backlog_bytes));
         let store = Arc::new(Store::new(config.shards, log));
         let persist = match config.persist_config() {
             Some(cfg) => Some(Arc::new(Persistence::open(cfg, &store)?)),
