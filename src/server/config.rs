@@ -220,7 +220,7 @@ pub struct ServerArgs {
     /// less one, at least 1 [default: 0]
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Bytes of recent op-log records kept in memory [default: 8388608]
+    /// Bytes of recent op-log records kept for followers, once one attaches [default: 8388608]
     #[arg(long)]
     pub backlog_bytes: Option<usize>,
 }
