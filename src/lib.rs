@@ -9,5 +9,6 @@ pub mod oplog;
 pub mod persist;
 pub mod protocol;
 pub mod replication;
+pub mod rng;
 pub mod server;
 pub mod store;

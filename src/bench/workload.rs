@@ -181,24 +181,7 @@ impl Ratio {
     }
 }
 
-/// SplitMix64: tiny, fast, and good enough to spread keys; seeded so a run
-/// can be repeated exactly.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+pub use crate::rng::SplitMix64;
 
 /// Maps a uniform `r` onto `0..n` without a division (Lemire's multiply-shift).
 pub fn below(r: u64, n: u64) -> u64 {

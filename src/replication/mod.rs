@@ -129,42 +129,10 @@ fn record_position(rec: &Bytes) -> (u64, u64) {
     (term, index)
 }
 
-/// Small deterministic RNG (SplitMix64) for backoff jitter. Passing it in
-/// keeps the state machines reproducible: the same seed gives the same
-/// reconnect schedule, so a failing simulation seed can be replayed.
-#[derive(Debug, Clone)]
-pub struct SeededRng {
-    state: u64,
-}
-
-impl SeededRng {
-    pub fn new(seed: u64) -> SeededRng {
-        SeededRng { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`0` when `n == 0`). The modulo bias is far below
-    /// anything that matters for jitter.
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next_u64() % n
-        }
-    }
-
-    /// True with probability `p` (clamped to 0..=1).
-    pub fn chance(&mut self, p: f64) -> bool {
-        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-}
+/// Small deterministic RNG for backoff jitter. Passing it in keeps the state
+/// machines reproducible: the same seed gives the same reconnect schedule, so
+/// a failing simulation seed can be replayed.
+pub use crate::rng::SplitMix64 as SeededRng;
 
 fn at_least(field: &'static str, got: u64, min: u64) -> Result<(), ConfigError> {
     if got < min {

@@ -213,21 +213,17 @@ pub fn info_u64(info: &str, key: &str) -> u64 {
         .unwrap_or_else(|e| panic!("INFO {key} not a number: {e}"))
 }
 
-/// A small deterministic RNG (SplitMix64), so random-input tests replay exactly.
+/// A small deterministic RNG, so random-input tests replay exactly.
 #[derive(Debug, Clone)]
-pub struct SeededRng(u64);
+pub struct SeededRng(burrow::rng::SplitMix64);
 
 impl SeededRng {
     pub fn new(seed: u64) -> SeededRng {
-        SeededRng(seed)
+        SeededRng(burrow::rng::SplitMix64::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform-ish in `lo..hi` (hi exclusive).
