@@ -157,7 +157,8 @@ mod tests {
             s
         };
         let want = base().digest(1);
-        let changes: Vec<(&str, Box<dyn Fn(&Store)>)> = vec![
+        type Change = Box<dyn Fn(&Store)>;
+        let changes: Vec<(&str, Change)> = vec![
             ("string value", Box::new(|s| set(s, b"user:1", b"alicf", None))),
             (
                 "key renamed",
