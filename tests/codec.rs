@@ -321,6 +321,8 @@ fn malformed_requests_are_bad_request_with_a_precise_message() {
         (frame(Opcode::LRange, 0, &[0; 8], b"k", b""), "LRANGE: extras must be 16 bytes, got 8"),
         (frame(Opcode::DbSize, 0, &[], b"k", b""), "DBSIZE: takes no key"),
         (frame(Opcode::DbSize, 0x02, &[], b"", b""), "DBSIZE: unknown flags 0x02"),
+        (frame(Opcode::Digest, 0, &[], b"k", b""), "DIGEST: takes no key"),
+        (frame(Opcode::Digest, 0, &[], b"", b"v"), "DIGEST: takes no value"),
         (frame(Opcode::FlushAll, 0, &[], b"", b"x"), "FLUSHALL: takes no value"),
         (frame(Opcode::FlushAll, 0, &[], b"*", b""), "FLUSHALL: takes no key"),
         (frame(Opcode::Scan, 0, &[0; 8], b"", b""), "SCAN: extras must be 12 bytes, got 8"),
@@ -400,6 +402,7 @@ fn request() -> impl Strategy<Value = Request> {
             stop
         }),
         Just(Request::DbSize),
+        Just(Request::Digest),
         (any::<u64>(), any::<u32>(), key()).prop_map(|(cursor, count, pattern)| Request::Scan {
             cursor,
             count,

@@ -183,6 +183,14 @@ pub const COMMANDS: &[CommandSpec] = &[
          is 0. MATCH filters keys with a glob (*, ?, [abc], \\x); COUNT (default 10) is\n\
          how many keys to aim for per batch. Prints the next cursor, then the keys.",
     ),
+    remote(
+        "DIGEST",
+        "",
+        "Hash of the whole dataset, to compare nodes",
+        "16 hex digits summarising every live key, value, type and expiry. Two nodes\n\
+         holding the same data print the same digest, whatever their history; an\n\
+         empty store prints 0000000000000000. Only consistent while writes are stopped.",
+    ),
     remote("FLUSHALL", "", "Delete every key", "Removes all keys from the store. There is no confirmation."),
     remote(
         "INFO",

@@ -172,6 +172,10 @@ pub fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
             Plan::single(Request::DbSize)
         }
         "SCAN" => p.scan()?,
+        "DIGEST" => {
+            p.arity(0, 0)?;
+            Plan::single(Request::Digest)
+        }
         "FLUSHALL" => {
             p.arity(0, 0)?;
             Plan::single(Request::FlushAll)
@@ -394,6 +398,8 @@ mod tests {
             ("SCAN 0 COUNT 100", one(Request::Scan { cursor: 0, count: 100, pattern: Bytes::new() })),
             ("scan 7 match user:* count 5", one(Request::Scan { cursor: 7, count: 5, pattern: b("user:*") })),
             ("FLUSHALL", one(Request::FlushAll)),
+            ("DIGEST", one(Request::Digest)),
+            ("digest", one(Request::Digest)),
             ("INFO", one(Request::Info { section: Bytes::new() })),
             ("INFO keyspace", one(Request::Info { section: b("keyspace") })),
             ("SAVE", one(Request::Snapshot { background: false })),
@@ -465,6 +471,7 @@ mod tests {
             ("SCAN 0 LIMIT 5", syntax("SCAN")),
             ("SCAN 0 MATCH", syntax("SCAN")),
             ("FLUSHALL now", arity("FLUSHALL")),
+            ("DIGEST x", arity("DIGEST")),
             ("INFO a b", arity("INFO")),
             ("HELP a b", arity("HELP")),
             ("QUIT now", arity("QUIT")),

@@ -333,6 +333,17 @@ impl Client {
         self.call_int(Request::DbSize).await
     }
 
+    /// DIGEST: the dataset's fixed hash (protocol.md §8.9); equal on two nodes
+    /// holding the same data, whatever their shard counts or history.
+    pub async fn digest(&mut self) -> Result<u64, ClientError> {
+        match self.call(Request::Digest).await? {
+            Reply::Text(t) => {
+                parse_digest(&t).ok_or_else(|| ClientError::unexpected("16 hex digits", Reply::Text(t)))
+            }
+            other => Err(ClientError::unexpected("a DIGEST text", other)),
+        }
+    }
+
     /// One SCAN step: (next cursor, keys). Start at 0; done when the cursor is 0 again.
     pub async fn scan(
         &mut self,
@@ -369,6 +380,12 @@ impl Client {
             other => Err(ClientError::unexpected("INFO text", other)),
         }
     }
+}
+
+/// Parses a DIGEST reply: exactly 16 lowercase hex digits.
+pub fn parse_digest(text: &str) -> Option<u64> {
+    let ok = text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    ok.then(|| u64::from_str_radix(text, 16).ok()).flatten()
 }
 
 /// Parses INFO text into (key, value) pairs, skipping section headers.

@@ -27,12 +27,13 @@ pub enum Opcode {
     Scan = 0x31,
     FlushAll = 0x32,
     Info = 0x33,
+    Digest = 0x34,
     Snapshot = 0x40,
 }
 
 impl Opcode {
     /// All known opcodes, in wire order.
-    pub const ALL: [Opcode; 23] = [
+    pub const ALL: [Opcode; 24] = [
         Opcode::Ping,
         Opcode::Get,
         Opcode::Set,
@@ -55,6 +56,7 @@ impl Opcode {
         Opcode::Scan,
         Opcode::FlushAll,
         Opcode::Info,
+        Opcode::Digest,
         Opcode::Snapshot,
     ];
 
@@ -87,6 +89,7 @@ impl Opcode {
             Opcode::Scan => "SCAN",
             Opcode::FlushAll => "FLUSHALL",
             Opcode::Info => "INFO",
+            Opcode::Digest => "DIGEST",
             Opcode::Snapshot => "SNAPSHOT",
         }
     }

@@ -119,6 +119,8 @@ pub enum Request<B = Bytes> {
     Info {
         section: B,
     },
+    /// A fixed hash of the whole live dataset (protocol.md §8.9), to compare nodes.
+    Digest,
     /// Write a snapshot now; `background` replies at once.
     Snapshot {
         background: bool,
@@ -325,6 +327,10 @@ impl<'a> Request<&'a [u8]> {
                 Request::FlushAll
             }
             Opcode::Info => Request::Info { section: key_only(f, name)? },
+            Opcode::Digest => {
+                bare(f, name)?;
+                Request::Digest
+            }
             Opcode::Snapshot => {
                 extras_exact(f, name, &[0])?;
                 no_value(f, name)?;
@@ -366,6 +372,7 @@ impl<B> Request<B> {
             Request::Scan { .. } => Opcode::Scan,
             Request::FlushAll => Opcode::FlushAll,
             Request::Info { .. } => Opcode::Info,
+            Request::Digest => Opcode::Digest,
             Request::Snapshot { .. } => Opcode::Snapshot,
         }
     }
@@ -417,6 +424,7 @@ impl<B> Request<B> {
             Request::Scan { cursor, count, pattern } => Request::Scan { cursor, count, pattern: f(pattern) },
             Request::FlushAll => Request::FlushAll,
             Request::Info { section } => Request::Info { section: f(section) },
+            Request::Digest => Request::Digest,
             Request::Snapshot { background } => Request::Snapshot { background },
         }
     }
@@ -478,7 +486,7 @@ impl Request<Bytes> {
                 extras.put_i64(*start);
                 extras.put_i64(*stop);
             }
-            Request::DbSize | Request::FlushAll => {}
+            Request::DbSize | Request::FlushAll | Request::Digest => {}
             Request::Scan { cursor, count, pattern } => {
                 f.key = pattern.clone();
                 extras.put_u64(*cursor);

@@ -178,6 +178,7 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             }
         }
         Request::DbSize => r.int(store.len() as i64),
+        Request::Digest => r.text(&format!("{:016x}", store.digest(now))),
         Request::Scan { cursor, count, pattern } => {
             let (next, keys) = store.scan(cursor, count, pattern, now);
             let mut extras = [0u8; 8];

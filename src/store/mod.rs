@@ -11,6 +11,7 @@
 //! appended to the [`OpLog`], so per-key order equals log order.
 
 mod apply;
+mod digest;
 mod entry;
 mod expiry;
 pub use expiry::SweepStats;
