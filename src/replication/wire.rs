@@ -616,6 +616,51 @@ mod tests {
         }
     }
 
+    /// The hex block of `info` that follows `marker` in protocol.md §12.
+    fn doc_example(marker: &str, info: &str) -> Vec<u8> {
+        let doc = include_str!("../../protocol.md");
+        let start = doc.find(marker).unwrap_or_else(|| panic!("{marker} missing from protocol.md"));
+        let fence = format!("```{info}\n");
+        let body = &doc[start..];
+        let body = &body[body.find(&fence).expect("hex block") + fence.len()..];
+        let body = &body[..body.find("```").expect("closing fence")];
+        body.lines()
+            .flat_map(|l| l.split('#').next().unwrap_or("").split_whitespace())
+            .map(|t| u8::from_str_radix(t, 16).expect("hex byte"))
+            .collect()
+    }
+
+    fn decode_bytes(bytes: &[u8]) -> (Frame, Message) {
+        let mut buf = BytesMut::from(bytes);
+        let frame = Codec::server(Limits::default()).decode(&mut buf).unwrap().expect("whole frame");
+        assert!(buf.is_empty(), "one frame exactly");
+        let msg = decode_frame(&frame).unwrap();
+        (frame, msg)
+    }
+
+    #[test]
+    fn protocol_doc_examples_match_the_encoder() {
+        let hs = doc_example("<!-- example: replication-handshake -->", "hex request");
+        let (frame, msg) = decode_bytes(&hs);
+        assert_eq!(msg, Message::Handshake { node_id: 2, session: 31, history_id: 0x5eed, last_applied: 41 });
+        assert_eq!(encode(&msg, frame.id), frame);
+
+        let recs = doc_example("<!-- replication-example: records -->", "hex replication");
+        let (frame, msg) = decode_bytes(&recs);
+        let Message::Records { records, commit_index: 41 } = &msg else { panic!("decoded as {msg:?}") };
+        let pos: Vec<(u64, u64)> = records.iter().map(|r| (r.term, r.index)).collect();
+        assert_eq!(pos, vec![(1, 42), (1, 43)]);
+        let push = Op::Push {
+            key: Bytes::from_static(b"q"),
+            end: End::Left,
+            values: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
+        };
+        assert_eq!(decode_record(&records[1].bytes).unwrap().0.op, push);
+        let mut again = BytesMut::new();
+        Codec::server(Limits::default()).encode(&encode(&msg, frame.id), &mut again).unwrap();
+        assert_eq!(&again[..], &recs[..]);
+    }
+
     #[test]
     fn link_limits_carry_the_largest_record_a_leader_can_log() {
         let client = Limits { max_key: 100, max_value: 1000, max_frame: HEADER_LEN + 255 + 1100 };
