@@ -42,6 +42,7 @@
 mod follower;
 mod leader;
 mod message;
+pub mod wire;
 
 use bytes::Bytes;
 use thiserror::Error;
