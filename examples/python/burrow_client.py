@@ -32,7 +32,7 @@ OPCODES = {
     "EXPIRE": 0x06, "PERSIST": 0x07, "TTL": 0x08, "TYPE": 0x09,
     "INCR": 0x10, "DECR": 0x11, "INCRBY": 0x12,
     "LPUSH": 0x20, "RPUSH": 0x21, "LPOP": 0x22, "RPOP": 0x23, "LLEN": 0x24, "LRANGE": 0x25,
-    "DBSIZE": 0x30, "SCAN": 0x31, "FLUSHALL": 0x32, "INFO": 0x33,
+    "DBSIZE": 0x30, "SCAN": 0x31, "FLUSHALL": 0x32, "INFO": 0x33, "DIGEST": 0x34,
 }
 
 STATUS_NAMES = {
@@ -245,6 +245,10 @@ class _Commands:
     def flushall(self):
         return self._run(_Command(OPCODES["FLUSHALL"]))
 
+    def digest(self):
+        """Hash of the whole dataset as 16 hex digits (protocol.md §8.9)."""
+        return self._run(_Command(OPCODES["DIGEST"]))
+
     def info(self, section=""):
         return self._run(_Command(OPCODES["INFO"], section))
 
@@ -452,6 +456,8 @@ def self_check(host, port):
         want = {_b(k(x)) for x in ("s", "bin", "empty", "n", "max", "l2")}
         _expect("SCAN finds every key under the prefix", keys, want)
         _expect("DBSIZE counts them", c.dbsize() >= len(want), True)
+        d = c.digest()
+        _expect("DIGEST is 16 hex digits", len(d) == 16 and all(ch in "0123456789abcdef" for ch in d), True)
 
         _expect_error("unknown opcode 0x7F", "UNKNOWN_OPCODE", c.raw, 0x7F, b"k", b"payload", b"\x01\x02")
         _expect("connection usable after UNKNOWN_OPCODE", c.ping(), "PONG")
