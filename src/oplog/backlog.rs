@@ -172,17 +172,28 @@ pub struct OpLog {
     inner: Mutex<Backlog>,
     /// Signalled when records are waiting for the WAL writer.
     wal_ready: Condvar,
+    /// Wake the WAL writer on every append (it does all writes), or leave
+    /// records for connections to write inline.
+    eager_wal_wake: std::sync::atomic::AtomicBool,
 }
 
 impl OpLog {
     pub fn new(max_bytes: usize) -> OpLog {
-        OpLog { inner: Mutex::new(Backlog::new(max_bytes)), wal_ready: Condvar::new() }
+        OpLog {
+            inner: Mutex::new(Backlog::new(max_bytes)),
+            wal_ready: Condvar::new(),
+            eager_wal_wake: std::sync::atomic::AtomicBool::new(true),
+        }
     }
 
     /// An op log whose backlog retains nothing until [`OpLog::start_retaining`]
     /// (the server's: records are kept only once a follower can read them).
     pub fn counting(max_bytes: usize) -> OpLog {
-        OpLog { inner: Mutex::new(Backlog::counting(max_bytes)), wal_ready: Condvar::new() }
+        OpLog {
+            inner: Mutex::new(Backlog::counting(max_bytes)),
+            wal_ready: Condvar::new(),
+            eager_wal_wake: std::sync::atomic::AtomicBool::new(true),
+        }
     }
 
     pub fn start_retaining(&self) {
@@ -198,14 +209,22 @@ impl OpLog {
         self.lock().wal.get_or_insert_with(BytesMut::new);
     }
 
-    /// Waits up to `timeout` for queued WAL bytes; returns them (possibly
-    /// empty, CRCs not yet computed: see `seal_records`) with the index of
-    /// the last record they contain.
-    pub fn take_wal(&self, timeout: Duration) -> (BytesMut, u64) {
-        let mut g = self.lock();
+    pub fn set_eager_wal_wake(&self, eager: bool) {
+        self.eager_wal_wake.store(eager, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits up to `timeout` for WAL bytes to be queued (or a wake-up).
+    pub fn wait_wal(&self, timeout: Duration) {
+        let g = self.lock();
         if g.wal.as_ref().is_some_and(|w| w.is_empty()) {
-            g = self.wal_ready.wait_timeout(g, timeout).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+            let _ = self.wal_ready.wait_timeout(g, timeout);
         }
+    }
+
+    /// Takes the queued WAL bytes (possibly empty; CRCs not yet computed:
+    /// see `seal_records`) with the index of the last record they contain.
+    pub fn take_wal_now(&self) -> (BytesMut, u64) {
+        let mut g = self.lock();
         let last = g.last_index;
         let bytes = g.wal.as_mut().map(|w| w.split()).unwrap_or_default();
         (bytes, last)
@@ -231,7 +250,8 @@ impl OpLog {
     pub fn append<B: AsRef<[u8]>>(&self, op: &Op<B>) -> u64 {
         let mut g = self.lock();
         let index = g.append(op);
-        let wake = g.wal.as_ref().is_some_and(|w| !w.is_empty());
+        let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
+            && g.wal.as_ref().is_some_and(|w| !w.is_empty());
         drop(g);
         if wake {
             self.wal_ready.notify_one();

@@ -198,6 +198,11 @@ struct Shared {
     rotate_requested: AtomicBool,
     /// Segments started so far; lets `rotate` wait for its request.
     rotations: AtomicU64,
+    /// The segment being appended to. Records are taken from the log only
+    /// while holding this lock, so they reach the file in index order
+    /// whoever writes them (the writer thread, or a connection writing
+    /// inline at flush time).
+    active: Mutex<Active>,
 }
 
 /// The WAL writer: a dedicated thread doing blocking file IO.
@@ -294,27 +299,42 @@ impl WalWriter {
             sync_requested: AtomicU64::new(0),
             rotate_requested: AtomicBool::new(false),
             rotations: AtomicU64::new(0),
+            active: Mutex::new(Active {
+                file,
+                path: active_path,
+                first: active_first,
+                len: active_len,
+                retry: BytesMut::new(),
+                retry_last: last_index,
+                last_sync: Instant::now(),
+                unsynced: false,
+                syncer: None,
+            }),
         });
+        // Under `always` the writer thread does every write (it fsyncs right
+        // after); otherwise connections write inline and the thread only
+        // needs waking for stragglers, fsyncs and rotation.
+        shared.log.set_eager_wal_wake(policy == FsyncPolicy::Always);
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("burrow-wal".into())
-            .spawn(move || {
-                let mut w = Writer {
-                    s,
-                    file,
-                    path: active_path,
-                    first: active_first,
-                    len: active_len,
-                    retry: BytesMut::new(),
-                    retry_last: last_index,
-                    last_sync: Instant::now(),
-                    unsynced: false,
-                    syncer: None,
-                };
-                w.run()
-            })
+            .spawn(move || run(s))
             .map_err(io_err("spawn WAL writer thread", dir))?;
         Ok(WalWriter { shared, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Writes every queued record now, on the calling thread, unless the
+    /// writer thread holds the segment (then it is woken to do it). Returns
+    /// whether this call wrote. Connections call it before waiting for
+    /// `written`, which saves two cross-thread wake-ups per batch.
+    pub fn write_now(&self) -> bool {
+        match self.shared.active.try_lock() {
+            Ok(mut a) => a.drain(&self.shared),
+            Err(_) => {
+                self.shared.log.wake_wal();
+                false
+            }
+        }
     }
 
     /// A receiver to wait on for durability (written / synced / failed).
@@ -403,8 +423,8 @@ impl Drop for WalWriter {
     }
 }
 
-struct Writer {
-    s: Arc<Shared>,
+/// The active segment and what has not reached it yet.
+struct Active {
     file: File,
     path: PathBuf,
     first: u64,
@@ -453,153 +473,166 @@ impl Syncer {
 
 const EVERYSEC: Duration = Duration::from_secs(1);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How often an otherwise idle writer looks for records nobody wrote inline
+/// (expiry deletions logged by reads and the sweep).
+const IDLE_WAKE: Duration = Duration::from_millis(100);
 
-impl Writer {
-    fn run(&mut self) {
-        loop {
-            let stopping = self.s.stop.load(Ordering::SeqCst);
-            let failed = self.s.durable.borrow().failed;
-            let wait = if stopping {
-                Duration::ZERO
-            } else if failed {
-                RETRY_AFTER
-            } else if self.unsynced && self.s.policy == FsyncPolicy::EverySec {
-                EVERYSEC.saturating_sub(self.last_sync.elapsed())
-            } else {
-                Duration::from_millis(500)
+/// The writer thread: writes what connections did not, fsyncs by policy,
+/// rotates segments, and retries after failures.
+fn run(s: Arc<Shared>) {
+    loop {
+        let stopping = s.stop.load(Ordering::SeqCst);
+        let failed = s.durable.borrow().failed;
+        let (unsynced, since_sync) = {
+            let a = lock(&s.active);
+            (a.unsynced, a.last_sync.elapsed())
+        };
+        let wait = if stopping {
+            Duration::ZERO
+        } else if failed {
+            RETRY_AFTER
+        } else if unsynced && s.policy == FsyncPolicy::EverySec {
+            EVERYSEC.saturating_sub(since_sync)
+        } else {
+            IDLE_WAKE
+        };
+        let requested = s.sync_requested.load(Ordering::SeqCst);
+        let urgent = requested > s.durable.borrow().synced || s.rotate_requested.load(Ordering::SeqCst);
+        if !urgent && !wait.is_zero() {
+            s.log.wait_wal(wait);
+        }
+        let mut a = lock(&s.active);
+        let mut ok = a.drain(&s);
+        let requested = s.sync_requested.load(Ordering::SeqCst);
+        let due = requested > s.durable.borrow().synced
+            || match s.policy {
+                FsyncPolicy::Always => true,
+                FsyncPolicy::EverySec => a.last_sync.elapsed() >= EVERYSEC,
+                FsyncPolicy::No => false,
             };
-            let requested = self.s.sync_requested.load(Ordering::SeqCst);
-            let urgent =
-                requested > self.s.durable.borrow().synced || self.s.rotate_requested.load(Ordering::SeqCst);
-            let wait = if urgent { Duration::ZERO } else { wait };
-            let (mut bytes, last) = self.s.log.take_wal(wait);
-            if !bytes.is_empty() {
-                seal_records(&mut bytes);
-                self.retry.extend_from_slice(&bytes);
-                self.retry_last = last;
-            }
-            let mut ok = true;
-            if !self.retry.is_empty() {
-                ok = self.write_pending();
-            }
-            let requested = self.s.sync_requested.load(Ordering::SeqCst);
-            let due = requested > self.s.durable.borrow().synced
-                || match self.s.policy {
-                    FsyncPolicy::Always => true,
-                    FsyncPolicy::EverySec => self.last_sync.elapsed() >= EVERYSEC,
-                    FsyncPolicy::No => false,
-                };
-            let periodic =
-                self.s.policy == FsyncPolicy::EverySec && requested <= self.s.durable.borrow().synced;
-            if ok && self.unsynced && due && periodic && !stopping {
-                // The once-a-second fsync runs on its own thread, as Redis's
-                // does: inline, it stalled every write waiting behind it.
-                ok = self.sync_in_background();
-            } else if ok && (self.unsynced || requested > self.s.durable.borrow().synced) && (due || stopping)
-            {
-                ok = self.sync();
-            }
-            let asked = self.s.rotate_requested.swap(false, Ordering::SeqCst);
-            if ok && (self.len >= self.s.segment_bytes || (asked && self.len > WAL_HEADER_LEN as u64)) {
-                ok = self.rotate();
-            }
-            if asked {
-                // Answered even when there was nothing to rotate.
-                self.s.rotations.fetch_add(1, Ordering::SeqCst);
-            }
-            let fsync_owed = self.s.sync_requested.load(Ordering::SeqCst) > self.s.durable.borrow().synced;
-            if ok && failed && !fsync_owed {
-                info!(path = %self.path.display(), "WAL writes succeed again; accepting writes");
-                *lock(&self.s.last_error) = None;
-                self.s.durable.send_modify(|d| d.failed = false);
-            }
-            if stopping && (self.retry.is_empty() || !ok) {
-                if !ok {
-                    error!("shutting down with WAL records that could not be written");
-                }
-                return;
-            }
+        let periodic = s.policy == FsyncPolicy::EverySec && requested <= s.durable.borrow().synced;
+        if ok && a.unsynced && due && periodic && !stopping {
+            // The once-a-second fsync runs on its own thread, as Redis's
+            // does: inline, it stalled every write waiting behind it.
+            ok = a.sync_in_background(&s);
+        } else if ok && (a.unsynced || requested > s.durable.borrow().synced) && (due || stopping) {
+            ok = a.sync(&s);
+        }
+        let asked = s.rotate_requested.swap(false, Ordering::SeqCst);
+        if ok && (a.len >= s.segment_bytes || (asked && a.len > WAL_HEADER_LEN as u64)) {
+            ok = a.rotate(&s);
+        }
+        if asked {
+            // Answered even when there was nothing to rotate.
+            s.rotations.fetch_add(1, Ordering::SeqCst);
+        }
+        let fsync_owed = s.sync_requested.load(Ordering::SeqCst) > s.durable.borrow().synced;
+        if ok && failed && !fsync_owed {
+            info!(path = %a.path.display(), "WAL writes succeed again; accepting writes");
+            *lock(&s.last_error) = None;
+            s.durable.send_modify(|d| d.failed = false);
+        }
+        if stopping && (a.retry.is_empty() || !ok) {
             if !ok {
-                // Back off before retrying the disk.
-                std::thread::sleep(Duration::from_millis(50));
+                error!("shutting down with WAL records that could not be written");
             }
+            return;
+        }
+        drop(a);
+        if !ok {
+            // Back off before retrying the disk.
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
 
-    fn fail(&mut self, what: &str, e: std::io::Error) {
-        let msg = format!("{what} {}: {e}", self.path.display());
-        error!(error = %msg, "WAL failure: writes are refused until the disk accepts them again");
-        *lock(&self.s.last_error) = Some(msg);
-        self.s.durable.send_modify(|d| d.failed = true);
+impl Active {
+    /// Takes every record queued in the log and writes it (with what a
+    /// failed write left behind). Must be called with the `active` lock held.
+    fn drain(&mut self, s: &Shared) -> bool {
+        let (mut bytes, last) = s.log.take_wal_now();
+        if !bytes.is_empty() {
+            seal_records(&mut bytes);
+            self.retry.extend_from_slice(&bytes);
+            self.retry_last = last;
+        }
+        self.retry.is_empty() || self.write_pending(s)
     }
 
-    fn write_pending(&mut self) -> bool {
+    fn fail(&mut self, s: &Shared, what: &str, e: std::io::Error) {
+        let msg = format!("{what} {}: {e}", self.path.display());
+        error!(error = %msg, "WAL failure: writes are refused until the disk accepts them again");
+        *lock(&s.last_error) = Some(msg);
+        s.durable.send_modify(|d| d.failed = true);
+    }
+
+    fn write_pending(&mut self, s: &Shared) -> bool {
         match self.file.write_all(&self.retry) {
             Ok(()) => {
                 self.len += self.retry.len() as u64;
-                self.s.active_len.store(self.len, Ordering::Relaxed);
+                s.active_len.store(self.len, Ordering::Relaxed);
                 self.retry.clear();
                 self.unsynced = true;
                 let last = self.retry_last;
-                self.s.durable.send_modify(|d| d.written = last);
+                s.durable.send_modify(|d| d.written = last);
                 true
             }
             Err(e) => {
                 // Cut any partial write so the file ends on a record boundary.
                 let _ = self.file.set_len(self.len);
                 let _ = self.file.seek(SeekFrom::Start(self.len));
-                self.fail("write", e);
+                self.fail(s, "write", e);
                 false
             }
         }
     }
 
     /// Hands an fsync of everything written so far to the syncer thread.
-    fn sync_in_background(&mut self) -> bool {
+    fn sync_in_background(&mut self, s: &Arc<Shared>) -> bool {
         let file = match self.file.try_clone() {
             Ok(f) => f,
             Err(e) => {
-                self.fail("duplicate handle of", e);
+                self.fail(s, "duplicate handle of", e);
                 return false;
             }
         };
-        let upto = self.s.durable.borrow().written;
-        let syncer = self.syncer.get_or_insert_with(|| Syncer::start(self.s.clone()));
+        let upto = s.durable.borrow().written;
+        let syncer = self.syncer.get_or_insert_with(|| Syncer::start(s.clone()));
         if syncer.send((file, upto, self.path.clone())).is_err() {
             // The syncer is gone (it cannot be, short of a panic): do it here.
             self.syncer = None;
-            return self.sync();
+            return self.sync(s);
         }
         self.last_sync = Instant::now();
         self.unsynced = false;
         true
     }
 
-    fn sync(&mut self) -> bool {
+    fn sync(&mut self, s: &Shared) -> bool {
         match self.file.sync_data() {
             Ok(()) => {
-                self.s.fsyncs.fetch_add(1, Ordering::Relaxed);
+                s.fsyncs.fetch_add(1, Ordering::Relaxed);
                 self.last_sync = Instant::now();
                 self.unsynced = false;
-                let written = self.s.durable.borrow().written;
-                self.s.durable.send_modify(|d| d.synced = written);
+                let written = s.durable.borrow().written;
+                s.durable.send_modify(|d| d.synced = written);
                 true
             }
             Err(e) => {
-                self.fail("fsync", e);
+                self.fail(s, "fsync", e);
                 false
             }
         }
     }
 
-    fn rotate(&mut self) -> bool {
-        if self.unsynced && !self.sync() {
+    fn rotate(&mut self, s: &Shared) -> bool {
+        if self.unsynced && !self.sync(s) {
             return false;
         }
-        let next = self.s.durable.borrow().written + 1;
-        match create_segment(&self.s.dir, next) {
+        let next = s.durable.borrow().written + 1;
+        match create_segment(&s.dir, next) {
             Ok((file, path)) => {
-                let mut segs = lock(&self.s.segments);
+                let mut segs = lock(&s.segments);
                 if let Some(last) = segs.last_mut() {
                     last.len = self.len;
                 }
@@ -609,15 +642,15 @@ impl Writer {
                 self.path = path;
                 self.first = next;
                 self.len = WAL_HEADER_LEN as u64;
-                self.s.active_len.store(self.len, Ordering::Relaxed);
+                s.active_len.store(self.len, Ordering::Relaxed);
                 true
             }
             Err(WalError::Io { source, .. }) => {
-                self.fail("create next segment after", source);
+                self.fail(s, "create next segment after", source);
                 false
             }
             Err(e) => {
-                self.fail("create next segment after", std::io::Error::other(e.to_string()));
+                self.fail(s, "create next segment after", std::io::Error::other(e.to_string()));
                 false
             }
         }
