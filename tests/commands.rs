@@ -531,3 +531,26 @@ async fn pipelined_requests_through_the_client_are_answered_in_order() {
     }
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn redis_edge_cases_pop_zero_and_non_canonical_counters() {
+    let server = common::start().await;
+    let mut c = Client::connect(server.addr).await.unwrap();
+    c.rpush("q", ["a"]).await.unwrap();
+    // LPOP key 0: an empty array for a list, nil for a missing key.
+    assert_eq!(c.lpop_count("q", 0).await.unwrap(), Vec::<Bytes>::new());
+    assert_eq!(c.llen("q").await.unwrap(), 1, "popping zero items changes nothing");
+    let pop_missing = Request::Pop { key: "missing".into(), end: End::Left, count: Some(0) };
+    assert_eq!(c.request(&pop_missing).await.unwrap(), Reply::Nil);
+    c.set("s", "x").await.unwrap();
+    assert_eq!(c.lpop_count("s", 0).await.unwrap_err().status(), Some(Status::WrongType));
+    // Only the canonical decimal form is a counter, so GET's digits never change shape.
+    for bad in ["007", "-0", "+1", " 1"] {
+        c.set("n", bad).await.unwrap();
+        let err = c.incr("n").await.unwrap_err();
+        assert_eq!(err.status(), Some(Status::NotInteger), "{bad:?}");
+        assert_eq!(c.get("n").await.unwrap().as_deref(), Some(bad.as_bytes()), "unchanged");
+    }
+    c.set("n", "-7").await.unwrap();
+    assert_eq!(c.incr("n").await.unwrap(), -6);
+}

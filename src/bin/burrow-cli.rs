@@ -10,6 +10,9 @@ fn main() -> ExitCode {
     match cli::run(CliArgs::parse()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        // The reader went away (`burrow-cli < cmds | head`): stop quietly,
+        // as other Unix tools do.
+        Err(cli::CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE

@@ -152,6 +152,14 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
         Request::Decr { key } => r.int_result(store.incr_by(key, -1, now)),
         Request::IncrBy { key, delta } => r.int_result(store.incr_by(key, delta, now)),
         Request::Push { key, end, values } => r.int_result(store.push(key, end, values, now)),
+        Request::Pop { key, count: Some(0), .. } => {
+            // Redis: an existing list gives an empty array, a missing key nil.
+            store.read(key, now, |e| match e.map(|e| e.value()) {
+                None => r.nil(),
+                Some(ValueRef::List(_)) => r.array::<&[u8]>(&[], &[]),
+                Some(_) => r.apply_error(ApplyError::WrongType),
+            })
+        }
         Request::Pop { key, end, count } => match store.pop(key, end, count.unwrap_or(1), now) {
             Err(e) => r.apply_error(e),
             Ok(v) if v.is_empty() => r.nil(),

@@ -262,10 +262,17 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-/// Parses a string value as a counter, the way INCR sees it: optional `-`,
-/// decimal digits, no spaces or `+`, within i64.
+/// Parses a string value as a counter, the way INCR sees it: the canonical
+/// decimal form of an i64 only (no `+`, spaces, leading zeros or `-0`), as
+/// Redis does — so the digits GET returns afterwards are the same bytes.
 pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 || s[0] == b'+' {
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    let canonical = match digits {
+        [] => false,
+        [b'0'] => s.len() == 1,
+        [first, ..] => *first != b'0',
+    };
+    if !canonical || s.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
     std::str::from_utf8(s).ok()?.parse().ok()
@@ -302,7 +309,19 @@ mod tests {
             assert_eq!(s, i.to_string().as_bytes());
             assert_eq!(parse_int(&s), Some(i));
         }
-        for bad in [&b""[..], b"+1", b" 1", b"1 ", b"abc", b"9223372036854775808", b"1.5"] {
+        for bad in [
+            &b""[..],
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"abc",
+            b"9223372036854775808",
+            b"1.5",
+            b"007",
+            b"-0",
+            b"-",
+            b"00",
+        ] {
             assert_eq!(parse_int(bad), None, "{bad:?}");
         }
     }
