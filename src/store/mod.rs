@@ -1,6 +1,6 @@
 //! The sharded in-memory store.
 //!
-//! N shards, each a `std::sync::Mutex` around a hash table. A key goes to a
+//! N shards, each a [`lock::ShardLock`] around a hash table. A key goes to a
 //! shard by [`shard_for`]: a fixed, documented function, so a snapshot taken
 //! with S shards can be matched against WAL records after a restart with any
 //! shard count or hash seed. Inside a shard
@@ -14,12 +14,13 @@ mod apply;
 mod digest;
 mod entry;
 mod expiry;
+mod lock;
 pub use expiry::SweepStats;
 mod scan;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -29,11 +30,12 @@ pub use scan::glob_match;
 
 use crate::oplog::{Op, OpLog};
 use crate::protocol::{End, SetCondition};
+use lock::{ShardGuard, ShardLock};
 
 /// Handle to the dataset; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Store {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[ShardLock<Shard>]>,
     hasher: foldhash::fast::FixedState,
     log: Arc<OpLog>,
     expired_keys: AtomicU64,
@@ -64,7 +66,7 @@ impl Store {
     pub fn new(shards: usize, log: Arc<OpLog>) -> Store {
         let n = shards.max(1).next_power_of_two();
         let hasher = foldhash::fast::FixedState::with_seed(seed());
-        let shards = (0..n).map(|_| Mutex::new(Shard::new(hasher))).collect();
+        let shards = (0..n).map(|_| ShardLock::new(Shard::new(hasher))).collect();
         Store { shards, hasher, log, expired_keys: AtomicU64::new(0) }
     }
 
@@ -81,10 +83,8 @@ impl Store {
         (shard_for(key, self.shards.len()), self.hasher.hash_one(key))
     }
 
-    fn lock(&self, index: usize) -> MutexGuard<'_, Shard> {
-        // Shard state is only changed by `apply`, which leaves it consistent
-        // at every panic point, so a poisoned lock is still usable.
-        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self, index: usize) -> ShardGuard<'_, Shard> {
+        self.shards[index].lock()
     }
 
     /// Locks the key's shard, drops the key if it has expired (logging the
