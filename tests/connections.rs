@@ -267,3 +267,36 @@ async fn connections_on_worker_runtimes_are_served_and_shut_down() {
         t.join().unwrap();
     }
 }
+
+/// A client that sends requests but never reads the replies must not hold a
+/// connection slot (and its reply buffer) forever: with an idle timeout, a
+/// write that makes no progress for that long closes the connection.
+#[tokio::test]
+async fn a_peer_that_never_reads_is_closed_after_the_idle_timeout() {
+    let server = common::start_with(|c| c.idle_timeout = Some(Duration::from_secs(1))).await;
+    let addr = server.addr;
+    let mut observer = Client::connect(addr).await.unwrap();
+    observer.set("big", vec![b'x'; 1 << 20]).await.unwrap();
+
+    let mut conn = RawConn::connect(addr).await;
+    let mut batch = Vec::new();
+    for id in 1..=64u32 {
+        batch.extend_from_slice(&request_bytes(&Request::Get { key: "big".into() }, id));
+    }
+    conn.send(&batch).await;
+    let clients = |info: String| common::info_u64(&info, "connected_clients");
+    assert_eq!(clients(observer.info("clients").await.unwrap()), 2);
+    // The stuck writer is dropped within a deadline; the observer keeps working.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if clients(observer.info("clients").await.unwrap()) == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a peer that never reads kept its connection");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(observer.ping("").await.unwrap(), "PONG");
+    drop(conn);
+    drop(observer);
+    server.shutdown().await.unwrap();
+}

@@ -213,7 +213,8 @@ pub struct ServerArgs {
     /// Largest value accepted, in bytes [default: 16777216]
     #[arg(long)]
     pub max_value_bytes: Option<usize>,
-    /// Close connections idle for this many seconds; 0 = never [default: 0]
+    /// Close connections that send nothing, or read none of their replies, for this
+    /// many seconds; 0 = never [default: 0]
     #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<u64>,
     /// Threads serving connections (thread per core); 0 = one per available core

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -119,7 +120,7 @@ async fn serve_inner(
         durable.flush(&mut stream, &mut wbuf, shared, cancel).await?;
         if let Some((background, opcode, id)) = deferred {
             snapshot(shared, background, opcode, id, &mut wbuf).await;
-            write_out(&mut stream, &wbuf, cancel).await?;
+            write_out(&mut stream, &wbuf, cancel, shared.config.idle_timeout).await?;
             wbuf.clear();
             // More frames may already be buffered: run them before reading.
             continue;
@@ -277,28 +278,56 @@ impl Durable {
             self.writes.clear();
         }
         if !wbuf.is_empty() {
-            write_out(stream, wbuf, cancel).await?;
+            write_out(stream, wbuf, cancel, shared.config.idle_timeout).await?;
             wbuf.clear();
         }
         Ok(())
     }
 }
 
-/// Writes replies; gives up `SHUTDOWN_WRITE_GRACE` after shutdown begins.
-async fn write_out(stream: &mut TcpStream, buf: &[u8], cancel: &CancellationToken) -> std::io::Result<()> {
+/// Writes replies. Gives up when the peer has read nothing for the idle
+/// timeout (if one is set: a client that never reads must not hold a
+/// connection slot and its buffers forever), or `SHUTDOWN_WRITE_GRACE`
+/// after shutdown begins.
+async fn write_out(
+    stream: &mut TcpStream,
+    buf: &[u8],
+    cancel: &CancellationToken,
+    stall: Option<Duration>,
+) -> std::io::Result<()> {
     let give_up = async {
         cancel.cancelled().await;
         tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
     };
-    tokio::select! {
-        // Write first: a write that completes at once never touches the token.
-        biased;
-        r = stream.write_all(buf) => r,
-        _ = give_up => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "shutting down and the peer is not reading its replies",
-        )),
+    tokio::pin!(give_up);
+    let mut pos = 0;
+    while pos < buf.len() {
+        let write = async {
+            match stall {
+                None => stream.write(&buf[pos..]).await,
+                Some(t) => tokio::time::timeout(t, stream.write(&buf[pos..])).await.unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the peer has read no reply for {}s (idle timeout)", t.as_secs()),
+                    ))
+                }),
+            }
+        };
+        let n = tokio::select! {
+            // Write first: a write that completes at once never touches the token.
+            biased;
+            r = write => r?,
+            _ = &mut give_up => return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "shutting down and the peer is not reading its replies",
+            )),
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        pos += n;
     }
+    Ok(())
 }
 
 fn reply_codec_error(shared: &Shared, e: &CodecError, wbuf: &mut BytesMut) {
