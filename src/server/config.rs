@@ -113,6 +113,8 @@ pub enum ConfigError {
     Fsync(String),
     #[error("--wal-segment-bytes must be at least 4096, got {0}")]
     Segment(u64),
+    #[error("{0}: [cluster] and [[node]] (replication) are not supported by this version yet; remove them to run a single node")]
+    Cluster(PathBuf),
 }
 
 impl Config {
@@ -253,7 +255,8 @@ struct ServerSection {
 struct FileConfig {
     #[serde(default)]
     server: ServerSection,
-    /// Cluster membership (replication); accepted so one file serves both.
+    /// Cluster membership (replication). Parsed so the error below can be
+    /// precise; refused until replication is served.
     #[serde(default)]
     cluster: Option<toml::Table>,
     #[serde(default)]
@@ -267,7 +270,12 @@ impl ServerArgs {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let _ = (&file.cluster, &file.node);
+        if file.cluster.is_some() || file.node.is_some() {
+            // Silently running single-node from a cluster file would look
+            // like a working cluster; refuse instead.
+            let path = self.config.clone().unwrap_or_default();
+            return Err(ConfigError::Cluster(path));
+        }
         let s = file.server;
         let d = Config::default();
         let bind = match self.bind.clone().or(s.bind) {
@@ -349,6 +357,9 @@ mod tests {
         assert_eq!(c.port, 9001);
         assert_eq!(c.shards, 8);
         assert_eq!(c.idle_timeout, Some(Duration::from_secs(5)));
+        std::fs::write(&file, "[cluster]\ninitial_leader = 1\n[[node]]\nid = 1\n").unwrap();
+        let err = args(&["--config", file.to_str().unwrap()]).resolve().unwrap_err();
+        assert!(err.to_string().contains("not supported by this version yet"), "{err}");
         std::fs::write(&file, "[server]\nprot = 1\n").unwrap();
         let err = args(&["--config", file.to_str().unwrap()]).resolve().unwrap_err();
         assert!(err.to_string().contains("unknown field `prot`"), "{err}");
