@@ -40,7 +40,8 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("tcp_port", &shared.local_port);
             kv("uptime_in_seconds", &shared.started.elapsed().as_secs());
             kv("shards", &shared.store.shard_count());
-            kv("role", &"leader");
+            // No replication yet: a single node, neither leader nor follower.
+            kv("role", &"standalone");
         }
         "clients" => {
             kv("connected_clients", &stats.connected_clients.load(relaxed()));
