@@ -91,6 +91,27 @@ impl PersistConfig {
     }
 }
 
+/// Files in `dir` named `<prefix><number><suffix>`, ordered by that number
+/// (WAL segments by first index, snapshots by covered index).
+pub(crate) fn numbered_files(
+    dir: &std::path::Path,
+    prefix: &str,
+    suffix: &str,
+) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let number = name.strip_prefix(prefix).and_then(|n| n.strip_suffix(suffix));
+        if let Some(n) = number.and_then(|n| n.parse::<u64>().ok()) {
+            out.push((n, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// How often the snapshot triggers are checked.
 pub const TRIGGER_CHECK: Duration = Duration::from_secs(1);
 

@@ -81,19 +81,7 @@ pub fn snapshot_name(index: u64) -> String {
 
 /// Snapshot files in `dir`, ordered by covered index.
 pub fn list_snapshots(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(num) = name.strip_prefix("snapshot-").and_then(|n| n.strip_suffix(".snap")) {
-            if let Ok(index) = num.parse::<u64>() {
-                out.push((index, entry.path()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    super::numbered_files(dir, "snapshot-", ".snap")
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SnapshotError + 'a {

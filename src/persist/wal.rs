@@ -57,19 +57,7 @@ pub fn segment_name(first_index: u64) -> String {
 
 /// WAL segments in `dir`, ordered by first index.
 pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_err("read directory", dir))? {
-        let entry = entry.map_err(io_err("read directory", dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(num) = name.strip_prefix("wal-").and_then(|n| n.strip_suffix(".log")) {
-            if let Ok(first) = num.parse::<u64>() {
-                out.push((first, entry.path()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    super::numbered_files(dir, "wal-", ".log").map_err(io_err("read directory", dir))
 }
 
 fn header(first_index: u64) -> [u8; WAL_HEADER_LEN] {
