@@ -28,12 +28,13 @@ pub enum Opcode {
     FlushAll = 0x32,
     Info = 0x33,
     Digest = 0x34,
+    Wait = 0x35,
     Snapshot = 0x40,
 }
 
 impl Opcode {
     /// All known opcodes, in wire order.
-    pub const ALL: [Opcode; 24] = [
+    pub const ALL: [Opcode; 25] = [
         Opcode::Ping,
         Opcode::Get,
         Opcode::Set,
@@ -57,6 +58,7 @@ impl Opcode {
         Opcode::FlushAll,
         Opcode::Info,
         Opcode::Digest,
+        Opcode::Wait,
         Opcode::Snapshot,
     ];
 
@@ -90,6 +92,7 @@ impl Opcode {
             Opcode::FlushAll => "FLUSHALL",
             Opcode::Info => "INFO",
             Opcode::Digest => "DIGEST",
+            Opcode::Wait => "WAIT",
             Opcode::Snapshot => "SNAPSHOT",
         }
     }

@@ -121,6 +121,12 @@ pub enum Request<B = Bytes> {
     },
     /// A fixed hash of the whole live dataset (protocol.md §8.9), to compare nodes.
     Digest,
+    /// Block until `replicas` followers acknowledged this connection's last
+    /// write, or `timeout_ms` passed (0 = no limit); replies with the count.
+    Wait {
+        replicas: u32,
+        timeout_ms: u64,
+    },
     /// Write a snapshot now; `background` replies at once.
     Snapshot {
         background: bool,
@@ -331,6 +337,17 @@ impl<'a> Request<&'a [u8]> {
                 bare(f, name)?;
                 Request::Digest
             }
+            Opcode::Wait => {
+                extras_exact(f, name, &[12])?;
+                no_value(f, name)?;
+                if !f.key.is_empty() {
+                    return Err(RequestError::bad("WAIT: takes no key"));
+                }
+                Request::Wait {
+                    replicas: BigEndian::read_u32(&f.extras[..4]),
+                    timeout_ms: BigEndian::read_u64(&f.extras[4..]),
+                }
+            }
             Opcode::Snapshot => {
                 extras_exact(f, name, &[0])?;
                 no_value(f, name)?;
@@ -373,6 +390,7 @@ impl<B> Request<B> {
             Request::FlushAll => Opcode::FlushAll,
             Request::Info { .. } => Opcode::Info,
             Request::Digest => Opcode::Digest,
+            Request::Wait { .. } => Opcode::Wait,
             Request::Snapshot { .. } => Opcode::Snapshot,
         }
     }
@@ -425,6 +443,7 @@ impl<B> Request<B> {
             Request::FlushAll => Request::FlushAll,
             Request::Info { section } => Request::Info { section: f(section) },
             Request::Digest => Request::Digest,
+            Request::Wait { replicas, timeout_ms } => Request::Wait { replicas, timeout_ms },
             Request::Snapshot { background } => Request::Snapshot { background },
         }
     }
@@ -493,6 +512,10 @@ impl Request<Bytes> {
                 extras.put_u32(*count);
             }
             Request::Info { section } => f.key = section.clone(),
+            Request::Wait { replicas, timeout_ms } => {
+                extras.put_u32(*replicas);
+                extras.put_u64(*timeout_ms);
+            }
             Request::Snapshot { background } => {
                 if *background {
                     f.flags = flags::BACKGROUND;

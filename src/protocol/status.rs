@@ -23,10 +23,13 @@ pub enum Status {
     BadFrame = 0x07,
     /// The server is at its connection limit; the connection is closed.
     Busy = 0x08,
-    /// Reserved: the server is still loading its data from disk. (The port
-    /// opens only once recovery is complete, so this is not sent today.)
+    /// A follower is replacing its dataset with the leader's snapshot (full
+    /// resync); retry shortly. (A starting server opens its port only once
+    /// recovery is complete, so recovery never sends it.)
     Loading = 0x09,
-    /// Reserved: this node is a follower; the value names the leader.
+    /// This node is a follower and the command writes (or WAIT); the value
+    /// is the leader's client address as text (`127.0.0.1:7441`), empty if
+    /// no leader is known.
     NotLeader = 0x0A,
     /// The write could not be made durable (WAL write or fsync failed);
     /// while the WAL is failing every write is refused with it.
@@ -35,10 +38,17 @@ pub enum Status {
     ShuttingDown = 0x0C,
     /// A background snapshot was asked for while one is being written.
     InProgress = 0x0D,
+    /// `replication = "quorum"`: the write was applied on the leader but a
+    /// majority did not hold it durably within the quorum timeout. It is
+    /// not reported as done: it may or may not survive a failover.
+    NoQuorum = 0x0E,
+    /// A follower configured with `max_stale_ms` refuses reads: its link to
+    /// the leader has been down longer than that.
+    Stale = 0x0F,
 }
 
 impl Status {
-    pub const ALL: [Status; 14] = [
+    pub const ALL: [Status; 16] = [
         Status::Ok,
         Status::BadRequest,
         Status::UnknownOpcode,
@@ -53,6 +63,8 @@ impl Status {
         Status::IoError,
         Status::ShuttingDown,
         Status::InProgress,
+        Status::NoQuorum,
+        Status::Stale,
     ];
 
     pub fn from_u8(b: u8) -> Option<Status> {
@@ -76,6 +88,8 @@ impl Status {
             Status::IoError => "IO_ERROR",
             Status::ShuttingDown => "SHUTTING_DOWN",
             Status::InProgress => "IN_PROGRESS",
+            Status::NoQuorum => "NO_QUORUM",
+            Status::Stale => "STALE",
         }
     }
 }

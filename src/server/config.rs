@@ -47,6 +47,8 @@ pub struct Config {
     pub threads: usize,
     /// Bytes of encoded op-log records kept in memory for followers.
     pub backlog_bytes: usize,
+    /// `Some` when started as a member of a cluster (`--config … --node-id`).
+    pub cluster: Option<super::cluster::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -68,6 +70,7 @@ impl Default for Config {
             idle_timeout: None,
             threads: default_threads(),
             backlog_bytes: 8 * 1024 * 1024,
+            cluster: None,
         }
     }
 }
@@ -318,6 +321,7 @@ impl ServerArgs {
                 n => n,
             },
             backlog_bytes: self.backlog_bytes.or(s.backlog_bytes).unwrap_or(d.backlog_bytes),
+            cluster: None,
         };
         config.validate()?;
         Ok(config)

@@ -70,11 +70,14 @@ async fn serve_inner(
     // With persistence on, write replies wait for the WAL; these are their
     // places in `wbuf`, so a failed write or fsync can turn them into IO_ERROR.
     let mut durable = Durable::new(shared);
+    // Log index of this connection's last write (WAIT waits for it).
+    let mut last_write = 0u64;
     loop {
         // Execute every complete frame already buffered, in order.
         let now = now_ms();
         let mut broken = false;
         let mut deferred = None;
+        let mut wrote = false;
         // Frames are executed straight from the read buffer (borrowed, no
         // copies); `used` bytes are consumed once the batch is done.
         let mut used = 0;
@@ -89,8 +92,15 @@ async fn serve_inner(
                     if done.write && !done.error {
                         durable.note(start, wbuf.len(), frame.opcode, frame.id);
                     }
+                    if done.write && !done.error {
+                        wrote = true;
+                    }
                     if let Some(background) = done.snapshot {
-                        deferred = Some((background, frame.opcode, frame.id));
+                        deferred = Some((Deferred::Snapshot { background }, frame.opcode, frame.id));
+                        break;
+                    }
+                    if let Some((replicas, timeout_ms)) = done.wait {
+                        deferred = Some((Deferred::Wait { replicas, timeout_ms }, frame.opcode, frame.id));
                         break;
                     }
                     if wbuf.len() >= FLUSH_AT {
@@ -118,8 +128,21 @@ async fn serve_inner(
             counts.clear();
         }
         durable.flush(&mut stream, &mut wbuf, shared, cancel).await?;
-        if let Some((background, opcode, id)) = deferred {
-            snapshot(shared, background, opcode, id, &mut wbuf).await;
+        if wrote {
+            // WAIT counts acknowledgements of this index: the log's position
+            // after the batch covers every write this connection made.
+            last_write = shared.store.log().last_index();
+        }
+        if let Some((what, opcode, id)) = deferred {
+            match what {
+                Deferred::Snapshot { background } => {
+                    snapshot(shared, background, opcode, id, &mut wbuf).await
+                }
+                Deferred::Wait { replicas, timeout_ms } => {
+                    let n = wait(shared, last_write, replicas, timeout_ms, cancel).await;
+                    encode_response(&mut wbuf, opcode, id, Status::Ok, BodyType::Int, &[], &n.to_be_bytes());
+                }
+            }
             write_out(&mut stream, &wbuf, cancel, shared.config.idle_timeout).await?;
             wbuf.clear();
             // More frames may already be buffered: run them before reading.
@@ -162,6 +185,38 @@ async fn serve_inner(
             return Ok(());
         }
     }
+}
+
+/// Requests the connection carries out itself, asynchronously, before it
+/// replies to them and reads on.
+enum Deferred {
+    Snapshot { background: bool },
+    Wait { replicas: u32, timeout_ms: u64 },
+}
+
+/// WAIT: blocks until `replicas` followers acknowledged `index` durably, or
+/// `timeout_ms` passes (0: no limit; shutdown also ends it), and returns
+/// how many did (Redis semantics: the count at the end, which may be fewer).
+async fn wait(
+    shared: &Shared,
+    index: u64,
+    replicas: u32,
+    timeout_ms: u64,
+    cancel: &CancellationToken,
+) -> i64 {
+    let reached = shared.repl.wait_acked(index, replicas as usize);
+    let limit = async {
+        match timeout_ms {
+            0 => std::future::pending().await,
+            ms => tokio::time::sleep(Duration::from_millis(ms)).await,
+        }
+    };
+    tokio::select! {
+        _ = reached => {}
+        _ = limit => {}
+        _ = cancel.cancelled() => {}
+    }
+    shared.repl.acked_count(index) as i64
 }
 
 /// Replies to SNAPSHOT: write one now, or start one in the background.

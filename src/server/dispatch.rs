@@ -24,6 +24,8 @@ pub struct Executed {
     pub write: bool,
     /// A SNAPSHOT the connection must carry out (asynchronously) before replying.
     pub snapshot: Option<bool>,
+    /// A WAIT (replicas, timeout ms) the connection must carry out before replying.
+    pub wait: Option<(u32, u64)>,
 }
 
 /// Writes the reply to `frame` into `out` (except for a deferred SNAPSHOT).
@@ -37,6 +39,7 @@ pub fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut BytesM
                 r.error(Status::BadRequest, "persistence is off (--persistence off): nothing to snapshot")
             }
         },
+        Ok(Request::Wait { replicas, timeout_ms }) => done.wait = Some((replicas, timeout_ms)),
         Ok(req) if req.is_write() && shared.persist.as_ref().is_some_and(|p| p.failed()) => {
             done.write = true;
             r.error(Status::IoError, &wal_failure_message(shared));
@@ -197,7 +200,9 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             store.flush_all();
             r.ok()
         }
-        Request::Snapshot { .. } => unreachable!("SNAPSHOT is carried out by the connection"),
+        Request::Snapshot { .. } | Request::Wait { .. } => {
+            unreachable!("SNAPSHOT and WAIT are carried out by the connection")
+        }
         Request::Info { section } => {
             let name = String::from_utf8_lossy(section);
             match info::render(shared, &name) {

@@ -5,11 +5,13 @@
 //! lets every connection finish the batch it is executing and write its
 //! replies, and returns once all connection tasks have ended.
 
+mod cluster;
 mod config;
 mod connection;
 mod dispatch;
 mod info;
 mod persistence;
+mod replication;
 mod stats;
 
 use std::future::Future;
@@ -23,10 +25,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+pub use cluster::{ClusterConfig, NodeInfo, ReplicationMode};
 pub use config::{default_shards, Config, ConfigError, ServerArgs};
 pub use dispatch::range as lrange_bounds;
 pub use info::rss_bytes;
 pub use persistence::{Persistence, SnapshotRefusal, SnapshotStats};
+pub use replication::Role;
 pub use stats::Stats;
 
 use crate::oplog::OpLog;
@@ -43,6 +47,8 @@ pub struct Shared {
     pub local_port: u16,
     /// `None` with `--persistence off`.
     pub persist: Option<Arc<Persistence>>,
+    /// This node's role and replication state.
+    pub repl: replication::Replication,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -110,6 +116,7 @@ impl Server {
             local_port,
             config,
             persist,
+            repl: replication::Replication::standalone(),
         });
         serve_shared(listener, shared, shutdown, workers).await
     }
