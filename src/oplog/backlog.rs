@@ -93,9 +93,15 @@ impl Backlog {
 
     /// Puts a record that is already durable (WAL replay) back in the
     /// backlog, so followers can still be served from it after a restart.
+    /// With the WAL enabled (a follower applying its leader's stream; never
+    /// during recovery, which runs before the WAL starts) it is queued for
+    /// the WAL as well, under the leader's index and term.
     pub fn restore<B: AsRef<[u8]>>(&mut self, term: u64, index: u64, op: &Op<B>) {
         self.term = self.term.max(term);
         self.last_index = index;
+        if let Some(wal) = &mut self.wal {
+            encode_record_unsealed(term, index, op, wal);
+        }
         if !self.retain {
             return;
         }
@@ -111,6 +117,19 @@ impl Backlog {
             self.records.clear();
             self.bytes = 0;
             self.last_index = index;
+        }
+    }
+
+    /// Restarts the log at `index` (which may be lower than today's): a
+    /// follower that loaded its leader's snapshot. Records kept or queued
+    /// for the WAL belong to the replaced dataset and are dropped.
+    pub fn reset_to(&mut self, term: u64, index: u64) {
+        self.records.clear();
+        self.bytes = 0;
+        self.last_index = index;
+        self.term = term;
+        if let Some(wal) = &mut self.wal {
+            wal.clear();
         }
     }
 
@@ -236,7 +255,18 @@ impl OpLog {
     }
 
     pub fn restore<B: AsRef<[u8]>>(&self, term: u64, index: u64, op: &Op<B>) {
-        self.lock().restore(term, index, op)
+        let mut g = self.lock();
+        g.restore(term, index, op);
+        let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
+            && g.wal.as_ref().is_some_and(|w| !w.is_empty());
+        drop(g);
+        if wake {
+            self.wal_ready.notify_one();
+        }
+    }
+
+    pub fn reset_to(&self, term: u64, index: u64) {
+        self.lock().reset_to(term, index)
     }
 
     pub fn set_last_index(&self, term: u64, index: u64) {

@@ -8,6 +8,7 @@
 //! replays only the WAL records a shard's image does not already contain.
 //! See protocol.md, "Persistence formats".
 
+mod node_meta;
 mod recovery;
 mod snapshot;
 mod wal;
@@ -18,9 +19,11 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use recovery::{recover, RecoveryReport};
+pub use node_meta::{read_node_meta, write_node_meta, NodeMeta, NODE_FILE};
+pub use recovery::{apply_after_snapshot, recover, RecoveryReport};
 pub use snapshot::{
-    list_snapshots, read_snapshot, snapshot_name, write_snapshot, SnapshotError, SnapshotInfo, SnapshotMeta,
+    encode_snapshot, list_snapshots, read_snapshot, read_snapshot_from, snapshot_name, write_snapshot,
+    Encoded, SnapshotError, SnapshotInfo, SnapshotMeta,
 };
 pub use wal::{
     list_segments, scan_segment, segment_name, Durability, SegmentScan, WalError, WalStats, WalWriter,

@@ -152,30 +152,42 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
 
 fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record, report: &mut RecoveryReport) {
     report.term = report.term.max(rec.term);
+    if apply_after_snapshot(store, meta, &rec) {
+        report.records_replayed += 1;
+    } else {
+        report.records_skipped += 1;
+    }
+}
+
+/// Applies a record that follows a snapshot whose shards cover different
+/// indexes (recovery, a follower after a full resync): a record a shard's
+/// image already contains is only logged, not applied again. Returns
+/// whether it was applied. Every record is logged under its own index.
+pub fn apply_after_snapshot(store: &Store, meta: Option<&SnapshotMeta>, rec: &Record) -> bool {
     let covered = |key: &[u8]| meta.is_some_and(|m| rec.index <= m.covers[shard_for(key, m.shards as usize)]);
     match (&rec.op, meta) {
         (_, Some(m)) if rec.index <= m.min_cover() => {
-            report.records_skipped += 1;
             store.log().restore(rec.term, rec.index, &rec.op);
+            false
         }
         (Op::FlushAll, Some(m)) if m.max_cover() >= rec.index => {
             // Shards whose image is newer than this FLUSHALL keep their keys.
             store.retain(|k| covered(k));
             store.log().restore(rec.term, rec.index, &rec.op);
-            report.records_replayed += 1;
+            true
         }
         (op, _) if op.key().is_some_and(covered) => {
-            report.records_skipped += 1;
             store.log().restore(rec.term, rec.index, &rec.op);
+            false
         }
         _ => {
             // A refused op was refused live too (it was logged as applied, so
             // this cannot happen unless the data is inconsistent): keep going,
             // as the leader did.
             if let Err(e) = store.apply_replayed(rec.term, rec.index, &rec.op) {
-                warn!(index = rec.index, error = %e, "WAL record refused during replay");
+                warn!(index = rec.index, error = %e, "record refused on replay");
             }
-            report.records_replayed += 1;
+            true
         }
     }
 }

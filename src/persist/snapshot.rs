@@ -133,6 +133,76 @@ fn write_block(w: &mut impl Write, body: &[u8]) -> std::io::Result<u64> {
     Ok(8 + body.len() as u64)
 }
 
+/// What [`encode_snapshot`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    pub bytes: u64,
+    pub entries: u64,
+    /// Smallest and largest index a shard image covers.
+    pub min_cover: u64,
+    pub max_cover: u64,
+}
+
+/// Encodes a snapshot of `store` (the file format above) into `w`, shard by
+/// shard, each under its own lock only. Entries already expired at `now_ms`
+/// are left out (`now_ms` 0 keeps them all). Used for snapshot files and,
+/// unchanged, for a full resync's stream to a follower.
+pub fn encode_snapshot(
+    store: &Store,
+    term: u64,
+    now_ms: u64,
+    w: &mut impl Write,
+) -> std::io::Result<Encoded> {
+    let shards = store.shard_count() as u32;
+    let mut header = [0u8; HEADER_LEN + 4];
+    header[..4].copy_from_slice(SNAPSHOT_MAGIC);
+    BigEndian::write_u16(&mut header[4..6], SNAPSHOT_VERSION);
+    BigEndian::write_u32(&mut header[8..12], shards);
+    BigEndian::write_u64(&mut header[16..24], term);
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    BigEndian::write_u64(&mut header[24..32], created);
+    let crc = crc32fast::hash(&header[..HEADER_LEN]);
+    BigEndian::write_u32(&mut header[HEADER_LEN..], crc);
+    w.write_all(&header)?;
+    let mut bytes = header.len() as u64;
+    let mut total = 0u64;
+    let mut min_cover = u64::MAX;
+    let mut max_cover = 0u64;
+    for s in 0..shards {
+        let mut blocks: Vec<(Vec<u8>, u32)> = Vec::new();
+        let mut cur = new_entries_block(s);
+        let mut count = 0u32;
+        let covers = store.export_shard(s as usize, |e| {
+            if now_ms != 0 && e.is_expired(now_ms) {
+                return;
+            }
+            encode_entry(e, &mut cur);
+            count += 1;
+            if cur.len() >= BLOCK_TARGET {
+                blocks.push((std::mem::replace(&mut cur, new_entries_block(s)), count));
+                count = 0;
+            }
+        });
+        blocks.push((cur, count));
+        min_cover = min_cover.min(covers);
+        max_cover = max_cover.max(covers);
+        for (mut body, n) in blocks {
+            BigEndian::write_u64(&mut body[5..13], covers);
+            BigEndian::write_u32(&mut body[13..17], n);
+            total += n as u64;
+            bytes += write_block(w, &body)?;
+        }
+    }
+    let mut end = vec![BLOCK_END];
+    end.extend_from_slice(&total.to_be_bytes());
+    end.extend_from_slice(&shards.to_be_bytes());
+    bytes += write_block(w, &end)?;
+    let min_cover = if min_cover == u64::MAX { 0 } else { min_cover };
+    Ok(Encoded { bytes, entries: total, min_cover, max_cover })
+}
+
 /// Writes a snapshot of `store` into `dir` and returns where and what.
 /// Entries already expired at `now_ms` are left out.
 /// `before_publish(max covered index)` runs after the file is complete and
@@ -150,49 +220,8 @@ pub fn write_snapshot(
     let file =
         OpenOptions::new().create(true).truncate(true).write(true).open(&tmp).map_err(io("create", &tmp))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    let shards = store.shard_count() as u32;
-    let mut header = [0u8; HEADER_LEN + 4];
-    header[..4].copy_from_slice(SNAPSHOT_MAGIC);
-    BigEndian::write_u16(&mut header[4..6], SNAPSHOT_VERSION);
-    BigEndian::write_u32(&mut header[8..12], shards);
-    BigEndian::write_u64(&mut header[16..24], term);
-    BigEndian::write_u64(&mut header[24..32], now_ms);
-    let crc = crc32fast::hash(&header[..HEADER_LEN]);
-    BigEndian::write_u32(&mut header[HEADER_LEN..], crc);
-    w.write_all(&header).map_err(io("write", &tmp))?;
-    let mut bytes = header.len() as u64;
-    let mut total = 0u64;
-    let mut min_cover = u64::MAX;
-    let mut max_cover = 0u64;
-    for s in 0..shards {
-        let mut blocks: Vec<(Vec<u8>, u32)> = Vec::new();
-        let mut cur = new_entries_block(s);
-        let mut count = 0u32;
-        let covers = store.export_shard(s as usize, |e| {
-            if e.is_expired(now_ms) {
-                return;
-            }
-            encode_entry(e, &mut cur);
-            count += 1;
-            if cur.len() >= BLOCK_TARGET {
-                blocks.push((std::mem::replace(&mut cur, new_entries_block(s)), count));
-                count = 0;
-            }
-        });
-        blocks.push((cur, count));
-        min_cover = min_cover.min(covers);
-        max_cover = max_cover.max(covers);
-        for (mut body, n) in blocks {
-            BigEndian::write_u64(&mut body[5..13], covers);
-            BigEndian::write_u32(&mut body[13..17], n);
-            total += n as u64;
-            bytes += write_block(&mut w, &body).map_err(io("write", &tmp))?;
-        }
-    }
-    let mut end = vec![BLOCK_END];
-    end.extend_from_slice(&total.to_be_bytes());
-    end.extend_from_slice(&shards.to_be_bytes());
-    bytes += write_block(&mut w, &end).map_err(io("write", &tmp))?;
+    let Encoded { bytes, entries: total, min_cover, max_cover } =
+        encode_snapshot(store, term, now_ms, &mut w).map_err(io("write", &tmp))?;
     let file = w.into_inner().map_err(|e| SnapshotError::Io {
         op: "write",
         path: tmp.clone(),
@@ -200,7 +229,7 @@ pub fn write_snapshot(
     })?;
     file.sync_all().map_err(io("fsync", &tmp))?;
     drop(file);
-    let index = if min_cover == u64::MAX { 0 } else { min_cover };
+    let index = min_cover;
     if let Err(reason) = before_publish(max_cover) {
         let _ = std::fs::remove_file(&tmp);
         return Err(SnapshotError::Io { op: "publish", path: tmp, source: std::io::Error::other(reason) });
@@ -224,11 +253,22 @@ pub fn write_snapshot(
 pub fn read_snapshot(
     path: &Path,
     now_ms: u64,
-    mut load: impl FnMut(Entry),
+    load: impl FnMut(Entry),
 ) -> Result<SnapshotMeta, SnapshotError> {
     let file = File::open(path).map_err(io("open", path))?;
     let file_len = file.metadata().map_err(io("stat", path))?.len();
-    let mut r = BufReader::with_capacity(1 << 20, file);
+    read_snapshot_from(BufReader::with_capacity(1 << 20, file), file_len, path, now_ms, load)
+}
+
+/// Like [`read_snapshot`], from any reader holding `file_len` bytes (a
+/// snapshot received from the leader in memory); `path` names it in errors.
+pub fn read_snapshot_from(
+    mut r: impl Read,
+    file_len: u64,
+    path: &Path,
+    now_ms: u64,
+    mut load: impl FnMut(Entry),
+) -> Result<SnapshotMeta, SnapshotError> {
     let corrupt =
         |offset: u64, reason: String| SnapshotError::Corrupt { path: path.to_owned(), offset, reason };
     let mut header = [0u8; HEADER_LEN + 4];

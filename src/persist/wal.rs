@@ -45,6 +45,8 @@ pub enum WalError {
     TornRefused { path: PathBuf, offset: u64, reason: String },
     #[error("{path}: record index {got} where {expected} was expected (missing or reordered records)")]
     Gap { path: PathBuf, expected: u64, got: u64 },
+    #[error("{path}: {reason}; refusing to start (delete the file to make this node resync in full from its leader)")]
+    NodeFile { path: PathBuf, reason: String },
 }
 
 pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
@@ -393,6 +395,48 @@ impl WalWriter {
             std::thread::sleep(Duration::from_millis(1));
         }
         true
+    }
+
+    /// Replaces the whole WAL: a follower that loaded its leader's snapshot.
+    /// Under the segment lock, every segment (records of the replaced
+    /// dataset, possibly of another history) is deleted, `install` runs
+    /// (it publishes the snapshot that now holds the data), and a new
+    /// segment starts at `next_index`. A crash in between leaves either no
+    /// WAL and no new snapshot (the node comes back empty and resyncs) or
+    /// the new snapshot alone: never the old records on top of new data.
+    pub fn restart_at(
+        &self,
+        next_index: u64,
+        install: impl FnOnce() -> Result<(), WalError>,
+    ) -> Result<(), WalError> {
+        let mut a = lock(&self.shared.active);
+        let mut segs = lock(&self.shared.segments);
+        a.retry.clear();
+        let _ = self.shared.log.take_wal_now();
+        for seg in segs.drain(..) {
+            match std::fs::remove_file(&seg.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("delete WAL segment", &seg.path)(e)),
+            }
+        }
+        fsync_dir(&self.shared.dir)?;
+        install()?;
+        let (file, path) = create_segment(&self.shared.dir, next_index)?;
+        segs.push(Segment { first: next_index, path: path.clone(), len: 0 });
+        a.file = file;
+        a.path = path;
+        a.first = next_index;
+        a.len = WAL_HEADER_LEN as u64;
+        a.retry_last = next_index - 1;
+        a.unsynced = false;
+        self.shared.active_len.store(WAL_HEADER_LEN as u64, Ordering::Relaxed);
+        let at = next_index - 1;
+        self.shared.durable.send_modify(|d| {
+            d.written = at;
+            d.synced = at;
+        });
+        Ok(())
     }
 
     /// Writes and fsyncs everything queued, then stops the thread.

@@ -338,6 +338,10 @@ impl Follower {
                     self.leader_term = term;
                     self.out.push(FollowerOutput::LoadSnapshot { snapshot_index: index, history_id, term });
                     self.synced();
+                } else {
+                    // A long transfer sends no heartbeats: acks keep the
+                    // leader from declaring this follower silent.
+                    self.ack();
                 }
             }
             Message::Records { records, commit_index } => {
@@ -668,6 +672,8 @@ mod tests {
             outs,
             vec![
                 FollowerOutput::SnapshotData { offset: 0, bytes: Bytes::from_static(b"abc") },
+                // Acks during the transfer only say "alive" (the leader ignores their indexes).
+                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 3, durable: 3 }),
                 FollowerOutput::SnapshotData { offset: 3, bytes: Bytes::from_static(b"de") },
                 FollowerOutput::LoadSnapshot { snapshot_index: 40, history_id: 8, term: 2 },
                 FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 40, durable: 0 }),

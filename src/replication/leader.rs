@@ -237,6 +237,12 @@ impl Leader {
         self.peers.values().filter(|p| p.matched >= index).count()
     }
 
+    /// Every follower known: the cluster's other nodes and any read
+    /// replica that has connected.
+    pub fn follower_ids(&self) -> Vec<NodeId> {
+        self.peers.keys().copied().collect()
+    }
+
     pub fn progress(&self, id: NodeId) -> Option<FollowerProgress> {
         self.peers.get(&id).map(|p| FollowerProgress {
             state: p.state,
@@ -357,6 +363,13 @@ impl Leader {
         }
         let applied = applied.min(last_index);
         let durable = durable.min(applied);
+        if p.state == FollowerState::FullSync {
+            // Proof of life during a snapshot transfer. Its indexes still
+            // describe the dataset being replaced (maybe another history's):
+            // they count for nothing.
+            p.ticks_since_ack = 0;
+            return;
+        }
         if p.state == FollowerState::Down {
             // The link is being torn down; durability it reports is still
             // true, the rest waits for the next handshake.

@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
 use super::stats::BatchCounts;
-use super::{dispatch, now_ms, Shared, SnapshotRefusal};
+use super::{dispatch, now_ms, Role, Shared, SnapshotRefusal};
 use crate::protocol::{encode_response, BodyType, Codec, CodecError, Peek, Status};
+use crate::replication::wire;
 
 /// Write replies out once this much is buffered, even mid-batch, so a huge
 /// pipeline cannot grow the write buffer without bound.
@@ -44,7 +45,7 @@ pub(super) async fn serve(
     async {
         debug!("connected");
         let result = match TcpStream::from_std(stream) {
-            Ok(stream) => serve_inner(stream, &shared, &cancel).await,
+            Ok(stream) => serve_inner(stream, peer, &shared, &cancel).await,
             Err(e) => Err(e),
         };
         match result {
@@ -59,6 +60,7 @@ pub(super) async fn serve(
 
 async fn serve_inner(
     mut stream: TcpStream,
+    peer: SocketAddr,
     shared: &Shared,
     cancel: &CancellationToken,
 ) -> std::io::Result<()> {
@@ -70,20 +72,46 @@ async fn serve_inner(
     // With persistence on, write replies wait for the WAL; these are their
     // places in `wbuf`, so a failed write or fsync can turn them into IO_ERROR.
     let mut durable = Durable::new(shared);
-    // Log index of this connection's last write (WAIT waits for it).
-    let mut last_write = 0u64;
+    // Whether this connection ever wrote (WAIT waits for its last write).
+    let mut wrote_any = false;
     loop {
         // Execute every complete frame already buffered, in order.
         let now = now_ms();
         let mut broken = false;
         let mut deferred = None;
         let mut wrote = false;
+        let mut handshake = None;
         // Frames are executed straight from the read buffer (borrowed, no
         // copies); `used` bytes are consumed once the batch is done.
         let mut used = 0;
         let mut need = 0;
         loop {
             match codec.peek(&rbuf[used..]) {
+                Ok(Peek::Frame(frame, len))
+                    if frame.opcode == wire::OP_HANDSHAKE && shared.repl.role() == Role::Leader =>
+                {
+                    used += len;
+                    match wire::decode(&frame) {
+                        Ok(hello) => {
+                            handshake = Some(hello);
+                            break;
+                        }
+                        Err(e) => {
+                            debug!(error = %e, "malformed replication handshake");
+                            let msg = e.to_string();
+                            let (op, id) = (frame.opcode, frame.id);
+                            encode_response(
+                                &mut wbuf,
+                                op,
+                                id,
+                                Status::BadRequest,
+                                BodyType::Text,
+                                &[],
+                                msg.as_bytes(),
+                            );
+                        }
+                    }
+                }
                 Ok(Peek::Frame(frame, len)) => {
                     used += len;
                     let start = wbuf.len();
@@ -127,11 +155,15 @@ async fn serve_inner(
             shared.stats.record(&counts);
             counts.clear();
         }
-        durable.flush(&mut stream, &mut wbuf, shared, cancel).await?;
         if wrote {
-            // WAIT counts acknowledgements of this index: the log's position
-            // after the batch covers every write this connection made.
-            last_write = shared.store.log().last_index();
+            wrote_any = true;
+            shared.repl.appended();
+        }
+        durable.flush(&mut stream, &mut wbuf, shared, cancel).await?;
+        if let Some(hello) = handshake {
+            // From here on this connection is a follower's replication link.
+            shared.repl.serve_link(stream, peer, rbuf, hello, cancel).await;
+            return Ok(());
         }
         if let Some((what, opcode, id)) = deferred {
             match what {
@@ -139,7 +171,11 @@ async fn serve_inner(
                     snapshot(shared, background, opcode, id, &mut wbuf).await
                 }
                 Deferred::Wait { replicas, timeout_ms } => {
-                    let n = wait(shared, last_write, replicas, timeout_ms, cancel).await;
+                    // The log's position now covers every write this
+                    // connection made (and maybe others' since: WAIT may
+                    // wait a little longer, never less).
+                    let index = if wrote_any { shared.store.log().last_index() } else { 0 };
+                    let n = wait(shared, index, replicas, timeout_ms, cancel).await;
                     encode_response(&mut wbuf, opcode, id, Status::Ok, BodyType::Int, &[], &n.to_be_bytes());
                 }
             }
@@ -269,6 +305,9 @@ struct Durable {
     fsynced: bool,
     /// (start, end, opcode, id) of each write reply in the write buffer.
     writes: Vec<(usize, usize, u8, u32)>,
+    /// Quorum mode (leader): the commit index, and how long a write may
+    /// wait for a majority before NO_QUORUM.
+    quorum: Option<(tokio::sync::watch::Receiver<u64>, Duration)>,
 }
 
 impl Durable {
@@ -276,11 +315,11 @@ impl Durable {
         let rx = shared.persist.as_ref().map(|p| p.durability());
         let fsynced =
             shared.persist.as_ref().is_some_and(|p| p.cfg.fsync == crate::persist::FsyncPolicy::Always);
-        Durable { rx, fsynced, writes: Vec::new() }
+        Durable { rx, fsynced, writes: Vec::new(), quorum: shared.repl.quorum() }
     }
 
     fn note(&mut self, start: usize, end: usize, opcode: u8, id: u32) {
-        if self.rx.is_some() {
+        if self.rx.is_some() || self.quorum.is_some() {
             self.writes.push((start, end, opcode, id));
         }
     }
@@ -296,8 +335,8 @@ impl Durable {
         shared: &Shared,
         cancel: &CancellationToken,
     ) -> std::io::Result<()> {
+        let target = if self.writes.is_empty() { 0 } else { shared.store.log().last_index() };
         if let (Some(rx), false) = (self.rx.as_mut(), self.writes.is_empty()) {
-            let target = shared.store.log().last_index();
             let fsynced = self.fsynced;
             if !fsynced {
                 // Write the batch's records ourselves (as Redis writes its AOF
@@ -321,22 +360,50 @@ impl Durable {
             if !ok {
                 let msg = dispatch::wal_failure_message(shared);
                 warn!(writes = self.writes.len(), "WAL not durable: answering writes with IO_ERROR");
-                let old = wbuf.split();
-                let mut at = 0;
-                for &(start, end, opcode, id) in &self.writes {
-                    wbuf.extend_from_slice(&old[at..start]);
-                    encode_response(wbuf, opcode, id, Status::IoError, BodyType::Text, &[], msg.as_bytes());
-                    at = end;
-                }
-                wbuf.extend_from_slice(&old[at..]);
+                Self::replace(&self.writes, wbuf, Status::IoError, &msg);
+                self.writes.clear();
             }
-            self.writes.clear();
         }
+        if let (Some((commit, limit)), false) = (self.quorum.as_mut(), self.writes.is_empty()) {
+            // The streamer may not have seen these records yet.
+            shared.repl.appended();
+            let limit = *limit;
+            let reached = tokio::time::timeout(limit, commit.wait_for(|c| *c >= target)).await;
+            let reached = matches!(reached, Ok(Ok(_)));
+            if !reached {
+                let msg = format!(
+                    "write applied on the leader but not held by a majority within {} ms (quorum mode); \
+                     it may or may not survive a failover",
+                    limit.as_millis()
+                );
+                warn!(
+                    writes = self.writes.len(),
+                    index = target,
+                    "no quorum: answering writes with NO_QUORUM"
+                );
+                Self::replace(&self.writes, wbuf, Status::NoQuorum, &msg);
+            }
+        }
+        self.writes.clear();
         if !wbuf.is_empty() {
             write_out(stream, wbuf, cancel, shared.config.idle_timeout).await?;
             wbuf.clear();
         }
         Ok(())
+    }
+}
+
+impl Durable {
+    /// Rewrites every noted write reply in `wbuf` as an error.
+    fn replace(writes: &[(usize, usize, u8, u32)], wbuf: &mut BytesMut, status: Status, msg: &str) {
+        let old = wbuf.split();
+        let mut at = 0;
+        for &(start, end, opcode, id) in writes {
+            wbuf.extend_from_slice(&old[at..start]);
+            encode_response(wbuf, opcode, id, status, BodyType::Text, &[], msg.as_bytes());
+            at = end;
+        }
+        wbuf.extend_from_slice(&old[at..]);
     }
 }
 

@@ -39,15 +39,22 @@ pub fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut BytesM
                 r.error(Status::BadRequest, "persistence is off (--persistence off): nothing to snapshot")
             }
         },
-        Ok(Request::Wait { replicas, timeout_ms }) => done.wait = Some((replicas, timeout_ms)),
-        Ok(req) if req.is_write() && shared.persist.as_ref().is_some_and(|p| p.failed()) => {
-            done.write = true;
-            r.error(Status::IoError, &wal_failure_message(shared));
-        }
-        Ok(req) => {
+        Ok(req) if req.is_write() || matches!(req, Request::Wait { .. }) => {
             done.write = req.is_write();
-            run(shared, req, now, &mut r)
+            if let Some((status, message)) = shared.repl.refuse_write() {
+                r.error(status, &message);
+            } else if let Request::Wait { replicas, timeout_ms } = req {
+                done.wait = Some((replicas, timeout_ms));
+            } else if shared.persist.as_ref().is_some_and(|p| p.failed()) {
+                r.error(Status::IoError, &wal_failure_message(shared));
+            } else {
+                run(shared, req, now, &mut r);
+            }
         }
+        Ok(req) => match reads_data(&req).then(|| shared.repl.refuse_read()).flatten() {
+            Some((status, message)) => r.error(status, &message),
+            None => run(shared, req, now, &mut r),
+        },
         Err(e) => {
             tracing::debug!(opcode = frame.opcode, id = frame.id, status = %e.status, "{}", e.message);
             r.error(e.status, &e.message)
@@ -55,6 +62,12 @@ pub fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut BytesM
     }
     done.error = r.error;
     done
+}
+
+/// Commands that read the dataset: a follower refuses them while loading a
+/// full resync or when its data is too stale (`max_stale_ms`).
+fn reads_data<B>(req: &Request<B>) -> bool {
+    !matches!(req, Request::Ping { .. } | Request::Info { .. } | Request::Snapshot { .. })
 }
 
 /// The IO_ERROR message while the WAL is failing.

@@ -6,7 +6,8 @@ use super::Shared;
 use crate::protocol::Opcode;
 
 /// Section names in the order INFO prints them.
-pub const SECTIONS: [&str; 7] = ["server", "clients", "memory", "persistence", "keyspace", "oplog", "stats"];
+pub const SECTIONS: [&str; 8] =
+    ["server", "clients", "memory", "persistence", "replication", "keyspace", "oplog", "stats"];
 
 /// Renders the named section (case-insensitive), or every section for "" /
 /// "all"; `None` for an unknown name.
@@ -40,9 +41,9 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("tcp_port", &shared.local_port);
             kv("uptime_in_seconds", &shared.started.elapsed().as_secs());
             kv("shards", &shared.store.shard_count());
-            // No replication yet: a single node, neither leader nor follower.
-            kv("role", &"standalone");
+            kv("role", &shared.repl.role().name());
         }
+        "replication" => shared.repl.info(out),
         "clients" => {
             kv("connected_clients", &stats.connected_clients.load(relaxed()));
             kv("max_connections", &shared.config.max_connections);

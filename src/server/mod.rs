@@ -109,6 +109,7 @@ impl Server {
     ) -> Result<(), ServerError> {
         let Server { store, persist, config } = self;
         let local_port = listener.local_addr()?.port();
+        let repl = replication::Replication::open(config.cluster.as_ref(), &store, persist.as_ref())?;
         let shared = Arc::new(Shared {
             store,
             stats: Stats::default(),
@@ -116,7 +117,7 @@ impl Server {
             local_port,
             config,
             persist,
-            repl: replication::Replication::standalone(),
+            repl,
         });
         serve_shared(listener, shared, shutdown, workers).await
     }
@@ -152,7 +153,11 @@ async fn serve_shared(
     let mut next_worker = 0usize;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tracker.spawn(sweep_expired(shared.clone(), cancel.clone()));
+    if shared.repl.role() != Role::Follower {
+        // A follower never expires keys itself: the leader's DELs arrive in the stream.
+        tracker.spawn(sweep_expired(shared.clone(), cancel.clone()));
+    }
+    shared.repl.start(&shared, &cancel, &tracker);
     if let Some(p) = &shared.persist {
         tracker.spawn(persistence::schedule_snapshots(p.clone(), shared.store.clone(), cancel.clone()));
     }

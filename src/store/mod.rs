@@ -39,6 +39,10 @@ pub struct Store {
     hasher: foldhash::fast::FixedState,
     log: Arc<OpLog>,
     expired_keys: AtomicU64,
+    /// A follower's store: an expired key reads as absent but is not
+    /// deleted here — the leader decides expiry and streams the DEL, so
+    /// the follower's log never gets records of its own.
+    replica: std::sync::atomic::AtomicBool,
 }
 
 /// Keyspace figures for INFO.
@@ -67,11 +71,34 @@ impl Store {
         let n = shards.max(1).next_power_of_two();
         let hasher = foldhash::fast::FixedState::with_seed(seed());
         let shards = (0..n).map(|_| ShardLock::new(Shard::new(hasher))).collect();
-        Store { shards, hasher, log, expired_keys: AtomicU64::new(0) }
+        Store {
+            shards,
+            hasher,
+            log,
+            expired_keys: AtomicU64::new(0),
+            replica: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     pub fn shard_count(&self) -> usize {
         self.shards.len()
+    }
+
+    /// Makes this a follower's store (see `replica`), or a leader's again.
+    pub fn set_replica(&self, replica: bool) {
+        self.replica.store(replica, Ordering::Relaxed);
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Relaxed)
+    }
+
+    /// Drops every key without logging anything: a follower replacing its
+    /// dataset with the leader's snapshot.
+    pub fn clear_unlogged(&self) {
+        for i in 0..self.shards.len() {
+            self.lock(i).clear();
+        }
     }
 
     pub fn log(&self) -> &Arc<OpLog> {
@@ -97,7 +124,9 @@ impl Store {
         let mut slot = shard.find_index(hash, key);
         if let Some(i) = slot {
             let expired = shard.table.get_bucket(i).is_some_and(|e| e.is_expired(now));
-            if expired {
+            if expired && self.is_replica() {
+                slot = None;
+            } else if expired {
                 shard.remove_at(i);
                 self.log.append(&Op::Del { key });
                 self.expired_keys.fetch_add(1, Ordering::Relaxed);
