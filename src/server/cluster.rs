@@ -38,6 +38,12 @@ pub struct NodeInfo {
 }
 
 /// The cluster as this node sees it.
+///
+/// Built from a config file by `ServerArgs::resolve`, which guarantees: at
+/// least one node; ids non-zero and unique; addrs (with a non-zero port) and
+/// data_dirs unique; `node_id` and `initial_leader` are members; heartbeat
+/// ≥ 1 ms; `link_timeout` > 2 × `heartbeat`; `quorum_timeout` ≥ 1 ms;
+/// `max_stale` is `None` or non-zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
     /// This process's node.
