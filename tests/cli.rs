@@ -1,14 +1,17 @@
 //! The `burrow-cli` binary against an in-process server: one-shot commands,
-//! exit codes, pipelined standard input and help.
+//! exit codes, pipelined standard input, help, WAIT, and redirects from
+//! (fake) followers to the leader.
 
 mod common;
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use burrow::cli::commands::COMMANDS;
 use burrow::server::ServerHandle;
+use common::not_leader::NotLeader;
 
 /// A server on its own runtime, so tests can block on child processes.
 struct Server {
@@ -33,6 +36,24 @@ impl Server {
     /// Runs `burrow-cli --port <port>` with `input` on standard input.
     fn pipe(&self, input: String) -> Output {
         cli_at(self.port, Vec::<OsString>::new(), Some(input))
+    }
+
+    /// A fake follower on this server's runtime, naming `leader`.
+    fn follower(&self, leader: &str) -> NotLeader {
+        self.runtime.block_on(NotLeader::start(leader))
+    }
+
+    /// Two fake followers on this server's runtime naming each other.
+    fn follower_loop(&self) -> (NotLeader, NotLeader) {
+        self.runtime.block_on(async {
+            let (la, lb) = (NotLeader::bind().await, NotLeader::bind().await);
+            let (a, b) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
+            (NotLeader::serve(la, &b.to_string()), NotLeader::serve(lb, &a.to_string()))
+        })
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 }
 
@@ -70,6 +91,10 @@ fn cli_at<A: Into<OsString>>(port: u16, args: impl IntoIterator<Item = A>, input
 
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("utf-8 output")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
 }
 
 /// Asserts the exit status and the exact standard output.
@@ -218,4 +243,98 @@ fn help_lists_and_explains_commands_without_a_server() {
         false,
         "(error) ERR no help for 'nope', type 'help' for the list of commands\n",
     );
+}
+
+#[test]
+fn wait_counts_no_followers_on_a_standalone_server() {
+    let s = Server::start();
+    expect(s.cli(["WAIT", "0", "0"]), true, "(integer) 0\n");
+    let started = Instant::now();
+    expect(s.cli(["wait", "1", "100"]), true, "(integer) 0\n");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(100), "WAIT 1 100 answered after {took:?}");
+    assert!(took < Duration::from_secs(10), "WAIT 1 100 answered after {took:?}");
+    // In a pipe it waits for the writes made before it on the same connection.
+    let o = s.pipe("SET k v\nWAIT 0 0\nWAIT 1 50\nGET k\n".to_string());
+    expect(o, true, "OK\n(integer) 0\n(integer) 0\n\"v\"\n");
+    expect(
+        s.cli(["WAIT", "1"]),
+        false,
+        "(error) ERR wrong number of arguments for 'WAIT'; usage: WAIT numreplicas timeout\n",
+    );
+    expect(s.cli(["WAIT", "1", "-5"]), false, "(error) ERR value '-5' is not an integer or out of range\n");
+}
+
+#[test]
+fn a_command_sent_to_a_follower_is_redirected_to_the_leader() {
+    let s = Server::start();
+    let follower = s.follower(&s.addr());
+    let o = cli_at(follower.addr.port(), ["SET", "k", "v"], None);
+    expect_redirected(&o, &[&s.addr()]);
+    expect(o, true, "OK\n");
+    expect(s.cli(["GET", "k"]), true, "\"v\"\n");
+    assert_eq!(follower.requests(), 1);
+}
+
+#[test]
+fn a_piped_batch_is_redirected_once_and_stays_in_order() {
+    let s = Server::start();
+    let follower = s.follower(&s.addr());
+    let o = cli_at(
+        follower.addr.port(),
+        Vec::<OsString>::new(),
+        Some("SET a 1\nINCR a\nGET a\nLPUSH a x\nDBSIZE\n".into()),
+    );
+    expect_redirected(&o, &[&s.addr()]);
+    expect(
+        o,
+        false,
+        "OK\n(integer) 2\n\"2\"\n(error) WRONGTYPE operation against a key holding the wrong kind of value\n(integer) 1\n",
+    );
+    assert_eq!(follower.requests(), 5, "one pipeline to the follower, re-sent whole to the leader");
+}
+
+#[test]
+fn a_redirect_loop_ends_with_the_not_leader_error() {
+    let s = Server::start();
+    let (a, b) = s.follower_loop();
+    let (a_addr, b_addr) = (a.addr.to_string(), b.addr.to_string());
+    let o = cli_at(a.addr.port(), ["SET", "k", "v"], None);
+    expect_redirected(&o, &[&b_addr, &a_addr, &b_addr]);
+    expect(o, false, &format!("(error) NOT_LEADER {a_addr}\n"));
+    assert_eq!(a.requests() + b.requests(), 4);
+    expect(s.cli(["DBSIZE"]), true, "(integer) 0\n");
+}
+
+#[test]
+fn a_follower_without_a_leader_prints_a_bare_not_leader() {
+    let s = Server::start();
+    let follower = s.follower("");
+    let o = cli_at(follower.addr.port(), ["INCR", "n"], None);
+    assert_eq!(stderr(&o), "");
+    expect(o, false, "(error) NOT_LEADER\n");
+}
+
+/// The REPL's prompt is `Session::addr`, which is also where it reconnects:
+/// after a redirect it names the leader.
+#[test]
+fn the_session_follows_the_leader() {
+    let s = Server::start();
+    let follower = s.follower(&s.addr());
+    let mut session = burrow::cli::Session::new("127.0.0.1", follower.addr.port()).unwrap();
+    assert_eq!(session.addr(), follower.addr.to_string());
+    let set = burrow::cli::parse::parse(&[b"SET".to_vec(), b"k".to_vec(), b"v".to_vec()]).unwrap();
+    let burrow::cli::parse::Command::Remote(plan) = set else { panic!("SET is remote") };
+    assert_eq!(session.run(&plan).unwrap(), burrow::protocol::Reply::Ok);
+    assert_eq!(session.addr(), s.addr());
+    drop(follower);
+    // The follower is gone; the session carries on with the leader.
+    assert_eq!(session.run(&plan).unwrap(), burrow::protocol::Reply::Ok);
+    assert_eq!(session.addr(), s.addr());
+}
+
+/// Asserts stderr is exactly one redirect line per hop.
+fn expect_redirected(o: &Output, hops: &[&str]) {
+    let want: String = hops.iter().map(|h| format!("-> redirected to leader at {h}\n")).collect();
+    assert_eq!(stderr(o), want, "stdout: {}", stdout(o));
 }

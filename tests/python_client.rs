@@ -1,8 +1,11 @@
 //! Runs `examples/python/burrow_client.py`, a client written from
 //! `protocol.md` alone, against an in-process server: if the document and
-//! the server disagree, its self-check fails.
+//! the server disagree, its self-check fails. Also through fake followers,
+//! to check it follows NOT_LEADER redirects (and stops following a loop).
 
 mod common;
+
+use common::not_leader::NotLeader;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -71,6 +74,8 @@ async fn python_client_self_check_passes_against_the_server() {
         "ok - connection usable after UNKNOWN_OPCODE",
         "ok - pipeline of 100 INCR",
         "ok - pipeline error in place",
+        "ok - WAIT 0 0",
+        "ok - WAIT 1 100 gives 0 after the timeout",
         "ok - cleanup",
     ] {
         assert!(out.stdout.lines().any(|l| l == line), "missing {line:?} in:\n{}", out.stdout);
@@ -104,4 +109,33 @@ async fn python_client_self_check_fails_on_a_wrong_reply() {
     fake.join().unwrap();
     assert_eq!(out.code, Some(1), "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("MISMATCH: PING: got 'PANG', want 'PONG'"), "{}", out.stderr);
+}
+
+/// Started on a follower, the script is redirected by its first request and
+/// runs the whole self-check on the leader.
+#[tokio::test]
+async fn python_client_follows_a_redirect_to_the_leader() {
+    let server = common::start().await;
+    let follower = NotLeader::start(&server.addr.to_string()).await;
+    let out = finish(spawn_script(follower.addr.port())).await;
+    assert_eq!(out.code, Some(0), "self-check failed\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    let line = format!("# redirected to leader at {}", server.addr);
+    assert!(out.stdout.lines().any(|l| l == line), "missing {line:?} in:\n{}", out.stdout);
+    assert_eq!(out.stdout.lines().last(), Some("all checks passed"), "{}", out.stdout);
+    assert_eq!(follower.requests(), 1, "only the first request reached the follower");
+    server.shutdown().await.unwrap();
+}
+
+/// Two followers naming each other: the script gives up after 3 redirects.
+#[tokio::test]
+async fn python_client_stops_following_a_redirect_loop() {
+    let (la, lb) = (NotLeader::bind().await, NotLeader::bind().await);
+    let (a_addr, b_addr) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
+    let a = NotLeader::serve(la, &b_addr.to_string());
+    let b = NotLeader::serve(lb, &a_addr.to_string());
+    let out = finish(spawn_script(a_addr.port())).await;
+    assert_eq!(out.code, Some(1), "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    let want = format!("MISMATCH: unexpected BurrowError: NOT_LEADER: {a_addr}");
+    assert!(out.stderr.contains(&want), "want {want:?} in:\n{}", out.stderr);
+    assert_eq!(a.requests() + b.requests(), 4, "the first request and 3 redirects");
 }

@@ -13,10 +13,12 @@ mismatch, 2 if it cannot talk to the server at all.
 """
 
 import argparse
+import ipaddress
 import os
 import socket
 import struct
 import sys
+import time
 
 # --- protocol constants (protocol.md §2-§5) ---------------------------------
 
@@ -33,13 +35,16 @@ OPCODES = {
     "INCR": 0x10, "DECR": 0x11, "INCRBY": 0x12,
     "LPUSH": 0x20, "RPUSH": 0x21, "LPOP": 0x22, "RPOP": 0x23, "LLEN": 0x24, "LRANGE": 0x25,
     "DBSIZE": 0x30, "SCAN": 0x31, "FLUSHALL": 0x32, "INFO": 0x33, "DIGEST": 0x34,
+    "WAIT": 0x35,
 }
 
 STATUS_NAMES = {
     0x00: "OK", 0x01: "BAD_REQUEST", 0x02: "UNKNOWN_OPCODE", 0x03: "WRONGTYPE",
     0x04: "NOT_INTEGER", 0x05: "OVERFLOW", 0x06: "TOO_LARGE", 0x07: "BAD_FRAME",
     0x08: "BUSY", 0x09: "LOADING", 0x0A: "NOT_LEADER", 0x0B: "IO_ERROR", 0x0C: "SHUTTING_DOWN",
+    0x0D: "IN_PROGRESS", 0x0E: "NO_QUORUM", 0x0F: "STALE",
 }
+NOT_LEADER = 0x0A
 # After these the server closes the connection (protocol.md §5).
 CLOSING_STATUSES = {"TOO_LARGE", "BAD_FRAME", "BUSY", "SHUTTING_DOWN"}
 
@@ -66,6 +71,31 @@ class BurrowError(Exception):
 
 class ProtocolError(Exception):
     """The byte stream does not follow protocol.md; the connection is unusable."""
+
+
+class RedirectError(ConnectionError):
+    """A NOT_LEADER reply named a leader that could not be reached. The
+    client stays connected to the server that sent it."""
+
+    def __init__(self, leader, cause):
+        self.leader = leader
+        super().__init__("redirect to the leader at %s:%d failed: %s" % (leader[0], leader[1], cause))
+
+
+def parse_leader(text):
+    """The (host, port) in a NOT_LEADER message ("127.0.0.1:7441",
+    "[::1]:7441"), or None when it is empty (no leader known) or not an
+    ip:port (protocol.md §5.1)."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host, int(port)
 
 
 def _b(x):
@@ -252,19 +282,39 @@ class _Commands:
     def info(self, section=""):
         return self._run(_Command(OPCODES["INFO"], section))
 
+    def wait(self, numreplicas, timeout_ms):
+        """How many followers hold this connection's last write, waiting up
+        to timeout_ms (0: no limit) for numreplicas of them (protocol.md §8.10)."""
+        return self._run(_Command(OPCODES["WAIT"], extras=struct.pack(">IQ", numreplicas, timeout_ms)))
+
     def raw(self, opcode, key=b"", value=b"", extras=b"", flags=0):
         """Any opcode, e.g. one newer than this client."""
         return self._run(_Command(opcode, key, value, extras, flags))
 
 
 class Client(_Commands):
-    """One connection to a Burrow server. Not thread-safe."""
+    """One connection to a Burrow server. Not thread-safe.
 
-    def __init__(self, host="127.0.0.1", port=7440, timeout=10.0):
-        self._sock = socket.create_connection((host, port), timeout=timeout)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._buf = bytearray()
+    A NOT_LEADER reply naming a leader is followed (protocol.md §5.1): the
+    client connects there, re-sends the refused requests and stays with the
+    leader, at most max_redirects times per call; then the NOT_LEADER is
+    raised (or returned in place, in a pipeline). ``addr`` is the server the
+    client is connected to, ``last_redirects`` the leaders the last call
+    moved to.
+    """
+
+    def __init__(self, host="127.0.0.1", port=7440, timeout=10.0, max_redirects=3):
+        self._timeout = timeout
+        self.max_redirects = max_redirects
+        self.last_redirects = []
+        self._connect((host, port))
         self._next_id = 1
+
+    def _connect(self, addr):
+        self._sock = socket.create_connection(addr, timeout=self._timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.addr = addr
+        self._buf = bytearray()
         self._broken = None
 
     def close(self):
@@ -298,6 +348,41 @@ class Client(_Commands):
         return self._exchange([cmd], raise_on_error=True)[0]
 
     def _exchange(self, cmds, raise_on_error):
+        self.last_redirects = []
+        replies = self._send_and_read(cmds)
+        # Follow NOT_LEADER: re-send only the refused requests, in order, to
+        # the leader the last of them names (protocol.md §5.1).
+        while len(self.last_redirects) < self.max_redirects:
+            refused = [i for i, r in enumerate(replies) if r.status == NOT_LEADER]
+            leaders = [parse_leader(replies[i].value.decode("utf-8", "replace")) for i in refused]
+            leaders = [a for a in leaders if a is not None]
+            if not leaders:
+                break
+            old = (self._sock, self.addr)
+            try:
+                self._connect(leaders[-1])
+            except OSError as e:
+                self._sock, self.addr = old
+                raise RedirectError(leaders[-1], e) from e
+            old[0].close()
+            self.last_redirects.append(self.addr)
+            for i, reply in zip(refused, self._send_and_read([cmds[i] for i in refused])):
+                replies[i] = reply
+        results = []
+        for cmd, reply in zip(cmds, replies):
+            try:
+                value = reply.result()
+                results.append(cmd.convert(value) if cmd.convert else value)
+            except BurrowError as e:
+                if e.status_name in CLOSING_STATUSES:
+                    self._broken = e.status_name
+                if raise_on_error:
+                    raise
+                results.append(e)
+        return results
+
+    def _send_and_read(self, cmds):
+        """Sends cmds in one write; their replies (error statuses included), in order."""
         if self._broken:
             raise ProtocolError("connection unusable: %s" % self._broken)
         ids = [self._alloc_id() for _ in cmds]
@@ -314,19 +399,7 @@ class Client(_Commands):
                 self._broken = "unexpected reply id %d" % reply.request_id
                 raise ProtocolError(self._broken)
             by_id[reply.request_id] = reply
-        results = []
-        for cmd, i in zip(cmds, ids):
-            reply = by_id[i]
-            try:
-                value = reply.result()
-                results.append(cmd.convert(value) if cmd.convert else value)
-            except BurrowError as e:
-                if e.status_name in CLOSING_STATUSES:
-                    self._broken = e.status_name
-                if raise_on_error:
-                    raise
-                results.append(e)
-        return results
+        return [by_id[i] for i in ids]
 
     def _read_exact(self, n):
         while len(self._buf) < n:
@@ -403,6 +476,8 @@ def self_check(host, port):
     k = lambda name: p + name  # noqa: E731
     with Client(host, port) as c:
         _expect("PING", c.ping(), "PONG")
+        if c.addr != (host, port):
+            print("# redirected to leader at %s:%d" % c.addr)
         _expect("PING with payload", c.ping(b"\x00hi\xff"), b"\x00hi\xff")
 
         _expect("SET", c.set(k("s"), "alice"), True)
@@ -463,6 +538,11 @@ def self_check(host, port):
         _expect("connection usable after UNKNOWN_OPCODE", c.ping(), "PONG")
         _expect_error("unknown INFO section", "BAD_REQUEST", c.info, "bogus")
         _expect("INFO keyspace", c.info("keyspace").startswith("# keyspace\n"), True)
+
+        _expect("WAIT 0 0", c.wait(0, 0), 0)
+        started = time.monotonic()
+        n = c.wait(1, 100)
+        _expect("WAIT 1 100 gives 0 after the timeout", (n, time.monotonic() - started >= 0.1), (0, True))
 
         pipe = c.pipeline()
         for _ in range(100):

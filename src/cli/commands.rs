@@ -214,6 +214,16 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Replies at once and writes the snapshot in the background (see INFO persistence\n\
          for its outcome). Fails with IN_PROGRESS while another snapshot is being written.",
     ),
+    remote(
+        "WAIT",
+        "numreplicas timeout",
+        "Wait until followers hold this connection's writes",
+        "Blocks until numreplicas followers have acknowledged the last write made on this\n\
+         connection, or timeout milliseconds pass (0 waits without limit), then replies how\n\
+         many did, possibly fewer. A standalone server replies 0 (at once for 0 replicas,\n\
+         else after the timeout); a follower redirects to its leader. Run from the command\n\
+         line it is a connection of its own that has written nothing.",
+    ),
     local(
         "HELP",
         "[command]",
@@ -236,7 +246,9 @@ Arguments are separated by spaces. \"double quotes\" group words and understand
 
 Replies: strings are quoted with unprintable bytes escaped, integers print as
 (integer) N, lists are numbered, a missing value is (nil), an error prints as
-(error) STATUS message.
+(error) STATUS message. A follower's NOT_LEADER is followed: burrow-cli
+reconnects to the leader it names, says so on standard error
+(-> redirected to leader at ADDRESS) and stays with the leader.
 
 With commands on the command line, burrow-cli runs that one command and exits
 non-zero if it failed. With standard input not a terminal, it runs one command

@@ -164,6 +164,18 @@ mod tests {
             (e(Status::WrongType, "WRONGTYPEX"), "(error) WRONGTYPE WRONGTYPEX"),
             (e(Status::Busy, ""), "(error) BUSY"),
             (e(Status::BadRequest, "two\nlines"), "(error) BAD_REQUEST two\\nlines"),
+            // Replication statuses print like any other.
+            (e(Status::NotLeader, "127.0.0.1:7441"), "(error) NOT_LEADER 127.0.0.1:7441"),
+            (e(Status::NotLeader, ""), "(error) NOT_LEADER"),
+            (
+                e(Status::NoQuorum, "write not acknowledged by a majority"),
+                "(error) NO_QUORUM write not acknowledged by a majority",
+            ),
+            (
+                e(Status::Stale, "link to the leader down for 5000 ms"),
+                "(error) STALE link to the leader down for 5000 ms",
+            ),
+            (e(Status::Loading, "full resync in progress"), "(error) LOADING full resync in progress"),
         ];
         for (i, (reply, want)) in cases.into_iter().enumerate() {
             assert_eq!(render(&reply, Style::Human), want, "case {i}");

@@ -158,6 +158,9 @@ mod tests {
             ("ping ", Some("[message]")),
             ("PING hi ", None),
             ("DBSIZE", None),
+            ("WAIT", Some(" numreplicas timeout")),
+            ("wait 1 ", Some("timeout")),
+            ("WAIT 1 100 ", None),
             ("GET \"a b\" ", None),
             ("GET \"a b", None),
             ("NOPE ", None),
@@ -176,6 +179,7 @@ mod tests {
         assert_eq!(complete("decr", 4), (0, vec!["decr".to_string(), "decrby".to_string()]));
         assert_eq!(complete("GET k", 5), (5, vec![]));
         assert_eq!(complete("zz", 2), (0, vec![]));
+        assert_eq!(complete("wa", 2), (0, vec!["wait".to_string()]));
         assert_eq!(complete("", 0).1.len(), COMMANDS.len());
     }
 }

@@ -192,6 +192,13 @@ pub fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
             p.arity(0, 0)?;
             Plan::single(Request::Snapshot { background: true })
         }
+        "WAIT" => {
+            p.arity(2, 2)?;
+            Plan::single(Request::Wait {
+                replicas: number::<u32>(&rest[0])?,
+                timeout_ms: number::<u64>(&rest[1])?,
+            })
+        }
         // A table entry without a parser; `table_and_parser_agree` keeps this unreachable.
         other => return Err(ParseError::UnknownCommand(other.to_string())),
     };
@@ -404,6 +411,8 @@ mod tests {
             ("INFO keyspace", one(Request::Info { section: b("keyspace") })),
             ("SAVE", one(Request::Snapshot { background: false })),
             ("bgsave", one(Request::Snapshot { background: true })),
+            ("WAIT 0 0", one(Request::Wait { replicas: 0, timeout_ms: 0 })),
+            ("wait 2 1500", one(Request::Wait { replicas: 2, timeout_ms: 1500 })),
             ("help", Command::Help(None)),
             ("HELP set", Command::Help(Some(b"set".to_vec()))),
             ("quit", Command::Quit),
@@ -473,6 +482,12 @@ mod tests {
             ("FLUSHALL now", arity("FLUSHALL")),
             ("DIGEST x", arity("DIGEST")),
             ("INFO a b", arity("INFO")),
+            ("WAIT", arity("WAIT")),
+            ("WAIT 1", arity("WAIT")),
+            ("WAIT 1 100 x", arity("WAIT")),
+            ("WAIT -1 100", nan("-1")),
+            ("WAIT 1 -100", nan("-100")),
+            ("WAIT one 100", nan("one")),
             ("HELP a b", arity("HELP")),
             ("QUIT now", arity("QUIT")),
         ];

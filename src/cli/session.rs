@@ -4,6 +4,10 @@
 //! current-thread tokio runtime and `block_on`s each exchange rather than
 //! living inside async code. A transport failure drops the client; the next
 //! command connects again (that is the REPL's reconnect).
+//!
+//! The client follows `NOT_LEADER` redirects itself; the session announces
+//! each one on standard error (`-> redirected to leader at 127.0.0.1:7441`)
+//! and from then on names, and reconnects to, the leader.
 
 use thiserror::Error;
 
@@ -23,6 +27,10 @@ pub enum CliError {
         #[source]
         source: ClientError,
     },
+    /// A follower named a leader the CLI could not reach; the connection to
+    /// the follower is kept.
+    #[error("{0}")]
+    Redirect(#[source] ClientError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("i/o error: {0}")]
@@ -79,8 +87,17 @@ impl Session {
     pub fn exchange(&mut self, requests: &[Request]) -> Result<Vec<Reply>, CliError> {
         self.connect()?;
         let client = self.client.as_mut().expect("connected above");
-        match self.runtime.block_on(client.pipeline(requests)) {
+        let result = self.runtime.block_on(client.pipeline(requests));
+        // Hops that succeeded count even when a later one failed.
+        let hops = client.last_redirects().to_vec();
+        for leader in hops {
+            eprintln!("-> redirected to leader at {leader}");
+            self.host = leader.ip().to_string();
+            self.port = leader.port();
+        }
+        match result {
             Ok(replies) => Ok(replies),
+            Err(e @ ClientError::Redirect { .. }) => Err(CliError::Redirect(e)),
             Err(source) => {
                 self.client = None;
                 Err(CliError::Lost { addr: self.addr(), source })

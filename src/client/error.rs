@@ -1,5 +1,6 @@
 //! The client's error type.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -16,9 +17,19 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("server closed the connection")]
     Closed,
-    /// The server answered with an error status.
+    /// The server answered with an error status: match on `status` for
+    /// `NOT_LEADER` (redirects exhausted, or no leader known), `NO_QUORUM`,
+    /// `STALE`, `LOADING` and the rest.
     #[error("{status}: {message}")]
     Server { status: Status, message: String },
+    /// A `NOT_LEADER` reply named a leader the client could not connect to.
+    /// The client stays connected to the server that sent it.
+    #[error("redirect to the leader at {leader} failed: {source}")]
+    Redirect {
+        leader: SocketAddr,
+        #[source]
+        source: Box<ClientError>,
+    },
     #[error("protocol error: {0}")]
     Protocol(String),
     #[error("expected {expected}, got {got:?}")]
@@ -36,6 +47,15 @@ impl ClientError {
     pub fn status(&self) -> Option<Status> {
         match self {
             ClientError::Server { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// For a `NOT_LEADER` error, the leader address it names, if any.
+    pub fn leader(&self) -> Option<SocketAddr> {
+        match self {
+            ClientError::Server { status: Status::NotLeader, message } => super::parse_leader(message),
+            ClientError::Redirect { leader, .. } => Some(*leader),
             _ => None,
         }
     }

@@ -1,5 +1,27 @@
-//! The async Rust client: a typed method per command, pipelining, and
-//! connect/request timeouts.
+//! The async Rust client: a typed method per command, pipelining,
+//! connect/request timeouts, and leader redirects.
+//!
+//! **Redirects.** A follower refuses writes and WAIT with `NOT_LEADER`, its
+//! message being the leader's client address (`127.0.0.1:7441`, empty when
+//! it knows no leader; protocol.md §5.1). The client then connects to that
+//! address, re-sends the refused requests there and stays connected to it
+//! for later requests, at most [`ClientConfig::max_redirects`] times per
+//! call; past that, or with an empty or unparseable address, the
+//! `NOT_LEADER` reply is returned as any other error. [`Client::addr`] is the
+//! server currently connected to and [`Client::last_redirects`] the hops the
+//! last call followed; each hop is also logged (`tracing::info!`).
+//!
+//! In a pipeline only the requests answered `NOT_LEADER` are re-sent (in
+//! their original order, on the new connection); every other reply is kept
+//! as the first server gave it, so no request ever runs twice. The price: a
+//! read pipelined after a refused write was answered by the follower, before
+//! that write reached the leader (`[SET k v, GET k]` to a follower gives the
+//! follower's older `GET`). Send reads after the writes' replies when that
+//! matters.
+//!
+//! `LOADING` (a follower in full resync) and `STALE` (a follower cut off
+//! from its leader) are not retried: they name no other server, and how long
+//! to wait is the caller's choice. Match them with [`ClientError::status`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), burrow::client::ClientError> {
@@ -11,6 +33,7 @@
 
 mod error;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -20,16 +43,21 @@ use tokio_util::codec::{Decoder, Encoder};
 
 pub use error::ClientError;
 
-use crate::protocol::{Codec, End, Limits, Reply, Request, SetCondition};
+use crate::protocol::{Codec, End, Limits, Reply, Request, SetCondition, Status};
 
 /// Client settings. `Default` suits a server on the same machine.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientConfig {
     pub connect_timeout: Duration,
-    /// Limit on one request (or one pipeline) from first byte sent to last reply read.
+    /// Limit on one request (or one pipeline) from first byte sent to last
+    /// reply read, on each server: a redirect starts a new limit (and the
+    /// connection to the leader has its own `connect_timeout`).
     pub request_timeout: Duration,
     /// Largest response the client will accept.
     pub limits: Limits,
+    /// How many `NOT_LEADER` redirects one call (request or pipeline) may
+    /// follow before the `NOT_LEADER` reply is returned; 0 never follows one.
+    pub max_redirects: u32,
 }
 
 impl Default for ClientConfig {
@@ -42,6 +70,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             limits,
+            max_redirects: 3,
         }
     }
 }
@@ -67,6 +96,10 @@ pub enum Ttl {
 #[derive(Debug)]
 pub struct Client {
     stream: TcpStream,
+    /// The server `stream` is connected to.
+    addr: SocketAddr,
+    /// Leader addresses the last call was redirected to, in order.
+    redirects: Vec<SocketAddr>,
     codec: Codec,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -83,13 +116,11 @@ impl Client {
     }
 
     pub async fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, ClientError> {
-        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClientError::Timeout { what: "connect", after: config.connect_timeout })?
-            .map_err(ClientError::Connect)?;
-        stream.set_nodelay(true).map_err(ClientError::Connect)?;
+        let (stream, addr) = open(addr, &config).await?;
         Ok(Client {
             stream,
+            addr,
+            redirects: Vec::new(),
             codec: Codec::client(config.limits),
             rbuf: BytesMut::with_capacity(16 * 1024),
             wbuf: BytesMut::with_capacity(16 * 1024),
@@ -99,15 +130,69 @@ impl Client {
         })
     }
 
-    /// Sends one request and returns its reply; an error status comes back
-    /// as `Ok(Reply::Error { .. })`, not as `Err`.
+    /// The server this client is connected to: the one it was opened on, or
+    /// the leader a redirect moved it to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The leaders the last [`request`](Client::request) or
+    /// [`pipeline`](Client::pipeline) call was redirected to, in order
+    /// (empty when it was answered where it was sent).
+    pub fn last_redirects(&self) -> &[SocketAddr] {
+        &self.redirects
+    }
+
+    /// Sends one request and returns its reply, following `NOT_LEADER`
+    /// redirects; an error status comes back as `Ok(Reply::Error { .. })`,
+    /// not as `Err`.
     pub async fn request(&mut self, req: &Request) -> Result<Reply, ClientError> {
         let mut replies = self.pipeline(std::slice::from_ref(req)).await?;
         Ok(replies.pop().expect("one reply per request"))
     }
 
-    /// Sends every request in one write and returns their replies in order.
+    /// Sends every request in one write and returns their replies in order,
+    /// following `NOT_LEADER` redirects (see the module docs).
     pub async fn pipeline(&mut self, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
+        self.redirects.clear();
+        let mut replies = self.timed_exchange(reqs).await?;
+        while self.redirects.len() < self.config.max_redirects as usize {
+            // Indexes refused with NOT_LEADER; the last address named wins
+            // (it is the newest news of the leader).
+            let refused: Vec<usize> =
+                (0..replies.len()).filter(|&i| leader_of(&replies[i]).is_some()).collect();
+            let Some(leader) = refused.iter().rev().find_map(|&i| leader_of(&replies[i]).flatten()) else {
+                break;
+            };
+            self.move_to(leader).await?;
+            let retry: Vec<Request> = refused.iter().map(|&i| reqs[i].clone()).collect();
+            for (i, reply) in refused.into_iter().zip(self.timed_exchange(&retry).await?) {
+                replies[i] = reply;
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Replaces the connection with one to `leader` (the old one is kept if
+    /// that fails) and records the hop.
+    async fn move_to(&mut self, leader: SocketAddr) -> Result<(), ClientError> {
+        let from = self.addr;
+        let (stream, addr) = open(leader, &self.config)
+            .await
+            .map_err(|source| ClientError::Redirect { leader, source: Box::new(source) })?;
+        tracing::info!(%from, to = %addr, "NOT_LEADER: redirected to the leader");
+        self.stream = stream;
+        self.addr = addr;
+        self.codec = Codec::client(self.config.limits);
+        self.rbuf.clear();
+        self.broken = false;
+        self.redirects.push(addr);
+        Ok(())
+    }
+
+    /// One exchange on the current connection, bounded by the request
+    /// timeout; a failure marks the connection broken.
+    async fn timed_exchange(&mut self, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
         if self.broken {
             return Err(ClientError::Broken);
         }
@@ -373,6 +458,15 @@ impl Client {
         }
     }
 
+    /// WAIT: blocks until `replicas` followers hold this connection's last
+    /// write, or `timeout_ms` passes (0: no limit); returns how many do,
+    /// possibly fewer (protocol.md §8.10). A standalone server answers 0. A
+    /// follower's `NOT_LEADER` is followed like any other (WAIT then counts
+    /// the writes made on the leader's connection).
+    pub async fn wait(&mut self, replicas: u32, timeout_ms: u64) -> Result<i64, ClientError> {
+        self.call_int(Request::Wait { replicas, timeout_ms }).await
+    }
+
     /// INFO text; `section` empty for all sections.
     pub async fn info(&mut self, section: &str) -> Result<String, ClientError> {
         match self.call(Request::Info { section: Bytes::copy_from_slice(section.as_bytes()) }).await? {
@@ -380,6 +474,36 @@ impl Client {
             other => Err(ClientError::unexpected("INFO text", other)),
         }
     }
+}
+
+/// Connects with the config's timeout and `TCP_NODELAY`; returns the peer address.
+async fn open(
+    addr: impl ToSocketAddrs,
+    config: &ClientConfig,
+) -> Result<(TcpStream, SocketAddr), ClientError> {
+    let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ClientError::Timeout { what: "connect", after: config.connect_timeout })?
+        .map_err(ClientError::Connect)?;
+    stream.set_nodelay(true).map_err(ClientError::Connect)?;
+    let peer = stream.peer_addr().map_err(ClientError::Connect)?;
+    Ok((stream, peer))
+}
+
+/// For a `NOT_LEADER` reply, `Some(leader)`: the address its message names,
+/// `None` inside when the message is empty or not an `ip:port`. `None` for
+/// any other reply.
+fn leader_of(reply: &Reply) -> Option<Option<SocketAddr>> {
+    match reply {
+        Reply::Error { status: Status::NotLeader, message } => Some(parse_leader(message)),
+        _ => None,
+    }
+}
+
+/// The leader address in a `NOT_LEADER` message (`127.0.0.1:7441`,
+/// `[::1]:7441`); `None` when empty (no leader known) or unparseable.
+pub fn parse_leader(message: &str) -> Option<SocketAddr> {
+    message.trim().parse().ok()
 }
 
 /// Parses a DIGEST reply: exactly 16 lowercase hex digits.
@@ -391,4 +515,41 @@ pub fn parse_digest(text: &str) -> Option<u64> {
 /// Parses INFO text into (key, value) pairs, skipping section headers.
 pub fn parse_info(text: &str) -> Vec<(&str, &str)> {
     text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once(':')).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_addresses_parse_from_not_leader_messages() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("127.0.0.1:7441", Some("127.0.0.1:7441")),
+            (" 10.0.0.2:7440\n", Some("10.0.0.2:7440")),
+            ("[::1]:7441", Some("[::1]:7441")),
+            ("", None),
+            ("   ", None),
+            ("127.0.0.1", None),
+            ("localhost:7441", None),
+            ("no leader known", None),
+        ];
+        for (i, (message, want)) in cases.iter().enumerate() {
+            let want = want.map(|w| w.parse::<SocketAddr>().unwrap());
+            assert_eq!(parse_leader(message), want, "case {i}: {message:?}");
+        }
+    }
+
+    #[test]
+    fn only_not_leader_replies_are_redirects() {
+        let e = |status, message: &str| Reply::Error { status, message: message.into() };
+        let leader: SocketAddr = "127.0.0.1:7441".parse().unwrap();
+        assert_eq!(leader_of(&e(Status::NotLeader, "127.0.0.1:7441")), Some(Some(leader)));
+        assert_eq!(leader_of(&e(Status::NotLeader, "")), Some(None));
+        assert_eq!(leader_of(&e(Status::Loading, "127.0.0.1:7441")), None);
+        assert_eq!(leader_of(&Reply::Text("127.0.0.1:7441".into())), None);
+        let err = ClientError::Server { status: Status::NotLeader, message: "127.0.0.1:7441".into() };
+        assert_eq!((err.status(), err.leader()), (Some(Status::NotLeader), Some(leader)));
+        let err = ClientError::Server { status: Status::NoQuorum, message: "127.0.0.1:7441".into() };
+        assert_eq!((err.status(), err.leader()), (Some(Status::NoQuorum), None));
+    }
 }

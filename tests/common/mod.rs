@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use burrow::server::{Config, ServerHandle};
 
+pub mod not_leader;
+
 /// A server on a free 127.0.0.1 port, in this process.
 pub async fn start() -> ServerHandle {
     start_with(|_| {}).await
