@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use burrow::server::{Config, ServerHandle};
 
+pub mod cluster;
 pub mod not_leader;
+pub mod proxy;
 
 /// A server on a free 127.0.0.1 port, in this process.
 pub async fn start() -> ServerHandle {

@@ -216,8 +216,14 @@ impl LeaderSide {
         }
     }
 
+    /// Followers holding `index` durably. For index 0 (a connection that
+    /// wrote nothing) that is every follower connected now, as in Redis.
     pub(super) fn acked_count(&self, index: u64) -> usize {
-        self.lock().sm.acked_count(index)
+        let st = self.lock();
+        if index == 0 {
+            return st.links.len();
+        }
+        st.sm.acked_count(index)
     }
 
     pub(super) async fn wait_acked(&self, index: u64, replicas: usize) {
