@@ -619,6 +619,24 @@ mod tests {
     }
 
     #[test]
+    fn acks_during_a_full_resync_prove_life_but_count_for_nothing() {
+        let log = VecLog { first: 1, last: 10, size: 8 };
+        let mut l = leader(10, &[2]);
+        // Follower 2 on another history, claiming index 9 durable there.
+        handshake(&mut l, 2, 5, 99, 9, &log);
+        assert!(l.outputs().contains(&LeaderOutput::StartFullSync { to: 2 }));
+        for _ in 0..3 {
+            l.tick(&log);
+        }
+        l.step(2, Message::Ack { node_id: 2, session: 5, applied: 9, durable: 9 }, &log);
+        let p = l.progress(2).unwrap();
+        assert_eq!(p.matched, 0, "another history's index is not ours");
+        assert_eq!(p.ticks_since_ack, 0, "but the follower is alive");
+        assert_eq!(l.commit_index(), 0, "nothing is committed by it");
+        assert_eq!(l.acked_count(1), 0);
+    }
+
+    #[test]
     fn handshake_decision_table() {
         // (name, follower history, follower last_applied, backlog first..=last, decision)
         let cases = [
