@@ -351,3 +351,32 @@ async fn a_follower_with_max_stale_refuses_reads_while_its_link_is_down() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleanly_restarted_leader_keeps_its_history_and_a_crashed_one_starts_anew() {
+    let mut c = Cluster::start("cluster-leader-restart", Options::default()).await;
+    mixed_writes(c.leader().addr, 2, 300, 8).await;
+    c.converged(CONVERGE).await;
+    let history = info_field(&c.leader().info().await, "history_id").unwrap();
+
+    // Clean restart: same history, followers resume by partial resync.
+    c.node(1).stop().await;
+    c.node(1).start().await;
+    mixed_writes(c.leader().addr, 1, 200, 9).await;
+    c.converged(CONVERGE).await;
+    let info = c.leader().info().await;
+    assert_eq!(info_field(&info, "history_id").unwrap(), history, "{info}");
+    assert_eq!(info_u64_of(&info, "full_resyncs"), 0, "{info}");
+    assert_eq!(info_u64_of(&info, "partial_resyncs"), 2, "{info}");
+
+    // Crash: records it streamed may be lost from its WAL, so it starts a
+    // new history and the followers resync in full rather than diverge.
+    c.node(1).kill_9();
+    c.node(1).start().await;
+    mixed_writes(c.leader().addr, 1, 200, 10).await;
+    c.converged(CONVERGE).await;
+    let info = c.leader().info().await;
+    assert_ne!(info_field(&info, "history_id").unwrap(), history, "{info}");
+    assert_eq!(info_u64_of(&info, "full_resyncs"), 2, "{info}");
+    assert!(c.leader().stderr().contains("not clean"));
+}

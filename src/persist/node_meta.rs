@@ -1,7 +1,8 @@
 //! The node file: which replication history this data directory holds.
 //!
 //! ```text
-//! "BNOD" | version u16 | 0 u16 | history id u64 | term u64 | crc32 u32   (28 bytes, big-endian)
+//! "BNOD" | version u16 | flags u16 | history id u64 | term u64 | crc32 u32   (28 bytes, big-endian)
+//! flags: bit 0 = the server shut down cleanly (its WAL held every record it had streamed)
 //! ```
 //! Log indexes only mean something within one history, so a follower that
 //! restarts must know which one its WAL continues: with it, a restart
@@ -25,7 +26,14 @@ const LEN: usize = 28;
 pub struct NodeMeta {
     pub history_id: u64,
     pub term: u64,
+    /// Written at a clean shutdown, cleared at start. A leader that finds
+    /// it unset may have streamed records it then lost in a crash (they
+    /// were not yet in its WAL): it must start a new history rather than
+    /// reuse those indexes for different writes.
+    pub clean: bool,
 }
+
+const FLAG_CLEAN: u16 = 1;
 
 /// Reads `dir/NODE`; `None` if there is none (a new or pre-replication
 /// data directory). A damaged file is an error naming it.
@@ -49,6 +57,7 @@ pub fn read_node_meta(dir: &Path) -> Result<Option<NodeMeta>, WalError> {
     Ok(Some(NodeMeta {
         history_id: BigEndian::read_u64(&bytes[8..16]),
         term: BigEndian::read_u64(&bytes[16..24]),
+        clean: BigEndian::read_u16(&bytes[6..8]) & FLAG_CLEAN != 0,
     }))
 }
 
@@ -57,6 +66,7 @@ pub fn write_node_meta(dir: &Path, meta: NodeMeta) -> Result<(), WalError> {
     let mut buf = [0u8; LEN];
     buf[..4].copy_from_slice(MAGIC);
     BigEndian::write_u16(&mut buf[4..6], VERSION);
+    BigEndian::write_u16(&mut buf[6..8], if meta.clean { FLAG_CLEAN } else { 0 });
     BigEndian::write_u64(&mut buf[8..16], meta.history_id);
     BigEndian::write_u64(&mut buf[16..24], meta.term);
     let crc = crc32fast::hash(&buf[..24]);
@@ -83,7 +93,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("burrow-node-meta-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         assert_eq!(read_node_meta(&dir).unwrap(), None);
-        let meta = NodeMeta { history_id: 0xdead_beef_0102_0304, term: 7 };
+        let meta = NodeMeta { history_id: 0xdead_beef_0102_0304, term: 7, clean: true };
         write_node_meta(&dir, meta).unwrap();
         assert_eq!(read_node_meta(&dir).unwrap(), Some(meta));
         let path = dir.join(NODE_FILE);

@@ -74,9 +74,14 @@ impl Server {
     /// binding: the port opens only once the data is loaded.
     pub fn open(config: Config) -> Result<Server, ServerError> {
         // The backlog retains records only once a follower can read them
-        // (replication will call `start_retaining`), as Redis allocates its
-        // replication backlog only when a replica attaches.
+        // (the leader calls `start_retaining` when one attaches), as Redis
+        // allocates its replication backlog only when a replica attaches.
         let log = Arc::new(OpLog::counting(config.backlog_bytes));
+        if config.cluster.as_ref().is_some_and(|c| c.is_initial_leader()) {
+            // A cluster leader fills it from the WAL it recovers, so
+            // followers slightly behind at its restart resume by partial resync.
+            log.start_retaining();
+        }
         let store = Arc::new(Store::new(config.shards, log));
         let persist = match config.persist_config() {
             Some(cfg) => Some(Arc::new(Persistence::open(cfg, &store)?)),
@@ -217,6 +222,9 @@ async fn serve_shared(
         p.wal.shutdown();
         if let Err(e) = result {
             error!(error = ?e, "shutdown snapshot failed; the WAL holds every write");
+        }
+        if !p.failed() {
+            shared.repl.mark_clean_shutdown(p);
         }
     }
     info!("shutdown complete");

@@ -123,6 +123,12 @@ impl Persistence {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Holds off snapshots (waiting for a running one to finish): a
+    /// follower replacing its whole dataset and WAL must not race one.
+    pub async fn exclude_snapshots(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.running.lock().await
+    }
+
     pub fn in_progress(&self) -> bool {
         self.in_progress.load(Ordering::Relaxed)
     }

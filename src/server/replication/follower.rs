@@ -586,7 +586,7 @@ fn install(
                 Ok(())
             })
             .map_err(|e| e.to_string())?;
-        write_node_meta(&dir, NodeMeta { history_id, term }).map_err(|e| e.to_string())?;
+        write_node_meta(&dir, NodeMeta { history_id, term, clean: false }).map_err(|e| e.to_string())?;
     }
     Ok(meta)
 }

@@ -156,6 +156,10 @@ impl LeaderSide {
         })
     }
 
+    pub(super) fn meta(&self) -> NodeMeta {
+        self.meta
+    }
+
     pub fn mode(&self) -> ReplicationMode {
         self.cluster.mode
     }

@@ -20,7 +20,7 @@ use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::cluster::{ClusterConfig, ReplicationMode};
 use super::{Persistence, Shared};
@@ -95,25 +95,38 @@ impl Replication {
         };
         if cluster.is_initial_leader() {
             let meta = match meta {
-                Some(m) => m,
-                None => {
-                    let m = NodeMeta { history_id: new_history_id(), term: 1 };
-                    if let Some(p) = persist {
-                        write_node_meta(&p.cfg.dir, m)?;
+                Some(m) if m.clean => m,
+                previous => {
+                    // A crash may have lost records this leader had already
+                    // streamed (they were not in its WAL yet): reusing their
+                    // indexes for new writes would make followers diverge.
+                    // A new history makes every follower resync in full.
+                    let m = NodeMeta { history_id: new_history_id(), term: 1, clean: false };
+                    match previous {
+                        Some(old) => warn!(
+                            old = format_args!("{:016x}", old.history_id),
+                            new = format_args!("{:016x}", m.history_id),
+                            "the last shutdown was not clean: starting a new replication history \
+                             (followers will resync in full)"
+                        ),
+                        None => info!(
+                            history_id = format_args!("{:016x}", m.history_id),
+                            "starting a new replication history"
+                        ),
                     }
-                    info!(
-                        history_id = format_args!("{:016x}", m.history_id),
-                        "starting a new replication history"
-                    );
                     m
                 }
             };
+            if let Some(p) = persist {
+                // Unclean until a clean shutdown says otherwise.
+                write_node_meta(&p.cfg.dir, NodeMeta { clean: false, ..meta })?;
+            }
             Ok(Replication::Leader(LeaderSide::new(cluster, meta, store.clone(), persist.cloned())))
         } else {
             store.set_replica(true);
             // With no node file the data belongs to no known history: the
             // leader will send a full resync.
-            let meta = meta.unwrap_or(NodeMeta { history_id: 0, term: 0 });
+            let meta = meta.unwrap_or(NodeMeta { history_id: 0, term: 0, clean: false });
             Ok(Replication::Follower(FollowerSide::new(cluster, meta)))
         }
     }
@@ -204,6 +217,20 @@ impl Replication {
     ) {
         if let Replication::Leader(l) = self {
             leader::serve_link(l.clone(), stream, peer, pending, hello, cancel.clone()).await;
+        }
+    }
+
+    /// After a clean shutdown (final snapshot written, WAL closed): a
+    /// leader records that its history may continue at the next start.
+    pub fn mark_clean_shutdown(&self, persist: &Persistence) {
+        if let Replication::Leader(l) = self {
+            let meta = NodeMeta { clean: true, ..l.meta() };
+            match write_node_meta(&persist.cfg.dir, meta) {
+                Ok(()) => info!("clean shutdown recorded: followers resume by partial resync"),
+                Err(e) => {
+                    warn!(error = %e, "cannot record the clean shutdown; followers will resync in full")
+                }
+            }
         }
     }
 
