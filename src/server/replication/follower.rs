@@ -487,6 +487,7 @@ impl Driver {
                 self.side.full_resyncs.fetch_add(1, Ordering::Relaxed);
                 info!(
                     index,
+                    shard_images_up_to = meta.max_cover(),
                     keys = meta.entries,
                     ms = started.elapsed().as_millis() as u64,
                     history_id = format_args!("{history_id:016x}"),
