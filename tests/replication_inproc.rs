@@ -34,11 +34,16 @@ fn cluster(n: u64, mode: ReplicationMode) -> ClusterConfig {
 }
 
 async fn start_node(c: &ClusterConfig, id: u64) -> ServerHandle {
+    start_node_with(c, id, |_| {}).await
+}
+
+async fn start_node_with(c: &ClusterConfig, id: u64, tweak: impl FnOnce(&mut Config)) -> ServerHandle {
     let mut c = c.clone();
     c.node_id = id;
     let addr = c.me().addr;
-    let config =
+    let mut config =
         Config { port: addr.port(), shards: 16, persistence: false, cluster: Some(c), ..Config::default() };
+    tweak(&mut config);
     ServerHandle::start(config).await.expect("node starts")
 }
 
@@ -98,4 +103,30 @@ async fn followers_joining_under_load_converge_without_persistence() {
     for h in [f3, f2, leader] {
         h.shutdown().await.unwrap();
     }
+}
+
+/// A value over the default 16 MiB limit, on nodes configured for it: the
+/// link's limits follow the configured ones, so its record replicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_larger_than_the_default_value_limit_replicate() {
+    let c = cluster(2, ReplicationMode::Async);
+    let big = |cfg: &mut Config| cfg.max_value_bytes = 24 << 20;
+    let leader = start_node_with(&c, 1, big).await;
+    let follower = start_node_with(&c, 2, big).await;
+    let value = bytes::Bytes::from(vec![7u8; 20 << 20]);
+    let mut client = Client::connect(leader.addr).await.unwrap();
+    client.set("big", value.clone()).await.unwrap();
+    let addr = follower.addr;
+    let want = value.clone();
+    wait_for("the big value on the follower", Duration::from_secs(20), || {
+        let want = want.clone();
+        async move {
+            let mut f = Client::connect(addr).await.unwrap();
+            // LOADING while the follower installs its full resync.
+            f.get("big").await.ok() == Some(Some(want))
+        }
+    })
+    .await;
+    follower.shutdown().await.unwrap();
+    leader.shutdown().await.unwrap();
 }

@@ -114,7 +114,7 @@ impl Server {
     ) -> Result<(), ServerError> {
         let Server { store, persist, config } = self;
         let local_port = listener.local_addr()?.port();
-        let repl = replication::Replication::open(config.cluster.as_ref(), &store, persist.as_ref())?;
+        let repl = replication::Replication::open(&config, &store, persist.as_ref())?;
         let shared = Arc::new(Shared {
             store,
             stats: Stats::default(),

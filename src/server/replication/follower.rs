@@ -235,7 +235,8 @@ impl Driver {
             persist: shared.persist.clone(),
             sm,
             cfg,
-            limits: link_limits(&Limits::default()),
+            // The leader's limits, assumed equal to ours (protocol.md §12.1).
+            limits: link_limits(&shared.config.limits()),
             link: None,
             sink: None,
             skip: None,

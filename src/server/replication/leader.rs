@@ -108,9 +108,11 @@ impl LeaderSide {
         meta: NodeMeta,
         store: Arc<Store>,
         persist: Option<Arc<Persistence>>,
+        client_limits: &Limits,
     ) -> Arc<LeaderSide> {
         let tick = tick_for(cluster.heartbeat);
-        let limits = link_limits(&crate::protocol::Limits::default());
+        // Large enough for the largest record a client can cause.
+        let limits = link_limits(client_limits);
         let heartbeat_interval_ticks = ticks(cluster.heartbeat, tick, 1);
         let follower_timeout_ticks = ticks(cluster.link_timeout, tick, heartbeat_interval_ticks + 1);
         let cfg = LeaderConfig {
@@ -121,7 +123,10 @@ impl LeaderSide {
             retransmit_ticks: (follower_timeout_ticks / 2).max(1),
             max_batch_records: 1024,
             max_batch_bytes: max_records_payload(&limits).min(1024 * 1024),
-            window: 64 * 1024,
+            // Records in flight per follower: ample for ~1M writes/s at a
+            // millisecond round trip, and a bound on what a slow follower
+            // makes the leader queue.
+            window: 16 * 1024,
         };
         let last_index = store.log().last_index();
         let sm = Leader::new(

@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::cluster::{ClusterConfig, ReplicationMode};
-use super::{Persistence, Shared};
+use super::cluster::ReplicationMode;
+use super::{Config, Persistence, Shared};
 use crate::persist::{read_node_meta, write_node_meta, NodeMeta, PersistError};
 use crate::protocol::Status;
 use crate::replication::{HistoryId, Message};
@@ -84,11 +84,11 @@ impl Replication {
     /// persistence on, the history its data directory holds (the leader
     /// starts a new one if there is none).
     pub fn open(
-        cluster: Option<&ClusterConfig>,
+        config: &Config,
         store: &Arc<Store>,
         persist: Option<&Arc<Persistence>>,
     ) -> Result<Replication, PersistError> {
-        let Some(cluster) = cluster else { return Ok(Replication::Standalone) };
+        let Some(cluster) = config.cluster.as_ref() else { return Ok(Replication::Standalone) };
         let meta = match persist {
             Some(p) => read_node_meta(&p.cfg.dir)?,
             None => None,
@@ -121,7 +121,13 @@ impl Replication {
                 // Unclean until a clean shutdown says otherwise.
                 write_node_meta(&p.cfg.dir, NodeMeta { clean: false, ..meta })?;
             }
-            Ok(Replication::Leader(LeaderSide::new(cluster, meta, store.clone(), persist.cloned())))
+            Ok(Replication::Leader(LeaderSide::new(
+                cluster,
+                meta,
+                store.clone(),
+                persist.cloned(),
+                &config.limits(),
+            )))
         } else {
             store.set_replica(true);
             // With no node file the data belongs to no known history: the
