@@ -23,6 +23,8 @@ pub struct Backlog {
     scratch: BytesMut,
     /// Encoded records not yet handed to the WAL writer (`None`: no WAL).
     wal: Option<BytesMut>,
+    /// Some record in `wal` still has its CRC at zero (see `seal_records`).
+    wal_unsealed: bool,
     /// Whether records are kept for readers (followers). Like Redis's
     /// replication backlog, retention starts when the first reader attaches;
     /// until then an append only assigns the index (and feeds the WAL).
@@ -51,6 +53,7 @@ impl Backlog {
             max_bytes,
             scratch: BytesMut::new(),
             wal: None,
+            wal_unsealed: false,
             retain: true,
         }
     }
@@ -76,6 +79,7 @@ impl Backlog {
             // Nobody reads the backlog yet: encode only for the WAL, if any.
             if let Some(wal) = &mut self.wal {
                 encode_record_unsealed(self.term, self.last_index, op, wal);
+                self.wal_unsealed = true;
             }
             return self.last_index;
         }
@@ -83,6 +87,9 @@ impl Backlog {
             self.scratch.reserve(64 * 1024);
         }
         encode_record_unsealed(self.term, self.last_index, op, &mut self.scratch);
+        // Sealed once here, so every follower (and the WAL) gets the same
+        // bytes without a copy or a CRC of its own.
+        seal_records(&mut self.scratch);
         let rec = self.scratch.split().freeze();
         if let Some(wal) = &mut self.wal {
             wal.extend_from_slice(&rec);
@@ -101,13 +108,28 @@ impl Backlog {
         self.last_index = index;
         if let Some(wal) = &mut self.wal {
             encode_record_unsealed(term, index, op, wal);
+            self.wal_unsealed = true;
         }
         if !self.retain {
             return;
         }
         encode_record_unsealed(term, index, op, &mut self.scratch);
+        seal_records(&mut self.scratch);
         let rec = self.scratch.split().freeze();
         self.keep(index, rec);
+    }
+
+    /// Like [`Backlog::restore`] for a record received already framed and
+    /// sealed (a leader's stream): its bytes go to the WAL as they are.
+    pub fn restore_raw(&mut self, term: u64, index: u64, raw: &[u8]) {
+        self.term = self.term.max(term);
+        self.last_index = index;
+        if let Some(wal) = &mut self.wal {
+            wal.extend_from_slice(raw);
+        }
+        if self.retain {
+            self.keep(index, Bytes::copy_from_slice(raw));
+        }
     }
 
     /// Continues numbering after `index` (recovery from a snapshot alone).
@@ -150,8 +172,7 @@ impl Backlog {
     }
 
     /// Like [`Backlog::since`], but at most `max_records` records and, past
-    /// the first, at most `max_bytes` bytes: only these are copied and sealed,
-    /// so a reader far behind pays for one batch, not the whole tail.
+    /// the first, at most `max_bytes` bytes (shared, not copied).
     pub fn since_limited(&self, from: u64, max_records: usize, max_bytes: usize) -> Option<Vec<Bytes>> {
         let first = self.records.front().map_or(self.last_index + 1, |(i, _)| *i);
         if from < first {
@@ -165,9 +186,8 @@ impl Backlog {
                 break;
             }
             bytes += r.len();
-            let mut sealed = BytesMut::from(&r[..]);
-            seal_records(&mut sealed);
-            out.push(sealed.freeze());
+            // Kept records are sealed: readers share them.
+            out.push(r.clone());
         }
         Some(out)
     }
@@ -240,13 +260,15 @@ impl OpLog {
         }
     }
 
-    /// Takes the queued WAL bytes (possibly empty; CRCs not yet computed:
-    /// see `seal_records`) with the index of the last record they contain.
-    pub fn take_wal_now(&self) -> (BytesMut, u64) {
+    /// Takes the queued WAL bytes (possibly empty) with the index of the
+    /// last record they contain, and whether some CRCs are not computed yet
+    /// (the caller then runs `seal_records` over them).
+    pub fn take_wal_now(&self) -> (BytesMut, u64, bool) {
         let mut g = self.lock();
         let last = g.last_index;
+        let unsealed = std::mem::take(&mut g.wal_unsealed);
         let bytes = g.wal.as_mut().map(|w| w.split()).unwrap_or_default();
-        (bytes, last)
+        (bytes, last, unsealed)
     }
 
     /// Wakes the WAL writer (e.g. to shut it down).
@@ -257,6 +279,17 @@ impl OpLog {
     pub fn restore<B: AsRef<[u8]>>(&self, term: u64, index: u64, op: &Op<B>) {
         let mut g = self.lock();
         g.restore(term, index, op);
+        let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
+            && g.wal.as_ref().is_some_and(|w| !w.is_empty());
+        drop(g);
+        if wake {
+            self.wal_ready.notify_one();
+        }
+    }
+
+    pub fn restore_raw(&self, term: u64, index: u64, raw: &[u8]) {
+        let mut g = self.lock();
+        g.restore_raw(term, index, raw);
         let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
             && g.wal.as_ref().is_some_and(|w| !w.is_empty());
         drop(g);

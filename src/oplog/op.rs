@@ -154,8 +154,31 @@ impl<B: AsRef<[u8]>> Op<B> {
 }
 
 impl Op<Bytes> {
-    /// Decodes exactly one op occupying all of `src`.
+    /// Decodes exactly one op occupying all of `src`; keys and values are
+    /// slices of `src` (no copies).
     pub fn decode(src: &Bytes) -> Result<Op, OpDecodeError> {
+        let op = Op::decode_ref(src)?;
+        let owned = |s: &[u8]| src.slice_ref(s);
+        Ok(match op {
+            Op::Set { key, value, expire_at } => Op::Set { key: owned(key), value: owned(value), expire_at },
+            Op::Del { key } => Op::Del { key: owned(key) },
+            Op::Expire { key, at } => Op::Expire { key: owned(key), at },
+            Op::Persist { key } => Op::Persist { key: owned(key) },
+            Op::IncrBy { key, delta } => Op::IncrBy { key: owned(key), delta },
+            Op::Push { key, end, values } => {
+                Op::Push { key: owned(key), end, values: values.into_iter().map(owned).collect() }
+            }
+            Op::Pop { key, end, count } => Op::Pop { key: owned(key), end, count },
+            Op::FlushAll => Op::FlushAll,
+        })
+    }
+}
+
+impl<'a> Op<&'a [u8]> {
+    /// Decodes exactly one op occupying all of `src`, borrowing keys and
+    /// values from it: what a follower applying a stream needs, with no
+    /// reference counting per field.
+    pub fn decode_ref(src: &'a [u8]) -> Result<Op<&'a [u8]>, OpDecodeError> {
         let mut r = Reader { src, pos: 0 };
         let tag = r.u8()?;
         let op = match tag {
@@ -186,16 +209,16 @@ impl Op<Bytes> {
 }
 
 struct Reader<'a> {
-    src: &'a Bytes,
+    src: &'a [u8],
     pos: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<Bytes, OpDecodeError> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], OpDecodeError> {
         if self.src.len() - self.pos < n {
             return Err(OpDecodeError::Truncated);
         }
-        let b = self.src.slice(self.pos..self.pos + n);
+        let b = &self.src[self.pos..self.pos + n];
         self.pos += n;
         Ok(b)
     }
@@ -203,16 +226,16 @@ impl Reader<'_> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32, OpDecodeError> {
-        Ok(BigEndian::read_u32(&self.take(4)?))
+        Ok(BigEndian::read_u32(self.take(4)?))
     }
     fn u64(&mut self) -> Result<u64, OpDecodeError> {
-        Ok(BigEndian::read_u64(&self.take(8)?))
+        Ok(BigEndian::read_u64(self.take(8)?))
     }
-    fn key(&mut self) -> Result<Bytes, OpDecodeError> {
-        let n = BigEndian::read_u16(&self.take(2)?) as usize;
+    fn key(&mut self) -> Result<&'a [u8], OpDecodeError> {
+        let n = BigEndian::read_u16(self.take(2)?) as usize;
         self.take(n)
     }
-    fn blob(&mut self) -> Result<Bytes, OpDecodeError> {
+    fn blob(&mut self) -> Result<&'a [u8], OpDecodeError> {
         let n = self.u32()? as usize;
         self.take(n)
     }

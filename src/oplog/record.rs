@@ -74,8 +74,33 @@ pub fn seal_records(buf: &mut [u8]) {
     }
 }
 
+/// A record decoded in place: the op borrows from the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub term: u64,
+    pub index: u64,
+    pub op: Op<&'a [u8]>,
+    /// The whole framed record (length, CRC, body), as it was received.
+    pub raw: &'a [u8],
+}
+
 /// Decodes the record at the start of `src`, returning it and the bytes it used.
 pub fn decode_record(src: &Bytes) -> Result<(Record, usize), RecordError> {
+    let (term, index, total) = check_record(src)?;
+    let op = Op::decode(&src.slice(RECORD_HEADER_LEN + BODY_FIXED..total))?;
+    Ok((Record { term, index, op }, total))
+}
+
+/// Like [`decode_record`], borrowing from `src` (no reference counting).
+pub fn decode_record_ref(src: &[u8]) -> Result<(RecordRef<'_>, usize), RecordError> {
+    let (term, index, total) = check_record(src)?;
+    let op = Op::decode_ref(&src[RECORD_HEADER_LEN + BODY_FIXED..total])?;
+    Ok((RecordRef { term, index, op, raw: &src[..total] }, total))
+}
+
+/// Checks the framing and CRC of the record at the start of `src`; returns
+/// its term, index and total length.
+fn check_record(src: &[u8]) -> Result<(u64, u64, usize), RecordError> {
     if src.len() < RECORD_HEADER_LEN {
         return Err(RecordError::Truncated { need: RECORD_HEADER_LEN, have: src.len() });
     }
@@ -93,10 +118,7 @@ pub fn decode_record(src: &Bytes) -> Result<(Record, usize), RecordError> {
     if stored != computed {
         return Err(RecordError::Crc { stored, computed });
     }
-    let term = BigEndian::read_u64(&body[..8]);
-    let index = BigEndian::read_u64(&body[8..16]);
-    let op = Op::decode(&src.slice(RECORD_HEADER_LEN + BODY_FIXED..total))?;
-    Ok((Record { term, index, op }, total))
+    Ok((BigEndian::read_u64(&body[..8]), BigEndian::read_u64(&body[8..16]), total))
 }
 
 #[cfg(test)]

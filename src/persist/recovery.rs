@@ -152,7 +152,7 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
 
 fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record, report: &mut RecoveryReport) {
     report.term = report.term.max(rec.term);
-    if apply_after_snapshot(store, meta, &rec) {
+    if apply_after_snapshot(store, meta, rec.term, rec.index, &rec.op, None) {
         report.records_replayed += 1;
     } else {
         report.records_skipped += 1;
@@ -162,30 +162,46 @@ fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record, report: &mut 
 /// Applies a record that follows a snapshot whose shards cover different
 /// indexes (recovery, a follower after a full resync): a record a shard's
 /// image already contains is only logged, not applied again. Returns
-/// whether it was applied. Every record is logged under its own index.
-pub fn apply_after_snapshot(store: &Store, meta: Option<&SnapshotMeta>, rec: &Record) -> bool {
-    let covered = |key: &[u8]| meta.is_some_and(|m| rec.index <= m.covers[shard_for(key, m.shards as usize)]);
-    match (&rec.op, meta) {
-        (_, Some(m)) if rec.index <= m.min_cover() => {
-            store.log().restore(rec.term, rec.index, &rec.op);
+/// whether it was applied. Every record is logged under its own index
+/// (`raw`: as received, already framed; else encoded again).
+pub fn apply_after_snapshot<B: AsRef<[u8]>>(
+    store: &Store,
+    meta: Option<&SnapshotMeta>,
+    term: u64,
+    index: u64,
+    op: &Op<B>,
+    raw: Option<&[u8]>,
+) -> bool {
+    let covered = |key: &[u8]| meta.is_some_and(|m| index <= m.covers[shard_for(key, m.shards as usize)]);
+    let log_only = || match raw {
+        Some(raw) => store.log().restore_raw(term, index, raw),
+        None => store.log().restore(term, index, op),
+    };
+    match (op, meta) {
+        (_, Some(m)) if index <= m.min_cover() => {
+            log_only();
             false
         }
-        (Op::FlushAll, Some(m)) if m.max_cover() >= rec.index => {
+        (Op::FlushAll, Some(m)) if m.max_cover() >= index => {
             // Shards whose image is newer than this FLUSHALL keep their keys.
             store.retain(|k| covered(k));
-            store.log().restore(rec.term, rec.index, &rec.op);
+            log_only();
             true
         }
         (op, _) if op.key().is_some_and(covered) => {
-            store.log().restore(rec.term, rec.index, &rec.op);
+            log_only();
             false
         }
         _ => {
             // A refused op was refused live too (it was logged as applied, so
             // this cannot happen unless the data is inconsistent): keep going,
             // as the leader did.
-            if let Err(e) = store.apply_replayed(rec.term, rec.index, &rec.op) {
-                warn!(index = rec.index, error = %e, "record refused on replay");
+            let applied = match raw {
+                Some(raw) => store.apply_replicated(term, index, op, raw),
+                None => store.apply_replayed(term, index, op),
+            };
+            if let Err(e) = applied {
+                warn!(index, error = %e, "record refused on replay");
             }
             true
         }

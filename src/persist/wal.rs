@@ -582,9 +582,11 @@ impl Active {
     /// Takes every record queued in the log and writes it (with what a
     /// failed write left behind). Must be called with the `active` lock held.
     fn drain(&mut self, s: &Shared) -> bool {
-        let (mut bytes, last) = s.log.take_wal_now();
+        let (mut bytes, last, unsealed) = s.log.take_wal_now();
         if !bytes.is_empty() {
-            seal_records(&mut bytes);
+            if unsealed {
+                seal_records(&mut bytes);
+            }
             self.retry.extend_from_slice(&bytes);
             self.retry_last = last;
         }

@@ -266,13 +266,40 @@ impl Store {
         index: u64,
         op: &Op<B>,
     ) -> Result<Applied, ApplyError> {
+        self.apply_logged(term, index, op, None)
+    }
+
+    /// Like [`Store::apply_replayed`] for a record received framed and
+    /// sealed (`raw`, a leader's stream): the log takes those bytes as they
+    /// are instead of encoding the op again.
+    pub fn apply_replicated<B: AsRef<[u8]>>(
+        &self,
+        term: u64,
+        index: u64,
+        op: &Op<B>,
+        raw: &[u8],
+    ) -> Result<Applied, ApplyError> {
+        self.apply_logged(term, index, op, Some(raw))
+    }
+
+    fn apply_logged<B: AsRef<[u8]>>(
+        &self,
+        term: u64,
+        index: u64,
+        op: &Op<B>,
+        raw: Option<&[u8]>,
+    ) -> Result<Applied, ApplyError> {
+        let log = |op: &Op<B>| match raw {
+            Some(raw) => self.log.restore_raw(term, index, raw),
+            None => self.log.restore(term, index, op),
+        };
         match op.key() {
             None => {
                 let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
                 for shard in guards.iter_mut() {
                     shard.clear();
                 }
-                self.log.restore(term, index, op);
+                log(op);
                 Ok(Applied::Done)
             }
             Some(key) => {
@@ -281,13 +308,12 @@ impl Store {
                 let slot = shard.find_index(hash, key);
                 let applied = apply(&mut shard, hash, slot, op);
                 // Logged even if refused: the record is part of the history.
-                self.log.restore(term, index, op);
+                log(op);
                 applied
             }
         }
     }
 
-    /// Inserts an entry read from a snapshot (replacing any with its key). Not logged.
     pub fn load(&self, entry: Entry) {
         let (i, hash) = self.locate(entry.key());
         let mut shard = self.lock(i);

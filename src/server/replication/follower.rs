@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::{next_frame, secs_since, tick_for, ticks};
-use crate::oplog::decode_record;
+use crate::oplog::decode_record_ref;
 use crate::persist::{
     apply_after_snapshot, list_snapshots, read_snapshot, read_snapshot_from, snapshot_name, write_node_meta,
     FsyncPolicy, NodeMeta, SnapshotMeta, WalError,
@@ -406,7 +406,7 @@ impl Driver {
     /// Applies records in order: store, backlog and (persistence on) WAL.
     fn apply(&mut self, records: Vec<RecordEntry>) {
         for entry in records {
-            let rec = match decode_record(&entry.bytes) {
+            let rec = match decode_record_ref(&entry.bytes) {
                 Ok((rec, _)) if rec.index == entry.index => rec,
                 Ok((rec, _)) => {
                     error!(expected = entry.index, got = rec.index, "record index mismatch; resyncing");
@@ -418,7 +418,7 @@ impl Driver {
                 }
             };
             let skip = self.skip.as_ref().filter(|m| rec.index <= m.max_cover());
-            apply_after_snapshot(&self.store, skip, &rec);
+            apply_after_snapshot(&self.store, skip, rec.term, rec.index, &rec.op, Some(rec.raw));
             if skip.is_none() {
                 self.skip = None;
             }
