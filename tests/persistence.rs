@@ -548,11 +548,10 @@ fn an_unfinished_snapshot_is_removed_and_ignored() {
 
 /// The op log's records as one WAL segment starting at index 1.
 fn wal_from_log(log: &OpLog, dir: &Path) {
-    let records = log.since(1).expect("backlog holds every record");
+    let (records, first) = log.take_repl().expect("the log queues records");
+    assert_eq!(first, 1, "the queue holds every record");
     let mut data = segment(1, &[]).0;
-    for r in records {
-        data.extend_from_slice(&r);
-    }
+    data.extend_from_slice(&records);
     std::fs::write(seg_path(dir, 1), data).unwrap();
 }
 

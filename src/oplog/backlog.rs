@@ -1,134 +1,156 @@
-//! The in-memory backlog: the newest records, encoded, bounded by bytes.
+//! The op log's state: the next index, and the records on their way to the
+//! WAL writer and, on a cluster leader, to the replication streamer.
+//!
+//! Both consumers take what accumulated in one lock acquisition (`take_wal`,
+//! `take_repl`) instead of reading records one by one: the writers append
+//! under this lock at every write, so each extra acquisition from another
+//! thread would cost them a cache-line transfer. The bounded history
+//! followers are served from lives with the streamer
+//! (`replication::ReplBacklog`), which only its thread touches.
 
-use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use byteorder::{BigEndian, ByteOrder};
+use bytes::{Buf, BytesMut};
 
 use super::op::Op;
-use super::record::{encode_record_unsealed, seal_records};
+use super::record::{encode_record_unsealed, seal_records, RECORD_HEADER_LEN};
 
-/// Ordered, bounded store of the latest encoded records.
+/// Index assignment plus the outgoing record queues.
 #[derive(Debug)]
 pub struct Backlog {
     term: u64,
     last_index: u64,
-    /// (index, encoded record); indexes are contiguous and end at `last_index`.
-    records: VecDeque<(u64, Bytes)>,
-    bytes: usize,
-    max_bytes: usize,
-    /// Records are encoded into this buffer and split off, so many small
-    /// records share a few allocations instead of one each.
-    scratch: BytesMut,
     /// Encoded records not yet handed to the WAL writer (`None`: no WAL).
     wal: Option<BytesMut>,
     /// Some record in `wal` still has its CRC at zero (see `seal_records`).
     wal_unsealed: bool,
-    /// Whether records are kept for readers (followers). Like Redis's
-    /// replication backlog, retention starts when the first reader attaches;
-    /// until then an append only assigns the index (and feeds the WAL).
-    retain: bool,
+    /// Sealed records not yet taken by the replication streamer (`None`:
+    /// not retaining). Like Redis's replication backlog, retention starts
+    /// when replication needs it; until then an append only assigns the
+    /// index (and feeds the WAL).
+    repl: Option<BytesMut>,
+    /// Index of the first record in `repl`.
+    repl_first: u64,
+    /// `repl` never holds more than this (oldest records are dropped: a
+    /// streamer that stopped taking them would otherwise grow it forever).
+    max_bytes: usize,
 }
 
-/// A point-in-time view of the backlog for INFO.
+/// A point-in-time view for INFO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BacklogStats {
     pub term: u64,
     pub last_index: u64,
-    /// Oldest index still held (last_index + 1 when empty).
-    pub first_index: u64,
-    pub records: usize,
-    pub bytes: usize,
+    /// Bytes of records waiting for the replication streamer.
+    pub pending_repl_bytes: usize,
     pub max_bytes: usize,
 }
 
 impl Backlog {
+    /// A log that retains records for replication from the start.
     pub fn new(max_bytes: usize) -> Backlog {
+        Backlog { repl: Some(BytesMut::new()), ..Backlog::counting(max_bytes) }
+    }
+
+    /// A log that only counts indexes until [`Backlog::start_retaining`].
+    pub fn counting(max_bytes: usize) -> Backlog {
         Backlog {
             term: 1,
             last_index: 0,
-            records: VecDeque::new(),
-            bytes: 0,
-            max_bytes,
-            scratch: BytesMut::new(),
             wal: None,
             wal_unsealed: false,
-            retain: true,
+            repl: None,
+            repl_first: 1,
+            max_bytes,
         }
     }
 
-    /// A backlog that only counts indexes until [`Backlog::start_retaining`].
-    pub fn counting(max_bytes: usize) -> Backlog {
-        Backlog { retain: false, ..Backlog::new(max_bytes) }
-    }
-
-    /// Keeps every record appended from now on (the first is `last_index + 1`).
+    /// Queues every record appended from now on for replication (the first
+    /// is `last_index + 1`). Idempotent.
     pub fn start_retaining(&mut self) {
-        self.retain = true;
+        if self.repl.is_none() {
+            self.repl = Some(BytesMut::new());
+            self.repl_first = self.last_index + 1;
+        }
     }
 
     pub fn is_retaining(&self) -> bool {
-        self.retain
+        self.repl.is_some()
     }
 
-    /// Assigns the next index to `op`, keeps its encoding, and returns the index.
+    /// Assigns the next index to `op`, queues its encoding, and returns the index.
     pub fn append<B: AsRef<[u8]>>(&mut self, op: &Op<B>) -> u64 {
         self.last_index += 1;
-        if !self.retain {
-            // Nobody reads the backlog yet: encode only for the WAL, if any.
-            if let Some(wal) = &mut self.wal {
-                encode_record_unsealed(self.term, self.last_index, op, wal);
-                self.wal_unsealed = true;
-            }
-            return self.last_index;
-        }
-        if self.scratch.capacity() - self.scratch.len() < 256 {
-            self.scratch.reserve(64 * 1024);
-        }
-        encode_record_unsealed(self.term, self.last_index, op, &mut self.scratch);
-        // Sealed once here, so every follower (and the WAL) gets the same
-        // bytes without a copy or a CRC of its own.
-        seal_records(&mut self.scratch);
-        let rec = self.scratch.split().freeze();
-        if let Some(wal) = &mut self.wal {
-            wal.extend_from_slice(&rec);
-        }
-        self.keep(self.last_index, rec);
-        self.last_index
+        let (term, index) = (self.term, self.last_index);
+        self.queue(term, index, op);
+        index
     }
 
-    /// Puts a record that is already durable (WAL replay) back in the
-    /// backlog, so followers can still be served from it after a restart.
-    /// With the WAL enabled (a follower applying its leader's stream; never
-    /// during recovery, which runs before the WAL starts) it is queued for
-    /// the WAL as well, under the leader's index and term.
+    /// Encodes a record into the queues: sealed once into `repl` when
+    /// retaining (the WAL copies those bytes), else unsealed for the WAL
+    /// alone (its writer seals them, off the write path).
+    fn queue<B: AsRef<[u8]>>(&mut self, term: u64, index: u64, op: &Op<B>) {
+        match &mut self.repl {
+            Some(repl) => {
+                if repl.is_empty() {
+                    self.repl_first = index;
+                }
+                if repl.capacity() - repl.len() < 256 {
+                    repl.reserve(16 * 1024);
+                }
+                let start = repl.len();
+                encode_record_unsealed(term, index, op, repl);
+                seal_records(&mut repl[start..]);
+                if let Some(wal) = &mut self.wal {
+                    wal.extend_from_slice(&repl[start..]);
+                }
+                self.trim_repl();
+            }
+            None => {
+                if let Some(wal) = &mut self.wal {
+                    encode_record_unsealed(term, index, op, wal);
+                    self.wal_unsealed = true;
+                }
+            }
+        }
+    }
+
+    /// Drops the oldest queued records beyond `max_bytes`.
+    fn trim_repl(&mut self) {
+        let Some(repl) = &mut self.repl else { return };
+        while repl.len() > self.max_bytes && repl.len() >= RECORD_HEADER_LEN {
+            let len = RECORD_HEADER_LEN + BigEndian::read_u32(&repl[..4]) as usize;
+            repl.advance(len.min(repl.len()));
+            self.repl_first += 1;
+        }
+    }
+
+    /// Puts a record that was decided elsewhere back in the log: WAL replay
+    /// (before the WAL writer starts, so only the index moves and, on a
+    /// leader, the record is queued for replication), or a follower applying
+    /// its leader's stream (queued for its WAL, under the leader's index and term).
     pub fn restore<B: AsRef<[u8]>>(&mut self, term: u64, index: u64, op: &Op<B>) {
         self.term = self.term.max(term);
         self.last_index = index;
-        if let Some(wal) = &mut self.wal {
-            encode_record_unsealed(term, index, op, wal);
-            self.wal_unsealed = true;
-        }
-        if !self.retain {
-            return;
-        }
-        encode_record_unsealed(term, index, op, &mut self.scratch);
-        seal_records(&mut self.scratch);
-        let rec = self.scratch.split().freeze();
-        self.keep(index, rec);
+        self.queue(term, index, op);
     }
 
     /// Like [`Backlog::restore`] for a record received already framed and
-    /// sealed (a leader's stream): its bytes go to the WAL as they are.
+    /// sealed (a leader's stream): its bytes are queued as they are.
     pub fn restore_raw(&mut self, term: u64, index: u64, raw: &[u8]) {
         self.term = self.term.max(term);
         self.last_index = index;
+        if let Some(repl) = &mut self.repl {
+            if repl.is_empty() {
+                self.repl_first = index;
+            }
+            repl.extend_from_slice(raw);
+            self.trim_repl();
+        }
         if let Some(wal) = &mut self.wal {
             wal.extend_from_slice(raw);
-        }
-        if self.retain {
-            self.keep(index, Bytes::copy_from_slice(raw));
         }
     }
 
@@ -136,79 +158,63 @@ impl Backlog {
     pub fn set_last_index(&mut self, term: u64, index: u64) {
         self.term = self.term.max(term);
         if index > self.last_index {
-            self.records.clear();
-            self.bytes = 0;
             self.last_index = index;
+            if let Some(repl) = &mut self.repl {
+                repl.clear();
+            }
+            self.repl_first = index + 1;
         }
     }
 
     /// Restarts the log at `index` (which may be lower than today's): a
-    /// follower that loaded its leader's snapshot. Records kept or queued
-    /// for the WAL belong to the replaced dataset and are dropped.
+    /// follower that loaded its leader's snapshot. Records queued belong to
+    /// the replaced dataset and are dropped.
     pub fn reset_to(&mut self, term: u64, index: u64) {
-        self.records.clear();
-        self.bytes = 0;
         self.last_index = index;
         self.term = term;
+        if let Some(repl) = &mut self.repl {
+            repl.clear();
+        }
+        self.repl_first = index + 1;
         if let Some(wal) = &mut self.wal {
             wal.clear();
         }
     }
 
-    fn keep(&mut self, index: u64, rec: Bytes) {
-        self.bytes += rec.len();
-        self.records.push_back((index, rec));
-        while self.bytes > self.max_bytes {
-            match self.records.pop_front() {
-                Some((_, old)) => self.bytes -= old.len(),
-                None => break,
-            }
-        }
-    }
-
-    /// Encoded (sealed) records with index ≥ `from`, or `None` if some were already dropped.
-    pub fn since(&self, from: u64) -> Option<Vec<Bytes>> {
-        self.since_limited(from, usize::MAX, usize::MAX)
-    }
-
-    /// Like [`Backlog::since`], but at most `max_records` records and, past
-    /// the first, at most `max_bytes` bytes (shared, not copied).
-    pub fn since_limited(&self, from: u64, max_records: usize, max_bytes: usize) -> Option<Vec<Bytes>> {
-        let first = self.records.front().map_or(self.last_index + 1, |(i, _)| *i);
-        if from < first {
-            return None;
-        }
-        let skip = (from - first) as usize;
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        for (_, r) in self.records.iter().skip(skip) {
-            if out.len() >= max_records || (!out.is_empty() && bytes + r.len() > max_bytes) {
-                break;
-            }
-            bytes += r.len();
-            // Kept records are sealed: readers share them.
-            out.push(r.clone());
-        }
-        Some(out)
+    /// Takes the records queued for replication: sealed, back to back, and
+    /// the index of the first (`None` when not retaining). The buffer is
+    /// handed over whole, so the taker's thread alone touches it afterwards.
+    pub fn take_repl(&mut self) -> Option<(BytesMut, u64)> {
+        let repl = self.repl.as_mut()?;
+        let first = self.repl_first;
+        self.repl_first = self.last_index + 1;
+        Some((std::mem::take(repl), first))
     }
 
     pub fn stats(&self) -> BacklogStats {
         BacklogStats {
             term: self.term,
             last_index: self.last_index,
-            first_index: self.records.front().map_or(self.last_index + 1, |(i, _)| *i),
-            records: self.records.len(),
-            bytes: self.bytes,
+            pending_repl_bytes: self.repl.as_ref().map_or(0, |r| r.len()),
             max_bytes: self.max_bytes,
         }
     }
 }
+
+/// Keeps a value on its own cache line (no false sharing with the lock).
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Padded<T>(T);
 
 /// The shared op log handle. Callers append while holding the lock of the
 /// shard they changed, which makes per-key order equal log order.
 #[derive(Debug)]
 pub struct OpLog {
     inner: Mutex<Backlog>,
+    /// `last_index`, readable without the lock (snapshots, WAIT, the WAL
+    /// wait of every write batch): each lock taken from another thread
+    /// costs the writers a cache-line transfer. Its own cache line.
+    last: Padded<std::sync::atomic::AtomicU64>,
     /// Signalled when records are waiting for the WAL writer.
     wal_ready: Condvar,
     /// Wake the WAL writer on every append (it does all writes), or leave
@@ -220,6 +226,7 @@ impl OpLog {
     pub fn new(max_bytes: usize) -> OpLog {
         OpLog {
             inner: Mutex::new(Backlog::new(max_bytes)),
+            last: Padded::default(),
             wal_ready: Condvar::new(),
             eager_wal_wake: std::sync::atomic::AtomicBool::new(true),
         }
@@ -230,6 +237,7 @@ impl OpLog {
     pub fn counting(max_bytes: usize) -> OpLog {
         OpLog {
             inner: Mutex::new(Backlog::counting(max_bytes)),
+            last: Padded::default(),
             wal_ready: Condvar::new(),
             eager_wal_wake: std::sync::atomic::AtomicBool::new(true),
         }
@@ -279,6 +287,32 @@ impl OpLog {
     pub fn restore<B: AsRef<[u8]>>(&self, term: u64, index: u64, op: &Op<B>) {
         let mut g = self.lock();
         g.restore(term, index, op);
+        self.publish(&g);
+        let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
+            && g.wal.as_ref().is_some_and(|w| !w.is_empty());
+        drop(g);
+        if wake {
+            self.wal_ready.notify_one();
+        }
+    }
+
+    /// A follower's store applied the record at `index` (call it under the
+    /// shard lock, as writers append): the index moves now, the record's
+    /// bytes are queued with the rest of its batch by [`OpLog::queue_replicated`].
+    pub fn note_replicated(&self, index: u64) {
+        self.last.0.store(index, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Queues a batch of records received framed and sealed (a leader's
+    /// stream), already applied and noted, in one lock acquisition.
+    pub fn queue_replicated<'a>(&self, term: u64, last: u64, raws: impl IntoIterator<Item = &'a [u8]>) {
+        let mut g = self.lock();
+        for raw in raws {
+            let index = g.last_index + 1;
+            g.restore_raw(term, index, raw);
+        }
+        g.last_index = last;
+        self.publish(&g);
         let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
             && g.wal.as_ref().is_some_and(|w| !w.is_empty());
         drop(g);
@@ -290,6 +324,7 @@ impl OpLog {
     pub fn restore_raw(&self, term: u64, index: u64, raw: &[u8]) {
         let mut g = self.lock();
         g.restore_raw(term, index, raw);
+        self.publish(&g);
         let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
             && g.wal.as_ref().is_some_and(|w| !w.is_empty());
         drop(g);
@@ -299,20 +334,30 @@ impl OpLog {
     }
 
     pub fn reset_to(&self, term: u64, index: u64) {
-        self.lock().reset_to(term, index)
+        let mut g = self.lock();
+        g.reset_to(term, index);
+        self.publish(&g);
     }
 
     pub fn set_last_index(&self, term: u64, index: u64) {
-        self.lock().set_last_index(term, index)
+        let mut g = self.lock();
+        g.set_last_index(term, index);
+        self.publish(&g);
     }
 
+    /// Index of the newest record (lock-free).
     pub fn last_index(&self) -> u64 {
-        self.lock().last_index
+        self.last.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn publish(&self, g: &Backlog) {
+        self.last.0.store(g.last_index, std::sync::atomic::Ordering::Release);
     }
 
     pub fn append<B: AsRef<[u8]>>(&self, op: &Op<B>) -> u64 {
         let mut g = self.lock();
         let index = g.append(op);
+        self.last.0.store(index, std::sync::atomic::Ordering::Release);
         let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
             && g.wal.as_ref().is_some_and(|w| !w.is_empty());
         drop(g);
@@ -326,12 +371,9 @@ impl OpLog {
         self.lock().stats()
     }
 
-    pub fn since(&self, from: u64) -> Option<Vec<Bytes>> {
-        self.lock().since(from)
-    }
-
-    pub fn since_limited(&self, from: u64, max_records: usize, max_bytes: usize) -> Option<Vec<Bytes>> {
-        self.lock().since_limited(from, max_records, max_bytes)
+    /// See [`Backlog::take_repl`].
+    pub fn take_repl(&self) -> Option<(BytesMut, u64)> {
+        self.lock().take_repl()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Backlog> {
@@ -345,77 +387,90 @@ impl OpLog {
 mod tests {
     use super::*;
     use crate::oplog::decode_record;
+    use bytes::Bytes;
 
-    #[test]
-    fn indexes_are_contiguous_and_old_records_fall_off() {
-        let mut b = Backlog::new(200);
-        for i in 0..20u64 {
-            let idx = b.append(&Op::IncrBy { key: Bytes::from_static(b"c"), delta: 1 });
-            assert_eq!(idx, i + 1);
+    fn indexes(buf: BytesMut) -> Vec<u64> {
+        let mut bytes = buf.freeze();
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let (rec, used) = decode_record(&bytes).expect("sealed record");
+            out.push(rec.index);
+            bytes.advance(used);
         }
-        let s = b.stats();
-        assert_eq!(s.last_index, 20);
-        assert!(s.bytes <= 200);
-        assert_eq!(s.first_index + s.records as u64, 21);
-        assert!(b.since(1).is_none(), "dropped records must not be served");
-        let tail = b.since(s.first_index).unwrap();
-        let (rec, _) = decode_record(&tail[0]).unwrap();
-        assert_eq!(rec.index, s.first_index);
-        assert_eq!(b.since(21).unwrap().len(), 0);
+        out
     }
-}
 
-#[cfg(test)]
-mod retain_tests {
-    use super::*;
-    use crate::oplog::decode_record;
+    fn op() -> Op {
+        Op::IncrBy { key: Bytes::from_static(b"c"), delta: 1 }
+    }
 
     #[test]
-    fn a_counting_backlog_numbers_records_and_retains_once_asked() {
+    fn records_are_queued_sealed_and_taken_in_one_piece() {
+        let mut b = Backlog::new(1 << 20);
+        for i in 0..20u64 {
+            assert_eq!(b.append(&op()), i + 1);
+        }
+        let (buf, first) = b.take_repl().unwrap();
+        assert_eq!(first, 1);
+        assert_eq!(indexes(buf), (1..=20).collect::<Vec<_>>());
+        let (buf, first) = b.take_repl().unwrap();
+        assert!(buf.is_empty());
+        assert_eq!(first, 21, "the next take starts after the last index");
+        b.append(&op());
+        let (buf, first) = b.take_repl().unwrap();
+        assert_eq!((indexes(buf), first), (vec![21], 21));
+    }
+
+    #[test]
+    fn an_untaken_queue_keeps_only_the_newest_records() {
+        let mut b = Backlog::new(200);
+        for _ in 0..20 {
+            b.append(&op());
+        }
+        assert!(b.stats().pending_repl_bytes <= 200);
+        let (buf, first) = b.take_repl().unwrap();
+        let got = indexes(buf);
+        assert_eq!(got.first().copied(), Some(first));
+        assert_eq!(got.last().copied(), Some(20));
+        assert!(first > 1, "old records were dropped");
+    }
+
+    #[test]
+    fn a_counting_log_numbers_records_and_queues_once_asked() {
         let mut b = Backlog::counting(1 << 20);
-        let op = Op::IncrBy { key: Bytes::from_static(b"c"), delta: 1 };
-        assert_eq!(b.append(&op), 1);
-        assert_eq!(b.append(&op), 2);
-        assert_eq!(b.stats().records, 0);
-        assert!(b.since(1).is_none(), "nothing was kept");
-        assert_eq!(b.since(3).unwrap().len(), 0, "a reader at the head is served");
+        assert_eq!(b.append(&op()), 1);
+        assert_eq!(b.append(&op()), 2);
+        assert!(b.take_repl().is_none(), "nothing was queued");
         b.start_retaining();
-        assert_eq!(b.append(&op), 3);
-        let got = b.since(3).unwrap();
-        assert_eq!(decode_record(&got[0]).unwrap().0.index, 3);
-        assert!(b.since(2).is_none());
+        b.start_retaining();
+        assert_eq!(b.append(&op()), 3);
+        let (buf, first) = b.take_repl().unwrap();
+        assert_eq!((indexes(buf), first), (vec![3], 3));
     }
 
     #[test]
-    fn a_counting_backlog_still_feeds_the_wal() {
+    fn the_wal_gets_every_record_whether_retaining_or_not() {
         let mut b = Backlog::counting(1 << 20);
         b.wal = Some(BytesMut::new());
         b.append(&Op::Del { key: Bytes::from_static(b"k") });
+        b.start_retaining();
+        b.append(&Op::Del { key: Bytes::from_static(b"k") });
+        assert!(b.wal_unsealed, "the first was queued without its CRC");
         let mut wal = b.wal.take().unwrap();
         seal_records(&mut wal);
-        assert_eq!(decode_record(&wal.freeze()).unwrap().0.index, 1);
+        assert_eq!(indexes(wal), vec![1, 2]);
     }
-}
-
-#[cfg(test)]
-mod limit_tests {
-    use super::*;
-    use crate::oplog::decode_record;
 
     #[test]
-    fn a_limited_read_returns_one_sealed_batch() {
-        let mut b = Backlog::new(1 << 20);
-        for _ in 0..100 {
-            b.append(&Op::IncrBy { key: Bytes::from_static(b"c"), delta: 1 });
-        }
-        let batch = b.since_limited(10, 5, usize::MAX).unwrap();
-        assert_eq!(batch.len(), 5);
-        for (i, rec) in batch.iter().enumerate() {
-            assert_eq!(decode_record(rec).unwrap().0.index, 10 + i as u64, "sealed and in order");
-        }
-        let one = batch[0].len();
-        assert_eq!(b.since_limited(10, 100, one * 3).unwrap().len(), 3);
-        assert_eq!(b.since_limited(10, 100, 1).unwrap().len(), 1, "the first record always fits");
-        assert_eq!(b.since_limited(101, 5, 100).unwrap().len(), 0);
+    fn raw_records_are_queued_as_received() {
+        let mut leader = Backlog::new(1 << 20);
+        leader.append(&op());
+        let (raw, _) = leader.take_repl().unwrap();
+        let mut follower = Backlog::counting(1 << 20);
+        follower.wal = Some(BytesMut::new());
+        follower.restore_raw(1, 1, &raw);
+        assert_eq!(follower.wal.as_ref().unwrap()[..], raw[..]);
+        assert!(!follower.wal_unsealed);
+        assert_eq!(follower.last_index, 1);
     }
 }

@@ -152,7 +152,7 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
 
 fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record, report: &mut RecoveryReport) {
     report.term = report.term.max(rec.term);
-    if apply_after_snapshot(store, meta, rec.term, rec.index, &rec.op, None) {
+    if apply_after_snapshot(store, meta, rec.term, rec.index, &rec.op, false) {
         report.records_replayed += 1;
     } else {
         report.records_skipped += 1;
@@ -163,19 +163,23 @@ fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record, report: &mut 
 /// indexes (recovery, a follower after a full resync): a record a shard's
 /// image already contains is only logged, not applied again. Returns
 /// whether it was applied. Every record is logged under its own index
-/// (`raw`: as received, already framed; else encoded again).
+/// (`replicated`: only the index moves; the caller queues the received
+/// bytes for the batch, see [`Store::apply_replicated`]).
 pub fn apply_after_snapshot<B: AsRef<[u8]>>(
     store: &Store,
     meta: Option<&SnapshotMeta>,
     term: u64,
     index: u64,
     op: &Op<B>,
-    raw: Option<&[u8]>,
+    replicated: bool,
 ) -> bool {
     let covered = |key: &[u8]| meta.is_some_and(|m| index <= m.covers[shard_for(key, m.shards as usize)]);
-    let log_only = || match raw {
-        Some(raw) => store.log().restore_raw(term, index, raw),
-        None => store.log().restore(term, index, op),
+    let log_only = || {
+        if replicated {
+            store.log().note_replicated(index)
+        } else {
+            store.log().restore(term, index, op)
+        }
     };
     match (op, meta) {
         (_, Some(m)) if index <= m.min_cover() => {
@@ -196,9 +200,10 @@ pub fn apply_after_snapshot<B: AsRef<[u8]>>(
             // A refused op was refused live too (it was logged as applied, so
             // this cannot happen unless the data is inconsistent): keep going,
             // as the leader did.
-            let applied = match raw {
-                Some(raw) => store.apply_replicated(term, index, op, raw),
-                None => store.apply_replayed(term, index, op),
+            let applied = if replicated {
+                store.apply_replicated(term, index, op)
+            } else {
+                store.apply_replayed(term, index, op)
             };
             if let Err(e) = applied {
                 warn!(index, error = %e, "record refused on replay");

@@ -39,6 +39,7 @@
 //!   rule (§5.4.2: count replicas only for current-term records) must be
 //!   added to `Leader::recompute_commit`.
 
+mod backlog;
 mod follower;
 mod leader;
 mod message;
@@ -47,8 +48,9 @@ pub mod wire;
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::oplog::{OpLog, RECORD_HEADER_LEN};
+use crate::oplog::RECORD_HEADER_LEN;
 
+pub use backlog::ReplBacklog;
 pub use follower::{Follower, FollowerConfig, FollowerOutput, LinkState};
 pub use leader::{FollowerProgress, FollowerState, Leader, LeaderConfig, LeaderOutput};
 pub use message::{Message, RecordEntry};
@@ -82,8 +84,8 @@ pub enum ReplicationError {
     NotInFullSync(NodeId),
 }
 
-/// Where the leader reads records to stream. Implemented by the real
-/// [`OpLog`] and by in-memory fakes in tests.
+/// Where the leader reads records to stream. Implemented by
+/// [`ReplBacklog`] and by in-memory fakes in tests.
 pub trait BacklogSource {
     /// Records with index ≥ `from`, in order, at most `max_records` of them
     /// and at most `max_bytes` encoded bytes (but always at least one if any
@@ -95,30 +97,6 @@ pub trait BacklogSource {
     fn first_index(&self) -> u64;
     /// Index of the newest record ever appended.
     fn last_index(&self) -> u64;
-}
-
-impl BacklogSource for OpLog {
-    fn since(&self, from: u64, max_records: usize, max_bytes: usize) -> Option<Vec<RecordEntry>> {
-        // Only this batch is copied and sealed, however far behind `from` is.
-        let batch = self.since_limited(from, max_records, max_bytes)?;
-        Some(
-            batch
-                .into_iter()
-                .map(|rec| {
-                    let (term, index) = record_position(&rec);
-                    RecordEntry { term, index, bytes: rec }
-                })
-                .collect(),
-        )
-    }
-
-    fn first_index(&self) -> u64 {
-        self.stats().first_index
-    }
-
-    fn last_index(&self) -> u64 {
-        OpLog::last_index(self)
-    }
 }
 
 /// Term and index from an encoded record's header; the backlog only holds
@@ -146,34 +124,6 @@ fn at_least(field: &'static str, got: u64, min: u64) -> Result<(), ConfigError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oplog::Op;
-
-    #[test]
-    fn oplog_source_reports_positions_and_respects_limits() {
-        let log = OpLog::new(1 << 20);
-        for _ in 0..10 {
-            log.append(&Op::IncrBy { key: Bytes::from_static(b"k"), delta: 1 });
-        }
-        assert_eq!(BacklogSource::first_index(&log), 1);
-        assert_eq!(BacklogSource::last_index(&log), 10);
-        let batch = BacklogSource::since(&log, 3, 4, usize::MAX).unwrap();
-        let idx: Vec<u64> = batch.iter().map(|r| r.index).collect();
-        assert_eq!(idx, vec![3, 4, 5, 6]);
-        assert!(batch.iter().all(|r| r.term == 1));
-        let one = BacklogSource::since(&log, 1, 100, 1).unwrap();
-        assert_eq!(one.len(), 1, "an oversized record still goes out alone");
-        assert!(BacklogSource::since(&log, 11, 100, 100).unwrap().is_empty());
-    }
-
-    #[test]
-    fn oplog_source_reports_dropped_records() {
-        let log = OpLog::new(100);
-        for _ in 0..20 {
-            log.append(&Op::IncrBy { key: Bytes::from_static(b"k"), delta: 1 });
-        }
-        assert!(BacklogSource::first_index(&log) > 1);
-        assert!(BacklogSource::since(&log, 1, 10, 1000).is_none());
-    }
 
     #[test]
     fn rng_is_deterministic_and_bounded() {

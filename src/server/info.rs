@@ -54,7 +54,7 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             let ks = shared.store.keyspace_stats();
             kv("used_memory_dataset", &ks.mem);
             kv("used_memory_rss", &rss_bytes().map_or_else(|| "unknown".to_string(), |b| b.to_string()));
-            kv("oplog_backlog_bytes", &shared.store.log().stats().bytes);
+            kv("oplog_backlog_bytes", &shared.repl.backlog().1);
             kv("max_key_bytes", &shared.config.max_key_bytes);
             kv("max_value_bytes", &shared.config.max_value_bytes);
         }
@@ -70,10 +70,11 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             let log = shared.store.log().stats();
             kv("term", &log.term);
             kv("last_index", &log.last_index);
-            kv("first_index", &log.first_index);
-            kv("backlog_records", &log.records);
-            kv("backlog_bytes", &log.bytes);
+            let (records, bytes) = shared.repl.backlog();
+            kv("backlog_records", &records);
+            kv("backlog_bytes", &bytes);
             kv("backlog_max_bytes", &log.max_bytes);
+            kv("backlog_pending_bytes", &log.pending_repl_bytes);
             kv("backlog_retaining", &(shared.store.log().is_retaining() as u8));
         }
         "stats" => {

@@ -266,20 +266,20 @@ impl Store {
         index: u64,
         op: &Op<B>,
     ) -> Result<Applied, ApplyError> {
-        self.apply_logged(term, index, op, None)
+        self.apply_logged(term, index, op, false)
     }
 
-    /// Like [`Store::apply_replayed`] for a record received framed and
-    /// sealed (`raw`, a leader's stream): the log takes those bytes as they
-    /// are instead of encoding the op again.
+    /// Like [`Store::apply_replayed`] for a record of a leader's stream: the
+    /// log's index moves under the shard lock, but the record's bytes (as
+    /// received) are queued by the caller for the whole batch at once
+    /// ([`OpLog::queue_replicated`]).
     pub fn apply_replicated<B: AsRef<[u8]>>(
         &self,
         term: u64,
         index: u64,
         op: &Op<B>,
-        raw: &[u8],
     ) -> Result<Applied, ApplyError> {
-        self.apply_logged(term, index, op, Some(raw))
+        self.apply_logged(term, index, op, true)
     }
 
     fn apply_logged<B: AsRef<[u8]>>(
@@ -287,11 +287,14 @@ impl Store {
         term: u64,
         index: u64,
         op: &Op<B>,
-        raw: Option<&[u8]>,
+        deferred: bool,
     ) -> Result<Applied, ApplyError> {
-        let log = |op: &Op<B>| match raw {
-            Some(raw) => self.log.restore_raw(term, index, raw),
-            None => self.log.restore(term, index, op),
+        let log = |op: &Op<B>| {
+            if deferred {
+                self.log.note_replicated(index)
+            } else {
+                self.log.restore(term, index, op)
+            }
         };
         match op.key() {
             None => {
@@ -502,11 +505,16 @@ mod tests {
                 }
             }
             let replica = Store::new(8, Arc::new(OpLog::new(1 << 24)));
-            let records = log.since(1).expect("backlog holds everything");
-            for (i, rec) in records.iter().enumerate() {
-                let (rec, _) = decode_record(rec).unwrap();
-                prop_assert_eq!(rec.index, i as u64 + 1);
+            let (records, first) = log.take_repl().expect("retaining");
+            prop_assert_eq!(first, 1, "the queue holds everything");
+            let mut records = records.freeze();
+            let mut i = 0u64;
+            while !records.is_empty() {
+                let (rec, used) = decode_record(&records).unwrap();
+                i += 1;
+                prop_assert_eq!(rec.index, i);
                 replica.apply_replayed(rec.term, rec.index, &rec.op).unwrap();
+                bytes::Buf::advance(&mut records, used);
             }
             prop_assert_eq!(replica.log().last_index(), log.last_index());
             prop_assert_eq!(dump(&live), dump(&replica));

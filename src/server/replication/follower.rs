@@ -405,7 +405,8 @@ impl Driver {
 
     /// Applies records in order: store, backlog and (persistence on) WAL.
     fn apply(&mut self, records: Vec<RecordEntry>) {
-        for entry in records {
+        let mut last = None;
+        for entry in &records {
             let rec = match decode_record_ref(&entry.bytes) {
                 Ok((rec, _)) if rec.index == entry.index => rec,
                 Ok((rec, _)) => {
@@ -418,10 +419,15 @@ impl Driver {
                 }
             };
             let skip = self.skip.as_ref().filter(|m| rec.index <= m.max_cover());
-            apply_after_snapshot(&self.store, skip, rec.term, rec.index, &rec.op, Some(rec.raw));
+            apply_after_snapshot(&self.store, skip, rec.term, rec.index, &rec.op, true);
             if skip.is_none() {
                 self.skip = None;
             }
+            last = Some((rec.term, rec.index));
+        }
+        // The batch's bytes, as received, go to the log (and WAL) at once.
+        if let Some((term, index)) = last {
+            self.store.log().queue_replicated(term, index, records.iter().map(|r| &r.bytes[..]));
         }
     }
 

@@ -27,7 +27,9 @@ use crate::oplog::OpLog;
 use crate::persist::{encode_snapshot, FsyncPolicy, NodeMeta};
 use crate::protocol::{Codec, Limits};
 use crate::replication::wire::{self, link_limits, max_records_payload, max_snapshot_chunk};
-use crate::replication::{FollowerState, Leader, LeaderConfig, LeaderOutput, Message, NodeId};
+use crate::replication::{
+    BacklogSource, FollowerState, Leader, LeaderConfig, LeaderOutput, Message, NodeId, ReplBacklog,
+};
 use crate::server::cluster::{ClusterConfig, ReplicationMode};
 use crate::server::{Persistence, Shared};
 use crate::store::Store;
@@ -73,6 +75,8 @@ fn approx_len(msg: &Message) -> usize {
 #[derive(Debug)]
 struct State {
     sm: Leader,
+    /// What followers are served from, filled from the op log in bulk.
+    backlog: ReplBacklog,
     links: HashMap<NodeId, LinkTx>,
     /// When each follower last acknowledged anything (INFO).
     last_ack: HashMap<NodeId, Instant>,
@@ -109,6 +113,7 @@ impl LeaderSide {
         store: Arc<Store>,
         persist: Option<Arc<Persistence>>,
         client_limits: &Limits,
+        backlog_bytes: usize,
     ) -> Arc<LeaderSide> {
         let tick = tick_for(cluster.heartbeat);
         // Large enough for the largest record a client can cause.
@@ -141,6 +146,7 @@ impl LeaderSide {
         Arc::new(LeaderSide {
             state: Mutex::new(State {
                 sm,
+                backlog: ReplBacklog::new(backlog_bytes, last_index),
                 links: HashMap::new(),
                 last_ack: HashMap::new(),
                 peer_addr: HashMap::new(),
@@ -161,6 +167,11 @@ impl LeaderSide {
         })
     }
 
+    pub(super) fn backlog(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.backlog.len(), st.backlog.bytes())
+    }
+
     pub(super) fn meta(&self) -> NodeMeta {
         self.meta
     }
@@ -177,11 +188,16 @@ impl LeaderSide {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the state machine, then carries out its outputs under
-    /// the same lock (so each link gets messages in order).
-    fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut Leader, &OpLog) -> R) -> R {
+    /// Runs `f` on the state machine (with the backlog just refilled from
+    /// the op log: one lock acquisition there), then carries out its
+    /// outputs under the same lock (so each link gets messages in order).
+    fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut Leader, &ReplBacklog) -> R) -> R {
         let mut st = self.lock();
-        let r = f(&mut st.sm, self.log());
+        if let Some((buf, first)) = self.log().take_repl() {
+            st.backlog.absorb(buf.freeze(), first);
+        }
+        let State { sm, backlog, .. } = &mut *st;
+        let r = f(sm, backlog);
         for out in st.sm.outputs() {
             match out {
                 LeaderOutput::Send { to, msg } => {
@@ -252,10 +268,11 @@ impl LeaderSide {
     }
 
     /// What the leader itself holds durably: fsynced under `always`,
-    /// written to the OS otherwise, everything with persistence off.
-    fn own_durable(&self) -> u64 {
+    /// written to the OS otherwise, everything appended (`appended`) with
+    /// persistence off.
+    fn own_durable(&self, appended: u64) -> u64 {
         match &self.persist {
-            None => self.log().last_index(),
+            None => appended,
             Some(p) => {
                 let d = p.wal.durability();
                 if p.cfg.fsync == FsyncPolicy::Always {
@@ -316,10 +333,14 @@ impl LeaderSide {
         }
         let _ = write!(
             out,
-            "full_resyncs:{}\npartial_resyncs:{}\nbacklog_first_index:{}\n",
+            "full_resyncs:{}\npartial_resyncs:{}\nbacklog_first_index:{}\nbacklog_records:{}\n\
+             backlog_bytes:{}\nbacklog_max_bytes:{}\n",
             self.full_resyncs.load(Ordering::Relaxed),
             self.partial_resyncs.load(Ordering::Relaxed),
-            self.log().stats().first_index,
+            st.backlog.first_index(),
+            st.backlog.len(),
+            st.backlog.bytes(),
+            st.backlog.max_bytes(),
         );
     }
 }
@@ -341,18 +362,16 @@ pub(super) async fn run(side: Arc<LeaderSide>, _shared: Arc<Shared>, cancel: Can
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {
                 // Also catches records nobody announced (expiry deletions).
-                let own = side.own_durable();
                 side.with(|sm, log| {
                     sm.on_append(log.last_index(), log);
-                    sm.on_durable(own);
+                    sm.on_durable(side.own_durable(log.last_index()));
                     sm.tick(log);
                 });
             }
             _ = side.appended.notified() => {
-                let own = side.own_durable();
                 side.with(|sm, log| {
                     sm.on_append(log.last_index(), log);
-                    sm.on_durable(own);
+                    sm.on_durable(side.own_durable(log.last_index()));
                 });
             }
             changed = async { durable.as_mut().expect("guarded").changed().await }, if durable.is_some() => {
@@ -360,8 +379,7 @@ pub(super) async fn run(side: Arc<LeaderSide>, _shared: Arc<Shared>, cancel: Can
                     durable = None;
                     continue;
                 }
-                let own = side.own_durable();
-                side.with(|sm, _| sm.on_durable(own));
+                side.with(|sm, log| sm.on_durable(side.own_durable(log.last_index())));
             }
         }
     }

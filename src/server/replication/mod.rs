@@ -127,6 +127,7 @@ impl Replication {
                 store.clone(),
                 persist.cloned(),
                 &config.limits(),
+                config.backlog_bytes,
             )))
         } else {
             store.set_replica(true);
@@ -237,6 +238,14 @@ impl Replication {
                     warn!(error = %e, "cannot record the clean shutdown; followers will resync in full")
                 }
             }
+        }
+    }
+
+    /// The leader's replication backlog: (records, bytes); zeros elsewhere.
+    pub fn backlog(&self) -> (usize, usize) {
+        match self {
+            Replication::Leader(l) => l.backlog(),
+            _ => (0, 0),
         }
     }
 

@@ -1,0 +1,165 @@
+//! The leader's replication backlog: the newest sealed records, bounded by
+//! bytes, that followers are served from.
+//!
+//! It is filled from the op log in bulk (`OpLog::take_repl` hands over
+//! everything appended since the last take) and owned by the leader's
+//! replication state, so serving followers never touches the lock writers
+//! append under. Records are slices of the taken buffers: a batch for a
+//! follower is a list of cheap clones, not copies.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::{record_position, BacklogSource, RecordEntry};
+use crate::oplog::RECORD_HEADER_LEN;
+
+#[derive(Debug)]
+pub struct ReplBacklog {
+    /// (index, sealed record), contiguous indexes ending at `last`.
+    records: VecDeque<(u64, Bytes)>,
+    bytes: usize,
+    max_bytes: usize,
+    /// Newest index held or, when empty, the index the next record follows.
+    last: u64,
+}
+
+impl ReplBacklog {
+    /// An empty backlog whose next record is `last_index + 1`.
+    pub fn new(max_bytes: usize, last_index: u64) -> ReplBacklog {
+        ReplBacklog { records: VecDeque::new(), bytes: 0, max_bytes, last: last_index }
+    }
+
+    /// Adds records taken from the op log: sealed, back to back, the first
+    /// with index `first`. If records between ours and `first` were
+    /// dropped before we took them, what we hold no longer continues into
+    /// the new ones: it is discarded (followers needing it resync in full).
+    pub fn absorb(&mut self, buf: Bytes, first: u64) {
+        if buf.is_empty() {
+            self.last = self.last.max(first.saturating_sub(1));
+            return;
+        }
+        if first != self.last + 1 {
+            self.records.clear();
+            self.bytes = 0;
+        }
+        let mut pos = 0;
+        while pos + RECORD_HEADER_LEN <= buf.len() {
+            let len = u32::from_be_bytes(buf[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+            let end = pos + RECORD_HEADER_LEN + len;
+            if end > buf.len() {
+                break;
+            }
+            let rec = buf.slice(pos..end);
+            let (_, index) = record_position(&rec);
+            self.bytes += rec.len();
+            self.records.push_back((index, rec));
+            self.last = index;
+            pos = end;
+        }
+        while self.bytes > self.max_bytes {
+            match self.records.pop_front() {
+                Some((_, old)) => self.bytes -= old.len(),
+                None => break,
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+}
+
+impl BacklogSource for ReplBacklog {
+    fn since(&self, from: u64, max_records: usize, max_bytes: usize) -> Option<Vec<RecordEntry>> {
+        let first = self.first_index();
+        if from < first {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for (index, rec) in self.records.iter().skip((from - first) as usize) {
+            if out.len() >= max_records || (!out.is_empty() && bytes + rec.len() > max_bytes) {
+                break;
+            }
+            bytes += rec.len();
+            let (term, _) = record_position(rec);
+            out.push(RecordEntry { term, index: *index, bytes: rec.clone() });
+        }
+        Some(out)
+    }
+
+    fn first_index(&self) -> u64 {
+        self.records.front().map_or(self.last + 1, |(i, _)| *i)
+    }
+
+    fn last_index(&self) -> u64 {
+        self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oplog::{Op, OpLog};
+
+    fn filled(n: usize, max_bytes: usize) -> (OpLog, ReplBacklog) {
+        let log = OpLog::new(1 << 20);
+        let mut b = ReplBacklog::new(max_bytes, 0);
+        for _ in 0..n {
+            log.append(&Op::IncrBy { key: Bytes::from_static(b"k"), delta: 1 });
+        }
+        let (buf, first) = log.take_repl().unwrap();
+        b.absorb(buf.freeze(), first);
+        (log, b)
+    }
+
+    #[test]
+    fn serves_positions_within_limits() {
+        let (_, b) = filled(10, 1 << 20);
+        assert_eq!((b.first_index(), b.last_index(), b.len()), (1, 10, 10));
+        let batch = b.since(3, 4, usize::MAX).unwrap();
+        let idx: Vec<u64> = batch.iter().map(|r| r.index).collect();
+        assert_eq!(idx, vec![3, 4, 5, 6]);
+        assert!(batch.iter().all(|r| r.term == 1));
+        assert_eq!(b.since(1, 100, 1).unwrap().len(), 1, "an oversized record still goes out alone");
+        assert!(b.since(11, 100, 100).unwrap().is_empty());
+    }
+
+    #[test]
+    fn old_records_fall_off_and_are_not_served() {
+        let (_, b) = filled(20, 100);
+        assert!(b.bytes() <= 100);
+        assert!(b.first_index() > 1);
+        assert_eq!(b.last_index(), 20);
+        assert!(b.since(1, 10, 1000).is_none());
+    }
+
+    #[test]
+    fn a_gap_in_what_was_taken_discards_the_old_records() {
+        let (log, mut b) = filled(5, 1 << 20);
+        // The log dropped records 6..=8 before they were taken.
+        for _ in 0..3 {
+            log.append(&Op::Del { key: Bytes::from_static(b"x") });
+        }
+        let _ = log.take_repl();
+        log.append(&Op::Del { key: Bytes::from_static(b"y") });
+        let (buf, first) = log.take_repl().unwrap();
+        assert_eq!(first, 9);
+        b.absorb(buf.freeze(), first);
+        assert_eq!((b.first_index(), b.last_index()), (9, 9));
+        assert!(b.since(6, 10, 1000).is_none());
+    }
+}
