@@ -22,8 +22,13 @@
 # PARTS (default "sync throughput"), BURROW_ARGS (extra flags for every Burrow
 # server, e.g. "--backlog-bytes 67108864"), KEEP_WORK=1 (keep logs).
 #
-# Every process is unpinned (the scheduler places the servers and the load
-# generator on the machine's cores). Setups alternate run by run, so drift in
+# PLACEMENT (default "shared"): every process unpinned, so the scheduler
+# places the servers and the load generator on the machine's cores — on a
+# small machine the followers' work then comes out of the leader's CPU.
+# "split": the leader (or the server alone) and the load generator pinned to
+# CPU 0, followers/replicas to CPU 1 — followers on hardware of their own, as
+# in a real deployment; the ratio then shows what feeding followers costs the
+# leader. Needs at least 2 CPUs. Setups alternate run by run, so drift in
 # a shared machine's speed hits all of them alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +38,12 @@ RUNS=${RUNS:-3}
 REQUESTS=${REQUESTS:-3000000}
 MODES=${MODES:-"off everysec"}
 PARTS=${PARTS:-"sync throughput"}
+PLACEMENT=${PLACEMENT:-shared}
+case $PLACEMENT in
+    shared) LEAD_PIN=(); FOLLOW_PIN=() ;;
+    split) LEAD_PIN=(taskset -c 0); FOLLOW_PIN=(taskset -c 1) ;;
+    *) echo "PLACEMENT must be shared or split" >&2; exit 2 ;;
+esac
 case "${1:-}" in
     -h|--help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     "") ;;
@@ -138,8 +149,10 @@ cluster_file() {
 # Burrow's persistence flags for a mode: off, or on with that fsync policy.
 burrow_persist() { [ "$1" = off ] && echo "--persistence off" || echo "--persistence on --fsync $1"; }
 start_node() { # file id log persistence-mode: a cluster member, pid in NODE_PID
+    local pin=("${FOLLOW_PIN[@]}")
+    [ "$2" = 1 ] && pin=("${LEAD_PIN[@]}")
     # shellcheck disable=SC2046 # the persistence flags are a list
-    RUST_LOG=info "$SERVER" --config "$1" --node-id "$2" $(burrow_persist "$4") "${EXTRA[@]}" 2>>"$3" &
+    RUST_LOG=info "${pin[@]}" "$SERVER" --config "$1" --node-id "$2" $(burrow_persist "$4") "${EXTRA[@]}" 2>>"$3" &
     NODE_PID=$!
     PIDS="$PIDS$NODE_PID "
 }
@@ -148,7 +161,9 @@ start_redis() { # port dir mode extra-args...: pid in REDIS_PID
     shift 3
     mkdir -p "$dir"
     redis_mode_args "$mode"
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" "${RA[@]}" --logfile "$dir/log" \
+    local pin=("${LEAD_PIN[@]}")
+    [[ " $* " == *" --replicaof "* ]] && pin=("${FOLLOW_PIN[@]}")
+    "${pin[@]}" redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" "${RA[@]}" --logfile "$dir/log" \
         --daemonize no "$@" &
     REDIS_PID=$!
     PIDS="$PIDS$REDIS_PID "
@@ -163,8 +178,10 @@ redis_log_ms() {
 
 CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 REDIS_VERSION=$([ -n "$WITH_REDIS" ] && redis-server --version | awk '{print $3}' | sed 's/v=//' || echo "-")
+PLACED=$([ "$PLACEMENT" = split ] && echo "leader and load generator on CPU 0, followers on CPU 1" \
+    || echo "all processes unpinned")
 echo "# $(nproc) CPUs, ${CPU:-unknown CPU}; Redis ${REDIS_VERSION}; KEYS=$KEYS RUNS=$RUNS REQUESTS=$REQUESTS;" \
-    "all processes unpinned"
+    "$PLACED"
 
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 if want sync; then
@@ -269,7 +286,7 @@ if want throughput; then
         case $setup in
             burrow-alone)
                 # shellcheck disable=SC2046
-                RUST_LOG=info "$SERVER" --port "$p1" --data-dir "$dir/n1" $(burrow_persist "$mode") "${EXTRA[@]}" \
+                RUST_LOG=info "${LEAD_PIN[@]}" "$SERVER" --port "$p1" --data-dir "$dir/n1" $(burrow_persist "$mode") "${EXTRA[@]}" \
                     2>>"$dir/n1.log" &
                 lpid=$!; PIDS="$PIDS$lpid "
                 wait_burrow "$p1"
@@ -304,7 +321,7 @@ if want throughput; then
         [ "$setup" = redis-2r ] && resyncs_before=$(redis_full_syncs "$p1")
         l0=$(cpu_s "$lpid"); [ -n "$fpids" ] && f0=$(cpu_s $fpids)
         res=$("${POLL[@]}" run-lag "$proto" "$p1" "$flist" "$dir/out" -- \
-            "$BENCH" --protocol "$proto" -p "$p1" "${BENCH_ARGS[@]}")
+            "${LEAD_PIN[@]}" "$BENCH" --protocol "$proto" -p "$p1" "${BENCH_ARGS[@]}")
         l1=$(cpu_s "$lpid"); [ -n "$fpids" ] && f1=$(cpu_s $fpids)
         case $setup in
             burrow-2f) RESYNCS[$key]+="$(($(info_field "$p1" full_resyncs) - resyncs_before)) " ;;
@@ -344,9 +361,9 @@ fi
 
 # ---- summary ---------------------------------------------------------------
 echo
-echo "Command: \`RUNS=$RUNS KEYS=$KEYS REQUESTS=$REQUESTS${BURROW_ARGS:+ BURROW_ARGS=\"$BURROW_ARGS\"} bench/replication.sh\`;" \
+echo "Command: \`RUNS=$RUNS KEYS=$KEYS REQUESTS=$REQUESTS PLACEMENT=$PLACEMENT${BURROW_ARGS:+ BURROW_ARGS=\"$BURROW_ARGS\"} bench/replication.sh\`;" \
     "$(nproc) CPUs, ${CPU:-unknown CPU};" \
-    "Redis ${REDIS_VERSION}; all processes unpinned; medians of $RUNS runs."
+    "Redis ${REDIS_VERSION}; $PLACED; medians of $RUNS runs."
 if want sync; then
     echo
     echo "**Full sync of $KEYS keys** (16-byte keys, 32-byte values) to a new, empty follower: seconds from the"

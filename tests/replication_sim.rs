@@ -116,6 +116,8 @@ fn leader_cfg() -> LeaderConfig {
         max_batch_records: 8,
         max_batch_bytes: 300,
         window: 24,
+        // Few, so batches wait for acks (and lost acks) in the simulation too.
+        max_batches_in_flight: 2,
     }
 }
 
@@ -226,7 +228,7 @@ impl Sim {
                     LeaderOutput::StartFullSync { to } => self.full_sync(to),
                     // The leader closes the connection; the follower sees
                     // it unless cut off (then its heartbeat timeout fires).
-                    LeaderOutput::FollowerDown { id } => {
+                    LeaderOutput::FollowerDown { id, .. } => {
                         if !self.node(id).partitioned {
                             if let Some(f) = self.node(id).f.as_mut() {
                                 f.on_disconnected();

@@ -38,6 +38,11 @@ pub struct LeaderConfig {
     pub max_batch_bytes: usize,
     /// Most records sent but not yet acknowledged as applied, per follower.
     pub window: u64,
+    /// Most `Records` messages in flight per follower. New records wait
+    /// for an ack once this many are out, then go in one batch: under load
+    /// a follower gets few large batches per round trip rather than one
+    /// small batch per write, which is what each message costs both sides.
+    pub max_batches_in_flight: usize,
 }
 
 impl Default for LeaderConfig {
@@ -49,6 +54,7 @@ impl Default for LeaderConfig {
             max_batch_records: 512,
             max_batch_bytes: 256 * 1024,
             window: 4096,
+            max_batches_in_flight: 4,
         }
     }
 }
@@ -60,6 +66,7 @@ impl LeaderConfig {
         at_least("max_batch_records", self.max_batch_records as u64, 1)?;
         at_least("max_batch_bytes", self.max_batch_bytes as u64, 1)?;
         at_least("window", self.window, self.max_batch_records as u64)?;
+        at_least("max_batches_in_flight", self.max_batches_in_flight as u64, 1)?;
         if self.follower_timeout_ticks <= self.heartbeat_interval_ticks {
             // A follower acks each heartbeat; a timeout no longer than the
             // interval would declare healthy followers down.
@@ -98,6 +105,15 @@ pub struct FollowerProgress {
     pub ticks_since_ack: u64,
 }
 
+/// Why the leader dropped a follower's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownReason {
+    /// No ack for `follower_timeout_ticks`.
+    Silent,
+    /// The next record it needs has left the backlog: it will need a full resync.
+    BehindBacklog,
+}
+
 /// What the driver must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaderOutput {
@@ -110,7 +126,7 @@ pub enum LeaderOutput {
     StartFullSync { to: NodeId },
     /// The follower went silent, or fell out of the backlog mid-stream;
     /// close its connection. It handshakes again when it notices.
-    FollowerDown { id: NodeId },
+    FollowerDown { id: NodeId, reason: DownReason },
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +150,8 @@ struct Peer {
     ticks_without_progress: u64,
     /// Set once `snapshot_ready` announced the snapshot to this follower.
     snapshot: Option<SnapshotSend>,
+    /// Last index of each `Records` message sent and not yet applied.
+    batches: std::collections::VecDeque<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +173,7 @@ impl Peer {
             ticks_since_send: 0,
             ticks_without_progress: 0,
             snapshot: None,
+            batches: std::collections::VecDeque::new(),
         }
     }
 }
@@ -241,6 +260,18 @@ impl Leader {
     /// replica that has connected.
     pub fn follower_ids(&self) -> Vec<NodeId> {
         self.peers.keys().copied().collect()
+    }
+
+    /// Whether a new record would be sent at once: some follower is
+    /// streaming, has everything so far and room for another batch. When
+    /// none is, the driver need not announce appends (acks pull them).
+    pub fn wants_records(&self) -> bool {
+        self.peers.values().any(|p| {
+            p.state == FollowerState::Streaming
+                && p.next_index > self.last_index
+                && p.batches.iter().filter(|&&last| last > p.applied && last < p.next_index).count()
+                    < self.cfg.max_batches_in_flight
+        })
     }
 
     pub fn progress(&self, id: NodeId) -> Option<FollowerProgress> {
@@ -459,7 +490,7 @@ impl Leader {
             if p.ticks_since_ack > self.cfg.follower_timeout_ticks {
                 p.state = FollowerState::Down;
                 p.snapshot = None;
-                self.out.push(LeaderOutput::FollowerDown { id });
+                self.out.push(LeaderOutput::FollowerDown { id, reason: DownReason::Silent });
                 continue;
             }
             p.ticks_since_send += 1;
@@ -495,6 +526,12 @@ impl Leader {
             if in_flight >= self.cfg.window {
                 return;
             }
+            // Batches still out: sent (below next_index), not yet applied.
+            let (applied, next) = (p.applied, p.next_index);
+            p.batches.retain(|&last| last > applied && last < next);
+            if p.batches.len() >= self.cfg.max_batches_in_flight {
+                return;
+            }
             let room = (self.cfg.window - in_flight).min(self.cfg.max_batch_records as u64) as usize;
             match log.since(p.next_index, room, self.cfg.max_batch_bytes) {
                 None => {
@@ -504,12 +541,13 @@ impl Leader {
                     // one's. The next handshake gets the full resync.
                     p.state = FollowerState::Down;
                     p.snapshot = None;
-                    self.out.push(LeaderOutput::FollowerDown { id });
+                    self.out.push(LeaderOutput::FollowerDown { id, reason: DownReason::BehindBacklog });
                     return;
                 }
                 Some(batch) => {
                     let Some(last) = batch.last() else { return };
                     p.next_index = last.index + 1;
+                    p.batches.push_back(last.index);
                     p.ticks_since_send = 0;
                     self.out.push(LeaderOutput::Send {
                         to: id,
@@ -576,6 +614,7 @@ mod tests {
             max_batch_records: 8,
             max_batch_bytes: 1 << 20,
             window: 24,
+            max_batches_in_flight: 100,
         }
     }
 
@@ -616,6 +655,28 @@ mod tests {
     enum Decision {
         Partial(u64),
         Full,
+    }
+
+    #[test]
+    fn under_load_new_records_wait_for_an_ack_and_go_in_one_batch() {
+        let mut l =
+            Leader::new(LeaderConfig { max_batches_in_flight: 2, window: 1000, ..cfg() }, 0, 7, 2, 0, &[1])
+                .unwrap();
+        let mut log = VecLog { first: 1, last: 0, size: 8 };
+        handshake(&mut l, 1, 5, 7, 0, &log);
+        l.outputs();
+        // Three appends, one record each: two batches go out, the third waits.
+        for last in 1..=3 {
+            log.last = last;
+            l.on_append(last, &log);
+        }
+        assert_eq!(batches(&l.outputs()), vec![(1, 1), (2, 2)]);
+        log.last = 6;
+        l.on_append(6, &log);
+        assert!(batches(&l.outputs()).is_empty(), "still two in flight");
+        // The first batch is applied: everything since goes in one batch.
+        l.step(1, Message::Ack { node_id: 1, session: 5, applied: 1, durable: 1 }, &log);
+        assert_eq!(batches(&l.outputs()), vec![(3, 6)]);
     }
 
     #[test]
@@ -728,7 +789,7 @@ mod tests {
                     LeaderOutput::Send { msg: Message::Heartbeat { term: 2, last_index: 5, .. }, .. } => {
                         heartbeats += 1
                     }
-                    LeaderOutput::FollowerDown { id } => downs.push((t, id)),
+                    LeaderOutput::FollowerDown { id, .. } => downs.push((t, id)),
                     other => panic!("unexpected {other:?}"),
                 }
             }
@@ -862,7 +923,9 @@ mod tests {
         for _ in 0..3 {
             l.tick(&log);
         }
-        assert!(l.outputs().contains(&LeaderOutput::FollowerDown { id: 1 }));
+        assert!(l
+            .outputs()
+            .contains(&LeaderOutput::FollowerDown { id: 1, reason: DownReason::BehindBacklog }));
         assert_eq!(l.progress(1).unwrap().state, FollowerState::Down);
         handshake(&mut l, 1, 2, 7, 0, &log);
         assert_eq!(

@@ -52,7 +52,7 @@ use crate::oplog::RECORD_HEADER_LEN;
 
 pub use backlog::ReplBacklog;
 pub use follower::{Follower, FollowerConfig, FollowerOutput, LinkState};
-pub use leader::{FollowerProgress, FollowerState, Leader, LeaderConfig, LeaderOutput};
+pub use leader::{DownReason, FollowerProgress, FollowerState, Leader, LeaderConfig, LeaderOutput};
 pub use message::{Message, RecordEntry};
 
 /// A node's identity in the cluster.
