@@ -410,7 +410,7 @@ if want throughput; then
     echo "**Leader SET throughput with 2 followers vs none** (\`burrow-bench -t set -c 50 -P 16 -d 32 -r 100000"
     echo "-n $REQUESTS\`), then **follower lag** when the load ends: the farther follower's records (Redis:"
     echo "bytes) behind the leader, and ms until both followers have applied the leader's last write (polled every ~1 ms)."
-    echo "*none* is a standalone server; *2 followers* a 3-node async cluster, all three processes on this machine."
+    echo "*none* is a standalone server; *2 followers* a 3-node async cluster, all three processes on this machine ($PLACED)."
     echo
     echo "| server | persistence | none ops/s | 2 followers ops/s | ratio | p99 ms none / 2 followers | lag at end | catch-up ms | full resyncs during the load ($RUNS runs) |"
     echo "|---|---|---:|---:|---:|---|---:|---:|---:|"
@@ -432,8 +432,13 @@ if want throughput; then
     done
     echo
     echo "CPU per write (µs, user+sys from /proc/PID/stat and getrusage; followers' figure is per follower and"
-    echo "includes their catch-up after the load): on this machine every process shares $(nproc) cores, so the"
-    echo "followers' work comes out of the leader's and the load generator's time."
+    if [ "$PLACEMENT" = split ]; then
+        echo "includes their catch-up after the load): the leader and the load generator share CPU 0, the"
+        echo "followers CPU 1."
+    else
+        echo "includes their catch-up after the load): on this machine every process shares $(nproc) cores, so the"
+        echo "followers' work comes out of the leader's and the load generator's time."
+    fi
     echo
     echo "| server | persistence | setup | leader / server | each follower | load generator | total |"
     echo "|---|---|---|---:|---:|---:|---:|"
