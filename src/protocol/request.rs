@@ -340,6 +340,7 @@ impl<'a> Request<&'a [u8]> {
             Opcode::Wait => {
                 extras_exact(f, name, &[12])?;
                 no_value(f, name)?;
+                no_flags(f, name)?;
                 if !f.key.is_empty() {
                     return Err(RequestError::bad("WAIT: takes no key"));
                 }
