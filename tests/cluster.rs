@@ -152,17 +152,20 @@ async fn a_follower_kept_away_past_the_backlog_gets_a_full_resync() {
     assert!(info_u64_of(&leader, "backlog_first_index") > 300, "backlog moved on:\n{leader}");
     c.node(3).start().await;
     c.converged(CONVERGE).await;
+    // (Node 2 may also have fallen out of so small a backlog on a busy
+    // machine: count node 3's own resyncs.)
     let leader = c.leader().info().await;
-    assert_eq!(info_u64_of(&leader, "full_resyncs"), full_before + 1, "{leader}");
-    assert_eq!(info_u64_of(&c.node(3).info().await, "full_resyncs"), 1);
+    assert!(info_u64_of(&leader, "full_resyncs") > full_before, "{leader}");
+    let f3 = c.node(3).info().await;
+    assert_eq!((info_u64_of(&f3, "full_resyncs"), info_u64_of(&f3, "partial_resyncs")), (1, 0), "{f3}");
 
     // And it restarts from the installed snapshot by partial resync.
     c.node(3).kill_9();
     client.set("after", "restart").await.unwrap();
     c.node(3).start().await;
     c.converged(CONVERGE).await;
-    assert_eq!(info_u64_of(&c.leader().info().await, "full_resyncs"), full_before + 1);
-    assert_eq!(info_u64_of(&c.node(3).info().await, "partial_resyncs"), 1);
+    let f3 = c.node(3).info().await;
+    assert_eq!((info_u64_of(&f3, "full_resyncs"), info_u64_of(&f3, "partial_resyncs")), (0, 1), "{f3}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
