@@ -146,6 +146,7 @@ impl RequestError {
     }
 }
 
+#[inline]
 fn extras_exact(f: &FrameRef<'_>, name: &str, lens: &[usize]) -> Result<(), RequestError> {
     if lens.contains(&f.extras.len()) {
         Ok(())
@@ -159,6 +160,7 @@ fn extras_exact(f: &FrameRef<'_>, name: &str, lens: &[usize]) -> Result<(), Requ
     }
 }
 
+#[inline]
 fn no_value(f: &FrameRef<'_>, name: &str) -> Result<(), RequestError> {
     if f.value.is_empty() {
         Ok(())
@@ -167,6 +169,7 @@ fn no_value(f: &FrameRef<'_>, name: &str) -> Result<(), RequestError> {
     }
 }
 
+#[inline]
 fn no_flags(f: &FrameRef<'_>, name: &str) -> Result<(), RequestError> {
     if f.flags == 0 {
         Ok(())
@@ -176,6 +179,7 @@ fn no_flags(f: &FrameRef<'_>, name: &str) -> Result<(), RequestError> {
 }
 
 /// A command that takes exactly a key: no extras, no value, no flags.
+#[inline]
 fn key_only<'a>(f: &FrameRef<'a>, name: &str) -> Result<&'a [u8], RequestError> {
     extras_exact(f, name, &[0])?;
     no_value(f, name)?;
@@ -184,6 +188,7 @@ fn key_only<'a>(f: &FrameRef<'a>, name: &str) -> Result<&'a [u8], RequestError> 
 }
 
 /// A command that takes nothing at all.
+#[inline]
 fn bare(f: &FrameRef<'_>, name: &str) -> Result<(), RequestError> {
     key_only(f, name)?;
     if f.key.is_empty() {

@@ -39,22 +39,18 @@ pub fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut BytesM
                 r.error(Status::BadRequest, "persistence is off (--persistence off): nothing to snapshot")
             }
         },
-        Ok(req) if req.is_write() || matches!(req, Request::Wait { .. }) => {
+        Ok(Request::Wait { replicas, timeout_ms }) => match shared.repl.refuse_write() {
+            Some((status, message)) => r.error(status, &message),
+            None => done.wait = Some((replicas, timeout_ms)),
+        },
+        Ok(req) => {
             done.write = req.is_write();
-            if let Some((status, message)) = shared.repl.refuse_write() {
-                r.error(status, &message);
-            } else if let Request::Wait { replicas, timeout_ms } = req {
-                done.wait = Some((replicas, timeout_ms));
-            } else if shared.persist.as_ref().is_some_and(|p| p.failed()) {
-                r.error(Status::IoError, &wal_failure_message(shared));
-            } else {
-                run(shared, req, now, &mut r);
+            // One call site for `run`, so it stays inlined into this hot path.
+            match refusal(shared, &req, done.write) {
+                Some((status, message)) => r.error(status, &message),
+                None => run(shared, req, now, &mut r),
             }
         }
-        Ok(req) => match reads_data(&req).then(|| shared.repl.refuse_read()).flatten() {
-            Some((status, message)) => r.error(status, &message),
-            None => run(shared, req, now, &mut r),
-        },
         Err(e) => {
             tracing::debug!(opcode = frame.opcode, id = frame.id, status = %e.status, "{}", e.message);
             r.error(e.status, &e.message)
@@ -64,10 +60,24 @@ pub fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut BytesM
     done
 }
 
-/// Commands that read the dataset: a follower refuses them while loading a
-/// full resync or when its data is too stale (`max_stale_ms`).
-fn reads_data<B>(req: &Request<B>) -> bool {
-    !matches!(req, Request::Ping { .. } | Request::Info { .. } | Request::Snapshot { .. })
+/// Why this node will not run `req`, if it will not: a write on a follower
+/// (NOT_LEADER) or while the WAL fails (IO_ERROR); a read of the dataset on
+/// a follower loading a full resync or too stale (LOADING, STALE).
+#[inline]
+fn refusal<B>(shared: &Shared, req: &Request<B>, write: bool) -> Option<(Status, String)> {
+    if write {
+        shared.repl.refuse_write().or_else(|| {
+            shared
+                .persist
+                .as_ref()
+                .is_some_and(|p| p.failed())
+                .then(|| (Status::IoError, wal_failure_message(shared)))
+        })
+    } else if !matches!(req, Request::Ping { .. } | Request::Info { .. }) {
+        shared.repl.refuse_read()
+    } else {
+        None
+    }
 }
 
 /// The IO_ERROR message while the WAL is failing.

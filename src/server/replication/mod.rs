@@ -161,6 +161,7 @@ impl Replication {
 
     /// Why this node refuses a write (or WAIT), if it does: a follower
     /// answers NOT_LEADER with the leader's client address.
+    #[inline]
     pub fn refuse_write(&self) -> Option<(Status, String)> {
         match self {
             Replication::Follower(f) => Some((Status::NotLeader, f.leader_addr().to_string())),
@@ -171,6 +172,7 @@ impl Replication {
     /// Why this node refuses a read, if it does: a follower loading a full
     /// resync (LOADING), or one whose leader link has been down longer than
     /// `max_stale_ms` (STALE).
+    #[inline]
     pub fn refuse_read(&self) -> Option<(Status, String)> {
         match self {
             Replication::Follower(f) => f.refuse_read(),
