@@ -193,7 +193,7 @@ fn extras(fields: &[u64]) -> Bytes {
 /// frame over the peer's limits is refused by `Codec::encode` (stay under
 /// [`max_records_payload`] and [`max_snapshot_chunk`]).
 ///
-/// `Records` entries must hold sealed records (as `OpLog::since` returns
+/// `Records` entries must hold sealed records (as `ReplBacklog` serves
 /// them) whose header agrees with the entry's `term` and `index`: the wire
 /// carries only the record bytes, and the decoder reads the position back
 /// from them.

@@ -73,13 +73,12 @@ impl Server {
     /// recovers it (snapshot + WAL) and starts the WAL writer. Call before
     /// binding: the port opens only once the data is loaded.
     pub fn open(config: Config) -> Result<Server, ServerError> {
-        // The backlog retains records only once a follower can read them
-        // (the leader calls `start_retaining` when one attaches), as Redis
-        // allocates its replication backlog only when a replica attaches.
+        // Only a cluster leader queues records for replication (a standalone
+        // server or a follower skips that work on every write). It starts
+        // before recovery, so the backlog is filled from the WAL and
+        // followers slightly behind at a restart resume by partial resync.
         let log = Arc::new(OpLog::counting(config.backlog_bytes));
         if config.cluster.as_ref().is_some_and(|c| c.is_initial_leader()) {
-            // A cluster leader fills it from the WAL it recovers, so
-            // followers slightly behind at its restart resume by partial resync.
             log.start_retaining();
         }
         let store = Arc::new(Store::new(config.shards, log));

@@ -93,8 +93,6 @@ pub struct LeaderSide {
     store: Arc<Store>,
     persist: Option<Arc<Persistence>>,
     meta: NodeMeta,
-    /// Set once a follower has attached (the op log retains from then on).
-    attached: AtomicBool,
     /// Some follower is caught up and waiting: writers wake the streamer.
     wants: AtomicBool,
     appended: Notify,
@@ -158,7 +156,6 @@ impl LeaderSide {
             store,
             persist,
             meta,
-            attached: AtomicBool::new(false),
             wants: AtomicBool::new(false),
             appended: Notify::new(),
             acks: watch::channel(0).0,
@@ -466,10 +463,6 @@ pub(super) async fn serve_link(
             }
             st.peer_addr.insert(node_id, peer);
             st.last_ack.insert(node_id, Instant::now());
-        }
-        if !side.attached.swap(true, Ordering::SeqCst) {
-            // From now on the backlog keeps records for followers to read.
-            side.log().start_retaining();
         }
         info!("follower connected");
         side.with(|sm, log| {
