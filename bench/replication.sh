@@ -376,15 +376,15 @@ if want sync; then
         a=$(printf '%.0f' "$(med ${PH1[$1]})")
         b=$(printf '%.0f' "$(printf '%s\n' ${PH2[$1]} | grep -v '^-$' | median)")
         case $1 in
-            burrow-*) echo "leader sends snapshot $a, follower loads $b after the last byte" ;;
+            burrow-*) echo "leader sends snapshot $a (follower loads it as it arrives), install $b after the last byte" ;;
             redis-diskless-load) echo "transfer + load $a" ;;
             redis-*) echo "transfer $a, load $b" ;;
         esac
     }
     for v in $SYNC_VARIANTS; do
         case $v in
-            burrow-off) name="Burrow, persistence off (snapshot kept in memory)" ;;
-            burrow-everysec) name="Burrow, persistence on, fsync everysec (snapshot written to a file, then loaded)" ;;
+            burrow-off) name="Burrow, persistence off (snapshot loaded as it arrives)" ;;
+            burrow-everysec) name="Burrow, persistence on, fsync everysec (loaded as it arrives, also written to a file)" ;;
             redis-disk) name="Redis, disk-based (\`repl-diskless-sync no\`: master writes an RDB, then sends it)" ;;
             redis-diskless) name="Redis, diskless (\`repl-diskless-sync yes\`, delay 0; replica writes the RDB to a file, then loads it)" ;;
             redis-diskless-load) name="Redis, diskless both sides (… and \`repl-diskless-load on-empty-db\`)" ;;

@@ -383,3 +383,40 @@ async fn a_cleanly_restarted_leader_keeps_its_history_and_a_crashed_one_starts_a
     assert_eq!(info_u64_of(&info, "full_resyncs"), 2, "{info}");
     assert!(c.leader().stderr().contains("not clean"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_resync_cut_mid_transfer_starts_over_and_converges() {
+    let mut c = Cluster::new("cluster-cut-sync", Options::default());
+    c.node(1).start().await;
+    // ~25 MB of snapshot: a transfer long enough to be caught in flight.
+    let mut client = c.leader().client().await;
+    let value = Bytes::from(vec![b'v'; 100]);
+    for chunk in 0..200 {
+        let batch: Vec<Request> = (0..1000)
+            .map(|i| Request::Set {
+                key: key(chunk * 1000 + i),
+                value: value.clone(),
+                ttl_ms: None,
+                condition: SetCondition::Always,
+                keep_ttl: false,
+            })
+            .collect();
+        client.pipeline(&batch).await.unwrap();
+    }
+    let proxy = Proxy::start(c.leader().addr).await;
+    c.write_config(2, Some(proxy.addr));
+    c.node(2).start().await;
+    // Cut the link while the follower is loading the snapshot.
+    let node2 = &c.nodes[1];
+    common::wait_for("the transfer under way", CONVERGE, || async {
+        info_field(&node2.info().await, "loading").as_deref() == Some("1")
+    })
+    .await;
+    proxy.cut();
+    let digest = c.converged(CONVERGE).await;
+    assert_eq!(digest, c.leader().client().await.digest().await.unwrap());
+    let f2 = c.node(2).info().await;
+    assert_eq!(info_u64_of(&f2, "full_resyncs"), 1, "only the second transfer completed:\n{f2}");
+    assert!(c.node(2).stderr().contains("full resync interrupted"), "the log says so");
+    assert_eq!(c.node(2).client().await.dbsize().await.unwrap(), 200_000);
+}

@@ -26,8 +26,8 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 use super::{next_frame, secs_since, tick_for, ticks};
 use crate::oplog::decode_record_ref;
 use crate::persist::{
-    apply_after_snapshot, list_snapshots, read_snapshot, read_snapshot_from, snapshot_name, write_node_meta,
-    FsyncPolicy, NodeMeta, SnapshotMeta, WalError,
+    apply_after_snapshot, list_snapshots, read_snapshot_from, snapshot_name, write_node_meta, FsyncPolicy,
+    NodeMeta, SnapshotMeta, WalError,
 };
 use crate::protocol::{Codec, Limits, Status};
 use crate::replication::wire::{self, link_limits};
@@ -156,13 +156,37 @@ impl FollowerSide {
     }
 }
 
-/// Where the snapshot of a full resync accumulates.
-enum Sink {
-    /// Persistence on: a file in the data directory, installed as this
-    /// node's snapshot once loaded.
-    File { path: PathBuf, file: std::fs::File },
-    /// Persistence off.
-    Memory(Vec<u8>),
+/// A full resync's snapshot being received. It is parsed into the store
+/// as it arrives (on a blocking thread fed through a channel), so loading
+/// overlaps the transfer; with persistence on it is also written to a file
+/// that becomes this node's snapshot.
+struct Incoming {
+    file: Option<(PathBuf, std::fs::File)>,
+    /// Chunks for the loader; dropped to signal the end (or an abort).
+    tx: Option<std::sync::mpsc::Sender<Bytes>>,
+    loader: tokio::task::JoinHandle<Result<SnapshotMeta, String>>,
+}
+
+/// `Read` over the chunks of a snapshot in transfer: blocks for the next
+/// chunk, ends when the sender is dropped.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.recv() {
+                Ok(chunk) => self.cur = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        bytes::Buf::advance(&mut self.cur, n);
+        Ok(n)
+    }
 }
 
 /// The link to the leader, once connected.
@@ -194,7 +218,7 @@ struct Driver {
     cfg: FollowerConfig,
     limits: Limits,
     link: Option<Link>,
-    sink: Option<Sink>,
+    incoming: Option<Incoming>,
     /// Shard covers of the snapshot loaded last, while records it may
     /// already hold are still arriving.
     skip: Option<SnapshotMeta>,
@@ -238,7 +262,7 @@ impl Driver {
             // The leader's limits, assumed equal to ours (protocol.md §12.1).
             limits: link_limits(&shared.config.limits()),
             link: None,
-            sink: None,
+            incoming: None,
             skip: None,
             seed,
         }
@@ -319,7 +343,6 @@ impl Driver {
         }
         if let Message::FullResync { snapshot_index, .. } = msg {
             info!(snapshot_index, "full resync: receiving the leader's snapshot");
-            self.sink = None;
         }
         self.side.status().last_contact = Some(Instant::now());
         self.sm.step(msg);
@@ -363,7 +386,17 @@ impl Driver {
                         applied_any = true;
                     }
                     FollowerOutput::SnapshotData { offset, bytes } => {
-                        if let Err(e) = self.receive_chunk(offset, bytes) {
+                        if offset == 0 {
+                            // A new transfer (a left-over one cannot exist:
+                            // a new session follows a link down, which aborts it).
+                            self.stop_incoming().await;
+                            if let Err(e) = self.start_incoming() {
+                                error!(error = %e, "cannot store the leader's snapshot");
+                                self.drop_link("snapshot could not be stored");
+                                continue;
+                            }
+                        }
+                        if let Err(e) = self.receive_chunk(bytes) {
                             error!(error = %e, "cannot store the leader's snapshot");
                             self.drop_link("snapshot could not be stored");
                         }
@@ -375,7 +408,7 @@ impl Driver {
                         if self.link.take().is_some() {
                             warn!("replication link down");
                         }
-                        self.sink = None;
+                        self.abort_incoming().await;
                         *dial = None;
                         debug!(
                             retry_ms = (self.side.tick * reconnect_after_ticks as u32).as_millis() as u64,
@@ -451,46 +484,103 @@ impl Driver {
         self.sm.on_durable(index);
     }
 
-    fn receive_chunk(&mut self, offset: u64, bytes: Bytes) -> std::io::Result<()> {
-        if offset == 0 || self.sink.is_none() {
-            self.sink = Some(match &self.persist {
-                Some(p) => {
-                    let path = p.cfg.dir.join(SYNC_FILE);
-                    let file = std::fs::File::create(&path)?;
-                    Sink::File { path, file }
-                }
-                None => Sink::Memory(Vec::new()),
-            });
-        }
-        match self.sink.as_mut().expect("just set") {
-            Sink::File { file, .. } => file.write_all(&bytes),
-            Sink::Memory(v) => {
-                v.extend_from_slice(&bytes);
-                Ok(())
+    /// A full resync's first chunk: the store is emptied and a loader
+    /// starts parsing the stream into it. With persistence on, the node
+    /// file first stops naming a history: a crash from here until the new
+    /// snapshot is installed must not resume the old one.
+    fn start_incoming(&mut self) -> Result<(), String> {
+        let file = match &self.persist {
+            Some(p) => {
+                let dir = &p.cfg.dir;
+                write_node_meta(dir, NodeMeta { history_id: 0, term: 0, clean: false })
+                    .map_err(|e| e.to_string())?;
+                let path = dir.join(SYNC_FILE);
+                let file =
+                    std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+                Some((path, file))
             }
+            None => None,
+        };
+        self.side.loading.store(true, Ordering::SeqCst);
+        self.skip = None;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let store = self.store.clone();
+        let loader = tokio::task::spawn_blocking(move || {
+            store.clear_unlogged();
+            let reader = std::io::BufReader::with_capacity(1 << 20, ChunkReader { rx, cur: Bytes::new() });
+            read_snapshot_from(reader, u64::MAX, Path::new("<leader snapshot>"), 0, |e| store.load(e))
+                .map_err(|e| e.to_string())
+        });
+        self.incoming = Some(Incoming { file, tx: Some(tx), loader });
+        Ok(())
+    }
+
+    fn receive_chunk(&mut self, bytes: Bytes) -> Result<(), String> {
+        let Some(inc) = self.incoming.as_mut() else {
+            return Err("a snapshot chunk without its first".into());
+        };
+        if let Some((path, file)) = inc.file.as_mut() {
+            file.write_all(&bytes).map_err(|e| format!("write {}: {e}", path.display()))?;
+        }
+        if let Some(tx) = &inc.tx {
+            // The loader only stops early on a corrupt stream; install reports it.
+            let _ = tx.send(bytes);
+        }
+        Ok(())
+    }
+
+    /// Stops a transfer's loader (waiting for it, so it cannot race the
+    /// next one) and deletes its file; returns whether one was running.
+    async fn stop_incoming(&mut self) -> bool {
+        let Some(mut inc) = self.incoming.take() else { return false };
+        inc.tx = None;
+        let _ = inc.loader.await;
+        if let Some((path, file)) = inc.file {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+        }
+        true
+    }
+
+    /// A transfer cut short: the dataset was half replaced, and only a full
+    /// resync can bring it back (a partial one would build on the gap).
+    async fn abort_incoming(&mut self) {
+        if self.stop_incoming().await {
+            warn!("full resync interrupted; the dataset is empty until the next one");
+            self.force_full_resync();
         }
     }
 
-    /// Replaces the dataset with the received snapshot (on a blocking
-    /// thread; reads answer LOADING meanwhile) and, persistence on, makes
-    /// it this node's snapshot with a fresh WAL and node file.
+    /// The last chunk arrived: waits for the loader, then (persistence on)
+    /// makes the received file this node's snapshot with a fresh WAL and
+    /// node file. Reads answer LOADING until it is done.
     async fn install(&mut self, index: u64, history_id: HistoryId, term: u64) {
         let started = Instant::now();
-        let Some(sink) = self.sink.take() else {
+        let Some(mut inc) = self.incoming.take() else {
             error!("snapshot complete but nothing was received; resyncing");
             return self.force_full_resync();
         };
-        self.side.loading.store(true, Ordering::SeqCst);
-        let store = self.store.clone();
+        inc.tx = None;
+        let loaded = inc.loader.await.unwrap_or_else(|e| Err(format!("loader failed: {e}")));
         let persist = self.persist.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            install(&store, persist.as_deref(), sink, index, history_id, term)
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("install task failed: {e}")));
-        self.side.loading.store(false, Ordering::SeqCst);
+        let _no_snapshots = match &persist {
+            Some(p) => Some(p.exclude_snapshots().await),
+            None => None,
+        };
+        let store = self.store.clone();
+        let p = self.persist.clone();
+        let file = inc.file;
+        let result = match loaded {
+            Ok(meta) => tokio::task::spawn_blocking(move || {
+                install(&store, p.as_deref(), file, meta, index, history_id, term)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("install task failed: {e}"))),
+            Err(e) => Err(e),
+        };
         match result {
             Ok(meta) => {
+                self.side.loading.store(false, Ordering::SeqCst);
                 self.side.full_resyncs.fetch_add(1, Ordering::Relaxed);
                 info!(
                     index,
@@ -507,7 +597,7 @@ impl Driver {
                 self.sm.on_durable(index);
             }
             Err(e) => {
-                error!(error = %e, "full resync failed; the dataset is incomplete until the next one");
+                error!(error = %e, "full resync failed; the dataset is empty until the next one");
                 self.force_full_resync();
             }
         }
@@ -515,6 +605,8 @@ impl Driver {
 
     /// Forgets the history so the next handshake gets a full resync.
     fn force_full_resync(&mut self) {
+        // Reads answer LOADING until a full resync brings a dataset back.
+        self.side.loading.store(true, Ordering::SeqCst);
         self.store.clear_unlogged();
         self.skip = None;
         self.link = None;
@@ -541,32 +633,19 @@ impl Driver {
     }
 }
 
-/// Loads a received snapshot into `store` and, with persistence, installs
-/// it: old WAL and snapshots deleted, this one published, WAL restarted at
-/// `index + 1`, node file naming the new history.
+/// Installs a snapshot the loader put into `store`: the log restarts at
+/// `index` and, with persistence, the old WAL and snapshots are deleted,
+/// the received file (`file`) is published as this node's snapshot, the WAL
+/// restarts at `index + 1` and the node file names the new history.
 fn install(
     store: &Store,
     persist: Option<&Persistence>,
-    sink: Sink,
+    file: Option<(PathBuf, std::fs::File)>,
+    meta: SnapshotMeta,
     index: u64,
     history_id: HistoryId,
     term: u64,
 ) -> Result<SnapshotMeta, String> {
-    store.clear_unlogged();
-    let load = |e| store.load(e);
-    let (meta, file) = match sink {
-        Sink::Memory(bytes) => {
-            let meta =
-                read_snapshot_from(&bytes[..], bytes.len() as u64, Path::new("<leader snapshot>"), 0, load)
-                    .map_err(|e| e.to_string())?;
-            (meta, None)
-        }
-        Sink::File { path, file } => {
-            file.sync_all().map_err(|e| format!("fsync {}: {e}", path.display()))?;
-            drop(file);
-            (read_snapshot(&path, 0, load).map_err(|e| e.to_string())?, Some(path))
-        }
-    };
     if meta.min_cover() < index {
         return Err(format!(
             "the snapshot covers index {} but was announced as covering {index}",
@@ -574,7 +653,9 @@ fn install(
         ));
     }
     store.log().reset_to(term, index);
-    if let (Some(p), Some(tmp)) = (persist, file) {
+    if let (Some(p), Some((tmp, f))) = (persist, file) {
+        f.sync_all().map_err(|e| format!("fsync {}: {e}", tmp.display()))?;
+        drop(f);
         let dir = p.cfg.dir.clone();
         let target = dir.join(snapshot_name(meta.min_cover()));
         p.wal
