@@ -287,13 +287,7 @@ impl OpLog {
     pub fn restore<B: AsRef<[u8]>>(&self, term: u64, index: u64, op: &Op<B>) {
         let mut g = self.lock();
         g.restore(term, index, op);
-        self.publish(&g);
-        let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
-            && g.wal.as_ref().is_some_and(|w| !w.is_empty());
-        drop(g);
-        if wake {
-            self.wal_ready.notify_one();
-        }
+        self.release(g);
     }
 
     /// A follower's store applied the record at `index` (call it under the
@@ -312,25 +306,13 @@ impl OpLog {
             g.restore_raw(term, index, raw);
         }
         g.last_index = last;
-        self.publish(&g);
-        let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
-            && g.wal.as_ref().is_some_and(|w| !w.is_empty());
-        drop(g);
-        if wake {
-            self.wal_ready.notify_one();
-        }
+        self.release(g);
     }
 
     pub fn restore_raw(&self, term: u64, index: u64, raw: &[u8]) {
         let mut g = self.lock();
         g.restore_raw(term, index, raw);
-        self.publish(&g);
-        let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
-            && g.wal.as_ref().is_some_and(|w| !w.is_empty());
-        drop(g);
-        if wake {
-            self.wal_ready.notify_one();
-        }
+        self.release(g);
     }
 
     pub fn reset_to(&self, term: u64, index: u64) {
@@ -357,14 +339,21 @@ impl OpLog {
     pub fn append<B: AsRef<[u8]>>(&self, op: &Op<B>) -> u64 {
         let mut g = self.lock();
         let index = g.append(op);
-        self.last.0.store(index, std::sync::atomic::Ordering::Release);
+        self.release(g);
+        index
+    }
+
+    /// Ends a change: publishes the new last index, releases the lock and,
+    /// when the WAL writer does every write (`--fsync always`) and records
+    /// wait for it, wakes it.
+    fn release(&self, g: std::sync::MutexGuard<'_, Backlog>) {
+        self.publish(&g);
         let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
             && g.wal.as_ref().is_some_and(|w| !w.is_empty());
         drop(g);
         if wake {
             self.wal_ready.notify_one();
         }
-        index
     }
 
     pub fn stats(&self) -> BacklogStats {

@@ -32,7 +32,7 @@ use crate::replication::{
     ReplBacklog,
 };
 use crate::server::cluster::{ClusterConfig, ReplicationMode};
-use crate::server::{Persistence, Shared};
+use crate::server::Persistence;
 use crate::store::Store;
 
 /// Snapshot bytes queued on a link beyond which a full resync waits for
@@ -389,7 +389,7 @@ impl LeaderSide {
 }
 
 /// The leader's main task: ticks, new records, its own durability.
-pub(super) async fn run(side: Arc<LeaderSide>, _shared: Arc<Shared>, cancel: CancellationToken) {
+pub(super) async fn run(side: Arc<LeaderSide>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(side.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Quorum mode needs the leader's own durability as soon as it moves

@@ -151,7 +151,7 @@ impl Replication {
         match self {
             Replication::Standalone => {}
             Replication::Leader(l) => {
-                tracker.spawn(leader::run(l.clone(), shared.clone(), cancel.clone()));
+                tracker.spawn(leader::run(l.clone(), cancel.clone()));
             }
             Replication::Follower(f) => {
                 tracker.spawn(follower::run(f.clone(), shared.clone(), cancel.clone()));
