@@ -8,10 +8,10 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::TempDir;
+use common::{server_command, wait_exit, wait_listening, TempDir};
 
 /// A refused start takes milliseconds; this only bounds a hang.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -42,50 +42,25 @@ fn cluster_file(dir: &str, ports: [u16; 3], edit: impl FnOnce(String) -> String)
 /// Starts the binary in `cwd` with `args`; stderr goes to a file in `cwd`.
 fn spawn(cwd: &Path, args: &[&str]) -> Child {
     let stderr = std::fs::File::create(cwd.join("stderr.log")).expect("create stderr log");
-    Command::new(env!("CARGO_BIN_EXE_burrow-server"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn burrow-server")
+    server_command(stderr).args(args).current_dir(cwd).spawn().expect("spawn burrow-server")
 }
 
 fn stderr_of(cwd: &Path) -> String {
     std::fs::read_to_string(cwd.join("stderr.log")).unwrap_or_default()
 }
 
-/// Waits (polling, with a deadline) for the child to exit by itself.
-fn wait_exit(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("burrow-server did not exit within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Runs the binary with a cluster file expected to be refused; asserts it
 /// exits 1 quickly with exactly `want` as its error, without creating any
 /// node's data directory (the server opens it before binding) or leaving
 /// its port taken.
-fn assert_refused(text: &str, node_id: &str, port: u16, want: impl FnOnce(&Path) -> String) {
+async fn assert_refused(text: &str, node_id: &str, port: u16, want: impl FnOnce(&Path) -> String) {
     let tmp = TempDir::new("cluster-refused");
     let file = tmp.join("cluster.toml");
     std::fs::write(&file, text).expect("write cluster file");
     let started = Instant::now();
     let mut child =
         spawn(tmp.path(), &["--config", file.to_str().expect("utf-8 path"), "--node-id", node_id]);
-    let status = wait_exit(&mut child);
+    let status = wait_exit(&mut child, DEADLINE).await;
     let log = stderr_of(tmp.path());
     assert_eq!(status.code(), Some(1), "exit status; stderr:\n{log}");
     assert_eq!(log, format!("burrow-server: invalid configuration: {}\n", want(&file)));
@@ -96,55 +71,42 @@ fn assert_refused(text: &str, node_id: &str, port: u16, want: impl FnOnce(&Path)
     TcpListener::bind(("127.0.0.1", port)).expect("the node's port is still free");
 }
 
-#[test]
-fn duplicate_node_ids_are_refused_before_binding() {
+#[tokio::test]
+async fn duplicate_node_ids_are_refused_before_binding() {
     let ports = free_ports();
     let text = cluster_file("data", ports, |t| t.replace("id = 3", "id = 1"));
     assert_refused(&text, "1", ports[0], |file| {
         format!("{}: node id 1 appears more than once", file.display())
-    });
+    })
+    .await;
 }
 
-#[test]
-fn an_unknown_node_id_is_refused_before_binding() {
+#[tokio::test]
+async fn an_unknown_node_id_is_refused_before_binding() {
     let ports = free_ports();
     let text = cluster_file("data", ports, |t| t);
     assert_refused(&text, "4", ports[0], |file| {
         format!("--node-id 4 is not a node of {} (nodes: 1, 2, 3)", file.display())
-    });
+    })
+    .await;
 }
 
-#[test]
-fn a_node_listens_on_its_addr_and_keeps_data_in_its_data_dir() {
+#[tokio::test]
+async fn a_node_listens_on_its_addr_and_keeps_data_in_its_data_dir() {
     let tmp = TempDir::new("cluster-node");
     let ports = free_ports();
     let file = tmp.join("cluster.toml");
     std::fs::write(&file, cluster_file("data", ports, |t| t)).expect("write cluster file");
     let addr: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
     let mut child = spawn(tmp.path(), &["--config", file.to_str().expect("utf-8 path"), "--node-id", "2"]);
-    let deadline = Instant::now() + DEADLINE;
-    let listening = format!("addr={addr}");
-    loop {
-        let log = stderr_of(tmp.path());
-        if log.lines().any(|l| l.contains("burrow listening") && l.contains(&listening)) {
-            break;
-        }
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!("burrow-server exited with {status} before listening; stderr:\n{log}");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("burrow-server did not listen on {addr} within {DEADLINE:?}; stderr:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let listening = wait_listening(&mut child, &tmp.join("stderr.log"), 0).await;
+    assert_eq!(listening, addr, "node 2 listens on its own addr");
     TcpStream::connect(addr).expect("node 2 accepts connections on its addr");
     // Relative data_dir: relative to the directory the server started in.
     assert!(tmp.join("data/node2").is_dir(), "node 2's data dir is created under its cwd");
     assert!(!tmp.join("data/node1").exists() && !tmp.join("data/node3").exists());
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
     assert!(killed.success(), "kill -TERM failed");
-    let status = wait_exit(&mut child);
+    let status = wait_exit(&mut child, DEADLINE).await;
     assert!(status.success(), "clean exit on SIGTERM; stderr:\n{}", stderr_of(tmp.path()));
 }

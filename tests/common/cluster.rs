@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use burrow::client::Client;
 
-use super::{info_field, listening_addr, unique_log_path, wait_exit, wait_for, TempDir, CHILD_START};
+use super::{
+    info_field, server_command, unique_log_path, wait_exit, wait_for, wait_listening, TempDir, CHILD_START,
+};
 
 /// Settings shared by every node.
 #[derive(Debug, Clone)]
@@ -186,37 +188,17 @@ impl Node {
         let stderr =
             std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open node log");
         let already = std::fs::read_to_string(&self.log).map_or(0, |s| s.len());
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_burrow-server"))
+        let mut child = server_command(stderr)
             .arg("--config")
             .arg(&self.config)
             .arg("--node-id")
             .arg(self.id.to_string())
             .args(["--shards", "16", "--threads", "1"])
             .args(&self.args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr)
             .spawn()
             .expect("spawn burrow-server");
-        let deadline = Instant::now() + CHILD_START;
-        loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if listening_addr(&log[already.min(log.len())..]).is_some() {
-                break;
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("node {} exited with {status} before listening:\n{}", self.id, &log[already..]);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} did not listen in time:\n{}",
-                self.id,
-                &log[already..]
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let addr = wait_listening(&mut child, &self.log, already).await;
+        assert_eq!(addr, self.addr, "node {} listens on its addr", self.id);
         self.child = Some(child);
     }
 

@@ -302,22 +302,8 @@ impl ChildServer {
     pub async fn start(data_dir: &std::path::Path, args: &[&str]) -> ChildServer {
         let stderr_path = unique_log_path(data_dir);
         let mut child = spawn_server(data_dir, args, &stderr_path);
-        let deadline = Instant::now() + CHILD_START;
-        loop {
-            let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            if let Some(addr) = listening_addr(&log) {
-                return ChildServer { child, addr, stderr_path };
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("burrow-server exited with {status} before listening; stderr:\n{log}");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("burrow-server did not listen within {CHILD_START:?}; stderr:\n{log}");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let addr = wait_listening(&mut child, &stderr_path, 0).await;
+        ChildServer { child, addr, stderr_path }
     }
 
     pub fn pid(&self) -> u32 {
@@ -385,7 +371,7 @@ fn spawn_server(
     stderr_path: &std::path::Path,
 ) -> std::process::Child {
     let stderr = std::fs::File::create(stderr_path).expect("create stderr file");
-    std::process::Command::new(env!("CARGO_BIN_EXE_burrow-server"))
+    server_command(stderr)
         .arg("--port")
         .arg("0")
         .arg("--data-dir")
@@ -393,16 +379,50 @@ fn spawn_server(
         .arg("--shards")
         .arg("16")
         .args(args)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr)
         .spawn()
         .expect("spawn burrow-server")
 }
 
-async fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
+/// `burrow-server` logging at info, without colours, to `stderr`.
+pub fn server_command(stderr: std::fs::File) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_burrow-server"));
+    cmd.env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr);
+    cmd
+}
+
+/// Polls `log` (from byte `from`: a restarted server appends to its old
+/// log) until `child` says it is listening, and returns where. Panics with
+/// the log if it exits first or takes longer than [`CHILD_START`].
+pub async fn wait_listening(
+    child: &mut std::process::Child,
+    log: &std::path::Path,
+    from: usize,
+) -> std::net::SocketAddr {
+    let deadline = Instant::now() + CHILD_START;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let text = &text[from.min(text.len())..];
+        if let Some(addr) = listening_addr(text) {
+            return addr;
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("burrow-server exited with {status} before listening; stderr:\n{text}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("burrow-server did not listen within {CHILD_START:?}; stderr:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits (polling, with a deadline) for `child` to exit by itself.
+pub async fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
