@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use burrow::client::Client;
-use burrow::protocol::{Reply, Request, SetCondition};
+use burrow_client::Client;
+use burrow_proto::{Reply, Request, SetCondition};
 use bytes::Bytes;
 
 #[tokio::main(flavor = "current_thread")]

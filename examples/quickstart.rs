@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use burrow::client::{Client, SetOptions, Ttl};
+use burrow_client::{Client, SetOptions, Ttl};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

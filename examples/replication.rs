@@ -5,8 +5,8 @@
 //! Start the example cluster (`examples/cluster.sh start`), then:
 //! `cargo run --example replication -- 127.0.0.1:7442 127.0.0.1:7443`
 
-use burrow::client::Client;
-use burrow::protocol::Status;
+use burrow_client::Client;
+use burrow_proto::Status;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

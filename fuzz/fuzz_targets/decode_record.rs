@@ -7,7 +7,7 @@
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 
-use burrow::oplog::{decode_record, encode_record, RECORD_HEADER_LEN};
+use burrow_server::oplog::{decode_record, encode_record, RECORD_HEADER_LEN};
 
 fn check_roundtrip(src: &Bytes) {
     if let Ok((record, used)) = decode_record(src) {

@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::{Decoder, Encoder};
 
-use burrow::protocol::{Codec, Limits, Request, HEADER_LEN};
+use burrow_proto::{Codec, Limits, Request, HEADER_LEN};
 
 /// Small limits so the fuzzer reaches "over the limit" and "exactly at it" cheaply.
 const LIMITS: Limits = Limits { max_key: 64, max_value: 4096, max_frame: HEADER_LEN + 255 + 64 + 4096 };

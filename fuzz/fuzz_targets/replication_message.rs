@@ -8,8 +8,8 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::{Decoder, Encoder};
 
-use burrow::protocol::{Codec, Limits};
-use burrow::replication::wire::{decode_frame, encode, link_limits};
+use burrow_proto::{Codec, Limits};
+use burrow_server::replication::wire::{decode_frame, encode, link_limits};
 
 fuzz_target!(|data: &[u8]| {
     let limits = link_limits(&Limits { max_key: 64, max_value: 4096, max_frame: 16 + 255 + 64 + 4096 });

@@ -15,7 +15,7 @@ use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
 
-use burrow::persist::read_snapshot;
+use burrow_server::persist::read_snapshot;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };

@@ -13,7 +13,7 @@ use std::path::Path;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 
-use burrow::persist::{scan_segment, SegmentScan, WAL_HEADER_LEN, WAL_MAGIC};
+use burrow_server::persist::{scan_segment, SegmentScan, WAL_HEADER_LEN, WAL_MAGIC};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use burrow::bench::{self, BenchArgs, Output};
+use burrow_bench::{self as bench, BenchArgs, Output};
 
 fn main() -> anyhow::Result<ExitCode> {
     let args = BenchArgs::parse();

@@ -1,10 +1,10 @@
-//! `burrow-cli`: parse flags and hand over to [`burrow::cli::run`].
+//! `burrow-cli`: parse flags and hand over to [`burrow_cli::run`].
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use burrow::cli::{self, CliArgs};
+use burrow_cli::{self as cli, CliArgs};
 
 fn main() -> ExitCode {
     match cli::run(CliArgs::parse()) {

@@ -1,4 +1,6 @@
 //! `burrow-server`: parse flags, install logging, serve until SIGINT/SIGTERM.
+//! The topology (thread per core) and everything else is
+//! [`burrow_server::Server::run_threads`], which the tests run too.
 
 use std::process::ExitCode;
 
@@ -6,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use burrow::server::{Server, ServerArgs};
+use burrow_server::{Server, ServerArgs};
 
 fn main() -> ExitCode {
     match run(ServerArgs::parse()) {
@@ -26,52 +28,7 @@ fn run(args: ServerArgs) -> anyhow::Result<()> {
         .init();
     // Validate everything before binding anything.
     let config = args.resolve().context("invalid configuration")?;
-    // Thread per core: the main runtime accepts and runs background tasks
-    // (and serves connections too); `threads - 1` more single-threaded
-    // runtimes each own the connections handed to them. A connection never
-    // migrates, so its wake-ups never cross cores — on this kind of VM that
-    // is what costs the most at low pipeline depths.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let stop_workers = tokio_util::sync::CancellationToken::new();
-    let mut workers = Vec::new();
-    let mut worker_threads = Vec::new();
-    for i in 1..config.threads {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start a worker runtime")?;
-        workers.push(rt.handle().clone());
-        let stop = stop_workers.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("burrow-worker-{i}"))
-            .spawn(move || rt.block_on(stop.cancelled()))
-            .context("cannot start a worker thread")?;
-        worker_threads.push(thread);
-    }
-    let (bind, port) = (config.bind, config.port);
-    // Recovery runs before binding: the port opens once the data is loaded.
-    let server = runtime
-        .block_on(async { tokio::task::spawn_blocking(move || Server::open(config)).await })
-        .context("recovery task failed")?
-        .context("cannot open the data directory")?;
-    let served = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind((bind, port))
-            .await
-            .with_context(|| format!("cannot listen on {bind}:{port}"))?;
-        // The main runtime takes its share of connections too.
-        let mut handles = vec![tokio::runtime::Handle::current()];
-        handles.extend(workers);
-        let handles = if handles.len() == 1 { Vec::new() } else { handles };
-        server.serve_on(listener, shutdown_signal(), handles).await.context("server failed")
-    });
-    stop_workers.cancel();
-    for t in worker_threads {
-        let _ = t.join();
-    }
-    served
+    Server::run_threads(config, shutdown_signal()).context("server failed")
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -1,0 +1,146 @@
+//! `burrow-cli`: a REPL and one-shot client with redis-cli syntax.
+//!
+//! Three modes, chosen like redis-cli chooses them:
+//! - **one-shot**: command words after the flags (`burrow-cli --port 7440 SET k v`)
+//!   run that command, print its reply and exit non-zero if it failed;
+//! - **pipe**: standard input is not a terminal, so every input line is a
+//!   command, pipelined, printing exactly one output line per command
+//!   (see [`pipe`] and [`format::Style::Line`]);
+//! - **REPL**: otherwise, an interactive prompt with history, completion,
+//!   hints and `help` (see [`repl`]).
+//!
+//! Input goes through the [`token`]izer (redis-cli quoting) and the
+//! [`parse`]r (redis-cli syntax, checked locally) into [`parse::Plan`]s of
+//! protocol requests; replies are printed by [`format`](mod@format). The [`commands`]
+//! table drives help, completion, hints and usage errors.
+
+pub mod commands;
+pub mod format;
+pub mod hint;
+pub mod parse;
+pub mod pipe;
+pub mod repl;
+pub mod session;
+pub mod token;
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+
+use clap::Parser;
+
+pub use session::{CliError, Session};
+
+/// Command-line flags of `burrow-cli`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "burrow-cli",
+    version,
+    about = "Command-line client for Burrow, with redis-cli syntax",
+    after_help = "Without a command: an interactive prompt when standard input is a terminal, \
+                  otherwise one command per input line, pipelined. Type \"help\" for the commands."
+)]
+pub struct CliArgs {
+    /// Server host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Server port.
+    #[arg(short = 'p', long, default_value_t = 7440)]
+    pub port: u16,
+    /// A command to run once, e.g. `SET k v PX 1500 NX`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// Runs the CLI; `Ok(false)` means a command failed (exit status 1).
+pub fn run(args: CliArgs) -> Result<bool, CliError> {
+    let mut session = Session::new(&args.host, args.port)?;
+    if !args.command.is_empty() {
+        let words: Vec<Vec<u8>> = args.command.into_iter().map(os_bytes).collect();
+        return one_shot(&mut session, &words);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        repl::run(&mut session)?;
+        Ok(true)
+    } else {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        pipe::run(&mut session, stdin.lock(), &mut out)
+    }
+}
+
+/// Runs one command given as separate words (already split by the shell, so
+/// no quote processing).
+fn one_shot(session: &mut Session, words: &[Vec<u8>]) -> Result<bool, CliError> {
+    let mut out = std::io::stdout().lock();
+    let (text, ok) = match parse::parse(words) {
+        Err(e) => (format::local_error(&e.to_string()), false),
+        Ok(parse::Command::Quit) => return Ok(true),
+        Ok(parse::Command::Help(name)) => match help_text(name.as_deref()) {
+            Ok(text) => (text, true),
+            Err(text) => (text, false),
+        },
+        Ok(parse::Command::Remote(plan)) => {
+            let reply = session.run(&plan)?;
+            let ok = !matches!(reply, burrow_proto::Reply::Error { .. });
+            (format::render(&reply, format::Style::Human), ok)
+        }
+    };
+    writeln!(out, "{text}")?;
+    Ok(ok)
+}
+
+/// The text of `help` / `help NAME`; `Err` (an error line) for an unknown name.
+pub fn help_text(name: Option<&[u8]>) -> Result<String, String> {
+    match name {
+        None => Ok(commands::help_all()),
+        Some(name) => commands::help_one(name).ok_or_else(|| {
+            format::local_error(&format!(
+                "no help for '{}', type 'help' for the list of commands",
+                String::from_utf8_lossy(name)
+            ))
+        }),
+    }
+}
+
+#[cfg(unix)]
+fn os_bytes(s: OsString) -> Vec<u8> {
+    std::os::unix::ffi::OsStringExt::into_vec(s)
+}
+
+#[cfg(not(unix))]
+fn os_bytes(s: OsString) -> Vec<u8> {
+    s.to_string_lossy().into_owned().into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_trailing_command() {
+        let a = CliArgs::try_parse_from(["burrow-cli"]).unwrap();
+        assert_eq!((a.host.as_str(), a.port, a.command.len()), ("127.0.0.1", 7440, 0));
+        let a = CliArgs::try_parse_from(["burrow-cli", "--port", "7000", "LRANGE", "q", "0", "-1"]).unwrap();
+        assert_eq!(a.port, 7000);
+        assert_eq!(a.command, ["LRANGE", "q", "0", "-1"].map(OsString::from));
+        let a = CliArgs::try_parse_from(["burrow-cli", "--host", "::1", "INCRBY", "k", "-5"]).unwrap();
+        assert_eq!(a.host, "::1");
+        assert_eq!(a.command, ["INCRBY", "k", "-5"].map(OsString::from));
+    }
+
+    #[test]
+    fn addresses_print_as_users_write_them() {
+        assert_eq!(Session::new("127.0.0.1", 7440).unwrap().addr(), "127.0.0.1:7440");
+        assert_eq!(Session::new("::1", 7440).unwrap().addr(), "[::1]:7440");
+    }
+
+    #[test]
+    fn help_text_names_unknown_commands() {
+        assert!(help_text(None).unwrap().contains("LRANGE"));
+        assert!(help_text(Some(b"lrange")).unwrap().contains("LRANGE key start stop"));
+        assert_eq!(
+            help_text(Some(b"nope")),
+            Err("(error) ERR no help for 'nope', type 'help' for the list of commands".to_string())
+        );
+    }
+}

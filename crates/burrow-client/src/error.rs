@@ -1,0 +1,71 @@
+//! The client's error type.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use burrow_proto::{CodecError, Reply, Status};
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("{what} timed out after {after:?}")]
+    Timeout { what: &'static str, after: Duration },
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("server closed the connection")]
+    Closed,
+    /// The server answered with an error status: match on `status` for
+    /// `NOT_LEADER` (redirects exhausted, or no leader known), `NO_QUORUM`,
+    /// `STALE`, `LOADING` and the rest.
+    #[error("{status}: {message}")]
+    Server { status: Status, message: String },
+    /// A `NOT_LEADER` reply named a leader the client could not connect to.
+    /// The client stays connected to the server that sent it.
+    #[error("redirect to the leader at {leader} failed: {source}")]
+    Redirect {
+        leader: SocketAddr,
+        #[source]
+        source: Box<ClientError>,
+    },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("expected {expected}, got {got:?}")]
+    UnexpectedReply { expected: &'static str, got: Reply },
+    #[error("connection unusable after an earlier timeout or protocol error; reconnect")]
+    Broken,
+}
+
+impl ClientError {
+    pub(crate) fn unexpected(expected: &'static str, got: Reply) -> ClientError {
+        ClientError::UnexpectedReply { expected, got }
+    }
+
+    /// The server's status, when this is an error reply.
+    pub fn status(&self) -> Option<Status> {
+        match self {
+            ClientError::Server { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// For a `NOT_LEADER` error, the leader address it names, if any.
+    pub fn leader(&self) -> Option<SocketAddr> {
+        match self {
+            ClientError::Server { status: Status::NotLeader, message } => super::parse_leader(message),
+            ClientError::Redirect { leader, .. } => Some(*leader),
+            _ => None,
+        }
+    }
+}
+
+impl From<CodecError> for ClientError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Io(io) => ClientError::Io(io),
+            other => ClientError::Protocol(other.to_string()),
+        }
+    }
+}

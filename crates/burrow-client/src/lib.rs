@@ -1,0 +1,555 @@
+//! The async Rust client: a typed method per command, pipelining,
+//! connect/request timeouts, and leader redirects.
+//!
+//! **Redirects.** A follower refuses writes and WAIT with `NOT_LEADER`, its
+//! message being the leader's client address (`127.0.0.1:7441`, empty when
+//! it knows no leader; protocol.md §5.1). The client then connects to that
+//! address, re-sends the refused requests there and stays connected to it
+//! for later requests, at most [`ClientConfig::max_redirects`] times per
+//! call; past that, or with an empty or unparseable address, the
+//! `NOT_LEADER` reply is returned as any other error. [`Client::addr`] is the
+//! server currently connected to and [`Client::last_redirects`] the hops the
+//! last call followed; each hop is also logged (`tracing::info!`).
+//!
+//! In a pipeline only the requests answered `NOT_LEADER` are re-sent (in
+//! their original order, on the new connection); every other reply is kept
+//! as the first server gave it, so no request ever runs twice. The price: a
+//! read pipelined after a refused write was answered by the follower, before
+//! that write reached the leader (`[SET k v, GET k]` to a follower gives the
+//! follower's older `GET`). Send reads after the writes' replies when that
+//! matters.
+//!
+//! `LOADING` (a follower in full resync) and `STALE` (a follower cut off
+//! from its leader) are not retried: they name no other server, and how long
+//! to wait is the caller's choice. Match them with [`ClientError::status`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), burrow::client::ClientError> {
+//! let mut c = burrow::client::Client::connect("127.0.0.1:7440").await?;
+//! c.set("greeting", "hello").await?;
+//! assert_eq!(c.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+//! # Ok(()) }
+//! ```
+
+mod error;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio_util::codec::{Decoder, Encoder};
+
+pub use error::ClientError;
+
+use burrow_proto::{Codec, End, Limits, Reply, Request, SetCondition, Status};
+
+/// Client settings. `Default` suits a server on the same machine.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientConfig {
+    pub connect_timeout: Duration,
+    /// Limit on one request (or one pipeline) from first byte sent to last
+    /// reply read, on each server: a redirect starts a new limit (and the
+    /// connection to the leader has its own `connect_timeout`).
+    pub request_timeout: Duration,
+    /// Largest response the client will accept.
+    pub limits: Limits,
+    /// How many `NOT_LEADER` redirects one call (request or pipeline) may
+    /// follow before the `NOT_LEADER` reply is returned; 0 never follows one.
+    pub max_redirects: u32,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        let mut limits = Limits::default();
+        // Replies (LRANGE, SCAN, INFO) can be larger than any single value.
+        limits.max_value = 512 * 1024 * 1024;
+        limits.max_frame = limits.max_value + 64 * 1024;
+        ClientConfig {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            limits,
+            max_redirects: 3,
+        }
+    }
+}
+
+/// Options for SET beyond key and value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetOptions {
+    pub ttl: Option<Duration>,
+    pub condition: SetCondition,
+    pub keep_ttl: bool,
+}
+
+/// TTL of a key as the server reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    Missing,
+    Persistent,
+    Expires(Duration),
+}
+
+/// One connection to a Burrow server. Not `Clone`: open one per task, or
+/// pipeline several requests through one.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    /// The server `stream` is connected to.
+    addr: SocketAddr,
+    /// Leader addresses the last call was redirected to, in order.
+    redirects: Vec<SocketAddr>,
+    codec: Codec,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    next_id: u32,
+    config: ClientConfig,
+    /// Set when a timeout or protocol error left replies unread: the stream
+    /// can no longer be trusted to line up with requests.
+    broken: bool,
+}
+
+impl Client {
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Client, ClientError> {
+        Client::connect_with(addr, ClientConfig::default()).await
+    }
+
+    pub async fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, ClientError> {
+        let (stream, addr) = open(addr, &config).await?;
+        Ok(Client {
+            stream,
+            addr,
+            redirects: Vec::new(),
+            codec: Codec::client(config.limits),
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            wbuf: BytesMut::with_capacity(16 * 1024),
+            next_id: 1,
+            config,
+            broken: false,
+        })
+    }
+
+    /// The server this client is connected to: the one it was opened on, or
+    /// the leader a redirect moved it to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The leaders the last [`request`](Client::request) or
+    /// [`pipeline`](Client::pipeline) call was redirected to, in order
+    /// (empty when it was answered where it was sent).
+    pub fn last_redirects(&self) -> &[SocketAddr] {
+        &self.redirects
+    }
+
+    /// Sends one request and returns its reply, following `NOT_LEADER`
+    /// redirects; an error status comes back as `Ok(Reply::Error { .. })`,
+    /// not as `Err`.
+    pub async fn request(&mut self, req: &Request) -> Result<Reply, ClientError> {
+        let mut replies = self.pipeline(std::slice::from_ref(req)).await?;
+        Ok(replies.pop().expect("one reply per request"))
+    }
+
+    /// Sends every request in one write and returns their replies in order,
+    /// following `NOT_LEADER` redirects (see the module docs).
+    pub async fn pipeline(&mut self, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
+        self.redirects.clear();
+        let mut replies = self.timed_exchange(reqs).await?;
+        while self.redirects.len() < self.config.max_redirects as usize {
+            // Indexes refused with NOT_LEADER; the last address named wins
+            // (it is the newest news of the leader).
+            let refused: Vec<usize> =
+                (0..replies.len()).filter(|&i| leader_of(&replies[i]).is_some()).collect();
+            let Some(leader) = refused.iter().rev().find_map(|&i| leader_of(&replies[i]).flatten()) else {
+                break;
+            };
+            self.move_to(leader).await?;
+            let retry: Vec<Request> = refused.iter().map(|&i| reqs[i].clone()).collect();
+            for (i, reply) in refused.into_iter().zip(self.timed_exchange(&retry).await?) {
+                replies[i] = reply;
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Replaces the connection with one to `leader` (the old one is kept if
+    /// that fails) and records the hop.
+    async fn move_to(&mut self, leader: SocketAddr) -> Result<(), ClientError> {
+        let from = self.addr;
+        let (stream, addr) = open(leader, &self.config)
+            .await
+            .map_err(|source| ClientError::Redirect { leader, source: Box::new(source) })?;
+        tracing::info!(%from, to = %addr, "NOT_LEADER: redirected to the leader");
+        self.stream = stream;
+        self.addr = addr;
+        self.codec = Codec::client(self.config.limits);
+        self.rbuf.clear();
+        self.broken = false;
+        self.redirects.push(addr);
+        Ok(())
+    }
+
+    /// One exchange on the current connection, bounded by the request
+    /// timeout; a failure marks the connection broken.
+    async fn timed_exchange(&mut self, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
+        if self.broken {
+            return Err(ClientError::Broken);
+        }
+        let timeout = self.config.request_timeout;
+        match tokio::time::timeout(timeout, self.exchange(reqs)).await {
+            Ok(Ok(replies)) => Ok(replies),
+            Ok(Err(e)) => {
+                self.broken = true;
+                Err(e)
+            }
+            Err(_) => {
+                self.broken = true;
+                Err(ClientError::Timeout { what: "request", after: timeout })
+            }
+        }
+    }
+
+    async fn exchange(&mut self, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
+        let first = self.next_id;
+        self.wbuf.clear();
+        for req in reqs {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            self.codec.encode(&req.to_frame(id), &mut self.wbuf)?;
+        }
+        self.stream.write_all(&self.wbuf).await?;
+        let mut replies = Vec::with_capacity(reqs.len());
+        while replies.len() < reqs.len() {
+            let frame = match self.codec.decode(&mut self.rbuf)? {
+                Some(f) => f,
+                None => {
+                    if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                        return Err(ClientError::Closed);
+                    }
+                    continue;
+                }
+            };
+            let expected = first.wrapping_add(replies.len() as u32);
+            let reply = Reply::from_frame(&frame).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if frame.id != expected {
+                // A server that refuses a connection answers with id 0.
+                if let Reply::Error { status, message } = reply {
+                    return Err(ClientError::Server { status, message });
+                }
+                return Err(ClientError::Protocol(format!(
+                    "reply id {} does not match request id {expected}",
+                    frame.id
+                )));
+            }
+            replies.push(reply);
+        }
+        Ok(replies)
+    }
+
+    /// Sends one request; an error status becomes `Err(ClientError::Server)`.
+    async fn call(&mut self, req: Request) -> Result<Reply, ClientError> {
+        match self.request(&req).await? {
+            Reply::Error { status, message } => Err(ClientError::Server { status, message }),
+            r => Ok(r),
+        }
+    }
+
+    async fn call_int(&mut self, req: Request) -> Result<i64, ClientError> {
+        match self.call(req).await? {
+            Reply::Int(i) => Ok(i),
+            other => Err(ClientError::unexpected("an integer", other)),
+        }
+    }
+
+    async fn call_opt_bytes(&mut self, req: Request) -> Result<Option<Bytes>, ClientError> {
+        match self.call(req).await? {
+            Reply::Nil => Ok(None),
+            Reply::Bytes(b) => Ok(Some(b)),
+            other => Err(ClientError::unexpected("bytes or nil", other)),
+        }
+    }
+
+    async fn call_array(&mut self, req: Request) -> Result<Vec<Bytes>, ClientError> {
+        match self.call(req).await? {
+            Reply::Nil => Ok(Vec::new()),
+            Reply::Array(items) => Ok(items),
+            other => Err(ClientError::unexpected("an array", other)),
+        }
+    }
+
+    /// PING; returns the echoed payload (`PONG` when empty).
+    pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<Bytes, ClientError> {
+        match self.call(Request::Ping { payload: payload.into() }).await? {
+            Reply::Bytes(b) => Ok(b),
+            Reply::Text(t) => Ok(Bytes::from(t)),
+            other => Err(ClientError::unexpected("PONG", other)),
+        }
+    }
+
+    pub async fn get(&mut self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClientError> {
+        self.call_opt_bytes(Request::Get { key: key.into() }).await
+    }
+
+    pub async fn set(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), ClientError> {
+        self.set_with(key, value, SetOptions::default()).await.map(|_| ())
+    }
+
+    /// SET with a TTL and/or condition; `false` when NX/XX prevented it.
+    pub async fn set_with(
+        &mut self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        opts: SetOptions,
+    ) -> Result<bool, ClientError> {
+        let req = Request::Set {
+            key: key.into(),
+            value: value.into(),
+            ttl_ms: opts.ttl.map(|d| (d.as_millis() as u64).max(1)),
+            condition: opts.condition,
+            keep_ttl: opts.keep_ttl,
+        };
+        match self.call(req).await? {
+            Reply::Ok => Ok(true),
+            Reply::Nil => Ok(false),
+            other => Err(ClientError::unexpected("OK or nil", other)),
+        }
+    }
+
+    pub async fn del(&mut self, key: impl Into<Bytes>) -> Result<bool, ClientError> {
+        Ok(self.call_int(Request::Del { key: key.into() }).await? == 1)
+    }
+
+    pub async fn exists(&mut self, key: impl Into<Bytes>) -> Result<bool, ClientError> {
+        Ok(self.call_int(Request::Exists { key: key.into() }).await? == 1)
+    }
+
+    /// EXPIRE in milliseconds; `false` if the key does not exist.
+    pub async fn expire(&mut self, key: impl Into<Bytes>, ttl: Duration) -> Result<bool, ClientError> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        Ok(self.call_int(Request::Expire { key: key.into(), ttl_ms }).await? == 1)
+    }
+
+    pub async fn persist(&mut self, key: impl Into<Bytes>) -> Result<bool, ClientError> {
+        Ok(self.call_int(Request::Persist { key: key.into() }).await? == 1)
+    }
+
+    pub async fn ttl(&mut self, key: impl Into<Bytes>) -> Result<Ttl, ClientError> {
+        Ok(match self.call_int(Request::Ttl { key: key.into() }).await? {
+            -2 => Ttl::Missing,
+            -1 => Ttl::Persistent,
+            ms => Ttl::Expires(Duration::from_millis(ms.max(0) as u64)),
+        })
+    }
+
+    /// TYPE: `none`, `string` or `list`.
+    pub async fn type_of(&mut self, key: impl Into<Bytes>) -> Result<String, ClientError> {
+        match self.call(Request::Type { key: key.into() }).await? {
+            Reply::Text(t) => Ok(t),
+            other => Err(ClientError::unexpected("a type name", other)),
+        }
+    }
+
+    pub async fn incr(&mut self, key: impl Into<Bytes>) -> Result<i64, ClientError> {
+        self.call_int(Request::Incr { key: key.into() }).await
+    }
+
+    pub async fn decr(&mut self, key: impl Into<Bytes>) -> Result<i64, ClientError> {
+        self.call_int(Request::Decr { key: key.into() }).await
+    }
+
+    pub async fn incr_by(&mut self, key: impl Into<Bytes>, delta: i64) -> Result<i64, ClientError> {
+        self.call_int(Request::IncrBy { key: key.into(), delta }).await
+    }
+
+    /// LPUSH: each value goes to the head in turn; returns the new length.
+    pub async fn lpush<V: Into<Bytes>>(
+        &mut self,
+        key: impl Into<Bytes>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Result<i64, ClientError> {
+        let values = values.into_iter().map(Into::into).collect();
+        self.call_int(Request::Push { key: key.into(), end: End::Left, values }).await
+    }
+
+    /// RPUSH: appends the values in order; returns the new length.
+    pub async fn rpush<V: Into<Bytes>>(
+        &mut self,
+        key: impl Into<Bytes>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Result<i64, ClientError> {
+        let values = values.into_iter().map(Into::into).collect();
+        self.call_int(Request::Push { key: key.into(), end: End::Right, values }).await
+    }
+
+    pub async fn lpop(&mut self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClientError> {
+        self.call_opt_bytes(Request::Pop { key: key.into(), end: End::Left, count: None }).await
+    }
+
+    pub async fn rpop(&mut self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClientError> {
+        self.call_opt_bytes(Request::Pop { key: key.into(), end: End::Right, count: None }).await
+    }
+
+    /// Pops up to `count` values from the head (empty if the key is missing).
+    pub async fn lpop_count(&mut self, key: impl Into<Bytes>, count: u32) -> Result<Vec<Bytes>, ClientError> {
+        self.call_array(Request::Pop { key: key.into(), end: End::Left, count: Some(count) }).await
+    }
+
+    /// Pops up to `count` values from the tail (empty if the key is missing).
+    pub async fn rpop_count(&mut self, key: impl Into<Bytes>, count: u32) -> Result<Vec<Bytes>, ClientError> {
+        self.call_array(Request::Pop { key: key.into(), end: End::Right, count: Some(count) }).await
+    }
+
+    pub async fn llen(&mut self, key: impl Into<Bytes>) -> Result<i64, ClientError> {
+        self.call_int(Request::LLen { key: key.into() }).await
+    }
+
+    /// LRANGE with inclusive bounds; negative indexes count from the end.
+    pub async fn lrange(
+        &mut self,
+        key: impl Into<Bytes>,
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<Bytes>, ClientError> {
+        self.call_array(Request::LRange { key: key.into(), start, stop }).await
+    }
+
+    pub async fn dbsize(&mut self) -> Result<i64, ClientError> {
+        self.call_int(Request::DbSize).await
+    }
+
+    /// DIGEST: the dataset's fixed hash (protocol.md §8.9); equal on two nodes
+    /// holding the same data, whatever their shard counts or history.
+    pub async fn digest(&mut self) -> Result<u64, ClientError> {
+        match self.call(Request::Digest).await? {
+            Reply::Text(t) => {
+                parse_digest(&t).ok_or_else(|| ClientError::unexpected("16 hex digits", Reply::Text(t)))
+            }
+            other => Err(ClientError::unexpected("a DIGEST text", other)),
+        }
+    }
+
+    /// One SCAN step: (next cursor, keys). Start at 0; done when the cursor is 0 again.
+    pub async fn scan(
+        &mut self,
+        cursor: u64,
+        count: u32,
+        pattern: impl Into<Bytes>,
+    ) -> Result<(u64, Vec<Bytes>), ClientError> {
+        match self.call(Request::Scan { cursor, count, pattern: pattern.into() }).await? {
+            Reply::Scan { cursor, keys } => Ok((cursor, keys)),
+            other => Err(ClientError::unexpected("a SCAN batch", other)),
+        }
+    }
+
+    pub async fn flushall(&mut self) -> Result<(), ClientError> {
+        match self.call(Request::FlushAll).await? {
+            Reply::Ok => Ok(()),
+            other => Err(ClientError::unexpected("OK", other)),
+        }
+    }
+
+    /// SNAPSHOT: write a snapshot and return the server's report of it;
+    /// with `background`, return as soon as it has started.
+    pub async fn snapshot(&mut self, background: bool) -> Result<String, ClientError> {
+        match self.call(Request::Snapshot { background }).await? {
+            Reply::Text(t) => Ok(t),
+            other => Err(ClientError::unexpected("snapshot report", other)),
+        }
+    }
+
+    /// WAIT: blocks until `replicas` followers hold this connection's last
+    /// write, or `timeout_ms` passes (0: no limit); returns how many do,
+    /// possibly fewer (protocol.md §8.10). A standalone server answers 0. A
+    /// follower's `NOT_LEADER` is followed like any other (WAIT then counts
+    /// the writes made on the leader's connection).
+    pub async fn wait(&mut self, replicas: u32, timeout_ms: u64) -> Result<i64, ClientError> {
+        self.call_int(Request::Wait { replicas, timeout_ms }).await
+    }
+
+    /// INFO text; `section` empty for all sections.
+    pub async fn info(&mut self, section: &str) -> Result<String, ClientError> {
+        match self.call(Request::Info { section: Bytes::copy_from_slice(section.as_bytes()) }).await? {
+            Reply::Text(t) => Ok(t),
+            other => Err(ClientError::unexpected("INFO text", other)),
+        }
+    }
+}
+
+/// Connects with the config's timeout and `TCP_NODELAY`; returns the peer address.
+async fn open(
+    addr: impl ToSocketAddrs,
+    config: &ClientConfig,
+) -> Result<(TcpStream, SocketAddr), ClientError> {
+    let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ClientError::Timeout { what: "connect", after: config.connect_timeout })?
+        .map_err(ClientError::Connect)?;
+    stream.set_nodelay(true).map_err(ClientError::Connect)?;
+    let peer = stream.peer_addr().map_err(ClientError::Connect)?;
+    Ok((stream, peer))
+}
+
+/// For a `NOT_LEADER` reply, `Some(leader)`: the address its message names,
+/// `None` inside when the message is empty or not an `ip:port`. `None` for
+/// any other reply.
+fn leader_of(reply: &Reply) -> Option<Option<SocketAddr>> {
+    match reply {
+        Reply::Error { status: Status::NotLeader, message } => Some(parse_leader(message)),
+        _ => None,
+    }
+}
+
+/// The leader address in a `NOT_LEADER` message (`127.0.0.1:7441`,
+/// `[::1]:7441`); `None` when empty (no leader known) or unparseable.
+pub fn parse_leader(message: &str) -> Option<SocketAddr> {
+    message.trim().parse().ok()
+}
+
+/// Parses a DIGEST reply: exactly 16 lowercase hex digits.
+pub fn parse_digest(text: &str) -> Option<u64> {
+    let ok = text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    ok.then(|| u64::from_str_radix(text, 16).ok()).flatten()
+}
+
+/// Parses INFO text into (key, value) pairs, skipping section headers.
+pub fn parse_info(text: &str) -> Vec<(&str, &str)> {
+    text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once(':')).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_addresses_parse_from_not_leader_messages() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("127.0.0.1:7441", Some("127.0.0.1:7441")),
+            (" 10.0.0.2:7440\n", Some("10.0.0.2:7440")),
+            ("[::1]:7441", Some("[::1]:7441")),
+            ("", None),
+            ("   ", None),
+            ("127.0.0.1", None),
+            ("localhost:7441", None),
+            ("no leader known", None),
+        ];
+        for (i, (message, want)) in cases.iter().enumerate() {
+            let want = want.map(|w| w.parse::<SocketAddr>().unwrap());
+            assert_eq!(parse_leader(message), want, "case {i}: {message:?}");
+        }
+    }
+
+    #[test]
+    fn only_not_leader_replies_are_redirects() {
+        let e = |status, message: &str| Reply::Error { status, message: message.into() };
+        let leader: SocketAddr = "127.0.0.1:7441".parse().unwrap();
+        assert_eq!(leader_of(&e(Status::NotLeader, "127.0.0.1:7441")), Some(Some(leader)));
+        assert_eq!(leader_of(&e(Status::NotLeader, "")), Some(None));
+        assert_eq!(leader_of(&e(Status::Loading, "127.0.0.1:7441")), None);
+        assert_eq!(leader_of(&Reply::Text("127.0.0.1:7441".into())), None);
+        let err = ClientError::Server { status: Status::NotLeader, message: "127.0.0.1:7441".into() };
+        assert_eq!((err.status(), err.leader()), (Some(Status::NotLeader), Some(leader)));
+        let err = ClientError::Server { status: Status::NoQuorum, message: "127.0.0.1:7441".into() };
+        assert_eq!((err.status(), err.leader()), (Some(Status::NoQuorum), None));
+    }
+}

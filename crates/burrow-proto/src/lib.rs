@@ -1,0 +1,40 @@
+//! The Burrow wire protocol: frames, opcodes, status codes and the codec.
+//!
+//! Everything here is pure — bytes in, frames out — so it can be tested and
+//! fuzzed without sockets. `protocol.md` at the repository root is the
+//! contract; `tests/protocol_doc.rs` checks its hex examples against this code.
+//!
+//! ```text
+//!  0        1        2        3        4        5        6        7
+//! +--------+--------+--------+--------+--------+--------+--------+--------+
+//! | magic  | version| opcode | flags/ |            request id             |
+//! |        |        |        | status |            (u32, BE)              |
+//! +--------+--------+--------+--------+--------+--------+--------+--------+
+//! | extras | rsvd / | key length      |          value length             |
+//! | length | type   | (u16, BE)       |          (u32, BE)                |
+//! +--------+--------+--------+--------+--------+--------+--------+--------+
+//! | extras (extras length bytes) | key (key length) | value (value length) |
+//! ```
+//!
+//! Requests carry magic `0xB7`, responses `0xB8`. In a request byte 3 holds
+//! flags and byte 9 is reserved (0); in a response byte 3 holds the status and
+//! byte 9 the body type.
+
+mod body;
+mod codec;
+mod frame;
+mod opcode;
+mod request;
+mod response;
+mod status;
+
+pub use body::{decode_array, decode_array_ref, encode_array, encoded_array_len, ArrayError};
+pub use codec::{Codec, CodecError, Limits, Peek};
+pub use frame::{Frame, FrameKind, FrameRef, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION};
+pub use opcode::Opcode;
+pub use request::{flags, End, Request, RequestError, SetCondition};
+pub use response::{encode_response, BodyType, Reply, ReplyError};
+pub use status::Status;
+
+/// The TCP port a server listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7440;

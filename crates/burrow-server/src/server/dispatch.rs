@@ -1,0 +1,275 @@
+//! Command execution: a request frame in, one encoded response out.
+//!
+//! Replies are encoded straight into the connection's write buffer, with
+//! values copied out of the store under the shard lock — no intermediate
+//! reply objects on the hot path.
+
+use bytes::{BufMut, BytesMut};
+
+use super::{info, Shared};
+use crate::store::{format_int, ApplyError, SetArgs, ValueRef};
+use burrow_proto::{encode_response, BodyType, FrameRef, Request, Status};
+
+/// Largest reply body the server builds (LRANGE over a huge deque, SCAN
+/// with a huge COUNT): the value length field is a u32, and clients cap
+/// what they accept (the Rust client at 512 MiB).
+pub const MAX_REPLY_BYTES: usize = 512 * 1024 * 1024;
+
+/// What executing one frame did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Executed {
+    /// The reply is an error status.
+    pub error: bool,
+    /// The request was a write (its reply must wait for durability under `--fsync always`).
+    pub write: bool,
+    /// A SNAPSHOT the connection must carry out (asynchronously) before replying.
+    pub snapshot: Option<bool>,
+    /// A WAIT (replicas, timeout ms) the connection must carry out before replying.
+    pub wait: Option<(u32, u64)>,
+}
+
+/// Writes the reply to `frame` into `out` (except for a deferred SNAPSHOT).
+pub fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut BytesMut) -> Executed {
+    let mut r = Replier { out, opcode: frame.opcode, id: frame.id, error: false };
+    let mut done = Executed::default();
+    match Request::parse(frame) {
+        Ok(Request::Snapshot { background }) => match &shared.persist {
+            Some(_) => done.snapshot = Some(background),
+            None => {
+                r.error(Status::BadRequest, "persistence is off (--persistence off): nothing to snapshot")
+            }
+        },
+        Ok(Request::Wait { replicas, timeout_ms }) => match shared.repl.refuse_write() {
+            Some((status, message)) => r.error(status, &message),
+            None => done.wait = Some((replicas, timeout_ms)),
+        },
+        Ok(req) => {
+            done.write = req.is_write();
+            // One call site for `run`, so it stays inlined into this hot path.
+            match refusal(shared, &req, done.write) {
+                Some((status, message)) => r.error(status, &message),
+                None => run(shared, req, now, &mut r),
+            }
+        }
+        Err(e) => {
+            tracing::debug!(opcode = frame.opcode, id = frame.id, status = %e.status, "{}", e.message);
+            r.error(e.status, &e.message)
+        }
+    }
+    done.error = r.error;
+    done
+}
+
+/// Why this node will not run `req`, if it will not: a write on a follower
+/// (NOT_LEADER) or while the WAL fails (IO_ERROR); a read of the dataset on
+/// a follower loading a full resync or too stale (LOADING, STALE).
+#[inline]
+fn refusal<B>(shared: &Shared, req: &Request<B>, write: bool) -> Option<(Status, String)> {
+    if write {
+        shared.repl.refuse_write().or_else(|| {
+            shared
+                .persist
+                .as_ref()
+                .is_some_and(|p| p.failed())
+                .then(|| (Status::IoError, wal_failure_message(shared)))
+        })
+    } else if !matches!(req, Request::Ping { .. } | Request::Info { .. }) {
+        shared.repl.refuse_read()
+    } else {
+        None
+    }
+}
+
+/// The IO_ERROR message while the WAL is failing.
+pub fn wal_failure_message(shared: &Shared) -> String {
+    let reason = shared.persist.as_ref().and_then(|p| p.wal.stats().last_error).unwrap_or_default();
+    format!("write refused: the WAL cannot be written ({reason}); reads still work")
+}
+
+struct Replier<'a> {
+    out: &'a mut BytesMut,
+    opcode: u8,
+    id: u32,
+    error: bool,
+}
+
+impl Replier<'_> {
+    fn send(&mut self, body: BodyType, extras: &[u8], value: &[u8]) {
+        encode_response(self.out, self.opcode, self.id, Status::Ok, body, extras, value);
+    }
+    fn ok(&mut self) {
+        self.send(BodyType::Ok, &[], &[]);
+    }
+    fn nil(&mut self) {
+        self.send(BodyType::Nil, &[], &[]);
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.send(BodyType::Bytes, &[], v);
+    }
+    fn int(&mut self, i: i64) {
+        self.send(BodyType::Int, &[], &i.to_be_bytes());
+    }
+    fn text(&mut self, t: &str) {
+        self.send(BodyType::Text, &[], t.as_bytes());
+    }
+    fn array<T: AsRef<[u8]>>(&mut self, extras: &[u8], items: &[T]) {
+        let len = burrow_proto::encoded_array_len(items);
+        if len > MAX_REPLY_BYTES {
+            let msg = format!(
+                "reply would be {len} bytes, over the {MAX_REPLY_BYTES}-byte reply limit; ask for fewer items"
+            );
+            return self.error(Status::BadRequest, &msg);
+        }
+        self.out.reserve(burrow_proto::HEADER_LEN + extras.len() + len);
+        let mut body = BytesMut::with_capacity(len);
+        burrow_proto::encode_array(items, &mut body);
+        self.send(BodyType::Array, extras, &body);
+    }
+    fn error(&mut self, status: Status, message: &str) {
+        self.error = true;
+        encode_response(self.out, self.opcode, self.id, status, BodyType::Text, &[], message.as_bytes());
+    }
+    fn apply_error(&mut self, e: ApplyError) {
+        let status = match e {
+            ApplyError::WrongType => Status::WrongType,
+            ApplyError::NotInteger => Status::NotInteger,
+            ApplyError::Overflow => Status::Overflow,
+        };
+        self.error(status, &e.to_string());
+    }
+    fn int_result(&mut self, r: Result<i64, ApplyError>) {
+        match r {
+            Ok(n) => self.int(n),
+            Err(e) => self.apply_error(e),
+        }
+    }
+}
+
+fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
+    let store = &shared.store;
+    match req {
+        Request::Ping { payload: [] } => r.text("PONG"),
+        Request::Ping { payload } => r.bytes(payload),
+        Request::Get { key } => store.read(key, now, |e| match e.map(|e| e.value()) {
+            None => r.nil(),
+            Some(ValueRef::Str(s)) => r.bytes(s),
+            Some(ValueRef::Int(i)) => r.bytes(format_int(i, &mut [0; 20])),
+            Some(ValueRef::List(_)) => r.apply_error(ApplyError::WrongType),
+        }),
+        Request::Set { key, value, ttl_ms, condition, keep_ttl } => {
+            let expire_at = ttl_ms.map(|t| now.saturating_add(t));
+            if store.set(SetArgs { key, value, expire_at, condition, keep_ttl }, now) {
+                r.ok()
+            } else {
+                r.nil()
+            }
+        }
+        Request::Del { key } => r.int(store.del(key, now) as i64),
+        Request::Exists { key } => r.int(store.read(key, now, |e| e.is_some()) as i64),
+        Request::Expire { key, ttl_ms } => r.int(store.expire(key, ttl_ms, now) as i64),
+        Request::Persist { key } => r.int(store.persist(key, now) as i64),
+        Request::Ttl { key } => r.int(store.read(key, now, |e| match e {
+            None => -2,
+            Some(e) if e.expire_at() == 0 => -1,
+            Some(e) => e.expire_at().saturating_sub(now) as i64,
+        })),
+        Request::Type { key } => r.text(store.read(key, now, |e| e.map_or("none", |e| e.type_name()))),
+        Request::Incr { key } => r.int_result(store.incr_by(key, 1, now)),
+        Request::Decr { key } => r.int_result(store.incr_by(key, -1, now)),
+        Request::IncrBy { key, delta } => r.int_result(store.incr_by(key, delta, now)),
+        Request::Push { key, end, values } => r.int_result(store.push(key, end, values, now)),
+        Request::Pop { key, count: Some(0), .. } => {
+            // Redis: an existing list gives an empty array, a missing key nil.
+            store.read(key, now, |e| match e.map(|e| e.value()) {
+                None => r.nil(),
+                Some(ValueRef::List(_)) => r.array::<&[u8]>(&[], &[]),
+                Some(_) => r.apply_error(ApplyError::WrongType),
+            })
+        }
+        Request::Pop { key, end, count } => match store.pop(key, end, count.unwrap_or(1), now) {
+            Err(e) => r.apply_error(e),
+            Ok(v) if v.is_empty() => r.nil(),
+            Ok(v) if count.is_none() => r.bytes(&v[0]),
+            Ok(v) => r.array(&[], &v),
+        },
+        Request::LLen { key } => r.int_result(store.read(key, now, |e| match e.map(|e| e.value()) {
+            None => Ok(0),
+            Some(ValueRef::List(l)) => Ok(l.len() as i64),
+            Some(_) => Err(ApplyError::WrongType),
+        })),
+        Request::LRange { key, start, stop } => {
+            let items = store.read(key, now, |e| match e.map(|e| e.value()) {
+                None => Ok(Vec::new()),
+                Some(ValueRef::List(l)) => {
+                    let (from, to) = range(l.len(), start, stop);
+                    Ok(l.range(from..to).map(|v| bytes::Bytes::copy_from_slice(v)).collect())
+                }
+                Some(_) => Err(ApplyError::WrongType),
+            });
+            match items {
+                Ok(items) => r.array(&[], &items),
+                Err(e) => r.apply_error(e),
+            }
+        }
+        Request::DbSize => r.int(store.len() as i64),
+        Request::Digest => r.text(&format!("{:016x}", store.digest(now))),
+        Request::Scan { cursor, count, pattern } => {
+            let (next, keys) = store.scan(cursor, count, pattern, now);
+            let mut extras = [0u8; 8];
+            (&mut extras[..]).put_u64(next);
+            r.array(&extras, &keys);
+        }
+        Request::FlushAll => {
+            store.flush_all();
+            r.ok()
+        }
+        Request::Snapshot { .. } | Request::Wait { .. } => {
+            unreachable!("SNAPSHOT and WAIT are carried out by the connection")
+        }
+        Request::Info { section } => {
+            let name = String::from_utf8_lossy(section);
+            match info::render(shared, &name) {
+                Some(text) => r.text(&text),
+                None => r.error(
+                    Status::BadRequest,
+                    &format!("unknown INFO section '{name}' (known: {})", info::SECTIONS.join(", ")),
+                ),
+            }
+        }
+    }
+}
+
+/// LRANGE's inclusive, possibly negative `start..=stop` as a half-open range
+/// clamped to a deque of `len` items (empty when it selects nothing).
+pub fn range(len: usize, start: i64, stop: i64) -> (usize, usize) {
+    let len = len as i64;
+    let norm = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (from, to) = (norm(start), norm(stop).min(len - 1));
+    if from > to || from >= len {
+        (0, 0)
+    } else {
+        (from as usize, to as usize + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range;
+
+    #[test]
+    fn lrange_indexes_follow_redis() {
+        let cases = [
+            ((5, 0, -1), (0, 5)),
+            ((5, 1, 2), (1, 3)),
+            ((5, -2, -1), (3, 5)),
+            ((5, -100, 100), (0, 5)),
+            ((5, 3, 1), (0, 0)),
+            ((5, 5, 10), (0, 0)),
+            ((0, 0, -1), (0, 0)),
+            ((5, -1, -2), (0, 0)),
+        ];
+        for (i, ((len, a, b), want)) in cases.into_iter().enumerate() {
+            assert_eq!(range(len, a, b), want, "case {i}");
+        }
+    }
+}

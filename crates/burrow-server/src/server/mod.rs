@@ -1,0 +1,338 @@
+//! The TCP server: accept loop, connection limit, graceful shutdown.
+//!
+//! `run` takes a bound listener and a shutdown future, so the binary, tests
+//! and examples all start the server the same way. Shutdown stops accepting,
+//! lets every connection finish the batch it is executing and write its
+//! replies, and returns once all connection tasks have ended.
+
+mod cluster;
+mod config;
+mod connection;
+mod dispatch;
+mod info;
+mod persistence;
+mod replication;
+mod stats;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+pub use cluster::{ClusterConfig, NodeInfo, ReplicationMode};
+pub use config::{default_shards, Config, ConfigError, ServerArgs};
+pub use dispatch::range as lrange_bounds;
+pub use info::rss_bytes;
+pub use persistence::{Persistence, SnapshotRefusal, SnapshotStats};
+pub use replication::Role;
+pub use stats::Stats;
+
+use crate::oplog::OpLog;
+use crate::persist::PersistError;
+use crate::store::Store;
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub config: Config,
+    pub stats: Stats,
+    pub started: Instant,
+    pub local_port: u16,
+    /// `None` with `--persistence off`.
+    pub persist: Option<Arc<Persistence>>,
+    /// This node's role and replication state.
+    pub repl: replication::Replication,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A server whose data is loaded, ready to serve a listener.
+#[derive(Debug)]
+pub struct Server {
+    store: Arc<Store>,
+    persist: Option<Arc<Persistence>>,
+    config: Config,
+}
+
+impl Server {
+    /// Builds the store and, with persistence on, locks the data directory,
+    /// recovers it (snapshot + WAL) and starts the WAL writer. Call before
+    /// binding: the port opens only once the data is loaded.
+    pub fn open(config: Config) -> Result<Server, ServerError> {
+        // Only a cluster leader queues records for replication (a standalone
+        // server or a follower skips that work on every write). It starts
+        // before recovery, so the backlog is filled from the WAL and
+        // followers slightly behind at a restart resume by partial resync.
+        let log = Arc::new(OpLog::counting(config.backlog_bytes));
+        if config.cluster.as_ref().is_some_and(|c| c.is_initial_leader()) {
+            log.start_retaining();
+        }
+        let store = Arc::new(Store::new(config.shards, log));
+        let persist = match config.persist_config() {
+            Some(cfg) => Some(Arc::new(Persistence::open(cfg, &store)?)),
+            None => None,
+        };
+        Ok(Server { store, persist, config })
+    }
+
+    /// Serves `listener` until `shutdown` completes, then finishes requests
+    /// in flight, writes a final snapshot (persistence on) and returns.
+    /// Connections run on the current runtime.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        self.serve_on(listener, shutdown, Vec::new()).await
+    }
+
+    /// Like [`Server::serve`], but hands each accepted connection to one of
+    /// `workers` in turn (each a single-threaded runtime on its own thread),
+    /// where it stays: no work stealing, so a connection's wake-ups never
+    /// cross cores. The current runtime accepts and runs the background
+    /// tasks; an empty `workers` serves connections on it as well.
+    pub async fn serve_on(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        workers: Vec<tokio::runtime::Handle>,
+    ) -> Result<(), ServerError> {
+        let Server { store, persist, config } = self;
+        let local_port = listener.local_addr()?.port();
+        let repl = replication::Replication::open(&config, &store, persist.as_ref())?;
+        let shared = Arc::new(Shared {
+            store,
+            stats: Stats::default(),
+            started: Instant::now(),
+            local_port,
+            config,
+            persist,
+            repl,
+        });
+        serve_shared(listener, shared, shutdown, workers).await
+    }
+}
+
+impl Server {
+    /// Runs the production topology until `shutdown` completes: thread per
+    /// core. The calling thread runs the main runtime, which accepts, runs
+    /// the background tasks (and serves connections too); `threads - 1`
+    /// more single-threaded runtimes each own the connections handed to
+    /// them. A connection never migrates, so its wake-ups never cross
+    /// cores — on this kind of VM that is what costs the most at low
+    /// pipeline depths.
+    ///
+    /// The port is bound (and held) before the data is recovered, so a
+    /// taken port is reported at once rather than after loading a large
+    /// data set; connections are accepted only once recovery is done.
+    pub fn run_threads(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let stop_workers = CancellationToken::new();
+        let mut workers = Vec::new();
+        let mut worker_threads = Vec::new();
+        for i in 1..config.threads {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            workers.push(rt.handle().clone());
+            let stop = stop_workers.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("burrow-worker-{i}"))
+                .spawn(move || rt.block_on(stop.cancelled()))?;
+            worker_threads.push(thread);
+        }
+        let served = runtime.block_on(async {
+            let listener = bind(&config).await?;
+            let server = tokio::task::spawn_blocking(move || Server::open(config))
+                .await
+                .map_err(std::io::Error::other)??;
+            // The main runtime takes its share of connections too.
+            let mut handles = vec![tokio::runtime::Handle::current()];
+            handles.extend(workers);
+            let handles = if handles.len() == 1 { Vec::new() } else { handles };
+            server.serve_on(listener, shutdown, handles).await
+        });
+        stop_workers.cancel();
+        for t in worker_threads {
+            let _ = t.join();
+        }
+        served
+    }
+}
+
+/// Binds `config.bind:config.port`, naming the address in the error.
+async fn bind(config: &Config) -> Result<TcpListener, ServerError> {
+    let addr = SocketAddr::new(config.bind, config.port);
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// Milliseconds since the unix epoch: the clock expiry is measured against.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How often the active expiry sweep runs.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+/// Buckets looked at per shard per sweep pass.
+const SWEEP_BUCKETS: usize = 64;
+/// Longest one sweep round may run before yielding to clients.
+const SWEEP_BUDGET: Duration = Duration::from_millis(2);
+
+/// Opens the data (see [`Server::open`]) and serves `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    Server::open(config)?.serve(listener, shutdown).await
+}
+
+async fn serve_shared(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+    workers: Vec<tokio::runtime::Handle>,
+) -> Result<(), ServerError> {
+    let mut next_worker = 0usize;
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    if shared.repl.role() != Role::Follower {
+        // A follower never expires keys itself: the leader's DELs arrive in the stream.
+        tracker.spawn(sweep_expired(shared.clone(), cancel.clone()));
+    }
+    shared.repl.start(&shared, &cancel, &tracker);
+    if let Some(p) = &shared.persist {
+        tracker.spawn(persistence::schedule_snapshots(p.clone(), shared.store.clone(), cancel.clone()));
+    }
+    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    info!(addr = %listener.local_addr()?, shards = shared.store.shard_count(), "burrow listening");
+
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                error!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        shared.stats.total_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match limit.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(%peer, error = %e, "cannot take over the accepted socket");
+                        continue;
+                    }
+                };
+                let conn = connection::serve(stream, peer, shared.clone(), cancel.clone(), permit);
+                if workers.is_empty() {
+                    tracker.spawn(conn);
+                } else {
+                    // Round-robin; the socket moves to the worker's own reactor.
+                    let worker = &workers[next_worker % workers.len()];
+                    next_worker = next_worker.wrapping_add(1);
+                    tracker.spawn_on(conn, worker);
+                }
+            }
+            Err(_) => {
+                shared.stats.rejected_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                warn!(%peer, max = shared.config.max_connections, "connection limit reached; refusing");
+                tracker.spawn(connection::refuse(stream));
+            }
+        }
+    }
+    info!("shutting down: no longer accepting; finishing requests in flight");
+    drop(listener);
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    if let Some(p) = &shared.persist {
+        info!("writing the shutdown snapshot");
+        let result = p.snapshot(shared.store.clone(), false).await;
+        p.wal.shutdown();
+        if let Err(e) = result {
+            error!(error = ?e, "shutdown snapshot failed; the WAL holds every write");
+        }
+        if !p.failed() {
+            shared.repl.mark_clean_shutdown(p);
+        }
+    }
+    info!("shutdown complete");
+    Ok(())
+}
+
+async fn sweep_expired(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let started = Instant::now();
+        loop {
+            let s = shared.store.sweep_expired(now_ms(), SWEEP_BUCKETS);
+            // Keep going while over a quarter of the TTL keys seen were expired.
+            if s.removed * 4 <= s.sampled || started.elapsed() > SWEEP_BUDGET {
+                break;
+            }
+        }
+    }
+}
+
+/// A server running on a background task, for tests and examples.
+#[derive(Debug)]
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+impl ServerHandle {
+    /// Loads the data, binds `config.bind:config.port` (port 0 for a free
+    /// one) and serves in the background.
+    pub async fn start(config: Config) -> Result<ServerHandle, ServerError> {
+        let bind = (config.bind, config.port);
+        let server = tokio::task::spawn_blocking(move || Server::open(config))
+            .await
+            .map_err(std::io::Error::other)??;
+        let listener = TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move { server.serve(listener, token.cancelled_owned()).await });
+        Ok(ServerHandle { addr, shutdown, task })
+    }
+
+    /// Graceful shutdown; returns when every connection has finished.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.shutdown.cancel();
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}

@@ -1,0 +1,681 @@
+//! The follower's driver: one task owning the [`Follower`] state machine,
+//! its link to the leader, and everything the machine asks for — dial,
+//! send, apply records (store + own WAL), receive and install a snapshot.
+//!
+//! Applied records go through the same `apply` as the leader's writes,
+//! under the leader's index and term, and into this node's WAL under its
+//! own fsync policy; the state machine acks them as durable only once the
+//! WAL says so. After a full resync, records the snapshot's shard images
+//! already hold (the leader kept writing while exporting) are logged but
+//! not applied again.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::Encoder;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, info_span, warn, Instrument};
+
+use super::{next_frame, secs_since, tick_for, ticks};
+use crate::oplog::decode_record_ref;
+use crate::persist::{
+    apply_after_snapshot, list_snapshots, read_snapshot_from, snapshot_name, write_node_meta, FsyncPolicy,
+    NodeMeta, SnapshotMeta, WalError,
+};
+use crate::replication::wire::{self, link_limits};
+use crate::replication::{
+    Follower, FollowerConfig, FollowerOutput, HistoryId, LinkState, Message, RecordEntry, SeededRng,
+};
+use crate::server::cluster::{ClusterConfig, NodeInfo};
+use crate::server::{Persistence, Shared};
+use crate::store::Store;
+use burrow_proto::{Codec, Limits, Status};
+
+/// Where a received snapshot is written before it is loaded (removed by
+/// recovery if a crash leaves it behind: it matches `snapshot-*.tmp`).
+const SYNC_FILE: &str = "snapshot-sync.tmp";
+
+/// What INFO and the read checks need to know about the link.
+#[derive(Debug, Clone)]
+struct LinkStatus {
+    link: LinkState,
+    applied: u64,
+    durable: u64,
+    leader_commit: u64,
+    leader_term: u64,
+    history_id: HistoryId,
+    /// Last message of any kind from the leader.
+    last_contact: Option<Instant>,
+    /// Since when the link has not been streaming (`None` while it is).
+    down_since: Option<Instant>,
+}
+
+/// The follower's replication state, shared with connections.
+#[derive(Debug)]
+pub struct FollowerSide {
+    cluster: ClusterConfig,
+    leader: NodeInfo,
+    status: Mutex<LinkStatus>,
+    /// A full resync is replacing the dataset: reads get LOADING.
+    loading: AtomicBool,
+    full_resyncs: AtomicU64,
+    partial_resyncs: AtomicU64,
+    tick: Duration,
+    meta: NodeMeta,
+}
+
+impl FollowerSide {
+    pub(super) fn new(cluster: &ClusterConfig, meta: NodeMeta) -> Arc<FollowerSide> {
+        let leader = cluster.node(cluster.initial_leader).expect("validated: the leader is a member").clone();
+        Arc::new(FollowerSide {
+            cluster: cluster.clone(),
+            leader,
+            status: Mutex::new(LinkStatus {
+                link: LinkState::Connecting,
+                applied: 0,
+                durable: 0,
+                leader_commit: 0,
+                leader_term: 0,
+                history_id: meta.history_id,
+                last_contact: None,
+                down_since: Some(Instant::now()),
+            }),
+            loading: AtomicBool::new(false),
+            full_resyncs: AtomicU64::new(0),
+            partial_resyncs: AtomicU64::new(0),
+            tick: tick_for(cluster.heartbeat),
+            meta,
+        })
+    }
+
+    pub(super) fn leader_addr(&self) -> std::net::SocketAddr {
+        self.leader.addr
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, LinkStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn refuse_read(&self) -> Option<(Status, String)> {
+        if self.loading.load(Ordering::Relaxed) {
+            return Some((Status::Loading, "full resync in progress: loading the leader's snapshot".into()));
+        }
+        let max = self.cluster.max_stale?;
+        let down_for = self.status().down_since?.elapsed();
+        (down_for > max).then(|| {
+            (
+                Status::Stale,
+                format!(
+                    "link to the leader ({}) down for {} ms, over max_stale_ms {}",
+                    self.leader.addr,
+                    down_for.as_millis(),
+                    max.as_millis()
+                ),
+            )
+        })
+    }
+
+    pub(super) fn info(&self, out: &mut String) {
+        use std::fmt::Write;
+        let st = self.status().clone();
+        let link = match st.link {
+            LinkState::Down => "down",
+            LinkState::Connecting => "connecting",
+            LinkState::Syncing => "syncing",
+            LinkState::Streaming => "up",
+        };
+        let _ = write!(
+            out,
+            "role:follower\nnode_id:{}\nleader_id:{}\nleader_addr:{}\nreplication_mode:{}\n\
+             history_id:{:016x}\nterm:{}\nlast_index:{}\ncommit_index:{}\napplied_index:{}\n\
+             durable_index:{}\nlink_status:{link}\nlast_heartbeat_s:{}\nlink_down_s:{}\n\
+             loading:{}\nfull_resyncs:{}\npartial_resyncs:{}\n",
+            self.cluster.node_id,
+            self.leader.id,
+            self.leader.addr,
+            self.cluster.mode.name(),
+            st.history_id,
+            st.leader_term,
+            st.applied,
+            st.leader_commit,
+            st.applied,
+            st.durable,
+            secs_since(st.last_contact),
+            st.down_since.map_or_else(|| "0".into(), |t| secs_since(Some(t))),
+            u8::from(self.loading.load(Ordering::Relaxed)),
+            self.full_resyncs.load(Ordering::Relaxed),
+            self.partial_resyncs.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// A full resync's snapshot being received. It is parsed into the store
+/// as it arrives (on a blocking thread fed through a channel), so loading
+/// overlaps the transfer; with persistence on it is also written to a file
+/// that becomes this node's snapshot.
+struct Incoming {
+    file: Option<(PathBuf, std::fs::File)>,
+    /// Chunks for the loader; dropped to signal the end (or an abort).
+    tx: Option<std::sync::mpsc::Sender<Bytes>>,
+    loader: tokio::task::JoinHandle<Result<SnapshotMeta, String>>,
+}
+
+/// `Read` over the chunks of a snapshot in transfer: blocks for the next
+/// chunk, ends when the sender is dropped.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.recv() {
+                Ok(chunk) => self.cur = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        bytes::Buf::advance(&mut self.cur, n);
+        Ok(n)
+    }
+}
+
+/// The link to the leader, once connected.
+struct Link {
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    codec: Codec,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    seq: u32,
+}
+
+/// The follower's task.
+pub(super) async fn run(side: Arc<FollowerSide>, shared: Arc<Shared>, cancel: CancellationToken) {
+    let span = info_span!("repl_follower", node = side.cluster.node_id, leader = %side.leader.addr);
+    async move {
+        let mut driver = Driver::new(side, shared);
+        driver.run(cancel).await
+    }
+    .instrument(span)
+    .await
+}
+
+struct Driver {
+    side: Arc<FollowerSide>,
+    store: Arc<Store>,
+    persist: Option<Arc<Persistence>>,
+    sm: Follower,
+    cfg: FollowerConfig,
+    limits: Limits,
+    link: Option<Link>,
+    incoming: Option<Incoming>,
+    /// Shard covers of the snapshot loaded last, while records it may
+    /// already hold are still arriving.
+    skip: Option<SnapshotMeta>,
+    seed: u64,
+}
+
+impl Driver {
+    fn new(side: Arc<FollowerSide>, shared: Arc<Shared>) -> Driver {
+        let tick = side.tick;
+        let cluster = &side.cluster;
+        let leader_timeout_ticks = ticks(cluster.link_timeout, tick, 2);
+        let cfg = FollowerConfig {
+            leader_timeout_ticks,
+            // Producing a large snapshot's first chunk may take a while.
+            sync_timeout_ticks: ticks(Duration::from_secs(60), tick, leader_timeout_ticks),
+            backoff_base_ticks: ticks(Duration::from_millis(50), tick, 1),
+            backoff_max_ticks: ticks(Duration::from_secs(2), tick, 1),
+        };
+        let store = shared.store.clone();
+        let recovered = store.log().last_index();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ cluster.node_id;
+        // No history: whatever the data holds is replaced by a full resync.
+        let recovered = if side.meta.history_id == 0 { 0 } else { recovered };
+        let sm = Follower::new(
+            cfg.clone(),
+            cluster.node_id,
+            side.meta.history_id,
+            recovered,
+            SeededRng::new(seed),
+        )
+        .expect("follower config built from a validated cluster config");
+        Driver {
+            side,
+            store,
+            persist: shared.persist.clone(),
+            sm,
+            cfg,
+            // The leader's limits, assumed equal to ours (protocol.md §12.1).
+            limits: link_limits(&shared.config.limits()),
+            link: None,
+            incoming: None,
+            skip: None,
+            seed,
+        }
+    }
+
+    async fn run(&mut self, cancel: CancellationToken) {
+        info!(
+            history_id = format_args!("{:016x}", self.sm.history_id()),
+            applied = self.sm.last_applied(),
+            "following the leader"
+        );
+        let mut tick = tokio::time::interval(self.side.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut durable = self.persist.as_ref().map(|p| p.durability());
+        let mut dial: Option<
+            std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>,
+        > = None;
+        loop {
+            self.carry_out(&mut dial).await;
+            self.publish();
+            let link = &mut self.link;
+            let limits = self.limits;
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => self.sm.tick(),
+                r = async { dial.as_mut().expect("guarded").await }, if dial.is_some() => {
+                    dial = None;
+                    match r {
+                        Ok(stream) => {
+                            let _ = stream.set_nodelay(true);
+                            let (rd, wr) = stream.into_split();
+                            *link = Some(Link {
+                                rd,
+                                wr,
+                                codec: Codec::server(limits),
+                                rbuf: BytesMut::with_capacity(64 * 1024),
+                                wbuf: BytesMut::new(),
+                                seq: 0,
+                            });
+                            debug!("connected to the leader; handshaking");
+                            self.sm.on_connected();
+                        }
+                        Err(e) => {
+                            debug!(error = %e, "cannot reach the leader");
+                            self.sm.on_connect_failed();
+                        }
+                    }
+                }
+                r = async {
+                    let l = link.as_mut().expect("guarded");
+                    next_frame(&mut l.rd, &mut l.codec, &mut l.rbuf).await
+                }, if link.is_some() => match r {
+                    Ok(Some(frame)) => match wire::decode_frame(&frame) {
+                        Ok(msg) => self.on_message(msg),
+                        Err(e) => self.drop_link(&format!("bad message from the leader: {e}")),
+                    },
+                    Ok(None) => self.drop_link("the leader closed the link"),
+                    Err(e) if e.contains("magic") => self.drop_link(&format!(
+                        "{} does not serve replication (is it the leader?): {e}", self.side.leader.addr
+                    )),
+                    Err(e) => self.drop_link(&e),
+                },
+                changed = async { durable.as_mut().expect("guarded").changed().await }, if durable.is_some() => {
+                    if changed.is_err() {
+                        durable = None;
+                    } else {
+                        self.report_durable();
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) {
+        if let Message::PartialResync { .. } = msg {
+            self.side.partial_resyncs.fetch_add(1, Ordering::Relaxed);
+            info!(from = self.sm.last_applied() + 1, "partial resync: catching up from the leader's backlog");
+        }
+        if let Message::FullResync { snapshot_index, .. } = msg {
+            info!(snapshot_index, "full resync: receiving the leader's snapshot");
+        }
+        self.side.status().last_contact = Some(Instant::now());
+        self.sm.step(msg);
+    }
+
+    fn drop_link(&mut self, why: &str) {
+        if self.link.take().is_some() {
+            warn!(reason = %why, "replication link lost");
+        }
+        self.sm.on_disconnected();
+    }
+
+    /// Carries out the state machine's outputs (which may queue more).
+    async fn carry_out(
+        &mut self,
+        dial: &mut Option<
+            std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>,
+        >,
+    ) {
+        loop {
+            let outs = self.sm.outputs();
+            if outs.is_empty() {
+                break;
+            }
+            let mut applied_any = false;
+            for out in outs {
+                match out {
+                    FollowerOutput::Connect => {
+                        let addr = self.side.leader.addr;
+                        let limit = self.side.cluster.link_timeout;
+                        *dial = Some(Box::pin(async move {
+                            match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+                                Ok(r) => r,
+                                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+                            }
+                        }));
+                    }
+                    FollowerOutput::Send(msg) => self.send(msg).await,
+                    FollowerOutput::Apply(records) => {
+                        self.apply(records);
+                        applied_any = true;
+                    }
+                    FollowerOutput::SnapshotData { offset, bytes } => {
+                        if offset == 0 {
+                            // A new transfer (a left-over one cannot exist:
+                            // a new session follows a link down, which aborts it).
+                            self.stop_incoming().await;
+                            if let Err(e) = self.start_incoming() {
+                                error!(error = %e, "cannot store the leader's snapshot");
+                                self.drop_link("snapshot could not be stored");
+                                continue;
+                            }
+                        }
+                        if let Err(e) = self.receive_chunk(bytes) {
+                            error!(error = %e, "cannot store the leader's snapshot");
+                            self.drop_link("snapshot could not be stored");
+                        }
+                    }
+                    FollowerOutput::LoadSnapshot { snapshot_index, history_id, term } => {
+                        self.install(snapshot_index, history_id, term).await
+                    }
+                    FollowerOutput::LinkDown { reconnect_after_ticks } => {
+                        if self.link.take().is_some() {
+                            warn!("replication link down");
+                        }
+                        self.abort_incoming().await;
+                        *dial = None;
+                        debug!(
+                            retry_ms = (self.side.tick * reconnect_after_ticks as u32).as_millis() as u64,
+                            "reconnecting after a backoff"
+                        );
+                    }
+                }
+            }
+            if applied_any {
+                self.after_apply();
+            }
+        }
+    }
+
+    async fn send(&mut self, msg: Message) {
+        let Some(link) = self.link.as_mut() else { return };
+        link.seq = link.seq.wrapping_add(1);
+        link.wbuf.clear();
+        if let Err(e) = link.codec.encode(wire::encode(&msg, link.seq), &mut link.wbuf) {
+            error!(error = %e, "cannot encode a replication message");
+            return;
+        }
+        if let Err(e) = link.wr.write_all(&link.wbuf).await {
+            self.drop_link(&format!("write failed: {e}"));
+        }
+    }
+
+    /// Applies records in order: store, backlog and (persistence on) WAL.
+    fn apply(&mut self, records: Vec<RecordEntry>) {
+        let mut last = None;
+        for entry in &records {
+            let rec = match decode_record_ref(&entry.bytes) {
+                Ok((rec, _)) if rec.index == entry.index => rec,
+                Ok((rec, _)) => {
+                    error!(expected = entry.index, got = rec.index, "record index mismatch; resyncing");
+                    return self.force_full_resync();
+                }
+                Err(e) => {
+                    error!(index = entry.index, error = %e, "undecodable record from the leader; resyncing");
+                    return self.force_full_resync();
+                }
+            };
+            let skip = self.skip.as_ref().filter(|m| rec.index <= m.max_cover());
+            apply_after_snapshot(&self.store, skip, rec.term, rec.index, &rec.op, true);
+            if skip.is_none() {
+                self.skip = None;
+            }
+            last = Some((rec.term, rec.index));
+        }
+        // The batch's bytes, as received, go to the log (and WAL) at once.
+        if let Some((term, index)) = last {
+            self.store.log().queue_replicated(term, index, records.iter().map(|r| &r.bytes[..]));
+        }
+    }
+
+    /// After a batch: write it to the WAL (or, persistence off, call it durable).
+    fn after_apply(&mut self) {
+        match &self.persist {
+            None => self.sm.on_durable(self.sm.last_applied()),
+            Some(p) => {
+                if p.cfg.fsync != FsyncPolicy::Always {
+                    p.wal.write_now();
+                }
+                self.report_durable();
+            }
+        }
+    }
+
+    fn report_durable(&mut self) {
+        let Some(p) = &self.persist else { return };
+        let d = p.wal.durability();
+        let index = if p.cfg.fsync == FsyncPolicy::Always { d.synced } else { d.written };
+        self.sm.on_durable(index);
+    }
+
+    /// A full resync's first chunk: the store is emptied and a loader
+    /// starts parsing the stream into it. With persistence on, the node
+    /// file first stops naming a history: a crash from here until the new
+    /// snapshot is installed must not resume the old one.
+    fn start_incoming(&mut self) -> Result<(), String> {
+        let file = match &self.persist {
+            Some(p) => {
+                let dir = &p.cfg.dir;
+                write_node_meta(dir, NodeMeta { history_id: 0, term: 0, clean: false })
+                    .map_err(|e| e.to_string())?;
+                let path = dir.join(SYNC_FILE);
+                let file =
+                    std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+                Some((path, file))
+            }
+            None => None,
+        };
+        self.side.loading.store(true, Ordering::SeqCst);
+        self.skip = None;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let store = self.store.clone();
+        let loader = tokio::task::spawn_blocking(move || {
+            store.clear_unlogged();
+            let reader = std::io::BufReader::with_capacity(1 << 20, ChunkReader { rx, cur: Bytes::new() });
+            read_snapshot_from(reader, u64::MAX, Path::new("<leader snapshot>"), 0, |e| store.load(e))
+                .map_err(|e| e.to_string())
+        });
+        self.incoming = Some(Incoming { file, tx: Some(tx), loader });
+        Ok(())
+    }
+
+    fn receive_chunk(&mut self, bytes: Bytes) -> Result<(), String> {
+        let Some(inc) = self.incoming.as_mut() else {
+            return Err("a snapshot chunk without its first".into());
+        };
+        if let Some((path, file)) = inc.file.as_mut() {
+            file.write_all(&bytes).map_err(|e| format!("write {}: {e}", path.display()))?;
+        }
+        if let Some(tx) = &inc.tx {
+            // The loader only stops early on a corrupt stream; install reports it.
+            let _ = tx.send(bytes);
+        }
+        Ok(())
+    }
+
+    /// Stops a transfer's loader (waiting for it, so it cannot race the
+    /// next one) and deletes its file; returns whether one was running.
+    async fn stop_incoming(&mut self) -> bool {
+        let Some(mut inc) = self.incoming.take() else { return false };
+        inc.tx = None;
+        let _ = inc.loader.await;
+        if let Some((path, file)) = inc.file {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+        }
+        true
+    }
+
+    /// A transfer cut short: the dataset was half replaced, and only a full
+    /// resync can bring it back (a partial one would build on the gap).
+    async fn abort_incoming(&mut self) {
+        if self.stop_incoming().await {
+            warn!("full resync interrupted; the dataset is empty until the next one");
+            self.force_full_resync();
+        }
+    }
+
+    /// The last chunk arrived: waits for the loader, then (persistence on)
+    /// makes the received file this node's snapshot with a fresh WAL and
+    /// node file. Reads answer LOADING until it is done.
+    async fn install(&mut self, index: u64, history_id: HistoryId, term: u64) {
+        let started = Instant::now();
+        let Some(mut inc) = self.incoming.take() else {
+            error!("snapshot complete but nothing was received; resyncing");
+            return self.force_full_resync();
+        };
+        inc.tx = None;
+        let loaded = inc.loader.await.unwrap_or_else(|e| Err(format!("loader failed: {e}")));
+        let persist = self.persist.clone();
+        let _no_snapshots = match &persist {
+            Some(p) => Some(p.exclude_snapshots().await),
+            None => None,
+        };
+        let store = self.store.clone();
+        let p = self.persist.clone();
+        let file = inc.file;
+        let result = match loaded {
+            Ok(meta) => tokio::task::spawn_blocking(move || {
+                install(&store, p.as_deref(), file, meta, index, history_id, term)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("install task failed: {e}"))),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(meta) => {
+                self.side.loading.store(false, Ordering::SeqCst);
+                self.side.full_resyncs.fetch_add(1, Ordering::Relaxed);
+                info!(
+                    index,
+                    shard_images_up_to = meta.max_cover(),
+                    keys = meta.entries,
+                    ms = started.elapsed().as_millis() as u64,
+                    history_id = format_args!("{history_id:016x}"),
+                    "full resync: snapshot loaded"
+                );
+                self.skip = (meta.max_cover() > index).then_some(meta);
+                // The snapshot is on disk (fsynced) or, persistence off,
+                // in memory: everything up to `index` is as durable as this
+                // node makes anything.
+                self.sm.on_durable(index);
+            }
+            Err(e) => {
+                error!(error = %e, "full resync failed; the dataset is empty until the next one");
+                self.force_full_resync();
+            }
+        }
+    }
+
+    /// Forgets the history so the next handshake gets a full resync.
+    fn force_full_resync(&mut self) {
+        // Reads answer LOADING until a full resync brings a dataset back.
+        self.side.loading.store(true, Ordering::SeqCst);
+        self.store.clear_unlogged();
+        self.skip = None;
+        self.link = None;
+        self.seed = self.seed.wrapping_add(1);
+        self.sm = Follower::new(self.cfg.clone(), self.side.cluster.node_id, 0, 0, SeededRng::new(self.seed))
+            .expect("validated config");
+    }
+
+    /// Copies the state machine's view into what INFO and reads look at.
+    fn publish(&self) {
+        let mut st = self.side.status();
+        let link = self.sm.link_state();
+        if link == LinkState::Streaming {
+            st.down_since = None;
+        } else if st.down_since.is_none() {
+            st.down_since = Some(Instant::now());
+        }
+        st.link = link;
+        st.applied = self.sm.last_applied();
+        st.durable = self.sm.durable_index();
+        st.leader_commit = self.sm.leader_commit();
+        st.leader_term = self.sm.leader_term();
+        st.history_id = self.sm.history_id();
+    }
+}
+
+/// Installs a snapshot the loader put into `store`: the log restarts at
+/// `index` and, with persistence, the old WAL and snapshots are deleted,
+/// the received file (`file`) is published as this node's snapshot, the WAL
+/// restarts at `index + 1` and the node file names the new history.
+fn install(
+    store: &Store,
+    persist: Option<&Persistence>,
+    file: Option<(PathBuf, std::fs::File)>,
+    meta: SnapshotMeta,
+    index: u64,
+    history_id: HistoryId,
+    term: u64,
+) -> Result<SnapshotMeta, String> {
+    if meta.min_cover() < index {
+        return Err(format!(
+            "the snapshot covers index {} but was announced as covering {index}",
+            meta.min_cover()
+        ));
+    }
+    store.log().reset_to(term, index);
+    if let (Some(p), Some((tmp, f))) = (persist, file) {
+        f.sync_all().map_err(|e| format!("fsync {}: {e}", tmp.display()))?;
+        drop(f);
+        let dir = p.cfg.dir.clone();
+        let target = dir.join(snapshot_name(meta.min_cover()));
+        p.wal
+            .restart_at(index + 1, || {
+                for (_, old) in list_snapshots(&dir).map_err(|e| WalError::Io {
+                    op: "list snapshots",
+                    path: dir.clone(),
+                    source: e,
+                })? {
+                    let _ = std::fs::remove_file(old);
+                }
+                std::fs::rename(&tmp, &target).map_err(|e| WalError::Io {
+                    op: "publish snapshot",
+                    path: target.clone(),
+                    source: e,
+                })?;
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        write_node_meta(&dir, NodeMeta { history_id, term, clean: false }).map_err(|e| e.to_string())?;
+    }
+    Ok(meta)
+}

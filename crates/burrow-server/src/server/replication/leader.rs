@@ -1,0 +1,671 @@
+//! The leader's driver: one task ticking the [`Leader`] state machine and
+//! streaming new records, one task per follower link, and a task per full
+//! resync streaming a snapshot as it is produced (nothing touches disk).
+//!
+//! Every interaction with the state machine goes through
+//! [`LeaderSide::with`], which carries out its outputs before releasing the
+//! lock: sends only queue onto a link's unbounded channel, so the lock is
+//! held briefly, and messages reach each link in the order the state
+//! machine produced them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::codec::Encoder;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, info_span, warn, Instrument};
+
+use super::{next_frame, secs_since, tick_for, ticks};
+use crate::oplog::OpLog;
+use crate::persist::{encode_snapshot, FsyncPolicy, NodeMeta};
+use crate::replication::wire::{self, link_limits, max_records_payload, max_snapshot_chunk};
+use crate::replication::{
+    BacklogSource, DownReason, FollowerState, Leader, LeaderConfig, LeaderOutput, Message, NodeId,
+    ReplBacklog,
+};
+use crate::server::cluster::{ClusterConfig, ReplicationMode};
+use crate::server::Persistence;
+use crate::store::Store;
+use burrow_proto::{Codec, Limits};
+
+/// Snapshot bytes queued on a link beyond which a full resync waits for
+/// the follower to read: bounds the leader's memory per transfer.
+const MAX_QUEUED_SNAPSHOT: usize = 8 * 1024 * 1024;
+/// Largest snapshot slice per chunk.
+const CHUNK: usize = 1024 * 1024;
+/// Largest write a link's writer gathers before writing.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// The sending half of one follower link.
+#[derive(Debug, Clone)]
+struct LinkTx {
+    /// Distinguishes a reconnected follower's new link from its old one.
+    id: u64,
+    tx: mpsc::UnboundedSender<Message>,
+    /// Approximate bytes queued and not yet written.
+    queued: Arc<AtomicUsize>,
+    /// Signalled whenever the writer wrote something.
+    drained: Arc<Notify>,
+    close: CancellationToken,
+}
+
+impl LinkTx {
+    fn send(&self, msg: Message) {
+        self.queued.fetch_add(approx_len(&msg), Ordering::Relaxed);
+        // A closed link's receiver is gone; the state machine learns of it
+        // through `on_disconnected`.
+        let _ = self.tx.send(msg);
+    }
+}
+
+fn approx_len(msg: &Message) -> usize {
+    match msg {
+        Message::Records { records, .. } => records.iter().map(|r| r.bytes.len()).sum::<usize>() + 32,
+        Message::SnapshotChunk { bytes, .. } => bytes.len() + 32,
+        _ => 48,
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    sm: Leader,
+    /// What followers are served from, filled from the op log in bulk.
+    backlog: ReplBacklog,
+    links: HashMap<NodeId, LinkTx>,
+    /// When each follower last acknowledged anything (INFO).
+    last_ack: HashMap<NodeId, Instant>,
+    /// Client address each follower connected from (INFO).
+    peer_addr: HashMap<NodeId, SocketAddr>,
+}
+
+/// The leader's replication state, shared by its tasks and connections.
+#[derive(Debug)]
+pub struct LeaderSide {
+    state: Mutex<State>,
+    cluster: ClusterConfig,
+    store: Arc<Store>,
+    persist: Option<Arc<Persistence>>,
+    meta: NodeMeta,
+    /// Some follower is caught up and waiting: writers wake the streamer.
+    wants: AtomicBool,
+    appended: Notify,
+    /// Bumped on every ack (WAIT re-checks its count).
+    acks: watch::Sender<u64>,
+    commit: watch::Sender<u64>,
+    next_link: AtomicU64,
+    full_resyncs: AtomicU64,
+    partial_resyncs: AtomicU64,
+    tick: Duration,
+    limits: Limits,
+}
+
+impl LeaderSide {
+    pub(super) fn new(
+        cluster: &ClusterConfig,
+        meta: NodeMeta,
+        store: Arc<Store>,
+        persist: Option<Arc<Persistence>>,
+        client_limits: &Limits,
+        backlog_bytes: usize,
+    ) -> Arc<LeaderSide> {
+        let tick = tick_for(cluster.heartbeat);
+        // Large enough for the largest record a client can cause.
+        let limits = link_limits(client_limits);
+        let heartbeat_interval_ticks = ticks(cluster.heartbeat, tick, 1);
+        let follower_timeout_ticks = ticks(cluster.link_timeout, tick, heartbeat_interval_ticks + 1);
+        let cfg = LeaderConfig {
+            heartbeat_interval_ticks,
+            follower_timeout_ticks,
+            // TCP does not lose batches; a resend only repairs a follower
+            // that skipped one, so it may wait half a link timeout.
+            retransmit_ticks: (follower_timeout_ticks / 2).max(1),
+            max_batch_records: 1024,
+            max_batch_bytes: max_records_payload(&limits).min(1024 * 1024),
+            // Records in flight per follower: ample for ~1M writes/s at a
+            // millisecond round trip, and a bound on what a slow follower
+            // makes the leader queue.
+            window: 16 * 1024,
+            max_batches_in_flight: 4,
+        };
+        let last_index = store.log().last_index();
+        let sm = Leader::new(
+            cfg,
+            cluster.node_id,
+            meta.history_id,
+            meta.term.max(1),
+            last_index,
+            &cluster.peers(),
+        )
+        .expect("leader config built from a validated cluster config");
+        Arc::new(LeaderSide {
+            state: Mutex::new(State {
+                sm,
+                backlog: ReplBacklog::new(backlog_bytes, last_index),
+                links: HashMap::new(),
+                last_ack: HashMap::new(),
+                peer_addr: HashMap::new(),
+            }),
+            cluster: cluster.clone(),
+            store,
+            persist,
+            meta,
+            wants: AtomicBool::new(false),
+            appended: Notify::new(),
+            acks: watch::channel(0).0,
+            commit: watch::channel(0).0,
+            next_link: AtomicU64::new(1),
+            full_resyncs: AtomicU64::new(0),
+            partial_resyncs: AtomicU64::new(0),
+            tick,
+            limits,
+        })
+    }
+
+    pub(super) fn backlog(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.backlog.len(), st.backlog.bytes())
+    }
+
+    pub(super) fn meta(&self) -> NodeMeta {
+        self.meta
+    }
+
+    pub fn mode(&self) -> ReplicationMode {
+        self.cluster.mode
+    }
+
+    fn log(&self) -> &Arc<OpLog> {
+        self.store.log()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the state machine (with the backlog just refilled from
+    /// the op log: one lock acquisition there), then carries out its
+    /// outputs under the same lock (so each link gets messages in order).
+    fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut Leader, &ReplBacklog) -> R) -> R {
+        let st = self.lock();
+        self.with_locked(st, f)
+    }
+
+    fn with_locked<R>(
+        self: &Arc<Self>,
+        mut st: MutexGuard<'_, State>,
+        f: impl FnOnce(&mut Leader, &ReplBacklog) -> R,
+    ) -> R {
+        if let Some((buf, first)) = self.log().take_repl() {
+            st.backlog.absorb(buf.freeze(), first);
+        }
+        let State { sm, backlog, .. } = &mut *st;
+        let r = f(sm, backlog);
+        loop {
+            self.dispatch(&mut st);
+            // Writers announce appends only while a follower waits for
+            // them (otherwise acks pull records): set the flag, then look
+            // once more for records appended meanwhile — a writer either
+            // sees the flag or its records are seen here.
+            let wants = st.sm.wants_records();
+            self.wants.store(wants, Ordering::SeqCst);
+            if !wants || self.log().last_index() <= st.backlog.last_index() {
+                break;
+            }
+            if let Some((buf, first)) = self.log().take_repl() {
+                st.backlog.absorb(buf.freeze(), first);
+            }
+            let State { sm, backlog, .. } = &mut *st;
+            sm.on_append(backlog.last_index(), backlog);
+        }
+        let commit = st.sm.commit_index();
+        drop(st);
+        self.commit.send_if_modified(|c| {
+            let moved = commit > *c;
+            *c = (*c).max(commit);
+            moved
+        });
+        r
+    }
+
+    /// Carries out the state machine's outputs (under the state lock).
+    fn dispatch(self: &Arc<Self>, st: &mut State) {
+        for out in st.sm.outputs() {
+            match out {
+                LeaderOutput::Send { to, msg } => {
+                    if matches!(msg, Message::PartialResync { .. }) {
+                        self.partial_resyncs.fetch_add(1, Ordering::Relaxed);
+                        info!(follower = to, "partial resync: streaming from the backlog");
+                    }
+                    if let Some(link) = st.links.get(&to) {
+                        link.send(msg);
+                    }
+                }
+                LeaderOutput::StartFullSync { to } => {
+                    self.full_resyncs.fetch_add(1, Ordering::Relaxed);
+                    if let Some(link) = st.links.get(&to).cloned() {
+                        info!(follower = to, "full resync: streaming a snapshot");
+                        tokio::spawn(full_sync(self.clone(), to, link));
+                    }
+                }
+                LeaderOutput::FollowerDown { id, reason } => {
+                    if let Some(link) = st.links.remove(&id) {
+                        match reason {
+                            DownReason::Silent => {
+                                warn!(follower = id, "follower silent past link_timeout_ms; closing its link")
+                            }
+                            DownReason::BehindBacklog => warn!(
+                                follower = id,
+                                "follower fell out of the backlog (raise --backlog-bytes?); closing its link \
+                                 for a full resync"
+                            ),
+                        }
+                        link.close.cancel();
+                    }
+                }
+            }
+        }
+    }
+
+    /// A connection executed writes: wake the streamer if a follower is
+    /// waiting for records (see `with_locked`); under load none is, and
+    /// writers pay one fence and one load per batch, no wake-up.
+    #[inline]
+    pub(super) fn appended(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.wants.load(Ordering::Relaxed) {
+            self.appended.notify_one();
+        }
+    }
+
+    /// Followers holding `index` durably. For index 0 (a connection that
+    /// wrote nothing) that is every follower connected now, as in Redis.
+    pub(super) fn acked_count(&self, index: u64) -> usize {
+        let st = self.lock();
+        if index == 0 {
+            return st.links.len();
+        }
+        st.sm.acked_count(index)
+    }
+
+    pub(super) async fn wait_acked(&self, index: u64, replicas: usize) {
+        let mut rx = self.acks.subscribe();
+        loop {
+            if self.acked_count(index) >= replicas {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    pub(super) fn commit_watch(&self) -> (watch::Receiver<u64>, Duration) {
+        (self.commit.subscribe(), self.cluster.quorum_timeout)
+    }
+
+    /// What the leader itself holds durably: fsynced under `always`,
+    /// written to the OS otherwise, everything appended (`appended`) with
+    /// persistence off.
+    fn own_durable(&self, appended: u64) -> u64 {
+        match &self.persist {
+            None => appended,
+            Some(p) => {
+                let d = p.wal.durability();
+                if p.cfg.fsync == FsyncPolicy::Always {
+                    d.synced
+                } else {
+                    d.written
+                }
+            }
+        }
+    }
+
+    pub(super) fn info(&self, out: &mut String) {
+        use std::fmt::Write;
+        let st = self.lock();
+        let sm = &st.sm;
+        let me = self.cluster.me();
+        let _ = write!(
+            out,
+            "role:leader\nnode_id:{}\nleader_id:{}\nleader_addr:{}\nreplication_mode:{}\n\
+             history_id:{:016x}\nterm:{}\nlast_index:{}\ncommit_index:{}\napplied_index:{}\n\
+             durable_index:{}\n",
+            me.id,
+            me.id,
+            me.addr,
+            self.cluster.mode.name(),
+            sm.history_id(),
+            sm.term(),
+            sm.last_index(),
+            sm.commit_index(),
+            self.log().last_index(),
+            sm.durable_index(),
+        );
+        let ids = sm.follower_ids();
+        let connected = ids.iter().filter(|id| st.links.contains_key(id)).count();
+        let _ = writeln!(out, "connected_followers:{connected}");
+        for (n, id) in ids.iter().enumerate() {
+            let Some(p) = sm.progress(*id) else { continue };
+            let state = match p.state {
+                FollowerState::FullSync => "full_sync",
+                FollowerState::Streaming => "streaming",
+                FollowerState::Down => "down",
+            };
+            let addr = self
+                .cluster
+                .node(*id)
+                .map(|n| n.addr.to_string())
+                .unwrap_or_else(|| st.peer_addr.get(id).map_or_else(|| "-".into(), |a| a.to_string()));
+            let _ = writeln!(
+                out,
+                "follower{n}:id={id},addr={addr},state={state},voter={},match_index={},applied_index={},\
+                 lag={},last_ack_s={}",
+                u8::from(p.voter),
+                p.matched,
+                p.applied,
+                sm.last_index().saturating_sub(p.applied),
+                secs_since(st.last_ack.get(id).copied()),
+            );
+        }
+        let _ = write!(
+            out,
+            "full_resyncs:{}\npartial_resyncs:{}\nbacklog_first_index:{}\nbacklog_records:{}\n\
+             backlog_bytes:{}\nbacklog_max_bytes:{}\n",
+            self.full_resyncs.load(Ordering::Relaxed),
+            self.partial_resyncs.load(Ordering::Relaxed),
+            st.backlog.first_index(),
+            st.backlog.len(),
+            st.backlog.bytes(),
+            st.backlog.max_bytes(),
+        );
+    }
+}
+
+/// The leader's main task: ticks, new records, its own durability.
+pub(super) async fn run(side: Arc<LeaderSide>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(side.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Quorum mode needs the leader's own durability as soon as it moves
+    // (it is part of the majority); otherwise ticks report it, sparing a
+    // cross-thread wake-up per write batch.
+    let mut durable = match side.cluster.mode {
+        ReplicationMode::Quorum => side.persist.as_ref().map(|p| p.durability()),
+        ReplicationMode::Async => None,
+    };
+    info!(
+        node = side.cluster.node_id,
+        history_id = format_args!("{:016x}", side.meta.history_id),
+        mode = side.cluster.mode.name(),
+        "leading; followers: {:?}",
+        side.cluster.peers()
+    );
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                // Also catches records nobody announced (expiry deletions).
+                side.with(|sm, log| {
+                    sm.on_append(log.last_index(), log);
+                    sm.on_durable(side.own_durable(log.last_index()));
+                    sm.tick(log);
+                });
+            }
+            _ = side.appended.notified() => {
+                side.with(|sm, log| {
+                    sm.on_append(log.last_index(), log);
+                    sm.on_durable(side.own_durable(log.last_index()));
+                });
+            }
+            changed = async { durable.as_mut().expect("guarded").changed().await }, if durable.is_some() => {
+                if changed.is_err() {
+                    durable = None;
+                    continue;
+                }
+                side.with(|sm, log| sm.on_durable(side.own_durable(log.last_index())));
+            }
+        }
+    }
+}
+
+/// Serves one follower's replication link until it closes or the leader
+/// drops it. `pending` holds bytes already read after the handshake.
+pub(super) async fn serve_link(
+    side: Arc<LeaderSide>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    pending: BytesMut,
+    hello: Message,
+    cancel: CancellationToken,
+) {
+    let Message::Handshake { node_id, .. } = hello else { return };
+    let span = info_span!("repl_link", follower = node_id, %peer);
+    async move {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let link = LinkTx {
+            id: side.next_link.fetch_add(1, Ordering::Relaxed),
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            drained: Arc::new(Notify::new()),
+            close: cancel.child_token(),
+        };
+        {
+            let mut st = side.lock();
+            if let Some(old) = st.links.insert(node_id, link.clone()) {
+                info!("follower reconnected; closing its previous link");
+                old.close.cancel();
+            }
+            st.peer_addr.insert(node_id, peer);
+            st.last_ack.insert(node_id, Instant::now());
+        }
+        info!("follower connected");
+        side.with(|sm, log| {
+            sm.on_disconnected(node_id);
+            sm.step(node_id, hello, log);
+        });
+        let _ = stream.set_nodelay(true);
+        let (mut rd, wr) = stream.into_split();
+        let mut codec = Codec::server(side.limits);
+        let mut rbuf = pending;
+        let reader = async {
+            loop {
+                let frame = match next_frame(&mut rd, &mut codec, &mut rbuf).await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return "closed by the follower".to_string(),
+                    Err(e) => return e,
+                };
+                match wire::decode_frame(&frame) {
+                    Ok(msg @ Message::Ack { .. }) => {
+                        side.lock().last_ack.insert(node_id, Instant::now());
+                        side.with(|sm, log| sm.step(node_id, msg, log));
+                        side.acks.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                    Ok(other) => debug!(?other, "ignoring an unexpected message from a follower"),
+                    Err(e) => return format!("bad message: {e}"),
+                }
+            }
+        };
+        let writer = write_link(wr, rx, &link, side.limits);
+        let why = tokio::select! {
+            why = reader => why,
+            why = writer => why,
+            _ = link.close.cancelled() => "closed by the leader".to_string(),
+        };
+        link.close.cancel();
+        let current = {
+            let mut st = side.lock();
+            let current = st.links.get(&node_id).is_some_and(|l| l.id == link.id);
+            if current {
+                st.links.remove(&node_id);
+            }
+            current
+        };
+        if current {
+            side.with(|sm, _| sm.on_disconnected(node_id));
+        }
+        info!(reason = %why, "follower link closed");
+    }
+    .instrument(span)
+    .await
+}
+
+/// Writes queued messages, gathering whatever is ready into one write.
+async fn write_link(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    link: &LinkTx,
+    limits: Limits,
+) -> String {
+    let mut codec = Codec::server(limits);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut seq = 0u32;
+    while let Some(first) = rx.recv().await {
+        let mut msg = Some(first);
+        let mut accounted = 0;
+        while let Some(m) = msg.take() {
+            accounted += approx_len(&m);
+            seq = seq.wrapping_add(1);
+            if let Err(e) = codec.encode(wire::encode(&m, seq), &mut buf) {
+                return format!("cannot encode {}: {e}", wire::opcode_name(wire::opcode(&m)).unwrap_or("?"));
+            }
+            if buf.len() < WRITE_BATCH {
+                msg = rx.try_recv().ok();
+            }
+        }
+        if let Err(e) = wr.write_all(&buf).await {
+            return format!("write failed: {e}");
+        }
+        buf.clear();
+        link.queued.fetch_sub(accounted.min(link.queued.load(Ordering::Relaxed)), Ordering::Relaxed);
+        link.drained.notify_waiters();
+    }
+    "link dropped".to_string()
+}
+
+/// Streams a snapshot to follower `to` as it is produced: shard by shard on
+/// a blocking thread, 1 MiB chunks, at most `MAX_QUEUED_SNAPSHOT` queued.
+/// The snapshot is announced as covering the log's index before the first
+/// shard is exported; shards exported later also hold newer records, which
+/// the follower recognises from each shard's covered index and skips.
+async fn full_sync(side: Arc<LeaderSide>, to: NodeId, link: LinkTx) {
+    let started = Instant::now();
+    let index = side.log().last_index();
+    if let Err(e) = side.with(|sm, _| sm.snapshot_ready(to, index)) {
+        debug!(follower = to, error = %e, "full resync abandoned before it started");
+        return;
+    }
+    let chunk = CHUNK.min(max_snapshot_chunk(&side.limits));
+    let (tx, mut rx) = mpsc::channel::<Bytes>(2);
+    let store = side.store.clone();
+    let term = side.meta.term.max(1);
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut w = ChunkWriter { tx, buf: Vec::with_capacity(chunk), chunk };
+        let encoded = encode_snapshot(&store, term, 0, &mut w)?;
+        w.finish()?;
+        Ok::<_, std::io::Error>(encoded)
+    });
+    let mut held: Option<Bytes> = None;
+    let mut sent = 0u64;
+    while let Some(bytes) = rx.recv().await {
+        if let Some(prev) = held.replace(bytes) {
+            sent += prev.len() as u64;
+            if !send_chunk(&side, to, &link, prev, false).await {
+                return;
+            }
+        }
+    }
+    let encoded = match producer.await {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => {
+            error!(follower = to, error = %e, "full resync: snapshot failed; dropping the link");
+            link.close.cancel();
+            return;
+        }
+        Err(e) => {
+            error!(follower = to, error = %e, "full resync: snapshot task failed; dropping the link");
+            link.close.cancel();
+            return;
+        }
+    };
+    let last = held.unwrap_or_default();
+    sent += last.len() as u64;
+    if send_chunk(&side, to, &link, last, true).await {
+        info!(
+            follower = to,
+            index,
+            keys = encoded.entries,
+            bytes = sent,
+            ms = started.elapsed().as_millis() as u64,
+            "full resync: snapshot sent; streaming from index {}",
+            index + 1
+        );
+    }
+}
+
+/// Waits for room on the link, then hands the chunk to the state machine.
+async fn send_chunk(side: &Arc<LeaderSide>, to: NodeId, link: &LinkTx, bytes: Bytes, last: bool) -> bool {
+    loop {
+        let drained = link.drained.notified();
+        if link.queued.load(Ordering::Relaxed) < MAX_QUEUED_SNAPSHOT {
+            break;
+        }
+        tokio::select! {
+            _ = drained => {}
+            _ = link.close.cancelled() => return false,
+        }
+    }
+    match side.with(|sm, log| sm.snapshot_chunk(to, bytes, last, log)) {
+        Ok(()) => true,
+        Err(e) => {
+            debug!(follower = to, error = %e, "full resync abandoned");
+            false
+        }
+    }
+}
+
+/// `std::io::Write` that cuts the snapshot into chunks and hands them to
+/// the async side, blocking while it is behind (bounded channel).
+struct ChunkWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+    chunk: usize,
+}
+
+impl ChunkWriter {
+    fn ship(&mut self) -> std::io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
+        self.tx
+            .blocking_send(Bytes::from(full))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "full resync abandoned"))
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            self.ship()
+        }
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = self.chunk - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == self.chunk {
+            self.ship()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

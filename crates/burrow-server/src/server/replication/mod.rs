@@ -1,0 +1,294 @@
+//! The server's side of replication: the thin async shell around the pure
+//! state machines in [`crate::replication`]. One [`Replication`] per
+//! server says which role this node plays and answers the questions
+//! connections ask (may I write? may I read? WAIT, quorum), while
+//! background tasks carry the state machines' outputs to sockets, the
+//! store and the WAL (`leader.rs`, `follower.rs`).
+//!
+//! Roles are fixed by the cluster file for now: `initial_leader` leads and
+//! every other node follows it. Terms stay at 1 until elections exist; the
+//! formats already carry them.
+
+mod follower;
+mod leader;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use super::cluster::ReplicationMode;
+use super::{Config, Persistence, Shared};
+use crate::persist::{read_node_meta, write_node_meta, NodeMeta, PersistError};
+use crate::replication::{HistoryId, Message};
+use crate::store::Store;
+use burrow_proto::Status;
+
+pub use follower::FollowerSide;
+pub use leader::LeaderSide;
+
+/// Which part this node plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// No cluster configured.
+    Standalone,
+    Leader,
+    Follower,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+        }
+    }
+}
+
+/// Replication state shared by every connection.
+#[derive(Debug)]
+pub enum Replication {
+    Standalone,
+    Leader(Arc<LeaderSide>),
+    Follower(Arc<FollowerSide>),
+}
+
+/// Length of one state-machine tick: a fifth of the heartbeat interval,
+/// within 5–100 ms, so heartbeats and timeouts are honoured to ~20 %.
+fn tick_for(heartbeat: Duration) -> Duration {
+    (heartbeat / 5).clamp(Duration::from_millis(5), Duration::from_millis(100))
+}
+
+/// `d` in whole ticks, at least `min`.
+fn ticks(d: Duration, tick: Duration, min: u64) -> u64 {
+    ((d.as_micros() / tick.as_micros().max(1)) as u64).max(min)
+}
+
+/// A fresh history id: wall clock and process id mixed, never 0 (0 means
+/// "no history" for a follower that has none yet).
+fn new_history_id() -> HistoryId {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mut rng = crate::rng::SplitMix64::new(nanos ^ (u64::from(std::process::id()) << 32));
+    rng.next_u64().max(1)
+}
+
+impl Replication {
+    /// Decides this node's role from the cluster config and, with
+    /// persistence on, the history its data directory holds (the leader
+    /// starts a new one if there is none).
+    pub fn open(
+        config: &Config,
+        store: &Arc<Store>,
+        persist: Option<&Arc<Persistence>>,
+    ) -> Result<Replication, PersistError> {
+        let Some(cluster) = config.cluster.as_ref() else { return Ok(Replication::Standalone) };
+        let meta = match persist {
+            Some(p) => read_node_meta(&p.cfg.dir)?,
+            None => None,
+        };
+        if cluster.is_initial_leader() {
+            let meta = match meta {
+                Some(m) if m.clean => m,
+                previous => {
+                    // A crash may have lost records this leader had already
+                    // streamed (they were not in its WAL yet): reusing their
+                    // indexes for new writes would make followers diverge.
+                    // A new history makes every follower resync in full.
+                    let m = NodeMeta { history_id: new_history_id(), term: 1, clean: false };
+                    match previous {
+                        Some(old) => warn!(
+                            old = format_args!("{:016x}", old.history_id),
+                            new = format_args!("{:016x}", m.history_id),
+                            "the last shutdown was not clean: starting a new replication history \
+                             (followers will resync in full)"
+                        ),
+                        None => info!(
+                            history_id = format_args!("{:016x}", m.history_id),
+                            "starting a new replication history"
+                        ),
+                    }
+                    m
+                }
+            };
+            if let Some(p) = persist {
+                // Unclean until a clean shutdown says otherwise.
+                write_node_meta(&p.cfg.dir, NodeMeta { clean: false, ..meta })?;
+            }
+            Ok(Replication::Leader(LeaderSide::new(
+                cluster,
+                meta,
+                store.clone(),
+                persist.cloned(),
+                &config.limits(),
+                config.backlog_bytes,
+            )))
+        } else {
+            store.set_replica(true);
+            // With no node file the data belongs to no known history: the
+            // leader will send a full resync.
+            let meta = meta.unwrap_or(NodeMeta { history_id: 0, term: 0, clean: false });
+            Ok(Replication::Follower(FollowerSide::new(cluster, meta)))
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        match self {
+            Replication::Standalone => Role::Standalone,
+            Replication::Leader(_) => Role::Leader,
+            Replication::Follower(_) => Role::Follower,
+        }
+    }
+
+    /// Starts the background tasks of this node's role.
+    pub fn start(&self, shared: &Arc<Shared>, cancel: &CancellationToken, tracker: &TaskTracker) {
+        match self {
+            Replication::Standalone => {}
+            Replication::Leader(l) => {
+                tracker.spawn(leader::run(l.clone(), cancel.clone()));
+            }
+            Replication::Follower(f) => {
+                tracker.spawn(follower::run(f.clone(), shared.clone(), cancel.clone()));
+            }
+        }
+    }
+
+    /// Why this node refuses a write (or WAIT), if it does: a follower
+    /// answers NOT_LEADER with the leader's client address.
+    #[inline]
+    pub fn refuse_write(&self) -> Option<(Status, String)> {
+        match self {
+            Replication::Follower(f) => Some((Status::NotLeader, f.leader_addr().to_string())),
+            _ => None,
+        }
+    }
+
+    /// Why this node refuses a read, if it does: a follower loading a full
+    /// resync (LOADING), or one whose leader link has been down longer than
+    /// `max_stale_ms` (STALE).
+    #[inline]
+    pub fn refuse_read(&self) -> Option<(Status, String)> {
+        match self {
+            Replication::Follower(f) => f.refuse_read(),
+            _ => None,
+        }
+    }
+
+    /// The connection executed writes: wake the leader's streamer.
+    #[inline]
+    pub fn appended(&self) {
+        if let Replication::Leader(l) = self {
+            l.appended();
+        }
+    }
+
+    /// How many followers hold `index` durably (WAIT's answer).
+    pub fn acked_count(&self, index: u64) -> usize {
+        match self {
+            Replication::Leader(l) => l.acked_count(index),
+            _ => 0,
+        }
+    }
+
+    /// Completes once `replicas` followers hold `index` durably; never, if
+    /// that many cannot (the caller bounds it with WAIT's timeout).
+    pub async fn wait_acked(&self, index: u64, replicas: usize) {
+        match self {
+            Replication::Leader(l) => l.wait_acked(index, replicas).await,
+            _ if replicas == 0 => {}
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Quorum mode: the commit index to wait for and how long a write may wait.
+    pub fn quorum(&self) -> Option<(tokio::sync::watch::Receiver<u64>, Duration)> {
+        match self {
+            Replication::Leader(l) if l.mode() == ReplicationMode::Quorum => Some(l.commit_watch()),
+            _ => None,
+        }
+    }
+
+    /// A connection's first frame was a replication handshake: it becomes
+    /// a replication link (leader only; others refuse).
+    pub async fn serve_link(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        pending: BytesMut,
+        hello: Message,
+        cancel: &CancellationToken,
+    ) {
+        if let Replication::Leader(l) = self {
+            leader::serve_link(l.clone(), stream, peer, pending, hello, cancel.clone()).await;
+        }
+    }
+
+    /// After a clean shutdown (final snapshot written, WAL closed): a
+    /// leader records that its history may continue at the next start.
+    pub fn mark_clean_shutdown(&self, persist: &Persistence) {
+        if let Replication::Leader(l) = self {
+            let meta = NodeMeta { clean: true, ..l.meta() };
+            match write_node_meta(&persist.cfg.dir, meta) {
+                Ok(()) => info!("clean shutdown recorded: followers resume by partial resync"),
+                Err(e) => {
+                    warn!(error = %e, "cannot record the clean shutdown; followers will resync in full")
+                }
+            }
+        }
+    }
+
+    /// The leader's replication backlog: (records, bytes); zeros elsewhere.
+    pub fn backlog(&self) -> (usize, usize) {
+        match self {
+            Replication::Leader(l) => l.backlog(),
+            _ => (0, 0),
+        }
+    }
+
+    /// The INFO `replication` section's lines.
+    pub fn info(&self, out: &mut String) {
+        match self {
+            Replication::Standalone => out.push_str("role:standalone\n"),
+            Replication::Leader(l) => l.info(out),
+            Replication::Follower(f) => f.info(out),
+        }
+    }
+}
+
+/// Seconds since `t`, for INFO.
+fn secs_since(t: Option<std::time::Instant>) -> String {
+    match t {
+        Some(t) => format!("{:.3}", t.elapsed().as_secs_f64()),
+        None => "-1".into(),
+    }
+}
+
+/// Reads the next frame of a replication link. Cancel-safe: partial input
+/// stays in `buf` (and the codec) for the next call. `Ok(None)`: the peer
+/// closed; `Err`: a broken or unreadable link, described.
+async fn next_frame(
+    rd: &mut (impl tokio::io::AsyncRead + Unpin),
+    codec: &mut burrow_proto::Codec,
+    buf: &mut BytesMut,
+) -> Result<Option<burrow_proto::Frame>, String> {
+    use tokio::io::AsyncReadExt;
+    use tokio_util::codec::Decoder;
+    loop {
+        match codec.decode(buf) {
+            Ok(Some(frame)) => return Ok(Some(frame)),
+            Ok(None) => {}
+            Err(e) => return Err(format!("bad frame: {e}")),
+        }
+        match rd.read_buf(buf).await {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Counters reported by INFO. Relaxed atomics: exact totals, no ordering.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use burrow_proto::Opcode;
+
+#[derive(Debug)]
+pub struct Stats {
+    calls: [AtomicU64; 256],
+    errors: [AtomicU64; 256],
+    pub connected_clients: AtomicUsize,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    /// Connections closed because their framing broke (bad magic, oversize…).
+    pub protocol_errors: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            calls: std::array::from_fn(|_| AtomicU64::new(0)),
+            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            connected_clients: AtomicUsize::new(0),
+            total_connections: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            protocol_errors: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stats {
+    /// Records a batch of per-opcode counts gathered on one connection.
+    pub fn record(&self, batch: &BatchCounts) {
+        for &(op, calls, errors) in &batch.entries {
+            self.calls[op as usize].fetch_add(calls, Ordering::Relaxed);
+            if errors > 0 {
+                self.errors[op as usize].fetch_add(errors, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn calls(&self, opcode: u8) -> u64 {
+        self.calls[opcode as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn errors(&self, opcode: u8) -> u64 {
+        self.errors[opcode as usize].load(Ordering::Relaxed)
+    }
+
+    /// Calls of every opcode, known or not.
+    pub fn total_calls(&self) -> u64 {
+        self.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Calls to opcodes this server does not know.
+    pub fn unknown_calls(&self) -> u64 {
+        (0..=255u8).filter(|b| Opcode::from_u8(*b).is_none()).map(|b| self.calls(b)).sum()
+    }
+}
+
+/// Per-batch tally kept on the connection, so a pipelined batch touches the
+/// shared counters once per distinct opcode instead of once per request.
+#[derive(Debug, Default)]
+pub struct BatchCounts {
+    entries: Vec<(u8, u64, u64)>,
+}
+
+impl BatchCounts {
+    pub fn add(&mut self, opcode: u8, error: bool) {
+        let e = error as u64;
+        match self.entries.iter_mut().find(|(op, _, _)| *op == opcode) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 += e;
+            }
+            None => self.entries.push((opcode, 1, e)),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

@@ -1,0 +1,578 @@
+//! The sharded in-memory store.
+//!
+//! N shards, each a [`lock::ShardLock`] around a hash table. A key goes to a
+//! shard by [`shard_for`]: a fixed, documented function, so a snapshot taken
+//! with S shards can be matched against WAL records after a restart with any
+//! shard count or hash seed. Inside a shard
+//! the table uses a randomly seeded hash. Locks are held for one command at
+//! a time and never across an `.await`.
+//!
+//! Every change goes through [`apply`] and, still under the shard lock, is
+//! appended to the [`OpLog`], so per-key order equals log order.
+
+mod apply;
+mod digest;
+mod entry;
+mod expiry;
+mod lock;
+pub use expiry::SweepStats;
+mod scan;
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use apply::{apply, Applied, ApplyError, Shard};
+pub use entry::{format_int, Entry, List, Value, ValueRef};
+pub use scan::glob_match;
+
+use crate::oplog::{Op, OpLog};
+use burrow_proto::{End, SetCondition};
+use lock::{ShardGuard, ShardLock};
+
+/// Handle to the dataset; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    shards: Box<[ShardLock<Shard>]>,
+    hasher: foldhash::fast::FixedState,
+    log: Arc<OpLog>,
+    expired_keys: AtomicU64,
+    /// A follower's store: an expired key reads as absent but is not
+    /// deleted here — the leader decides expiry and streams the DEL, so
+    /// the follower's log never gets records of its own.
+    replica: std::sync::atomic::AtomicBool,
+}
+
+/// Keyspace figures for INFO.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyspaceStats {
+    pub keys: usize,
+    pub expires: usize,
+    pub mem: usize,
+    pub expired_keys: u64,
+}
+
+/// SET as the client asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetArgs<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    /// Absolute expiry (unix ms), if the client gave a TTL.
+    pub expire_at: Option<u64>,
+    pub condition: SetCondition,
+    pub keep_ttl: bool,
+}
+
+impl Store {
+    /// A store of `shards` shards (rounded up to a power of two, at least 1).
+    pub fn new(shards: usize, log: Arc<OpLog>) -> Store {
+        let n = shards.max(1).next_power_of_two();
+        let hasher = foldhash::fast::FixedState::with_seed(seed());
+        let shards = (0..n).map(|_| ShardLock::new(Shard::new(hasher))).collect();
+        Store {
+            shards,
+            hasher,
+            log,
+            expired_keys: AtomicU64::new(0),
+            replica: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Makes this a follower's store (see `replica`), or a leader's again.
+    pub fn set_replica(&self, replica: bool) {
+        self.replica.store(replica, Ordering::Relaxed);
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Relaxed)
+    }
+
+    /// Drops every key without logging anything: a follower replacing its
+    /// dataset with the leader's snapshot.
+    pub fn clear_unlogged(&self) {
+        for i in 0..self.shards.len() {
+            self.lock(i).clear();
+        }
+    }
+
+    pub fn log(&self) -> &Arc<OpLog> {
+        &self.log
+    }
+
+    /// The key's shard and its hash inside that shard's table.
+    fn locate(&self, key: &[u8]) -> (usize, u64) {
+        (shard_for(key, self.shards.len()), self.hasher.hash_one(key))
+    }
+
+    fn lock(&self, index: usize) -> ShardGuard<'_, Shard> {
+        self.shards[index].lock()
+    }
+
+    /// Locks the key's shard, drops the key if it has expired (logging the
+    /// deletion), and runs `f` with the shard and the key's hash.
+    /// `f` gets the shard, the key's hash and the key's bucket (`None` if
+    /// absent), so each command looks the key up once.
+    fn with_key<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Shard, u64, Option<usize>) -> R) -> R {
+        let (index, hash) = self.locate(key);
+        let mut shard = self.lock(index);
+        let mut slot = shard.find_index(hash, key);
+        if let Some(i) = slot {
+            let expired = shard.table.get_bucket(i).is_some_and(|e| e.is_expired(now));
+            if expired && self.is_replica() {
+                slot = None;
+            } else if expired {
+                shard.remove_at(i);
+                self.log.append(&Op::Del { key });
+                self.expired_keys.fetch_add(1, Ordering::Relaxed);
+                slot = None;
+            }
+        }
+        f(&mut shard, hash, slot)
+    }
+
+    /// Applies a live write: `apply`, then log it if it changed anything.
+    fn write(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        slot: Option<usize>,
+        op: Op<&[u8]>,
+    ) -> Result<Applied, ApplyError> {
+        let applied = apply(shard, hash, slot, &op)?;
+        self.log.append(&op);
+        Ok(applied)
+    }
+
+    /// Runs `f` on the live value of `key` (expired keys are never seen).
+    pub fn read<R>(&self, key: &[u8], now: u64, f: impl FnOnce(Option<&Entry>) -> R) -> R {
+        self.with_key(key, now, |shard, _, slot| f(slot.and_then(|i| shard.table.get_bucket(i))))
+    }
+
+    /// SET. `Ok(false)` when NX/XX prevented the write.
+    pub fn set(&self, args: SetArgs<'_>, now: u64) -> bool {
+        let SetArgs { key, value, expire_at, condition, keep_ttl } = args;
+        self.with_key(key, now, |shard, hash, slot| {
+            let existing = slot.and_then(|i| shard.table.get_bucket(i));
+            let allowed = match condition {
+                SetCondition::Always => true,
+                SetCondition::IfAbsent => existing.is_none(),
+                SetCondition::IfPresent => existing.is_some(),
+            };
+            if !allowed {
+                return false;
+            }
+            let expire_at = match (expire_at, keep_ttl) {
+                (Some(at), _) => at,
+                (None, true) => existing.map_or(0, |e| e.expire_at()),
+                (None, false) => 0,
+            };
+            self.write(shard, hash, slot, Op::Set { key, value, expire_at }).expect("SET cannot fail");
+            true
+        })
+    }
+
+    /// DEL: whether the key existed.
+    pub fn del(&self, key: &[u8], now: u64) -> bool {
+        self.with_key(key, now, |shard, hash, slot| {
+            slot.is_some() && self.write(shard, hash, slot, Op::Del { key }).is_ok()
+        })
+    }
+
+    /// EXPIRE with a TTL relative to `now`; zero or negative deletes the key.
+    pub fn expire(&self, key: &[u8], ttl_ms: i64, now: u64) -> bool {
+        self.with_key(key, now, |shard, hash, slot| {
+            if slot.is_none() {
+                return false;
+            }
+            let op = if ttl_ms <= 0 {
+                Op::Del { key }
+            } else {
+                Op::Expire { key, at: now.saturating_add(ttl_ms as u64) }
+            };
+            self.write(shard, hash, slot, op).is_ok()
+        })
+    }
+
+    /// PERSIST: whether a TTL was removed.
+    pub fn persist(&self, key: &[u8], now: u64) -> bool {
+        self.with_key(key, now, |shard, hash, slot| {
+            let has_ttl = slot.and_then(|i| shard.table.get_bucket(i)).is_some_and(|e| e.expire_at() != 0);
+            has_ttl && self.write(shard, hash, slot, Op::Persist { key }).is_ok()
+        })
+    }
+
+    /// INCRBY: the new value, or why nothing changed.
+    pub fn incr_by(&self, key: &[u8], delta: i64, now: u64) -> Result<i64, ApplyError> {
+        self.with_key(key, now, |shard, hash, slot| {
+            match self.write(shard, hash, slot, Op::IncrBy { key, delta })? {
+                Applied::Int(n) => Ok(n),
+                other => unreachable!("INCRBY applied as {other:?}"),
+            }
+        })
+    }
+
+    /// LPUSH/RPUSH: the new length.
+    pub fn push(&self, key: &[u8], end: End, values: Vec<&[u8]>, now: u64) -> Result<i64, ApplyError> {
+        self.with_key(key, now, |shard, hash, slot| {
+            match self.write(shard, hash, slot, Op::Push { key, end, values })? {
+                Applied::Int(n) => Ok(n),
+                other => unreachable!("PUSH applied as {other:?}"),
+            }
+        })
+    }
+
+    /// LPOP/RPOP: up to `count` values; empty when the key is missing.
+    pub fn pop(&self, key: &[u8], end: End, count: u32, now: u64) -> Result<Vec<Bytes>, ApplyError> {
+        self.with_key(key, now, |shard, hash, slot| {
+            let len = match slot.and_then(|i| shard.table.get_bucket(i)) {
+                None => return Ok(Vec::new()),
+                Some(e) => match e.value() {
+                    ValueRef::List(l) => l.len(),
+                    _ => return Err(ApplyError::WrongType),
+                },
+            };
+            let count = count.min(len as u32);
+            if count == 0 {
+                return Ok(Vec::new());
+            }
+            match self.write(shard, hash, slot, Op::Pop { key, end, count })? {
+                Applied::Popped(v) => Ok(v),
+                other => unreachable!("POP applied as {other:?}"),
+            }
+        })
+    }
+
+    /// FLUSHALL: one logged record; every shard is locked (in order) while it applies.
+    pub fn flush_all(&self) {
+        let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
+        for shard in guards.iter_mut() {
+            shard.clear();
+        }
+        self.log.append(&Op::<&[u8]>::FlushAll);
+    }
+
+    /// Applies a record that was already decided and logged elsewhere (WAL
+    /// replay, a leader's stream) through the same `apply` as live writes,
+    /// and puts it in the backlog under its own index and term.
+    pub fn apply_replayed<B: AsRef<[u8]>>(
+        &self,
+        term: u64,
+        index: u64,
+        op: &Op<B>,
+    ) -> Result<Applied, ApplyError> {
+        self.apply_logged(term, index, op, false)
+    }
+
+    /// Like [`Store::apply_replayed`] for a record of a leader's stream: the
+    /// log's index moves under the shard lock, but the record's bytes (as
+    /// received) are queued by the caller for the whole batch at once
+    /// ([`OpLog::queue_replicated`]).
+    pub fn apply_replicated<B: AsRef<[u8]>>(
+        &self,
+        term: u64,
+        index: u64,
+        op: &Op<B>,
+    ) -> Result<Applied, ApplyError> {
+        self.apply_logged(term, index, op, true)
+    }
+
+    fn apply_logged<B: AsRef<[u8]>>(
+        &self,
+        term: u64,
+        index: u64,
+        op: &Op<B>,
+        deferred: bool,
+    ) -> Result<Applied, ApplyError> {
+        let log = |op: &Op<B>| {
+            if deferred {
+                self.log.note_replicated(index)
+            } else {
+                self.log.restore(term, index, op)
+            }
+        };
+        match op.key() {
+            None => {
+                let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
+                for shard in guards.iter_mut() {
+                    shard.clear();
+                }
+                log(op);
+                Ok(Applied::Done)
+            }
+            Some(key) => {
+                let (i, hash) = self.locate(key);
+                let mut shard = self.lock(i);
+                let slot = shard.find_index(hash, key);
+                let applied = apply(&mut shard, hash, slot, op);
+                // Logged even if refused: the record is part of the history.
+                log(op);
+                applied
+            }
+        }
+    }
+
+    pub fn load(&self, entry: Entry) {
+        let (i, hash) = self.locate(entry.key());
+        let mut shard = self.lock(i);
+        if let Some(b) = shard.find_index(hash, entry.key()) {
+            shard.remove_at(b);
+        }
+        shard.insert(hash, entry);
+    }
+
+    /// Removes every entry whose key fails `keep`. Not logged (recovery only).
+    pub fn retain(&self, mut keep: impl FnMut(&[u8]) -> bool) {
+        for i in 0..self.shards.len() {
+            let mut shard = self.lock(i);
+            let doomed: Vec<usize> = (0..shard.table.num_buckets())
+                .filter(|b| shard.table.get_bucket(*b).is_some_and(|e| !keep(e.key())))
+                .collect();
+            for b in doomed {
+                shard.remove_at(b);
+            }
+        }
+    }
+
+    /// Runs `f` on every entry of shard `index` under its lock and returns
+    /// the log index the shard's contents correspond to: every op on this
+    /// shard with a lower or equal index is included, none above it.
+    pub fn export_shard(&self, index: usize, mut f: impl FnMut(&Entry)) -> u64 {
+        let shard = self.lock(index);
+        // Writes append to the log while holding their shard's lock, so
+        // while we hold this one the log cannot gain an op for this shard.
+        let covers = self.log.last_index();
+        for e in shard.table.iter() {
+            f(e);
+        }
+        covers
+    }
+
+    /// Number of keys (expired keys not yet swept included, as in Redis).
+    pub fn len(&self) -> usize {
+        (0..self.shards.len()).map(|i| self.lock(i).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn keyspace_stats(&self) -> KeyspaceStats {
+        let mut s =
+            KeyspaceStats { expired_keys: self.expired_keys.load(Ordering::Relaxed), ..Default::default() };
+        for i in 0..self.shards.len() {
+            let shard = self.lock(i);
+            s.keys += shard.len();
+            s.expires += shard.expires;
+            s.mem += shard.mem;
+        }
+        s
+    }
+}
+
+/// The shard a key belongs to among `shards` (a power of two). Part of the
+/// snapshot format (protocol.md §11), so it is a fixed function, not the
+/// randomly seeded table hash: FNV-1a over the key's bytes taken 8 at a time
+/// (little-endian words, the last one zero-padded), then MurmurHash3's
+/// 64-bit finalizer (a multiply only carries entropy upwards; the finalizer
+/// brings it back down to the low bits used here).
+pub fn shard_for(key: &[u8], shards: usize) -> usize {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET ^ key.len() as u64;
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        h = (h ^ u64::from_le_bytes(c.try_into().expect("8 bytes"))).wrapping_mul(PRIME);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(last)).wrapping_mul(PRIME);
+    }
+    (fmix64(h) as usize) & (shards - 1)
+}
+
+/// MurmurHash3's 64-bit finalizer.
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// A per-process hash seed, so bucket order (and SCAN order) is not predictable.
+fn seed() -> u64 {
+    use std::collections::hash_map::RandomState;
+    RandomState::new().hash_one(0x6275_7272_6f77u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oplog::decode_record;
+    use proptest::prelude::*;
+
+    /// Sorted contents, for comparing two stores.
+    fn dump(store: &Store) -> Vec<(Vec<u8>, String, u64)> {
+        let mut out = Vec::new();
+        for i in 0..store.shard_count() {
+            let shard = store.lock(i);
+            for e in shard.table.iter() {
+                out.push((e.key().to_vec(), format!("{:?}", e.value()), e.expire_at()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[derive(Debug, Clone)]
+    enum Cmd {
+        Set(u8, u8, Option<u64>, SetCondition, bool),
+        Del(u8),
+        Expire(u8, i64),
+        Persist(u8),
+        Incr(u8, i64),
+        Push(u8, bool, Vec<u8>),
+        Pop(u8, bool, u32),
+        Flush,
+    }
+
+    fn cmd() -> impl Strategy<Value = Cmd> {
+        let key = 0u8..6;
+        let cond = prop_oneof![
+            Just(SetCondition::Always),
+            Just(SetCondition::IfAbsent),
+            Just(SetCondition::IfPresent)
+        ];
+        prop_oneof![
+            4 => (key.clone(), any::<u8>(), proptest::option::of(1u64..50), cond, any::<bool>())
+                .prop_map(|(k, v, t, c, keep)| Cmd::Set(k, v, t, c, keep)),
+            1 => key.clone().prop_map(Cmd::Del),
+            1 => (key.clone(), -5i64..50).prop_map(|(k, t)| Cmd::Expire(k, t)),
+            1 => key.clone().prop_map(Cmd::Persist),
+            3 => (key.clone(), prop_oneof![Just(i64::MAX), Just(i64::MIN), -3i64..3]).prop_map(|(k, d)| Cmd::Incr(k, d)),
+            3 => (key.clone(), any::<bool>(), proptest::collection::vec(any::<u8>(), 1..4))
+                .prop_map(|(k, l, v)| Cmd::Push(k, l, v)),
+            2 => (key, any::<bool>(), 0u32..4).prop_map(|(k, l, n)| Cmd::Pop(k, l, n)),
+            1 => Just(Cmd::Flush),
+        ]
+    }
+
+    fn end(left: bool) -> End {
+        if left {
+            End::Left
+        } else {
+            End::Right
+        }
+    }
+
+    proptest! {
+        /// Replaying the op log into an empty store rebuilds exactly the same
+        /// data: the property WAL recovery and followers depend on.
+        #[test]
+        fn replaying_the_log_reproduces_the_store(cmds in proptest::collection::vec((cmd(), 0u64..3), 1..120)) {
+            let log = Arc::new(OpLog::new(1 << 24));
+            let live = Store::new(4, log.clone());
+            let mut now = 1_000u64;
+            for (c, dt) in cmds {
+                now += dt * 10;
+                let k = |k: u8| Bytes::from(vec![b'k', k]);
+                match c {
+                    Cmd::Set(key, v, ttl, condition, keep_ttl) => {
+                        let expire_at = ttl.map(|t| now + t);
+                        live.set(SetArgs { key: &k(key), value: &[v], expire_at, condition, keep_ttl: keep_ttl && ttl.is_none() }, now);
+                    }
+                    Cmd::Del(key) => { live.del(&k(key), now); }
+                    Cmd::Expire(key, t) => { live.expire(&k(key), t, now); }
+                    Cmd::Persist(key) => { live.persist(&k(key), now); }
+                    Cmd::Incr(key, d) => { let _ = live.incr_by(&k(key), d, now); }
+                    Cmd::Push(key, l, vals) => {
+                        let vals: Vec<[u8; 1]> = vals.into_iter().map(|v| [v]).collect();
+                        let _ = live.push(&k(key), end(l), vals.iter().map(|v| &v[..]).collect(), now);
+                    }
+                    Cmd::Pop(key, l, n) => { let _ = live.pop(&k(key), end(l), n, now); }
+                    Cmd::Flush => live.flush_all(),
+                }
+                if now.is_multiple_of(7) {
+                    live.sweep_expired(now, 16);
+                }
+            }
+            let replica = Store::new(8, Arc::new(OpLog::new(1 << 24)));
+            let (records, first) = log.take_repl().expect("retaining");
+            prop_assert_eq!(first, 1, "the queue holds everything");
+            let mut records = records.freeze();
+            let mut i = 0u64;
+            while !records.is_empty() {
+                let (rec, used) = decode_record(&records).unwrap();
+                i += 1;
+                prop_assert_eq!(rec.index, i);
+                replica.apply_replayed(rec.term, rec.index, &rec.op).unwrap();
+                bytes::Buf::advance(&mut records, used);
+            }
+            prop_assert_eq!(replica.log().last_index(), log.last_index());
+            prop_assert_eq!(dump(&live), dump(&replica));
+            prop_assert_eq!(live.keyspace_stats().expires, replica.keyspace_stats().expires);
+            prop_assert_eq!(live.keyspace_stats().keys, replica.keyspace_stats().keys);
+        }
+    }
+
+    #[test]
+    fn memory_accounting_returns_to_zero_when_everything_is_deleted() {
+        let store = Store::new(2, Arc::new(OpLog::new(1 << 20)));
+        let k = Bytes::from_static(b"q");
+        for i in 0..100 {
+            store.push(&k, End::Right, vec![&vec![0u8; i][..]], 0).unwrap();
+        }
+        store.incr_by(&Bytes::from_static(b"n"), 5, 0).unwrap();
+        store.expire(&Bytes::from_static(b"n"), 1000, 0);
+        assert!(store.keyspace_stats().mem > 5000);
+        store.pop(&k, End::Left, 60, 0).unwrap();
+        store.pop(&k, End::Right, 60, 0).unwrap();
+        store.del(&Bytes::from_static(b"n"), 0);
+        assert_eq!(store.keyspace_stats(), KeyspaceStats::default());
+    }
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::shard_for;
+
+    /// Pins the documented function (protocol.md §11): changing it would make
+    /// existing snapshots replay against the wrong covered indexes.
+    #[test]
+    fn the_shard_function_is_the_documented_one() {
+        let cases: [(&[u8], usize); 5] =
+            [(b"", 0), (b"a", 0), (b"key:000000000042", 0), (b"user:1", 0), (b"0123456789abcdefX", 0)];
+        let got: Vec<usize> = cases.iter().map(|(k, _)| shard_for(k, 1 << 16)).collect();
+        // Reference values computed by the formula in protocol.md.
+        let reference = |key: &[u8]| -> usize {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ key.len() as u64;
+            for chunk in key.chunks(8) {
+                let mut w = [0u8; 8];
+                w[..chunk.len()].copy_from_slice(chunk);
+                h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x100_0000_01b3);
+            }
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            ((h ^ (h >> 33)) & 0xffff) as usize
+        };
+        let want: Vec<usize> = cases.iter().map(|(k, _)| reference(k)).collect();
+        assert_eq!(got, want);
+        assert_eq!(shard_for(b"anything", 1), 0);
+        // Spread: 4096 sequential keys over 16 shards, none empty or hogging.
+        let mut counts = [0usize; 16];
+        for i in 0..4096 {
+            counts[shard_for(format!("key:{i:012}").as_bytes(), 16)] += 1;
+        }
+        assert!(counts.iter().all(|&c| (128..=384).contains(&c)), "{counts:?}");
+    }
+}

@@ -1,0 +1,340 @@
+//! The `burrow-cli` binary against an in-process server: one-shot commands,
+//! exit codes, pipelined standard input, help, WAIT, and redirects from
+//! (fake) followers to the leader.
+
+use crate::common;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use burrow_cli::commands::COMMANDS;
+use burrow_server::server::ServerHandle;
+use common::not_leader::NotLeader;
+
+/// A server on its own runtime, so tests can block on child processes.
+struct Server {
+    port: u16,
+    handle: Option<ServerHandle>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Server {
+    fn start() -> Server {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let handle = runtime.block_on(common::start());
+        Server { port: handle.addr.port(), handle: Some(handle), runtime }
+    }
+
+    /// Runs `burrow-cli --port <port> args...` with no input.
+    fn cli<A: Into<OsString>>(&self, args: impl IntoIterator<Item = A>) -> Output {
+        cli_at(self.port, args, None)
+    }
+
+    /// Runs `burrow-cli --port <port>` with `input` on standard input.
+    fn pipe(&self, input: String) -> Output {
+        cli_at(self.port, Vec::<OsString>::new(), Some(input))
+    }
+
+    /// A fake follower on this server's runtime, naming `leader`.
+    fn follower(&self, leader: &str) -> NotLeader {
+        self.runtime.block_on(NotLeader::start(leader))
+    }
+
+    /// Two fake followers on this server's runtime naming each other.
+    fn follower_loop(&self) -> (NotLeader, NotLeader) {
+        self.runtime.block_on(async {
+            let (la, lb) = (NotLeader::bind().await, NotLeader::bind().await);
+            let (a, b) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
+            (NotLeader::serve(la, &b.to_string()), NotLeader::serve(lb, &a.to_string()))
+        })
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.runtime.block_on(h.shutdown()).expect("server shuts down");
+        }
+    }
+}
+
+fn cli_at<A: Into<OsString>>(port: u16, args: impl IntoIterator<Item = A>, input: Option<String>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_burrow-cli"))
+        .arg("--port")
+        .arg(port.to_string())
+        .args(args.into_iter().map(Into::into))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("burrow-cli starts");
+    let stdin = child.stdin.take().expect("piped stdin");
+    // Written from another thread: the child's output could fill its pipe
+    // while we are still writing its input.
+    let writer = std::thread::spawn(move || {
+        let mut stdin = stdin;
+        if let Some(input) = input {
+            stdin.write_all(input.as_bytes()).expect("write stdin");
+        }
+    });
+    let out = child.wait_with_output().expect("burrow-cli runs");
+    writer.join().expect("stdin writer");
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 output")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
+}
+
+/// Asserts the exit status and the exact standard output.
+fn expect(o: Output, success: bool, want: &str) {
+    assert_eq!(stdout(&o), want, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.success(), success, "status {:?} for output {want:?}", o.status);
+}
+
+#[test]
+fn one_shot_commands_print_like_redis_cli() {
+    let s = Server::start();
+    expect(s.cli(["SET", "k", "v"]), true, "OK\n");
+    expect(s.cli(["get", "k"]), true, "\"v\"\n");
+    expect(s.cli(["GET", "missing"]), true, "(nil)\n");
+    expect(s.cli(["INCR", "n"]), true, "(integer) 1\n");
+    expect(s.cli(["INCRBY", "n", "-5"]), true, "(integer) -4\n");
+    expect(s.cli(["RPUSH", "q", "a", "b c", "d"]), true, "(integer) 3\n");
+    expect(s.cli(["LRANGE", "q", "0", "-1"]), true, "1) \"a\"\n2) \"b c\"\n3) \"d\"\n");
+    expect(s.cli(["LRANGE", "nothing", "0", "-1"]), true, "(empty array)\n");
+    expect(s.cli(["TYPE", "q"]), true, "list\n");
+    expect(s.cli(["PING"]), true, "PONG\n");
+    expect(s.cli(["DEL", "k", "n", "missing"]), true, "(integer) 2\n");
+    expect(s.cli(["SET", "t", "v", "EX", "100", "NX"]), true, "OK\n");
+    expect(s.cli(["SET", "t", "w", "NX"]), true, "(nil)\n");
+    expect(s.cli(["TTL", "t"]), true, "(integer) 100\n");
+    // Arguments from the shell are taken as bytes, without quote processing.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        let value = OsString::from_vec(vec![0x01, b'"', 0xff]);
+        expect(s.cli([OsString::from("SET"), "bin".into(), value]), true, "OK\n");
+        expect(s.cli(["GET", "bin"]), true, "\"\\x01\\\"\\xff\"\n");
+    }
+}
+
+#[test]
+fn one_shot_failures_exit_non_zero() {
+    let s = Server::start();
+    expect(s.cli(["SET", "k", "v"]), true, "OK\n");
+    expect(
+        s.cli(["LPUSH", "k", "x"]),
+        false,
+        "(error) WRONGTYPE operation against a key holding the wrong kind of value\n",
+    );
+    expect(s.cli(["INCR", "k"]), false, "(error) NOT_INTEGER value is not an integer or out of range\n");
+    // Refused locally: nothing is sent, so "k" keeps its value.
+    expect(s.cli(["SET", "k"]), false, "(error) ERR wrong number of arguments for 'SET'; usage: SET key value [EX seconds|PX milliseconds] [NX|XX] [KEEPTTL]\n");
+    expect(
+        s.cli(["SET", "k", "w", "EX", "soon"]),
+        false,
+        "(error) ERR value 'soon' is not an integer or out of range\n",
+    );
+    expect(
+        s.cli(["NOPE"]),
+        false,
+        "(error) ERR unknown command 'NOPE', type 'help' for the list of commands\n",
+    );
+    expect(s.cli(["GET", "k"]), true, "\"v\"\n");
+}
+
+#[test]
+fn connection_failure_is_reported_on_stderr() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // The listener is dropped: nothing listens on `port` any more.
+    let o = cli_at(port, ["GET", "k"], None);
+    assert!(!o.status.success());
+    assert_eq!(stdout(&o), "");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err.trim_end(),
+        format!("Could not connect to Burrow at 127.0.0.1:{port}: Connection refused")
+    );
+}
+
+#[test]
+fn stdin_runs_one_command_per_line_in_order() {
+    let s = Server::start();
+    // Crosses the 1000-request batch size, with a failure, a refused line,
+    // comments and blank lines in the middle.
+    let mut input = String::from("SET str abc\n");
+    let mut want = vec!["OK".to_string()];
+    for i in 0..1200 {
+        match i {
+            301 => {
+                input.push_str("INCR str\n");
+                want.push("(error) NOT_INTEGER value is not an integer or out of range".to_string());
+            }
+            500 => {
+                input.push_str("\n# a comment\n   \nGET\n");
+                want.push("(error) ERR wrong number of arguments for 'GET'; usage: GET key".to_string());
+            }
+            700 => {
+                input.push_str("RPUSH list \"a b\" '\\x00'\r\nLRANGE list 0 -1\n");
+                want.push("(integer) 2".to_string());
+                want.push(r#""a b" "\\x00""#.to_string());
+            }
+            i if i % 3 == 0 => {
+                input.push_str(&format!("SET k{i} \"v {i}\"\n"));
+                want.push("OK".to_string());
+            }
+            i if i % 3 == 1 => {
+                input.push_str(&format!("GET k{}\n", i - 1));
+                want.push(format!("\"v {}\"", i - 1));
+            }
+            i => {
+                input.push_str(&format!("DEL k{} nope\n", i - 2));
+                want.push("(integer) 1".to_string());
+            }
+        }
+    }
+    let o = s.pipe(input);
+    let out = stdout(&o);
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got.len(), want.len(), "one line per command");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "output line {i}");
+    }
+    assert_eq!(o.status.code(), Some(1), "a failed command makes the exit status non-zero");
+}
+
+#[test]
+fn stdin_stops_at_quit_and_succeeds_when_all_commands_do() {
+    let s = Server::start();
+    let o = s.pipe("SET a 1\nINCR a\nDBSIZE\nSCAN 0 MATCH a COUNT 1000\nquit\nGET a\n".to_string());
+    expect(o, true, "OK\n(integer) 2\n(integer) 1\n\"0\" \"a\"\n");
+}
+
+#[test]
+fn help_lists_and_explains_commands_without_a_server() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let o = cli_at(port, ["help"], None);
+    assert!(o.status.success(), "{o:?}");
+    let all = stdout(&o);
+    for c in COMMANDS {
+        assert!(
+            all.contains(&format!("  {}", c.name)) && all.contains(c.summary),
+            "{} missing:\n{all}",
+            c.name
+        );
+    }
+    let o = cli_at(port, ["HELP", "lrange"], None);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("LRANGE key start stop"), "{}", stdout(&o));
+    expect(
+        cli_at(port, ["help", "nope"], None),
+        false,
+        "(error) ERR no help for 'nope', type 'help' for the list of commands\n",
+    );
+}
+
+#[test]
+fn wait_counts_no_followers_on_a_standalone_server() {
+    let s = Server::start();
+    expect(s.cli(["WAIT", "0", "0"]), true, "(integer) 0\n");
+    let started = Instant::now();
+    expect(s.cli(["wait", "1", "100"]), true, "(integer) 0\n");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(100), "WAIT 1 100 answered after {took:?}");
+    assert!(took < Duration::from_secs(10), "WAIT 1 100 answered after {took:?}");
+    // In a pipe it waits for the writes made before it on the same connection.
+    let o = s.pipe("SET k v\nWAIT 0 0\nWAIT 1 50\nGET k\n".to_string());
+    expect(o, true, "OK\n(integer) 0\n(integer) 0\n\"v\"\n");
+    expect(
+        s.cli(["WAIT", "1"]),
+        false,
+        "(error) ERR wrong number of arguments for 'WAIT'; usage: WAIT numreplicas timeout\n",
+    );
+    expect(s.cli(["WAIT", "1", "-5"]), false, "(error) ERR value '-5' is not an integer or out of range\n");
+}
+
+#[test]
+fn a_command_sent_to_a_follower_is_redirected_to_the_leader() {
+    let s = Server::start();
+    let follower = s.follower(&s.addr());
+    let o = cli_at(follower.addr.port(), ["SET", "k", "v"], None);
+    expect_redirected(&o, &[&s.addr()]);
+    expect(o, true, "OK\n");
+    expect(s.cli(["GET", "k"]), true, "\"v\"\n");
+    assert_eq!(follower.requests(), 1);
+}
+
+#[test]
+fn a_piped_batch_is_redirected_once_and_stays_in_order() {
+    let s = Server::start();
+    let follower = s.follower(&s.addr());
+    let o = cli_at(
+        follower.addr.port(),
+        Vec::<OsString>::new(),
+        Some("SET a 1\nINCR a\nGET a\nLPUSH a x\nDBSIZE\n".into()),
+    );
+    expect_redirected(&o, &[&s.addr()]);
+    expect(
+        o,
+        false,
+        "OK\n(integer) 2\n\"2\"\n(error) WRONGTYPE operation against a key holding the wrong kind of value\n(integer) 1\n",
+    );
+    assert_eq!(follower.requests(), 5, "one pipeline to the follower, re-sent whole to the leader");
+}
+
+#[test]
+fn a_redirect_loop_ends_with_the_not_leader_error() {
+    let s = Server::start();
+    let (a, b) = s.follower_loop();
+    let (a_addr, b_addr) = (a.addr.to_string(), b.addr.to_string());
+    let o = cli_at(a.addr.port(), ["SET", "k", "v"], None);
+    expect_redirected(&o, &[&b_addr, &a_addr, &b_addr]);
+    expect(o, false, &format!("(error) NOT_LEADER {a_addr}\n"));
+    assert_eq!(a.requests() + b.requests(), 4);
+    expect(s.cli(["DBSIZE"]), true, "(integer) 0\n");
+}
+
+#[test]
+fn a_follower_without_a_leader_prints_a_bare_not_leader() {
+    let s = Server::start();
+    let follower = s.follower("");
+    let o = cli_at(follower.addr.port(), ["INCR", "n"], None);
+    assert_eq!(stderr(&o), "");
+    expect(o, false, "(error) NOT_LEADER\n");
+}
+
+/// The REPL's prompt is `Session::addr`, which is also where it reconnects:
+/// after a redirect it names the leader.
+#[test]
+fn the_session_follows_the_leader() {
+    let s = Server::start();
+    let follower = s.follower(&s.addr());
+    let mut session = burrow_cli::Session::new("127.0.0.1", follower.addr.port()).unwrap();
+    assert_eq!(session.addr(), follower.addr.to_string());
+    let set = burrow_cli::parse::parse(&[b"SET".to_vec(), b"k".to_vec(), b"v".to_vec()]).unwrap();
+    let burrow_cli::parse::Command::Remote(plan) = set else { panic!("SET is remote") };
+    assert_eq!(session.run(&plan).unwrap(), burrow_proto::Reply::Ok);
+    assert_eq!(session.addr(), s.addr());
+    drop(follower);
+    // The follower is gone; the session carries on with the leader.
+    assert_eq!(session.run(&plan).unwrap(), burrow_proto::Reply::Ok);
+    assert_eq!(session.addr(), s.addr());
+}
+
+/// Asserts stderr is exactly one redirect line per hop.
+fn expect_redirected(o: &Output, hops: &[&str]) {
+    let want: String = hops.iter().map(|h| format!("-> redirected to leader at {h}\n")).collect();
+    assert_eq!(stderr(o), want, "stdout: {}", stdout(o));
+}

@@ -1,0 +1,141 @@
+//! Runs `examples/python/burrow_client.py`, a client written from
+//! `protocol.md` alone, against an in-process server: if the document and
+//! the server disagree, its self-check fails. Also through fake followers,
+//! to check it follows NOT_LEADER redirects (and stops following a loop).
+
+use crate::common;
+
+use common::not_leader::NotLeader;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/burrow_client.py");
+/// Generous: the self-check takes well under a second.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn spawn_script(port: u16) -> Child {
+    Command::new("python3")
+        .arg(SCRIPT)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                panic!("python3 is not on PATH; this test runs {SCRIPT} and needs a Python 3 interpreter")
+            }
+            _ => panic!("cannot start python3: {e}"),
+        })
+}
+
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Waits for the child without blocking the runtime (the server runs on it),
+/// killing it if it overruns the deadline.
+async fn finish(mut child: Child) -> Finished {
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for python3") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{SCRIPT} did not finish within {DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    Finished { code: status.code(), stdout, stderr }
+}
+
+#[tokio::test]
+async fn python_client_self_check_passes_against_the_server() {
+    let server = common::start().await;
+    let out = finish(spawn_script(server.addr.port())).await;
+    assert_eq!(out.code, Some(0), "self-check failed\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    for line in [
+        "ok - PING with payload",
+        "ok - SET NX with TTL",
+        "ok - LRANGE 0 -1",
+        "ok - SCAN finds every key under the prefix",
+        "ok - unknown opcode 0x7F",
+        "ok - connection usable after UNKNOWN_OPCODE",
+        "ok - pipeline of 100 INCR",
+        "ok - pipeline error in place",
+        "ok - WAIT 0 0",
+        "ok - WAIT 1 100 gives 0 after the timeout",
+        "ok - cleanup",
+    ] {
+        assert!(out.stdout.lines().any(|l| l == line), "missing {line:?} in:\n{}", out.stdout);
+    }
+    assert_eq!(out.stdout.lines().last(), Some("all checks passed"), "{}", out.stdout);
+    assert!(out.stderr.is_empty(), "unexpected stderr: {}", out.stderr);
+    // The script cleans up after itself.
+    let mut c = burrow_client::Client::connect(server.addr).await.unwrap();
+    assert_eq!(c.dbsize().await.unwrap(), 0);
+    server.shutdown().await.unwrap();
+}
+
+/// A fake server that answers the first PING with "PANG": the self-check
+/// must notice and exit non-zero, so a passing run above means something.
+#[tokio::test]
+async fn python_client_self_check_fails_on_a_wrong_reply() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fake = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut header = [0u8; 16];
+        conn.read_exact(&mut header).unwrap();
+        assert_eq!(&header[..4], &[0xB7, 0x01, 0x01, 0x00], "expected a PING first");
+        let mut reply = vec![0xB8, 0x01, 0x01, 0x00];
+        reply.extend_from_slice(&header[4..8]);
+        reply.extend_from_slice(&[0, 5, 0, 0, 0, 0, 0, 4]);
+        reply.extend_from_slice(b"PANG");
+        conn.write_all(&reply).unwrap();
+    });
+    let out = finish(spawn_script(port)).await;
+    fake.join().unwrap();
+    assert_eq!(out.code, Some(1), "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("MISMATCH: PING: got 'PANG', want 'PONG'"), "{}", out.stderr);
+}
+
+/// Started on a follower, the script is redirected by its first request and
+/// runs the whole self-check on the leader.
+#[tokio::test]
+async fn python_client_follows_a_redirect_to_the_leader() {
+    let server = common::start().await;
+    let follower = NotLeader::start(&server.addr.to_string()).await;
+    let out = finish(spawn_script(follower.addr.port())).await;
+    assert_eq!(out.code, Some(0), "self-check failed\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    let line = format!("# redirected to leader at {}", server.addr);
+    assert!(out.stdout.lines().any(|l| l == line), "missing {line:?} in:\n{}", out.stdout);
+    assert_eq!(out.stdout.lines().last(), Some("all checks passed"), "{}", out.stdout);
+    assert_eq!(follower.requests(), 1, "only the first request reached the follower");
+    server.shutdown().await.unwrap();
+}
+
+/// Two followers naming each other: the script gives up after 3 redirects.
+#[tokio::test]
+async fn python_client_stops_following_a_redirect_loop() {
+    let (la, lb) = (NotLeader::bind().await, NotLeader::bind().await);
+    let (a_addr, b_addr) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
+    let a = NotLeader::serve(la, &b_addr.to_string());
+    let b = NotLeader::serve(lb, &a_addr.to_string());
+    let out = finish(spawn_script(a_addr.port())).await;
+    assert_eq!(out.code, Some(1), "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    let want = format!("MISMATCH: unexpected BurrowError: NOT_LEADER: {a_addr}");
+    assert!(out.stderr.contains(&want), "want {want:?} in:\n{}", out.stderr);
+    assert_eq!(a.requests() + b.requests(), 4, "the first request and 3 redirects");
+}
