@@ -6,6 +6,11 @@
 //! that, profiled under pipelined GETs, took about a quarter of the server's
 //! cycles draining the stores made while the lock was held. Here an unlock
 //! is a plain release store.
+//!
+//! Unlike `std::sync::Mutex` it does not poison: a panic inside a critical
+//! section would unlock a half-updated shard. Release builds therefore set
+//! `panic = "abort"` (workspace `Cargo.toml`): a panic ends the process and
+//! recovery starts from what the WAL and snapshots hold.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
