@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::snapshot::{list_snapshots, read_snapshot, SnapshotMeta};
@@ -100,7 +99,7 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         if n > 0 && first != last + 1 {
             return Err(WalError::Gap { path, expected: last + 1, got: first }.into());
         }
-        let data = Bytes::from(std::fs::read(&path).map_err(io_err("read WAL segment", &path))?);
+        let data = std::fs::read(&path).map_err(io_err("read WAL segment", &path))?;
         let len = data.len() as u64;
         let scan = scan_segment(&path, &data, first, |rec| {
             last = rec.index;
@@ -150,7 +149,7 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
     Ok(report)
 }
 
-fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record, report: &mut RecoveryReport) {
+fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record<&[u8]>, report: &mut RecoveryReport) {
     report.term = report.term.max(rec.term);
     if apply_after_snapshot(store, meta, rec.term, rec.index, &rec.op, false) {
         report.records_replayed += 1;

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::{next_frame, secs_since, tick_for, ticks};
-use crate::oplog::decode_record_ref;
+use crate::oplog::RecordRef;
 use crate::persist::{
     apply_after_snapshot, list_snapshots, read_snapshot_from, snapshot_name, write_node_meta, FsyncPolicy,
     NodeMeta, SnapshotMeta, WalError,
@@ -437,12 +437,14 @@ impl Driver {
     }
 
     /// Applies records in order: store, backlog and (persistence on) WAL.
+    /// Each op is decoded in place from the received frame; the framing and
+    /// CRC were checked when the frame was decoded (`wire::decode_frame`).
     fn apply(&mut self, records: Vec<RecordEntry>) {
         let mut last = None;
         for entry in &records {
-            let rec = match decode_record_ref(&entry.bytes) {
-                Ok((rec, _)) if rec.index == entry.index => rec,
-                Ok((rec, _)) => {
+            let rec = match RecordRef::parse_trusted(&entry.bytes).and_then(|r| r.decode()) {
+                Ok(rec) if rec.index == entry.index => rec,
+                Ok(rec) => {
                     error!(expected = entry.index, got = rec.index, "record index mismatch; resyncing");
                     return self.force_full_resync();
                 }
