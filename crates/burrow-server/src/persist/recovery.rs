@@ -14,8 +14,8 @@ use tracing::{info, warn};
 use super::snapshot::{list_snapshots, read_snapshot, SnapshotMeta};
 use super::wal::{io_err, list_segments, scan_segment, SegmentScan, WalError};
 use super::{PersistConfig, PersistError};
-use crate::oplog::{Op, Record};
-use crate::store::{shard_for, Store};
+use crate::oplog::Record;
+use crate::store::{Replay, Replayed, ShardCovers, Store};
 
 /// What recovery found and did; INFO reports it.
 #[derive(Debug, Clone, Default)]
@@ -76,8 +76,8 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         report.term = meta.term;
         report.snapshot = Some((path.clone(), meta));
     }
-    let meta = report.snapshot.as_ref().map(|(_, m)| m.clone());
-    let base = meta.as_ref().map_or(0, |m| m.min_cover());
+    let covers = report.snapshot.as_ref().map(|(_, m)| ShardCovers::new(m.covers.clone()));
+    let base = covers.as_ref().map_or(0, |c| c.min());
 
     let mut segments = list_segments(dir)?;
     // Segments wholly covered by the snapshot (left by a crash between the
@@ -103,7 +103,7 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         let len = data.len() as u64;
         let scan = scan_segment(&path, &data, first, |rec| {
             last = rec.index;
-            replay(store, meta.as_ref(), rec, &mut report);
+            replay(store, covers.as_ref(), rec, &mut report);
             let done = report.records_replayed + report.records_skipped;
             if done.is_multiple_of(PROGRESS_EVERY) {
                 info!(records = done, "replaying WAL…");
@@ -133,7 +133,7 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         }
         report.segments.push((first, path, valid));
     }
-    let max_cover = meta.as_ref().map_or(0, |m| m.max_cover());
+    let max_cover = covers.as_ref().map_or(0, |c| c.max());
     report.last_index = last.max(max_cover);
     report.term = report.term.max(1);
     store.log().set_last_index(report.term, report.last_index);
@@ -149,66 +149,11 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
     Ok(report)
 }
 
-fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record<&[u8]>, report: &mut RecoveryReport) {
+fn replay(store: &Store, covers: Option<&ShardCovers>, rec: Record<&[u8]>, report: &mut RecoveryReport) {
     report.term = report.term.max(rec.term);
-    if apply_after_snapshot(store, meta, rec.term, rec.index, &rec.op, false) {
-        report.records_replayed += 1;
-    } else {
-        report.records_skipped += 1;
-    }
-}
-
-/// Applies a record that follows a snapshot whose shards cover different
-/// indexes (recovery, a follower after a full resync): a record a shard's
-/// image already contains is only logged, not applied again. Returns
-/// whether it was applied. Every record is logged under its own index
-/// (`replicated`: only the index moves; the caller queues the received
-/// bytes for the batch, see [`Store::apply_replicated`]).
-pub fn apply_after_snapshot<B: AsRef<[u8]>>(
-    store: &Store,
-    meta: Option<&SnapshotMeta>,
-    term: u64,
-    index: u64,
-    op: &Op<B>,
-    replicated: bool,
-) -> bool {
-    let covered = |key: &[u8]| meta.is_some_and(|m| index <= m.covers[shard_for(key, m.shards as usize)]);
-    let log_only = || {
-        if replicated {
-            store.log().note_replicated(index)
-        } else {
-            store.log().restore(term, index, op)
-        }
-    };
-    match (op, meta) {
-        (_, Some(m)) if index <= m.min_cover() => {
-            log_only();
-            false
-        }
-        (Op::FlushAll, Some(m)) if m.max_cover() >= index => {
-            // Shards whose image is newer than this FLUSHALL keep their keys.
-            store.retain(|k| covered(k));
-            log_only();
-            true
-        }
-        (op, _) if op.key().is_some_and(covered) => {
-            log_only();
-            false
-        }
-        _ => {
-            // A refused op was refused live too (it was logged as applied, so
-            // this cannot happen unless the data is inconsistent): keep going,
-            // as the leader did.
-            let applied = if replicated {
-                store.apply_replicated(term, index, op)
-            } else {
-                store.apply_replayed(term, index, op)
-            };
-            if let Err(e) = applied {
-                warn!(index, error = %e, "record refused on replay");
-            }
-            true
-        }
+    match store.replay(Replay::Recovery, covers, &rec) {
+        Replayed::Applied | Replayed::Refused(_) => report.records_replayed += 1,
+        Replayed::Covered => report.records_skipped += 1,
     }
 }
 
