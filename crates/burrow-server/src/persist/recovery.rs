@@ -1,9 +1,9 @@
 //! Recovery at start: the newest snapshot, then the WAL records after it.
 //!
-//! Records are replayed in index order through the same `apply` as live
-//! writes. A record a shard's snapshot image already contains (its index is
-//! at or below that image's covered index) is skipped, so nothing is applied
-//! twice. A torn last record is truncated (or refused, by configuration); a
+//! Records are replayed in index order through `Store::replay`
+//! (`Replay::Recovery`): the same `apply` as live writes. A record a shard's
+//! snapshot image already contains (its index is at or below that image's
+//! covered index) is skipped, so nothing is applied twice. A torn last record is truncated (or refused, by configuration); a
 //! bad record anywhere else stops the start with the file and byte offset.
 
 use std::path::PathBuf;
@@ -14,7 +14,6 @@ use tracing::{info, warn};
 use super::snapshot::{list_snapshots, read_snapshot, SnapshotMeta};
 use super::wal::{io_err, list_segments, scan_segment, SegmentScan, WalError};
 use super::{PersistConfig, PersistError};
-use crate::oplog::Record;
 use crate::store::{Replay, Replayed, ShardCovers, Store};
 
 /// What recovery found and did; INFO reports it.
@@ -103,7 +102,11 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         let len = data.len() as u64;
         let scan = scan_segment(&path, &data, first, |rec| {
             last = rec.index;
-            replay(store, covers.as_ref(), rec, &mut report);
+            report.term = report.term.max(rec.term);
+            match store.replay(Replay::Recovery, covers.as_ref(), &rec) {
+                Replayed::Applied | Replayed::Refused(_) => report.records_replayed += 1,
+                Replayed::Covered => report.records_skipped += 1,
+            }
             let done = report.records_replayed + report.records_skipped;
             if done.is_multiple_of(PROGRESS_EVERY) {
                 info!(records = done, "replaying WAL…");
@@ -147,14 +150,6 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         "recovery complete"
     );
     Ok(report)
-}
-
-fn replay(store: &Store, covers: Option<&ShardCovers>, rec: Record<&[u8]>, report: &mut RecoveryReport) {
-    report.term = report.term.max(rec.term);
-    match store.replay(Replay::Recovery, covers, &rec) {
-        Replayed::Applied | Replayed::Refused(_) => report.records_replayed += 1,
-        Replayed::Covered => report.records_skipped += 1,
-    }
 }
 
 fn remove_temp_files(dir: &std::path::Path) -> Result<(), PersistError> {
