@@ -1,5 +1,6 @@
 //! Arbitrary bytes through the WAL segment reader recovery uses
-//! (`persist::scan_segment`). Must never panic, whatever the file holds.
+//! (`persist::scan_segment`, which reads records with `oplog::Records`).
+//! Must never panic, whatever the file holds.
 //!
 //! The first input byte picks the mode: raw bytes as the whole file (header
 //! checks), or the rest behind a valid `BWAL` header (record framing, the
@@ -10,7 +11,6 @@
 
 use std::path::Path;
 
-use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 
 use burrow_server::persist::{scan_segment, SegmentScan, WAL_HEADER_LEN, WAL_MAGIC};
@@ -31,9 +31,8 @@ fuzz_target!(|data: &[u8]| {
         f
     };
     let len = file.len() as u64;
-    let data = Bytes::from(file);
     let mut next = first;
-    let result = scan_segment(Path::new("fuzz.log"), &data, first, |rec| {
+    let result = scan_segment(Path::new("fuzz.log"), &file, first, |rec| {
         assert_eq!(rec.index, next, "records are handed over in index order");
         next += 1;
         Ok(())

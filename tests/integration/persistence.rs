@@ -19,13 +19,13 @@ use bytes::{Bytes, BytesMut};
 
 use burrow_client::{Client, Ttl};
 use burrow_proto::{End, Status};
-use burrow_server::oplog::{encode_record, Op, OpLog};
+use burrow_server::oplog::{encode_record, Op, OpLog, Record};
 use burrow_server::persist::{
     recover, segment_name, snapshot_name, write_snapshot, FsyncPolicy, PersistConfig, PersistError,
     RecoveryReport, WAL_HEADER_LEN,
 };
 use burrow_server::server::ServerHandle;
-use burrow_server::store::{SetArgs, Store, ValueRef};
+use burrow_server::store::{Replay, SetArgs, Store, ValueRef};
 
 use common::{copy_dir, run_server_to_exit, ChildServer, TempDir};
 
@@ -155,7 +155,7 @@ fn sample_ops(n: usize) -> Vec<Op> {
 fn expected(ops: &[Op]) -> Dump {
     let store = fresh_store();
     for (i, op) in ops.iter().enumerate() {
-        let _ = store.apply_replayed(1, i as u64 + 1, op);
+        store.replay(Replay::Recovery, None, &Record { term: 1, index: i as u64 + 1, op: op.clone() });
     }
     dump_store(&store, now_ms())
 }

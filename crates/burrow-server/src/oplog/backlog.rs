@@ -11,11 +11,10 @@
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use byteorder::{BigEndian, ByteOrder};
 use bytes::{Buf, BytesMut};
 
 use super::op::Op;
-use super::record::{encode_record_unsealed, seal_records, RECORD_HEADER_LEN};
+use super::record::{encode_record_unsealed, seal_records, Records};
 
 /// Index assignment plus the outgoing record queues.
 #[derive(Debug)]
@@ -120,9 +119,13 @@ impl Backlog {
     /// Drops the oldest queued records beyond `max_bytes`.
     fn trim_repl(&mut self) {
         let Some(repl) = &mut self.repl else { return };
-        while repl.len() > self.max_bytes && repl.len() >= RECORD_HEADER_LEN {
-            let len = RECORD_HEADER_LEN + BigEndian::read_u32(&repl[..4]) as usize;
-            repl.advance(len.min(repl.len()));
+        while repl.len() > self.max_bytes {
+            let Some(Ok(oldest)) = Records::trusted(repl).next() else {
+                debug_assert!(false, "the replication queue holds whole records");
+                repl.clear();
+                return;
+            };
+            repl.advance(oldest.raw.len());
             self.repl_first += 1;
         }
     }
@@ -375,18 +378,10 @@ impl OpLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oplog::decode_record;
     use bytes::Bytes;
 
     fn indexes(buf: BytesMut) -> Vec<u64> {
-        let mut bytes = buf.freeze();
-        let mut out = Vec::new();
-        while !bytes.is_empty() {
-            let (rec, used) = decode_record(&bytes).expect("sealed record");
-            out.push(rec.index);
-            bytes.advance(used);
-        }
-        out
+        Records::new(&buf).map(|rec| rec.expect("sealed record").index).collect()
     }
 
     fn op() -> Op {

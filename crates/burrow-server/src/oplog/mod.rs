@@ -13,6 +13,6 @@ mod record;
 pub use backlog::{Backlog, BacklogStats, OpLog};
 pub use op::{Op, OpDecodeError};
 pub use record::{
-    decode_record, decode_record_ref, encode_record, encode_record_unsealed, seal_records, Record,
-    RecordError, RecordRef, RECORD_HEADER_LEN,
+    decode_record, encode_record, encode_record_unsealed, record_position, seal_records, BadRecord, Record,
+    RecordError, RecordRef, Records, MIN_RECORD_LEN, RECORD_BODY_FIXED, RECORD_HEADER_LEN,
 };

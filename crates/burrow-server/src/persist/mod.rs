@@ -20,7 +20,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use node_meta::{read_node_meta, write_node_meta, NodeMeta, NODE_FILE};
-pub use recovery::{apply_after_snapshot, recover, RecoveryReport};
+pub use recovery::{recover, RecoveryReport};
 pub use snapshot::{
     encode_snapshot, list_snapshots, read_snapshot, read_snapshot_from, snapshot_name, write_snapshot,
     Encoded, SnapshotError, SnapshotInfo, SnapshotMeta,

@@ -1,22 +1,20 @@
 //! Recovery at start: the newest snapshot, then the WAL records after it.
 //!
-//! Records are replayed in index order through the same `apply` as live
-//! writes. A record a shard's snapshot image already contains (its index is
-//! at or below that image's covered index) is skipped, so nothing is applied
-//! twice. A torn last record is truncated (or refused, by configuration); a
+//! Records are replayed in index order through `Store::replay`
+//! (`Replay::Recovery`): the same `apply` as live writes. A record a shard's
+//! snapshot image already contains (its index is at or below that image's
+//! covered index) is skipped, so nothing is applied twice. A torn last record is truncated (or refused, by configuration); a
 //! bad record anywhere else stops the start with the file and byte offset.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::snapshot::{list_snapshots, read_snapshot, SnapshotMeta};
 use super::wal::{io_err, list_segments, scan_segment, SegmentScan, WalError};
 use super::{PersistConfig, PersistError};
-use crate::oplog::{Op, Record};
-use crate::store::{shard_for, Store};
+use crate::store::{Replay, Replayed, ShardCovers, Store};
 
 /// What recovery found and did; INFO reports it.
 #[derive(Debug, Clone, Default)]
@@ -77,8 +75,8 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         report.term = meta.term;
         report.snapshot = Some((path.clone(), meta));
     }
-    let meta = report.snapshot.as_ref().map(|(_, m)| m.clone());
-    let base = meta.as_ref().map_or(0, |m| m.min_cover());
+    let covers = report.snapshot.as_ref().map(|(_, m)| ShardCovers::new(m.covers.clone()));
+    let base = covers.as_ref().map_or(0, |c| c.min());
 
     let mut segments = list_segments(dir)?;
     // Segments wholly covered by the snapshot (left by a crash between the
@@ -100,11 +98,15 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         if n > 0 && first != last + 1 {
             return Err(WalError::Gap { path, expected: last + 1, got: first }.into());
         }
-        let data = Bytes::from(std::fs::read(&path).map_err(io_err("read WAL segment", &path))?);
+        let data = std::fs::read(&path).map_err(io_err("read WAL segment", &path))?;
         let len = data.len() as u64;
         let scan = scan_segment(&path, &data, first, |rec| {
             last = rec.index;
-            replay(store, meta.as_ref(), rec, &mut report);
+            report.term = report.term.max(rec.term);
+            match store.replay(Replay::Recovery, covers.as_ref(), &rec) {
+                Replayed::Applied | Replayed::Refused(_) => report.records_replayed += 1,
+                Replayed::Covered => report.records_skipped += 1,
+            }
             let done = report.records_replayed + report.records_skipped;
             if done.is_multiple_of(PROGRESS_EVERY) {
                 info!(records = done, "replaying WAL…");
@@ -134,7 +136,7 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         }
         report.segments.push((first, path, valid));
     }
-    let max_cover = meta.as_ref().map_or(0, |m| m.max_cover());
+    let max_cover = covers.as_ref().map_or(0, |c| c.max());
     report.last_index = last.max(max_cover);
     report.term = report.term.max(1);
     store.log().set_last_index(report.term, report.last_index);
@@ -148,69 +150,6 @@ pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<Recove
         "recovery complete"
     );
     Ok(report)
-}
-
-fn replay(store: &Store, meta: Option<&SnapshotMeta>, rec: Record, report: &mut RecoveryReport) {
-    report.term = report.term.max(rec.term);
-    if apply_after_snapshot(store, meta, rec.term, rec.index, &rec.op, false) {
-        report.records_replayed += 1;
-    } else {
-        report.records_skipped += 1;
-    }
-}
-
-/// Applies a record that follows a snapshot whose shards cover different
-/// indexes (recovery, a follower after a full resync): a record a shard's
-/// image already contains is only logged, not applied again. Returns
-/// whether it was applied. Every record is logged under its own index
-/// (`replicated`: only the index moves; the caller queues the received
-/// bytes for the batch, see [`Store::apply_replicated`]).
-pub fn apply_after_snapshot<B: AsRef<[u8]>>(
-    store: &Store,
-    meta: Option<&SnapshotMeta>,
-    term: u64,
-    index: u64,
-    op: &Op<B>,
-    replicated: bool,
-) -> bool {
-    let covered = |key: &[u8]| meta.is_some_and(|m| index <= m.covers[shard_for(key, m.shards as usize)]);
-    let log_only = || {
-        if replicated {
-            store.log().note_replicated(index)
-        } else {
-            store.log().restore(term, index, op)
-        }
-    };
-    match (op, meta) {
-        (_, Some(m)) if index <= m.min_cover() => {
-            log_only();
-            false
-        }
-        (Op::FlushAll, Some(m)) if m.max_cover() >= index => {
-            // Shards whose image is newer than this FLUSHALL keep their keys.
-            store.retain(|k| covered(k));
-            log_only();
-            true
-        }
-        (op, _) if op.key().is_some_and(covered) => {
-            log_only();
-            false
-        }
-        _ => {
-            // A refused op was refused live too (it was logged as applied, so
-            // this cannot happen unless the data is inconsistent): keep going,
-            // as the leader did.
-            let applied = if replicated {
-                store.apply_replicated(term, index, op)
-            } else {
-                store.apply_replayed(term, index, op)
-            };
-            if let Err(e) = applied {
-                warn!(index, error = %e, "record refused on replay");
-            }
-            true
-        }
-    }
 }
 
 fn remove_temp_files(dir: &std::path::Path) -> Result<(), PersistError> {

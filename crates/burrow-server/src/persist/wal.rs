@@ -21,13 +21,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use byteorder::{BigEndian, ByteOrder};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::FsyncPolicy;
-use crate::oplog::{decode_record, seal_records, OpLog, Record, RecordError};
+use crate::oplog::{seal_records, BadRecord, OpLog, Record, RecordRef, Records};
 
 pub const WAL_MAGIC: &[u8; 4] = b"BWAL";
 pub const WAL_VERSION: u16 = 1;
@@ -85,9 +85,9 @@ pub enum SegmentScan {
 /// record with nothing valid after it is a torn tail (`Ok(Torn)`).
 pub fn scan_segment(
     path: &Path,
-    data: &Bytes,
+    data: &[u8],
     expect_first: u64,
-    mut f: impl FnMut(Record) -> Result<(), WalError>,
+    mut f: impl FnMut(Record<&[u8]>) -> Result<(), WalError>,
 ) -> Result<SegmentScan, WalError> {
     if data.len() < WAL_HEADER_LEN {
         return Ok(SegmentScan::Torn {
@@ -108,40 +108,41 @@ pub fn scan_segment(
     if first != expect_first {
         return Err(bad(format!("header says first index {first}, file name says {expect_first}")));
     }
-    let mut pos = WAL_HEADER_LEN;
+    let body = &data[WAL_HEADER_LEN..];
+    let mut records = Records::new(body);
     let mut next = first;
-    let mut records = 0;
-    while pos < data.len() {
-        match decode_record(&data.slice(pos..)) {
-            Ok((rec, used)) => {
-                if rec.index != next {
+    loop {
+        let start = records.offset();
+        let bad = match records.next() {
+            None => return Ok(SegmentScan::Complete { records: next - first }),
+            Some(Err(bad)) => bad,
+            Some(Ok(rec)) => match rec.decode() {
+                Err(error) => BadRecord { offset: start, error },
+                Ok(rec) if rec.index != next => {
                     return Err(WalError::Gap { path: path.to_owned(), expected: next, got: rec.index });
                 }
-                next += 1;
-                records += 1;
-                f(rec)?;
-                pos += used;
-            }
-            Err(e) => {
-                let reason = describe(&e);
-                if valid_record_after(data, pos, next) {
-                    return Err(WalError::Corrupt { path: path.to_owned(), offset: pos as u64, reason });
+                Ok(rec) => {
+                    next += 1;
+                    f(rec)?;
+                    continue;
                 }
-                return Ok(SegmentScan::Torn { records, offset: pos as u64, reason });
-            }
+            },
+        };
+        let offset = (WAL_HEADER_LEN + bad.offset) as u64;
+        let reason = bad.error.to_string();
+        if valid_record_after(body, bad.offset, next) {
+            return Err(WalError::Corrupt { path: path.to_owned(), offset, reason });
         }
+        return Ok(SegmentScan::Torn { records: next - first, offset, reason });
     }
-    Ok(SegmentScan::Complete { records })
 }
 
-fn describe(e: &RecordError) -> String {
-    e.to_string()
-}
-
-/// Whether any offset after `bad` starts a valid record numbered `next` or
-/// later — the sign that the bad bytes are damage in the middle, not a tear.
-fn valid_record_after(data: &Bytes, bad: usize, next: u64) -> bool {
-    (bad + 1..data.len()).any(|p| matches!(decode_record(&data.slice(p..)), Ok((r, _)) if r.index >= next))
+/// Whether any offset of `records` after `bad` starts a usable record
+/// (framing, CRC and op) numbered `next` or later — the sign that the bad
+/// bytes are damage in the middle, not a tear.
+fn valid_record_after(records: &[u8], bad: usize, next: u64) -> bool {
+    (bad + 1..records.len())
+        .any(|p| RecordRef::parse(&records[p..]).is_ok_and(|rec| rec.index >= next && rec.decode().is_ok()))
 }
 
 /// What the writer has achieved so far; connections wait on it.

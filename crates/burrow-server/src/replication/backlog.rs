@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::{record_position, BacklogSource, RecordEntry};
-use crate::oplog::RECORD_HEADER_LEN;
+use super::{BacklogSource, RecordEntry};
+use crate::oplog::{record_position, Records};
 
 #[derive(Debug)]
 pub struct ReplBacklog {
@@ -43,20 +43,15 @@ impl ReplBacklog {
             self.records.clear();
             self.bytes = 0;
         }
-        let mut pos = 0;
-        while pos + RECORD_HEADER_LEN <= buf.len() {
-            let len = u32::from_be_bytes(buf[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-            let end = pos + RECORD_HEADER_LEN + len;
-            if end > buf.len() {
-                break;
-            }
-            let rec = buf.slice(pos..end);
-            let (_, index) = record_position(&rec);
-            self.bytes += rec.len();
-            self.records.push_back((index, rec));
-            self.last = index;
-            pos = end;
+        let mut records = Records::trusted(&buf);
+        loop {
+            let start = records.offset();
+            let Some(Ok(rec)) = records.next() else { break };
+            self.bytes += rec.raw.len();
+            self.records.push_back((rec.index, buf.slice(start..records.offset())));
+            self.last = rec.index;
         }
+        debug_assert_eq!(records.offset(), buf.len(), "the op log hands over whole records");
         while self.bytes > self.max_bytes {
             match self.records.pop_front() {
                 Some((_, old)) => self.bytes -= old.len(),
@@ -95,7 +90,7 @@ impl BacklogSource for ReplBacklog {
                 break;
             }
             bytes += rec.len();
-            let (term, _) = record_position(rec);
+            let (term, _) = record_position(rec).expect("the backlog holds whole records");
             out.push(RecordEntry { term, index: *index, bytes: rec.clone() });
         }
         Some(out)

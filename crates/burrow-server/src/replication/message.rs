@@ -16,7 +16,9 @@ use super::{HistoryId, NodeId};
 /// One log record as it travels to a follower: its position in the log plus
 /// the record exactly as `oplog::encode_record` framed it (length, CRC32,
 /// term, index, op). `term` and `index` are repeated outside the frame so the
-/// ordering rules can run without decoding the op.
+/// ordering rules can run without decoding the op. The bytes are always a
+/// whole record with a checked CRC — sealed by the leader's op log, checked
+/// again by `wire::decode` on receipt — so readers need not check it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordEntry {
     pub term: u64,

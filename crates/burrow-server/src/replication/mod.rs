@@ -45,10 +45,7 @@ mod leader;
 mod message;
 pub mod wire;
 
-use bytes::Bytes;
 use thiserror::Error;
-
-use crate::oplog::RECORD_HEADER_LEN;
 
 pub use backlog::ReplBacklog;
 pub use follower::{Follower, FollowerConfig, FollowerOutput, LinkState};
@@ -97,15 +94,6 @@ pub trait BacklogSource {
     fn first_index(&self) -> u64;
     /// Index of the newest record ever appended.
     fn last_index(&self) -> u64;
-}
-
-/// Term and index from an encoded record's header; the backlog only holds
-/// records it framed itself, so the header is always complete.
-fn record_position(rec: &Bytes) -> (u64, u64) {
-    let b = &rec[RECORD_HEADER_LEN..RECORD_HEADER_LEN + 16];
-    let term = u64::from_be_bytes(b[..8].try_into().expect("8 bytes"));
-    let index = u64::from_be_bytes(b[8..].try_into().expect("8 bytes"));
-    (term, index)
 }
 
 /// Small deterministic RNG for backoff jitter. Passing it in keeps the state

@@ -28,7 +28,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 use super::{Message, RecordEntry};
-use crate::oplog::{RecordError, RECORD_HEADER_LEN};
+use crate::oplog::{
+    record_position, BadRecord, RecordError, Records, MIN_RECORD_LEN, RECORD_BODY_FIXED, RECORD_HEADER_LEN,
+};
 use burrow_proto::{Frame, FrameKind, FrameRef, Limits, Opcode, HEADER_LEN};
 
 /// Follower → leader: opens a replication link.
@@ -60,10 +62,6 @@ pub const RECORDS_EXTRAS: usize = 12;
 const HEARTBEAT_EXTRAS: usize = 24;
 const ACK_EXTRAS: usize = 32;
 
-/// term + index, the CRC-covered fixed part of a record body.
-const RECORD_BODY_FIXED: usize = 16;
-/// Smallest possible encoded record: header, term, index, a one-byte op.
-const MIN_RECORD_LEN: usize = RECORD_HEADER_LEN + RECORD_BODY_FIXED + 1;
 /// Bytes a record adds around a client's key and value in the worst case
 /// (SET: header 8, term/index 16, tag 1, key length 2, value length 4,
 /// expiry 8). LPUSH/RPUSH records are smaller than their ARRAY body + key.
@@ -320,9 +318,9 @@ fn decode_with(f: &FrameRef<'_>, value: impl FnOnce() -> Bytes) -> Result<Messag
 }
 
 /// Splits a RECORDS value into its records, checking each one's framing
-/// and CRC (as `oplog::decode_record` does) so a corrupted record is
-/// reported here rather than applied. The op itself is decoded later, when
-/// the follower applies the record.
+/// and CRC ([`Records`]) so a corrupted record is reported here rather than
+/// applied. The op itself is decoded later, when the follower applies the
+/// record.
 fn split_records(
     raw: &[u8],
     declared: u32,
@@ -331,29 +329,16 @@ fn split_records(
     // Capacity bounded by what the value can hold: a hostile count cannot
     // reserve memory.
     let mut spans = Vec::with_capacity((declared as usize).min(raw.len() / MIN_RECORD_LEN));
-    let mut pos = 0;
-    while pos < raw.len() {
-        let position = spans.len();
-        let bad = |source| WireError::BadRecord { position, offset: pos, source };
-        let rest = &raw[pos..];
-        if rest.len() < RECORD_HEADER_LEN {
-            return Err(bad(RecordError::Truncated { need: RECORD_HEADER_LEN, have: rest.len() }));
+    let mut records = Records::new(raw);
+    loop {
+        let start = records.offset();
+        match records.next() {
+            None => break,
+            Some(Ok(rec)) => spans.push((start, records.offset(), rec.term, rec.index)),
+            Some(Err(BadRecord { offset, error })) => {
+                return Err(WireError::BadRecord { position: spans.len(), offset, source: error })
+            }
         }
-        let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes"));
-        if (len as usize) < RECORD_BODY_FIXED + 1 {
-            return Err(bad(RecordError::BadLength(len)));
-        }
-        let total = RECORD_HEADER_LEN + len as usize;
-        if rest.len() < total {
-            return Err(bad(RecordError::Truncated { need: total, have: rest.len() }));
-        }
-        let stored = u32::from_be_bytes(rest[4..8].try_into().expect("4 bytes"));
-        let computed = crc32fast::hash(&rest[RECORD_HEADER_LEN..total]);
-        if stored != computed {
-            return Err(bad(RecordError::Crc { stored, computed }));
-        }
-        spans.push((pos, total));
-        pos += total;
     }
     if spans.len() != declared as usize {
         return Err(WireError::RecordCount { declared, found: spans.len() });
@@ -361,18 +346,8 @@ fn split_records(
     let value = value();
     Ok(spans
         .into_iter()
-        .map(|(start, len)| {
-            let bytes = value.slice(start..start + len);
-            let (term, index) = record_position(&bytes).expect("framing checked above");
-            RecordEntry { term, index, bytes }
-        })
+        .map(|(start, end, term, index)| RecordEntry { term, index, bytes: value.slice(start..end) })
         .collect())
-}
-
-/// Term and index from a record's header, if it is long enough to hold them.
-fn record_position(rec: &[u8]) -> Option<(u64, u64)> {
-    let b = rec.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + RECORD_BODY_FIXED)?;
-    Some((u64::from_be_bytes(b[..8].try_into().ok()?), u64::from_be_bytes(b[8..].try_into().ok()?)))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod entry;
 mod expiry;
 mod lock;
 pub use expiry::SweepStats;
+mod replay;
 mod scan;
 
 use std::hash::BuildHasher;
@@ -26,6 +27,7 @@ use bytes::Bytes;
 
 pub use apply::{apply, Applied, ApplyError, Shard};
 pub use entry::{format_int, Entry, List, Value, ValueRef};
+pub use replay::{Replay, Replayed, ShardCovers};
 pub use scan::glob_match;
 
 use crate::oplog::{Op, OpLog};
@@ -257,66 +259,6 @@ impl Store {
         self.log.append(&Op::<&[u8]>::FlushAll);
     }
 
-    /// Applies a record that was already decided and logged elsewhere (WAL
-    /// replay, a leader's stream) through the same `apply` as live writes,
-    /// and puts it in the backlog under its own index and term.
-    pub fn apply_replayed<B: AsRef<[u8]>>(
-        &self,
-        term: u64,
-        index: u64,
-        op: &Op<B>,
-    ) -> Result<Applied, ApplyError> {
-        self.apply_logged(term, index, op, false)
-    }
-
-    /// Like [`Store::apply_replayed`] for a record of a leader's stream: the
-    /// log's index moves under the shard lock, but the record's bytes (as
-    /// received) are queued by the caller for the whole batch at once
-    /// ([`OpLog::queue_replicated`]).
-    pub fn apply_replicated<B: AsRef<[u8]>>(
-        &self,
-        term: u64,
-        index: u64,
-        op: &Op<B>,
-    ) -> Result<Applied, ApplyError> {
-        self.apply_logged(term, index, op, true)
-    }
-
-    fn apply_logged<B: AsRef<[u8]>>(
-        &self,
-        term: u64,
-        index: u64,
-        op: &Op<B>,
-        deferred: bool,
-    ) -> Result<Applied, ApplyError> {
-        let log = |op: &Op<B>| {
-            if deferred {
-                self.log.note_replicated(index)
-            } else {
-                self.log.restore(term, index, op)
-            }
-        };
-        match op.key() {
-            None => {
-                let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
-                for shard in guards.iter_mut() {
-                    shard.clear();
-                }
-                log(op);
-                Ok(Applied::Done)
-            }
-            Some(key) => {
-                let (i, hash) = self.locate(key);
-                let mut shard = self.lock(i);
-                let slot = shard.find_index(hash, key);
-                let applied = apply(&mut shard, hash, slot, op);
-                // Logged even if refused: the record is part of the history.
-                log(op);
-                applied
-            }
-        }
-    }
-
     pub fn load(&self, entry: Entry) {
         let (i, hash) = self.locate(entry.key());
         let mut shard = self.lock(i);
@@ -416,7 +358,7 @@ fn seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oplog::decode_record;
+    use crate::oplog::Records;
     use proptest::prelude::*;
 
     /// Sorted contents, for comparing two stores.
@@ -507,14 +449,10 @@ mod tests {
             let replica = Store::new(8, Arc::new(OpLog::new(1 << 24)));
             let (records, first) = log.take_repl().expect("retaining");
             prop_assert_eq!(first, 1, "the queue holds everything");
-            let mut records = records.freeze();
-            let mut i = 0u64;
-            while !records.is_empty() {
-                let (rec, used) = decode_record(&records).unwrap();
-                i += 1;
-                prop_assert_eq!(rec.index, i);
-                replica.apply_replayed(rec.term, rec.index, &rec.op).unwrap();
-                bytes::Buf::advance(&mut records, used);
+            for (i, rec) in Records::new(&records).enumerate() {
+                let rec = rec.unwrap().decode().unwrap();
+                prop_assert_eq!(rec.index, i as u64 + 1);
+                prop_assert_eq!(replica.replay(Replay::Recovery, None, &rec), Replayed::Applied);
             }
             prop_assert_eq!(replica.log().last_index(), log.last_index());
             prop_assert_eq!(dump(&live), dump(&replica));

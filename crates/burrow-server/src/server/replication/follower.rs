@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::{next_frame, secs_since, tick_for, ticks};
-use crate::oplog::decode_record_ref;
+use crate::oplog::RecordRef;
 use crate::persist::{
-    apply_after_snapshot, list_snapshots, read_snapshot_from, snapshot_name, write_node_meta, FsyncPolicy,
-    NodeMeta, SnapshotMeta, WalError,
+    list_snapshots, read_snapshot_from, snapshot_name, write_node_meta, FsyncPolicy, NodeMeta, SnapshotMeta,
+    WalError,
 };
 use crate::replication::wire::{self, link_limits};
 use crate::replication::{
@@ -35,7 +35,7 @@ use crate::replication::{
 };
 use crate::server::cluster::{ClusterConfig, NodeInfo};
 use crate::server::{Persistence, Shared};
-use crate::store::Store;
+use crate::store::{Replay, ShardCovers, Store};
 use burrow_proto::{Codec, Limits, Status};
 
 /// Where a received snapshot is written before it is loaded (removed by
@@ -221,7 +221,7 @@ struct Driver {
     incoming: Option<Incoming>,
     /// Shard covers of the snapshot loaded last, while records it may
     /// already hold are still arriving.
-    skip: Option<SnapshotMeta>,
+    skip: Option<ShardCovers>,
     seed: u64,
 }
 
@@ -437,12 +437,14 @@ impl Driver {
     }
 
     /// Applies records in order: store, backlog and (persistence on) WAL.
+    /// Each op is decoded in place from the received frame; the framing and
+    /// CRC were checked when the frame was decoded (`wire::decode_frame`).
     fn apply(&mut self, records: Vec<RecordEntry>) {
         let mut last = None;
         for entry in &records {
-            let rec = match decode_record_ref(&entry.bytes) {
-                Ok((rec, _)) if rec.index == entry.index => rec,
-                Ok((rec, _)) => {
+            let rec = match RecordRef::parse_trusted(&entry.bytes).and_then(|r| r.decode()) {
+                Ok(rec) if rec.index == entry.index => rec,
+                Ok(rec) => {
                     error!(expected = entry.index, got = rec.index, "record index mismatch; resyncing");
                     return self.force_full_resync();
                 }
@@ -451,11 +453,11 @@ impl Driver {
                     return self.force_full_resync();
                 }
             };
-            let skip = self.skip.as_ref().filter(|m| rec.index <= m.max_cover());
-            apply_after_snapshot(&self.store, skip, rec.term, rec.index, &rec.op, true);
-            if skip.is_none() {
+            if self.skip.as_ref().is_some_and(|c| rec.index > c.max()) {
+                // Past every shard image: nothing more to skip.
                 self.skip = None;
             }
+            self.store.replay(Replay::Replicated, self.skip.as_ref(), &rec);
             last = Some((rec.term, rec.index));
         }
         // The batch's bytes, as received, go to the log (and WAL) at once.
@@ -590,7 +592,7 @@ impl Driver {
                     history_id = format_args!("{history_id:016x}"),
                     "full resync: snapshot loaded"
                 );
-                self.skip = (meta.max_cover() > index).then_some(meta);
+                self.skip = (meta.max_cover() > index).then(|| ShardCovers::new(meta.covers));
                 // The snapshot is on disk (fsynced) or, persistence off,
                 // in memory: everything up to `index` is as durable as this
                 // node makes anything.
