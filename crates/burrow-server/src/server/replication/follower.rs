@@ -73,7 +73,7 @@ pub struct FollowerSide {
 
 impl FollowerSide {
     pub(super) fn new(cluster: &ClusterConfig, meta: NodeMeta) -> Arc<FollowerSide> {
-        let leader = cluster.node(cluster.initial_leader).expect("validated: the leader is a member").clone();
+        let leader = cluster.initial_leader().clone();
         Arc::new(FollowerSide {
             cluster: cluster.clone(),
             leader,
@@ -137,7 +137,7 @@ impl FollowerSide {
              history_id:{:016x}\nterm:{}\nlast_index:{}\ncommit_index:{}\napplied_index:{}\n\
              durable_index:{}\nlink_status:{link}\nlast_heartbeat_s:{}\nlink_down_s:{}\n\
              loading:{}\nfull_resyncs:{}\npartial_resyncs:{}\n",
-            self.cluster.node_id,
+            self.cluster.node_id(),
             self.leader.id,
             self.leader.addr,
             self.cluster.mode.name(),
@@ -201,7 +201,7 @@ struct Link {
 
 /// The follower's task.
 pub(super) async fn run(side: Arc<FollowerSide>, shared: Arc<Shared>, cancel: CancellationToken) {
-    let span = info_span!("repl_follower", node = side.cluster.node_id, leader = %side.leader.addr);
+    let span = info_span!("repl_follower", node = side.cluster.node_id(), leader = %side.leader.addr);
     async move {
         let mut driver = Driver::new(side, shared);
         driver.run(cancel).await
@@ -242,12 +242,12 @@ impl Driver {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
-            ^ cluster.node_id;
+            ^ cluster.node_id();
         // No history: whatever the data holds is replaced by a full resync.
         let recovered = if side.meta.history_id == 0 { 0 } else { recovered };
         let sm = Follower::new(
             cfg.clone(),
-            cluster.node_id,
+            cluster.node_id(),
             side.meta.history_id,
             recovered,
             SeededRng::new(seed),
@@ -611,8 +611,9 @@ impl Driver {
         self.skip = None;
         self.link = None;
         self.seed = self.seed.wrapping_add(1);
-        self.sm = Follower::new(self.cfg.clone(), self.side.cluster.node_id, 0, 0, SeededRng::new(self.seed))
-            .expect("validated config");
+        self.sm =
+            Follower::new(self.cfg.clone(), self.side.cluster.node_id(), 0, 0, SeededRng::new(self.seed))
+                .expect("validated config");
     }
 
     /// Copies the state machine's view into what INFO and reads look at.

@@ -137,7 +137,7 @@ impl LeaderSide {
         let last_index = store.log().last_index();
         let sm = Leader::new(
             cfg,
-            cluster.node_id,
+            cluster.node_id(),
             meta.history_id,
             meta.term.max(1),
             last_index,
@@ -400,7 +400,7 @@ pub(super) async fn run(side: Arc<LeaderSide>, cancel: CancellationToken) {
         ReplicationMode::Async => None,
     };
     info!(
-        node = side.cluster.node_id,
+        node = side.cluster.node_id(),
         history_id = format_args!("{:016x}", side.meta.history_id),
         mode = side.cluster.mode.name(),
         "leading; followers: {:?}",
