@@ -110,7 +110,7 @@ pub const TRIGGER_CHECK: Duration = Duration::from_secs(1);
 /// Anything that stops the server from starting on its data directory.
 #[derive(Debug, Error)]
 pub enum PersistError {
-    #[error("data directory {dir}: {source}")]
+    #[error("data directory {dir}")]
     Dir { dir: PathBuf, source: std::io::Error },
     #[error("data directory {0} is in use by another burrow-server (lock held on its LOCK file)")]
     Locked(PathBuf),

@@ -35,7 +35,7 @@ pub const WAL_HEADER_LEN: usize = 16;
 
 #[derive(Debug, Error)]
 pub enum WalError {
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{path}: bad WAL header: {reason}")]
     BadHeader { path: PathBuf, reason: String },
@@ -135,7 +135,7 @@ pub fn scan_segment(
 }
 
 fn describe(e: &RecordError) -> String {
-    e.to_string()
+    burrow_proto::ErrorChain(e).to_string()
 }
 
 /// Whether any offset after `bad` starts a valid record numbered `next` or

@@ -36,7 +36,7 @@ use crate::replication::{
 use crate::server::cluster::{ClusterConfig, NodeInfo};
 use crate::server::{Persistence, Shared};
 use crate::store::Store;
-use burrow_proto::{Codec, Limits, Status};
+use burrow_proto::{Codec, ErrorChain, Limits, Status};
 
 /// Where a received snapshot is written before it is loaded (removed by
 /// recovery if a crash leaves it behind: it matches `snapshot-*.tmp`).
@@ -317,7 +317,7 @@ impl Driver {
                 }, if link.is_some() => match r {
                     Ok(Some(frame)) => match wire::decode_frame(&frame) {
                         Ok(msg) => self.on_message(msg),
-                        Err(e) => self.drop_link(&format!("bad message from the leader: {e}")),
+                        Err(e) => self.drop_link(&format!("bad message from the leader: {}", ErrorChain(&e))),
                     },
                     Ok(None) => self.drop_link("the leader closed the link"),
                     Err(e) if e.contains("magic") => self.drop_link(&format!(
@@ -447,7 +447,7 @@ impl Driver {
                     return self.force_full_resync();
                 }
                 Err(e) => {
-                    error!(index = entry.index, error = %e, "undecodable record from the leader; resyncing");
+                    error!(index = entry.index, error = %ErrorChain(&e), "undecodable record from the leader; resyncing");
                     return self.force_full_resync();
                 }
             };
@@ -493,7 +493,7 @@ impl Driver {
             Some(p) => {
                 let dir = &p.cfg.dir;
                 write_node_meta(dir, NodeMeta { history_id: 0, term: 0, clean: false })
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| ErrorChain(&e).to_string())?;
                 let path = dir.join(SYNC_FILE);
                 let file =
                     std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
@@ -509,7 +509,7 @@ impl Driver {
             store.clear_unlogged();
             let reader = std::io::BufReader::with_capacity(1 << 20, ChunkReader { rx, cur: Bytes::new() });
             read_snapshot_from(reader, u64::MAX, Path::new("<leader snapshot>"), 0, |e| store.load(e))
-                .map_err(|e| e.to_string())
+                .map_err(|e| ErrorChain(&e).to_string())
         });
         self.incoming = Some(Incoming { file, tx: Some(tx), loader });
         Ok(())
@@ -675,8 +675,9 @@ fn install(
                 })?;
                 Ok(())
             })
-            .map_err(|e| e.to_string())?;
-        write_node_meta(&dir, NodeMeta { history_id, term, clean: false }).map_err(|e| e.to_string())?;
+            .map_err(|e| ErrorChain(&e).to_string())?;
+        write_node_meta(&dir, NodeMeta { history_id, term, clean: false })
+            .map_err(|e| ErrorChain(&e).to_string())?;
     }
     Ok(meta)
 }

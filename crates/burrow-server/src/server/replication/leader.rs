@@ -33,7 +33,7 @@ use crate::replication::{
 use crate::server::cluster::{ClusterConfig, ReplicationMode};
 use crate::server::Persistence;
 use crate::store::Store;
-use burrow_proto::{Codec, Limits};
+use burrow_proto::{Codec, ErrorChain, Limits};
 
 /// Snapshot bytes queued on a link beyond which a full resync waits for
 /// the follower to read: bounds the leader's memory per transfer.
@@ -487,7 +487,7 @@ pub(super) async fn serve_link(
                         side.acks.send_modify(|n| *n = n.wrapping_add(1));
                     }
                     Ok(other) => debug!(?other, "ignoring an unexpected message from a follower"),
-                    Err(e) => return format!("bad message: {e}"),
+                    Err(e) => return format!("bad message: {}", ErrorChain(&e)),
                 }
             }
         };
