@@ -8,8 +8,18 @@ use clap::Parser;
 
 use burrow_bench::{self as bench, BenchArgs, Output};
 
-fn main() -> anyhow::Result<ExitCode> {
-    let args = BenchArgs::parse();
+fn main() -> ExitCode {
+    match run(BenchArgs::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the context and each cause once (`{:#}`).
+            eprintln!("burrow-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let (config, output) = args.resolve().context("invalid arguments")?;
     // The human report goes out test by test, like redis-benchmark's; CSV
     // and JSON are one document each, printed at the end.

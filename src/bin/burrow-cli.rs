@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use burrow_cli::{self as cli, CliArgs};
+use burrow_proto::ErrorChain;
 
 fn main() -> ExitCode {
     match cli::run(CliArgs::parse()) {
@@ -14,7 +15,8 @@ fn main() -> ExitCode {
         // as other Unix tools do.
         Err(cli::CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e}");
+            // The message and each cause once.
+            eprintln!("{}", ErrorChain(&e));
             ExitCode::FAILURE
         }
     }

@@ -6,6 +6,7 @@
 mod common;
 
 mod bench;
+mod binary_edges;
 mod cli;
 mod cluster;
 mod cluster_config;

@@ -21,16 +21,12 @@ fn cluster(n: u64, mode: ReplicationMode) -> ClusterConfig {
             data_dir: format!("unused-{id}").into(),
         })
         .collect();
-    ClusterConfig {
-        node_id: 1,
-        initial_leader: 1,
-        mode,
-        heartbeat: Duration::from_millis(50),
-        link_timeout: Duration::from_millis(500),
-        quorum_timeout: Duration::from_millis(300),
-        max_stale: None,
-        nodes,
-    }
+    let mut c = ClusterConfig::new(nodes, 1, 1).expect("a valid cluster");
+    c.mode = mode;
+    c.heartbeat = Duration::from_millis(50);
+    c.link_timeout = Duration::from_millis(500);
+    c.quorum_timeout = Duration::from_millis(300);
+    c
 }
 
 async fn start_node(c: &ClusterConfig, id: u64) -> ServerHandle {
@@ -38,8 +34,7 @@ async fn start_node(c: &ClusterConfig, id: u64) -> ServerHandle {
 }
 
 async fn start_node_with(c: &ClusterConfig, id: u64, tweak: impl FnOnce(&mut Config)) -> ServerHandle {
-    let mut c = c.clone();
-    c.node_id = id;
+    let c = c.as_node(id).expect("a member");
     let addr = c.me().addr;
     let mut config =
         Config { port: addr.port(), shards: 16, persistence: false, cluster: Some(c), ..Config::default() };

@@ -190,16 +190,16 @@ impl Config {
 pub enum BenchError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot resolve {host}:{port}: {source}")]
+    #[error("cannot resolve {host}:{port}")]
     Resolve { host: String, port: u16, source: std::io::Error },
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect { addr: SocketAddr, source: std::io::Error },
     #[error("connecting to {addr} timed out after {after:?}")]
     ConnectTimeout { addr: SocketAddr, after: Duration },
     #[error("{addr} made no progress for {after:?} (use --timeout to wait longer)")]
     Stalled { addr: SocketAddr, after: Duration },
-    #[error("cannot start a load thread: {0}")]
-    Thread(std::io::Error),
+    #[error("cannot start a load thread")]
+    Thread(#[source] std::io::Error),
     #[error("a load thread panicked")]
     Panicked,
     /// Another thread failed to connect; its error is the one reported.

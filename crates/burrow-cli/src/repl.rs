@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 
+use burrow_proto::ErrorChain;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -43,7 +44,7 @@ pub fn run(session: &mut Session) -> Result<(), CliError> {
         }
     }
     if let Err(e) = session.connect() {
-        eprintln!("{e}");
+        eprintln!("{}", ErrorChain(&e));
     }
     loop {
         let prompt =
@@ -86,8 +87,10 @@ fn execute(session: &mut Session, line: &str) -> bool {
         },
         Ok(Command::Remote(plan)) => match session.run(&plan) {
             Ok(reply) => println!("{}", format::render(&reply, Style::Human)),
-            Err(e @ CliError::Lost { .. }) => eprintln!("{e} (will reconnect on the next command)"),
-            Err(e) => eprintln!("{e}"),
+            Err(e @ CliError::Lost { .. }) => {
+                eprintln!("{} (will reconnect on the next command)", ErrorChain(&e))
+            }
+            Err(e) => eprintln!("{}", ErrorChain(&e)),
         },
     }
     true

@@ -12,7 +12,7 @@
 use thiserror::Error;
 
 use burrow_client::{Client, ClientError};
-use burrow_proto::{Reply, Request};
+use burrow_proto::{ErrorChain, Reply, Request};
 
 use super::parse::Plan;
 
@@ -21,7 +21,7 @@ use super::parse::Plan;
 pub enum CliError {
     #[error("Could not connect to Burrow at {addr}: {reason}")]
     Connect { addr: String, reason: String },
-    #[error("Connection to Burrow at {addr} lost: {source}")]
+    #[error("Connection to Burrow at {addr} lost")]
     Lost {
         addr: String,
         #[source]
@@ -29,13 +29,13 @@ pub enum CliError {
     },
     /// A follower named a leader the CLI could not reach; the connection to
     /// the follower is kept.
-    #[error("{0}")]
-    Redirect(#[source] ClientError),
-    #[error("cannot start the async runtime: {0}")]
+    #[error(transparent)]
+    Redirect(ClientError),
+    #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
-    #[error("i/o error: {0}")]
+    #[error("i/o error")]
     Io(#[from] std::io::Error),
-    #[error("line editor: {0}")]
+    #[error("line editor")]
     Editor(#[from] rustyline::error::ReadlineError),
 }
 
@@ -123,6 +123,6 @@ fn connect_reason(e: &ClientError) -> String {
                 None => s,
             }
         }
-        other => other.to_string(),
+        other => ErrorChain(other).to_string(),
     }
 }

@@ -9,11 +9,11 @@ use burrow_proto::{CodecError, Reply, Status};
 
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error("cannot connect: {0}")]
+    #[error("cannot connect")]
     Connect(#[source] std::io::Error),
     #[error("{what} timed out after {after:?}")]
     Timeout { what: &'static str, after: Duration },
-    #[error("i/o error: {0}")]
+    #[error("i/o error")]
     Io(#[from] std::io::Error),
     #[error("server closed the connection")]
     Closed,
@@ -24,7 +24,7 @@ pub enum ClientError {
     Server { status: Status, message: String },
     /// A `NOT_LEADER` reply named a leader the client could not connect to.
     /// The client stays connected to the server that sent it.
-    #[error("redirect to the leader at {leader} failed: {source}")]
+    #[error("redirect to the leader at {leader} failed")]
     Redirect {
         leader: SocketAddr,
         #[source]

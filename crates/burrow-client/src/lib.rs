@@ -43,7 +43,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 pub use error::ClientError;
 
-use burrow_proto::{Codec, End, Limits, Reply, Request, SetCondition, Status};
+use burrow_proto::{Codec, End, ErrorChain, Limits, Reply, Request, SetCondition, Status};
 
 /// Client settings. `Default` suits a server on the same machine.
 #[derive(Debug, Clone, Copy)]
@@ -231,7 +231,8 @@ impl Client {
                 }
             };
             let expected = first.wrapping_add(replies.len() as u32);
-            let reply = Reply::from_frame(&frame).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let reply =
+                Reply::from_frame(&frame).map_err(|e| ClientError::Protocol(ErrorChain(&e).to_string()))?;
             if frame.id != expected {
                 // A server that refuses a connection answers with id 0.
                 if let Reply::Error { status, message } = reply {

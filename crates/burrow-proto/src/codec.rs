@@ -53,7 +53,7 @@ pub enum CodecError {
     ValueTooLarge { len: usize, max: usize, id: u32, opcode: u8 },
     #[error("frame length {len} over the limit of {max} bytes")]
     FrameTooLarge { len: u64, max: usize, id: u32, opcode: u8 },
-    #[error("i/o error: {0}")]
+    #[error("i/o error")]
     Io(#[from] std::io::Error),
 }
 

@@ -22,6 +22,7 @@
 
 mod body;
 mod codec;
+mod error_chain;
 mod frame;
 mod opcode;
 mod request;
@@ -30,6 +31,7 @@ mod status;
 
 pub use body::{decode_array, decode_array_ref, encode_array, encoded_array_len, ArrayError};
 pub use codec::{Codec, CodecError, Limits, Peek};
+pub use error_chain::ErrorChain;
 pub use frame::{Frame, FrameKind, FrameRef, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION};
 pub use opcode::Opcode;
 pub use request::{flags, End, Request, RequestError, SetCondition};

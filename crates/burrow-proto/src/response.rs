@@ -98,7 +98,7 @@ pub enum ReplyError {
     BadCursor(usize),
     #[error("TEXT body is not UTF-8")]
     BadText,
-    #[error("bad ARRAY body: {0}")]
+    #[error("bad ARRAY body")]
     Array(#[from] ArrayError),
 }
 

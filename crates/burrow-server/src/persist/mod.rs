@@ -14,7 +14,6 @@ mod snapshot;
 mod wal;
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -30,8 +29,9 @@ pub use wal::{
     WAL_HEADER_LEN, WAL_MAGIC,
 };
 
-/// When the WAL is fsynced (Redis's `appendfsync`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// When the WAL is fsynced (Redis's `appendfsync`). `--fsync` and the
+/// config file take the names below (`FromStr` is in `server::config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum FsyncPolicy {
     /// A write is acknowledged only once its record is fsynced; concurrent
     /// writers share one fsync (group commit).
@@ -39,6 +39,7 @@ pub enum FsyncPolicy {
     /// Written at once, fsynced once a second: a power loss can lose about
     /// the last second of acknowledged writes; a process crash loses none.
     #[default]
+    #[value(name = "everysec")]
     EverySec,
     /// Written at once, fsynced when the OS decides.
     No,
@@ -50,18 +51,6 @@ impl FsyncPolicy {
             FsyncPolicy::Always => "always",
             FsyncPolicy::EverySec => "everysec",
             FsyncPolicy::No => "no",
-        }
-    }
-}
-
-impl FromStr for FsyncPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "always" => Ok(FsyncPolicy::Always),
-            "everysec" => Ok(FsyncPolicy::EverySec),
-            "no" => Ok(FsyncPolicy::No),
-            other => Err(format!("unknown fsync policy {other:?} (expected always, everysec or no)")),
         }
     }
 }
@@ -121,7 +110,7 @@ pub const TRIGGER_CHECK: Duration = Duration::from_secs(1);
 /// Anything that stops the server from starting on its data directory.
 #[derive(Debug, Error)]
 pub enum PersistError {
-    #[error("data directory {dir}: {source}")]
+    #[error("data directory {dir}")]
     Dir { dir: PathBuf, source: std::io::Error },
     #[error("data directory {0} is in use by another burrow-server (lock held on its LOCK file)")]
     Locked(PathBuf),

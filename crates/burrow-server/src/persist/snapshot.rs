@@ -37,7 +37,7 @@ const MAX_BLOCK: u32 = 1 << 31;
 
 #[derive(Debug, Error)]
 pub enum SnapshotError {
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{path}: corrupt snapshot at byte offset {offset}: {reason}")]
     Corrupt { path: PathBuf, offset: u64, reason: String },

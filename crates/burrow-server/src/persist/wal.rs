@@ -35,7 +35,7 @@ pub const WAL_HEADER_LEN: usize = 16;
 
 #[derive(Debug, Error)]
 pub enum WalError {
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{path}: bad WAL header: {reason}")]
     BadHeader { path: PathBuf, reason: String },
@@ -129,7 +129,7 @@ pub fn scan_segment(
             },
         };
         let offset = (WAL_HEADER_LEN + bad.offset) as u64;
-        let reason = bad.error.to_string();
+        let reason = burrow_proto::ErrorChain(&bad.error).to_string();
         if valid_record_after(body, bad.offset, next) {
             return Err(WalError::Corrupt { path: path.to_owned(), offset, reason });
         }

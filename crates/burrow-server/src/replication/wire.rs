@@ -119,7 +119,7 @@ pub enum WireError {
     /// Record `position` (0-based) of a RECORDS batch, starting at byte
     /// `offset` of the value, is truncated, has an impossible length or
     /// fails its CRC.
-    #[error("RECORDS: record {position} at value offset {offset}: {source}")]
+    #[error("RECORDS: record {position} at value offset {offset}")]
     BadRecord { position: usize, offset: usize, source: RecordError },
     #[error("RECORDS: extras declare {declared} records, value holds {found}")]
     RecordCount { declared: u32, found: usize },

@@ -16,7 +16,7 @@ use tracing::{debug, info_span, warn, Instrument};
 use super::stats::BatchCounts;
 use super::{dispatch, now_ms, Role, Shared, SnapshotRefusal};
 use crate::replication::wire;
-use burrow_proto::{encode_response, BodyType, Codec, CodecError, Peek, Status};
+use burrow_proto::{encode_response, BodyType, Codec, CodecError, ErrorChain, Peek, Status};
 
 /// Write replies out once this much is buffered, even mid-batch, so a huge
 /// pipeline cannot grow the write buffer without bound.
@@ -97,8 +97,8 @@ async fn serve_inner(
                             break;
                         }
                         Err(e) => {
-                            debug!(error = %e, "malformed replication handshake");
-                            let msg = e.to_string();
+                            let msg = ErrorChain(&e).to_string();
+                            debug!(error = %msg, "malformed replication handshake");
                             let (op, id) = (frame.opcode, frame.id);
                             encode_response(
                                 &mut wbuf,
@@ -454,7 +454,7 @@ async fn write_out(
 
 fn reply_codec_error(shared: &Shared, e: &CodecError, wbuf: &mut BytesMut) {
     shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
-    warn!(error = %e, "protocol error; closing connection");
+    warn!(error = %ErrorChain(e), "protocol error; closing connection");
     if let Some(status) = e.status() {
         let (id, opcode) = e.request();
         encode_response(wbuf, opcode, id, status, BodyType::Text, &[], e.to_string().as_bytes());

@@ -25,8 +25,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-pub use cluster::{ClusterConfig, NodeInfo, ReplicationMode};
-pub use config::{default_shards, Config, ConfigError, ServerArgs};
+pub use cluster::{ClusterConfig, ClusterFileError, MembershipError, NodeInfo, ReplicationMode};
+pub use config::{
+    default_shards, markdown_table, Config, ConfigError, LogFormat, ServerArgs, Setting, SETTINGS,
+};
 pub use dispatch::range as lrange_bounds;
 pub use info::rss_bytes;
 pub use persistence::{Persistence, SnapshotRefusal, SnapshotStats};

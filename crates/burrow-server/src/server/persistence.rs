@@ -14,6 +14,7 @@ use crate::persist::{
     recover, write_snapshot, Durability, PersistConfig, PersistError, RecoveryReport, SnapshotInfo, WalWriter,
 };
 use crate::store::Store;
+use burrow_proto::ErrorChain;
 
 /// Outcome of the last snapshot, for INFO.
 #[derive(Debug, Clone, Default)]
@@ -196,8 +197,8 @@ impl Persistence {
                 .map_err(|_| "WAL writer stopped".to_string())
                 .and_then(|d| if d.failed { Err("WAL is failing".to_string()) } else { Ok(()) })
         };
-        let info =
-            write_snapshot(store, &self.cfg.dir, term, now_ms(), wait_wal).map_err(|e| e.to_string())?;
+        let info = write_snapshot(store, &self.cfg.dir, term, now_ms(), wait_wal)
+            .map_err(|e| ErrorChain(&e).to_string())?;
         // Close the current segment so that, once wholly covered, it can be deleted.
         self.wal.rotate(Duration::from_secs(5));
         Ok(info)

@@ -53,7 +53,7 @@ pub enum RecordError {
     BadLength(u32),
     #[error("record CRC mismatch (stored {stored:08x}, computed {computed:08x})")]
     Crc { stored: u32, computed: u32 },
-    #[error("bad op in record: {0}")]
+    #[error("bad op in record")]
     Op(#[from] OpDecodeError),
 }
 

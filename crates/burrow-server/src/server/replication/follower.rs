@@ -36,7 +36,7 @@ use crate::replication::{
 use crate::server::cluster::{ClusterConfig, NodeInfo};
 use crate::server::{Persistence, Shared};
 use crate::store::{Replay, ShardCovers, Store};
-use burrow_proto::{Codec, Limits, Status};
+use burrow_proto::{Codec, ErrorChain, Limits, Status};
 
 /// Where a received snapshot is written before it is loaded (removed by
 /// recovery if a crash leaves it behind: it matches `snapshot-*.tmp`).
@@ -73,7 +73,7 @@ pub struct FollowerSide {
 
 impl FollowerSide {
     pub(super) fn new(cluster: &ClusterConfig, meta: NodeMeta) -> Arc<FollowerSide> {
-        let leader = cluster.node(cluster.initial_leader).expect("validated: the leader is a member").clone();
+        let leader = cluster.initial_leader().clone();
         Arc::new(FollowerSide {
             cluster: cluster.clone(),
             leader,
@@ -137,7 +137,7 @@ impl FollowerSide {
              history_id:{:016x}\nterm:{}\nlast_index:{}\ncommit_index:{}\napplied_index:{}\n\
              durable_index:{}\nlink_status:{link}\nlast_heartbeat_s:{}\nlink_down_s:{}\n\
              loading:{}\nfull_resyncs:{}\npartial_resyncs:{}\n",
-            self.cluster.node_id,
+            self.cluster.node_id(),
             self.leader.id,
             self.leader.addr,
             self.cluster.mode.name(),
@@ -201,7 +201,7 @@ struct Link {
 
 /// The follower's task.
 pub(super) async fn run(side: Arc<FollowerSide>, shared: Arc<Shared>, cancel: CancellationToken) {
-    let span = info_span!("repl_follower", node = side.cluster.node_id, leader = %side.leader.addr);
+    let span = info_span!("repl_follower", node = side.cluster.node_id(), leader = %side.leader.addr);
     async move {
         let mut driver = Driver::new(side, shared);
         driver.run(cancel).await
@@ -242,12 +242,12 @@ impl Driver {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
-            ^ cluster.node_id;
+            ^ cluster.node_id();
         // No history: whatever the data holds is replaced by a full resync.
         let recovered = if side.meta.history_id == 0 { 0 } else { recovered };
         let sm = Follower::new(
             cfg.clone(),
-            cluster.node_id,
+            cluster.node_id(),
             side.meta.history_id,
             recovered,
             SeededRng::new(seed),
@@ -317,7 +317,7 @@ impl Driver {
                 }, if link.is_some() => match r {
                     Ok(Some(frame)) => match wire::decode_frame(&frame) {
                         Ok(msg) => self.on_message(msg),
-                        Err(e) => self.drop_link(&format!("bad message from the leader: {e}")),
+                        Err(e) => self.drop_link(&format!("bad message from the leader: {}", ErrorChain(&e))),
                     },
                     Ok(None) => self.drop_link("the leader closed the link"),
                     Err(e) if e.contains("magic") => self.drop_link(&format!(
@@ -449,7 +449,7 @@ impl Driver {
                     return self.force_full_resync();
                 }
                 Err(e) => {
-                    error!(index = entry.index, error = %e, "undecodable record from the leader; resyncing");
+                    error!(index = entry.index, error = %ErrorChain(&e), "undecodable record from the leader; resyncing");
                     return self.force_full_resync();
                 }
             };
@@ -495,7 +495,7 @@ impl Driver {
             Some(p) => {
                 let dir = &p.cfg.dir;
                 write_node_meta(dir, NodeMeta { history_id: 0, term: 0, clean: false })
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| ErrorChain(&e).to_string())?;
                 let path = dir.join(SYNC_FILE);
                 let file =
                     std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
@@ -511,7 +511,7 @@ impl Driver {
             store.clear_unlogged();
             let reader = std::io::BufReader::with_capacity(1 << 20, ChunkReader { rx, cur: Bytes::new() });
             read_snapshot_from(reader, u64::MAX, Path::new("<leader snapshot>"), 0, |e| store.load(e))
-                .map_err(|e| e.to_string())
+                .map_err(|e| ErrorChain(&e).to_string())
         });
         self.incoming = Some(Incoming { file, tx: Some(tx), loader });
         Ok(())
@@ -613,8 +613,9 @@ impl Driver {
         self.skip = None;
         self.link = None;
         self.seed = self.seed.wrapping_add(1);
-        self.sm = Follower::new(self.cfg.clone(), self.side.cluster.node_id, 0, 0, SeededRng::new(self.seed))
-            .expect("validated config");
+        self.sm =
+            Follower::new(self.cfg.clone(), self.side.cluster.node_id(), 0, 0, SeededRng::new(self.seed))
+                .expect("validated config");
     }
 
     /// Copies the state machine's view into what INFO and reads look at.
@@ -676,8 +677,9 @@ fn install(
                 })?;
                 Ok(())
             })
-            .map_err(|e| e.to_string())?;
-        write_node_meta(&dir, NodeMeta { history_id, term, clean: false }).map_err(|e| e.to_string())?;
+            .map_err(|e| ErrorChain(&e).to_string())?;
+        write_node_meta(&dir, NodeMeta { history_id, term, clean: false })
+            .map_err(|e| ErrorChain(&e).to_string())?;
     }
     Ok(meta)
 }

@@ -33,7 +33,7 @@ use crate::replication::{
 use crate::server::cluster::{ClusterConfig, ReplicationMode};
 use crate::server::Persistence;
 use crate::store::Store;
-use burrow_proto::{Codec, Limits};
+use burrow_proto::{Codec, ErrorChain, Limits};
 
 /// Snapshot bytes queued on a link beyond which a full resync waits for
 /// the follower to read: bounds the leader's memory per transfer.
@@ -137,7 +137,7 @@ impl LeaderSide {
         let last_index = store.log().last_index();
         let sm = Leader::new(
             cfg,
-            cluster.node_id,
+            cluster.node_id(),
             meta.history_id,
             meta.term.max(1),
             last_index,
@@ -400,7 +400,7 @@ pub(super) async fn run(side: Arc<LeaderSide>, cancel: CancellationToken) {
         ReplicationMode::Async => None,
     };
     info!(
-        node = side.cluster.node_id,
+        node = side.cluster.node_id(),
         history_id = format_args!("{:016x}", side.meta.history_id),
         mode = side.cluster.mode.name(),
         "leading; followers: {:?}",
@@ -487,7 +487,7 @@ pub(super) async fn serve_link(
                         side.acks.send_modify(|n| *n = n.wrapping_add(1));
                     }
                     Ok(other) => debug!(?other, "ignoring an unexpected message from a follower"),
-                    Err(e) => return format!("bad message: {e}"),
+                    Err(e) => return format!("bad message: {}", ErrorChain(&e)),
                 }
             }
         };

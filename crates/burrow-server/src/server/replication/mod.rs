@@ -27,7 +27,7 @@ use super::{Config, Persistence, Shared};
 use crate::persist::{read_node_meta, write_node_meta, NodeMeta, PersistError};
 use crate::replication::{HistoryId, Message};
 use crate::store::Store;
-use burrow_proto::Status;
+use burrow_proto::{ErrorChain, Status};
 
 pub use follower::FollowerSide;
 pub use leader::LeaderSide;
@@ -237,7 +237,7 @@ impl Replication {
             match write_node_meta(&persist.cfg.dir, meta) {
                 Ok(()) => info!("clean shutdown recorded: followers resume by partial resync"),
                 Err(e) => {
-                    warn!(error = %e, "cannot record the clean shutdown; followers will resync in full")
+                    warn!(error = %ErrorChain(&e), "cannot record the clean shutdown; followers will resync in full")
                 }
             }
         }
@@ -283,7 +283,7 @@ async fn next_frame(
         match codec.decode(buf) {
             Ok(Some(frame)) => return Ok(Some(frame)),
             Ok(None) => {}
-            Err(e) => return Err(format!("bad frame: {e}")),
+            Err(e) => return Err(format!("bad frame: {}", ErrorChain(&e))),
         }
         match rd.read_buf(buf).await {
             Ok(0) => return Ok(None),

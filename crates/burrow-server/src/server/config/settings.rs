@@ -1,0 +1,85 @@
+//! Every `[server]` setting, declared once: this list makes the `Config`
+//! fields, the `burrow-server` flags and their `--help`, the config file's
+//! `[server]` keys, the checks and README's settings table (see
+//! `declare.rs` for the form of a declaration).
+//!
+//! Sizes take units (`512MiB`, `1GB`, plain numbers are bytes) and
+//! durations too (`1.5s`, `200ms`; plain numbers keep the unit the doc
+//! names). Docs are one sentence in README's voice: they are the `--help`
+//! line and README's "meaning" column alike.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::choice::{LogFormat, OnOff};
+use super::declare::declare_settings;
+use super::units::{Seconds, Size};
+use super::{default_shards, default_threads, ConfigError};
+use crate::persist::FsyncPolicy;
+use crate::replication::NodeId;
+use crate::server::cluster::ClusterConfig;
+
+declare_settings! {
+    /// Address to listen on
+    bind: IpAddr = "127.0.0.1", parse IpAddr as "IP";
+
+    /// TCP port (0 = any free port)
+    port: u16 = "7440", parse u16 as "PORT";
+
+    /// WAL segments and snapshots (created if missing)
+    data_dir: PathBuf = "data", parse PathBuf as "DIR";
+
+    /// `off`: keep nothing on disk
+    persistence: bool = "on", parse OnOff as "on|off", into OnOff::is_on;
+
+    /// When to fsync the WAL: `always` (a reply means fsynced; group commit), `everysec` or `no`
+    /// (left to the OS); see Durability
+    fsync: FsyncPolicy = "everysec", parse FsyncPolicy as "POLICY";
+
+    /// Snapshot after this many writes since the last one (0 = never)
+    snapshot_every: u64 = "10000000", parse u64 as "WRITES";
+
+    /// Snapshot once the WAL is this large (0 = never)
+    snapshot_wal_bytes: u64 = "512MiB", parse Size as "SIZE", into Size::bytes;
+
+    /// Start a new WAL segment file past this size
+    wal_segment_bytes: u64 = "64MiB", parse Size as "SIZE", into Size::bytes,
+        check |n| *n >= 4096 => "at least 4096 (4KiB)";
+
+    /// At start, cut a torn last WAL record (`false`: refuse to start)
+    wal_truncate_torn: bool = "true", parse bool as "true|false";
+
+    /// Store shards, each with its own lock
+    shards: usize = "4 × cores, at least 16" computed default_shards, parse usize as "N",
+        check |n| n.is_power_of_two() && *n <= 65536 => "a power of two between 1 and 65536";
+
+    /// More connections at once get a `BUSY` reply and are closed
+    max_connections: usize = "10000", parse usize as "N",
+        check |n| *n >= 1 => "at least 1";
+
+    /// Larger keys get `TOO_LARGE` (checked from the header)
+    max_key_bytes: usize = "16KiB", parse Size as "SIZE", into Size::usize,
+        check |n| (1..=u16::MAX as usize).contains(n) => "between 1 and 65535";
+
+    /// Larger values get `TOO_LARGE`
+    max_value_bytes: usize = "16MiB", parse Size as "SIZE", into Size::usize,
+        check |n| (1..=i32::MAX as usize).contains(n) => "between 1 and 2147483647";
+
+    /// Close a connection that sends nothing, or reads none of its replies, for this long (a plain
+    /// number is seconds; 0 = never)
+    idle_timeout: Option<Duration> = "0", parse Seconds as "DURATION", into Seconds::non_zero;
+
+    /// Single-threaded runtimes serving connections, each owning its connections; 0 = one per
+    /// available core less one, at least 1 (see Performance)
+    threads: usize = "0", parse usize as "N", into |n: usize| if n == 0 { default_threads() } else { n };
+
+    /// Recent op-log records a cluster leader keeps in memory so followers that fell behind resume
+    /// by partial resync (not allocated on a standalone server)
+    backlog_bytes: usize = "64MiB", parse Size as "SIZE", into Size::usize,
+        check |n| *n >= 1024 => "at least 1024 (1KiB)";
+
+    /// Log lines as `text` (coloured only on a terminal) or `json` (one object per line);
+    /// `RUST_LOG` filters them (default `info`)
+    log_format: LogFormat = "text", parse LogFormat as "FORMAT";
+}
