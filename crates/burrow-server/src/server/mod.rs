@@ -119,7 +119,16 @@ impl Server {
     ) -> Result<(), ServerError> {
         let Server { store, persist, config } = self;
         let local_port = listener.local_addr()?.port();
-        let repl = replication::Replication::open(&config, &store, persist.as_ref())?;
+        // Reads and writes the node file: off the runtime's threads.
+        let (repl, config) = {
+            let (store, persist) = (store.clone(), persist.clone());
+            tokio::task::spawn_blocking(move || {
+                (replication::Replication::open(&config, &store, persist.as_ref()), config)
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        };
+        let repl = repl?;
         let shared = Arc::new(Shared {
             store,
             stats: Stats::default(),
@@ -272,19 +281,30 @@ async fn serve_shared(
     cancel.cancel();
     tracker.close();
     tracker.wait().await;
+    let mut outcome = Ok(());
     if let Some(p) = &shared.persist {
         info!("writing the shutdown snapshot");
         let result = p.snapshot(shared.store.clone(), false).await;
-        p.wal.shutdown();
+        let closed = p.close_wal().await;
         if let Err(e) = result {
-            error!(error = ?e, "shutdown snapshot failed; the WAL holds every write");
+            error!(error = ?e, "shutdown snapshot failed; the WAL holds every write it could take");
         }
-        if !p.failed() {
-            shared.repl.mark_clean_shutdown(p);
+        match closed {
+            Ok(()) => {
+                let s = shared.clone();
+                let p = p.clone();
+                let _ = tokio::task::spawn_blocking(move || s.repl.mark_clean_shutdown(&p)).await;
+            }
+            Err(e) => {
+                // A failing WAL may lack acknowledged writes: the exit
+                // status must say so (the next start recovers what it holds).
+                error!(error = %e, "shutting down with a failing WAL");
+                outcome = Err(PersistError::from(e).into());
+            }
         }
     }
     info!("shutdown complete");
-    Ok(())
+    outcome
 }
 
 async fn sweep_expired(shared: Arc<Shared>, cancel: CancellationToken) {
