@@ -118,6 +118,12 @@ impl Backlog {
             }
             None => {
                 if let Some(wal) = &mut self.wal {
+                    // Room for many records at once: the WAL writer takes
+                    // what is queued often, and a buffer it has finished
+                    // with is reused rather than grown one record at a time.
+                    if wal.capacity() - wal.len() < 256 {
+                        wal.reserve(16 * 1024);
+                    }
                     encode_record_unsealed(term, index, op, wal);
                     self.wal_unsealed = true;
                 }
@@ -262,9 +268,11 @@ impl OpLog {
     /// The WAL writer's sleep: returns at once if records are queued or
     /// [`OpLog::wake_wal`] was called since the last wait, else when that
     /// happens or `timeout` (if any) passes. Spurious returns are possible.
-    pub fn wait_wal(&self, timeout: Option<Duration>) {
+    /// Returns whether it slept.
+    pub fn wait_wal(&self, timeout: Option<Duration>) -> bool {
         let mut g = self.lock();
-        if !g.wal_kicked && g.wal.as_ref().is_some_and(|w| w.is_empty()) {
+        let sleep = !g.wal_kicked && g.wal.as_ref().is_some_and(|w| w.is_empty());
+        if sleep {
             g.wal_parked = true;
             g = match timeout {
                 Some(t) => self.wal_ready.wait_timeout(g, t).unwrap_or_else(|e| e.into_inner()).0,
@@ -273,6 +281,7 @@ impl OpLog {
             g.wal_parked = false;
         }
         g.wal_kicked = false;
+        sleep
     }
 
     /// Takes the queued WAL bytes (possibly empty) with the index of the

@@ -134,7 +134,12 @@ impl IoThread {
                 let _ = reply.send(result);
             }
             let wait = self.core.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
-            self.shared.log.wait_wal(wait);
+            if self.shared.log.wait_wal(wait) {
+                // Woken by the first record of a batch: let the thread
+                // appending it finish the batch if it shares this core, so
+                // one write takes all of it.
+                std::thread::yield_now();
+            }
         }
     }
 
