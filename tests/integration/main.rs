@@ -21,3 +21,4 @@ mod raw_protocol;
 mod redirect;
 mod replication_inproc;
 mod replication_sim;
+mod wal_faults;

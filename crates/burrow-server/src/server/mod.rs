@@ -34,7 +34,7 @@ pub use replication::Role;
 pub use stats::Stats;
 
 use crate::oplog::OpLog;
-use crate::persist::PersistError;
+use crate::persist::{FileSystem, PersistError, StdFileSystem};
 use crate::store::Store;
 
 /// State shared by every connection.
@@ -79,6 +79,13 @@ impl Server {
     /// recovers it (snapshot + WAL) and starts the WAL writer. Call before
     /// binding: the port opens only once the data is loaded.
     pub fn open(config: Config) -> Result<Server, ServerError> {
+        Server::open_with_fs(config, Arc::new(StdFileSystem))
+    }
+
+    /// [`Server::open`], writing every persistence file (WAL, snapshots,
+    /// node file) through `fs`: tests inject disk faults with
+    /// [`crate::persist::FaultyFileSystem`].
+    pub fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
         // Only a cluster leader queues records for replication (a standalone
         // server or a follower skips that work on every write). It starts
         // before recovery, so the backlog is filled from the WAL and
@@ -89,7 +96,7 @@ impl Server {
         }
         let store = Arc::new(Store::new(config.shards, log));
         let persist = match config.persist_config() {
-            Some(cfg) => Some(Arc::new(Persistence::open(cfg, &store)?)),
+            Some(cfg) => Some(Arc::new(Persistence::open_with(cfg, &store, fs)?)),
             None => None,
         };
         Ok(Server { store, persist, config })
