@@ -22,3 +22,4 @@ mod raw_protocol;
 mod redirect;
 mod replication_inproc;
 mod replication_sim;
+mod wal_faults;

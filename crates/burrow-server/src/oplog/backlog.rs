@@ -25,6 +25,12 @@ pub struct Backlog {
     wal: Option<BytesMut>,
     /// Some record in `wal` still has its CRC at zero (see `seal_records`).
     wal_unsealed: bool,
+    /// The WAL writer is asleep in [`OpLog::wait_wal`]: the next record
+    /// queued (or [`OpLog::wake_wal`]) wakes it, and clears this so later
+    /// appends do not wake it again.
+    wal_parked: bool,
+    /// [`OpLog::wake_wal`] was called since the writer last waited.
+    wal_kicked: bool,
     /// Sealed records not yet taken by the replication streamer (`None`:
     /// not retaining). Like Redis's replication backlog, retention starts
     /// when replication needs it; until then an append only assigns the
@@ -60,6 +66,8 @@ impl Backlog {
             last_index: 0,
             wal: None,
             wal_unsealed: false,
+            wal_parked: false,
+            wal_kicked: false,
             repl: None,
             repl_first: 1,
             max_bytes,
@@ -109,6 +117,12 @@ impl Backlog {
             }
             None => {
                 if let Some(wal) = &mut self.wal {
+                    // Room for many records at once: the WAL writer takes
+                    // what is queued often, and a buffer it has finished
+                    // with is reused rather than grown one record at a time.
+                    if wal.capacity() - wal.len() < 256 {
+                        wal.reserve(16 * 1024);
+                    }
                     encode_record_unsealed(term, index, op, wal);
                     self.wal_unsealed = true;
                 }
@@ -220,9 +234,6 @@ pub struct OpLog {
     last: Padded<std::sync::atomic::AtomicU64>,
     /// Signalled when records are waiting for the WAL writer.
     wal_ready: Condvar,
-    /// Wake the WAL writer on every append (it does all writes), or leave
-    /// records for connections to write inline.
-    eager_wal_wake: std::sync::atomic::AtomicBool,
 }
 
 impl OpLog {
@@ -231,7 +242,6 @@ impl OpLog {
             inner: Mutex::new(Backlog::new(max_bytes)),
             last: Padded::default(),
             wal_ready: Condvar::new(),
-            eager_wal_wake: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -242,7 +252,6 @@ impl OpLog {
             inner: Mutex::new(Backlog::counting(max_bytes)),
             last: Padded::default(),
             wal_ready: Condvar::new(),
-            eager_wal_wake: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -259,16 +268,23 @@ impl OpLog {
         self.lock().wal.get_or_insert_with(BytesMut::new);
     }
 
-    pub fn set_eager_wal_wake(&self, eager: bool) {
-        self.eager_wal_wake.store(eager, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Waits up to `timeout` for WAL bytes to be queued (or a wake-up).
-    pub fn wait_wal(&self, timeout: Duration) {
-        let g = self.lock();
-        if g.wal.as_ref().is_some_and(|w| w.is_empty()) {
-            let _ = self.wal_ready.wait_timeout(g, timeout);
+    /// The WAL writer's sleep: returns at once if records are queued or
+    /// [`OpLog::wake_wal`] was called since the last wait, else when that
+    /// happens or `timeout` (if any) passes. Spurious returns are possible.
+    /// Returns whether it slept.
+    pub fn wait_wal(&self, timeout: Option<Duration>) -> bool {
+        let mut g = self.lock();
+        let sleep = !g.wal_kicked && g.wal.as_ref().is_some_and(|w| w.is_empty());
+        if sleep {
+            g.wal_parked = true;
+            g = match timeout {
+                Some(t) => self.wal_ready.wait_timeout(g, t).unwrap_or_else(|e| e.into_inner()).0,
+                None => self.wal_ready.wait(g).unwrap_or_else(|e| e.into_inner()),
+            };
+            g.wal_parked = false;
         }
+        g.wal_kicked = false;
+        sleep
     }
 
     /// Takes the queued WAL bytes (possibly empty) with the index of the
@@ -282,9 +298,16 @@ impl OpLog {
         (bytes, last, unsealed)
     }
 
-    /// Wakes the WAL writer (e.g. to shut it down).
+    /// Wakes the WAL writer (it has requests to read), or makes its next
+    /// wait return at once.
     pub fn wake_wal(&self) {
-        self.wal_ready.notify_all();
+        let mut g = self.lock();
+        g.wal_kicked = true;
+        let parked = std::mem::take(&mut g.wal_parked);
+        drop(g);
+        if parked {
+            self.wal_ready.notify_one();
+        }
     }
 
     pub fn restore<B: AsRef<[u8]>>(&self, term: u64, index: u64, op: &Op<B>) {
@@ -347,12 +370,15 @@ impl OpLog {
     }
 
     /// Ends a change: publishes the new last index, releases the lock and,
-    /// when the WAL writer does every write (`--fsync always`) and records
-    /// wait for it, wakes it.
-    fn release(&self, g: std::sync::MutexGuard<'_, Backlog>) {
+    /// if the WAL writer sleeps and records now wait for it, wakes it — once
+    /// per batch: it stays awake (and this stays a flag test under the lock
+    /// the append holds anyway) until it has written everything queued.
+    fn release(&self, mut g: std::sync::MutexGuard<'_, Backlog>) {
         self.publish(&g);
-        let wake = self.eager_wal_wake.load(std::sync::atomic::Ordering::Relaxed)
-            && g.wal.as_ref().is_some_and(|w| !w.is_empty());
+        let wake = g.wal_parked && g.wal.as_ref().is_some_and(|w| !w.is_empty());
+        if wake {
+            g.wal_parked = false;
+        }
         drop(g);
         if wake {
             self.wal_ready.notify_one();

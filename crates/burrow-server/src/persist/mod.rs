@@ -2,32 +2,38 @@
 //!
 //! The WAL is the op log on disk: the writer thread takes the records the
 //! log has encoded (the same bytes the backlog holds and replication will
-//! send) and appends them to segment files, fsyncing as the policy says.
+//! send) and appends them to segment files, fsyncing as the policy says
+//! (`wal_writer`: a pure policy core and the IO thread that carries it
+//! out). Every file is written through the [`FileSystem`] trait, so tests
+//! can inject disk faults.
 //! Snapshots are taken one shard at a time while writes continue; each
 //! shard's image records the log index it corresponds to, and recovery
 //! replays only the WAL records a shard's image does not already contain.
 //! See protocol.md, "Persistence formats".
 
+mod faulty_fs;
+mod fs;
 mod node_meta;
 mod recovery;
 mod snapshot;
 mod wal;
+mod wal_writer;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use thiserror::Error;
 
-pub use node_meta::{read_node_meta, write_node_meta, NodeMeta, NODE_FILE};
+pub use faulty_fs::{Fault, FaultyFileSystem, FsOp, Injected};
+pub use fs::{FileSystem, FileWriter, StdFileSystem, WritableFile};
+pub use node_meta::{read_node_meta, write_node_meta, write_node_meta_with, NodeMeta, NODE_FILE};
 pub use recovery::{recover, RecoveryReport};
 pub use snapshot::{
     encode_snapshot, list_snapshots, read_snapshot, read_snapshot_from, snapshot_name, write_snapshot,
-    Encoded, SnapshotError, SnapshotInfo, SnapshotMeta,
+    write_snapshot_with, Encoded, SnapshotError, SnapshotInfo, SnapshotMeta,
 };
-pub use wal::{
-    list_segments, scan_segment, segment_name, Durability, SegmentScan, WalError, WalStats, WalWriter,
-    WAL_HEADER_LEN, WAL_MAGIC,
-};
+pub use wal::{list_segments, scan_segment, segment_name, SegmentScan, WalError, WAL_HEADER_LEN, WAL_MAGIC};
+pub use wal_writer::{Durability, Install, WalStats, WalWriter};
 
 /// When the WAL is fsynced (Redis's `appendfsync`). `--fsync` and the
 /// config file take the names below (`FromStr` is in `server::config`).

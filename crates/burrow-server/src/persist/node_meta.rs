@@ -8,13 +8,12 @@
 //! restarts must know which one its WAL continues: with it, a restart
 //! resumes by partial resync. Written to a temp file, fsynced, renamed.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use byteorder::{BigEndian, ByteOrder};
 
-use super::wal::{fsync_dir, io_err, WalError};
+use super::fs::{FileSystem, StdFileSystem};
+use super::wal::{io_err, WalError};
 
 pub const NODE_FILE: &str = "NODE";
 const MAGIC: &[u8; 4] = b"BNOD";
@@ -63,6 +62,11 @@ pub fn read_node_meta(dir: &Path) -> Result<Option<NodeMeta>, WalError> {
 
 /// Replaces `dir/NODE` atomically (temp file, fsync, rename, directory fsync).
 pub fn write_node_meta(dir: &Path, meta: NodeMeta) -> Result<(), WalError> {
+    write_node_meta_with(&StdFileSystem, dir, meta)
+}
+
+/// [`write_node_meta`] through `fs`.
+pub fn write_node_meta_with(fs: &dyn FileSystem, dir: &Path, meta: NodeMeta) -> Result<(), WalError> {
     let mut buf = [0u8; LEN];
     buf[..4].copy_from_slice(MAGIC);
     BigEndian::write_u16(&mut buf[4..6], VERSION);
@@ -72,16 +76,11 @@ pub fn write_node_meta(dir: &Path, meta: NodeMeta) -> Result<(), WalError> {
     let crc = crc32fast::hash(&buf[..24]);
     BigEndian::write_u32(&mut buf[24..], crc);
     let tmp: PathBuf = dir.join(format!("{NODE_FILE}.tmp"));
-    let mut f: File = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&tmp)
-        .map_err(io_err("create node file", &tmp))?;
-    f.write_all(&buf).and_then(|_| f.sync_all()).map_err(io_err("write node file", &tmp))?;
+    let f = fs.create(&tmp).map_err(io_err("create node file", &tmp))?;
+    f.write_all_at(&buf, 0).and_then(|_| f.sync_data()).map_err(io_err("write node file", &tmp))?;
     let path = dir.join(NODE_FILE);
-    std::fs::rename(&tmp, &path).map_err(io_err("rename node file", &path))?;
-    fsync_dir(dir)
+    fs.rename(&tmp, &path).map_err(io_err("rename node file", &path))?;
+    fs.sync_dir(dir).map_err(io_err("fsync directory", dir))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! Written to a temp file, fsynced, renamed, directory fsynced: a crash at
 //! any point leaves the previous snapshot intact.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use byteorder::{BigEndian, ByteOrder};
 use thiserror::Error;
 
+use super::fs::{FileSystem, FileWriter, StdFileSystem};
 use crate::store::{Entry, List, Store, Value, ValueRef};
 
 pub const SNAPSHOT_MAGIC: &[u8; 4] = b"BSNP";
@@ -215,37 +216,71 @@ pub fn write_snapshot(
     now_ms: u64,
     before_publish: impl FnOnce(u64) -> Result<(), String>,
 ) -> Result<SnapshotInfo, SnapshotError> {
+    write_snapshot_with(&StdFileSystem, store, dir, term, now_ms, before_publish)
+}
+
+/// [`write_snapshot`] through `fs`. A failure at any step removes the
+/// temporary file and leaves the previous snapshot in place.
+pub fn write_snapshot_with(
+    fs: &dyn FileSystem,
+    store: &Store,
+    dir: &Path,
+    term: u64,
+    now_ms: u64,
+    before_publish: impl FnOnce(u64) -> Result<(), String>,
+) -> Result<SnapshotInfo, SnapshotError> {
     let started = Instant::now();
     let tmp = dir.join(format!("snapshot-{}.tmp", std::process::id()));
-    let file =
-        OpenOptions::new().create(true).truncate(true).write(true).open(&tmp).map_err(io("create", &tmp))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    let Encoded { bytes, entries: total, min_cover, max_cover } =
-        encode_snapshot(store, term, now_ms, &mut w).map_err(io("write", &tmp))?;
-    let file = w.into_inner().map_err(|e| SnapshotError::Io {
-        op: "write",
-        path: tmp.clone(),
-        source: e.into_error(),
-    })?;
-    file.sync_all().map_err(io("fsync", &tmp))?;
-    drop(file);
+    let written = write_temp(fs, store, &tmp, term, now_ms).and_then(|enc| {
+        before_publish(enc.max_cover).map(|()| enc).map_err(|reason| SnapshotError::Io {
+            op: "publish",
+            path: tmp.clone(),
+            source: std::io::Error::other(reason),
+        })
+    });
+    let Encoded { bytes, entries: total, min_cover, .. } = match written {
+        Ok(enc) => enc,
+        Err(e) => {
+            let _ = fs.remove(&tmp);
+            return Err(e);
+        }
+    };
     let index = min_cover;
-    if let Err(reason) = before_publish(max_cover) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(SnapshotError::Io { op: "publish", path: tmp, source: std::io::Error::other(reason) });
-    }
     let path = dir.join(snapshot_name(index));
-    std::fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync directory", dir))?;
+    if let Err(e) = fs.rename(&tmp, &path) {
+        let _ = fs.remove(&tmp);
+        return Err(SnapshotError::Io { op: "rename", path: tmp, source: e });
+    }
+    fs.sync_dir(dir).map_err(io("fsync directory", dir))?;
     // Older snapshots are now redundant.
     if let Ok(all) = list_snapshots(dir) {
         for (i, old) in all {
             if i < index {
-                let _ = std::fs::remove_file(old);
+                let _ = fs.remove(&old);
             }
         }
     }
     Ok(SnapshotInfo { path, index, bytes, entries: total, duration: started.elapsed() })
+}
+
+/// Writes the snapshot file `tmp` and fsyncs it.
+fn write_temp(
+    fs: &dyn FileSystem,
+    store: &Store,
+    tmp: &Path,
+    term: u64,
+    now_ms: u64,
+) -> Result<Encoded, SnapshotError> {
+    let file = fs.create(tmp).map_err(io("create", tmp))?;
+    let mut w = BufWriter::with_capacity(1 << 20, FileWriter::new(file));
+    let encoded = encode_snapshot(store, term, now_ms, &mut w).map_err(io("write", tmp))?;
+    let w = w.into_inner().map_err(|e| SnapshotError::Io {
+        op: "write",
+        path: tmp.to_owned(),
+        source: e.into_error(),
+    })?;
+    w.file().sync_data().map_err(io("fsync", tmp))?;
+    Ok(encoded)
 }
 
 /// Reads a snapshot, handing every entry not expired at `now_ms` to `load`

@@ -338,14 +338,6 @@ impl Durable {
         let target = if self.writes.is_empty() { 0 } else { shared.store.log().last_index() };
         if let (Some(rx), false) = (self.rx.as_mut(), self.writes.is_empty()) {
             let fsynced = self.fsynced;
-            if !fsynced {
-                // Write the batch's records ourselves (as Redis writes its AOF
-                // before replying) instead of waking the WAL thread and
-                // waiting to be woken back.
-                if let Some(p) = &shared.persist {
-                    p.wal.write_now();
-                }
-            }
             let reached = move |d: &crate::persist::Durability| {
                 if fsynced {
                     d.synced >= target

@@ -82,8 +82,7 @@ fn refusal<B>(shared: &Shared, req: &Request<B>, write: bool) -> Option<(Status,
 
 /// The IO_ERROR message while the WAL is failing.
 pub fn wal_failure_message(shared: &Shared) -> String {
-    let reason = shared.persist.as_ref().and_then(|p| p.wal.stats().last_error).unwrap_or_default();
-    format!("write refused: the WAL cannot be written ({reason}); reads still work")
+    shared.persist.as_ref().map(|p| p.wal.refusal()).unwrap_or_default()
 }
 
 struct Replier<'a> {

@@ -111,7 +111,14 @@ fn persistence(shared: &Shared, kv: &mut dyn FnMut(&str, &dyn std::fmt::Display)
     kv("wal_fsyncs", &wal.fsyncs);
     kv("wal_written_index", &d.written);
     kv("wal_synced_index", &d.synced);
-    kv("wal_status", &if d.failed { "failing" } else { "ok" });
+    kv(
+        "wal_status",
+        &match (d.failed, d.fatal) {
+            (_, true) => "restart_required",
+            (true, false) => "failing",
+            (false, false) => "ok",
+        },
+    );
     kv("wal_last_error", &wal.last_error.unwrap_or_default());
     let snap = p.snapshot_stats();
     let last_index = shared.store.log().last_index();

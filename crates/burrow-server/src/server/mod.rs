@@ -36,7 +36,7 @@ pub use replication::Role;
 pub use stats::Stats;
 
 use crate::oplog::OpLog;
-use crate::persist::PersistError;
+use crate::persist::{FileSystem, PersistError, StdFileSystem};
 use crate::store::Store;
 
 /// State shared by every connection.
@@ -81,6 +81,13 @@ impl Server {
     /// recovers it (snapshot + WAL) and starts the WAL writer. Call before
     /// binding: the port opens only once the data is loaded.
     pub fn open(config: Config) -> Result<Server, ServerError> {
+        Server::open_with_fs(config, Arc::new(StdFileSystem))
+    }
+
+    /// [`Server::open`], writing every persistence file (WAL, snapshots,
+    /// node file) through `fs`: tests inject disk faults with
+    /// [`crate::persist::FaultyFileSystem`].
+    pub fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
         // Only a cluster leader queues records for replication (a standalone
         // server or a follower skips that work on every write). It starts
         // before recovery, so the backlog is filled from the WAL and
@@ -91,7 +98,7 @@ impl Server {
         }
         let store = Arc::new(Store::new(config.shards, log));
         let persist = match config.persist_config() {
-            Some(cfg) => Some(Arc::new(Persistence::open(cfg, &store)?)),
+            Some(cfg) => Some(Arc::new(Persistence::open_with(cfg, &store, fs)?)),
             None => None,
         };
         Ok(Server { store, persist, config })
@@ -121,7 +128,16 @@ impl Server {
     ) -> Result<(), ServerError> {
         let Server { store, persist, config } = self;
         let local_port = listener.local_addr()?.port();
-        let repl = replication::Replication::open(&config, &store, persist.as_ref())?;
+        // Reads and writes the node file: off the runtime's threads.
+        let (repl, config) = {
+            let (store, persist) = (store.clone(), persist.clone());
+            tokio::task::spawn_blocking(move || {
+                (replication::Replication::open(&config, &store, persist.as_ref()), config)
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        };
+        let repl = repl?;
         let shared = Arc::new(Shared {
             store,
             stats: Stats::default(),
@@ -274,19 +290,30 @@ async fn serve_shared(
     cancel.cancel();
     tracker.close();
     tracker.wait().await;
+    let mut outcome = Ok(());
     if let Some(p) = &shared.persist {
         info!("writing the shutdown snapshot");
         let result = p.snapshot(shared.store.clone(), false).await;
-        p.wal.shutdown();
+        let closed = p.close_wal().await;
         if let Err(e) = result {
-            error!(error = ?e, "shutdown snapshot failed; the WAL holds every write");
+            error!(error = ?e, "shutdown snapshot failed; the WAL holds every write it could take");
         }
-        if !p.failed() {
-            shared.repl.mark_clean_shutdown(p);
+        match closed {
+            Ok(()) => {
+                let s = shared.clone();
+                let p = p.clone();
+                let _ = tokio::task::spawn_blocking(move || s.repl.mark_clean_shutdown(&p)).await;
+            }
+            Err(e) => {
+                // A failing WAL may lack acknowledged writes: the exit
+                // status must say so (the next start recovers what it holds).
+                error!(error = %e, "shutting down with a failing WAL");
+                outcome = Err(PersistError::from(e).into());
+            }
         }
     }
     info!("shutdown complete");
-    Ok(())
+    outcome
 }
 
 async fn sweep_expired(shared: Arc<Shared>, cancel: CancellationToken) {

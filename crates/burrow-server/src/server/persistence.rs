@@ -11,7 +11,8 @@ use tracing::{error, info};
 
 use super::now_ms;
 use crate::persist::{
-    recover, write_snapshot, Durability, PersistConfig, PersistError, RecoveryReport, SnapshotInfo, WalWriter,
+    recover, write_snapshot_with, Durability, FileSystem, PersistConfig, PersistError, RecoveryReport,
+    SnapshotInfo, StdFileSystem, WalError, WalWriter,
 };
 use crate::store::Store;
 use burrow_proto::ErrorChain;
@@ -33,6 +34,8 @@ pub struct Persistence {
     pub cfg: PersistConfig,
     pub wal: WalWriter,
     pub recovery: RecoveryReport,
+    /// Every file this server writes goes through it (tests inject faults).
+    fs: Arc<dyn FileSystem>,
     /// Held while a snapshot is being written: one at a time.
     running: tokio::sync::Mutex<()>,
     in_progress: AtomicBool,
@@ -57,6 +60,15 @@ pub enum SnapshotRefusal {
 impl Persistence {
     /// Locks the data directory, recovers it into `store`, and starts the WAL.
     pub fn open(cfg: PersistConfig, store: &Store) -> Result<Persistence, PersistError> {
+        Persistence::open_with(cfg, store, Arc::new(StdFileSystem))
+    }
+
+    /// [`Persistence::open`], writing files through `fs`.
+    pub fn open_with(
+        cfg: PersistConfig,
+        store: &Store,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<Persistence, PersistError> {
         std::fs::create_dir_all(&cfg.dir)
             .map_err(|source| PersistError::Dir { dir: cfg.dir.clone(), source })?;
         let lock_path = cfg.dir.join("LOCK");
@@ -82,7 +94,7 @@ impl Persistence {
             // next start would see a gap. Re-snapshot first: with no writes
             // yet, every shard now covers the same index.
             let term = store.log().stats().term;
-            let info = crate::persist::write_snapshot(store, &cfg.dir, term, now_ms(), |_| Ok(()))?;
+            let info = write_snapshot_with(fs.as_ref(), store, &cfg.dir, term, now_ms(), |_| Ok(()))?;
             info!(path = %info.path.display(), index = info.index, "re-snapshotted a snapshot that had no WAL");
             if let Some((path, meta)) = recovery.snapshot.as_mut() {
                 *path = info.path;
@@ -90,10 +102,9 @@ impl Persistence {
             }
         }
         let wal = WalWriter::start(
+            fs.clone(),
             store.log().clone(),
-            &cfg.dir,
-            cfg.fsync,
-            cfg.segment_bytes,
+            &cfg,
             recovery.segments.clone(),
             recovery.last_index,
         )?;
@@ -105,6 +116,7 @@ impl Persistence {
             cfg,
             wal,
             recovery,
+            fs,
             running: tokio::sync::Mutex::new(()),
             in_progress: AtomicBool::new(false),
             stats: Mutex::new(stats),
@@ -118,6 +130,21 @@ impl Persistence {
 
     pub fn failed(&self) -> bool {
         self.wal.durability().failed
+    }
+
+    /// What every persistence file is written through.
+    pub fn fs(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+
+    /// Stops the WAL writer once everything is written and fsynced; `Err`
+    /// if the WAL was failing (the server must then exit non-zero). Runs
+    /// on a blocking thread.
+    pub async fn close_wal(self: &Arc<Self>) -> Result<(), WalError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.wal.shutdown())
+            .await
+            .unwrap_or_else(|e| Err(WalError::Failed { reason: format!("WAL shutdown task failed: {e}") }))
     }
 
     pub fn snapshot_stats(&self) -> SnapshotStats {
@@ -150,14 +177,18 @@ impl Persistence {
         self.in_progress.store(true, Ordering::Relaxed);
         let me = self.clone();
         let handle = tokio::runtime::Handle::current();
-        let result = tokio::task::spawn_blocking(move || me.write(&store, &handle))
-            .await
-            .unwrap_or_else(|e| Err(format!("snapshot task failed: {e}")));
+        let result = tokio::task::spawn_blocking(move || {
+            me.write(&store, &handle).map(|info| {
+                let deleted = me.wal.delete_covered(info.index);
+                (info, deleted)
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("snapshot task failed: {e}")));
         self.in_progress.store(false, Ordering::Relaxed);
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         match result {
-            Ok(info) => {
-                let deleted = self.wal.delete_covered(info.index);
+            Ok((info, deleted)) => {
                 info!(
                     path = %info.path.display(),
                     index = info.index,
@@ -195,9 +226,15 @@ impl Persistence {
             handle
                 .block_on(rx.wait_for(|d| d.synced >= upto || d.failed))
                 .map_err(|_| "WAL writer stopped".to_string())
-                .and_then(|d| if d.failed { Err("WAL is failing".to_string()) } else { Ok(()) })
+                .and_then(|d| match d.failed {
+                    true => Err(format!(
+                        "the WAL is failing ({})",
+                        self.wal.stats().last_error.unwrap_or_default()
+                    )),
+                    false => Ok(()),
+                })
         };
-        let info = write_snapshot(store, &self.cfg.dir, term, now_ms(), wait_wal)
+        let info = write_snapshot_with(self.fs.as_ref(), store, &self.cfg.dir, term, now_ms(), wait_wal)
             .map_err(|e| ErrorChain(&e).to_string())?;
         // Close the current segment so that, once wholly covered, it can be deleted.
         self.wal.rotate(Duration::from_secs(5));

@@ -9,7 +9,6 @@
 //! already hold (the leader kept writing while exporting) are logged but
 //! not applied again.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,8 +25,8 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 use super::{next_frame, secs_since, tick_for, ticks};
 use crate::oplog::RecordRef;
 use crate::persist::{
-    list_snapshots, read_snapshot_from, snapshot_name, write_node_meta, FsyncPolicy, NodeMeta, SnapshotMeta,
-    WalError,
+    list_snapshots, read_snapshot_from, snapshot_name, write_node_meta_with, FileSystem, FileWriter,
+    FsyncPolicy, NodeMeta, SnapshotMeta, WalError, WritableFile,
 };
 use crate::replication::wire::{self, link_limits};
 use crate::replication::{
@@ -158,28 +157,51 @@ impl FollowerSide {
 
 /// A full resync's snapshot being received. It is parsed into the store
 /// as it arrives (on a blocking thread fed through a channel), so loading
-/// overlaps the transfer; with persistence on it is also written to a file
-/// that becomes this node's snapshot.
+/// overlaps the transfer; with persistence on, that thread also writes it
+/// to a file that becomes this node's snapshot.
 struct Incoming {
-    file: Option<(PathBuf, std::fs::File)>,
+    /// The file being written (persistence on).
+    path: Option<PathBuf>,
     /// Chunks for the loader; dropped to signal the end (or an abort).
     tx: Option<std::sync::mpsc::Sender<Bytes>>,
-    loader: tokio::task::JoinHandle<Result<SnapshotMeta, String>>,
+    loader: tokio::task::JoinHandle<Result<Loaded, String>>,
 }
 
+/// What a full resync's loader loaded, and the file it wrote it to.
+type Loaded = (SnapshotMeta, Option<Arc<dyn WritableFile>>);
+
 /// `Read` over the chunks of a snapshot in transfer: blocks for the next
-/// chunk, ends when the sender is dropped.
+/// chunk, ends when the sender is dropped. Each chunk is first appended
+/// to `sink`, if any, as received.
 struct ChunkReader {
     rx: std::sync::mpsc::Receiver<Bytes>,
     cur: Bytes,
+    sink: Option<(PathBuf, FileWriter)>,
+}
+
+impl ChunkReader {
+    fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        let Ok(chunk) = self.rx.recv() else { return Ok(None) };
+        if let Some((path, w)) = &mut self.sink {
+            std::io::Write::write_all(w, &chunk)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("write {}: {e}", path.display())))?;
+        }
+        Ok(Some(chunk))
+    }
+
+    /// Writes the chunks still to come (after the snapshot's end) to the file.
+    fn finish(mut self) -> std::io::Result<Option<Arc<dyn WritableFile>>> {
+        while self.next_chunk()?.is_some() {}
+        Ok(self.sink.map(|(_, w)| w.file().clone()))
+    }
 }
 
 impl std::io::Read for ChunkReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.cur.is_empty() {
-            match self.rx.recv() {
-                Ok(chunk) => self.cur = chunk,
-                Err(_) => return Ok(0),
+            match self.next_chunk()? {
+                Some(chunk) => self.cur = chunk,
+                None => return Ok(0),
             }
         }
         let n = out.len().min(self.cur.len());
@@ -390,7 +412,7 @@ impl Driver {
                             // A new transfer (a left-over one cannot exist:
                             // a new session follows a link down, which aborts it).
                             self.stop_incoming().await;
-                            if let Err(e) = self.start_incoming() {
+                            if let Err(e) = self.start_incoming().await {
                                 error!(error = %e, "cannot store the leader's snapshot");
                                 self.drop_link("snapshot could not be stored");
                                 continue;
@@ -470,12 +492,8 @@ impl Driver {
     fn after_apply(&mut self) {
         match &self.persist {
             None => self.sm.on_durable(self.sm.last_applied()),
-            Some(p) => {
-                if p.cfg.fsync != FsyncPolicy::Always {
-                    p.wal.write_now();
-                }
-                self.report_durable();
-            }
+            // The WAL thread was woken by the records being queued.
+            Some(_) => self.report_durable(),
         }
     }
 
@@ -490,16 +508,19 @@ impl Driver {
     /// starts parsing the stream into it. With persistence on, the node
     /// file first stops naming a history: a crash from here until the new
     /// snapshot is installed must not resume the old one.
-    fn start_incoming(&mut self) -> Result<(), String> {
+    async fn start_incoming(&mut self) -> Result<(), String> {
         let file = match &self.persist {
             Some(p) => {
-                let dir = &p.cfg.dir;
-                write_node_meta(dir, NodeMeta { history_id: 0, term: 0, clean: false })
-                    .map_err(|e| ErrorChain(&e).to_string())?;
-                let path = dir.join(SYNC_FILE);
-                let file =
-                    std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
-                Some((path, file))
+                let p = p.clone();
+                let created = tokio::task::spawn_blocking(move || {
+                    let (dir, fs) = (&p.cfg.dir, p.fs());
+                    write_node_meta_with(fs.as_ref(), dir, NodeMeta { history_id: 0, term: 0, clean: false })
+                        .map_err(|e| ErrorChain(&e).to_string())?;
+                    let path = dir.join(SYNC_FILE);
+                    let file = fs.create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+                    Ok::<_, String>((path, file))
+                });
+                Some(created.await.unwrap_or_else(|e| Err(format!("snapshot file task failed: {e}")))?)
             }
             None => None,
         };
@@ -507,13 +528,18 @@ impl Driver {
         self.skip = None;
         let (tx, rx) = std::sync::mpsc::channel();
         let store = self.store.clone();
+        let path = file.as_ref().map(|(path, _)| path.clone());
+        let sink = file.map(|(path, f)| (path, FileWriter::new(f)));
         let loader = tokio::task::spawn_blocking(move || {
             store.clear_unlogged();
-            let reader = std::io::BufReader::with_capacity(1 << 20, ChunkReader { rx, cur: Bytes::new() });
-            read_snapshot_from(reader, u64::MAX, Path::new("<leader snapshot>"), 0, |e| store.load(e))
-                .map_err(|e| ErrorChain(&e).to_string())
+            let mut chunks = ChunkReader { rx, cur: Bytes::new(), sink };
+            let reader = std::io::BufReader::with_capacity(1 << 20, &mut chunks);
+            let meta =
+                read_snapshot_from(reader, u64::MAX, Path::new("<leader snapshot>"), 0, |e| store.load(e))
+                    .map_err(|e| ErrorChain(&e).to_string())?;
+            Ok((meta, chunks.finish().map_err(|e| ErrorChain(&e).to_string())?))
         });
-        self.incoming = Some(Incoming { file, tx: Some(tx), loader });
+        self.incoming = Some(Incoming { path, tx: Some(tx), loader });
         Ok(())
     }
 
@@ -521,9 +547,6 @@ impl Driver {
         let Some(inc) = self.incoming.as_mut() else {
             return Err("a snapshot chunk without its first".into());
         };
-        if let Some((path, file)) = inc.file.as_mut() {
-            file.write_all(&bytes).map_err(|e| format!("write {}: {e}", path.display()))?;
-        }
         if let Some(tx) = &inc.tx {
             // The loader only stops early on a corrupt stream; install reports it.
             let _ = tx.send(bytes);
@@ -537,9 +560,9 @@ impl Driver {
         let Some(mut inc) = self.incoming.take() else { return false };
         inc.tx = None;
         let _ = inc.loader.await;
-        if let Some((path, file)) = inc.file {
-            drop(file);
-            let _ = std::fs::remove_file(path);
+        if let (Some(path), Some(p)) = (inc.path, &self.persist) {
+            let fs = p.fs().clone();
+            let _ = tokio::task::spawn_blocking(move || fs.remove(&path)).await;
         }
         true
     }
@@ -571,9 +594,10 @@ impl Driver {
         };
         let store = self.store.clone();
         let p = self.persist.clone();
-        let file = inc.file;
+        let path = inc.path;
         let result = match loaded {
-            Ok(meta) => tokio::task::spawn_blocking(move || {
+            Ok((meta, file)) => tokio::task::spawn_blocking(move || {
+                let file = path.zip(file);
                 install(&store, p.as_deref(), file, meta, index, history_id, term)
             })
             .await
@@ -643,7 +667,7 @@ impl Driver {
 fn install(
     store: &Store,
     persist: Option<&Persistence>,
-    file: Option<(PathBuf, std::fs::File)>,
+    file: Option<(PathBuf, Arc<dyn WritableFile>)>,
     meta: SnapshotMeta,
     index: u64,
     history_id: HistoryId,
@@ -657,28 +681,26 @@ fn install(
     }
     store.log().reset_to(term, index);
     if let (Some(p), Some((tmp, f))) = (persist, file) {
-        f.sync_all().map_err(|e| format!("fsync {}: {e}", tmp.display()))?;
+        f.sync_data().map_err(|e| format!("fsync {}: {e}", tmp.display()))?;
         drop(f);
         let dir = p.cfg.dir.clone();
         let target = dir.join(snapshot_name(meta.min_cover()));
-        p.wal
-            .restart_at(index + 1, || {
-                for (_, old) in list_snapshots(&dir).map_err(|e| WalError::Io {
-                    op: "list snapshots",
-                    path: dir.clone(),
-                    source: e,
-                })? {
-                    let _ = std::fs::remove_file(old);
-                }
-                std::fs::rename(&tmp, &target).map_err(|e| WalError::Io {
-                    op: "publish snapshot",
-                    path: target.clone(),
-                    source: e,
-                })?;
-                Ok(())
+        let publish = move |fs: &dyn FileSystem| {
+            for (_, old) in list_snapshots(&dir).map_err(|e| WalError::Io {
+                op: "list snapshots",
+                path: dir.clone(),
+                source: e,
+            })? {
+                let _ = fs.remove(&old);
+            }
+            fs.rename(&tmp, &target).map_err(|e| WalError::Io {
+                op: "publish snapshot",
+                path: target.clone(),
+                source: e,
             })
-            .map_err(|e| ErrorChain(&e).to_string())?;
-        write_node_meta(&dir, NodeMeta { history_id, term, clean: false })
+        };
+        p.wal.restart_at(index + 1, Box::new(publish)).map_err(|e| ErrorChain(&e).to_string())?;
+        write_node_meta_with(p.fs().as_ref(), &p.cfg.dir, NodeMeta { history_id, term, clean: false })
             .map_err(|e| ErrorChain(&e).to_string())?;
     }
     Ok(meta)

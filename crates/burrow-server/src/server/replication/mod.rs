@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use super::cluster::ReplicationMode;
 use super::{Config, Persistence, Shared};
-use crate::persist::{read_node_meta, write_node_meta, NodeMeta, PersistError};
+use crate::persist::{read_node_meta, write_node_meta_with, NodeMeta, PersistError};
 use crate::replication::{HistoryId, Message};
 use crate::store::Store;
 use burrow_proto::{ErrorChain, Status};
@@ -119,7 +119,7 @@ impl Replication {
             };
             if let Some(p) = persist {
                 // Unclean until a clean shutdown says otherwise.
-                write_node_meta(&p.cfg.dir, NodeMeta { clean: false, ..meta })?;
+                write_node_meta_with(p.fs().as_ref(), &p.cfg.dir, NodeMeta { clean: false, ..meta })?;
             }
             Ok(Replication::Leader(LeaderSide::new(
                 cluster,
@@ -231,10 +231,11 @@ impl Replication {
 
     /// After a clean shutdown (final snapshot written, WAL closed): a
     /// leader records that its history may continue at the next start.
+    /// Writes a file: call it from a blocking thread.
     pub fn mark_clean_shutdown(&self, persist: &Persistence) {
         if let Replication::Leader(l) = self {
             let meta = NodeMeta { clean: true, ..l.meta() };
-            match write_node_meta(&persist.cfg.dir, meta) {
+            match write_node_meta_with(persist.fs().as_ref(), &persist.cfg.dir, meta) {
                 Ok(()) => info!("clean shutdown recorded: followers resume by partial resync"),
                 Err(e) => {
                     warn!(error = %ErrorChain(&e), "cannot record the clean shutdown; followers will resync in full")

@@ -1,0 +1,288 @@
+//! The writer thread on real files, with faults injected by
+//! [`FaultyFileSystem`]: each case ends in the documented state — what
+//! waiters see, what INFO's error says, how shutdown ends, and what
+//! recovery finds in the files left behind.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+
+use super::*;
+use crate::persist::{recover, Fault, FaultyFileSystem, FsOp, Injected, RecoveryReport};
+use crate::store::Store;
+
+/// A temporary directory, removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("burrow-wal-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Setup {
+    dir: Dir,
+    store: Store,
+    wal: WalWriter,
+    fs: FaultyFileSystem,
+}
+
+fn start(name: &str, policy: FsyncPolicy, segment_bytes: u64) -> Setup {
+    let dir = Dir::new(name);
+    let cfg = PersistConfig { fsync: policy, segment_bytes, ..PersistConfig::new(dir.0.clone()) };
+    let store = Store::new(4, Arc::new(OpLog::counting(1 << 20)));
+    let fs = FaultyFileSystem::new();
+    let wal = WalWriter::start(Arc::new(fs.clone()), store.log().clone(), &cfg, Vec::new(), 0).unwrap();
+    Setup { dir, store, wal, fs }
+}
+
+impl Setup {
+    /// `n` writes (INCRBY c 1), each its own record.
+    fn incr(&self, n: u64) {
+        for _ in 0..n {
+            self.store.incr_by(b"c", 1, 0).unwrap();
+        }
+    }
+
+    /// Polls the durability watch until `pred` holds.
+    fn wait_for(&self, what: &str, pred: impl Fn(&Durability) -> bool) -> Durability {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let d = self.wal.durability();
+            if pred(&d) {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {d:?}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn error(&self) -> String {
+        self.wal.stats().last_error.unwrap_or_default()
+    }
+}
+
+/// What a restart finds: last index, the counter's value, the report.
+fn recovered(dir: &Dir) -> (u64, i64, RecoveryReport) {
+    // Refusing torn tails: a file must end on a record boundary.
+    let cfg = PersistConfig { truncate_torn_tail: false, ..PersistConfig::new(dir.0.clone()) };
+    let store = Store::new(4, Arc::new(OpLog::counting(1 << 20)));
+    let report = recover(&cfg, &store, 0).unwrap();
+    let counter = store.incr_by(b"c", 0, 0).unwrap();
+    (report.last_index, counter, report)
+}
+
+#[test]
+fn every_policy_writes_everything_and_shutdown_fsyncs_it() {
+    for (i, policy) in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No].into_iter().enumerate() {
+        let s = start("policies", policy, 300);
+        for _ in 0..10 {
+            s.incr(7);
+            let last = s.store.log().last_index();
+            match policy {
+                FsyncPolicy::Always => s.wait_for("synced", |d| d.synced >= last),
+                _ => s.wait_for("written", |d| d.written >= last),
+            };
+        }
+        s.wal.sync_through(70);
+        s.wait_for("the requested fsync", |d| d.synced >= 70);
+        assert!(s.wal.stats().segments > 1, "case #{i}: 300-byte segments rotate");
+        s.wal.shutdown().unwrap();
+        assert_eq!(s.wal.durability(), Durability { written: 70, synced: 70, ..Default::default() });
+        let (last, counter, _) = recovered(&s.dir);
+        assert_eq!((last, counter), (70, 70), "case #{i} ({policy:?})");
+    }
+}
+
+#[test]
+fn eio_on_write_refuses_then_heals_and_the_records_are_written_on_retry() {
+    let s = start("eio-write", FsyncPolicy::EverySec, 1 << 20);
+    s.incr(1);
+    s.wait_for("written", |d| d.written == 1);
+    s.fs.inject(Fault::new(FsOp::Write, Injected::Eio).times(1));
+    s.incr(4);
+    let d = s.wait_for("the failure", |d| d.failed);
+    assert!(!d.fatal && d.written == 1, "{d:?}");
+    assert!(s.error().contains("Input/output error"), "{}", s.error());
+    let refusal = s.wal.refusal();
+    assert!(refusal.contains("cannot be written") && refusal.contains("reads still work"), "{refusal}");
+    let d = s.wait_for("the retry to succeed", |d| !d.failed);
+    assert_eq!(d.written, 5);
+    assert_eq!(s.wal.stats().last_error, None);
+    s.wal.shutdown().unwrap();
+    let (last, counter, report) = recovered(&s.dir);
+    assert_eq!((last, counter), (5, 5));
+    assert!(report.truncated.is_none());
+}
+
+#[test]
+fn enospc_until_space_is_freed_and_shutdown_reports_the_lost_records() {
+    let s = start("enospc", FsyncPolicy::No, 1 << 20);
+    s.fs.inject(Fault::new(FsOp::Write, Injected::NoSpace));
+    s.incr(3);
+    s.wait_for("the failure", |d| d.failed);
+    assert!(s.error().contains("No space left on device"), "{}", s.error());
+    // Retried (once a second) and still failing.
+    let deadline = Instant::now() + DEADLINE;
+    while s.fs.fired().len() < 2 {
+        assert!(Instant::now() < deadline, "no retry");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(s.wal.durability().failed);
+    let err = s.wal.shutdown().unwrap_err().to_string();
+    assert!(err.contains("records 1..=3 could not be written") && err.contains("No space left"), "{err}");
+    assert_eq!(s.wal.shutdown().unwrap_err().to_string(), err, "asked again, same answer");
+    let (last, counter, _) = recovered(&s.dir);
+    assert_eq!((last, counter), (0, 0), "the files hold none of them");
+}
+
+#[test]
+fn a_short_write_is_cut_back_to_a_record_boundary_before_anyone_hears_of_it() {
+    let s = start("short", FsyncPolicy::Always, 1 << 20);
+    s.incr(2);
+    s.wait_for("synced", |d| d.synced == 2);
+    let seg = s.dir.0.join(crate::persist::segment_name(1));
+    let len = std::fs::metadata(&seg).unwrap().len();
+    s.fs.inject(Fault::new(FsOp::Write, Injected::Short(7)).times(1));
+    s.incr(3);
+    s.wait_for("the failure", |d| d.failed);
+    // What a crash now would leave: no partial record.
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "the 7 bytes were cut off");
+    let (last, _, _) = recovered(&s.dir);
+    assert_eq!(last, 2);
+    let d = s.wait_for("the retry", |d| !d.failed);
+    assert_eq!((d.written, d.synced), (5, 5));
+    s.wal.shutdown().unwrap();
+    let (last, counter, _) = recovered(&s.dir);
+    assert_eq!((last, counter), (5, 5));
+}
+
+#[test]
+fn a_failed_cut_back_is_fatal() {
+    let s = start("truncate", FsyncPolicy::No, 1 << 20);
+    s.fs.inject(Fault::new(FsOp::Write, Injected::Short(7)).times(1));
+    s.fs.inject(Fault::new(FsOp::SetLen, Injected::Eio).times(1));
+    s.incr(1);
+    let d = s.wait_for("the failure", |d| d.fatal);
+    assert!(d.failed && d.written == 0);
+    assert!(s.error().contains("partial record"), "{}", s.error());
+    assert!(s.wal.shutdown().is_err());
+}
+
+#[test]
+fn eio_on_fsync_is_fatal_even_if_the_disk_comes_back() {
+    // (policy, how the failing fsync comes about)
+    for (i, policy) in [FsyncPolicy::Always, FsyncPolicy::EverySec].into_iter().enumerate() {
+        let s = start("eio-fsync", policy, 1 << 20);
+        s.fs.inject(Fault::new(FsOp::Sync, Injected::Eio).times(1));
+        s.incr(2);
+        let d = s.wait_for("the failure", |d| d.fatal);
+        // The fsync may have come after the first record or both.
+        let w = d.written;
+        assert!((1..=2).contains(&w) && (d.synced, d.failed) == (0, true), "case #{i}: {d:?}");
+        let refusal = s.wal.refusal();
+        assert!(
+            refusal.contains("could not be made durable") && refusal.contains("restart"),
+            "case #{i}: {refusal}"
+        );
+        assert!(s.error().contains("fsync") && s.error().contains("Input/output error"), "case #{i}");
+        // The disk works again; nothing changes.
+        s.fs.clear();
+        let fsyncs = s.wal.stats().fsyncs;
+        s.incr(1);
+        s.wal.sync_through(3);
+        assert!(!s.wal.rotate(DEADLINE) || s.wal.stats().segments == 1, "case #{i}: no rotation");
+        let err = s.wal.shutdown().unwrap_err().to_string();
+        assert!(err.contains("fsync") && err.contains("Input/output error"), "case #{i}: {err}");
+        assert_eq!(
+            s.wal.durability(),
+            Durability { written: w, synced: 0, failed: true, fatal: true },
+            "case #{i}"
+        );
+        assert_eq!(s.wal.stats().fsyncs, fsyncs, "case #{i}: no fsync after the failure");
+        // A restart trusts the files: the records written are there.
+        let (last, counter, _) = recovered(&s.dir);
+        assert_eq!((last, counter), (w, w as i64), "case #{i}");
+    }
+}
+
+#[test]
+fn a_segment_that_cannot_be_started_is_retried_until_it_can() {
+    let s = start("rotate-enospc", FsyncPolicy::Always, 100);
+    s.fs.inject(Fault::new(FsOp::Create, Injected::NoSpace).on_paths_containing("wal-").times(2));
+    s.incr(4);
+    s.wait_for("the failure", |d| d.failed);
+    assert!(s.error().contains("create WAL segment"), "{}", s.error());
+    s.incr(1);
+    let d = s.wait_for("the retries", |d| !d.failed && d.synced == 5);
+    assert!(!d.fatal);
+    s.wal.shutdown().unwrap();
+    assert_eq!(recovered(&s.dir).0, 5);
+}
+
+#[test]
+fn a_failed_directory_fsync_when_starting_a_segment_is_fatal() {
+    let s = start("rotate-fsync", FsyncPolicy::No, 100);
+    s.fs.inject(Fault::new(FsOp::SyncDir, Injected::Eio).times(1));
+    s.incr(4);
+    s.wait_for("the failure", |d| d.fatal);
+    assert!(s.error().contains("fsync directory"), "{}", s.error());
+    assert!(s.wal.shutdown().is_err());
+}
+
+#[test]
+fn covered_segments_are_deleted_and_counted() {
+    let s = start("delete", FsyncPolicy::Always, 100);
+    for _ in 0..6 {
+        s.incr(2);
+        let last = s.store.log().last_index();
+        s.wait_for("synced", |d| d.synced >= last);
+    }
+    // Answered once the writer is done rotating.
+    assert!(s.wal.rotate(DEADLINE));
+    let before = s.wal.stats();
+    assert!(before.segments >= 3, "{before:?}");
+    let on_disk = || crate::persist::list_segments(&s.dir.0).unwrap();
+    assert_eq!(on_disk().len(), before.segments);
+    let deleted = s.wal.delete_covered(12);
+    assert_eq!(deleted, before.segments - 1, "all but the active one");
+    let after = s.wal.stats();
+    assert_eq!((after.segments, on_disk().len()), (1, 1));
+    assert!(after.bytes < before.bytes);
+    s.wal.shutdown().unwrap();
+    assert_eq!(s.wal.delete_covered(12), 0, "after shutdown: nothing, no hang");
+}
+
+#[test]
+fn a_failed_restart_detaches_the_wal_until_one_succeeds() {
+    let s = start("restart", FsyncPolicy::Always, 1 << 20);
+    s.incr(3);
+    s.wait_for("synced", |d| d.synced == 3);
+    s.store.log().reset_to(1, 10);
+    let failing: Install = Box::new(|_| Err(WalError::Failed { reason: "rename: injected".into() }));
+    let err = s.wal.restart_at(11, failing).unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    let d = s.wait_for("detached", |d| d.failed);
+    assert!(!d.fatal);
+    assert!(crate::persist::list_segments(&s.dir.0).unwrap().is_empty(), "the old WAL is gone");
+    s.wal.restart_at(11, Box::new(|_| Ok(()))).unwrap();
+    assert_eq!(s.wal.durability(), Durability { written: 10, synced: 10, ..Default::default() });
+    s.incr(1);
+    s.wait_for("the new record", |d| d.synced == 11);
+    assert_eq!(s.wal.stats().segments, 1);
+    s.wal.shutdown().unwrap();
+    let segs = crate::persist::list_segments(&s.dir.0).unwrap();
+    assert_eq!(segs.iter().map(|(first, _)| *first).collect::<Vec<_>>(), vec![11]);
+}
