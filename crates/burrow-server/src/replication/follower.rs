@@ -30,6 +30,14 @@ pub struct FollowerConfig {
     pub backoff_base_ticks: u64,
     /// Cap on the reconnect delay.
     pub backoff_max_ticks: u64,
+    /// While the leader's bytes arrive but no whole message does (a large
+    /// chunk or record crossing a slow link), an ack goes out this often so
+    /// that the leader sees this follower alive too: it has no message to
+    /// ack, and the leader's own sign of it (its blocked writes going
+    /// through) is coarse, as a full socket wakes its writer only once much
+    /// of its buffer has drained. The leader's heartbeat interval suits.
+    /// Must be below `leader_timeout_ticks`.
+    pub keepalive_ticks: u64,
 }
 
 impl Default for FollowerConfig {
@@ -39,6 +47,7 @@ impl Default for FollowerConfig {
             sync_timeout_ticks: 300,
             backoff_base_ticks: 1,
             backoff_max_ticks: 100,
+            keepalive_ticks: 5,
         }
     }
 }
@@ -49,6 +58,15 @@ impl FollowerConfig {
         at_least("sync_timeout_ticks", self.sync_timeout_ticks, 1)?;
         at_least("backoff_base_ticks", self.backoff_base_ticks, 1)?;
         at_least("backoff_max_ticks", self.backoff_max_ticks, self.backoff_base_ticks)?;
+        at_least("keepalive_ticks", self.keepalive_ticks, 1)?;
+        if self.leader_timeout_ticks <= self.keepalive_ticks {
+            return Err(ConfigError::NotGreater {
+                field: "leader_timeout_ticks",
+                got: self.leader_timeout_ticks,
+                other: "keepalive_ticks",
+                other_value: self.keepalive_ticks,
+            });
+        }
         Ok(())
     }
 }
@@ -120,6 +138,8 @@ pub struct Follower {
     session: u64,
     ticks_silent: u64,
     ticks_sync: u64,
+    /// Ticks since the last ack went out.
+    ticks_unacked: u64,
     ticks_backoff: u64,
     /// Consecutive failed link attempts (reset once a resync completes).
     failures: u32,
@@ -155,6 +175,7 @@ impl Follower {
             session,
             ticks_silent: 0,
             ticks_sync: 0,
+            ticks_unacked: 0,
             ticks_backoff: 0,
             failures: 0,
             rng,
@@ -232,10 +253,14 @@ impl Follower {
     /// snapshot chunk or a batch of 16 MiB records can take longer than the
     /// timeout to arrive on a busy machine, and heartbeats queue behind it,
     /// so counting only whole messages would drop a working link (and a
-    /// full resync longer than the timeout would never complete).
+    /// full resync longer than the timeout would never complete). Every
+    /// `keepalive_ticks` meanwhile an ack tells the leader the same.
     pub fn on_link_activity(&mut self) {
         if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
             self.ticks_silent = 0;
+            if self.ticks_unacked >= self.cfg.keepalive_ticks {
+                self.ack();
+            }
         }
     }
 
@@ -272,6 +297,7 @@ impl Follower {
             LinkState::Syncing => {
                 self.ticks_silent += 1;
                 self.ticks_sync += 1;
+                self.ticks_unacked += 1;
                 if self.ticks_silent > self.cfg.leader_timeout_ticks
                     || self.ticks_sync > self.cfg.sync_timeout_ticks
                 {
@@ -280,6 +306,7 @@ impl Follower {
             }
             LinkState::Streaming => {
                 self.ticks_silent += 1;
+                self.ticks_unacked += 1;
                 if self.ticks_silent > self.cfg.leader_timeout_ticks {
                     self.link_down();
                 }
@@ -415,6 +442,7 @@ impl Follower {
 
     fn ack(&mut self) {
         if let Some(msg) = self.ack_message() {
+            self.ticks_unacked = 0;
             self.out.push(FollowerOutput::Send(msg));
         }
     }
@@ -476,6 +504,7 @@ mod tests {
             sync_timeout_ticks: 8,
             backoff_base_ticks: 2,
             backoff_max_ticks: 20,
+            keepalive_ticks: 2,
         }
     }
 
@@ -628,15 +657,23 @@ mod tests {
         }
     }
 
+    fn acks(outs: &[FollowerOutput]) -> usize {
+        outs.iter().filter(|o| matches!(o, FollowerOutput::Send(Message::Ack { .. }))).count()
+    }
+
     #[test]
     fn bytes_arriving_keep_the_link_up_without_whole_messages() {
         // A 16 MiB batch arriving slowly: no message for many timeouts.
         let mut f = streaming(0, 1);
+        let mut keepalives = 0;
         for t in 0..50 {
             f.on_link_activity();
             f.tick();
-            assert!(!went_down(&f.outputs()), "tick {t}: bytes moved, the link is alive");
+            let outs = f.outputs();
+            assert!(!went_down(&outs), "tick {t}: bytes moved, the link is alive");
+            keepalives += acks(&outs);
         }
+        assert_eq!(keepalives, 24, "the leader hears of it every 2 ticks (the first after 2)");
         f.step(Message::Records { records: vec![rec(1, 1)], commit_index: 0 });
         assert_eq!(applied(&f.outputs()), vec![1]);
         // Once nothing moves, the timeout applies as before.
@@ -877,5 +914,7 @@ mod tests {
         assert_eq!(bad.validate(), Err(ConfigError::TooSmall { field: "backoff_max_ticks", min: 4, got: 1 }));
         let bad = FollowerConfig { leader_timeout_ticks: 0, ..FollowerConfig::default() };
         assert!(Follower::new(bad, 1, 1, 0, SeededRng::new(0)).is_err());
+        let bad = FollowerConfig { keepalive_ticks: 50, ..FollowerConfig::default() };
+        assert!(matches!(bad.validate(), Err(ConfigError::NotGreater { field: "leader_timeout_ticks", .. })));
     }
 }

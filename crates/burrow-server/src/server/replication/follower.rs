@@ -239,6 +239,8 @@ impl Driver {
             sync_timeout_ticks: ticks(Duration::from_secs(60), tick, leader_timeout_ticks),
             backoff_base_ticks: ticks(Duration::from_millis(50), tick, 1),
             backoff_max_ticks: ticks(Duration::from_secs(2), tick, 1),
+            // As often as the leader's heartbeats, which the timeout exceeds.
+            keepalive_ticks: ticks(cluster.heartbeat, tick, 1).min(leader_timeout_ticks - 1),
         };
         let store = shared.store.clone();
         let recovered = store.log().last_index();
