@@ -11,7 +11,7 @@
 use bytes::Bytes;
 
 use super::message::{Message, RecordEntry};
-use super::{at_least, ConfigError, HistoryId, NodeId, SeededRng};
+use super::{at_least, greater, ConfigError, HistoryId, NodeId, SeededRng};
 
 /// Follower tuning, in ticks (100 ms intended, which the defaults assume).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,15 +59,7 @@ impl FollowerConfig {
         at_least("backoff_base_ticks", self.backoff_base_ticks, 1)?;
         at_least("backoff_max_ticks", self.backoff_max_ticks, self.backoff_base_ticks)?;
         at_least("keepalive_ticks", self.keepalive_ticks, 1)?;
-        if self.leader_timeout_ticks <= self.keepalive_ticks {
-            return Err(ConfigError::NotGreater {
-                field: "leader_timeout_ticks",
-                got: self.leader_timeout_ticks,
-                other: "keepalive_ticks",
-                other_value: self.keepalive_ticks,
-            });
-        }
-        Ok(())
+        greater("leader_timeout_ticks", self.leader_timeout_ticks, "keepalive_ticks", self.keepalive_ticks)
     }
 }
 

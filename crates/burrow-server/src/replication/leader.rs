@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::message::Message;
-use super::{at_least, BacklogSource, ConfigError, HistoryId, NodeId, ReplicationError};
+use super::{at_least, greater, BacklogSource, ConfigError, HistoryId, NodeId, ReplicationError};
 
 /// Leader tuning. Times are in ticks; the driver decides how long a tick is
 /// (100 ms is the intended default, which the defaults below assume).
@@ -69,17 +69,14 @@ impl LeaderConfig {
         at_least("max_batch_bytes", self.max_batch_bytes as u64, 1)?;
         at_least("window", self.window, self.max_batch_records as u64)?;
         at_least("max_batches_in_flight", self.max_batches_in_flight as u64, 1)?;
-        if self.follower_timeout_ticks <= self.heartbeat_interval_ticks {
-            // A follower acks each heartbeat; a timeout no longer than the
-            // interval would declare healthy followers down.
-            return Err(ConfigError::NotGreater {
-                field: "follower_timeout_ticks",
-                got: self.follower_timeout_ticks,
-                other: "heartbeat_interval_ticks",
-                other_value: self.heartbeat_interval_ticks,
-            });
-        }
-        Ok(())
+        // A follower acks each heartbeat; a timeout no longer than the
+        // interval would declare healthy followers down.
+        greater(
+            "follower_timeout_ticks",
+            self.follower_timeout_ticks,
+            "heartbeat_interval_ticks",
+            self.heartbeat_interval_ticks,
+        )
     }
 }
 
