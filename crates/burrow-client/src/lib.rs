@@ -24,8 +24,8 @@
 //! to wait is the caller's choice. Match them with [`ClientError::status`].
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), burrow::client::ClientError> {
-//! let mut c = burrow::client::Client::connect("127.0.0.1:7440").await?;
+//! # async fn demo() -> Result<(), burrow_client::ClientError> {
+//! let mut c = burrow_client::Client::connect("127.0.0.1:7440").await?;
 //! c.set("greeting", "hello").await?;
 //! assert_eq!(c.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
 //! # Ok(()) }
