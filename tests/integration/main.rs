@@ -20,6 +20,7 @@ mod commands;
 mod connections;
 mod crash;
 mod digest;
+mod link_liveness;
 mod persistence;
 mod protocol_doc;
 mod python_client;

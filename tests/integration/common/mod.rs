@@ -1,11 +1,12 @@
 //! Helpers shared by the integration tests, each defined once here: the
 //! timeout policy ([`DEADLINE`], [`wait_for`]), INFO parsing, starting
 //! servers (in-process, child processes, clusters) and waiting for them,
-//! raw connections, ports, temp dirs, a seeded RNG and fakes (a TCP proxy
-//! that cuts, stalls or slows links, a follower that answers NOT_LEADER).
-//! Test modules use them through `common::…`.
+//! raw connections, ports, temp dirs, a seeded RNG, fakes (a TCP proxy
+//! that cuts, stalls or slows links, a follower that answers NOT_LEADER)
+//! and CPU burners. Test modules use them through `common::…`.
 #![allow(dead_code)]
 
+mod burner;
 mod child;
 pub mod cluster;
 mod fs;
@@ -18,6 +19,7 @@ mod rng;
 mod server;
 mod wait;
 
+pub use burner::CpuBurners;
 pub use child::{
     listening_or_exit, run_server_to_exit, server_command, unique_log_path, wait_exit, wait_listening,
     ChildServer,
