@@ -6,11 +6,13 @@
 //! records can take longer than `link_timeout_ms` to cross a busy machine,
 //! and heartbeats wait behind it. So each link's socket halves are wrapped
 //! in [`Metered`], which counts reads that returned bytes and writes that
-//! went through *after the socket was full*. The second kind is what keeps
-//! a sender alive while it is blocked on a big transfer: room appearing in
-//! a full socket means the peer is reading. A write that went straight into
+//! went through *after the socket was full*. The second kind keeps a
+//! sender alive while it is blocked on a big transfer: room appearing in a
+//! full socket means the peer is reading. A write that went straight into
 //! the kernel's buffer proves nothing (the kernel takes bytes for a peer
-//! that stopped reading), so it is not counted.
+//! that stopped reading), so it is not counted. That signal is coarse (a
+//! full socket wakes its writer only once much of its buffer drained), so
+//! the receiving follower also acks while bytes arrive (`keepalive_ticks`).
 //!
 //! The ticking task asks [`Activity::moved`] once per tick and reports a
 //! yes to its state machine just before ticking it.
