@@ -2,9 +2,15 @@
 # Runs the cluster described by cluster.toml (3 nodes) on this machine.
 #
 #   examples/cluster.sh start    # cargo build --release --bins, start every node in the
-#                                # background, wait until each one answers PING
+#                                # background, wait until each one answers (its own
+#                                # process: INFO's process_id is the pid it started)
 #   examples/cluster.sh stop     # SIGTERM every node and wait until it has exited
 #   examples/cluster.sh status   # which nodes run and answer (exit 0 only if all do)
+#
+# A start fails (exit 1, with the end of the node's log) when a node exits,
+# or when what answers on its address is not the process it started (say
+# another server held the port and the new node died of "Address already
+# in use").
 #
 # It works from the repository root wherever it is called from, so the
 # file's relative data_dirs land in ./data/node1..3. Logs and pid files go
@@ -63,17 +69,22 @@ running_pid() {
   echo "$pid"
 }
 
-# Whether the server at ADDR (ip:port) answers: PING through burrow-cli when
-# it is built, else a bare TCP connect.
-answers() {
+# Prints the pid of the server answering at ADDR (ip:port), from INFO's
+# process_id; prints nothing if none answers. An answer alone proves
+# nothing: another server may hold the port.
+answering_pid() {
   local host=${1%:*} port=${1##*:}
   host=${host#[}
   host=${host%]}
-  if [[ -x $CLI ]]; then
-    timeout 5 "$CLI" --host "$host" --port "$port" PING </dev/null >/dev/null 2>&1
-  else
-    timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port" 2>/dev/null
-  fi
+  [[ -x $CLI ]] || die "$CLI is not built: run $0 start"
+  timeout 5 "$CLI" --host "$host" --port "$port" INFO server </dev/null 2>/dev/null |
+    sed -n 's/^process_id:\([0-9]*\).*/\1/p' || true
+}
+
+# Prints the last lines of node $1's log to stderr.
+log_tail() {
+  echo "  end of $(log_file "$1"):" >&2
+  tail -n 20 "$(log_file "$1")" | sed 's/^/    /' >&2 || true
 }
 
 cmd_start() {
@@ -92,25 +103,35 @@ cmd_start() {
     echo $! >"$(pid_file "$id")"
     echo "node $id: started (pid $!) for $addr, log $(log_file "$id")"
   done
-  local deadline=$((SECONDS + START_TIMEOUT)) failed=0
+  local deadline=$((SECONDS + START_TIMEOUT)) failed=0 answering
   for entry in "${NODES[@]}"; do
     read -r id addr <<<"$entry"
-    until answers "$addr"; do
+    pid=$(<"$(pid_file "$id")")
+    until answering=$(answering_pid "$addr") && [[ $answering == "$pid" ]]; do
       if ! running_pid "$id" >/dev/null; then
-        echo "node $id: exited during start; end of $(log_file "$id"):" >&2
-        tail -n 20 "$(log_file "$id")" >&2 || true
+        if [[ -n $answering ]]; then
+          echo "node $id: exited during start, and another process (pid $answering) answers on $addr" >&2
+        else
+          echo "node $id: exited during start" >&2
+        fi
+        log_tail "$id"
         rm -f "$(pid_file "$id")"
         failed=1
         continue 2
       fi
       if ((SECONDS >= deadline)); then
-        echo "node $id: not answering on $addr after ${START_TIMEOUT}s; see $(log_file "$id")" >&2
+        if [[ -n $answering ]]; then
+          echo "node $id: running (pid $pid), but pid $answering answers on $addr after ${START_TIMEOUT}s" >&2
+        else
+          echo "node $id: running (pid $pid), not answering on $addr after ${START_TIMEOUT}s" >&2
+        fi
+        log_tail "$id"
         failed=1
         continue 2
       fi
       sleep 0.1
     done
-    echo "node $id: answering on $addr"
+    echo "node $id: answering on $addr (pid $pid)"
   done
   ((failed == 0)) || die "some nodes did not start (the others are still running: $0 stop)"
 }
@@ -151,12 +172,16 @@ cmd_stop() {
 
 cmd_status() {
   load_nodes
-  local entry id addr pid all=0
+  local entry id addr pid answering all=0
   for entry in "${NODES[@]}"; do
     read -r id addr <<<"$entry"
     if pid=$(running_pid "$id"); then
-      if answers "$addr"; then
+      answering=$(answering_pid "$addr")
+      if [[ $answering == "$pid" ]]; then
         echo "node $id: running (pid $pid), answering on $addr"
+      elif [[ -n $answering ]]; then
+        echo "node $id: running (pid $pid), but pid $answering answers on $addr"
+        all=1
       else
         echo "node $id: running (pid $pid), not answering on $addr yet"
         all=1

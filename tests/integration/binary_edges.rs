@@ -8,20 +8,16 @@ use crate::common;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use burrow_client::Client;
 use common::{server_command, wait_exit, wait_for, wait_listening, ChildServer, TempDir};
-
-/// A refused start or a failed bench run takes milliseconds; this bounds a hang.
-const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Runs `burrow-server args` expecting it to exit by itself; its status and stderr.
 async fn server_exit(dir: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
     let log = dir.join("stderr.log");
     let stderr = std::fs::File::create(&log).expect("create stderr log");
     let mut child = server_command(stderr).args(args).current_dir(dir).spawn().expect("spawn burrow-server");
-    let status = wait_exit(&mut child, DEADLINE).await;
+    let status = wait_exit(&mut child).await;
     (status, std::fs::read_to_string(&log).unwrap_or_default())
 }
 
@@ -104,7 +100,7 @@ async fn sighup_is_logged_and_the_server_keeps_serving_then_stops_cleanly() {
     c.set("k", "before").await.expect("SET");
     // Sent until logged: one that arrives before the server listens for it
     // (it registers as it starts serving) is ignored without a log line.
-    wait_for("the SIGHUP log line", DEADLINE, || {
+    wait_for("the SIGHUP log line", || {
         let hup = Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().expect("run kill");
         assert!(hup.success(), "kill -HUP failed: the server died?\n{}", server.stderr());
         let logged = server.stderr().contains("SIGHUP received; ignored");

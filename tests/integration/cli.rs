@@ -119,7 +119,15 @@ fn one_shot_commands_print_like_redis_cli() {
     expect(s.cli(["DEL", "k", "n", "missing"]), true, "(integer) 2\n");
     expect(s.cli(["SET", "t", "v", "EX", "100", "NX"]), true, "OK\n");
     expect(s.cli(["SET", "t", "w", "NX"]), true, "(nil)\n");
-    expect(s.cli(["TTL", "t"]), true, "(integer) 100\n");
+    // Seconds left, rounded as Redis does: 100 unless more than half a
+    // second passed since the SET, which a busy machine may well take.
+    let ttl = s.cli(["TTL", "t"]);
+    let out = stdout(&ttl);
+    let left: u64 = out
+        .strip_prefix("(integer) ")
+        .and_then(|n| n.strip_suffix('\n')?.parse().ok())
+        .unwrap_or_else(|| panic!("TTL printed {out:?}"));
+    assert!(ttl.status.success() && (90..=100).contains(&left), "TTL printed {out:?}");
     // Arguments from the shell are taken as bytes, without quote processing.
     #[cfg(unix)]
     {
@@ -157,8 +165,8 @@ fn one_shot_failures_exit_non_zero() {
 
 #[test]
 fn connection_failure_is_reported_on_stderr() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    // The listener is dropped: nothing listens on `port` any more.
+    let (_held, addr) = common::refusing_addr();
+    let port = addr.port();
     let o = cli_at(port, ["GET", "k"], None);
     assert!(!o.status.success());
     assert_eq!(stdout(&o), "");
@@ -224,7 +232,8 @@ fn stdin_stops_at_quit_and_succeeds_when_all_commands_do() {
 
 #[test]
 fn help_lists_and_explains_commands_without_a_server() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (_held, addr) = common::refusing_addr();
+    let port = addr.port();
     let o = cli_at(port, ["help"], None);
     assert!(o.status.success(), "{o:?}");
     let all = stdout(&o);
@@ -253,7 +262,7 @@ fn wait_counts_no_followers_on_a_standalone_server() {
     expect(s.cli(["wait", "1", "100"]), true, "(integer) 0\n");
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(100), "WAIT 1 100 answered after {took:?}");
-    assert!(took < Duration::from_secs(10), "WAIT 1 100 answered after {took:?}");
+    assert!(took < common::DEADLINE, "WAIT 1 100 answered after {took:?}");
     // In a pipe it waits for the writes made before it on the same connection.
     let o = s.pipe("SET k v\nWAIT 0 0\nWAIT 1 50\nGET k\n".to_string());
     expect(o, true, "OK\n(integer) 0\n(integer) 0\n\"v\"\n");

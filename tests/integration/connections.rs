@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 use burrow_client::{Client, ClientError};
 use burrow_proto::{Reply, Request, Status};
 use bytes::Bytes;
-use common::{assert_status, info_u64, request_bytes, wait_for, RawConn, ReadEnd};
+use common::{assert_status, cmd_stats, info_u64, request_bytes, wait_for, RawConn, ReadEnd, DEADLINE};
 use tokio::sync::Mutex;
-
-const DEADLINE: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_connections_all_succeed() {
@@ -86,7 +84,7 @@ async fn the_connection_over_the_limit_gets_busy_and_the_others_keep_working() {
     drop(clients.pop());
     let addr = server.addr;
     let newcomer = Arc::new(Mutex::new(None));
-    wait_for("a freed slot to accept a new connection", DEADLINE, || {
+    wait_for("a freed slot to accept a new connection", || {
         let newcomer = newcomer.clone();
         async move {
             let mut c = Client::connect(addr).await.unwrap();
@@ -150,11 +148,11 @@ async fn graceful_shutdown_answers_requests_in_flight_then_closes() {
     conn.send(&batch).await;
     // Wait until the server has executed the whole batch, without reading any
     // reply: the replies are then in flight when shutdown begins.
-    wait_for("the pipelined batch to be executed", DEADLINE, || {
+    wait_for("the pipelined batch to be executed", || {
         let observer = observer.clone();
         async move {
             let info = observer.lock().await.info("stats").await.unwrap();
-            common::info_field(&info, "cmd_incr").is_some_and(|v| v.starts_with(&format!("calls={N},")))
+            cmd_stats(&info, "incr").is_some_and(|(calls, _)| calls == u64::from(N))
         }
     })
     .await;
@@ -284,6 +282,9 @@ async fn a_peer_that_never_reads_is_closed_after_the_idle_timeout() {
         batch.extend_from_slice(&request_bytes(&Request::Get { key: "big".into() }, id));
     }
     conn.send(&batch).await;
+    // One reply read proves the server accepted the connection and is in
+    // the batch; then stop reading.
+    assert_eq!(conn.frame().await.value.len(), 1 << 20);
     let clients = |info: String| common::info_u64(&info, "connected_clients");
     assert_eq!(clients(observer.info("clients").await.unwrap()), 2);
     // The stuck writer is dropped within a deadline; the observer keeps working.

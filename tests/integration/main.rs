@@ -1,7 +1,14 @@
 //! Burrow's integration tests: one binary, one module per area, one shared
 //! helper module (`common`), as raft-rs's harness does. Cross-crate: real
-//! servers (in-process on port 0, or child processes on free ports), the
-//! client, the CLI and the bench tools, talking over 127.0.0.1.
+//! servers (in-process or child processes), the client, the CLI and the
+//! bench tools, talking over 127.0.0.1. Tests of one crate's API alone live
+//! in that crate (`crates/burrow-proto/tests/codec.rs`,
+//! `crates/burrow-server/tests/replication_sim.rs`).
+//!
+//! Run one area with `cargo test --test integration cluster::`; set
+//! `BURROW_TEST_LOG` (a `RUST_LOG` filter) for the child servers' logs that
+//! failing cluster tests print. Every test must pass on a loaded machine:
+//! see `common::wait_for` for the timeout policy.
 
 mod common;
 
@@ -10,16 +17,15 @@ mod binary_edges;
 mod cli;
 mod cluster;
 mod cluster_config;
-mod codec;
 mod commands;
 mod connections;
 mod crash;
 mod digest;
+mod link_liveness;
 mod persistence;
 mod protocol_doc;
 mod python_client;
 mod raw_protocol;
 mod redirect;
 mod replication_inproc;
-mod replication_sim;
 mod wal_faults;

@@ -9,8 +9,8 @@
 
 use crate::common;
 
+use common::DEADLINE;
 use std::collections::HashSet;
-use std::time::Duration;
 
 use burrow_proto::{BodyType, Codec, Limits, Opcode, Reply, Request, Status, HEADER_LEN};
 use burrow_server::oplog::{decode_record, encode_record, Records};
@@ -18,9 +18,6 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, Encoder};
-
-/// How long any single read from the server may take before the test fails.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn doc() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md");
@@ -277,16 +274,16 @@ async fn read_frame(conn: &mut TcpStream, name: &str) -> Vec<u8> {
         conn.read_exact(&mut frame[HEADER_LEN..]).await?;
         std::io::Result::Ok(frame)
     };
-    match tokio::time::timeout(IO_TIMEOUT, read).await {
+    match tokio::time::timeout(DEADLINE, read).await {
         Ok(Ok(frame)) => frame,
         Ok(Err(e)) => panic!("{name}: reading the response failed: {e}"),
-        Err(_) => panic!("{name}: no response within {IO_TIMEOUT:?}"),
+        Err(_) => panic!("{name}: no response within {DEADLINE:?}"),
     }
 }
 
 async fn assert_closed(conn: &mut TcpStream, name: &str) {
     let mut byte = [0u8; 1];
-    match tokio::time::timeout(IO_TIMEOUT, conn.read(&mut byte)).await {
+    match tokio::time::timeout(DEADLINE, conn.read(&mut byte)).await {
         Ok(Ok(0)) => {}
         Ok(Ok(_)) => panic!("{name}: server sent more after a closing response"),
         Ok(Err(e)) => panic!("{name}: expected a clean close, got {e}"),

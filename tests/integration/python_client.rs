@@ -10,11 +10,8 @@ use common::not_leader::NotLeader;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/burrow_client.py");
-/// Generous: the self-check takes well under a second.
-const DEADLINE: Duration = Duration::from_secs(60);
 
 fn spawn_script(port: u16) -> Child {
     Command::new("python3")
@@ -38,21 +35,10 @@ struct Finished {
     stderr: String,
 }
 
-/// Waits for the child without blocking the runtime (the server runs on it),
-/// killing it if it overruns the deadline.
+/// Waits for the script without blocking the runtime (the server runs on
+/// it); a script that overruns the deadline is killed and fails the test.
 async fn finish(mut child: Child) -> Finished {
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for python3") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{SCRIPT} did not finish within {DEADLINE:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let status = common::wait_exit(&mut child).await;
     let mut stdout = String::new();
     let mut stderr = String::new();
     child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();

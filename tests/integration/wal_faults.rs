@@ -7,16 +7,13 @@
 use crate::common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use burrow_client::Client;
 use burrow_proto::Status;
 use burrow_server::persist::{Fault, FaultyFileSystem, FsOp, FsyncPolicy, Injected};
 use burrow_server::server::{Config, Server, ServerError};
 
-use common::TempDir;
-
-const DEADLINE: Duration = Duration::from_secs(30);
+use common::{info_field, TempDir};
 
 /// A server on `dir` whose files go through `fs`, serving on a free port.
 struct FaultyServer {
@@ -56,7 +53,7 @@ impl FaultyServer {
     /// Graceful shutdown; what `serve` returned (the process's exit status).
     async fn shutdown(mut self) -> Result<(), ServerError> {
         let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(DEADLINE, self.task).await.expect("shutdown in time").unwrap()
+        tokio::time::timeout(common::DEADLINE, self.task).await.expect("shutdown in time").unwrap()
     }
 }
 
@@ -70,10 +67,6 @@ async fn restarted(dir: &TempDir) -> (burrow_server::ServerHandle, Client) {
     .await;
     let c = Client::connect(server.addr).await.unwrap();
     (server, c)
-}
-
-fn field(info: &str, name: &str) -> String {
-    common::info_field(info, name).unwrap_or_else(|| panic!("INFO has no {name}: {info}"))
 }
 
 async fn persistence_info(c: &mut Client) -> String {
@@ -103,19 +96,22 @@ async fn eio_on_a_wal_write_refuses_writes_until_the_disk_accepts_them_again() {
         err.to_string().contains("the WAL cannot be written") && err.to_string().contains("reads still work")
     );
     let info = persistence_info(&mut c).await;
-    assert_eq!(field(&info, "wal_status"), "failing", "{info}");
-    assert!(field(&info, "wal_last_error").contains("Input/output error"), "{info}");
+    assert_eq!(info_field(&info, "wal_status"), "failing", "{info}");
+    assert!(info_field(&info, "wal_last_error").contains("Input/output error"), "{info}");
     assert_eq!(c.get("failed").await.unwrap().as_deref(), Some(&b"2"[..]), "applied in memory");
     assert_eq!(c.get("refused").await.unwrap(), None, "a refused write is not applied");
 
     fs.clear();
     let addr = server.addr;
-    common::wait_for("writes to be accepted again", DEADLINE, || async move {
+    common::wait_for("writes to be accepted again", || async move {
         Client::connect(addr).await.unwrap().set("after", "4").await.is_ok()
     })
     .await;
     let info = persistence_info(&mut c).await;
-    assert_eq!((field(&info, "wal_status"), field(&info, "wal_last_error")), ("ok".into(), String::new()));
+    assert_eq!(
+        (info_field(&info, "wal_status"), info_field(&info, "wal_last_error")),
+        ("ok".into(), String::new())
+    );
     drop(c);
     server.shutdown().await.expect("a healed WAL shuts down cleanly");
 
@@ -190,7 +186,7 @@ async fn eio_on_fsync_refuses_writes_until_a_restart_which_recovers_what_the_fil
     let server = FaultyServer::start(&dir, FsyncPolicy::Always, &fs).await;
     let mut c = server.client().await;
     c.set("before", "1").await.unwrap();
-    let synced = field(&persistence_info(&mut c).await, "wal_synced_index");
+    let synced = info_field(&persistence_info(&mut c).await, "wal_synced_index");
 
     // One failed fsync; the disk "works" again right after.
     fs.inject(Fault::new(FsOp::Sync, Injected::Eio).on_paths_containing("wal-").times(1));
@@ -200,9 +196,9 @@ async fn eio_on_fsync_refuses_writes_until_a_restart_which_recovers_what_the_fil
     assert!(err.contains("could not be made durable") && err.contains("restart the server"), "{err}");
     assert!(err.contains("Input/output error"), "{err}");
     let info = persistence_info(&mut c).await;
-    assert_eq!(field(&info, "wal_status"), "restart_required", "{info}");
-    assert_eq!(field(&info, "wal_synced_index"), synced, "nothing more is claimed synced");
-    assert!(field(&info, "wal_last_error").contains("fsync"), "{info}");
+    assert_eq!(info_field(&info, "wal_status"), "restart_required", "{info}");
+    assert_eq!(info_field(&info, "wal_synced_index"), synced, "nothing more is claimed synced");
+    assert!(info_field(&info, "wal_last_error").contains("fsync"), "{info}");
     // A snapshot needs an fsynced WAL: refused too, and it changes nothing.
     let err = c.snapshot(false).await.unwrap_err();
     assert_eq!(err.status(), Some(Status::IoError), "{err}");
@@ -240,8 +236,8 @@ async fn a_snapshot_whose_rename_fails_changes_nothing() {
     assert_eq!(err.status(), Some(Status::IoError), "{err}");
     assert!(err.to_string().contains("rename") && err.to_string().contains("Input/output error"), "{err}");
     let info = persistence_info(&mut c).await;
-    assert!(field(&info, "last_snapshot_status").starts_with("err:"), "{info}");
-    assert_eq!(field(&info, "wal_status"), "ok", "{info}");
+    assert!(info_field(&info, "last_snapshot_status").starts_with("err:"), "{info}");
+    assert_eq!(info_field(&info, "wal_status"), "ok", "{info}");
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -276,9 +272,9 @@ async fn the_binary_exits_non_zero_when_its_wal_is_failing_at_shutdown() {
     std::os::unix::fs::symlink("/dev/full", &next).unwrap();
     c.set("big", vec![b'x'; 4096]).await.unwrap();
     let addr = server.addr;
-    common::wait_for("the WAL to report failure", DEADLINE, || async move {
+    common::wait_for("the WAL to report failure", || async move {
         let info = Client::connect(addr).await.unwrap().info("persistence").await.unwrap();
-        field(&info, "wal_status") == "failing"
+        info_field(&info, "wal_status") == "failing"
     })
     .await;
     drop(c);

@@ -1,15 +1,18 @@
-//! A cluster of `burrow-server` child processes on free 127.0.0.1 ports,
-//! each started from its own cluster file (so a follower can be pointed at
-//! the leader through a [`super::proxy::Proxy`]).
+//! A cluster of `burrow-server` child processes on 127.0.0.1, each started
+//! from its own cluster file (so a follower can be pointed at the leader
+//! through a [`super::proxy::Proxy`]), and the waits a cluster test needs:
+//! a node listening, a follower synced, every node converged.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use burrow_client::Client;
 
 use super::{
-    info_field, server_command, unique_log_path, wait_exit, wait_for, wait_listening, TempDir, CHILD_START,
+    info_field, info_u64, listening_or_exit, reserve_port, server_command, unique_log_path, wait_exit,
+    Reservation, TempDir, DEADLINE,
 };
 
 /// Settings shared by every node.
@@ -18,7 +21,13 @@ pub struct Options {
     pub nodes: u64,
     pub replication: &'static str,
     pub heartbeat_ms: u64,
+    /// Generous by default: a link drops only when a node is stalled this
+    /// long, and a loaded machine stalls nodes (a DIGEST of 200,000 keys
+    /// blocks a debug-build node for half a second). Tests of the silence
+    /// watch set a short one.
     pub link_timeout_ms: u64,
+    /// Generous by default for the same reason: a write that a majority
+    /// holds is acknowledged well within it however busy the machine is.
     pub quorum_timeout_ms: u64,
     pub max_stale_ms: u64,
     /// Extra flags for every node (e.g. `--persistence off`, `--backlog-bytes N`).
@@ -31,65 +40,112 @@ impl Default for Options {
             nodes: 3,
             replication: "async",
             heartbeat_ms: 50,
-            link_timeout_ms: 500,
-            quorum_timeout_ms: 500,
+            link_timeout_ms: 2000,
+            quorum_timeout_ms: 3000,
             max_stale_ms: 0,
             args: Vec::new(),
         }
     }
 }
 
-/// One member: its config file, data directory and (while running) process.
+/// What the cluster files are written from. Shared by the nodes: a node
+/// that has to move to another port rewrites every file.
+struct Layout {
+    opts: Options,
+    /// Node `id` at `id - 1`.
+    addrs: Vec<SocketAddr>,
+    data_dirs: Vec<PathBuf>,
+    configs: Vec<PathBuf>,
+    /// Where node `id` reaches the leader, when not at its address.
+    leader_via: Vec<Option<SocketAddr>>,
+}
+
+impl Layout {
+    fn write(&self, id: u64) {
+        let o = &self.opts;
+        let mut text = format!(
+            "[cluster]\ninitial_leader = 1\nreplication = \"{}\"\nheartbeat_ms = {}\nlink_timeout_ms = {}\n\
+             quorum_timeout_ms = {}\nmax_stale_ms = {}\n",
+            o.replication, o.heartbeat_ms, o.link_timeout_ms, o.quorum_timeout_ms, o.max_stale_ms
+        );
+        let via = self.leader_via[(id - 1) as usize];
+        for (i, (addr, dir)) in self.addrs.iter().zip(&self.data_dirs).enumerate() {
+            let n = i as u64 + 1;
+            let addr = match via {
+                Some(via) if n == 1 && id != 1 => via,
+                _ => *addr,
+            };
+            text += &format!("\n[[node]]\nid = {n}\naddr = \"{addr}\"\ndata_dir = \"{}\"\n", dir.display());
+        }
+        std::fs::write(&self.configs[(id - 1) as usize], text).expect("write cluster file");
+    }
+
+    fn write_all(&self) {
+        for id in 1..=self.addrs.len() as u64 {
+            self.write(id);
+        }
+    }
+}
+
+/// One member: its data directory, log and (while running) process.
 pub struct Node {
     pub id: u64,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    layout: Arc<Mutex<Layout>>,
     config: PathBuf,
     args: Vec<String>,
     child: Option<std::process::Child>,
     log: PathBuf,
+    /// The port, held until the first start.
+    reserved: Option<Reservation>,
 }
 
 pub struct Cluster {
     pub dir: TempDir,
-    pub opts: Options,
     pub nodes: Vec<Node>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    layout: Arc<Mutex<Layout>>,
 }
 
 impl Cluster {
     /// Writes the cluster files (node 1 leads) without starting anything.
     pub fn new(tag: &str, opts: Options) -> Cluster {
         let dir = TempDir::new(tag);
-        let nodes = (1..=opts.nodes)
-            .map(|id| {
-                let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-                Node {
-                    id,
-                    addr,
-                    data_dir: dir.join(&format!("node{id}")),
-                    config: dir.join(&format!("cluster-{id}.toml")),
-                    args: opts.args.clone(),
-                    child: None,
-                    log: unique_log_path(&dir.join(&format!("node{id}"))),
-                }
+        let ids = 1..=opts.nodes;
+        let reserved: Vec<Reservation> = ids.clone().map(|_| reserve_port()).collect();
+        let layout = Arc::new(Mutex::new(Layout {
+            addrs: reserved.iter().map(Reservation::addr).collect(),
+            data_dirs: ids.clone().map(|id| dir.join(&format!("node{id}"))).collect(),
+            configs: ids.clone().map(|id| dir.join(&format!("cluster-{id}.toml"))).collect(),
+            leader_via: ids.clone().map(|_| None).collect(),
+            opts: opts.clone(),
+        }));
+        let nodes = ids
+            .zip(reserved)
+            .map(|(id, r)| Node {
+                id,
+                addr: r.addr(),
+                data_dir: dir.join(&format!("node{id}")),
+                layout: layout.clone(),
+                config: dir.join(&format!("cluster-{id}.toml")),
+                args: opts.args.clone(),
+                child: None,
+                log: unique_log_path(&dir.join(&format!("node{id}"))),
+                reserved: Some(r),
             })
             .collect();
-        let mut c = Cluster { dir, opts, nodes };
-        for id in 1..=c.opts.nodes {
-            c.write_config(id, None);
-        }
-        c
+        layout.lock().unwrap().write_all();
+        Cluster { dir, nodes, layout }
     }
 
-    /// Starts a cluster and waits until every node listens.
+    /// Starts every node and waits until every follower is synced.
     pub async fn start(tag: &str, opts: Options) -> Cluster {
         let mut c = Cluster::new(tag, opts);
-        for i in 0..c.nodes.len() {
-            c.nodes[i].start().await;
+        for n in &mut c.nodes {
+            n.start().await;
+        }
+        for n in c.nodes.iter().skip(1) {
+            n.wait_synced().await;
         }
         c
     }
@@ -97,25 +153,9 @@ impl Cluster {
     /// (Re)writes node `id`'s cluster file; `leader_via` replaces the
     /// leader's address in it (a proxy in front of the leader).
     pub fn write_config(&mut self, id: u64, leader_via: Option<SocketAddr>) {
-        let o = &self.opts;
-        let mut text = format!(
-            "[cluster]\ninitial_leader = 1\nreplication = \"{}\"\nheartbeat_ms = {}\nlink_timeout_ms = {}\n\
-             quorum_timeout_ms = {}\nmax_stale_ms = {}\n",
-            o.replication, o.heartbeat_ms, o.link_timeout_ms, o.quorum_timeout_ms, o.max_stale_ms
-        );
-        for n in &self.nodes {
-            let addr = match leader_via {
-                Some(via) if n.id == 1 && id != 1 => via,
-                _ => n.addr,
-            };
-            text += &format!(
-                "\n[[node]]\nid = {}\naddr = \"{addr}\"\ndata_dir = \"{}\"\n",
-                n.id,
-                n.data_dir.display()
-            );
-        }
-        let path = &self.nodes[(id - 1) as usize].config;
-        std::fs::write(path, text).expect("write cluster file");
+        let mut layout = self.layout.lock().unwrap();
+        layout.leader_via[(id - 1) as usize] = leader_via;
+        layout.write(id);
     }
 
     pub fn node(&mut self, id: u64) -> &mut Node {
@@ -127,43 +167,59 @@ impl Cluster {
     }
 
     /// Waits until every running follower has applied the leader's last
-    /// index and all running nodes report the same DIGEST; returns it.
-    pub async fn converged(&self, timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
+    /// index and every running node reports the same DIGEST; returns it.
+    /// Panics after [`DEADLINE`] with each node's INFO and log tail.
+    pub async fn converged(&self) -> u64 {
+        let deadline = Instant::now() + DEADLINE;
         loop {
-            let digests = self.digests().await;
-            let leader_last = info_u64_of(&self.leader().info().await, "last_index");
-            let mut caught_up = true;
-            for n in self.nodes.iter().skip(1).filter(|n| n.running()) {
-                caught_up &= info_u64_of(&n.info().await, "applied_index") >= leader_last;
-            }
-            if caught_up && digests[0] != 0 && digests.windows(2).all(|w| w[0] == w[1]) {
-                return digests[0];
+            if let Some(digest) = self.agreed_digest().await {
+                return digest;
             }
             if Instant::now() > deadline {
-                let mut report = String::new();
-                for n in self.nodes.iter().filter(|n| n.running()) {
-                    report +=
-                        &format!("--- node {} ---\n{}\n{}\n", n.id, n.info().await, tail(&n.stderr(), 30));
-                }
-                panic!("cluster did not converge within {timeout:?}: digests {digests:x?}\n{report}");
+                panic!("cluster did not converge within {DEADLINE:?}\n{}", self.report().await);
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// DIGEST of every running node, in id order (0 for a node answering
-    /// LOADING: a follower installing a full resync).
-    pub async fn digests(&self) -> Vec<u64> {
+    /// The DIGEST all running nodes agree on, once every running follower
+    /// has applied the leader's last index. DIGEST walks the whole data set
+    /// and blocks a node meanwhile (half a second for 200,000 keys in a
+    /// debug build on a loaded machine), so it is asked only then: polling
+    /// it would itself stall the leader past the link timeout.
+    async fn agreed_digest(&self) -> Option<u64> {
+        let last = info_u64(&self.leader().info().await, "last_index");
+        for n in self.nodes.iter().skip(1).filter(|n| n.running()) {
+            if info_u64(&n.info().await, "applied_index") < last {
+                return None;
+            }
+        }
+        let digests = self.digests().await;
+        let first = digests[0]?;
+        digests.iter().all(|d| *d == Some(first)).then_some(first)
+    }
+
+    /// DIGEST of every running node, in id order (`None` for a node
+    /// answering LOADING: a follower installing a full resync).
+    pub async fn digests(&self) -> Vec<Option<u64>> {
         let mut out = Vec::new();
         for n in self.nodes.iter().filter(|n| n.running()) {
             match n.client().await.digest().await {
-                Ok(d) => out.push(d),
-                Err(e) if e.status() == Some(burrow_proto::Status::Loading) => out.push(0),
+                Ok(d) => out.push(Some(d)),
+                Err(e) if e.status() == Some(burrow_proto::Status::Loading) => out.push(None),
                 Err(e) => panic!("DIGEST on node {}: {e}", n.id),
             }
         }
         out
+    }
+
+    /// Every running node's INFO replication and log tail, for failures.
+    pub async fn report(&self) -> String {
+        let mut report = String::new();
+        for n in self.nodes.iter().filter(|n| n.running()) {
+            report += &format!("--- node {} ---\n{}\n{}\n", n.id, n.info().await, tail(&n.stderr(), 40));
+        }
+        report
     }
 }
 
@@ -172,34 +228,62 @@ fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// An INFO field as a number (0 if missing).
-pub fn info_u64_of(info: &str, key: &str) -> u64 {
-    info_field(info, key).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
 impl Node {
     pub fn running(&self) -> bool {
         self.child.is_some()
     }
 
-    /// Starts the process and waits (polling its log) until it listens.
+    /// Starts the process and waits (polling its log) until it listens on
+    /// its address. If another process took the port meanwhile, moves to
+    /// another one (rewriting every cluster file) and tries again.
     pub async fn start(&mut self) {
         assert!(self.child.is_none(), "node {} already running", self.id);
-        let stderr =
-            std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open node log");
-        let already = std::fs::read_to_string(&self.log).map_or(0, |s| s.len());
-        let mut child = server_command(stderr)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--node-id")
-            .arg(self.id.to_string())
-            .args(["--shards", "16", "--threads", "1"])
-            .args(&self.args)
-            .spawn()
-            .expect("spawn burrow-server");
-        let addr = wait_listening(&mut child, &self.log, already).await;
-        assert_eq!(addr, self.addr, "node {} listens on its addr", self.id);
-        self.child = Some(child);
+        for attempt in 1.. {
+            if let Some(r) = self.reserved.as_mut() {
+                r.release();
+            }
+            self.reserved = None;
+            let stderr =
+                std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open node log");
+            let already = std::fs::read_to_string(&self.log).map_or(0, |s| s.len());
+            let mut child = server_command(stderr)
+                .arg("--config")
+                .arg(&self.config)
+                .arg("--node-id")
+                .arg(self.id.to_string())
+                .args(["--shards", "16", "--threads", "1"])
+                .args(&self.args)
+                .spawn()
+                .expect("spawn burrow-server");
+            match listening_or_exit(&mut child, &self.log, already).await {
+                Ok(addr) => {
+                    assert_eq!(addr, self.addr, "node {} listens on its addr", self.id);
+                    self.child = Some(child);
+                    return;
+                }
+                Err((_, log)) if log.contains("Address already in use") && attempt < 5 => {
+                    let r = reserve_port();
+                    self.addr = r.addr();
+                    self.reserved = Some(r);
+                    let mut layout = self.layout.lock().unwrap();
+                    layout.addrs[(self.id - 1) as usize] = self.addr;
+                    layout.write_all();
+                }
+                Err((status, log)) => {
+                    panic!("node {} exited with {status} before listening; stderr:\n{log}", self.id)
+                }
+            }
+        }
+    }
+
+    /// Waits until this follower streams from the leader with its data set
+    /// loaded (INFO `link_status:up`, `loading:0`). Until then its reads
+    /// may answer LOADING and WAIT may not count it.
+    pub async fn wait_synced(&self) {
+        self.wait_info("the follower to be synced", |i| {
+            info_field(i, "link_status") == "up" && info_field(i, "loading") == "0"
+        })
+        .await;
     }
 
     /// SIGKILL: no shutdown snapshot, no goodbye to the peers.
@@ -214,7 +298,7 @@ impl Node {
     pub async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-            let status = wait_exit(&mut c, CHILD_START).await;
+            let status = wait_exit(&mut c).await;
             assert!(status.success(), "node {} exited with {status}:\n{}", self.id, tail(&self.stderr(), 30));
         }
     }
@@ -233,10 +317,21 @@ impl Node {
         self.client().await.info("replication").await.expect("INFO replication")
     }
 
-    /// Polls until `cond` holds on this node's INFO replication section.
-    pub async fn wait_info(&self, what: &str, timeout: Duration, cond: impl Fn(&str) -> bool) {
-        let cond = &cond;
-        wait_for(what, timeout, || async move { cond(&self.info().await) }).await;
+    /// Polls until `cond` holds on this node's INFO replication section;
+    /// panics after [`DEADLINE`] with that INFO and the node's log tail.
+    pub async fn wait_info(&self, what: &str, cond: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let info = self.info().await;
+            if cond(&info) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let log = tail(&self.stderr(), 40);
+                panic!("node {}: timed out after {DEADLINE:?} waiting for {what}\n{info}\n{log}", self.id);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

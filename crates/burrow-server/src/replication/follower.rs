@@ -11,13 +11,14 @@
 use bytes::Bytes;
 
 use super::message::{Message, RecordEntry};
-use super::{at_least, ConfigError, HistoryId, NodeId, SeededRng};
+use super::{at_least, greater, ConfigError, HistoryId, NodeId, SeededRng};
 
 /// Follower tuning, in ticks (100 ms intended, which the defaults assume).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowerConfig {
-    /// Ticks without any message from the leader before the link is down.
-    /// Must exceed the leader's heartbeat interval with margin.
+    /// Ticks without any sign of life from the leader (a message, or bytes
+    /// of one still arriving: see [`Follower::on_link_activity`]) before the
+    /// link is down. Must exceed the leader's heartbeat interval with margin.
     pub leader_timeout_ticks: u64,
     /// Ticks spent resyncing without progress (a resync reply or a snapshot
     /// chunk) before giving up. Heartbeats do not count as progress here: a
@@ -29,6 +30,14 @@ pub struct FollowerConfig {
     pub backoff_base_ticks: u64,
     /// Cap on the reconnect delay.
     pub backoff_max_ticks: u64,
+    /// While the leader's bytes arrive but no whole message does (a large
+    /// chunk or record crossing a slow link), an ack goes out this often so
+    /// that the leader sees this follower alive too: it has no message to
+    /// ack, and the leader's own sign of it (its blocked writes going
+    /// through) is coarse, as a full socket wakes its writer only once much
+    /// of its buffer has drained. The leader's heartbeat interval suits.
+    /// Must be below `leader_timeout_ticks`.
+    pub keepalive_ticks: u64,
 }
 
 impl Default for FollowerConfig {
@@ -38,6 +47,7 @@ impl Default for FollowerConfig {
             sync_timeout_ticks: 300,
             backoff_base_ticks: 1,
             backoff_max_ticks: 100,
+            keepalive_ticks: 5,
         }
     }
 }
@@ -48,7 +58,8 @@ impl FollowerConfig {
         at_least("sync_timeout_ticks", self.sync_timeout_ticks, 1)?;
         at_least("backoff_base_ticks", self.backoff_base_ticks, 1)?;
         at_least("backoff_max_ticks", self.backoff_max_ticks, self.backoff_base_ticks)?;
-        Ok(())
+        at_least("keepalive_ticks", self.keepalive_ticks, 1)?;
+        greater("leader_timeout_ticks", self.leader_timeout_ticks, "keepalive_ticks", self.keepalive_ticks)
     }
 }
 
@@ -119,6 +130,8 @@ pub struct Follower {
     session: u64,
     ticks_silent: u64,
     ticks_sync: u64,
+    /// Ticks since the last ack went out.
+    ticks_unacked: u64,
     ticks_backoff: u64,
     /// Consecutive failed link attempts (reset once a resync completes).
     failures: u32,
@@ -154,6 +167,7 @@ impl Follower {
             session,
             ticks_silent: 0,
             ticks_sync: 0,
+            ticks_unacked: 0,
             ticks_backoff: 0,
             failures: 0,
             rng,
@@ -226,6 +240,22 @@ impl Follower {
         }
     }
 
+    /// Bytes arrived from the leader on the current link, perhaps part of a
+    /// message still incomplete. A link that moves bytes is alive: a large
+    /// snapshot chunk or a batch of 16 MiB records can take longer than the
+    /// timeout to arrive on a busy machine, and heartbeats queue behind it,
+    /// so counting only whole messages would drop a working link (and a
+    /// full resync longer than the timeout would never complete). Every
+    /// `keepalive_ticks` meanwhile an ack tells the leader the same.
+    pub fn on_link_activity(&mut self) {
+        if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
+            self.ticks_silent = 0;
+            if self.ticks_unacked >= self.cfg.keepalive_ticks {
+                self.ack();
+            }
+        }
+    }
+
     /// The driver persisted everything up to `index` (fsync where promised).
     pub fn on_durable(&mut self, index: u64) {
         let index = index.min(self.last_applied);
@@ -259,6 +289,7 @@ impl Follower {
             LinkState::Syncing => {
                 self.ticks_silent += 1;
                 self.ticks_sync += 1;
+                self.ticks_unacked += 1;
                 if self.ticks_silent > self.cfg.leader_timeout_ticks
                     || self.ticks_sync > self.cfg.sync_timeout_ticks
                 {
@@ -267,6 +298,7 @@ impl Follower {
             }
             LinkState::Streaming => {
                 self.ticks_silent += 1;
+                self.ticks_unacked += 1;
                 if self.ticks_silent > self.cfg.leader_timeout_ticks {
                     self.link_down();
                 }
@@ -318,14 +350,18 @@ impl Follower {
             }
             Message::SnapshotChunk { session, offset, bytes, last } => {
                 let Sync::Snapshot { index, history_id, term, offset: expected } = self.sync else { return };
-                if session != self.session || self.state != LinkState::Syncing || offset < expected {
+                if session != self.session || self.state != LinkState::Syncing {
+                    return;
+                }
+                // Even a duplicate proves the leader is there.
+                self.ticks_silent = 0;
+                if offset < expected {
                     return;
                 }
                 if offset > expected {
                     self.link_down();
                     return;
                 }
-                self.ticks_silent = 0;
                 self.ticks_sync = 0;
                 let next = expected + bytes.len() as u64;
                 self.out.push(FollowerOutput::SnapshotData { offset, bytes });
@@ -345,12 +381,16 @@ impl Follower {
                 }
             }
             Message::Records { records, commit_index } => {
+                if records.iter().any(|r| r.term >= self.leader_term) {
+                    // From the current leader (a deposed one's only hold
+                    // older terms): alive, whatever the state.
+                    self.ticks_silent = 0;
+                }
                 if self.state != LinkState::Streaming {
                     // Ahead of (or stale next to) the resync reply: the
                     // retransmit after the reply covers it.
                     return;
                 }
-                self.ticks_silent = 0;
                 self.on_records(records, commit_index);
             }
             Message::Handshake { .. } | Message::Ack { .. } => {}
@@ -393,14 +433,34 @@ impl Follower {
     }
 
     fn ack(&mut self) {
-        if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
-            self.out.push(FollowerOutput::Send(Message::Ack {
-                node_id: self.node_id,
-                session: self.session,
-                applied: self.last_applied,
-                durable: self.durable,
-            }));
+        if let Some(msg) = self.ack_message() {
+            self.ticks_unacked = 0;
+            self.out.push(FollowerOutput::Send(msg));
         }
+    }
+
+    /// The ack describing this follower now, if it has a link. While it
+    /// syncs, the ack says "alive" and nothing more: applied and durable are
+    /// 0, because the indexes of a dataset being replaced (perhaps another
+    /// history's) mean nothing to the leader, and the leader switches this
+    /// follower to streaming as soon as it *sends* the last chunk, so an ack
+    /// sent during the transfer may well arrive after that and would be
+    /// taken for progress on the leader's history.
+    fn ack_message(&self) -> Option<Message> {
+        let (applied, durable) = match self.state {
+            LinkState::Streaming => (self.last_applied, self.durable),
+            LinkState::Syncing => (0, 0),
+            LinkState::Down | LinkState::Connecting => return None,
+        };
+        Some(Message::Ack { node_id: self.node_id, session: self.session, applied, durable })
+    }
+
+    /// An ack for the driver to send itself while it carries out a long
+    /// output (loading a full resync's snapshot can take seconds) and reads
+    /// nothing from the link meanwhile: the leader would otherwise see a
+    /// silent follower and drop it. Nothing changes here; `None` without a link.
+    pub fn keepalive(&self) -> Option<Message> {
+        self.ack_message()
     }
 
     fn link_down(&mut self) {
@@ -436,6 +496,7 @@ mod tests {
             sync_timeout_ticks: 8,
             backoff_base_ticks: 2,
             backoff_max_ticks: 20,
+            keepalive_ticks: 2,
         }
     }
 
@@ -543,6 +604,121 @@ mod tests {
             }
             assert_eq!(saw_down, down, "case {i}: every {every}, {ticks} ticks");
         }
+    }
+
+    /// A message built for the link's session.
+    type ForSession = fn(u64) -> Message;
+
+    #[test]
+    fn which_messages_prove_the_leader_alive() {
+        // (name, message, keeps the link up); leader term 4, timeout 5 ticks.
+        let cases: &[(&str, ForSession, bool)] = &[
+            ("heartbeat", |_| Message::Heartbeat { term: 4, last_index: 0, commit_index: 0 }, true),
+            ("stale heartbeat", |_| Message::Heartbeat { term: 3, last_index: 0, commit_index: 0 }, false),
+            ("records", |_| Message::Records { records: vec![rec(4, 1)], commit_index: 0 }, true),
+            ("duplicate records", |_| Message::Records { records: vec![rec(4, 0)], commit_index: 0 }, true),
+            ("stale records", |_| Message::Records { records: vec![rec(3, 1)], commit_index: 0 }, false),
+            (
+                "chunk of another session",
+                |s| Message::SnapshotChunk {
+                    session: s.wrapping_add(1),
+                    offset: 0,
+                    bytes: Bytes::new(),
+                    last: false,
+                },
+                false,
+            ),
+            (
+                "handshake (never sent by a leader)",
+                |s| Message::Handshake { node_id: 1, session: s, history_id: 1, last_applied: 0 },
+                false,
+            ),
+        ];
+        for (i, (name, msg, alive)) in cases.iter().enumerate() {
+            let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(1)).unwrap();
+            let session = connect(&mut f);
+            f.step(Message::PartialResync { session, from_index: 1, term: 4 });
+            f.outputs();
+            for _ in 0..4 {
+                f.tick();
+            }
+            f.step(msg(session));
+            f.tick();
+            f.tick();
+            assert_eq!(!went_down(&f.outputs()), *alive, "case {i} ({name})");
+        }
+    }
+
+    fn acks(outs: &[FollowerOutput]) -> usize {
+        outs.iter().filter(|o| matches!(o, FollowerOutput::Send(Message::Ack { .. }))).count()
+    }
+
+    #[test]
+    fn bytes_arriving_keep_the_link_up_without_whole_messages() {
+        // A 16 MiB batch arriving slowly: no message for many timeouts.
+        let mut f = streaming(0, 1);
+        let mut keepalives = 0;
+        for t in 0..50 {
+            f.on_link_activity();
+            f.tick();
+            let outs = f.outputs();
+            assert!(!went_down(&outs), "tick {t}: bytes moved, the link is alive");
+            keepalives += acks(&outs);
+        }
+        assert_eq!(keepalives, 24, "the leader hears of it every 2 ticks (the first after 2)");
+        f.step(Message::Records { records: vec![rec(1, 1)], commit_index: 0 });
+        assert_eq!(applied(&f.outputs()), vec![1]);
+        // Once nothing moves, the timeout applies as before.
+        let mut downs = Vec::new();
+        for t in 1..=6 {
+            f.tick();
+            if went_down(&f.outputs()) {
+                downs.push(t);
+            }
+        }
+        assert_eq!(downs, vec![6], "down after more than 5 silent ticks");
+        f.on_link_activity();
+        assert_eq!(f.link_state(), LinkState::Down, "no link, nothing to keep alive");
+    }
+
+    #[test]
+    fn a_full_resync_longer_than_the_timeout_completes_while_bytes_move() {
+        // Chunks 7 ticks apart: more than the 5-tick timeout (the livelock
+        // of issue 9), less than the 8-tick sync timeout (progress).
+        let mut f = Follower::new(cfg(), 9, 7, 0, SeededRng::new(2)).unwrap();
+        let session = connect(&mut f);
+        f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
+        let mut offset = 0u64;
+        for n in 0..10 {
+            for t in 0..7 {
+                f.on_link_activity();
+                f.tick();
+                assert!(!went_down(&f.outputs()), "chunk {n}, tick {t}");
+            }
+            let last = n == 9;
+            f.step(Message::SnapshotChunk { session, offset, bytes: Bytes::from_static(b"0123"), last });
+            offset += 4;
+        }
+        let outs = f.outputs();
+        assert!(outs.contains(&FollowerOutput::LoadSnapshot { snapshot_index: 40, history_id: 8, term: 2 }));
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        // Without the bytes, the same transfer times out before its second chunk.
+        let mut f = Follower::new(cfg(), 9, 7, 0, SeededRng::new(2)).unwrap();
+        let session = connect(&mut f);
+        f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
+        f.step(Message::SnapshotChunk {
+            session,
+            offset: 0,
+            bytes: Bytes::from_static(b"0123"),
+            last: false,
+        });
+        f.outputs();
+        let mut down = false;
+        for _ in 0..7 {
+            f.tick();
+            down |= went_down(&f.outputs());
+        }
+        assert!(down, "a silent link still goes down");
     }
 
     #[test]
@@ -672,8 +848,8 @@ mod tests {
             outs,
             vec![
                 FollowerOutput::SnapshotData { offset: 0, bytes: Bytes::from_static(b"abc") },
-                // Acks during the transfer only say "alive" (the leader ignores their indexes).
-                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 3, durable: 3 }),
+                // Acks during the transfer only say "alive".
+                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 0, durable: 0 }),
                 FollowerOutput::SnapshotData { offset: 3, bytes: Bytes::from_static(b"de") },
                 FollowerOutput::LoadSnapshot { snapshot_index: 40, history_id: 8, term: 2 },
                 FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 40, durable: 0 }),
@@ -683,6 +859,23 @@ mod tests {
         assert_eq!(f.link_state(), LinkState::Streaming);
         f.step(Message::Records { records: vec![rec(2, 41)], commit_index: 0 });
         assert_eq!(applied(&f.outputs()), vec![41]);
+    }
+
+    #[test]
+    fn keepalive_acks_say_alive_and_change_nothing() {
+        let mut f = Follower::new(cfg(), 9, 7, 3, SeededRng::new(2)).unwrap();
+        assert_eq!(f.keepalive(), None, "no link yet");
+        let session = connect(&mut f);
+        let alive = Message::Ack { node_id: 9, session, applied: 0, durable: 0 };
+        assert_eq!(f.keepalive(), Some(alive.clone()), "syncing: nothing to report but life");
+        f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
+        f.step(Message::SnapshotChunk { session, offset: 0, bytes: Bytes::from_static(b"ab"), last: true });
+        f.outputs();
+        // Loading the snapshot: already streaming from the state machine's view.
+        assert_eq!(f.keepalive(), Some(Message::Ack { node_id: 9, session, applied: 40, durable: 0 }));
+        assert!(f.outputs().is_empty(), "a keepalive queues nothing");
+        f.on_disconnected();
+        assert_eq!(f.keepalive(), None);
     }
 
     #[test]
@@ -713,5 +906,7 @@ mod tests {
         assert_eq!(bad.validate(), Err(ConfigError::TooSmall { field: "backoff_max_ticks", min: 4, got: 1 }));
         let bad = FollowerConfig { leader_timeout_ticks: 0, ..FollowerConfig::default() };
         assert!(Follower::new(bad, 1, 1, 0, SeededRng::new(0)).is_err());
+        let bad = FollowerConfig { keepalive_ticks: 50, ..FollowerConfig::default() };
+        assert!(matches!(bad.validate(), Err(ConfigError::NotGreater { field: "leader_timeout_ticks", .. })));
     }
 }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::message::Message;
-use super::{at_least, BacklogSource, ConfigError, HistoryId, NodeId, ReplicationError};
+use super::{at_least, greater, BacklogSource, ConfigError, HistoryId, NodeId, ReplicationError};
 
 /// Leader tuning. Times are in ticks; the driver decides how long a tick is
 /// (100 ms is the intended default, which the defaults below assume).
@@ -26,7 +26,9 @@ use super::{at_least, BacklogSource, ConfigError, HistoryId, NodeId, Replication
 pub struct LeaderConfig {
     /// Ticks between heartbeats to a follower that got nothing else.
     pub heartbeat_interval_ticks: u64,
-    /// Ticks without an ack from a follower before it is declared down.
+    /// Ticks without a sign of life from a follower (an ack, or bytes
+    /// moving on its link: see [`Leader::on_link_activity`]) before it is
+    /// declared down.
     pub follower_timeout_ticks: u64,
     /// Ticks with records in flight and no applied progress before the
     /// leader resends from the follower's applied index + 1.
@@ -67,17 +69,14 @@ impl LeaderConfig {
         at_least("max_batch_bytes", self.max_batch_bytes as u64, 1)?;
         at_least("window", self.window, self.max_batch_records as u64)?;
         at_least("max_batches_in_flight", self.max_batches_in_flight as u64, 1)?;
-        if self.follower_timeout_ticks <= self.heartbeat_interval_ticks {
-            // A follower acks each heartbeat; a timeout no longer than the
-            // interval would declare healthy followers down.
-            return Err(ConfigError::NotGreater {
-                field: "follower_timeout_ticks",
-                got: self.follower_timeout_ticks,
-                other: "heartbeat_interval_ticks",
-                other_value: self.heartbeat_interval_ticks,
-            });
-        }
-        Ok(())
+        // A follower acks each heartbeat; a timeout no longer than the
+        // interval would declare healthy followers down.
+        greater(
+            "follower_timeout_ticks",
+            self.follower_timeout_ticks,
+            "heartbeat_interval_ticks",
+            self.heartbeat_interval_ticks,
+        )
     }
 }
 
@@ -102,13 +101,14 @@ pub struct FollowerProgress {
     pub next_index: u64,
     pub applied: u64,
     pub matched: u64,
+    /// Ticks since the follower last showed life (an ack or link activity).
     pub ticks_since_ack: u64,
 }
 
 /// Why the leader dropped a follower's link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownReason {
-    /// No ack for `follower_timeout_ticks`.
+    /// No sign of life for `follower_timeout_ticks`.
     Silent,
     /// The next record it needs has left the backlog: it will need a full resync.
     BehindBacklog,
@@ -311,6 +311,22 @@ impl Leader {
         if index > self.durable {
             self.durable = index;
             self.recompute_commit();
+        }
+    }
+
+    /// The link to follower `id` moved bytes: some arrived from it, or a
+    /// write that found the socket full went through (the follower is
+    /// reading). A follower busy receiving a long snapshot or a 16 MiB
+    /// record sends no ack until the message is complete, which on a busy
+    /// machine can take longer than the timeout: it is alive all the same.
+    /// A write that went straight into the socket buffer proves nothing
+    /// (the kernel takes bytes for a peer that stopped reading), which is
+    /// why the driver reports only writes that had to wait.
+    pub fn on_link_activity(&mut self, id: NodeId) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            if p.state != FollowerState::Down {
+                p.ticks_since_ack = 0;
+            }
         }
     }
 
@@ -809,6 +825,64 @@ mod tests {
             ack(&mut l, 1, 1, 5, 5, &log);
             assert!(!l.outputs().iter().any(|o| matches!(o, LeaderOutput::FollowerDown { .. })));
         }
+    }
+
+    /// Ticks `l` `n` times (reporting link activity for `id` before each
+    /// tick if `active`) and returns the ticks, 1-based, at which `id` went down.
+    fn tick_and_watch(l: &mut Leader, id: NodeId, n: u64, active: bool, log: &VecLog) -> Vec<u64> {
+        let mut downs = Vec::new();
+        for t in 1..=n {
+            if active {
+                l.on_link_activity(id);
+            }
+            l.tick(log);
+            if l.outputs().iter().any(|o| matches!(o, LeaderOutput::FollowerDown { id: d, .. } if *d == id)) {
+                downs.push(t);
+            }
+        }
+        downs
+    }
+
+    #[test]
+    fn a_follower_busy_receiving_stays_up_while_its_link_moves_bytes() {
+        // A 16 MiB batch in flight: no ack for many timeouts, but the
+        // leader's blocked writes keep going through.
+        let log = VecLog { first: 1, last: 5, size: 16 << 20 };
+        let mut l = leader(5, &[1]);
+        handshake(&mut l, 1, 1, 7, 0, &log);
+        assert_eq!(batches(&l.outputs()), vec![(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]);
+        assert!(tick_and_watch(&mut l, 1, 40, true, &log).is_empty());
+        assert_eq!(l.progress(1).unwrap().state, FollowerState::Streaming);
+        // Once the link stops moving, the timeout applies as before: down
+        // more than 6 ticks after the last sign of life (the last active tick).
+        assert_eq!(tick_and_watch(&mut l, 1, 10, false, &log), vec![6]);
+        l.on_link_activity(1);
+        assert_eq!(l.progress(1).unwrap().state, FollowerState::Down, "activity does not revive a link");
+    }
+
+    #[test]
+    fn a_full_resync_longer_than_the_timeout_completes_while_bytes_move() {
+        let log = VecLog { first: 20, last: 30, size: 10 };
+        let mut l = leader(30, &[1]);
+        handshake(&mut l, 1, 3, 7, 0, &log);
+        assert_eq!(l.outputs(), vec![LeaderOutput::StartFullSync { to: 1 }]);
+        l.snapshot_ready(1, 30).unwrap();
+        // Chunks 10 ticks apart (the timeout is 6), the follower acking none.
+        for n in 0..5 {
+            assert!(tick_and_watch(&mut l, 1, 10, true, &log).is_empty(), "before chunk {n}");
+            l.snapshot_chunk(1, Bytes::from_static(b"data"), n == 4, &log).unwrap();
+        }
+        assert_eq!(l.progress(1).unwrap().state, FollowerState::Streaming);
+        // Without the activity, the same transfer is cut.
+        let mut l = leader(30, &[1]);
+        handshake(&mut l, 1, 3, 7, 0, &log);
+        l.snapshot_ready(1, 30).unwrap();
+        l.outputs();
+        assert_eq!(tick_and_watch(&mut l, 1, 10, false, &log), vec![7]);
+        assert_eq!(
+            l.snapshot_chunk(1, Bytes::from_static(b"data"), false, &log),
+            Err(ReplicationError::NotInFullSync(1))
+        );
     }
 
     #[test]

@@ -109,6 +109,14 @@ fn at_least(field: &'static str, got: u64, min: u64) -> Result<(), ConfigError> 
     }
 }
 
+fn greater(field: &'static str, got: u64, other: &'static str, other_value: u64) -> Result<(), ConfigError> {
+    if got <= other_value {
+        Err(ConfigError::NotGreater { field, got, other, other_value })
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

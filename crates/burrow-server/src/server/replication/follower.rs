@@ -22,6 +22,7 @@ use tokio_util::codec::Encoder;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
+use super::activity::{Activity, Metered};
 use super::{next_frame, secs_since, tick_for, ticks};
 use crate::oplog::RecordRef;
 use crate::persist::{
@@ -213,8 +214,10 @@ impl std::io::Read for ChunkReader {
 
 /// The link to the leader, once connected.
 struct Link {
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: Metered<OwnedReadHalf>,
+    wr: Metered<OwnedWriteHalf>,
+    /// Bytes moving: the leader's proof of life while a big message arrives.
+    activity: Arc<Activity>,
     codec: Codec,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -258,6 +261,8 @@ impl Driver {
             sync_timeout_ticks: ticks(Duration::from_secs(60), tick, leader_timeout_ticks),
             backoff_base_ticks: ticks(Duration::from_millis(50), tick, 1),
             backoff_max_ticks: ticks(Duration::from_secs(2), tick, 1),
+            // As often as the leader's heartbeats, which the timeout exceeds.
+            keepalive_ticks: ticks(cluster.heartbeat, tick, 1).min(leader_timeout_ticks - 1),
         };
         let store = shared.store.clone();
         let recovered = store.log().last_index();
@@ -309,16 +314,23 @@ impl Driver {
             let limits = self.limits;
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tick.tick() => self.sm.tick(),
+                _ = tick.tick() => {
+                    if link.as_ref().is_some_and(|l| l.activity.moved()) {
+                        self.sm.on_link_activity();
+                    }
+                    self.sm.tick();
+                }
                 r = async { dial.as_mut().expect("guarded").await }, if dial.is_some() => {
                     dial = None;
                     match r {
                         Ok(stream) => {
                             let _ = stream.set_nodelay(true);
                             let (rd, wr) = stream.into_split();
+                            let activity = Arc::new(Activity::default());
                             *link = Some(Link {
-                                rd,
-                                wr,
+                                rd: Metered::new(rd, activity.clone()),
+                                wr: Metered::new(wr, activity.clone()),
+                                activity,
                                 codec: Codec::server(limits),
                                 rbuf: BytesMut::with_capacity(64 * 1024),
                                 wbuf: BytesMut::new(),
@@ -586,22 +598,24 @@ impl Driver {
             return self.force_full_resync();
         };
         inc.tx = None;
-        let loaded = inc.loader.await.unwrap_or_else(|e| Err(format!("loader failed: {e}")));
+        let loaded =
+            self.keep_alive_while(inc.loader).await.unwrap_or_else(|e| Err(format!("loader failed: {e}")));
         let persist = self.persist.clone();
         let _no_snapshots = match &persist {
-            Some(p) => Some(p.exclude_snapshots().await),
+            Some(p) => Some(self.keep_alive_while(p.exclude_snapshots()).await),
             None => None,
         };
         let store = self.store.clone();
         let p = self.persist.clone();
         let path = inc.path;
         let result = match loaded {
-            Ok((meta, file)) => tokio::task::spawn_blocking(move || {
-                let file = path.zip(file);
-                install(&store, p.as_deref(), file, meta, index, history_id, term)
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("install task failed: {e}"))),
+            Ok((meta, file)) => self
+                .keep_alive_while(tokio::task::spawn_blocking(move || {
+                    let file = path.zip(file);
+                    install(&store, p.as_deref(), file, meta, index, history_id, term)
+                }))
+                .await
+                .unwrap_or_else(|e| Err(format!("install task failed: {e}"))),
             Err(e) => Err(e),
         };
         match result {
@@ -625,6 +639,26 @@ impl Driver {
             Err(e) => {
                 error!(error = %e, "full resync failed; the dataset is empty until the next one");
                 self.force_full_resync();
+            }
+        }
+    }
+
+    /// Awaits `work` (part of a long output: loading a snapshot takes
+    /// seconds) while sending the leader a keepalive ack once a tick. No
+    /// frame is read meanwhile, so without them the leader would see a
+    /// silent follower and drop a link that just completed a full resync.
+    async fn keep_alive_while<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(self.side.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tick.tick() => {
+                    if let Some(ack) = self.sm.keepalive() {
+                        self.send(ack).await;
+                    }
+                }
             }
         }
     }

@@ -22,6 +22,7 @@ use tokio_util::codec::Encoder;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
+use super::activity::{Activity, Metered};
 use super::{next_frame, secs_since, tick_for, ticks};
 use crate::oplog::OpLog;
 use crate::persist::{encode_snapshot, FsyncPolicy, NodeMeta};
@@ -53,6 +54,8 @@ struct LinkTx {
     queued: Arc<AtomicUsize>,
     /// Signalled whenever the writer wrote something.
     drained: Arc<Notify>,
+    /// Bytes moving either way: the follower's proof of life between acks.
+    activity: Arc<Activity>,
     close: CancellationToken,
 }
 
@@ -284,6 +287,16 @@ impl LeaderSide {
         }
     }
 
+    /// Tells the state machine which links moved bytes since the last tick
+    /// (a follower busy receiving a long transfer acks nothing meanwhile).
+    fn report_activity(&self, st: &mut State) {
+        for (&id, link) in &st.links {
+            if link.activity.moved() {
+                st.sm.on_link_activity(id);
+            }
+        }
+    }
+
     /// Followers holding `index` durably. For index 0 (a connection that
     /// wrote nothing) that is every follower connected now, as in Redis.
     pub(super) fn acked_count(&self, index: u64) -> usize {
@@ -410,8 +423,10 @@ pub(super) async fn run(side: Arc<LeaderSide>, cancel: CancellationToken) {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {
+                let mut st = side.lock();
+                side.report_activity(&mut st);
                 // Also catches records nobody announced (expiry deletions).
-                side.with(|sm, log| {
+                side.with_locked(st, |sm, log| {
                     sm.on_append(log.last_index(), log);
                     sm.on_durable(side.own_durable(log.last_index()));
                     sm.tick(log);
@@ -453,6 +468,7 @@ pub(super) async fn serve_link(
             tx,
             queued: Arc::new(AtomicUsize::new(0)),
             drained: Arc::new(Notify::new()),
+            activity: Arc::new(Activity::default()),
             close: cancel.child_token(),
         };
         {
@@ -470,7 +486,8 @@ pub(super) async fn serve_link(
             sm.step(node_id, hello, log);
         });
         let _ = stream.set_nodelay(true);
-        let (mut rd, wr) = stream.into_split();
+        let (rd, wr) = stream.into_split();
+        let (mut rd, wr) = (Metered::new(rd, link.activity.clone()), Metered::new(wr, link.activity.clone()));
         let mut codec = Codec::server(side.limits);
         let mut rbuf = pending;
         let reader = async {
@@ -517,7 +534,7 @@ pub(super) async fn serve_link(
 
 /// Writes queued messages, gathering whatever is ready into one write.
 async fn write_link(
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: impl tokio::io::AsyncWrite + Unpin,
     mut rx: mpsc::UnboundedReceiver<Message>,
     link: &LinkTx,
     limits: Limits,

@@ -9,6 +9,7 @@
 //! every other node follows it. Terms stay at 1 until elections exist; the
 //! formats already carry them.
 
+mod activity;
 mod follower;
 mod leader;
 

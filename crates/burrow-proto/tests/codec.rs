@@ -243,11 +243,11 @@ fn encoder_refuses_frames_the_peer_would_reject_and_appends_nothing() {
         ("value", Frame { value: Bytes::from(vec![0; 1025]), ..base.clone() }),
         ("extras", Frame { extras: Bytes::from(vec![0; 256]), ..base.clone() }),
     ];
-    for (what, f) in cases {
+    for (i, (what, f)) in cases.into_iter().enumerate() {
         let mut dst = BytesMut::from(&b"prefix"[..]);
         let err = codec.encode(&f, &mut dst).expect_err(what);
-        assert_eq!(err.status(), Some(Status::TooLarge), "{what}: {err:?}");
-        assert_eq!(&dst[..], b"prefix", "{what}: nothing appended");
+        assert_eq!(err.status(), Some(Status::TooLarge), "case {i} ({what}): {err:?}");
+        assert_eq!(&dst[..], b"prefix", "case {i} ({what}): nothing appended");
     }
     let mut tight = Codec::server(Limits { max_key: 16, max_value: 1024, max_frame: 40 });
     let f = Frame { key: Bytes::from(vec![0; 16]), value: Bytes::from(vec![0; 16]), ..base };

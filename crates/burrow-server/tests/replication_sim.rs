@@ -127,6 +127,7 @@ fn follower_cfg() -> FollowerConfig {
         sync_timeout_ticks: 20,
         backoff_base_ticks: 1,
         backoff_max_ticks: 16,
+        keepalive_ticks: 2,
     }
 }
 
