@@ -117,10 +117,17 @@ impl Server {
         shutdown: impl Future<Output = ()>,
         workers: Vec<tokio::runtime::Handle>,
     ) -> Result<(), ServerError> {
-        let Server { store, persist, config } = self;
         let local_port = listener.local_addr()?.port();
+        let shared = Arc::new(self.into_shared(local_port)?);
+        serve_shared(listener, shared, shutdown, workers).await
+    }
+
+    /// What every connection shares: the data, the settings and this
+    /// node's replication role (its background tasks are not started).
+    fn into_shared(self, local_port: u16) -> Result<Shared, ServerError> {
+        let Server { store, persist, config } = self;
         let repl = replication::Replication::open(&config, &store, persist.as_ref())?;
-        let shared = Arc::new(Shared {
+        Ok(Shared {
             store,
             stats: Stats::default(),
             started: Instant::now(),
@@ -128,8 +135,7 @@ impl Server {
             config,
             persist,
             repl,
-        });
-        serve_shared(listener, shared, shutdown, workers).await
+        })
     }
 }
 

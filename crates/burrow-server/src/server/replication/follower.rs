@@ -15,15 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use bytes::Bytes;
+use futures_util::SinkExt;
 use tokio::net::TcpStream;
-use tokio_util::codec::Encoder;
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use super::{next_frame, secs_since, tick_for, ticks};
+use super::{next_frame, read_failure, secs_since, tick_for, ticks, write_failure};
 use crate::oplog::decode_record_ref;
 use crate::persist::{
     apply_after_snapshot, list_snapshots, read_snapshot_from, snapshot_name, write_node_meta, FsyncPolicy,
@@ -36,7 +35,7 @@ use crate::replication::{
 use crate::server::cluster::{ClusterConfig, NodeInfo};
 use crate::server::{Persistence, Shared};
 use crate::store::Store;
-use burrow_proto::{Codec, Limits, Status};
+use burrow_proto::{Codec, CodecError, Limits, Status};
 
 /// Where a received snapshot is written before it is loaded (removed by
 /// recovery if a crash leaves it behind: it matches `snapshot-*.tmp`).
@@ -191,11 +190,7 @@ impl std::io::Read for ChunkReader {
 
 /// The link to the leader, once connected.
 struct Link {
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
-    codec: Codec,
-    rbuf: BytesMut,
-    wbuf: BytesMut,
+    framed: Framed<TcpStream, Codec>,
     seq: u32,
 }
 
@@ -293,15 +288,8 @@ impl Driver {
                     match r {
                         Ok(stream) => {
                             let _ = stream.set_nodelay(true);
-                            let (rd, wr) = stream.into_split();
-                            *link = Some(Link {
-                                rd,
-                                wr,
-                                codec: Codec::server(limits),
-                                rbuf: BytesMut::with_capacity(64 * 1024),
-                                wbuf: BytesMut::new(),
-                                seq: 0,
-                            });
+                            let framed = Framed::with_capacity(stream, Codec::server(limits), 64 * 1024);
+                            *link = Some(Link { framed, seq: 0 });
                             debug!("connected to the leader; handshaking");
                             self.sm.on_connected();
                         }
@@ -311,19 +299,16 @@ impl Driver {
                         }
                     }
                 }
-                r = async {
-                    let l = link.as_mut().expect("guarded");
-                    next_frame(&mut l.rd, &mut l.codec, &mut l.rbuf).await
-                }, if link.is_some() => match r {
+                r = async { next_frame(&mut link.as_mut().expect("guarded").framed).await }, if link.is_some() => match r {
                     Ok(Some(frame)) => match wire::decode_frame(&frame) {
                         Ok(msg) => self.on_message(msg),
                         Err(e) => self.drop_link(&format!("bad message from the leader: {e}")),
                     },
                     Ok(None) => self.drop_link("the leader closed the link"),
-                    Err(e) if e.contains("magic") => self.drop_link(&format!(
-                        "{} does not serve replication (is it the leader?): {e}", self.side.leader.addr
+                    Err(e @ CodecError::BadMagic { .. }) => self.drop_link(&format!(
+                        "{} does not serve replication (is it the leader?): {}", self.side.leader.addr, read_failure(&e)
                     )),
-                    Err(e) => self.drop_link(&e),
+                    Err(e) => self.drop_link(&read_failure(&e)),
                 },
                 changed = async { durable.as_mut().expect("guarded").changed().await }, if durable.is_some() => {
                     if changed.is_err() {
@@ -423,16 +408,15 @@ impl Driver {
         }
     }
 
+    /// Sends one message at once (fed and flushed): acks are small and
+    /// must not wait behind the outputs that follow them (a snapshot install).
     async fn send(&mut self, msg: Message) {
         let Some(link) = self.link.as_mut() else { return };
         link.seq = link.seq.wrapping_add(1);
-        link.wbuf.clear();
-        if let Err(e) = link.codec.encode(wire::encode(&msg, link.seq), &mut link.wbuf) {
-            error!(error = %e, "cannot encode a replication message");
-            return;
-        }
-        if let Err(e) = link.wr.write_all(&link.wbuf).await {
-            self.drop_link(&format!("write failed: {e}"));
+        match link.framed.send(wire::encode(&msg, link.seq)).await {
+            Ok(()) => {}
+            Err(e @ CodecError::Io(_)) => self.drop_link(&write_failure(&e)),
+            Err(e) => error!(error = %e, "cannot encode a replication message"),
         }
     }
 
