@@ -299,14 +299,18 @@ impl Driver {
                         }
                     }
                 }
-                r = async { next_frame(&mut link.as_mut().expect("guarded").framed).await }, if link.is_some() => match r {
+                r = async {
+                    next_frame(&mut link.as_mut().expect("guarded").framed).await
+                }, if link.is_some() => match r {
                     Ok(Some(frame)) => match wire::decode_frame(&frame) {
                         Ok(msg) => self.on_message(msg),
                         Err(e) => self.drop_link(&format!("bad message from the leader: {e}")),
                     },
                     Ok(None) => self.drop_link("the leader closed the link"),
                     Err(e @ CodecError::BadMagic { .. }) => self.drop_link(&format!(
-                        "{} does not serve replication (is it the leader?): {}", self.side.leader.addr, read_failure(&e)
+                        "{} does not serve replication (is it the leader?): {}",
+                        self.side.leader.addr,
+                        read_failure(&e)
                     )),
                     Err(e) => self.drop_link(&read_failure(&e)),
                 },
