@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use burrow_proto::{CodecError, Reply, Status};
+use burrow_proto::{CodecError, Reply, ReplyError, Status};
 
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -30,8 +30,15 @@ pub enum ClientError {
         #[source]
         source: Box<ClientError>,
     },
+    /// The server's bytes are not frames this client accepts (bad magic,
+    /// over the client's limits, …): the codec's own error.
     #[error("protocol error: {0}")]
-    Protocol(String),
+    Protocol(CodecError),
+    /// A frame that is not a valid reply.
+    #[error("protocol error: {0}")]
+    BadReply(ReplyError),
+    #[error("protocol error: reply id {got} does not match request id {expected}")]
+    IdMismatch { got: u32, expected: u32 },
     #[error("expected {expected}, got {got:?}")]
     UnexpectedReply { expected: &'static str, got: Reply },
     #[error("connection unusable after an earlier timeout or protocol error; reconnect")]
@@ -61,11 +68,14 @@ impl ClientError {
     }
 }
 
+/// I/O errors stay `Io`, and a stream that ends inside a reply is `Closed`
+/// (as one that ends between replies); the rest is `Protocol`.
 impl From<CodecError> for ClientError {
     fn from(e: CodecError) -> Self {
         match e {
             CodecError::Io(io) => ClientError::Io(io),
-            other => ClientError::Protocol(other.to_string()),
+            CodecError::Truncated { .. } => ClientError::Closed,
+            other => ClientError::Protocol(other),
         }
     }
 }

@@ -36,14 +36,19 @@ mod error;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
-use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::codec::Framed;
 
 pub use error::ClientError;
 
-use burrow_proto::{Codec, End, ErrorChain, Limits, Reply, Request, SetCondition, Status};
+use burrow_proto::{Codec, End, Frame, Limits, Reply, Request, SetCondition, Status};
+
+/// Requests buffered before the client writes, even mid-pipeline: a
+/// pipeline up to this size goes out in one write, a larger one in pieces
+/// of about this size (the `Framed` backpressure boundary).
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// Client settings. `Default` suits a server on the same machine.
 #[derive(Debug, Clone, Copy)]
@@ -95,14 +100,12 @@ pub enum Ttl {
 /// pipeline several requests through one.
 #[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
-    /// The server `stream` is connected to.
+    /// Requests out, replies in: one stream of frames.
+    framed: Framed<TcpStream, Codec>,
+    /// The server `framed` is connected to.
     addr: SocketAddr,
     /// Leader addresses the last call was redirected to, in order.
     redirects: Vec<SocketAddr>,
-    codec: Codec,
-    rbuf: BytesMut,
-    wbuf: BytesMut,
     next_id: u32,
     config: ClientConfig,
     /// Set when a timeout or protocol error left replies unread: the stream
@@ -116,18 +119,8 @@ impl Client {
     }
 
     pub async fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, ClientError> {
-        let (stream, addr) = open(addr, &config).await?;
-        Ok(Client {
-            stream,
-            addr,
-            redirects: Vec::new(),
-            codec: Codec::client(config.limits),
-            rbuf: BytesMut::with_capacity(16 * 1024),
-            wbuf: BytesMut::with_capacity(16 * 1024),
-            next_id: 1,
-            config,
-            broken: false,
-        })
+        let (framed, addr) = open(addr, &config).await?;
+        Ok(Client { framed, addr, redirects: Vec::new(), next_id: 1, config, broken: false })
     }
 
     /// The server this client is connected to: the one it was opened on, or
@@ -177,14 +170,12 @@ impl Client {
     /// that fails) and records the hop.
     async fn move_to(&mut self, leader: SocketAddr) -> Result<(), ClientError> {
         let from = self.addr;
-        let (stream, addr) = open(leader, &self.config)
+        let (framed, addr) = open(leader, &self.config)
             .await
             .map_err(|source| ClientError::Redirect { leader, source: Box::new(source) })?;
         tracing::info!(%from, to = %addr, "NOT_LEADER: redirected to the leader");
-        self.stream = stream;
+        self.framed = framed;
         self.addr = addr;
-        self.codec = Codec::client(self.config.limits);
-        self.rbuf.clear();
         self.broken = false;
         self.redirects.push(addr);
         Ok(())
@@ -210,38 +201,27 @@ impl Client {
         }
     }
 
+    /// Sends every request (fed, then flushed: one write), then reads
+    /// their replies in order.
     async fn exchange(&mut self, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
         let first = self.next_id;
-        self.wbuf.clear();
         for req in reqs {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
-            self.codec.encode(&req.to_frame(id), &mut self.wbuf)?;
+            self.framed.feed(req.to_frame(id)).await?;
         }
-        self.stream.write_all(&self.wbuf).await?;
+        SinkExt::<Frame>::flush(&mut self.framed).await?;
         let mut replies = Vec::with_capacity(reqs.len());
         while replies.len() < reqs.len() {
-            let frame = match self.codec.decode(&mut self.rbuf)? {
-                Some(f) => f,
-                None => {
-                    if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                        return Err(ClientError::Closed);
-                    }
-                    continue;
-                }
-            };
+            let frame = self.framed.next().await.ok_or(ClientError::Closed)??;
             let expected = first.wrapping_add(replies.len() as u32);
-            let reply =
-                Reply::from_frame(&frame).map_err(|e| ClientError::Protocol(ErrorChain(&e).to_string()))?;
+            let reply = Reply::from_frame(&frame).map_err(ClientError::BadReply)?;
             if frame.id != expected {
                 // A server that refuses a connection answers with id 0.
                 if let Reply::Error { status, message } = reply {
                     return Err(ClientError::Server { status, message });
                 }
-                return Err(ClientError::Protocol(format!(
-                    "reply id {} does not match request id {expected}",
-                    frame.id
-                )));
+                return Err(ClientError::IdMismatch { got: frame.id, expected });
             }
             replies.push(reply);
         }
@@ -477,18 +457,21 @@ impl Client {
     }
 }
 
-/// Connects with the config's timeout and `TCP_NODELAY`; returns the peer address.
+/// Connects with the config's timeout and `TCP_NODELAY`; returns the
+/// connection as a stream of frames, and the peer address.
 async fn open(
     addr: impl ToSocketAddrs,
     config: &ClientConfig,
-) -> Result<(TcpStream, SocketAddr), ClientError> {
+) -> Result<(Framed<TcpStream, Codec>, SocketAddr), ClientError> {
     let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| ClientError::Timeout { what: "connect", after: config.connect_timeout })?
         .map_err(ClientError::Connect)?;
     stream.set_nodelay(true).map_err(ClientError::Connect)?;
     let peer = stream.peer_addr().map_err(ClientError::Connect)?;
-    Ok((stream, peer))
+    let mut framed = Framed::with_capacity(stream, Codec::client(config.limits), 16 * 1024);
+    framed.set_backpressure_boundary(WRITE_BATCH);
+    Ok((framed, peer))
 }
 
 /// For a `NOT_LEADER` reply, `Some(leader)`: the address its message names,
@@ -521,6 +504,7 @@ pub fn parse_info(text: &str) -> Vec<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burrow_proto::CodecError;
 
     #[test]
     fn leader_addresses_parse_from_not_leader_messages() {
@@ -538,6 +522,18 @@ mod tests {
             let want = want.map(|w| w.parse::<SocketAddr>().unwrap());
             assert_eq!(parse_leader(message), want, "case {i}: {message:?}");
         }
+    }
+
+    #[test]
+    fn codec_errors_keep_their_type_and_a_cut_reply_is_closed() {
+        let magic = CodecError::BadMagic { got: 0xB7, expected: 0xB8 };
+        let err = ClientError::from(magic);
+        assert!(matches!(err, ClientError::Protocol(CodecError::BadMagic { got: 0xB7, .. })), "{err:?}");
+        assert_eq!(err.to_string(), "protocol error: bad magic byte 0xb7 (expected 0xb8)");
+        let err = ClientError::from(CodecError::Truncated { held: 5 });
+        assert!(matches!(err, ClientError::Closed), "{err:?}");
+        let err = ClientError::from(CodecError::Io(std::io::ErrorKind::ConnectionReset.into()));
+        assert!(matches!(err, ClientError::Io(_)), "{err:?}");
     }
 
     #[test]

@@ -41,6 +41,7 @@ impl Default for Limits {
 /// Why a byte stream cannot be framed. Every variant but `Io` is answered with
 /// [`CodecError::status`] (echoing the id where the header gave one), then the
 /// connection closes: after a bad header the stream cannot be resynchronised.
+/// `Truncated` and `Io` have nothing left to answer.
 #[derive(Debug, Error)]
 pub enum CodecError {
     #[error("bad magic byte 0x{got:02x} (expected 0x{expected:02x})")]
@@ -53,6 +54,9 @@ pub enum CodecError {
     ValueTooLarge { len: usize, max: usize, id: u32, opcode: u8 },
     #[error("frame length {len} over the limit of {max} bytes")]
     FrameTooLarge { len: u64, max: usize, id: u32, opcode: u8 },
+    /// The stream ended `held` bytes into a frame (only at end of input).
+    #[error("the stream ended inside a frame ({held} bytes of it received)")]
+    Truncated { held: usize },
     #[error("i/o error")]
     Io(#[from] std::io::Error),
 }
@@ -65,7 +69,7 @@ impl CodecError {
             CodecError::KeyTooLarge { .. }
             | CodecError::ValueTooLarge { .. }
             | CodecError::FrameTooLarge { .. } => Some(Status::TooLarge),
-            CodecError::Io(_) => None,
+            CodecError::Truncated { .. } | CodecError::Io(_) => None,
         }
     }
 
@@ -76,7 +80,7 @@ impl CodecError {
             | CodecError::KeyTooLarge { id, opcode, .. }
             | CodecError::ValueTooLarge { id, opcode, .. }
             | CodecError::FrameTooLarge { id, opcode, .. } => (id, opcode),
-            CodecError::BadMagic { .. } | CodecError::Io(_) => (0, 0),
+            CodecError::BadMagic { .. } | CodecError::Truncated { .. } | CodecError::Io(_) => (0, 0),
         }
     }
 }
@@ -105,8 +109,20 @@ impl Codec {
         self.limits
     }
 
-    fn check(&self, h: &Header) -> Result<(), CodecError> {
+    /// The one header parser behind [`Codec::peek`] and `decode`: the
+    /// header at the start of `src`, checked (magic, version, limits), or
+    /// `None` while fewer than 16 bytes are there. A wrong first byte fails
+    /// at once: garbage is refused without waiting for a whole header.
+    #[inline]
+    fn head(&self, src: &[u8]) -> Result<Option<Header>, CodecError> {
         let expected = self.expect.magic();
+        let Some(bytes) = src.get(..HEADER_LEN) else {
+            return match src.first() {
+                Some(&got) if got != expected => Err(CodecError::BadMagic { got, expected }),
+                _ => Ok(None),
+            };
+        };
+        let h = Header::parse(bytes);
         if h.magic != expected {
             return Err(CodecError::BadMagic { got: h.magic, expected });
         }
@@ -114,7 +130,8 @@ impl Codec {
         if h.version != VERSION {
             return Err(CodecError::BadVersion { got: h.version, id, opcode });
         }
-        check_lengths(&self.limits, h.key_len as usize, h.value_len as u64, h.payload_len(), id, opcode)
+        check_lengths(&self.limits, h.key_len as usize, h.value_len as u64, h.payload_len(), id, opcode)?;
+        Ok(Some(h))
     }
 }
 
@@ -152,38 +169,26 @@ pub enum Peek<'a> {
 
 impl Codec {
     /// Looks at the frame at the start of `src` without consuming or
-    /// copying anything — the server's hot path. Limits are checked from
-    /// the header alone, exactly as in `decode`.
+    /// copying anything — the server's hot path. Same header parser and
+    /// limits as `decode`, so both accept and refuse exactly the same bytes.
+    #[inline]
     pub fn peek<'a>(&self, src: &'a [u8]) -> Result<Peek<'a>, CodecError> {
-        if src.len() < HEADER_LEN {
-            if let Some(&m) = src.first() {
-                let expected = self.expect.magic();
-                if m != expected {
-                    return Err(CodecError::BadMagic { got: m, expected });
-                }
-            }
-            return Ok(Peek::Need(0));
-        }
-        let h = Header::parse(&src[..HEADER_LEN]);
-        self.check(&h)?;
+        let Some(h) = self.head(src)? else { return Ok(Peek::Need(0)) };
+        // Lengths passed the limits, so this fits in usize.
         let total = HEADER_LEN + h.payload_len() as usize;
-        if src.len() < total {
-            return Ok(Peek::Need(total));
-        }
-        let e = HEADER_LEN + h.extras_len as usize;
-        let k = e + h.key_len as usize;
-        let kind =
-            if h.magic == super::frame::MAGIC_REQUEST { FrameKind::Request } else { FrameKind::Response };
+        let Some(payload) = src.get(HEADER_LEN..total) else { return Ok(Peek::Need(total)) };
+        let (e, k) = h.sections();
         Ok(Peek::Frame(
             FrameRef {
-                kind,
+                // The magic passed `head`: the frame travels the expected way.
+                kind: self.expect,
                 opcode: h.opcode,
                 flags: h.flags,
                 id: h.id,
                 aux: h.aux,
-                extras: &src[HEADER_LEN..e],
-                key: &src[e..k],
-                value: &src[k..total],
+                extras: &payload[..e],
+                key: &payload[e..k],
+                value: &payload[k..],
             },
             total,
         ))
@@ -195,51 +200,49 @@ impl Decoder for Codec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
-        let header = match self.pending {
+        let h = match self.pending.take() {
             Some(h) => h,
             None => {
-                if src.len() < HEADER_LEN {
-                    // The magic can be judged from the first byte: fail fast on garbage.
-                    if let Some(&m) = src.first() {
-                        let expected = self.expect.magic();
-                        if m != expected {
-                            return Err(CodecError::BadMagic { got: m, expected });
-                        }
-                    }
-                    return Ok(None);
-                }
-                let h = Header::parse(&src[..HEADER_LEN]);
-                self.check(&h)?;
+                let Some(h) = self.head(src)? else { return Ok(None) };
                 src.advance(HEADER_LEN);
-                self.pending = Some(h);
                 h
             }
         };
-        // Lengths passed `check`, so this fits in usize and under max_frame.
-        let payload = header.payload_len() as usize;
-        if src.len() < payload {
-            src.reserve(payload - src.len());
+        // Lengths passed `head`, so this fits in usize and under max_frame.
+        let len = h.payload_len() as usize;
+        if src.len() < len {
+            src.reserve(len - src.len());
+            self.pending = Some(h);
             return Ok(None);
         }
-        self.pending = None;
-        let extras = src.split_to(header.extras_len as usize).freeze();
-        let key = src.split_to(header.key_len as usize).freeze();
-        let value = src.split_to(header.value_len as usize).freeze();
-        let kind = if header.magic == super::frame::MAGIC_REQUEST {
-            FrameKind::Request
-        } else {
-            FrameKind::Response
-        };
+        let payload = src.split_to(len).freeze();
+        let (e, k) = h.sections();
         Ok(Some(Frame {
-            kind,
-            opcode: header.opcode,
-            flags: header.flags,
-            id: header.id,
-            aux: header.aux,
-            extras,
-            key,
-            value,
+            kind: self.expect,
+            opcode: h.opcode,
+            flags: h.flags,
+            id: h.id,
+            aux: h.aux,
+            extras: payload.slice(..e),
+            key: payload.slice(e..k),
+            value: payload.slice(k..),
         }))
+    }
+
+    /// At the end of the stream: the last frames, then `Truncated` if the
+    /// peer stopped inside one (tokio-util's default would report an
+    /// untyped i/o error).
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        let held = src.len() + if self.pending.is_some() { HEADER_LEN } else { 0 };
+        if held == 0 {
+            return Ok(None);
+        }
+        src.clear();
+        self.pending = None;
+        Err(CodecError::Truncated { held })
     }
 }
 
@@ -289,3 +292,6 @@ impl Encoder<Frame> for Codec {
         self.encode(&frame, dst)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -108,6 +108,13 @@ impl Header {
     pub(crate) fn payload_len(&self) -> u64 {
         self.extras_len as u64 + self.key_len as u64 + self.value_len as u64
     }
+
+    /// Where extras end and key ends within the payload (the value follows).
+    #[inline]
+    pub(crate) fn sections(&self) -> (usize, usize) {
+        let e = self.extras_len as usize;
+        (e, e + self.key_len as usize)
+    }
 }
 
 /// Appends one header to `dst`. Lengths are checked by the caller.

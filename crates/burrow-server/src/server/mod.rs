@@ -126,19 +126,22 @@ impl Server {
         shutdown: impl Future<Output = ()>,
         workers: Vec<tokio::runtime::Handle>,
     ) -> Result<(), ServerError> {
-        let Server { store, persist, config } = self;
         let local_port = listener.local_addr()?.port();
-        // Reads and writes the node file: off the runtime's threads.
-        let (repl, config) = {
-            let (store, persist) = (store.clone(), persist.clone());
-            tokio::task::spawn_blocking(move || {
-                (replication::Replication::open(&config, &store, persist.as_ref()), config)
-            })
+        // Opening the replication role reads and writes the node file: off
+        // the runtime's threads.
+        let shared = tokio::task::spawn_blocking(move || self.into_shared(local_port))
             .await
-            .map_err(std::io::Error::other)?
-        };
-        let repl = repl?;
-        let shared = Arc::new(Shared {
+            .map_err(std::io::Error::other)??;
+        serve_shared(listener, Arc::new(shared), shutdown, workers).await
+    }
+
+    /// What every connection shares: the data, the settings and this
+    /// node's replication role (its background tasks are not started).
+    /// Blocking: reads and writes the node file.
+    fn into_shared(self, local_port: u16) -> Result<Shared, ServerError> {
+        let Server { store, persist, config } = self;
+        let repl = replication::Replication::open(&config, &store, persist.as_ref())?;
+        Ok(Shared {
             store,
             stats: Stats::default(),
             started: Instant::now(),
@@ -146,8 +149,7 @@ impl Server {
             config,
             persist,
             repl,
-        });
-        serve_shared(listener, shared, shutdown, workers).await
+        })
     }
 }
 

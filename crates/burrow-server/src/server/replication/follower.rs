@@ -14,16 +14,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use bytes::Bytes;
+use futures_util::SinkExt;
 use tokio::net::TcpStream;
-use tokio_util::codec::Encoder;
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::activity::{Activity, Metered};
-use super::{next_frame, secs_since, tick_for, ticks};
+use super::{next_frame, read_failure, secs_since, tick_for, ticks, write_failure};
 use crate::oplog::RecordRef;
 use crate::persist::{
     list_snapshots, read_snapshot_from, snapshot_name, write_node_meta_with, FileSystem, FileWriter,
@@ -36,7 +35,7 @@ use crate::replication::{
 use crate::server::cluster::{ClusterConfig, NodeInfo};
 use crate::server::{Persistence, Shared};
 use crate::store::{Replay, ShardCovers, Store};
-use burrow_proto::{Codec, ErrorChain, Limits, Status};
+use burrow_proto::{Codec, CodecError, ErrorChain, Limits, Status};
 
 /// Where a received snapshot is written before it is loaded (removed by
 /// recovery if a crash leaves it behind: it matches `snapshot-*.tmp`).
@@ -214,13 +213,10 @@ impl std::io::Read for ChunkReader {
 
 /// The link to the leader, once connected.
 struct Link {
-    rd: Metered<OwnedReadHalf>,
-    wr: Metered<OwnedWriteHalf>,
-    /// Bytes moving: the leader's proof of life while a big message arrives.
+    /// Metered: bytes moving are the leader's proof of life while a big
+    /// message arrives.
+    framed: Framed<Metered<TcpStream>, Codec>,
     activity: Arc<Activity>,
-    codec: Codec,
-    rbuf: BytesMut,
-    wbuf: BytesMut,
     seq: u32,
 }
 
@@ -325,17 +321,10 @@ impl Driver {
                     match r {
                         Ok(stream) => {
                             let _ = stream.set_nodelay(true);
-                            let (rd, wr) = stream.into_split();
                             let activity = Arc::new(Activity::default());
-                            *link = Some(Link {
-                                rd: Metered::new(rd, activity.clone()),
-                                wr: Metered::new(wr, activity.clone()),
-                                activity,
-                                codec: Codec::server(limits),
-                                rbuf: BytesMut::with_capacity(64 * 1024),
-                                wbuf: BytesMut::new(),
-                                seq: 0,
-                            });
+                            let io = Metered::new(stream, activity.clone());
+                            let framed = Framed::with_capacity(io, Codec::server(limits), 64 * 1024);
+                            *link = Some(Link { framed, activity, seq: 0 });
                             debug!("connected to the leader; handshaking");
                             self.sm.on_connected();
                         }
@@ -346,18 +335,19 @@ impl Driver {
                     }
                 }
                 r = async {
-                    let l = link.as_mut().expect("guarded");
-                    next_frame(&mut l.rd, &mut l.codec, &mut l.rbuf).await
+                    next_frame(&mut link.as_mut().expect("guarded").framed).await
                 }, if link.is_some() => match r {
                     Ok(Some(frame)) => match wire::decode_frame(&frame) {
                         Ok(msg) => self.on_message(msg),
                         Err(e) => self.drop_link(&format!("bad message from the leader: {}", ErrorChain(&e))),
                     },
                     Ok(None) => self.drop_link("the leader closed the link"),
-                    Err(e) if e.contains("magic") => self.drop_link(&format!(
-                        "{} does not serve replication (is it the leader?): {e}", self.side.leader.addr
+                    Err(e @ CodecError::BadMagic { .. }) => self.drop_link(&format!(
+                        "{} does not serve replication (is it the leader?): {}",
+                        self.side.leader.addr,
+                        read_failure(&e)
                     )),
-                    Err(e) => self.drop_link(&e),
+                    Err(e) => self.drop_link(&read_failure(&e)),
                 },
                 changed = async { durable.as_mut().expect("guarded").changed().await }, if durable.is_some() => {
                     if changed.is_err() {
@@ -457,16 +447,15 @@ impl Driver {
         }
     }
 
+    /// Sends one message at once (fed and flushed): acks are small and
+    /// must not wait behind the outputs that follow them (a snapshot install).
     async fn send(&mut self, msg: Message) {
         let Some(link) = self.link.as_mut() else { return };
         link.seq = link.seq.wrapping_add(1);
-        link.wbuf.clear();
-        if let Err(e) = link.codec.encode(wire::encode(&msg, link.seq), &mut link.wbuf) {
-            error!(error = %e, "cannot encode a replication message");
-            return;
-        }
-        if let Err(e) = link.wr.write_all(&link.wbuf).await {
-            self.drop_link(&format!("write failed: {e}"));
+        match link.framed.send(wire::encode(&msg, link.seq)).await {
+            Ok(()) => {}
+            Err(e @ CodecError::Io(_)) => self.drop_link(&write_failure(&e)),
+            Err(e) => error!(error = %e, "cannot encode a replication message"),
         }
     }
 

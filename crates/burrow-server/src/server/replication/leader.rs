@@ -14,16 +14,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Notify};
-use tokio_util::codec::Encoder;
+use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::activity::{Activity, Metered};
-use super::{next_frame, secs_since, tick_for, ticks};
+use super::{next_frame, read_failure, secs_since, tick_for, ticks, write_failure};
 use crate::oplog::OpLog;
 use crate::persist::{encode_snapshot, FsyncPolicy, NodeMeta};
 use crate::replication::wire::{self, link_limits, max_records_payload, max_snapshot_chunk};
@@ -34,14 +34,15 @@ use crate::replication::{
 use crate::server::cluster::{ClusterConfig, ReplicationMode};
 use crate::server::Persistence;
 use crate::store::Store;
-use burrow_proto::{Codec, ErrorChain, Limits};
+use burrow_proto::{Codec, CodecError, ErrorChain, Frame, Limits};
 
 /// Snapshot bytes queued on a link beyond which a full resync waits for
 /// the follower to read: bounds the leader's memory per transfer.
 const MAX_QUEUED_SNAPSHOT: usize = 8 * 1024 * 1024;
 /// Largest snapshot slice per chunk.
 const CHUNK: usize = 1024 * 1024;
-/// Largest write a link's writer gathers before writing.
+/// Largest write a link's writer gathers before writing (also the link's
+/// `Framed` backpressure boundary, so gathering never writes early).
 const WRITE_BATCH: usize = 256 * 1024;
 
 /// The sending half of one follower link.
@@ -450,12 +451,12 @@ pub(super) async fn run(side: Arc<LeaderSide>, cancel: CancellationToken) {
 }
 
 /// Serves one follower's replication link until it closes or the leader
-/// drops it. `pending` holds bytes already read after the handshake.
-pub(super) async fn serve_link(
+/// drops it. `conn` is the connection's IO and the bytes it read after the
+/// handshake.
+pub(super) async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
     side: Arc<LeaderSide>,
-    stream: TcpStream,
+    conn: FramedParts<S, Codec>,
     peer: SocketAddr,
-    pending: BytesMut,
     hello: Message,
     cancel: CancellationToken,
 ) {
@@ -485,17 +486,20 @@ pub(super) async fn serve_link(
             sm.on_disconnected(node_id);
             sm.step(node_id, hello, log);
         });
-        let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
-        let (mut rd, wr) = (Metered::new(rd, link.activity.clone()), Metered::new(wr, link.activity.clone()));
-        let mut codec = Codec::server(side.limits);
-        let mut rbuf = pending;
+        // The same IO and unread bytes, under the link's own limits; the
+        // IO metered, so bytes moving keep the link alive.
+        let io = Metered::new(conn.io, link.activity.clone());
+        let mut parts = FramedParts::new::<Frame>(io, Codec::server(side.limits));
+        parts.read_buf = conn.read_buf;
+        let mut framed = Framed::from_parts(parts);
+        framed.set_backpressure_boundary(WRITE_BATCH);
+        let (wr, mut rd) = framed.split::<Frame>();
         let reader = async {
             loop {
-                let frame = match next_frame(&mut rd, &mut codec, &mut rbuf).await {
+                let frame = match next_frame(&mut rd).await {
                     Ok(Some(f)) => f,
                     Ok(None) => return "closed by the follower".to_string(),
-                    Err(e) => return e,
+                    Err(e) => return read_failure(&e),
                 };
                 match wire::decode_frame(&frame) {
                     Ok(msg @ Message::Ack { .. }) => {
@@ -508,7 +512,7 @@ pub(super) async fn serve_link(
                 }
             }
         };
-        let writer = write_link(wr, rx, &link, side.limits);
+        let writer = write_link(wr, rx, &link);
         let why = tokio::select! {
             why = reader => why,
             why = writer => why,
@@ -532,33 +536,40 @@ pub(super) async fn serve_link(
     .await
 }
 
-/// Writes queued messages, gathering whatever is ready into one write.
+/// Writes queued messages, gathering whatever is ready (up to
+/// `WRITE_BATCH`) into one write: fed to the link, then flushed.
 async fn write_link(
-    mut wr: impl tokio::io::AsyncWrite + Unpin,
+    mut wr: impl Sink<Frame, Error = CodecError> + Unpin,
     mut rx: mpsc::UnboundedReceiver<Message>,
     link: &LinkTx,
-    limits: Limits,
 ) -> String {
-    let mut codec = Codec::server(limits);
-    let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut seq = 0u32;
     while let Some(first) = rx.recv().await {
         let mut msg = Some(first);
         let mut accounted = 0;
+        let mut gathered = 0;
         while let Some(m) = msg.take() {
             accounted += approx_len(&m);
             seq = seq.wrapping_add(1);
-            if let Err(e) = codec.encode(wire::encode(&m, seq), &mut buf) {
-                return format!("cannot encode {}: {e}", wire::opcode_name(wire::opcode(&m)).unwrap_or("?"));
+            let frame = wire::encode(&m, seq);
+            gathered += frame.encoded_len();
+            match wr.feed(frame).await {
+                Ok(()) => {}
+                Err(e @ CodecError::Io(_)) => return write_failure(&e),
+                Err(e) => {
+                    return format!(
+                        "cannot encode {}: {e}",
+                        wire::opcode_name(wire::opcode(&m)).unwrap_or("?")
+                    )
+                }
             }
-            if buf.len() < WRITE_BATCH {
+            if gathered < WRITE_BATCH {
                 msg = rx.try_recv().ok();
             }
         }
-        if let Err(e) = wr.write_all(&buf).await {
-            return format!("write failed: {e}");
+        if let Err(e) = wr.flush().await {
+            return write_failure(&e);
         }
-        buf.clear();
         link.queued.fetch_sub(accounted.min(link.queued.load(Ordering::Relaxed)), Ordering::Relaxed);
         link.drained.notify_waiters();
     }

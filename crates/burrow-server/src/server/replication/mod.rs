@@ -17,8 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::net::TcpStream;
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::FramedParts;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -26,9 +27,10 @@ use tracing::{info, warn};
 use super::cluster::ReplicationMode;
 use super::{Config, Persistence, Shared};
 use crate::persist::{read_node_meta, write_node_meta_with, NodeMeta, PersistError};
+use crate::replication::wire::{self, WireError};
 use crate::replication::{HistoryId, Message};
 use crate::store::Store;
-use burrow_proto::{ErrorChain, Status};
+use burrow_proto::{Codec, CodecError, ErrorChain, Frame, FrameRef, Status};
 
 pub use follower::FollowerSide;
 pub use leader::LeaderSide;
@@ -58,6 +60,18 @@ pub enum Replication {
     Standalone,
     Leader(Arc<LeaderSide>),
     Follower(Arc<FollowerSide>),
+}
+
+/// A follower's replication handshake, decoded: the first frame of its
+/// link. Only [`Replication::accepts_link`] makes one.
+#[derive(Debug)]
+pub struct Handshake(Message);
+
+impl Handshake {
+    /// The handshake message, for the leader's state machine.
+    pub fn into_message(self) -> Message {
+        self.0
+    }
 }
 
 /// Length of one state-machine tick: a fifth of the heartbeat interval,
@@ -215,18 +229,30 @@ impl Replication {
         }
     }
 
-    /// A connection's first frame was a replication handshake: it becomes
-    /// a replication link (leader only; others refuse).
-    pub async fn serve_link(
+    /// Whether `frame` opens a replication link: the one place a connection
+    /// asks. `Some` for a HANDSHAKE sent to a leader (`Err`: malformed; the
+    /// connection answers BAD_REQUEST and carries on); `None` for any other
+    /// frame, and on other roles, where HANDSHAKE is an unknown opcode.
+    #[inline]
+    pub fn accepts_link(&self, frame: &FrameRef<'_>) -> Option<Result<Handshake, WireError>> {
+        if frame.opcode != wire::OP_HANDSHAKE || !matches!(self, Replication::Leader(_)) {
+            return None;
+        }
+        Some(wire::decode(frame).map(Handshake))
+    }
+
+    /// Serves a replication link a connection turned into (see
+    /// [`accepts_link`](Self::accepts_link)): its IO and the bytes it read
+    /// after the handshake.
+    pub async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        stream: TcpStream,
+        link: FramedParts<S, Codec>,
         peer: SocketAddr,
-        pending: BytesMut,
-        hello: Message,
+        hello: Handshake,
         cancel: &CancellationToken,
     ) {
         if let Replication::Leader(l) = self {
-            leader::serve_link(l.clone(), stream, peer, pending, hello, cancel.clone()).await;
+            leader::serve_link(l.clone(), link, peer, hello.into_message(), cancel.clone()).await;
         }
     }
 
@@ -271,26 +297,30 @@ fn secs_since(t: Option<std::time::Instant>) -> String {
     }
 }
 
-/// Reads the next frame of a replication link. Cancel-safe: partial input
-/// stays in `buf` (and the codec) for the next call. `Ok(None)`: the peer
-/// closed; `Err`: a broken or unreadable link, described.
-async fn next_frame(
-    rd: &mut (impl tokio::io::AsyncRead + Unpin),
-    codec: &mut burrow_proto::Codec,
-    buf: &mut BytesMut,
-) -> Result<Option<burrow_proto::Frame>, String> {
-    use tokio::io::AsyncReadExt;
-    use tokio_util::codec::Decoder;
-    loop {
-        match codec.decode(buf) {
-            Ok(Some(frame)) => return Ok(Some(frame)),
-            Ok(None) => {}
-            Err(e) => return Err(format!("bad frame: {}", ErrorChain(&e))),
-        }
-        match rd.read_buf(buf).await {
-            Ok(0) => return Ok(None),
-            Ok(_) => {}
-            Err(e) => return Err(format!("read failed: {e}")),
-        }
+/// The next frame of a replication link. Cancel-safe (partial input stays
+/// in the `Framed` buffer). `Ok(None)`: the peer closed, also inside a frame.
+async fn next_frame<L>(link: &mut L) -> Result<Option<Frame>, CodecError>
+where
+    L: Stream<Item = Result<Frame, CodecError>> + Unpin,
+{
+    match link.next().await {
+        None | Some(Err(CodecError::Truncated { .. })) => Ok(None),
+        Some(frame) => frame.map(Some),
+    }
+}
+
+/// A link's read failure as the log says it.
+fn read_failure(e: &CodecError) -> String {
+    match e {
+        CodecError::Io(e) => format!("read failed: {e}"),
+        e => format!("bad frame: {}", ErrorChain(e)),
+    }
+}
+
+/// A link's write failure as the log says it.
+fn write_failure(e: &CodecError) -> String {
+    match e {
+        CodecError::Io(e) => format!("write failed: {e}"),
+        e => format!("write failed: {e}"),
     }
 }

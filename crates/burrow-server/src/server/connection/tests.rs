@@ -1,0 +1,339 @@
+//! The connection loop driven by scripted IO, no sockets: tokio-test's
+//! `io::Builder` mock plays the peer (reads it hands over, `wait` for
+//! Pending between reads, and the exact bytes it expects written, in
+//! order), against an in-process server with persistence off.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_test::io::Builder;
+use tokio_util::codec::Encoder;
+use tokio_util::sync::CancellationToken;
+
+use super::{Connection, Ended};
+use crate::replication::{wire, Message};
+use crate::server::cluster::{ClusterConfig, NodeInfo, ReplicationMode};
+use crate::server::{Config, Server, Shared};
+use burrow_proto::{
+    encode_response, BodyType, Codec, CodecError, Frame, Limits, Request, SetCondition, Status, HEADER_LEN,
+};
+
+fn server(tweak: impl FnOnce(&mut Config)) -> Shared {
+    let mut config = Config { persistence: false, shards: 4, ..Config::default() };
+    tweak(&mut config);
+    Server::open(config).expect("in memory").into_shared(0).expect("no persistence to open")
+}
+
+fn standalone() -> Shared {
+    server(|_| {})
+}
+
+/// Node 1 leading node 2 (never dialled: a leader only accepts links).
+fn leader() -> Shared {
+    let node = |id: u64| NodeInfo {
+        id,
+        addr: format!("127.0.0.1:{}", 7000 + id).parse().expect("addr"),
+        data_dir: format!("unused-{id}").into(),
+    };
+    let mut cluster = ClusterConfig::new(vec![node(1), node(2)], 1, 1).expect("a valid cluster");
+    cluster.mode = ReplicationMode::Async;
+    cluster.heartbeat = Duration::from_millis(50);
+    cluster.link_timeout = Duration::from_millis(500);
+    cluster.quorum_timeout = Duration::from_millis(300);
+    server(|c| c.cluster = Some(cluster))
+}
+
+/// Runs a connection over `io` until it ends. A script the connection does
+/// not follow leaves it waiting for input: that fails after a minute
+/// (longer than any paused-clock test runs) instead of hanging.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(io: S, shared: &Shared) -> Ended<S> {
+    let cancel = CancellationToken::new();
+    let run = Connection::new(io, shared, &cancel).run();
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the connection ended as scripted")
+        .expect("no i/o error")
+}
+
+fn encode(frames: &[Frame]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    for f in frames {
+        Codec::server(Limits::default()).encode(f, &mut out).expect("encodable");
+    }
+    out.to_vec()
+}
+
+fn set(id: u32, key: &str, value: &str) -> Frame {
+    Request::Set {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+        value: Bytes::copy_from_slice(value.as_bytes()),
+        ttl_ms: Some(60_000),
+        condition: SetCondition::Always,
+        keep_ttl: false,
+    }
+    .to_frame(id)
+}
+
+fn get(id: u32, key: &str) -> Frame {
+    Request::Get { key: Bytes::copy_from_slice(key.as_bytes()) }.to_frame(id)
+}
+
+fn ping(id: u32) -> Frame {
+    Request::Ping { payload: Bytes::new() }.to_frame(id)
+}
+
+fn reply(to: &Frame, status: Status, body: BodyType, value: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode_response(&mut out, to.opcode, to.id, status, body, &[], value);
+    out.to_vec()
+}
+
+fn ok(to: &Frame) -> Vec<u8> {
+    reply(to, Status::Ok, BodyType::Ok, &[])
+}
+
+fn pong(to: &Frame) -> Vec<u8> {
+    reply(to, Status::Ok, BodyType::Text, b"PONG")
+}
+
+fn value(to: &Frame, v: &str) -> Vec<u8> {
+    reply(to, Status::Ok, BodyType::Bytes, v.as_bytes())
+}
+
+/// The peer's IO, counting the writes the connection makes (the mock
+/// checks their bytes, not how many writes carried them).
+struct CountWrites<S> {
+    io: S,
+    writes: Arc<AtomicUsize>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for CountWrites<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for CountWrites<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(_)) = r {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_pipelined_batch_in_one_read_is_answered_in_order_with_one_write() {
+    let shared = standalone();
+    let frames = [set(1, "a", "1"), get(2, "a"), ping(3), get(4, "missing"), set(5, "a", "2"), get(6, "a")];
+    let replies = [
+        ok(&frames[0]),
+        value(&frames[1], "1"),
+        pong(&frames[2]),
+        reply(&frames[3], Status::Ok, BodyType::Nil, &[]),
+        ok(&frames[4]),
+        value(&frames[5], "2"),
+    ]
+    .concat();
+    let mock = Builder::new().read(&encode(&frames)).write(&replies).build();
+    let writes = Arc::new(AtomicUsize::new(0));
+    let ended = serve(CountWrites { io: mock, writes: writes.clone() }, &shared).await;
+    assert!(matches!(ended, Ended::Closed));
+    assert_eq!(writes.load(Ordering::Relaxed), 1, "one write for the whole batch");
+    assert_eq!(shared.stats.total_calls(), 6);
+}
+
+#[tokio::test]
+async fn reads_split_inside_a_header_with_pending_between_are_answered_once_complete() {
+    let shared = standalone();
+    let (s, g) = (set(1, "k", "v"), get(2, "k"));
+    let raw = encode(&[s.clone(), g.clone()]);
+    let first = s.encoded_len();
+    let mock = Builder::new()
+        .read(&raw[..5])
+        .wait(Duration::from_millis(10))
+        .read(&raw[5..HEADER_LEN])
+        .wait(Duration::from_millis(10))
+        .read(&raw[HEADER_LEN..first + 3])
+        .write(&ok(&s))
+        .wait(Duration::from_millis(10))
+        .read(&raw[first + 3..])
+        .write(&value(&g, "v"))
+        .build();
+    assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+}
+
+#[tokio::test]
+async fn a_frame_split_at_every_byte_offset_is_answered_once() {
+    let shared = standalone();
+    let s = set(9, "key", "value");
+    let raw = encode(std::slice::from_ref(&s));
+    for cut in 1..raw.len() {
+        let mock = Builder::new().read(&raw[..cut]).read(&raw[cut..]).write(&ok(&s)).build();
+        assert!(matches!(serve(mock, &shared).await, Ended::Closed), "cut at {cut}");
+    }
+}
+
+#[tokio::test]
+async fn several_frames_arriving_in_uneven_reads_are_each_answered_when_complete() {
+    let shared = standalone();
+    let frames = [ping(1), ping(2), ping(3)];
+    let raw = encode(&frames);
+    let one = frames[0].encoded_len();
+    // Two and a half frames, then the rest: two replies, then one.
+    let mock = Builder::new()
+        .read(&raw[..2 * one + one / 2])
+        .write(&[pong(&frames[0]), pong(&frames[1])].concat())
+        .read(&raw[2 * one + one / 2..])
+        .write(&pong(&frames[2]))
+        .build();
+    assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+}
+
+#[tokio::test]
+async fn a_bad_magic_is_answered_bad_frame_after_the_replies_before_it_then_closes() {
+    let shared = standalone();
+    let p = ping(1);
+    let mut raw = encode(std::slice::from_ref(&p));
+    raw.extend_from_slice(b"GET k\r\n");
+    let msg = CodecError::BadMagic { got: b'G', expected: 0xB7 }.to_string();
+    let mut expect = BytesMut::from(&pong(&p)[..]);
+    encode_response(&mut expect, 0, 0, Status::BadFrame, BodyType::Text, &[], msg.as_bytes());
+    // Anything sent after the bad bytes is read and dropped before closing.
+    let mock = Builder::new().read(&raw).write(&expect).read(b"more garbage").build();
+    assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+    assert_eq!(shared.stats.protocol_errors.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn an_oversize_declared_length_is_too_large_from_the_header_alone_then_closes() {
+    let shared = standalone();
+    let max = Limits::DEFAULT_MAX_VALUE;
+    let mut header = encode(&[get(77, "k")])[..HEADER_LEN].to_vec();
+    header[12..16].copy_from_slice(&(max as u32 + 1).to_be_bytes());
+    let opcode = header[2];
+    let msg = CodecError::ValueTooLarge { len: max + 1, max, id: 77, opcode }.to_string();
+    let mut expect = BytesMut::new();
+    encode_response(&mut expect, opcode, 77, Status::TooLarge, BodyType::Text, &[], msg.as_bytes());
+    let mock = Builder::new().read(&header).write(&expect).build();
+    assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+}
+
+#[tokio::test]
+async fn a_peer_closing_mid_frame_ends_the_connection_without_a_reply() {
+    let shared = standalone();
+    let raw = encode(&[set(1, "k", "v")]);
+    // No write expected: the mock panics on any.
+    let mock = Builder::new().read(&raw[..raw.len() - 1]).build();
+    assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+    assert_eq!(shared.stats.total_calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_is_closed_after_the_idle_timeout() {
+    let idle = Duration::from_secs(30);
+    let shared = server(|c| c.idle_timeout = Some(idle));
+    let p = ping(1);
+    // The handle keeps the script open: after the exchange, reads pend.
+    let (mock, _handle) = Builder::new()
+        .read(&encode(std::slice::from_ref(&p)))
+        .write(&pong(&p))
+        .wait(Duration::from_secs(10))
+        .read(&encode(std::slice::from_ref(&p)))
+        .write(&pong(&p))
+        .build_with_handle();
+    let started = tokio::time::Instant::now();
+    assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+    // 10 s of pause that did not close it, then a full idle timeout.
+    assert_eq!(started.elapsed(), Duration::from_secs(10) + idle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_is_deferred_and_the_requests_after_it_are_answered_after_its_reply() {
+    let shared = standalone();
+    let s = set(1, "k", "v");
+    let w = Request::Wait { replicas: 1, timeout_ms: 100 }.to_frame(2);
+    let g = get(3, "k");
+    // A standalone server has no follower: WAIT 1 runs out its 100 ms and counts 0.
+    let mock = Builder::new()
+        .read(&encode(&[s.clone(), w.clone(), g.clone()]))
+        .write(&ok(&s))
+        .write(&reply(&w, Status::Ok, BodyType::Int, &0i64.to_be_bytes()))
+        .write(&value(&g, "v"))
+        .build();
+    let started = tokio::time::Instant::now();
+    assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+    assert_eq!(started.elapsed(), Duration::from_millis(100));
+}
+
+fn handshake(node_id: u64) -> (Message, Frame) {
+    let msg = Message::Handshake { node_id, session: 7, history_id: 0, last_applied: 0 };
+    let frame = wire::encode(&msg, 1);
+    (msg, frame)
+}
+
+#[tokio::test]
+async fn a_handshake_to_a_leader_hands_the_io_and_the_unread_bytes_to_replication() {
+    let shared = leader();
+    let p = ping(1);
+    let (hello, h) = handshake(2);
+    let ack = wire::encode(&Message::Ack { node_id: 2, session: 7, applied: 0, durable: 0 }, 2);
+    let after = encode(std::slice::from_ref(&ack));
+    // A ping answered as usual, the handshake, then a frame and a half
+    // the follower sent right behind it: those bytes are not the client's.
+    let mut raw = encode(&[p.clone(), h]);
+    raw.extend_from_slice(&after);
+    raw.extend_from_slice(&after[..5]);
+    let mock = Builder::new().read(&raw).write(&pong(&p)).build();
+    let Ended::Upgrade(got, link) = serve(mock, &shared).await else { panic!("not upgraded") };
+    assert_eq!(got.into_message(), hello);
+    assert_eq!(&link.read_buf[..], &[&after[..], &after[..5]].concat()[..]);
+    assert!(link.write_buf.is_empty(), "replies before the handshake are written");
+    // The mock is dropped with its script complete: nothing else was read or written.
+    drop(link.io);
+}
+
+#[tokio::test]
+async fn a_malformed_handshake_is_bad_request_and_the_connection_goes_on() {
+    let shared = leader();
+    let (_, mut h) = handshake(2);
+    h.flags = 1;
+    let p = ping(2);
+    let msg = wire::decode_frame(&h).expect_err("flags must be 0").to_string();
+    let expect = [reply(&h, Status::BadRequest, BodyType::Text, msg.as_bytes()), pong(&p)].concat();
+    let mock = Builder::new().read(&encode(&[h, p])).write(&expect).build();
+    assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+}
+
+#[tokio::test]
+async fn a_handshake_to_a_standalone_server_is_an_unknown_opcode() {
+    let shared = standalone();
+    let (_, h) = handshake(2);
+    let mut expect = BytesMut::new();
+    let msg = format!("unknown opcode 0x{:02x}", h.opcode);
+    encode_response(&mut expect, h.opcode, h.id, Status::UnknownOpcode, BodyType::Text, &[], msg.as_bytes());
+    let mock = Builder::new().read(&encode(&[h])).write(&expect).build();
+    assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+}
