@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::activity::{Activity, Metered};
-use super::{next_frame, read_failure, secs_since, tick_for, ticks, write_failure};
+use super::{next_frame, secs_since, tick_for, ticks, End, LinkEnd};
 use crate::oplog::RecordRef;
 use crate::persist::{
     list_snapshots, read_snapshot_from, snapshot_name, write_node_meta_with, FileSystem, FileWriter,
@@ -335,19 +335,16 @@ impl Driver {
                     }
                 }
                 r = async {
-                    next_frame(&mut link.as_mut().expect("guarded").framed).await
+                    next_frame(&mut link.as_mut().expect("guarded").framed, End::Leader).await
                 }, if link.is_some() => match r {
-                    Ok(Some(frame)) => match wire::decode_frame(&frame) {
+                    Ok(frame) => match wire::decode_frame(&frame) {
                         Ok(msg) => self.on_message(msg),
-                        Err(e) => self.drop_link(&format!("bad message from the leader: {}", ErrorChain(&e))),
+                        Err(source) => self.drop_link(LinkEnd::BadMessage { from: End::Leader, source }),
                     },
-                    Ok(None) => self.drop_link("the leader closed the link"),
-                    Err(e @ CodecError::BadMagic { .. }) => self.drop_link(&format!(
-                        "{} does not serve replication (is it the leader?): {}",
-                        self.side.leader.addr,
-                        read_failure(&e)
-                    )),
-                    Err(e) => self.drop_link(&read_failure(&e)),
+                    Err(LinkEnd::BadFrame(source @ CodecError::BadMagic { .. })) => {
+                        self.drop_link(LinkEnd::NotServing { addr: self.side.leader.addr, source })
+                    }
+                    Err(end) => self.drop_link(end),
                 },
                 changed = async { durable.as_mut().expect("guarded").changed().await }, if durable.is_some() => {
                     if changed.is_err() {
@@ -372,9 +369,9 @@ impl Driver {
         self.sm.step(msg);
     }
 
-    fn drop_link(&mut self, why: &str) {
+    fn drop_link(&mut self, why: LinkEnd) {
         if self.link.take().is_some() {
-            warn!(reason = %why, "replication link lost");
+            warn!(reason = %ErrorChain(&why), "replication link lost");
         }
         self.sm.on_disconnected();
     }
@@ -416,13 +413,13 @@ impl Driver {
                             self.stop_incoming().await;
                             if let Err(e) = self.start_incoming().await {
                                 error!(error = %e, "cannot store the leader's snapshot");
-                                self.drop_link("snapshot could not be stored");
+                                self.drop_link(LinkEnd::SnapshotNotStored);
                                 continue;
                             }
                         }
                         if let Err(e) = self.receive_chunk(bytes) {
                             error!(error = %e, "cannot store the leader's snapshot");
-                            self.drop_link("snapshot could not be stored");
+                            self.drop_link(LinkEnd::SnapshotNotStored);
                         }
                     }
                     FollowerOutput::LoadSnapshot { snapshot_index, history_id, term } => {
@@ -452,10 +449,11 @@ impl Driver {
     async fn send(&mut self, msg: Message) {
         let Some(link) = self.link.as_mut() else { return };
         link.seq = link.seq.wrapping_add(1);
-        match link.framed.send(wire::encode(&msg, link.seq)).await {
-            Ok(()) => {}
-            Err(e @ CodecError::Io(_)) => self.drop_link(&write_failure(&e)),
-            Err(e) => error!(error = %e, "cannot encode a replication message"),
+        let Err(e) = link.framed.send(wire::encode(&msg, link.seq)).await else { return };
+        match LinkEnd::write(e, &msg) {
+            end @ LinkEnd::Write(_) => self.drop_link(end),
+            // Over the link's limits: the message is lost, the link is fine.
+            end => error!(error = %ErrorChain(&end), "cannot send a replication message"),
         }
     }
 
