@@ -12,7 +12,7 @@ use tracing::{error, info};
 use super::now_ms;
 use crate::persist::{
     recover, write_snapshot_with, Durability, FileSystem, PersistConfig, PersistError, RecoveryReport,
-    SnapshotInfo, StdFileSystem, WalError, WalWriter,
+    SnapshotInfo, StdFileSystem, WalError, WalWriter, WriterFailure,
 };
 use crate::store::Store;
 use burrow_proto::ErrorChain;
@@ -144,7 +144,7 @@ impl Persistence {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.wal.shutdown())
             .await
-            .unwrap_or_else(|e| Err(WalError::Failed { reason: format!("WAL shutdown task failed: {e}") }))
+            .unwrap_or(Err(WalError::Failed(WriterFailure::Panicked)))
     }
 
     pub fn snapshot_stats(&self) -> SnapshotStats {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::Durability;
+use super::{Durability, WriterFailure};
 use crate::persist::wal::WAL_HEADER_LEN;
 use crate::persist::FsyncPolicy;
 
@@ -127,7 +127,7 @@ pub enum Action {
     AnswerRotate,
     /// Stop: `Ok` once everything queued is written and fsynced, `Err`
     /// (why) if the WAL is failing.
-    Exit(Result<(), String>),
+    Exit(Result<(), WriterFailure>),
 }
 
 /// A change in the WAL's health, for the log and INFO.
@@ -483,9 +483,9 @@ impl WalPolicy {
         }
         let error = self.error.clone().unwrap_or_default();
         Some(Action::Exit(Err(if self.queued > self.written && self.health != Health::Fatal {
-            format!("records {}..={} could not be written: {error}", self.written + 1, self.queued)
+            WriterFailure::Unwritten { first: self.written + 1, last: self.queued, error }
         } else {
-            error
+            WriterFailure::Failing { error }
         })))
     }
 }
