@@ -11,6 +11,7 @@
 
 mod activity;
 mod follower;
+mod incoming;
 mod leader;
 mod link_end;
 
