@@ -45,7 +45,10 @@ pub use failure::WriterFailure;
 use io_thread::{Inbound, IoThread, Segment};
 
 /// What the writer has achieved so far; connections wait on it.
-/// Invariant: `synced ≤ written`; `fatal` implies `failed`.
+/// Invariants: `synced ≤ written`; `fatal` implies `failed`; `written` and
+/// `synced` never decrease, except when a follower's full resync replaces
+/// the whole WAL ([`WalWriter::restart_at`]) and both restart below its
+/// first index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Durability {
     /// Highest index handed to the OS (written).

@@ -190,7 +190,9 @@ pub struct WalPolicy {
     last_sync: Instant,
     rotate_requested: bool,
     health: Health,
-    /// Why `health` is not `Ok`.
+    /// Why `health` is not `Ok`: the failed operation and its OS error as
+    /// INFO, the log and IO_ERROR replies show them. A message for humans,
+    /// built once where the IO failed (the events carry it so), so a string.
     error: Option<String>,
     shutting_down: bool,
     /// Shutting down, and the last attempt to heal failed: exit.
@@ -361,6 +363,23 @@ impl WalPolicy {
             }
             Event::Shutdown => self.shutting_down = true,
         }
+        self.debug_check();
+    }
+
+    /// Asserts the invariants stated on the fields (debug builds; O(1)).
+    fn debug_check(&self) {
+        debug_assert!(
+            self.synced <= self.written && self.written <= self.queued,
+            "synced {} ≤ written {} ≤ queued {}",
+            self.synced,
+            self.written,
+            self.queued
+        );
+        debug_assert!(self
+            .writing
+            .as_ref()
+            .is_none_or(|(_, last)| *last > self.written && *last <= self.queued));
+        debug_assert!(self.health == Health::Ok || self.error.is_some(), "a failure without its reason");
     }
 
     fn synced_through(&mut self, upto: u64, generation: u64) {

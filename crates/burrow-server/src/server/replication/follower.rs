@@ -186,6 +186,9 @@ struct Driver {
 }
 
 impl Driver {
+    /// # Panics
+    /// Never for a validated cluster config: the state machine's tick
+    /// counts are derived from it so as to pass [`FollowerConfig::validate`].
     fn new(side: Arc<FollowerSide>, shared: Arc<Shared>) -> Driver {
         let tick = side.tick;
         let cluster = &side.cluster;
@@ -570,7 +573,7 @@ impl Driver {
         self.seed = self.seed.wrapping_add(1);
         self.sm =
             Follower::new(self.cfg.clone(), self.side.cluster.node_id(), 0, 0, SeededRng::new(self.seed))
-                .expect("validated config");
+                .expect("the config `Driver::new` built and validated");
     }
 
     /// Copies the state machine's view into what INFO and reads look at.

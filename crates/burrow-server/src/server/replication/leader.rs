@@ -111,6 +111,11 @@ pub struct LeaderSide {
 }
 
 impl LeaderSide {
+    /// The leader's state for `cluster`, whose log ends where `store`'s does.
+    ///
+    /// # Panics
+    /// Never for a validated `cluster`: the state machine's tick counts are
+    /// derived from it so as to pass [`LeaderConfig::validate`].
     pub(super) fn new(
         cluster: &ClusterConfig,
         meta: NodeMeta,
