@@ -372,4 +372,21 @@ mod tests {
         assert!(matches!(err, ResyncError::Write { .. }), "{err:?}");
         assert!(ErrorChain(&err).to_string().starts_with("write sync.tmp: Input/output error"), "{err}");
     }
+
+    #[test]
+    fn no_resync_error_prints_its_source_twice() {
+        let io = || std::io::Error::from_raw_os_error(28);
+        let path = || PathBuf::from("snapshot-sync.tmp");
+        let errors = [
+            ResyncError::Wal(WalError::Io { op: "create node file", path: path(), source: io() }),
+            ResyncError::Create { path: path(), source: io() },
+            ResyncError::Write { path: path(), source: io() },
+            ResyncError::Fsync { path: path(), source: io() },
+            ResyncError::Load(SnapshotError::Io { op: "read", path: path(), source: io() }),
+            ResyncError::Announced { covers: 3, announced: 4 },
+        ];
+        for (i, e) in errors.iter().enumerate() {
+            assert_eq!(ErrorChain(e).repeated_cause(), None, "#{i}: {e:?}");
+        }
+    }
 }

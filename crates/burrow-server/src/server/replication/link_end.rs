@@ -133,6 +133,7 @@ mod tests {
         ];
         for (i, (end, want)) in cases.iter().enumerate() {
             assert_eq!(ErrorChain(end).to_string(), *want, "case #{i}");
+            assert_eq!(ErrorChain(end).repeated_cause(), None, "case #{i}: each cause once");
         }
     }
 }
