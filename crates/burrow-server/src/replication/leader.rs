@@ -212,7 +212,7 @@ impl Peer {
 /// last_index` and `durable ≤ last_index`, but not `commit ≤ durable` (a
 /// majority of followers may hold an index durably before the leader's
 /// own fsync does); none of the three ever decreases; each follower's
-/// record keeps the invariants stated on [`Peer`]'s fields.
+/// record keeps the invariants stated on `Peer`'s fields.
 #[derive(Debug)]
 pub struct Leader {
     cfg: LeaderConfig,

@@ -26,6 +26,7 @@ pub struct SnapshotStats {
     pub last_bytes: u64,
     pub last_entries: u64,
     pub last_index: u64,
+    /// The last failure's whole chain as INFO shows it (text built once).
     pub last_error: Option<String>,
 }
 

@@ -70,6 +70,8 @@ pub struct WalStats {
     pub bytes: u64,
     pub segments: usize,
     pub fsyncs: u64,
+    /// Why the WAL is not healthy, as INFO's `wal_last_error` shows it: the
+    /// policy's message (see [`WriterFailure`]), so text.
     pub last_error: Option<String>,
 }
 

@@ -41,7 +41,9 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 const HEADER: u64 = WAL_HEADER_LEN as u64;
 
-/// What happened: input to [`WalPolicy::step`].
+/// What happened: input to [`WalPolicy::step`]. A failure's `error` is
+/// the operation and its OS error as INFO and the log show them
+/// (`fsync <path>: Input/output error`), built once by the IO thread.
 #[derive(Debug)]
 pub enum Event {
     /// Records taken from the op log, sealed, ending with record `last`.
