@@ -34,7 +34,7 @@ use crate::store::Store;
 const SYNC_FILE: &str = "snapshot-sync.tmp";
 
 /// Chunks queued for the loader at most.
-pub(super) const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 4;
 
 /// The loader's read buffer.
 const READ_BUFFER: usize = 1 << 20;
