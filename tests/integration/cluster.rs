@@ -400,18 +400,7 @@ async fn a_full_resync_cut_mid_transfer_starts_over_and_converges() {
     // ~6 MB of snapshot: more than the proxy below lets through.
     let mut client = c.leader().client().await;
     let value = Bytes::from(vec![b'v'; 100]);
-    for chunk in 0..50 {
-        let batch: Vec<Request> = (0..1000)
-            .map(|i| Request::Set {
-                key: key(chunk * 1000 + i),
-                value: value.clone(),
-                ttl_ms: None,
-                condition: SetCondition::Always,
-                keep_ttl: false,
-            })
-            .collect();
-        client.pipeline(&batch).await.unwrap();
-    }
+    common::set_keys(&mut client, 50_000, &value).await;
     let proxy = Proxy::start(c.leader().addr).await;
     // The first ~2 MiB of the snapshot get through (its first 1 MiB chunk
     // starts the follower loading), then the link holds: the transfer is

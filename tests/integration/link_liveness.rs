@@ -15,7 +15,6 @@ use crate::common;
 
 use bytes::Bytes;
 
-use burrow_proto::{Request, SetCondition};
 use common::cluster::{Cluster, Options};
 use common::proxy::Proxy;
 use common::{info_u64, CpuBurners};
@@ -58,18 +57,7 @@ async fn a_full_resync_many_link_timeouts_long_completes_on_a_loaded_machine() {
     // 1 MiB chunk taking about 2 of them to arrive.
     let mut client = c.leader().client().await;
     let value = Bytes::from(vec![b'v'; 100]);
-    for batch in 0..50 {
-        let sets: Vec<Request> = (0..1000)
-            .map(|i| Request::Set {
-                key: Bytes::from(format!("key:{}", batch * 1000 + i)),
-                value: value.clone(),
-                ttl_ms: None,
-                condition: SetCondition::Always,
-                keep_ttl: false,
-            })
-            .collect();
-        client.pipeline(&sets).await.unwrap();
-    }
+    common::set_keys(&mut client, 50_000, &value).await;
     proxy.throttle(Some(1 << 20));
     let burners = CpuBurners::start(2);
     let started = std::time::Instant::now();

@@ -5,9 +5,14 @@ use crate::common;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
 use burrow_client::Client;
-use burrow_server::server::{ClusterConfig, Config, NodeInfo, ReplicationMode, ServerHandle};
-use common::{info_field, reserve_port, wait_for, Reservation};
+use burrow_server::persist::{Fault, FaultyFileSystem, FsOp, Injected};
+use burrow_server::server::{ClusterConfig, Config, NodeInfo, ReplicationMode, Server, ServerHandle};
+use common::{info_field, info_u64, reserve_port, wait_for, Reservation, TempDir};
 
 /// An in-process cluster's config, each node's port held until it starts.
 struct InProc {
@@ -127,5 +132,68 @@ async fn records_larger_than_the_default_value_limit_replicate() {
     })
     .await;
     follower.shutdown().await.unwrap();
+    leader.shutdown().await.unwrap();
+}
+
+/// A follower whose disk is slower than its link: it stops reading the
+/// link while its loader catches up (so the leader's writes block too, and
+/// the snapshot in flight stays a few MiB), for several link timeouts,
+/// and the link must survive that. The first write of the received
+/// snapshot to its file takes 4 link timeouts; meanwhile the loader's
+/// queue fills and the driver waits for room, sending keepalive acks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_resync_whose_loader_is_slower_than_the_link_completes_without_a_link_drop() {
+    const KEYS: usize = 60_000;
+    let mut c = cluster(2, ReplicationMode::Async);
+    c.config.link_timeout = Duration::from_millis(1000);
+    let stall = 4 * c.config.link_timeout;
+    let leader = c.start(1).await;
+    // About 7 MiB of snapshot: 7 chunks, more than the loader queues.
+    let mut client = Client::connect(leader.addr).await.unwrap();
+    let value = Bytes::from(vec![b'v'; 100]);
+    common::set_keys(&mut client, KEYS, &value).await;
+
+    let dir = TempDir::new("slow-loader");
+    let fs = FaultyFileSystem::new();
+    fs.inject(Fault::new(FsOp::Write, Injected::Slow(stall)).on_paths_containing("snapshot-sync").times(1));
+    let port = c.ports[1].release();
+    let config = Config {
+        port,
+        shards: 16,
+        persistence: true,
+        data_dir: dir.path().to_owned(),
+        cluster: Some(c.config.as_node(2).expect("a member")),
+        ..Config::default()
+    };
+    let slow = Arc::new(fs.clone());
+    let server =
+        tokio::task::spawn_blocking(move || Server::open_with_fs(config, slow)).await.unwrap().unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let follower = tokio::spawn(server.serve(listener, stop.clone().cancelled_owned()));
+
+    let started = std::time::Instant::now();
+    let last = info_u64(&info(leader.addr).await, "last_index");
+    wait_for("the follower to load the snapshot", || async move {
+        let i = info(addr).await;
+        info_u64(&i, "applied_index") >= last && info_field(&i, "loading") == "0"
+    })
+    .await;
+    assert!(started.elapsed() >= stall, "the slow write was not waited for");
+    assert_eq!(fs.fired().len(), 1, "the stall happened");
+    let (l, f) = (info(leader.addr).await, info(addr).await);
+    for (who, i) in [("leader", &l), ("follower", &f)] {
+        assert_eq!(
+            (info_u64(i, "full_resyncs"), info_u64(i, "partial_resyncs")),
+            (1, 0),
+            "{who}: the link never dropped (one full resync, no reconnection)\n{l}\n{f}"
+        );
+    }
+    let mut f = Client::connect(addr).await.unwrap();
+    assert_eq!(f.dbsize().await.unwrap(), KEYS as i64);
+    assert_eq!(f.get("key:59999").await.unwrap(), Some(value));
+    stop.cancel();
+    follower.await.unwrap().unwrap();
     leader.shutdown().await.unwrap();
 }

@@ -9,7 +9,7 @@ use crate::common;
 use std::sync::Arc;
 
 use burrow_client::Client;
-use burrow_proto::Status;
+use burrow_proto::{ErrorChain, Status};
 use burrow_server::persist::{Fault, FaultyFileSystem, FsOp, FsyncPolicy, Injected};
 use burrow_server::server::{Config, Server, ServerError};
 
@@ -138,7 +138,8 @@ async fn a_wal_that_stays_full_makes_shutdown_fail_and_a_restart_keeps_what_was_
     assert!(err.to_string().contains("No space left on device"), "{err}");
     drop(c);
 
-    let err = server.shutdown().await.expect_err("a failing WAL must fail the shutdown").to_string();
+    let err = server.shutdown().await.expect_err("a failing WAL must fail the shutdown");
+    let err = ErrorChain(&err).to_string();
     assert!(err.contains("WAL failure") && err.contains("could not be written"), "{err}");
     assert!(err.contains("No space left on device"), "{err}");
 
@@ -206,7 +207,7 @@ async fn eio_on_fsync_refuses_writes_until_a_restart_which_recovers_what_the_fil
     assert!(err.contains("restart the server"), "{err}");
     assert_eq!(c.get("before").await.unwrap().as_deref(), Some(&b"1"[..]), "reads still work");
     drop(c);
-    let err = server.shutdown().await.expect_err("exits non-zero").to_string();
+    let err = ErrorChain(&server.shutdown().await.expect_err("exits non-zero")).to_string();
     assert!(err.contains("WAL failure") && err.contains("fsync"), "{err}");
 
     // The record whose fsync failed is in the file (this disk kept it); a

@@ -512,6 +512,25 @@ fn merge(config: &Config, test: TestKind, start: Instant, conns: Vec<ConnResult>
 mod tests {
     use super::*;
 
+    /// Every error type of this crate, each variant with a source, prints
+    /// that source only through the chain.
+    #[test]
+    fn no_bench_error_prints_its_source_twice() {
+        let io = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let addr: SocketAddr = "127.0.0.1:7440".parse().unwrap();
+        let errors: [&(dyn std::error::Error + 'static); 6] = [
+            &BenchError::Resolve { host: "nowhere".into(), port: 7440, source: io() },
+            &BenchError::Connect { addr, source: io() },
+            &BenchError::Thread(io()),
+            &BenchError::Config(ConfigError::NoClients),
+            &BenchError::Stalled { addr, after: Duration::from_secs(1) },
+            &FramingError("bad magic 0x2b".into()),
+        ];
+        for (i, e) in errors.into_iter().enumerate() {
+            assert_eq!(burrow_proto::ErrorChain(e).repeated_cause(), None, "#{i}: {e:?}");
+        }
+    }
+
     #[test]
     fn clients_split_evenly_without_empty_threads() {
         assert_eq!(split(50, 1), vec![50]);

@@ -19,6 +19,8 @@ use super::parse::Plan;
 /// Failures of the CLI itself (not error replies, which are printed).
 #[derive(Debug, Error)]
 pub enum CliError {
+    /// `reason` is the cause as redis-cli words it (`Connection refused`,
+    /// without the OS error number): text for the user, built once.
     #[error("Could not connect to Burrow at {addr}: {reason}")]
     Connect { addr: String, reason: String },
     #[error("Connection to Burrow at {addr} lost")]
@@ -124,5 +126,34 @@ fn connect_reason(e: &ClientError) -> String {
             }
         }
         other => ErrorChain(other).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::ParseError;
+    use crate::token::TokenizeError;
+
+    /// Every error type of this crate, each variant with a source, prints
+    /// that source only through the chain.
+    #[test]
+    fn no_cli_error_prints_its_source_twice() {
+        let io = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "Connection reset by peer");
+        let leader = "127.0.0.1:7441".parse().unwrap();
+        let redirect = ClientError::Redirect { leader, source: Box::new(ClientError::Connect(io())) };
+        let errors: [&(dyn std::error::Error + 'static); 8] = [
+            &CliError::Connect { addr: "127.0.0.1:7440".into(), reason: "Connection refused".into() },
+            &CliError::Lost { addr: "127.0.0.1:7440".into(), source: ClientError::Io(io()) },
+            &CliError::Redirect(redirect),
+            &CliError::Runtime(io()),
+            &CliError::Io(io()),
+            &CliError::Editor(rustyline::error::ReadlineError::Interrupted),
+            &ParseError::Syntax("SET key value".into()),
+            &TokenizeError::BadHexEscape,
+        ];
+        for (i, e) in errors.into_iter().enumerate() {
+            assert_eq!(ErrorChain(e).repeated_cause(), None, "#{i}: {e:?}");
+        }
     }
 }

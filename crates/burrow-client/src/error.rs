@@ -32,11 +32,11 @@ pub enum ClientError {
     },
     /// The server's bytes are not frames this client accepts (bad magic,
     /// over the client's limits, …): the codec's own error.
-    #[error("protocol error: {0}")]
-    Protocol(CodecError),
+    #[error("protocol error")]
+    Protocol(#[source] CodecError),
     /// A frame that is not a valid reply.
-    #[error("protocol error: {0}")]
-    BadReply(ReplyError),
+    #[error("protocol error")]
+    BadReply(#[source] ReplyError),
     #[error("protocol error: reply id {got} does not match request id {expected}")]
     IdMismatch { got: u32, expected: u32 },
     #[error("expected {expected}, got {got:?}")]
@@ -77,5 +77,37 @@ impl From<CodecError> for ClientError {
             CodecError::Truncated { .. } => ClientError::Closed,
             other => ClientError::Protocol(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burrow_proto::{ArrayError, ErrorChain};
+
+    /// Every variant with a source prints it only through the chain.
+    #[test]
+    fn no_client_error_prints_its_source_twice() {
+        let io = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let errors = [
+            ClientError::Connect(io()),
+            ClientError::Io(io()),
+            ClientError::Redirect {
+                leader: "127.0.0.1:7441".parse().unwrap(),
+                source: Box::new(ClientError::Connect(io())),
+            },
+            ClientError::Protocol(CodecError::BadMagic { got: 0xb7, expected: 0xb8 }),
+            ClientError::BadReply(ReplyError::Array(ArrayError::Truncated { index: 2 })),
+            ClientError::Server { status: Status::NotLeader, message: "127.0.0.1:7441".into() },
+            ClientError::Timeout { what: "request", after: Duration::from_secs(1) },
+        ];
+        for (i, e) in errors.iter().enumerate() {
+            assert_eq!(ErrorChain(e).repeated_cause(), None, "#{i}: {e:?}");
+        }
+        assert_eq!(
+            ErrorChain(&errors[4]).to_string(),
+            "protocol error: bad ARRAY body: array item 2 truncated",
+            "the reply's own cause is kept"
+        );
     }
 }

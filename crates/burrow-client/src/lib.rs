@@ -504,7 +504,7 @@ pub fn parse_info(text: &str) -> Vec<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burrow_proto::CodecError;
+    use burrow_proto::{CodecError, ErrorChain};
 
     #[test]
     fn leader_addresses_parse_from_not_leader_messages() {
@@ -529,7 +529,7 @@ mod tests {
         let magic = CodecError::BadMagic { got: 0xB7, expected: 0xB8 };
         let err = ClientError::from(magic);
         assert!(matches!(err, ClientError::Protocol(CodecError::BadMagic { got: 0xB7, .. })), "{err:?}");
-        assert_eq!(err.to_string(), "protocol error: bad magic byte 0xb7 (expected 0xb8)");
+        assert_eq!(ErrorChain(&err).to_string(), "protocol error: bad magic byte 0xb7 (expected 0xb8)");
         let err = ClientError::from(CodecError::Truncated { held: 5 });
         assert!(matches!(err, ClientError::Closed), "{err:?}");
         let err = ClientError::from(CodecError::Io(std::io::ErrorKind::ConnectionReset.into()));

@@ -32,6 +32,23 @@ impl fmt::Display for ErrorChain<'_> {
     }
 }
 
+impl ErrorChain<'_> {
+    /// The first error in the chain whose message contains its source's
+    /// message, with that source's message: a breach of the rule above.
+    /// Each crate's tests walk a value of each of its error types with it.
+    pub fn repeated_cause(&self) -> Option<(String, String)> {
+        let mut error = self.0;
+        while let Some(source) = error.source() {
+            let (message, cause) = (error.to_string(), source.to_string());
+            if !cause.is_empty() && message.contains(&cause) {
+                return Some((message, cause));
+            }
+            error = source;
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +81,28 @@ mod tests {
     fn a_cause_already_printed_is_not_printed_again() {
         let e = Repeats(std::io::Error::other("disk on fire"));
         assert_eq!(ErrorChain(&e).to_string(), "disk on fire");
+        assert_eq!(
+            ErrorChain(&e).repeated_cause(),
+            Some(("disk on fire".into(), "disk on fire".into())),
+            "and the breach is found"
+        );
+    }
+
+    /// Every error type of this crate, each variant with a source, prints
+    /// that source only through the chain.
+    #[test]
+    fn no_error_of_this_crate_prints_its_source_twice() {
+        use crate::{ArrayError, CodecError, ReplyError};
+        let io = || std::io::Error::other("connection reset");
+        let errors: [&(dyn Error + 'static); 5] = [
+            &Recovery(Open { path: "data/wal", source: io() }),
+            &CodecError::Io(io()),
+            &CodecError::BadMagic { got: 1, expected: 2 },
+            &ReplyError::Array(ArrayError::Truncated { index: 3 }),
+            &ArrayError::Trailing { extra: 4 },
+        ];
+        for (i, e) in errors.into_iter().enumerate() {
+            assert_eq!(ErrorChain(e).repeated_cause(), None, "#{i}: {e:?}");
+        }
     }
 }

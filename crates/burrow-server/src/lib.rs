@@ -16,3 +16,6 @@ pub mod server;
 pub mod store;
 
 pub use server::{Config, Server, ServerArgs, ServerHandle};
+
+#[cfg(test)]
+mod error_chains;

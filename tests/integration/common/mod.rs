@@ -11,6 +11,7 @@ mod child;
 pub mod cluster;
 mod fs;
 mod info;
+mod load;
 pub mod not_leader;
 mod ports;
 pub mod proxy;
@@ -26,6 +27,7 @@ pub use child::{
 };
 pub use fs::{copy_dir, TempDir};
 pub use info::{cmd_stats, info_field, info_u64};
+pub use load::set_keys;
 pub use ports::{refusing_addr, reserve_port, Reservation};
 pub use raw::{assert_status, header, request_bytes, RawConn, ReadEnd};
 pub use rng::SeededRng;

@@ -17,13 +17,24 @@ use super::op::Op;
 use super::record::{encode_record_unsealed, seal_records, Records};
 
 /// Index assignment plus the outgoing record queues.
+///
+/// Invariants (checked by `debug_check` after every change): the queues
+/// hold whole records with consecutive indexes ending at `last_index`, so
+/// `repl_first ≤ last_index + 1`; `repl` holds at most `max_bytes`.
 #[derive(Debug)]
 pub struct Backlog {
+    /// Term of the newest record; records restored from elsewhere may only
+    /// raise it (a reset sets it).
     term: u64,
+    /// Index of the newest record (0: none yet). Every index up to it has
+    /// been assigned exactly once since the last reset.
     last_index: u64,
     /// Encoded records not yet handed to the WAL writer (`None`: no WAL).
+    /// When not empty, they are whole records ending with `last_index`
+    /// (the writer takes the bytes and `last_index` together).
     wal: Option<BytesMut>,
     /// Some record in `wal` still has its CRC at zero (see `seal_records`).
+    /// Invariant: only set while `wal` holds records.
     wal_unsealed: bool,
     /// The WAL writer is asleep in [`OpLog::wait_wal`]: the next record
     /// queued (or [`OpLog::wake_wal`]) wakes it, and clears this so later
@@ -34,9 +45,11 @@ pub struct Backlog {
     /// Sealed records not yet taken by the replication streamer (`None`:
     /// not retaining). Like Redis's replication backlog, retention starts
     /// when replication needs it; until then an append only assigns the
-    /// index (and feeds the WAL).
+    /// index (and feeds the WAL). Invariant: when not empty, the records
+    /// `repl_first..=last_index`, at most `max_bytes` of them.
     repl: Option<BytesMut>,
-    /// Index of the first record in `repl`.
+    /// Index of the first record in `repl`; when `repl` is empty, at most
+    /// the index the next record gets (`last_index + 1`).
     repl_first: u64,
     /// `repl` never holds more than this (oldest records are dropped: a
     /// streamer that stopped taking them would otherwise grow it forever).
@@ -196,6 +209,7 @@ impl Backlog {
         if let Some(wal) = &mut self.wal {
             wal.clear();
         }
+        self.wal_unsealed = false;
     }
 
     /// Takes the records queued for replication: sealed, back to back, and
@@ -206,6 +220,22 @@ impl Backlog {
         let first = self.repl_first;
         self.repl_first = self.last_index + 1;
         Some((std::mem::take(repl), first))
+    }
+
+    /// Asserts the invariants documented on [`Backlog`] (debug builds; O(1)).
+    #[inline]
+    fn debug_check(&self) {
+        debug_assert!(
+            self.repl_first <= self.last_index + 1,
+            "{} > {} + 1",
+            self.repl_first,
+            self.last_index
+        );
+        debug_assert!(self.repl.as_ref().is_none_or(|r| r.len() <= self.max_bytes), "repl over max_bytes");
+        debug_assert!(
+            !self.wal_unsealed || self.wal.as_ref().is_some_and(|w| !w.is_empty()),
+            "unsealed records flagged with none queued"
+        );
     }
 
     pub fn stats(&self) -> BacklogStats {
@@ -231,6 +261,10 @@ pub struct OpLog {
     /// `last_index`, readable without the lock (snapshots, WAIT, the WAL
     /// wait of every write batch): each lock taken from another thread
     /// costs the writers a cache-line transfer. Its own cache line.
+    /// Invariant: equal to the backlog's `last_index` whenever the lock is
+    /// free, except on a follower between [`OpLog::note_replicated`] and
+    /// [`OpLog::queue_replicated`], where it runs ahead (records applied,
+    /// not yet queued).
     last: Padded<std::sync::atomic::AtomicU64>,
     /// Signalled when records are waiting for the WAL writer.
     wal_ready: Condvar,
@@ -359,6 +393,7 @@ impl OpLog {
     }
 
     fn publish(&self, g: &Backlog) {
+        g.debug_check();
         self.last.0.store(g.last_index, std::sync::atomic::Ordering::Release);
     }
 

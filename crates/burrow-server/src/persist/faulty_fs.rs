@@ -1,12 +1,13 @@
 //! A [`FileSystem`] that fails on cue, for tests: the Nth write, fsync,
 //! truncate, rename… (optionally only on paths containing some text) gets
-//! EIO, ENOSPC or a short write, deterministically. Everything else goes
+//! EIO, ENOSPC or a short write, deterministically, or is slow. Everything else goes
 //! to the real file system, so the files a test leaves behind are what a
 //! crash at that point would leave, and recovery can be run on them.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::fs::{FileSystem, StdFileSystem, WritableFile};
 
@@ -33,6 +34,8 @@ pub enum Injected {
     /// A write stores only its first `n` bytes, then fails with ENOSPC (as a
     /// write that filled the disk). On other operations, like `NoSpace`.
     Short(usize),
+    /// The call takes this long, then succeeds: a slow or overloaded disk.
+    Slow(Duration),
 }
 
 const EIO: i32 = 5;
@@ -136,10 +139,15 @@ impl FaultyFileSystem {
     }
 
     fn check(&self, op: FsOp, path: &Path) -> io::Result<()> {
-        match self.plan().check(op, path) {
+        let injected = self.plan().check(op, path);
+        match injected {
             None => Ok(()),
+            Some(Injected::Slow(d)) => {
+                std::thread::sleep(d);
+                Ok(())
+            }
             Some(Injected::Eio) => Err(io::Error::from_raw_os_error(EIO)),
-            Some(_) => Err(io::Error::from_raw_os_error(ENOSPC)),
+            Some(Injected::NoSpace | Injected::Short(_)) => Err(io::Error::from_raw_os_error(ENOSPC)),
         }
     }
 
@@ -162,6 +170,10 @@ impl WritableFile for FaultyFile {
             Some(Injected::Short(n)) => {
                 self.inner.write_all_at(&buf[..n.min(buf.len())], offset)?;
                 Err(io::Error::from_raw_os_error(ENOSPC))
+            }
+            Some(Injected::Slow(d)) => {
+                std::thread::sleep(d);
+                self.inner.write_all_at(buf, offset)
             }
             Some(Injected::Eio) => Err(io::Error::from_raw_os_error(EIO)),
             Some(Injected::NoSpace) => Err(io::Error::from_raw_os_error(ENOSPC)),

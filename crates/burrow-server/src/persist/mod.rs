@@ -33,7 +33,7 @@ pub use snapshot::{
     write_snapshot_with, Encoded, SnapshotError, SnapshotInfo, SnapshotMeta,
 };
 pub use wal::{list_segments, scan_segment, segment_name, SegmentScan, WalError, WAL_HEADER_LEN, WAL_MAGIC};
-pub use wal_writer::{Durability, Install, WalStats, WalWriter};
+pub use wal_writer::{Durability, Install, WalStats, WalWriter, WriterFailure};
 
 /// When the WAL is fsynced (Redis's `appendfsync`). `--fsync` and the
 /// config file take the names below (`FromStr` is in `server::config`).

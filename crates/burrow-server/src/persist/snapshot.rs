@@ -24,6 +24,7 @@ use byteorder::{BigEndian, ByteOrder};
 use thiserror::Error;
 
 use super::fs::{FileSystem, FileWriter, StdFileSystem};
+use super::wal::WalError;
 use crate::store::{Entry, List, Store, Value, ValueRef};
 
 pub const SNAPSHOT_MAGIC: &[u8; 4] = b"BSNP";
@@ -40,8 +41,25 @@ const MAX_BLOCK: u32 = 1 << 31;
 pub enum SnapshotError {
     #[error("{op} {path}")]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    /// `reason` says what is wrong at `offset`, for the operator: it is
+    /// built once where the bytes were found wanting and only ever shown.
     #[error("{path}: corrupt snapshot at byte offset {offset}: {reason}")]
     Corrupt { path: PathBuf, offset: u64, reason: String },
+    /// The WAL could not be made to hold every record the snapshot holds,
+    /// so it was not published (recovery must always see a prefix).
+    #[error("cannot publish {path} before the WAL holds its records")]
+    Unpublished { path: PathBuf, source: WalError },
+}
+
+/// Why one snapshot entry does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+enum EntryError {
+    #[error("truncated")]
+    Truncated,
+    #[error("empty deque")]
+    EmptyDeque,
+    #[error("unknown entry type {0}")]
+    UnknownType(u8),
 }
 
 /// What a snapshot file says about itself.
@@ -214,7 +232,7 @@ pub fn write_snapshot(
     dir: &Path,
     term: u64,
     now_ms: u64,
-    before_publish: impl FnOnce(u64) -> Result<(), String>,
+    before_publish: impl FnOnce(u64) -> Result<(), WalError>,
 ) -> Result<SnapshotInfo, SnapshotError> {
     write_snapshot_with(&StdFileSystem, store, dir, term, now_ms, before_publish)
 }
@@ -227,16 +245,14 @@ pub fn write_snapshot_with(
     dir: &Path,
     term: u64,
     now_ms: u64,
-    before_publish: impl FnOnce(u64) -> Result<(), String>,
+    before_publish: impl FnOnce(u64) -> Result<(), WalError>,
 ) -> Result<SnapshotInfo, SnapshotError> {
     let started = Instant::now();
     let tmp = dir.join(format!("snapshot-{}.tmp", std::process::id()));
     let written = write_temp(fs, store, &tmp, term, now_ms).and_then(|enc| {
-        before_publish(enc.max_cover).map(|()| enc).map_err(|reason| SnapshotError::Io {
-            op: "publish",
-            path: tmp.clone(),
-            source: std::io::Error::other(reason),
-        })
+        before_publish(enc.max_cover)
+            .map(|()| enc)
+            .map_err(|source| SnapshotError::Unpublished { path: tmp.clone(), source })
     });
     let Encoded { bytes, entries: total, min_cover, .. } = match written {
         Ok(enc) => enc,
@@ -306,8 +322,16 @@ pub fn read_snapshot_from(
 ) -> Result<SnapshotMeta, SnapshotError> {
     let corrupt =
         |offset: u64, reason: String| SnapshotError::Corrupt { path: path.to_owned(), offset, reason };
+    // A read that comes up short is corruption (`reason`) at `offset`; any
+    // other read error is the reader's (the disk's, or the leader's stream's).
+    let short = |offset: u64, reason: String| {
+        move |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => corrupt(offset, reason),
+            _ => SnapshotError::Io { op: "read", path: path.to_owned(), source: e },
+        }
+    };
     let mut header = [0u8; HEADER_LEN + 4];
-    read_full(&mut r, &mut header).map_err(|e| corrupt(0, format!("header: {e}")))?;
+    r.read_exact(&mut header).map_err(short(0, "header: file ends early".into()))?;
     if &header[..4] != SNAPSHOT_MAGIC {
         return Err(corrupt(0, format!("magic {:02x?} is not {SNAPSHOT_MAGIC:?}", &header[..4])));
     }
@@ -337,8 +361,8 @@ pub fn read_snapshot_from(
     let mut body = Vec::new();
     loop {
         let mut bh = [0u8; 8];
-        read_full(&mut r, &mut bh)
-            .map_err(|e| corrupt(offset, format!("block header: {e} (no end block)")))?;
+        r.read_exact(&mut bh)
+            .map_err(short(offset, "block header: file ends early (no end block)".into()))?;
         let len = BigEndian::read_u32(&bh[..4]);
         if len == 0 || len > MAX_BLOCK {
             return Err(corrupt(offset, format!("block length {len} is impossible")));
@@ -352,7 +376,7 @@ pub fn read_snapshot_from(
             ));
         }
         body.resize(len as usize, 0);
-        read_full(&mut r, &mut body).map_err(|e| corrupt(offset, format!("block of {len} bytes: {e}")))?;
+        r.read_exact(&mut body).map_err(short(offset, format!("block of {len} bytes: file ends early")))?;
         if BigEndian::read_u32(&bh[4..]) != crc32fast::hash(&body) {
             return Err(corrupt(offset, "block CRC mismatch".into()));
         }
@@ -413,19 +437,12 @@ pub fn read_snapshot_from(
     }
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<(), String> {
-    r.read_exact(buf).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => "file ends early".to_string(),
-        _ => e.to_string(),
-    })
-}
-
 /// Decodes one entry; returns it and the bytes used.
-fn decode_entry(b: &[u8]) -> Result<(Entry, usize), String> {
+fn decode_entry(b: &[u8]) -> Result<(Entry, usize), EntryError> {
     let mut p = 0usize;
-    let mut take = |n: usize| -> Result<&[u8], String> {
+    let mut take = |n: usize| -> Result<&[u8], EntryError> {
         if b.len() - p < n {
-            return Err("truncated".into());
+            return Err(EntryError::Truncated);
         }
         p += n;
         Ok(&b[p - n..p])
@@ -443,7 +460,7 @@ fn decode_entry(b: &[u8]) -> Result<(Entry, usize), String> {
         2 => {
             let n = BigEndian::read_u32(take(4)?) as usize;
             if n == 0 {
-                return Err("empty deque".into());
+                return Err(EntryError::EmptyDeque);
             }
             let mut list = Box::new(List::with_capacity(n.min(b.len() / 4)));
             for _ in 0..n {
@@ -452,7 +469,7 @@ fn decode_entry(b: &[u8]) -> Result<(Entry, usize), String> {
             }
             Entry::new(key, Value::List(list), expire_at)
         }
-        t => return Err(format!("unknown entry type {t}")),
+        t => return Err(EntryError::UnknownType(t)),
     };
     Ok((entry, p))
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use byteorder::{BigEndian, ByteOrder};
 use thiserror::Error;
 
+use super::wal_writer::WriterFailure;
 use crate::oplog::{BadRecord, Record, RecordRef, Records};
 
 pub const WAL_MAGIC: &[u8; 4] = b"BWAL";
@@ -35,8 +36,8 @@ pub enum WalError {
     #[error("{path}: {reason}; refusing to start (delete the file to make this node resync in full from its leader)")]
     NodeFile { path: PathBuf, reason: String },
     /// The WAL writer could not do its job (see `wal_writer::policy`).
-    #[error("WAL failure: {reason}")]
-    Failed { reason: String },
+    #[error("WAL failure")]
+    Failed(#[from] WriterFailure),
 }
 
 pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {

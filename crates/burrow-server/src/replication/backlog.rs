@@ -12,16 +12,28 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{BacklogSource, RecordEntry};
-use crate::oplog::{record_position, Records};
+use crate::oplog::Records;
 
 #[derive(Debug)]
 pub struct ReplBacklog {
-    /// (index, sealed record), contiguous indexes ending at `last`.
-    records: VecDeque<(u64, Bytes)>,
+    /// The records held, oldest first. Invariant: their indexes are
+    /// consecutive and the newest is `last`.
+    records: VecDeque<Held>,
+    /// Invariant: the sum of the held records' lengths, and at most
+    /// `max_bytes` between calls (the oldest records are dropped first).
     bytes: usize,
     max_bytes: usize,
     /// Newest index held or, when empty, the index the next record follows.
     last: u64,
+}
+
+/// One record as followers are sent it: its position, read once when it
+/// was absorbed, and its sealed bytes (a slice of the buffer taken).
+#[derive(Debug)]
+struct Held {
+    term: u64,
+    index: u64,
+    raw: Bytes,
 }
 
 impl ReplBacklog {
@@ -31,9 +43,10 @@ impl ReplBacklog {
     }
 
     /// Adds records taken from the op log: sealed, back to back, the first
-    /// with index `first`. If records between ours and `first` were
-    /// dropped before we took them, what we hold no longer continues into
-    /// the new ones: it is discarded (followers needing it resync in full).
+    /// with index `first`. If what we hold does not continue into them
+    /// (records between were dropped before we took them, or at the start
+    /// the log hands over what recovery replayed, which `new` was told
+    /// of), it is discarded (followers needing it resync in full).
     pub fn absorb(&mut self, buf: Bytes, first: u64) {
         if buf.is_empty() {
             self.last = self.last.max(first.saturating_sub(1));
@@ -42,22 +55,29 @@ impl ReplBacklog {
         if first != self.last + 1 {
             self.records.clear();
             self.bytes = 0;
+            self.last = first - 1;
         }
         let mut records = Records::trusted(&buf);
         loop {
             let start = records.offset();
             let Some(Ok(rec)) = records.next() else { break };
+            debug_assert_eq!(rec.index, self.last + 1, "the op log hands over consecutive records");
             self.bytes += rec.raw.len();
-            self.records.push_back((rec.index, buf.slice(start..records.offset())));
+            self.records.push_back(Held {
+                term: rec.term,
+                index: rec.index,
+                raw: buf.slice(start..records.offset()),
+            });
             self.last = rec.index;
         }
         debug_assert_eq!(records.offset(), buf.len(), "the op log hands over whole records");
         while self.bytes > self.max_bytes {
             match self.records.pop_front() {
-                Some((_, old)) => self.bytes -= old.len(),
+                Some(old) => self.bytes -= old.raw.len(),
                 None => break,
             }
         }
+        debug_assert!(self.records.back().is_none_or(|r| r.index == self.last));
     }
 
     pub fn len(&self) -> usize {
@@ -85,19 +105,18 @@ impl BacklogSource for ReplBacklog {
         }
         let mut out = Vec::new();
         let mut bytes = 0usize;
-        for (index, rec) in self.records.iter().skip((from - first) as usize) {
-            if out.len() >= max_records || (!out.is_empty() && bytes + rec.len() > max_bytes) {
+        for rec in self.records.iter().skip((from - first) as usize) {
+            if out.len() >= max_records || (!out.is_empty() && bytes + rec.raw.len() > max_bytes) {
                 break;
             }
-            bytes += rec.len();
-            let (term, _) = record_position(rec).expect("the backlog holds whole records");
-            out.push(RecordEntry { term, index: *index, bytes: rec.clone() });
+            bytes += rec.raw.len();
+            out.push(RecordEntry { term: rec.term, index: rec.index, bytes: rec.raw.clone() });
         }
         Some(out)
     }
 
     fn first_index(&self) -> u64 {
-        self.records.front().map_or(self.last + 1, |(i, _)| *i)
+        self.records.front().map_or(self.last + 1, |r| r.index)
     }
 
     fn last_index(&self) -> u64 {

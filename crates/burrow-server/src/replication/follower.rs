@@ -109,22 +109,30 @@ enum Sync {
 
 /// The follower's replication state machine.
 ///
-/// Invariants: `durable ≤ last_applied` (the driver persists what it has
-/// applied, and only then reports it durable); `last_applied` only moves
-/// forward except when a full resync replaces the dataset; every record
-/// handed out in `Apply` has index `last_applied + 1` at that moment.
+/// Invariants (checked by `debug_check` after every input): see the
+/// fields; every record handed out in `Apply` had index `last_applied + 1`
+/// at that moment.
 #[derive(Debug)]
 pub struct Follower {
     cfg: FollowerConfig,
     node_id: NodeId,
+    /// The history `last_applied` and `durable` count in (0: none).
     history_id: HistoryId,
+    /// Highest index applied to the store. Only moves forward, except when
+    /// a full resync replaces the dataset (it then becomes the snapshot's
+    /// index, which may be lower).
     last_applied: u64,
+    /// Highest index the driver reported persisted. Invariant: `durable ≤
+    /// last_applied` (the driver persists what it has applied, and only
+    /// then reports it durable); only this is acked as durable.
     durable: u64,
     /// Highest term seen from the leader; records below it are stale.
     leader_term: u64,
-    /// Leader's commit index as last reported (monotonic).
+    /// Leader's commit index as last reported (never decreases).
     leader_commit: u64,
     state: LinkState,
+    /// The resync in progress. Invariant: `AwaitingReply` unless `state`
+    /// is `Syncing` (a snapshot transfer is only followed while syncing).
     sync: Sync,
     /// Current handshake's session; replies carrying another are stale.
     session: u64,
@@ -263,10 +271,16 @@ impl Follower {
             self.durable = index;
             self.ack();
         }
+        self.debug_check();
     }
 
     /// One unit of time: heartbeat watch, sync timeout, backoff countdown.
     pub fn tick(&mut self) {
+        self.count_tick();
+        self.debug_check();
+    }
+
+    fn count_tick(&mut self) {
         match self.state {
             LinkState::Down => {
                 if self.ticks_backoff > 0 {
@@ -308,6 +322,11 @@ impl Follower {
 
     /// A message from the leader.
     pub fn step(&mut self, msg: Message) {
+        self.receive(msg);
+        self.debug_check();
+    }
+
+    fn receive(&mut self, msg: Message) {
         if !matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
             // No link: whatever arrives belongs to a connection already given up.
             return;
@@ -426,10 +445,26 @@ impl Follower {
     /// A resync finished: the stream starts and the backoff resets.
     fn synced(&mut self) {
         self.state = LinkState::Streaming;
+        self.sync = Sync::AwaitingReply;
         self.ticks_silent = 0;
         self.ticks_sync = 0;
         self.failures = 0;
         self.ack();
+    }
+
+    /// Asserts the invariants stated on the fields (debug builds; O(1)).
+    fn debug_check(&self) {
+        debug_assert!(
+            self.durable <= self.last_applied,
+            "durable {} > applied {}",
+            self.durable,
+            self.last_applied
+        );
+        debug_assert!(
+            self.state == LinkState::Syncing || self.sync == Sync::AwaitingReply,
+            "{:?}",
+            self.sync
+        );
     }
 
     fn ack(&mut self) {

@@ -93,15 +93,23 @@ pub enum FollowerState {
     Down,
 }
 
-/// Read-only view of one follower's progress (INFO, tests).
+/// Read-only view of one follower's progress (INFO, tests), with the
+/// invariants of the leader's record of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FollowerProgress {
     pub state: FollowerState,
+    /// Counts toward the quorum.
     pub voter: bool,
+    /// Next index to push; `applied < next_index` while `Streaming`.
     pub next_index: u64,
+    /// Highest index acked as applied in the current session.
     pub applied: u64,
+    /// Highest index acked as durable on this history: never decreases
+    /// within it, and never exceeds what the leader had appended when the
+    /// ack arrived (nor, in that ack, what the follower had applied).
     pub matched: u64,
-    /// Ticks since the follower last showed life (an ack or link activity).
+    /// Ticks since the follower last showed life (an ack or link
+    /// activity); at most `follower_timeout_ticks` unless `Down`.
     pub ticks_since_ack: u64,
 }
 
@@ -129,6 +137,8 @@ pub enum LeaderOutput {
     FollowerDown { id: NodeId, reason: DownReason },
 }
 
+/// The leader's record of one follower. Invariants (checked by
+/// [`Peer::debug_check`] after every step): see each field.
 #[derive(Debug, Clone)]
 struct Peer {
     state: FollowerState,
@@ -136,21 +146,31 @@ struct Peer {
     /// followers are read replicas that still count for WAIT.
     voter: bool,
     /// Session of the handshake being served; acks and handshakes of other
-    /// sessions are stale.
+    /// sessions are stale. Invariant: `Some` unless the follower never
+    /// handshook (then `state` is `Down`).
     session: Option<u64>,
-    /// Next index to push. Invariant while streaming: `applied < next_index`.
+    /// Next index to push. Invariant while `Streaming`: `applied <
+    /// next_index`. It may pass the leader's `last_index + 1` after a full
+    /// resync, whose snapshot covers what the log held when it started,
+    /// before the state machine heard of the last appends.
     next_index: u64,
-    /// Highest index the follower acked as applied in this session.
+    /// Highest index the follower acked as applied in this session (after
+    /// a full resync, at least the snapshot's index).
     applied: u64,
-    /// Highest index the follower acked as durable on this history
-    /// (monotonic; `matched ≤ leader last_index`).
+    /// Highest index the follower acked as durable on this history: never
+    /// decreases within it (back to 0 when the follower turns up on
+    /// another), at most the leader's `last_index` when the ack arrived.
     matched: u64,
+    /// Ticks since the last sign of life. Invariant: at most
+    /// `follower_timeout_ticks` unless `Down`.
     ticks_since_ack: u64,
     ticks_since_send: u64,
     ticks_without_progress: u64,
     /// Set once `snapshot_ready` announced the snapshot to this follower.
+    /// Invariant: `Some` only while `FullSync`.
     snapshot: Option<SnapshotSend>,
-    /// Last index of each `Records` message sent and not yet applied.
+    /// Last index of each `Records` message sent and not yet known to be
+    /// applied, oldest first (pruned lazily by `pump`).
     batches: std::collections::VecDeque<u64>,
 }
 
@@ -161,6 +181,14 @@ struct SnapshotSend {
 }
 
 impl Peer {
+    /// Asserts the invariants stated on the fields (debug builds; O(1)).
+    fn debug_check(&self, timeout_ticks: u64) {
+        debug_assert!(self.state != FollowerState::Streaming || self.applied < self.next_index, "{self:?}");
+        debug_assert!(self.snapshot.is_none() || self.state == FollowerState::FullSync, "{self:?}");
+        debug_assert!(self.session.is_some() || self.state == FollowerState::Down, "{self:?}");
+        debug_assert!(self.state == FollowerState::Down || self.ticks_since_ack <= timeout_ticks, "{self:?}");
+    }
+
     fn new(voter: bool) -> Peer {
         Peer {
             state: FollowerState::Down,
@@ -180,21 +208,24 @@ impl Peer {
 
 /// The leader's replication state machine.
 ///
-/// Invariants: `commit_index ≤ durable_index ≤ last_index` is not required
-/// (a majority of followers may hold an index durably before the leader's
-/// own fsync does), but `commit_index ≤ last_index` always holds and
-/// `commit_index` never decreases.
+/// Invariants (checked by `debug_check` after every input): `commit ≤
+/// last_index` and `durable ≤ last_index`, but not `commit ≤ durable` (a
+/// majority of followers may hold an index durably before the leader's
+/// own fsync does); none of the three ever decreases; each follower's
+/// record keeps the invariants stated on `Peer`'s fields.
 #[derive(Debug)]
 pub struct Leader {
     cfg: LeaderConfig,
     id: NodeId,
     history_id: HistoryId,
     term: u64,
-    /// Newest index in the log (from `on_append`).
+    /// Newest index in the log (from `on_append`). Never decreases.
     last_index: u64,
     /// Highest index the leader itself holds durably (from `on_durable`).
+    /// Invariant: `durable ≤ last_index`; never decreases.
     durable: u64,
     /// Highest index a majority of voters (leader included) hold durably.
+    /// Invariant: `commit ≤ last_index`; never decreases.
     commit: u64,
     /// BTreeMap so that output order is deterministic for a given input.
     peers: BTreeMap<NodeId, Peer>,
@@ -303,6 +334,7 @@ impl Leader {
         }
         // A single-node cluster commits on its own durability alone.
         self.recompute_commit();
+        self.debug_check();
     }
 
     /// The leader's own log is durable up to `index`.
@@ -312,6 +344,7 @@ impl Leader {
             self.durable = index;
             self.recompute_commit();
         }
+        self.debug_check();
     }
 
     /// The link to follower `id` moved bytes: some arrived from it, or a
@@ -350,6 +383,7 @@ impl Leader {
             }
             _ => {}
         }
+        self.debug_check();
     }
 
     fn on_handshake(
@@ -490,6 +524,7 @@ impl Leader {
             p.ticks_without_progress = 0;
             self.pump(to, log);
         }
+        self.debug_check();
         Ok(())
     }
 
@@ -527,6 +562,7 @@ impl Leader {
                 });
             }
         }
+        self.debug_check();
     }
 
     /// Pushes batches to `id` while it streams, has records to receive and
@@ -571,6 +607,15 @@ impl Leader {
                     });
                 }
             }
+        }
+    }
+
+    /// Asserts the invariants stated on [`Leader`] and [`Peer`] (debug
+    /// builds; O(followers)).
+    fn debug_check(&self) {
+        debug_assert!(self.commit <= self.last_index && self.durable <= self.last_index, "{self:?}");
+        for p in self.peers.values() {
+            p.debug_check(self.cfg.follower_timeout_ticks);
         }
     }
 

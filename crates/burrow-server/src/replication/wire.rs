@@ -195,6 +195,10 @@ fn extras(fields: &[u64]) -> Bytes {
 /// them) whose header agrees with the entry's `term` and `index`: the wire
 /// carries only the record bytes, and the decoder reads the position back
 /// from them.
+///
+/// # Panics
+/// If `Records` holds more than `u32::MAX` entries (the count's width; a
+/// frame holding them would be over 4 GiB anyway).
 pub fn encode(msg: &Message, id: u32) -> Frame {
     let mut f = Frame::request(opcode(msg), id);
     match msg {

@@ -418,10 +418,8 @@ async fn snapshot(shared: &Shared, background: bool, opcode: u8, id: u32, wbuf: 
                 info.duration.as_millis()
             ),
         ),
-        Err(SnapshotRefusal::InProgress) => {
-            error(wbuf, Status::InProgress, "a snapshot is already being written")
-        }
-        Err(SnapshotRefusal::Failed(e)) => error(wbuf, Status::IoError, &format!("snapshot failed: {e}")),
+        Err(e @ SnapshotRefusal::InProgress) => error(wbuf, Status::InProgress, &e.to_string()),
+        Err(e) => error(wbuf, Status::IoError, &format!("snapshot failed: {}", ErrorChain(&e))),
     }
 }
 

@@ -38,6 +38,7 @@ pub use stats::Stats;
 use crate::oplog::OpLog;
 use crate::persist::{FileSystem, PersistError, StdFileSystem};
 use crate::store::Store;
+use burrow_proto::ErrorChain;
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -309,7 +310,7 @@ async fn serve_shared(
             Err(e) => {
                 // A failing WAL may lack acknowledged writes: the exit
                 // status must say so (the next start recovers what it holds).
-                error!(error = %e, "shutting down with a failing WAL");
+                error!(error = %ErrorChain(&e), "shutting down with a failing WAL");
                 outcome = Err(PersistError::from(e).into());
             }
         }

@@ -12,7 +12,7 @@ use tracing::{error, info};
 use super::now_ms;
 use crate::persist::{
     recover, write_snapshot_with, Durability, FileSystem, PersistConfig, PersistError, RecoveryReport,
-    SnapshotInfo, StdFileSystem, WalError, WalWriter,
+    SnapshotError, SnapshotInfo, StdFileSystem, WalError, WalWriter, WriterFailure,
 };
 use crate::store::Store;
 use burrow_proto::ErrorChain;
@@ -26,6 +26,7 @@ pub struct SnapshotStats {
     pub last_bytes: u64,
     pub last_entries: u64,
     pub last_index: u64,
+    /// The last failure's whole chain as INFO shows it (text built once).
     pub last_error: Option<String>,
 }
 
@@ -51,10 +52,14 @@ impl std::fmt::Debug for Persistence {
 }
 
 /// Why a snapshot was not written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum SnapshotRefusal {
+    #[error("a snapshot is already being written")]
     InProgress,
-    Failed(String),
+    #[error(transparent)]
+    Failed(#[from] SnapshotError),
+    #[error("the snapshot task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl Persistence {
@@ -144,7 +149,7 @@ impl Persistence {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.wal.shutdown())
             .await
-            .unwrap_or_else(|e| Err(WalError::Failed { reason: format!("WAL shutdown task failed: {e}") }))
+            .unwrap_or(Err(WalError::Failed(WriterFailure::Panicked)))
     }
 
     pub fn snapshot_stats(&self) -> SnapshotStats {
@@ -184,7 +189,7 @@ impl Persistence {
             })
         })
         .await
-        .unwrap_or_else(|e| Err(format!("snapshot task failed: {e}")));
+        .unwrap_or_else(|e| Err(SnapshotRefusal::Task(e)));
         self.in_progress.store(false, Ordering::Relaxed);
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         match result {
@@ -208,34 +213,36 @@ impl Persistence {
                 Ok(info)
             }
             Err(e) => {
-                error!(error = %e, "snapshot failed; the previous snapshot and the WAL remain valid");
-                stats.last_error = Some(e.clone());
-                Err(SnapshotRefusal::Failed(e))
+                // INFO's `snapshot_last_error`: the whole chain, as logged.
+                let why = ErrorChain(&e).to_string();
+                error!(error = %why, "snapshot failed; the previous snapshot and the WAL remain valid");
+                stats.last_error = Some(why);
+                Err(e)
             }
         }
     }
 
     /// Runs on a blocking thread.
-    fn write(&self, store: &Store, handle: &tokio::runtime::Handle) -> Result<SnapshotInfo, String> {
+    fn write(&self, store: &Store, handle: &tokio::runtime::Handle) -> Result<SnapshotInfo, SnapshotRefusal> {
         let term = store.log().stats().term;
         // The snapshot may only replace the previous one once the WAL holds
         // every record it contains, so recovery always sees a prefix.
-        let wait_wal = |upto: u64| -> Result<(), String> {
+        let wait_wal = |upto: u64| -> Result<(), WalError> {
             self.wal.sync_through(upto);
             let mut rx = self.wal.subscribe();
-            handle
+            let failed = handle
                 .block_on(rx.wait_for(|d| d.synced >= upto || d.failed))
-                .map_err(|_| "WAL writer stopped".to_string())
-                .and_then(|d| match d.failed {
-                    true => Err(format!(
-                        "the WAL is failing ({})",
-                        self.wal.stats().last_error.unwrap_or_default()
-                    )),
-                    false => Ok(()),
-                })
+                .map(|d| d.failed)
+                .map_err(|_| WriterFailure::Stopped)?;
+            match failed {
+                true => {
+                    Err(WriterFailure::Failing { error: self.wal.stats().last_error.unwrap_or_default() }
+                        .into())
+                }
+                false => Ok(()),
+            }
         };
-        let info = write_snapshot_with(self.fs.as_ref(), store, &self.cfg.dir, term, now_ms(), wait_wal)
-            .map_err(|e| ErrorChain(&e).to_string())?;
+        let info = write_snapshot_with(self.fs.as_ref(), store, &self.cfg.dir, term, now_ms(), wait_wal)?;
         // Close the current segment so that, once wholly covered, it can be deleted.
         self.wal.rotate(Duration::from_secs(5));
         Ok(info)

@@ -56,8 +56,13 @@ pub enum ValueRef<'a> {
 }
 
 impl Entry {
-    /// Builds an entry. Panics only if the key is over 65,535 bytes, which
-    /// the codec has already made impossible.
+    /// Builds an entry.
+    ///
+    /// # Panics
+    /// If the key is over 65,535 bytes or the entry over 4 GiB. Neither
+    /// can arrive: the wire format and `--max-key-bytes` bound keys to
+    /// 65,535 bytes, `--max-value-bytes` and the snapshot's block size
+    /// bound values to 2 GiB.
     pub fn new(key: &[u8], value: Value<'_>, expire_at: u64) -> Entry {
         let key_len = u16::try_from(key.len()).expect("key length checked by the codec");
         let (kind, payload_len) = match &value {

@@ -12,7 +12,7 @@ use burrow_proto::ErrorChain;
 use tracing::{debug, error, info, warn};
 
 use super::policy::{Action, Event, Report, WalPolicy};
-use super::{lock, Install, Shared};
+use super::{lock, Install, Shared, WriterFailure};
 use crate::oplog::seal_records;
 use crate::persist::fs::{FileSystem, WritableFile};
 use crate::persist::wal::{header, io_err, segment_name, WalError, WAL_HEADER_LEN};
@@ -28,7 +28,7 @@ pub(super) enum Inbound {
         reply: mpsc::Sender<Result<(), WalError>>,
     },
     /// The syncer's answer: `Ok((upto, generation))` or the error.
-    BackgroundSync(Result<(u64, u64), String>),
+    BackgroundSync(Result<(u64, u64), WalError>),
     Shutdown,
 }
 
@@ -110,7 +110,7 @@ impl IoThread {
     }
 
     /// Runs until shutdown; returns how it ended (see [`Action::Exit`]).
-    pub(super) fn run(mut self) -> Result<(), String> {
+    pub(super) fn run(mut self) -> Result<(), WriterFailure> {
         loop {
             let inbox = lock(&self.shared.inbox).as_mut().map(std::mem::take).unwrap_or_default();
             for msg in inbox {
@@ -144,7 +144,7 @@ impl IoThread {
         }
     }
 
-    fn exit(mut self, result: Result<(), String>) -> Result<(), String> {
+    fn exit(mut self, result: Result<(), WriterFailure>) -> Result<(), WriterFailure> {
         // Requests that arrive from now on are refused; those queued are
         // dropped, which answers their callers.
         drop(lock(&self.shared.inbox).take());
@@ -174,7 +174,9 @@ impl IoThread {
                 self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
                 self.core.step(Event::BackgroundSyncDone { upto, generation }, now);
             }
-            Inbound::BackgroundSync(Err(error)) => self.core.step(Event::SyncFailed { error }, now),
+            Inbound::BackgroundSync(Err(e)) => {
+                self.core.step(Event::SyncFailed { error: ErrorChain(&e).to_string() }, now)
+            }
             Inbound::Shutdown => self.core.step(Event::Shutdown, now),
         }
     }
@@ -189,7 +191,8 @@ impl IoThread {
     /// If the core asks for file IO while there is no active segment (it
     /// never does: it tracks the segment's existence itself).
     fn execute(&mut self, action: Action) -> Option<Event> {
-        let failed = |what: &str, path: &Path, e: std::io::Error| format!("{what} {}: {e}", path.display());
+        // The policy keeps a failure as the text INFO and replies show.
+        let failed = |op, path: &Path, e| ErrorChain(&io_err(op, path)(e)).to_string();
         match action {
             Action::Write { offset, bytes } => {
                 let file = self.active.as_ref().expect("the core writes only to an active segment");
@@ -315,7 +318,7 @@ impl IoThread {
                 self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
                 Event::BackgroundSyncDone { upto, generation }
             }
-            Err(error) => Event::SyncFailed { error },
+            Err(e) => Event::SyncFailed { error: ErrorChain(&e).to_string() },
         })
     }
 
@@ -348,7 +351,8 @@ impl IoThread {
     /// See [`super::WalWriter::restart_at`].
     fn restart(&mut self, next_index: u64, install: Install) -> Result<(), WalError> {
         if self.core.is_fatal() {
-            return Err(WalError::Failed { reason: self.core.error().unwrap_or_default().to_owned() });
+            let error = self.core.error().unwrap_or_default().to_owned();
+            return Err(WalError::Failed(WriterFailure::Failing { error }));
         }
         // Records queued for the replaced dataset are dropped.
         let _ = self.shared.log.take_wal_now();
@@ -402,11 +406,9 @@ struct SyncJob {
 }
 
 impl SyncJob {
-    fn run(self) -> Result<(u64, u64), String> {
-        match self.file.sync_data() {
-            Ok(()) => Ok((self.upto, self.generation)),
-            Err(e) => Err(format!("fsync {}: {e}", self.path.display())),
-        }
+    fn run(self) -> Result<(u64, u64), WalError> {
+        self.file.sync_data().map_err(io_err("fsync", &self.path))?;
+        Ok((self.upto, self.generation))
     }
 }
 

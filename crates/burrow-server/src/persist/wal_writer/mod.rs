@@ -25,6 +25,7 @@
 //! does not count, so wall-clock is the real test. Yielding once after a
 //! wake-up matters: without it the thread took one batch in four writes.
 
+mod failure;
 mod io_thread;
 mod policy;
 
@@ -40,10 +41,14 @@ use super::fs::FileSystem;
 use super::wal::{io_err, WalError};
 use super::{FsyncPolicy, PersistConfig};
 use crate::oplog::OpLog;
+pub use failure::WriterFailure;
 use io_thread::{Inbound, IoThread, Segment};
 
 /// What the writer has achieved so far; connections wait on it.
-/// Invariant: `synced ≤ written`; `fatal` implies `failed`.
+/// Invariants: `synced ≤ written`; `fatal` implies `failed`; `written` and
+/// `synced` never decrease, except when a follower's full resync replaces
+/// the whole WAL ([`WalWriter::restart_at`]) and both restart below its
+/// first index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Durability {
     /// Highest index handed to the OS (written).
@@ -65,6 +70,8 @@ pub struct WalStats {
     pub bytes: u64,
     pub segments: usize,
     pub fsyncs: u64,
+    /// Why the WAL is not healthy, as INFO's `wal_last_error` shows it: the
+    /// policy's message (see [`WriterFailure`]), so text.
     pub last_error: Option<String>,
 }
 
@@ -105,9 +112,9 @@ pub struct WalWriter {
     shared: Arc<Shared>,
     policy: FsyncPolicy,
     dir: PathBuf,
-    thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
+    thread: Mutex<Option<JoinHandle<Result<(), WriterFailure>>>>,
     /// How the thread ended, once it has.
-    exit: Mutex<Option<Result<(), String>>>,
+    exit: Mutex<Option<Result<(), WriterFailure>>>,
 }
 
 impl std::fmt::Debug for WalWriter {
@@ -254,9 +261,11 @@ impl WalWriter {
     /// call it from a blocking thread.
     pub fn restart_at(&self, next_index: u64, install: Install) -> Result<(), WalError> {
         let (tx, rx) = mpsc::channel();
-        let stopped = || WalError::Failed { reason: "the WAL writer has stopped".into() };
-        self.shared.send(Inbound::Restart { next_index, install, reply: tx }).map_err(|_| stopped())?;
-        rx.recv().map_err(|_| stopped())?
+        let stopped = WalError::Failed(WriterFailure::Stopped);
+        if self.shared.send(Inbound::Restart { next_index, install, reply: tx }).is_err() {
+            return Err(stopped);
+        }
+        rx.recv().map_err(|_| stopped)?
     }
 
     /// Writes and fsyncs everything queued, then stops the thread. `Err`
@@ -267,10 +276,10 @@ impl WalWriter {
         let _ = self.shared.send(Inbound::Shutdown);
         let mut exit = lock(&self.exit);
         if let Some(thread) = lock(&self.thread).take() {
-            *exit = Some(thread.join().unwrap_or_else(|_| Err("the WAL writer thread panicked".into())));
+            *exit = Some(thread.join().unwrap_or(Err(WriterFailure::Panicked)));
         }
         match exit.clone() {
-            Some(Err(reason)) => Err(WalError::Failed { reason }),
+            Some(Err(failure)) => Err(WalError::Failed(failure)),
             _ => Ok(()),
         }
     }

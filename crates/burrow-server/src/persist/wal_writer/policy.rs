@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::Durability;
+use super::{Durability, WriterFailure};
 use crate::persist::wal::WAL_HEADER_LEN;
 use crate::persist::FsyncPolicy;
 
@@ -41,7 +41,9 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 const HEADER: u64 = WAL_HEADER_LEN as u64;
 
-/// What happened: input to [`WalPolicy::step`].
+/// What happened: input to [`WalPolicy::step`]. A failure's `error` is
+/// the operation and its OS error as INFO and the log show them
+/// (`fsync <path>: Input/output error`), built once by the IO thread.
 #[derive(Debug)]
 pub enum Event {
     /// Records taken from the op log, sealed, ending with record `last`.
@@ -127,7 +129,7 @@ pub enum Action {
     AnswerRotate,
     /// Stop: `Ok` once everything queued is written and fsynced, `Err`
     /// (why) if the WAL is failing.
-    Exit(Result<(), String>),
+    Exit(Result<(), WriterFailure>),
 }
 
 /// A change in the WAL's health, for the log and INFO.
@@ -190,7 +192,9 @@ pub struct WalPolicy {
     last_sync: Instant,
     rotate_requested: bool,
     health: Health,
-    /// Why `health` is not `Ok`.
+    /// Why `health` is not `Ok`: the failed operation and its OS error as
+    /// INFO, the log and IO_ERROR replies show them. A message for humans,
+    /// built once where the IO failed (the events carry it so), so a string.
     error: Option<String>,
     shutting_down: bool,
     /// Shutting down, and the last attempt to heal failed: exit.
@@ -361,6 +365,23 @@ impl WalPolicy {
             }
             Event::Shutdown => self.shutting_down = true,
         }
+        self.debug_check();
+    }
+
+    /// Asserts the invariants stated on the fields (debug builds; O(1)).
+    fn debug_check(&self) {
+        debug_assert!(
+            self.synced <= self.written && self.written <= self.queued,
+            "synced {} ≤ written {} ≤ queued {}",
+            self.synced,
+            self.written,
+            self.queued
+        );
+        debug_assert!(self
+            .writing
+            .as_ref()
+            .is_none_or(|(_, last)| *last > self.written && *last <= self.queued));
+        debug_assert!(self.health == Health::Ok || self.error.is_some(), "a failure without its reason");
     }
 
     fn synced_through(&mut self, upto: u64, generation: u64) {
@@ -483,9 +504,9 @@ impl WalPolicy {
         }
         let error = self.error.clone().unwrap_or_default();
         Some(Action::Exit(Err(if self.queued > self.written && self.health != Health::Fatal {
-            format!("records {}..={} could not be written: {error}", self.written + 1, self.queued)
+            WriterFailure::Unwritten { first: self.written + 1, last: self.queued, error }
         } else {
-            error
+            WriterFailure::Failing { error }
         })))
     }
 }

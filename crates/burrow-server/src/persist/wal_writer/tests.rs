@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicU64;
 use super::*;
 use crate::persist::{recover, Fault, FaultyFileSystem, FsOp, Injected, RecoveryReport};
 use crate::store::Store;
+use burrow_proto::ErrorChain;
 
 /// A temporary directory, removed on drop.
 struct Dir(PathBuf);
@@ -141,9 +142,9 @@ fn enospc_until_space_is_freed_and_shutdown_reports_the_lost_records() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(s.wal.durability().failed);
-    let err = s.wal.shutdown().unwrap_err().to_string();
+    let err = ErrorChain(&s.wal.shutdown().unwrap_err()).to_string();
     assert!(err.contains("records 1..=3 could not be written") && err.contains("No space left"), "{err}");
-    assert_eq!(s.wal.shutdown().unwrap_err().to_string(), err, "asked again, same answer");
+    assert_eq!(ErrorChain(&s.wal.shutdown().unwrap_err()).to_string(), err, "asked again, same answer");
     let (last, counter, _) = recovered(&s.dir);
     assert_eq!((last, counter), (0, 0), "the files hold none of them");
 }
@@ -204,7 +205,7 @@ fn eio_on_fsync_is_fatal_even_if_the_disk_comes_back() {
         s.incr(1);
         s.wal.sync_through(3);
         assert!(!s.wal.rotate(DEADLINE) || s.wal.stats().segments == 1, "case #{i}: no rotation");
-        let err = s.wal.shutdown().unwrap_err().to_string();
+        let err = ErrorChain(&s.wal.shutdown().unwrap_err()).to_string();
         assert!(err.contains("fsync") && err.contains("Input/output error"), "case #{i}: {err}");
         assert_eq!(
             s.wal.durability(),
@@ -271,9 +272,11 @@ fn a_failed_restart_detaches_the_wal_until_one_succeeds() {
     s.incr(3);
     s.wait_for("synced", |d| d.synced == 3);
     s.store.log().reset_to(1, 10);
-    let failing: Install = Box::new(|_| Err(WalError::Failed { reason: "rename: injected".into() }));
-    let err = s.wal.restart_at(11, failing).unwrap_err();
-    assert!(err.to_string().contains("injected"), "{err}");
+    let failing: Install = Box::new(|_| {
+        Err(WalError::Io { op: "rename", path: "snapshot".into(), source: std::io::Error::other("injected") })
+    });
+    let err = ErrorChain(&s.wal.restart_at(11, failing).unwrap_err()).to_string();
+    assert!(err.contains("injected"), "{err}");
     let d = s.wait_for("detached", |d| d.failed);
     assert!(!d.fatal);
     assert!(crate::persist::list_segments(&s.dir.0).unwrap().is_empty(), "the old WAL is gone");

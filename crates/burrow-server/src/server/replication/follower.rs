@@ -7,9 +7,10 @@
 //! own fsync policy; the state machine acks them as durable only once the
 //! WAL says so. After a full resync, records the snapshot's shard images
 //! already hold (the leader kept writing while exporting) are logged but
-//! not applied again.
+//! not applied again. A full resync's snapshot is received by `incoming`,
+//! which never holds more than a few MiB of it: while its loader is
+//! behind, the link is not read.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,12 +23,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::activity::{Activity, Metered};
-use super::{next_frame, read_failure, secs_since, tick_for, ticks, write_failure};
+use super::incoming::{self, Incoming, ResyncError};
+use super::{next_frame, secs_since, tick_for, ticks, End, LinkEnd};
 use crate::oplog::RecordRef;
-use crate::persist::{
-    list_snapshots, read_snapshot_from, snapshot_name, write_node_meta_with, FileSystem, FileWriter,
-    FsyncPolicy, NodeMeta, SnapshotMeta, WalError, WritableFile,
-};
+use crate::persist::{FsyncPolicy, NodeMeta, SnapshotMeta};
 use crate::replication::wire::{self, link_limits};
 use crate::replication::{
     Follower, FollowerConfig, FollowerOutput, HistoryId, LinkState, Message, RecordEntry, SeededRng,
@@ -36,10 +35,6 @@ use crate::server::cluster::{ClusterConfig, NodeInfo};
 use crate::server::{Persistence, Shared};
 use crate::store::{Replay, ShardCovers, Store};
 use burrow_proto::{Codec, CodecError, ErrorChain, Limits, Status};
-
-/// Where a received snapshot is written before it is loaded (removed by
-/// recovery if a crash leaves it behind: it matches `snapshot-*.tmp`).
-const SYNC_FILE: &str = "snapshot-sync.tmp";
 
 /// What INFO and the read checks need to know about the link.
 #[derive(Debug, Clone)]
@@ -155,62 +150,6 @@ impl FollowerSide {
     }
 }
 
-/// A full resync's snapshot being received. It is parsed into the store
-/// as it arrives (on a blocking thread fed through a channel), so loading
-/// overlaps the transfer; with persistence on, that thread also writes it
-/// to a file that becomes this node's snapshot.
-struct Incoming {
-    /// The file being written (persistence on).
-    path: Option<PathBuf>,
-    /// Chunks for the loader; dropped to signal the end (or an abort).
-    tx: Option<std::sync::mpsc::Sender<Bytes>>,
-    loader: tokio::task::JoinHandle<Result<Loaded, String>>,
-}
-
-/// What a full resync's loader loaded, and the file it wrote it to.
-type Loaded = (SnapshotMeta, Option<Arc<dyn WritableFile>>);
-
-/// `Read` over the chunks of a snapshot in transfer: blocks for the next
-/// chunk, ends when the sender is dropped. Each chunk is first appended
-/// to `sink`, if any, as received.
-struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<Bytes>,
-    cur: Bytes,
-    sink: Option<(PathBuf, FileWriter)>,
-}
-
-impl ChunkReader {
-    fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
-        let Ok(chunk) = self.rx.recv() else { return Ok(None) };
-        if let Some((path, w)) = &mut self.sink {
-            std::io::Write::write_all(w, &chunk)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("write {}: {e}", path.display())))?;
-        }
-        Ok(Some(chunk))
-    }
-
-    /// Writes the chunks still to come (after the snapshot's end) to the file.
-    fn finish(mut self) -> std::io::Result<Option<Arc<dyn WritableFile>>> {
-        while self.next_chunk()?.is_some() {}
-        Ok(self.sink.map(|(_, w)| w.file().clone()))
-    }
-}
-
-impl std::io::Read for ChunkReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.next_chunk()? {
-                Some(chunk) => self.cur = chunk,
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.cur.len());
-        out[..n].copy_from_slice(&self.cur[..n]);
-        bytes::Buf::advance(&mut self.cur, n);
-        Ok(n)
-    }
-}
-
 /// The link to the leader, once connected.
 struct Link {
     /// Metered: bytes moving are the leader's proof of life while a big
@@ -247,6 +186,9 @@ struct Driver {
 }
 
 impl Driver {
+    /// # Panics
+    /// Never for a validated cluster config: the state machine's tick
+    /// counts are derived from it so as to pass [`FollowerConfig::validate`].
     fn new(side: Arc<FollowerSide>, shared: Arc<Shared>) -> Driver {
         let tick = side.tick;
         let cluster = &side.cluster;
@@ -335,19 +277,16 @@ impl Driver {
                     }
                 }
                 r = async {
-                    next_frame(&mut link.as_mut().expect("guarded").framed).await
+                    next_frame(&mut link.as_mut().expect("guarded").framed, End::Leader).await
                 }, if link.is_some() => match r {
-                    Ok(Some(frame)) => match wire::decode_frame(&frame) {
+                    Ok(frame) => match wire::decode_frame(&frame) {
                         Ok(msg) => self.on_message(msg),
-                        Err(e) => self.drop_link(&format!("bad message from the leader: {}", ErrorChain(&e))),
+                        Err(source) => self.drop_link(LinkEnd::BadMessage { from: End::Leader, source }),
                     },
-                    Ok(None) => self.drop_link("the leader closed the link"),
-                    Err(e @ CodecError::BadMagic { .. }) => self.drop_link(&format!(
-                        "{} does not serve replication (is it the leader?): {}",
-                        self.side.leader.addr,
-                        read_failure(&e)
-                    )),
-                    Err(e) => self.drop_link(&read_failure(&e)),
+                    Err(LinkEnd::BadFrame(source @ CodecError::BadMagic { .. })) => {
+                        self.drop_link(LinkEnd::NotServing { addr: self.side.leader.addr, source })
+                    }
+                    Err(end) => self.drop_link(end),
                 },
                 changed = async { durable.as_mut().expect("guarded").changed().await }, if durable.is_some() => {
                     if changed.is_err() {
@@ -372,9 +311,9 @@ impl Driver {
         self.sm.step(msg);
     }
 
-    fn drop_link(&mut self, why: &str) {
+    fn drop_link(&mut self, why: LinkEnd) {
         if self.link.take().is_some() {
-            warn!(reason = %why, "replication link lost");
+            warn!(reason = %ErrorChain(&why), "replication link lost");
         }
         self.sm.on_disconnected();
     }
@@ -415,14 +354,14 @@ impl Driver {
                             // a new session follows a link down, which aborts it).
                             self.stop_incoming().await;
                             if let Err(e) = self.start_incoming().await {
-                                error!(error = %e, "cannot store the leader's snapshot");
-                                self.drop_link("snapshot could not be stored");
+                                error!(error = %ErrorChain(&e), "cannot store the leader's snapshot");
+                                self.drop_link(LinkEnd::SnapshotNotStored);
                                 continue;
                             }
                         }
-                        if let Err(e) = self.receive_chunk(bytes) {
-                            error!(error = %e, "cannot store the leader's snapshot");
-                            self.drop_link("snapshot could not be stored");
+                        if let Err(e) = self.receive_chunk(bytes).await {
+                            error!(error = %ErrorChain(&e), "cannot store the leader's snapshot");
+                            self.drop_link(LinkEnd::SnapshotNotStored);
                         }
                     }
                     FollowerOutput::LoadSnapshot { snapshot_index, history_id, term } => {
@@ -452,10 +391,11 @@ impl Driver {
     async fn send(&mut self, msg: Message) {
         let Some(link) = self.link.as_mut() else { return };
         link.seq = link.seq.wrapping_add(1);
-        match link.framed.send(wire::encode(&msg, link.seq)).await {
-            Ok(()) => {}
-            Err(e @ CodecError::Io(_)) => self.drop_link(&write_failure(&e)),
-            Err(e) => error!(error = %e, "cannot encode a replication message"),
+        let Err(e) = link.framed.send(wire::encode(&msg, link.seq)).await else { return };
+        match LinkEnd::write(e, &msg) {
+            end @ LinkEnd::Write(_) => self.drop_link(end),
+            // Over the link's limits: the message is lost, the link is fine.
+            end => error!(error = %ErrorChain(&end), "cannot send a replication message"),
         }
     }
 
@@ -506,65 +446,32 @@ impl Driver {
     }
 
     /// A full resync's first chunk: the store is emptied and a loader
-    /// starts parsing the stream into it. With persistence on, the node
-    /// file first stops naming a history: a crash from here until the new
-    /// snapshot is installed must not resume the old one.
-    async fn start_incoming(&mut self) -> Result<(), String> {
+    /// starts parsing the stream into it (see `incoming`). With persistence
+    /// on, the node file first stops naming a history.
+    async fn start_incoming(&mut self) -> Result<(), ResyncError> {
         let file = match &self.persist {
-            Some(p) => {
-                let p = p.clone();
-                let created = tokio::task::spawn_blocking(move || {
-                    let (dir, fs) = (&p.cfg.dir, p.fs());
-                    write_node_meta_with(fs.as_ref(), dir, NodeMeta { history_id: 0, term: 0, clean: false })
-                        .map_err(|e| ErrorChain(&e).to_string())?;
-                    let path = dir.join(SYNC_FILE);
-                    let file = fs.create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
-                    Ok::<_, String>((path, file))
-                });
-                Some(created.await.unwrap_or_else(|e| Err(format!("snapshot file task failed: {e}")))?)
-            }
+            Some(p) => Some(incoming::create_file(p.clone()).await?),
             None => None,
         };
         self.side.loading.store(true, Ordering::SeqCst);
         self.skip = None;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let store = self.store.clone();
-        let path = file.as_ref().map(|(path, _)| path.clone());
-        let sink = file.map(|(path, f)| (path, FileWriter::new(f)));
-        let loader = tokio::task::spawn_blocking(move || {
-            store.clear_unlogged();
-            let mut chunks = ChunkReader { rx, cur: Bytes::new(), sink };
-            let reader = std::io::BufReader::with_capacity(1 << 20, &mut chunks);
-            let meta =
-                read_snapshot_from(reader, u64::MAX, Path::new("<leader snapshot>"), 0, |e| store.load(e))
-                    .map_err(|e| ErrorChain(&e).to_string())?;
-            Ok((meta, chunks.finish().map_err(|e| ErrorChain(&e).to_string())?))
-        });
-        self.incoming = Some(Incoming { path, tx: Some(tx), loader });
+        self.incoming = Some(Incoming::start(self.store.clone(), file));
         Ok(())
     }
 
-    fn receive_chunk(&mut self, bytes: Bytes) -> Result<(), String> {
-        let Some(inc) = self.incoming.as_mut() else {
-            return Err("a snapshot chunk without its first".into());
-        };
-        if let Some(tx) = &inc.tx {
-            // The loader only stops early on a corrupt stream; install reports it.
-            let _ = tx.send(bytes);
-        }
+    /// Hands a chunk to the loader, waiting while it is behind (keeping
+    /// the link alive meanwhile): the link is not read until it catches up.
+    async fn receive_chunk(&mut self, bytes: Bytes) -> Result<(), ResyncError> {
+        let push = self.incoming.as_ref().ok_or(ResyncError::NoFirstChunk)?.push(bytes);
+        self.keep_alive_while(push).await;
         Ok(())
     }
 
     /// Stops a transfer's loader (waiting for it, so it cannot race the
     /// next one) and deletes its file; returns whether one was running.
     async fn stop_incoming(&mut self) -> bool {
-        let Some(mut inc) = self.incoming.take() else { return false };
-        inc.tx = None;
-        let _ = inc.loader.await;
-        if let (Some(path), Some(p)) = (inc.path, &self.persist) {
-            let fs = p.fs().clone();
-            let _ = tokio::task::spawn_blocking(move || fs.remove(&path)).await;
-        }
+        let Some(inc) = self.incoming.take() else { return false };
+        inc.abandon(self.persist.as_ref().map(|p| p.fs().clone())).await;
         true
     }
 
@@ -582,32 +489,7 @@ impl Driver {
     /// node file. Reads answer LOADING until it is done.
     async fn install(&mut self, index: u64, history_id: HistoryId, term: u64) {
         let started = Instant::now();
-        let Some(mut inc) = self.incoming.take() else {
-            error!("snapshot complete but nothing was received; resyncing");
-            return self.force_full_resync();
-        };
-        inc.tx = None;
-        let loaded =
-            self.keep_alive_while(inc.loader).await.unwrap_or_else(|e| Err(format!("loader failed: {e}")));
-        let persist = self.persist.clone();
-        let _no_snapshots = match &persist {
-            Some(p) => Some(self.keep_alive_while(p.exclude_snapshots()).await),
-            None => None,
-        };
-        let store = self.store.clone();
-        let p = self.persist.clone();
-        let path = inc.path;
-        let result = match loaded {
-            Ok((meta, file)) => self
-                .keep_alive_while(tokio::task::spawn_blocking(move || {
-                    let file = path.zip(file);
-                    install(&store, p.as_deref(), file, meta, index, history_id, term)
-                }))
-                .await
-                .unwrap_or_else(|e| Err(format!("install task failed: {e}"))),
-            Err(e) => Err(e),
-        };
-        match result {
+        match self.load_and_install(index, history_id, term).await {
             Ok(meta) => {
                 self.side.loading.store(false, Ordering::SeqCst);
                 self.side.full_resyncs.fetch_add(1, Ordering::Relaxed);
@@ -626,22 +508,51 @@ impl Driver {
                 self.sm.on_durable(index);
             }
             Err(e) => {
-                error!(error = %e, "full resync failed; the dataset is empty until the next one");
+                error!(error = %ErrorChain(&e), "full resync failed; the dataset is empty until the next one");
                 self.force_full_resync();
             }
         }
     }
 
-    /// Awaits `work` (part of a long output: loading a snapshot takes
-    /// seconds) while sending the leader a keepalive ack once a tick. No
-    /// frame is read meanwhile, so without them the leader would see a
-    /// silent follower and drop a link that just completed a full resync.
+    /// [`Driver::install`]'s work: the loader's outcome, then `incoming::install`.
+    async fn load_and_install(
+        &mut self,
+        index: u64,
+        history_id: HistoryId,
+        term: u64,
+    ) -> Result<SnapshotMeta, ResyncError> {
+        let (path, loader) = self.incoming.take().ok_or(ResyncError::NothingReceived)?.finish();
+        let (meta, file) =
+            self.keep_alive_while(loader).await.unwrap_or_else(|e| Err(ResyncError::Task("loader", e)))?;
+        let persist = self.persist.clone();
+        let _no_snapshots = match &persist {
+            Some(p) => Some(self.keep_alive_while(p.exclude_snapshots()).await),
+            None => None,
+        };
+        let store = self.store.clone();
+        let p = self.persist.clone();
+        self.keep_alive_while(tokio::task::spawn_blocking(move || {
+            incoming::install(&store, p.as_deref(), path.zip(file), meta, index, history_id, term)
+        }))
+        .await
+        .unwrap_or_else(|e| Err(ResyncError::Task("install", e)))
+    }
+
+    /// Awaits `work` (part of a long output: a loader that is behind takes
+    /// its time to make room for the next chunk, loading a snapshot takes
+    /// seconds) while sending the leader a keepalive ack once a tick it
+    /// lasts. No frame is read meanwhile and the leader's writes to this
+    /// link block, so without them the leader would see a silent follower
+    /// and drop a link that is only slow, or that just completed a full
+    /// resync.
     async fn keep_alive_while<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
         tokio::pin!(work);
-        let mut tick = tokio::time::interval(self.side.tick);
+        let period = self.side.tick;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                biased;
                 done = &mut work => return done,
                 _ = tick.tick() => {
                     if let Some(ack) = self.sm.keepalive() {
@@ -662,7 +573,7 @@ impl Driver {
         self.seed = self.seed.wrapping_add(1);
         self.sm =
             Follower::new(self.cfg.clone(), self.side.cluster.node_id(), 0, 0, SeededRng::new(self.seed))
-                .expect("validated config");
+                .expect("the config `Driver::new` built and validated");
     }
 
     /// Copies the state machine's view into what INFO and reads look at.
@@ -681,50 +592,4 @@ impl Driver {
         st.leader_term = self.sm.leader_term();
         st.history_id = self.sm.history_id();
     }
-}
-
-/// Installs a snapshot the loader put into `store`: the log restarts at
-/// `index` and, with persistence, the old WAL and snapshots are deleted,
-/// the received file (`file`) is published as this node's snapshot, the WAL
-/// restarts at `index + 1` and the node file names the new history.
-fn install(
-    store: &Store,
-    persist: Option<&Persistence>,
-    file: Option<(PathBuf, Arc<dyn WritableFile>)>,
-    meta: SnapshotMeta,
-    index: u64,
-    history_id: HistoryId,
-    term: u64,
-) -> Result<SnapshotMeta, String> {
-    if meta.min_cover() < index {
-        return Err(format!(
-            "the snapshot covers index {} but was announced as covering {index}",
-            meta.min_cover()
-        ));
-    }
-    store.log().reset_to(term, index);
-    if let (Some(p), Some((tmp, f))) = (persist, file) {
-        f.sync_data().map_err(|e| format!("fsync {}: {e}", tmp.display()))?;
-        drop(f);
-        let dir = p.cfg.dir.clone();
-        let target = dir.join(snapshot_name(meta.min_cover()));
-        let publish = move |fs: &dyn FileSystem| {
-            for (_, old) in list_snapshots(&dir).map_err(|e| WalError::Io {
-                op: "list snapshots",
-                path: dir.clone(),
-                source: e,
-            })? {
-                let _ = fs.remove(&old);
-            }
-            fs.rename(&tmp, &target).map_err(|e| WalError::Io {
-                op: "publish snapshot",
-                path: target.clone(),
-                source: e,
-            })
-        };
-        p.wal.restart_at(index + 1, Box::new(publish)).map_err(|e| ErrorChain(&e).to_string())?;
-        write_node_meta_with(p.fs().as_ref(), &p.cfg.dir, NodeMeta { history_id, term, clean: false })
-            .map_err(|e| ErrorChain(&e).to_string())?;
-    }
-    Ok(meta)
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::activity::{Activity, Metered};
-use super::{next_frame, read_failure, secs_since, tick_for, ticks, write_failure};
+use super::{next_frame, secs_since, tick_for, ticks, End, LinkEnd};
 use crate::oplog::OpLog;
 use crate::persist::{encode_snapshot, FsyncPolicy, NodeMeta};
 use crate::replication::wire::{self, link_limits, max_records_payload, max_snapshot_chunk};
@@ -111,6 +111,11 @@ pub struct LeaderSide {
 }
 
 impl LeaderSide {
+    /// The leader's state for `cluster`, whose log ends where `store`'s does.
+    ///
+    /// # Panics
+    /// Never for a validated `cluster`: the state machine's tick counts are
+    /// derived from it so as to pass [`LeaderConfig::validate`].
     pub(super) fn new(
         cluster: &ClusterConfig,
         meta: NodeMeta,
@@ -496,10 +501,9 @@ pub(super) async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
         let (wr, mut rd) = framed.split::<Frame>();
         let reader = async {
             loop {
-                let frame = match next_frame(&mut rd).await {
-                    Ok(Some(f)) => f,
-                    Ok(None) => return "closed by the follower".to_string(),
-                    Err(e) => return read_failure(&e),
+                let frame = match next_frame(&mut rd, End::Follower).await {
+                    Ok(f) => f,
+                    Err(end) => return end,
                 };
                 match wire::decode_frame(&frame) {
                     Ok(msg @ Message::Ack { .. }) => {
@@ -508,7 +512,7 @@ pub(super) async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
                         side.acks.send_modify(|n| *n = n.wrapping_add(1));
                     }
                     Ok(other) => debug!(?other, "ignoring an unexpected message from a follower"),
-                    Err(e) => return format!("bad message: {}", ErrorChain(&e)),
+                    Err(source) => return LinkEnd::BadMessage { from: End::Follower, source },
                 }
             }
         };
@@ -516,7 +520,7 @@ pub(super) async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
         let why = tokio::select! {
             why = reader => why,
             why = writer => why,
-            _ = link.close.cancelled() => "closed by the leader".to_string(),
+            _ = link.close.cancelled() => LinkEnd::Closed { by: End::Leader },
         };
         link.close.cancel();
         let current = {
@@ -530,19 +534,20 @@ pub(super) async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
         if current {
             side.with(|sm, _| sm.on_disconnected(node_id));
         }
-        info!(reason = %why, "follower link closed");
+        info!(reason = %ErrorChain(&why), "follower link closed");
     }
     .instrument(span)
     .await
 }
 
 /// Writes queued messages, gathering whatever is ready (up to
-/// `WRITE_BATCH`) into one write: fed to the link, then flushed.
+/// `WRITE_BATCH`) into one write: fed to the link, then flushed. Returns
+/// why it stopped.
 async fn write_link(
     mut wr: impl Sink<Frame, Error = CodecError> + Unpin,
     mut rx: mpsc::UnboundedReceiver<Message>,
     link: &LinkTx,
-) -> String {
+) -> LinkEnd {
     let mut seq = 0u32;
     while let Some(first) = rx.recv().await {
         let mut msg = Some(first);
@@ -553,27 +558,20 @@ async fn write_link(
             seq = seq.wrapping_add(1);
             let frame = wire::encode(&m, seq);
             gathered += frame.encoded_len();
-            match wr.feed(frame).await {
-                Ok(()) => {}
-                Err(e @ CodecError::Io(_)) => return write_failure(&e),
-                Err(e) => {
-                    return format!(
-                        "cannot encode {}: {e}",
-                        wire::opcode_name(wire::opcode(&m)).unwrap_or("?")
-                    )
-                }
+            if let Err(e) = wr.feed(frame).await {
+                return LinkEnd::write(e, &m);
             }
             if gathered < WRITE_BATCH {
                 msg = rx.try_recv().ok();
             }
         }
         if let Err(e) = wr.flush().await {
-            return write_failure(&e);
+            return LinkEnd::flush(e);
         }
         link.queued.fetch_sub(accounted.min(link.queued.load(Ordering::Relaxed)), Ordering::Relaxed);
         link.drained.notify_waiters();
     }
-    "link dropped".to_string()
+    LinkEnd::QueueClosed
 }
 
 /// Streams a snapshot to follower `to` as it is produced: shard by shard on

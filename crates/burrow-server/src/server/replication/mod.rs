@@ -11,7 +11,9 @@
 
 mod activity;
 mod follower;
+mod incoming;
 mod leader;
+mod link_end;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +33,8 @@ use crate::replication::wire::{self, WireError};
 use crate::replication::{HistoryId, Message};
 use crate::store::Store;
 use burrow_proto::{Codec, CodecError, ErrorChain, Frame, FrameRef, Status};
+
+use link_end::{End, LinkEnd};
 
 pub use follower::FollowerSide;
 pub use leader::LeaderSide;
@@ -297,30 +301,16 @@ fn secs_since(t: Option<std::time::Instant>) -> String {
     }
 }
 
-/// The next frame of a replication link. Cancel-safe (partial input stays
-/// in the `Framed` buffer). `Ok(None)`: the peer closed, also inside a frame.
-async fn next_frame<L>(link: &mut L) -> Result<Option<Frame>, CodecError>
+/// The next frame of a replication link whose other end is `peer`.
+/// Cancel-safe (partial input stays in the `Framed` buffer). The peer
+/// closing, also inside a frame, ends the link as [`LinkEnd::Closed`].
+async fn next_frame<L>(link: &mut L, peer: End) -> Result<Frame, LinkEnd>
 where
     L: Stream<Item = Result<Frame, CodecError>> + Unpin,
 {
     match link.next().await {
-        None | Some(Err(CodecError::Truncated { .. })) => Ok(None),
-        Some(frame) => frame.map(Some),
-    }
-}
-
-/// A link's read failure as the log says it.
-fn read_failure(e: &CodecError) -> String {
-    match e {
-        CodecError::Io(e) => format!("read failed: {e}"),
-        e => format!("bad frame: {}", ErrorChain(e)),
-    }
-}
-
-/// A link's write failure as the log says it.
-fn write_failure(e: &CodecError) -> String {
-    match e {
-        CodecError::Io(e) => format!("write failed: {e}"),
-        e => format!("write failed: {e}"),
+        None | Some(Err(CodecError::Truncated { .. })) => Err(LinkEnd::Closed { by: peer }),
+        Some(Ok(frame)) => Ok(frame),
+        Some(Err(e)) => Err(LinkEnd::read(e)),
     }
 }
