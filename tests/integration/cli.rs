@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use burrow_cli::COMMANDS;
 use burrow_proto::{Reply, Request, SetCondition};
-use burrow_server::server::ServerHandle;
+use burrow_server::ServerHandle;
 use common::not_leader::NotLeader;
 
 /// A server on its own runtime, so tests can block on child processes.

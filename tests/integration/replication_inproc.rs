@@ -6,7 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use burrow_client::Client;
-use burrow_server::server::{ClusterConfig, Config, NodeInfo, ReplicationMode, ServerHandle};
+use burrow_server::{ClusterConfig, Config, NodeInfo, ReplicationMode, ServerHandle};
 use common::{info_field, reserve_port, wait_for, Reservation};
 
 /// An in-process cluster's config, each node's port held until it starts.

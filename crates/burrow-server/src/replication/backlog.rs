@@ -15,7 +15,7 @@ use super::{BacklogSource, RecordEntry};
 use crate::oplog::{record_position, Records};
 
 #[derive(Debug)]
-pub struct ReplBacklog {
+pub(crate) struct ReplBacklog {
     /// (index, sealed record), contiguous indexes ending at `last`.
     records: VecDeque<(u64, Bytes)>,
     bytes: usize,
@@ -26,7 +26,7 @@ pub struct ReplBacklog {
 
 impl ReplBacklog {
     /// An empty backlog whose next record is `last_index + 1`.
-    pub fn new(max_bytes: usize, last_index: u64) -> ReplBacklog {
+    pub(crate) fn new(max_bytes: usize, last_index: u64) -> ReplBacklog {
         ReplBacklog { records: VecDeque::new(), bytes: 0, max_bytes, last: last_index }
     }
 
@@ -34,7 +34,7 @@ impl ReplBacklog {
     /// with index `first`. If records between ours and `first` were
     /// dropped before we took them, what we hold no longer continues into
     /// the new ones: it is discarded (followers needing it resync in full).
-    pub fn absorb(&mut self, buf: Bytes, first: u64) {
+    pub(crate) fn absorb(&mut self, buf: Bytes, first: u64) {
         if buf.is_empty() {
             self.last = self.last.max(first.saturating_sub(1));
             return;
@@ -60,19 +60,15 @@ impl ReplBacklog {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.records.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn max_bytes(&self) -> usize {
+    pub(crate) fn max_bytes(&self) -> usize {
         self.max_bytes
     }
 }

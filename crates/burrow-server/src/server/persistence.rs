@@ -12,14 +12,14 @@ use tracing::{error, info};
 use super::now_ms;
 use crate::persist::{
     recover, write_snapshot_with, Durability, FileSystem, PersistConfig, PersistError, RecoveryReport,
-    SnapshotInfo, StdFileSystem, WalError, WalWriter,
+    SnapshotInfo, WalError, WalWriter,
 };
 use crate::store::Store;
 use burrow_proto::ErrorChain;
 
 /// Outcome of the last snapshot, for INFO.
 #[derive(Debug, Clone, Default)]
-pub struct SnapshotStats {
+pub(crate) struct SnapshotStats {
     pub count: u64,
     pub last_time_ms: u64,
     pub last_duration: Duration,
@@ -30,7 +30,7 @@ pub struct SnapshotStats {
 }
 
 /// Persistence state shared by the server's tasks.
-pub struct Persistence {
+pub(crate) struct Persistence {
     pub cfg: PersistConfig,
     pub wal: WalWriter,
     pub recovery: RecoveryReport,
@@ -52,19 +52,15 @@ impl std::fmt::Debug for Persistence {
 
 /// Why a snapshot was not written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SnapshotRefusal {
+pub(crate) enum SnapshotRefusal {
     InProgress,
     Failed(String),
 }
 
 impl Persistence {
-    /// Locks the data directory, recovers it into `store`, and starts the WAL.
-    pub fn open(cfg: PersistConfig, store: &Store) -> Result<Persistence, PersistError> {
-        Persistence::open_with(cfg, store, Arc::new(StdFileSystem))
-    }
-
-    /// [`Persistence::open`], writing files through `fs`.
-    pub fn open_with(
+    /// Locks the data directory, recovers it into `store`, and starts the
+    /// WAL, writing files through `fs`.
+    pub(crate) fn open_with(
         cfg: PersistConfig,
         store: &Store,
         fs: Arc<dyn FileSystem>,
@@ -124,47 +120,47 @@ impl Persistence {
         })
     }
 
-    pub fn durability(&self) -> watch::Receiver<Durability> {
+    pub(crate) fn durability(&self) -> watch::Receiver<Durability> {
         self.wal.subscribe()
     }
 
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.wal.durability().failed
     }
 
     /// What every persistence file is written through.
-    pub fn fs(&self) -> &Arc<dyn FileSystem> {
+    pub(crate) fn fs(&self) -> &Arc<dyn FileSystem> {
         &self.fs
     }
 
     /// Stops the WAL writer once everything is written and fsynced; `Err`
     /// if the WAL was failing (the server must then exit non-zero). Runs
     /// on a blocking thread.
-    pub async fn close_wal(self: &Arc<Self>) -> Result<(), WalError> {
+    pub(crate) async fn close_wal(self: &Arc<Self>) -> Result<(), WalError> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.wal.shutdown())
             .await
             .unwrap_or_else(|e| Err(WalError::Failed { reason: format!("WAL shutdown task failed: {e}") }))
     }
 
-    pub fn snapshot_stats(&self) -> SnapshotStats {
+    pub(crate) fn snapshot_stats(&self) -> SnapshotStats {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Holds off snapshots (waiting for a running one to finish): a
     /// follower replacing its whole dataset and WAL must not race one.
-    pub async fn exclude_snapshots(&self) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn exclude_snapshots(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.running.lock().await
     }
 
-    pub fn in_progress(&self) -> bool {
+    pub(crate) fn in_progress(&self) -> bool {
         self.in_progress.load(Ordering::Relaxed)
     }
 
     /// Writes a snapshot (waiting for a running one first unless `exclusive`,
     /// which refuses with `InProgress` instead), then deletes the WAL
     /// segments it covers.
-    pub async fn snapshot(
+    pub(crate) async fn snapshot(
         self: &Arc<Self>,
         store: Arc<Store>,
         exclusive: bool,
@@ -242,7 +238,7 @@ impl Persistence {
     }
 
     /// Whether the configured thresholds call for a snapshot now.
-    pub fn due(&self, last_index: u64) -> bool {
+    pub(crate) fn due(&self, last_index: u64) -> bool {
         if self.in_progress() {
             return false;
         }
@@ -255,7 +251,7 @@ impl Persistence {
 }
 
 /// Checks the snapshot triggers once a second until `cancel`.
-pub async fn schedule_snapshots(
+pub(super) async fn schedule_snapshots(
     persist: Arc<Persistence>,
     store: Arc<Store>,
     cancel: tokio_util::sync::CancellationToken,

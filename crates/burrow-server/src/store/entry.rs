@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::ptr::NonNull;
 
 /// A deque value.
-pub type List = VecDeque<Box<[u8]>>;
+pub(crate) type List = VecDeque<Box<[u8]>>;
 
 const HDR: usize = 4 + 1 + 2;
 const KIND_MASK: u8 = 0b11;
@@ -279,7 +279,7 @@ pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
 }
 
 /// Formats a counter as the decimal string GET returns.
-pub fn format_int(i: i64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn format_int(i: i64, buf: &mut [u8; 20]) -> &[u8] {
     let mut n = i.unsigned_abs();
     let mut pos = buf.len();
     loop {
