@@ -75,7 +75,7 @@ impl FsyncPolicy {
 
 /// Persistence settings.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PersistConfig {
+pub(crate) struct PersistConfig {
     pub dir: PathBuf,
     pub fsync: FsyncPolicy,
     /// Start a new WAL segment past this many bytes.
@@ -89,7 +89,10 @@ pub struct PersistConfig {
 }
 
 impl PersistConfig {
-    pub fn new(dir: PathBuf) -> PersistConfig {
+    /// The default settings on `dir`, for tests (the server builds its own
+    /// from `Config::persist_config`).
+    #[cfg(test)]
+    pub(crate) fn new(dir: PathBuf) -> PersistConfig {
         PersistConfig {
             dir,
             fsync: FsyncPolicy::default(),

@@ -41,7 +41,7 @@ unsafe impl Send for Entry {}
 unsafe impl Sync for Entry {}
 
 /// The payload to build an entry with.
-pub enum Value<'a> {
+pub(crate) enum Value<'a> {
     Str(&'a [u8]),
     Int(i64),
     List(Box<List>),
@@ -58,7 +58,7 @@ pub enum ValueRef<'a> {
 impl Entry {
     /// Builds an entry. Panics only if the key is over 65,535 bytes, which
     /// the codec has already made impossible.
-    pub fn new(key: &[u8], value: Value<'_>, expire_at: u64) -> Entry {
+    pub(crate) fn new(key: &[u8], value: Value<'_>, expire_at: u64) -> Entry {
         let key_len = u16::try_from(key.len()).expect("key length checked by the codec");
         let (kind, payload_len) = match &value {
             Value::Str(s) => (KIND_STR, s.len()),
@@ -154,7 +154,7 @@ impl Entry {
     }
 
     /// The deque, if this entry holds one.
-    pub fn list_mut(&mut self) -> Option<&mut List> {
+    pub(crate) fn list_mut(&mut self) -> Option<&mut List> {
         if self.flags() & KIND_MASK != KIND_LIST {
             return None;
         }
@@ -163,7 +163,7 @@ impl Entry {
     }
 
     /// Overwrites an integer value in place; false if this is not an integer.
-    pub fn set_int(&mut self, i: i64) -> bool {
+    pub(crate) fn set_int(&mut self, i: i64) -> bool {
         if self.flags() & KIND_MASK != KIND_INT {
             return false;
         }
@@ -174,7 +174,7 @@ impl Entry {
     }
 
     /// Sets the expiry; rebuilds the block only when one is added or removed.
-    pub fn set_expire_at(&mut self, at: u64) {
+    pub(crate) fn set_expire_at(&mut self, at: u64) {
         let has = self.flags() & F_TTL != 0;
         if has && at != 0 {
             let off = HDR + self.key_len();
@@ -209,7 +209,7 @@ impl Entry {
     }
 
     /// The type name users see (TYPE, INFO): `string` or `list`.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self.flags() & KIND_MASK {
             KIND_LIST => "list",
             _ => "string",

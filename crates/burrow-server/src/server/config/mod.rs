@@ -89,7 +89,7 @@ impl Config {
     }
 
     /// The persistence settings, or `None` with persistence off.
-    pub fn persist_config(&self) -> Option<PersistConfig> {
+    pub(crate) fn persist_config(&self) -> Option<PersistConfig> {
         self.persistence.then(|| PersistConfig {
             dir: self.data_dir.clone(),
             fsync: self.fsync,
