@@ -45,7 +45,7 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
         },
         Ok(req) => {
             done.write = req.is_write();
-            // One call site for `run`, so it stays inlined into this hot path.
+            // `run`'s one call site: inlined (see there) into this hot path.
             match refusal(shared, &req, done.write) {
                 Some((status, message)) => r.error(status, &message),
                 None => run(shared, req, now, &mut r),
@@ -144,6 +144,10 @@ impl Replier<'_> {
     }
 }
 
+/// Runs one accepted request. Forced inline into `execute`, its only
+/// caller: left to LLVM it stopped being inlined once the crate's items
+/// became crate-private, costing ~13 instructions per GET (callgrind).
+#[inline(always)]
 fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
     let store = &shared.store;
     match req {
