@@ -1,4 +1,4 @@
-//! Arbitrary bytes through the op-log record reader (`oplog::Records`: the
+//! Arbitrary bytes through the op-log record reader (`formats::Records`: the
 //! WAL scan, the backlogs, the replication stream and the follower all read
 //! records through it). Must never panic. Random bytes rarely carry a valid
 //! CRC, so the input is also wrapped in a correct length and CRC (once, and
@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 
-use burrow_server::oplog::{decode_record, encode_record, Records};
+use burrow_server::formats::{decode_record, encode_record, Records};
 
 /// Walks `buf` checked and trusted: records tile it from the start up to
 /// the first bad one, which is reported where it starts.

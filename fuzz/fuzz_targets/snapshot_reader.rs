@@ -1,4 +1,4 @@
-//! Arbitrary bytes as a snapshot file through `persist::read_snapshot`, the
+//! Arbitrary bytes as a snapshot file through `formats::read_snapshot`, the
 //! reader recovery uses. Must never panic or allocate without bound, and
 //! must either refuse the file or return metadata consistent with what it
 //! handed over.
@@ -15,7 +15,7 @@ use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
 
-use burrow_server::persist::read_snapshot;
+use burrow_server::formats::read_snapshot;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };

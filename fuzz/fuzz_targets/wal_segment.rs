@@ -1,5 +1,5 @@
 //! Arbitrary bytes through the WAL segment reader recovery uses
-//! (`persist::scan_segment`, which reads records with `oplog::Records`).
+//! (`formats::scan_segment`, which reads records with `formats::Records`).
 //! Must never panic, whatever the file holds.
 //!
 //! The first input byte picks the mode: raw bytes as the whole file (header
@@ -13,7 +13,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 
-use burrow_server::persist::{scan_segment, SegmentScan, WAL_HEADER_LEN, WAL_MAGIC};
+use burrow_server::formats::{scan_segment, SegmentScan, WAL_HEADER_LEN, WAL_MAGIC};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };

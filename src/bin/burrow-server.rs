@@ -9,8 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use burrow_server::server::LogFormat;
-use burrow_server::{Server, ServerArgs};
+use burrow_server::{LogFormat, Server, ServerArgs};
 
 fn main() -> ExitCode {
     match run(ServerArgs::parse()) {

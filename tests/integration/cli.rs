@@ -9,8 +9,9 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use burrow_cli::commands::COMMANDS;
-use burrow_server::server::ServerHandle;
+use burrow_cli::COMMANDS;
+use burrow_proto::{Reply, Request, SetCondition};
+use burrow_server::ServerHandle;
 use common::not_leader::NotLeader;
 
 /// A server on its own runtime, so tests can block on child processes.
@@ -332,13 +333,18 @@ fn the_session_follows_the_leader() {
     let follower = s.follower(&s.addr());
     let mut session = burrow_cli::Session::new("127.0.0.1", follower.addr.port()).unwrap();
     assert_eq!(session.addr(), follower.addr.to_string());
-    let set = burrow_cli::parse::parse(&[b"SET".to_vec(), b"k".to_vec(), b"v".to_vec()]).unwrap();
-    let burrow_cli::parse::Command::Remote(plan) = set else { panic!("SET is remote") };
-    assert_eq!(session.run(&plan).unwrap(), burrow_proto::Reply::Ok);
+    let set = [Request::Set {
+        key: "k".into(),
+        value: "v".into(),
+        ttl_ms: None,
+        condition: SetCondition::Always,
+        keep_ttl: false,
+    }];
+    assert_eq!(session.exchange(&set).unwrap(), [Reply::Ok]);
     assert_eq!(session.addr(), s.addr());
     drop(follower);
     // The follower is gone; the session carries on with the leader.
-    assert_eq!(session.run(&plan).unwrap(), burrow_proto::Reply::Ok);
+    assert_eq!(session.exchange(&set).unwrap(), [Reply::Ok]);
     assert_eq!(session.addr(), s.addr());
 }
 

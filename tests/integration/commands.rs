@@ -13,7 +13,7 @@ use burrow_proto::{End, Reply, Request, SetCondition, Status};
 use bytes::Bytes;
 use common::{cmd_stats, info_u64, wait_for};
 
-async fn connect(server: &burrow_server::server::ServerHandle) -> Client {
+async fn connect(server: &burrow_server::ServerHandle) -> Client {
     Client::connect(server.addr).await.expect("connect")
 }
 

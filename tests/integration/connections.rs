@@ -217,7 +217,7 @@ async fn shutdown_does_not_wait_forever_for_a_peer_that_never_reads() {
 /// single-threaded worker runtimes are served there and shut down cleanly.
 #[tokio::test]
 async fn connections_on_worker_runtimes_are_served_and_shut_down() {
-    use burrow_server::server::{Config, Server};
+    use burrow_server::{Config, Server};
     let stop = tokio_util::sync::CancellationToken::new();
     let mut handles = Vec::new();
     let mut threads = Vec::new();

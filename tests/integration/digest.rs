@@ -13,8 +13,8 @@ use bytes::Bytes;
 
 use burrow_client::Client;
 use burrow_proto::{End, Request, SetCondition};
-use burrow_server::persist::FsyncPolicy;
-use burrow_server::server::ServerHandle;
+use burrow_server::FsyncPolicy;
+use burrow_server::ServerHandle;
 
 use common::{copy_dir, wait_for, SeededRng, TempDir};
 

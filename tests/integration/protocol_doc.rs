@@ -13,7 +13,7 @@ use common::DEADLINE;
 use std::collections::HashSet;
 
 use burrow_proto::{BodyType, Codec, Limits, Opcode, Reply, Request, Status, HEADER_LEN};
-use burrow_server::oplog::{decode_record, encode_record, Records};
+use burrow_server::formats::{decode_record, encode_record, Records};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use common::{assert_status, header, info_u64, request_bytes, RawConn};
 
 /// A server with small limits, so over-limit headers are cheap to declare.
-async fn small_server() -> burrow_server::server::ServerHandle {
+async fn small_server() -> burrow_server::ServerHandle {
     logs::init();
     common::start_with(|c| {
         c.max_key_bytes = 16;
@@ -389,7 +389,7 @@ mod logs {
     }
 }
 
-async fn start() -> burrow_server::server::ServerHandle {
+async fn start() -> burrow_server::ServerHandle {
     logs::init();
     common::start().await
 }

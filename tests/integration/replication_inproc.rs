@@ -5,13 +5,11 @@ use crate::common;
 
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use burrow_client::Client;
-use burrow_server::persist::{Fault, FaultyFileSystem, FsOp, Injected};
-use burrow_server::server::{ClusterConfig, Config, NodeInfo, ReplicationMode, Server, ServerHandle};
+use burrow_server::fault_injection::{Fault, FaultyFileSystem, FsOp, Injected};
+use burrow_server::{ClusterConfig, Config, NodeInfo, ReplicationMode, Server, ServerHandle};
 use common::{info_field, info_u64, reserve_port, wait_for, Reservation, TempDir};
 
 /// An in-process cluster's config, each node's port held until it starts.
@@ -165,9 +163,9 @@ async fn a_full_resync_whose_loader_is_slower_than_the_link_completes_without_a_
         cluster: Some(c.config.as_node(2).expect("a member")),
         ..Config::default()
     };
-    let slow = Arc::new(fs.clone());
+    let slow = fs.clone();
     let server =
-        tokio::task::spawn_blocking(move || Server::open_with_fs(config, slow)).await.unwrap().unwrap();
+        tokio::task::spawn_blocking(move || Server::open_with_faults(config, &slow)).await.unwrap().unwrap();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = tokio_util::sync::CancellationToken::new();

@@ -1,17 +1,16 @@
 //! Disk faults under a real server: its persistence files are written
-//! through a `FaultyFileSystem`, which fails chosen writes, fsyncs or
+//! through a `FaultyFileSystem` (burrow-server's `fault-injection`
+//! feature), which fails chosen writes, fsyncs or
 //! renames with EIO, ENOSPC or a short write. Each case ends in the state
 //! README's "Disk errors" documents: the replies clients get, what INFO
 //! says, how shutdown ends, and what a restart on the same files recovers.
 
 use crate::common;
 
-use std::sync::Arc;
-
 use burrow_client::Client;
 use burrow_proto::{ErrorChain, Status};
-use burrow_server::persist::{Fault, FaultyFileSystem, FsOp, FsyncPolicy, Injected};
-use burrow_server::server::{Config, Server, ServerError};
+use burrow_server::fault_injection::{Fault, FaultyFileSystem, FsOp, Injected};
+use burrow_server::{Config, FsyncPolicy, Server, ServerError};
 
 use common::{info_field, TempDir};
 
@@ -32,8 +31,8 @@ impl FaultyServer {
             fsync,
             ..Config::default()
         };
-        let fs = Arc::new(fs.clone());
-        let server = tokio::task::spawn_blocking(move || Server::open_with_fs(config, fs))
+        let fs = fs.clone();
+        let server = tokio::task::spawn_blocking(move || Server::open_with_faults(config, &fs))
             .await
             .unwrap()
             .expect("server opens");
@@ -59,10 +58,18 @@ impl FaultyServer {
 
 /// Restarts on the same files with the real file system: what recovery finds.
 async fn restarted(dir: &TempDir) -> (burrow_server::ServerHandle, Client) {
+    restarted_with(dir, |_| {}).await
+}
+
+async fn restarted_with(
+    dir: &TempDir,
+    tweak: impl FnOnce(&mut Config),
+) -> (burrow_server::ServerHandle, Client) {
     let d = dir.path().to_owned();
     let server = common::start_with(move |c| {
         c.persistence = true;
         c.data_dir = d;
+        tweak(c);
     })
     .await;
     let c = Client::connect(server.addr).await.unwrap();
@@ -164,16 +171,9 @@ async fn a_short_write_leaves_no_partial_record_in_the_files() {
     drop(c);
     assert!(server.shutdown().await.is_err());
 
-    // Restart refusing torn tails: the files must end on a record boundary.
-    let store =
-        burrow_server::store::Store::new(16, Arc::new(burrow_server::oplog::OpLog::counting(1 << 20)));
-    let cfg = burrow_server::persist::PersistConfig {
-        truncate_torn_tail: false,
-        ..burrow_server::persist::PersistConfig::new(dir.path().to_owned())
-    };
-    let report = burrow_server::persist::recover(&cfg, &store, 0).expect("no partial record");
-    assert!(report.truncated.is_none());
-    let (server, mut c) = restarted(&dir).await;
+    // Restart refusing torn tails: it starts only if the files end on a
+    // record boundary.
+    let (server, mut c) = restarted_with(&dir, |c| c.wal_truncate_torn = false).await;
     assert_eq!(c.get("before").await.unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(c.get("cut").await.unwrap(), None);
     drop(c);
@@ -269,7 +269,7 @@ async fn the_binary_exits_non_zero_when_its_wal_is_failing_at_shutdown() {
         common::ChildServer::start(dir.path(), &["--fsync", "always", "--wal-segment-bytes", "4096"]).await;
     let mut c = Client::connect(server.addr).await.unwrap();
     c.set("before", "ok").await.unwrap();
-    let next = dir.join(&burrow_server::persist::segment_name(3));
+    let next = dir.join(&burrow_server::formats::segment_name(3));
     std::os::unix::fs::symlink("/dev/full", &next).unwrap();
     c.set("big", vec![b'x'; 4096]).await.unwrap();
     let addr = server.addr;

@@ -14,20 +14,20 @@ use burrow_proto::{BodyType, Opcode, Status, HEADER_LEN, MAGIC_REQUEST, MAGIC_RE
 
 /// Largest reply the checker will wait for; a longer declared length means
 /// the stream is garbage rather than that the server sent 512 MiB.
-pub const MAX_REPLY: usize = 512 * 1024 * 1024;
+pub(crate) const MAX_REPLY: usize = 512 * 1024 * 1024;
 
 /// Offset of the request id in a header.
 const ID_AT: usize = 4;
 
 /// The Burrow protocol, with one template per [`Op`].
 #[derive(Debug, Clone)]
-pub struct BurrowWire {
+pub(crate) struct BurrowWire {
     templates: Vec<Template>,
 }
 
 impl BurrowWire {
     /// Templates for requests carrying `value` (SET and LPUSH).
-    pub fn new(value: &[u8]) -> BurrowWire {
+    pub(crate) fn new(value: &[u8]) -> BurrowWire {
         BurrowWire { templates: Op::ALL.iter().map(|op| template(*op, value)).collect() }
     }
 }

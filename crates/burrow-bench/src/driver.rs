@@ -40,7 +40,7 @@ pub enum Stop {
 
 /// What every connection of one test sends.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The one operation, or `None` to pick SET/GET by `ratio` (mixed).
     pub op: Option<Op>,
     pub ratio: Ratio,
@@ -57,7 +57,7 @@ pub struct Plan {
 
 /// Counters shared by all connections of one test.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Requests claimed so far; the claim is one `fetch_add` per batch.
     pub issued: AtomicU64,
     /// Requests whose reply (or loss) has been accounted for; read by the progress line.
@@ -66,7 +66,7 @@ pub struct Counters {
 
 /// What one connection measured.
 #[derive(Debug)]
-pub struct ConnResult {
+pub(crate) struct ConnResult {
     pub latency_ns: Histogram<u64>,
     pub requests: u64,
     pub errors: u64,
@@ -75,13 +75,13 @@ pub struct ConnResult {
     pub finished: Instant,
 }
 
-pub fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     // Constant, valid bounds: 1 ns to 60 s at 3 significant figures.
     Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds")
 }
 
 /// Opens one load connection (Nagle off: requests must leave at once).
-pub async fn connect(addr: SocketAddr) -> Result<TcpStream, BenchError> {
+pub(crate) async fn connect(addr: SocketAddr) -> Result<TcpStream, BenchError> {
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(source)) => return Err(BenchError::Connect { addr, source }),
@@ -220,7 +220,7 @@ fn stalled(stall: &mut Pin<Box<tokio::time::Sleep>>, progress: Instant, timeout:
 /// Runs the load loop on `stream` until the plan says stop. A connection
 /// the server breaks (garbage, close, reset) has its outstanding requests
 /// counted as errors and is reopened; failing to reopen it ends the run.
-pub async fn drive<W: Wire>(
+pub(crate) async fn drive<W: Wire>(
     stream: TcpStream,
     addr: SocketAddr,
     wire: Arc<W>,

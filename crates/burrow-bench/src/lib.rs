@@ -4,7 +4,7 @@
 //!
 //! Design, and why:
 //! - Each connection is a tight loop over a raw `TcpStream` (see
-//!   [`driver`]): requests come from pre-encoded templates, a batch of
+//!   `driver.rs`): requests come from pre-encoded templates, a batch of
 //!   `--pipeline` requests is one write, replies are checked in place. The
 //!   generator must never be the bottleneck; `bench/compare-redis.sh
 //!   --crosscheck` holds it against redis-benchmark on Redis.
@@ -16,6 +16,13 @@
 //! - Connections are opened before a test's clock starts, one set per test.
 //! - `get` does not require a prior `set`: a miss (NIL) is a correct reply.
 //!   Run `-t set,get` to measure hits.
+//!
+//! **What the crate exports** is what the `burrow-bench` binary needs: the
+//! flags ([`BenchArgs`], [`Output`]), a run's [`Config`] (with [`Protocol`],
+//! [`Stop`], [`TestKind`], [`Ratio`] and the limits), [`run`] /
+//! [`run_with`], their [`TestResult`]s (and [`Summary`]), the three report
+//! formats ([`human`], [`csv`], [`json`]) and the errors. The wire templates,
+//! reply checkers and the load loop are private.
 
 mod args;
 mod burrow_wire;
@@ -34,14 +41,14 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 pub use args::{BenchArgs, Output};
-pub use burrow_wire::BurrowWire;
-pub use driver::{Plan, Stop};
+pub use driver::Stop;
 pub use report::{csv, human, json, Summary, TestResult};
-pub use resp::RespWire;
-pub use wire::{FramingError, Reply, Wire};
-pub use workload::{key_for, Op, Ratio, TestKind, MAX_KEYSPACE};
+pub use workload::{Ratio, TestKind, MAX_KEYSPACE};
 
-use driver::{connect, drive, new_histogram, ConnResult, Counters};
+use burrow_wire::BurrowWire;
+use driver::{connect, drive, new_histogram, ConnResult, Counters, Plan};
+use resp::RespWire;
+use wire::Wire;
 
 /// Which protocol the load speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -511,6 +518,7 @@ fn merge(config: &Config, test: TestKind, start: Instant, conns: Vec<ConnResult>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::FramingError;
 
     /// Every error type of this crate, each variant with a source, prints
     /// that source only through the chain.

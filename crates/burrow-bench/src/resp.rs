@@ -19,7 +19,7 @@ const MAX_ELEMENTS: i64 = 1 << 20;
 
 /// One parsed RESP2 value; spans index the buffer handed to [`parse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Value {
+pub(crate) enum Value {
     Simple {
         start: usize,
         end: usize,
@@ -76,7 +76,7 @@ fn parse_int(b: &[u8]) -> Result<i64, FramingError> {
 /// Parses one complete value at the front of `buf`: `Ok(None)` if it is
 /// not all there yet, else its length and (for arrays, after skipping every
 /// element) its head.
-pub fn parse(buf: &[u8]) -> Result<Option<(usize, Value)>, FramingError> {
+pub(crate) fn parse(buf: &[u8]) -> Result<Option<(usize, Value)>, FramingError> {
     parse_at(buf, 0, 0)
 }
 
@@ -146,13 +146,13 @@ fn judge(buf: &[u8], v: Value, op: Op) -> bool {
 
 /// RESP2 with one template per [`Op`].
 #[derive(Debug, Clone)]
-pub struct RespWire {
+pub(crate) struct RespWire {
     templates: Vec<Template>,
 }
 
 impl RespWire {
     /// Templates for requests carrying `value` (SET and LPUSH).
-    pub fn new(value: &[u8]) -> RespWire {
+    pub(crate) fn new(value: &[u8]) -> RespWire {
         RespWire { templates: Op::ALL.iter().map(|op| template(*op, value)).collect() }
     }
 }

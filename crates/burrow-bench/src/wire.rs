@@ -8,7 +8,7 @@ use super::workload::{write_digits, Op, KEY_DIGITS};
 
 /// One complete reply at the front of the read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Bytes the reply occupies.
     pub len: usize,
     /// Whether it is the right answer to the request it pairs with (status
@@ -21,11 +21,11 @@ pub struct Reply {
 /// dropped, and every reply still outstanding on it counts as an error.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("{0}")]
-pub struct FramingError(pub String);
+pub(crate) struct FramingError(pub String);
 
 /// A wire protocol the load loop can speak. Implementations are pure: bytes
 /// in, bytes out.
-pub trait Wire: Send + Sync + 'static {
+pub(crate) trait Wire: Send + Sync + 'static {
     /// Appends request `op` on key number `key` (ignored by keyless
     /// operations) with request id `id` (ignored by protocols without ids).
     fn encode(&self, dst: &mut Vec<u8>, op: Op, key: u64, id: u32);
@@ -42,7 +42,7 @@ pub trait Wire: Send + Sync + 'static {
 /// A fully encoded request whose key digits and id are patched in place, so
 /// encoding a batch is one `memcpy` and a few stores per request.
 #[derive(Debug, Clone, Default)]
-pub struct Template {
+pub(crate) struct Template {
     pub bytes: Vec<u8>,
     /// Offset of the 12 key digits, if the request has a numbered key.
     pub key_at: Option<usize>,
@@ -52,7 +52,7 @@ pub struct Template {
 
 impl Template {
     #[inline]
-    pub fn append(&self, dst: &mut Vec<u8>, key: u64, id: u32) {
+    pub(crate) fn append(&self, dst: &mut Vec<u8>, key: u64, id: u32) {
         let start = dst.len();
         dst.extend_from_slice(&self.bytes);
         if let Some(at) = self.key_at {
@@ -65,7 +65,7 @@ impl Template {
 }
 
 /// Printable form of a short byte string for error messages.
-pub fn printable(b: &[u8]) -> String {
+pub(crate) fn printable(b: &[u8]) -> String {
     const MAX: usize = 80;
     let mut s: String = String::from_utf8_lossy(&b[..b.len().min(MAX)]).escape_debug().collect();
     if b.len() > MAX {

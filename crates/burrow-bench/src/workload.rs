@@ -10,15 +10,15 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Digits in a key number; bounds the keyspace to 10^12.
-pub const KEY_DIGITS: usize = 12;
+pub(crate) const KEY_DIGITS: usize = 12;
 /// Largest `--keyspace` the fixed-width key format can express.
 pub const MAX_KEYSPACE: u64 = 1_000_000_000_000;
 /// Key prefix of SET, GET and mixed.
-pub const KEY_PREFIX: &[u8] = b"key:";
+pub(crate) const KEY_PREFIX: &[u8] = b"key:";
 /// Key prefix of INCR (redis-benchmark's `counter:__rand_int__`).
-pub const COUNTER_PREFIX: &[u8] = b"counter:";
+pub(crate) const COUNTER_PREFIX: &[u8] = b"counter:";
 /// The one list LPUSH and LPOP work on, as in redis-benchmark.
-pub const LIST_KEY: &[u8] = b"mylist";
+pub(crate) const LIST_KEY: &[u8] = b"mylist";
 
 /// One benchmark, as named on the command line (`-t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl TestKind {
     }
 
     /// The single operation this test sends, or `None` for `mixed`.
-    pub fn op(self) -> Option<Op> {
+    pub(crate) fn op(self) -> Option<Op> {
         match self {
             TestKind::Ping => Some(Op::Ping),
             TestKind::Set => Some(Op::Set),
@@ -90,7 +90,7 @@ impl FromStr for TestKind {
 
 /// One request on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Ping,
     Set,
     Get,
@@ -100,10 +100,10 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 6] = [Op::Ping, Op::Set, Op::Get, Op::Incr, Op::LPush, Op::LPop];
+    pub(crate) const ALL: [Op; 6] = [Op::Ping, Op::Set, Op::Get, Op::Incr, Op::LPush, Op::LPop];
 
     /// The command's name, as both protocols spell it.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Op::Ping => "PING",
             Op::Set => "SET",
@@ -115,22 +115,17 @@ impl Op {
     }
 
     /// Index into per-operation tables.
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 
     /// The key prefix, or `None` when the operation uses no key or a fixed one.
-    pub fn key_prefix(self) -> Option<&'static [u8]> {
+    pub(crate) fn key_prefix(self) -> Option<&'static [u8]> {
         match self {
             Op::Set | Op::Get => Some(KEY_PREFIX),
             Op::Incr => Some(COUNTER_PREFIX),
             Op::Ping | Op::LPush | Op::LPop => None,
         }
-    }
-
-    /// Whether the request carries the `-d` value.
-    pub fn has_value(self) -> bool {
-        matches!(self, Op::Set | Op::LPush)
     }
 }
 
@@ -171,7 +166,7 @@ impl fmt::Display for Ratio {
 
 impl Ratio {
     /// Picks SET or GET from a uniformly random `r`.
-    pub fn pick(self, r: u64) -> Op {
+    pub(crate) fn pick(self, r: u64) -> Op {
         let total = self.set as u64 + self.get as u64;
         if below(r, total) < self.set as u64 {
             Op::Set
@@ -184,26 +179,26 @@ impl Ratio {
 /// The load generator's seeded RNG (fastrand's WyRand): the same seed picks
 /// the same operations and keys, so a run can be repeated exactly.
 #[derive(Debug, Clone)]
-pub struct Rng(fastrand::Rng);
+pub(crate) struct Rng(fastrand::Rng);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(fastrand::Rng::with_seed(seed))
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0.u64(..)
     }
 }
 
 /// Maps a uniform `r` onto `0..n` without a division (Lemire's multiply-shift).
-pub fn below(r: u64, n: u64) -> u64 {
+pub(crate) fn below(r: u64, n: u64) -> u64 {
     ((r as u128 * n as u128) >> 64) as u64
 }
 
 /// Writes `n` as exactly [`KEY_DIGITS`] zero-padded decimal digits.
 /// `n` must be below [`MAX_KEYSPACE`].
-pub fn write_digits(dst: &mut [u8], mut n: u64) {
+pub(crate) fn write_digits(dst: &mut [u8], mut n: u64) {
     debug_assert!(n < MAX_KEYSPACE);
     for slot in dst[..KEY_DIGITS].iter_mut().rev() {
         *slot = b'0' + (n % 10) as u8;
@@ -211,9 +206,10 @@ pub fn write_digits(dst: &mut [u8], mut n: u64) {
     }
 }
 
-/// The key for key number `n` of operation `op` (used by tests and tools;
-/// the hot path patches templates instead).
-pub fn key_for(op: Op, n: u64) -> Vec<u8> {
+/// The key for key number `n` of operation `op`, for tests to compare
+/// with (the hot path patches templates instead).
+#[cfg(test)]
+pub(crate) fn key_for(op: Op, n: u64) -> Vec<u8> {
     match op.key_prefix() {
         Some(prefix) => {
             let mut k = prefix.to_vec();

@@ -235,12 +235,12 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Looks a command up by name, ignoring case.
-pub fn find(name: &[u8]) -> Option<&'static CommandSpec> {
+pub(crate) fn find(name: &[u8]) -> Option<&'static CommandSpec> {
     COMMANDS.iter().find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Explains how the CLI reads input and prints replies (the end of `help`).
-pub const NOTES: &str = "\
+pub(crate) const NOTES: &str = "\
 Arguments are separated by spaces. \"double quotes\" group words and understand
 \\\" \\\\ \\n \\r \\t and \\xHH escapes (\"\\x00\\xff\" is two bytes); 'single quotes' are literal.
 
@@ -258,7 +258,7 @@ quoted items separated by spaces (SCAN: the cursor first), multi-line text such
 as INFO prints quoted with \\n escapes. It exits non-zero if any command failed.";
 
 /// The text of `help`: every command with its summary, then [`NOTES`].
-pub fn help_all() -> String {
+pub(crate) fn help_all() -> String {
     let width = COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let mut out = String::from("Commands (names and options are case-insensitive):\n\n");
     for c in COMMANDS {
@@ -270,7 +270,7 @@ pub fn help_all() -> String {
 }
 
 /// The text of `help NAME`, or `None` for an unknown command.
-pub fn help_one(name: &[u8]) -> Option<String> {
+pub(crate) fn help_one(name: &[u8]) -> Option<String> {
     let c = find(name)?;
     Some(format!("\n  {}\n  summary: {}\n\n{}\n", c.usage(), c.summary, indent(c.description)))
 }

@@ -15,7 +15,7 @@ use burrow_proto::{Reply, Status};
 
 /// How replies are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
+pub(crate) enum Style {
     /// Multi-line, like redis-cli at a terminal.
     Human,
     /// One line per reply, for scripts and mass loading.
@@ -23,7 +23,7 @@ pub enum Style {
 }
 
 /// Renders `reply` without a trailing newline.
-pub fn render(reply: &Reply, style: Style) -> String {
+pub(crate) fn render(reply: &Reply, style: Style) -> String {
     match reply {
         Reply::Ok => "OK".to_string(),
         Reply::Nil => "(nil)".to_string(),
@@ -76,7 +76,7 @@ fn error(status: Status, message: &str) -> String {
 }
 
 /// An error found by the CLI itself, before anything was sent.
-pub fn local_error(message: &str) -> String {
+pub(crate) fn local_error(message: &str) -> String {
     format!("(error) ERR {}", one_line(message))
 }
 
@@ -101,7 +101,7 @@ fn numbered(items: Vec<Vec<String>>) -> String {
 
 /// Quotes bytes like redis-cli's `sdscatrepr`: printable ASCII as is, `"` and
 /// `\` escaped, common control characters by name, everything else `\xHH`.
-pub fn quote(b: &[u8]) -> String {
+pub(crate) fn quote(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len() + 2);
     out.push('"');
     for &c in b {

@@ -67,7 +67,7 @@ fn kind_of(text: &str) -> Kind<'_> {
 }
 
 /// The hint to show after `line` (the cursor at its end), if any.
-pub fn hint(line: &str) -> Option<String> {
+pub(crate) fn hint(line: &str) -> Option<String> {
     let args = tokenize(line.as_bytes()).ok()?;
     let (name, typed) = args.split_first()?;
     let spec = commands::find(name)?;
@@ -111,7 +111,7 @@ pub fn hint(line: &str) -> Option<String> {
 
 /// Command names completing the first word of `line` up to `pos`: the byte
 /// offset where the word starts and the candidates, in the word's case.
-pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
+pub(crate) fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
     let before = &line[..pos];
     let start = before.len() - before.trim_start().len();
     let word = &before[start..];

@@ -5,29 +5,37 @@
 //!   run that command, print its reply and exit non-zero if it failed;
 //! - **pipe**: standard input is not a terminal, so every input line is a
 //!   command, pipelined, printing exactly one output line per command
-//!   (see [`pipe`] and [`format::Style::Line`]);
+//!   (`pipe.rs`, `format::Style::Line`);
 //! - **REPL**: otherwise, an interactive prompt with history, completion,
-//!   hints and `help` (see [`repl`]).
+//!   hints and `help` (`repl.rs`, `hint.rs`).
 //!
-//! Input goes through the [`token`]izer (redis-cli quoting) and the
-//! [`parse`]r (redis-cli syntax, checked locally) into [`parse::Plan`]s of
-//! protocol requests; replies are printed by [`format`](mod@format). The [`commands`]
-//! table drives help, completion, hints and usage errors.
+//! Input goes through the tokenizer (`token.rs`, redis-cli quoting) and the
+//! parser (`parse.rs`, redis-cli syntax, checked locally) into plans of
+//! protocol requests; replies are printed by `format.rs`. The command table
+//! drives help, completion, hints and usage errors.
+//!
+//! **What the crate exports** is what the `burrow-cli` binary and the tests
+//! use: [`run`] with its [`CliArgs`] and [`CliError`]; [`Session`], the
+//! blocking connection that follows leader redirects (the tests drive it
+//! directly); and the command table [`COMMANDS`] of [`CommandSpec`]s, which
+//! the tests check against the protocol. Tokenizer, parser, formatting and
+//! the modes are private: their behaviour is tested through the binary.
 
-pub mod commands;
-pub mod format;
-pub mod hint;
-pub mod parse;
-pub mod pipe;
-pub mod repl;
-pub mod session;
-pub mod token;
+mod commands;
+mod format;
+mod hint;
+mod parse;
+mod pipe;
+mod repl;
+mod session;
+mod token;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 
+pub use commands::{CommandSpec, COMMANDS};
 pub use session::{CliError, Session};
 
 /// Command-line flags of `burrow-cli`.
@@ -90,7 +98,7 @@ fn one_shot(session: &mut Session, words: &[Vec<u8>]) -> Result<bool, CliError> 
 }
 
 /// The text of `help` / `help NAME`; `Err` (an error line) for an unknown name.
-pub fn help_text(name: Option<&[u8]>) -> Result<String, String> {
+pub(crate) fn help_text(name: Option<&[u8]>) -> Result<String, String> {
     match name {
         None => Ok(commands::help_all()),
         Some(name) => commands::help_one(name).ok_or_else(|| {

@@ -15,7 +15,7 @@ use burrow_proto::{End, Reply, Request, SetCondition};
 
 /// A parsed line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub(crate) enum Command {
     /// `help` or `help NAME`.
     Help(Option<Vec<u8>>),
     /// `quit` / `exit`.
@@ -25,14 +25,14 @@ pub enum Command {
 
 /// Requests for one command, and how to combine their replies.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub requests: Vec<Request>,
     pub combine: Combine,
 }
 
 /// How a [`Plan`]'s replies become the one reply shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Combine {
+pub(crate) enum Combine {
     /// Exactly one request; its reply as is.
     Single,
     /// Sum of integer replies (multi-key DEL/EXISTS).
@@ -48,7 +48,7 @@ impl Plan {
 
     /// Folds the replies (one per request, in order) into the reply to show.
     /// The first error reply wins: a partial sum would hide the failure.
-    pub fn finish(&self, mut replies: Vec<Reply>) -> Reply {
+    pub(crate) fn finish(&self, mut replies: Vec<Reply>) -> Reply {
         if let Some(e) = replies.iter().find(|r| matches!(r, Reply::Error { .. })) {
             return e.clone();
         }
@@ -75,7 +75,7 @@ impl Plan {
 
 /// A command line the CLI refuses before sending anything.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     #[error("unknown command '{0}', type 'help' for the list of commands")]
     UnknownCommand(String),
     #[error("wrong number of arguments for '{name}'; usage: {usage}")]
@@ -89,7 +89,7 @@ pub enum ParseError {
 }
 
 /// Parses tokenized arguments (`args[0]` is the command name).
-pub fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
+pub(crate) fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
     let Some((name, rest)) = args.split_first() else {
         return Err(ParseError::UnknownCommand(String::new()));
     };

@@ -19,7 +19,7 @@ use super::session::{CliError, Session};
 use super::token::tokenize;
 
 /// Most requests sent in one pipeline.
-pub const BATCH: usize = 1000;
+pub(crate) const BATCH: usize = 1000;
 
 /// One input line's output, waiting for its batch to be sent.
 enum Pending {
@@ -32,7 +32,7 @@ enum Pending {
 
 /// Runs every command in `input`, printing results to `out`. Returns whether
 /// every command succeeded.
-pub fn run(session: &mut Session, input: impl Read, out: &mut impl Write) -> Result<bool, CliError> {
+pub(crate) fn run(session: &mut Session, input: impl Read, out: &mut impl Write) -> Result<bool, CliError> {
     let mut input = BufReader::with_capacity(64 * 1024, input);
     let mut all_ok = true;
     let mut pending = Vec::new();

@@ -22,12 +22,12 @@ use super::session::{CliError, Session};
 use super::token::tokenize;
 
 /// History file name, in the user's home directory.
-pub const HISTORY_FILE: &str = ".burrow_history";
+pub(crate) const HISTORY_FILE: &str = ".burrow_history";
 /// Lines of history kept.
 const HISTORY_LEN: usize = 1000;
 
 /// Runs the REPL until `quit`, Ctrl-D or Ctrl-C.
-pub fn run(session: &mut Session) -> Result<(), CliError> {
+pub(crate) fn run(session: &mut Session) -> Result<(), CliError> {
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .max_history_size(HISTORY_LEN)?

@@ -67,7 +67,7 @@ impl Session {
         }
     }
 
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         self.client.is_some()
     }
 
@@ -108,7 +108,7 @@ impl Session {
     }
 
     /// Runs one command's plan and combines its replies.
-    pub fn run(&mut self, plan: &Plan) -> Result<Reply, CliError> {
+    pub(crate) fn run(&mut self, plan: &Plan) -> Result<Reply, CliError> {
         let replies = self.exchange(&plan.requests)?;
         Ok(plan.finish(replies))
     }

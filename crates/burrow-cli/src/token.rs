@@ -12,7 +12,7 @@ use thiserror::Error;
 
 /// Why a line could not be split into arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TokenizeError {
+pub(crate) enum TokenizeError {
     #[error("unterminated {} quote", quote_name(*.0))]
     UnterminatedQuote(u8),
     #[error("closing {} quote must be followed by a space", quote_name(*.0))]
@@ -30,7 +30,7 @@ fn quote_name(q: u8) -> &'static str {
 }
 
 /// Splits `line` into arguments. An empty or all-blank line gives no arguments.
-pub fn tokenize(line: &[u8]) -> Result<Vec<Vec<u8>>, TokenizeError> {
+pub(crate) fn tokenize(line: &[u8]) -> Result<Vec<Vec<u8>>, TokenizeError> {
     let mut args = Vec::new();
     let mut i = 0;
     loop {

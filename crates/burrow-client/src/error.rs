@@ -7,26 +7,43 @@ use thiserror::Error;
 
 use burrow_proto::{CodecError, Reply, ReplyError, Status};
 
+/// Why a call failed: the connection, the server's reply, or its bytes.
 #[derive(Debug, Error)]
 pub enum ClientError {
+    /// The TCP connection could not be opened.
     #[error("cannot connect")]
     Connect(#[source] std::io::Error),
+    /// `what` (`connect` or `request`) took longer than the configured limit.
     #[error("{what} timed out after {after:?}")]
-    Timeout { what: &'static str, after: Duration },
+    Timeout {
+        /// `connect` or `request`.
+        what: &'static str,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// Reading or writing the connection failed.
     #[error("i/o error")]
     Io(#[from] std::io::Error),
+    /// The server closed the connection before answering.
     #[error("server closed the connection")]
     Closed,
     /// The server answered with an error status: match on `status` for
     /// `NOT_LEADER` (redirects exhausted, or no leader known), `NO_QUORUM`,
     /// `STALE`, `LOADING` and the rest.
     #[error("{status}: {message}")]
-    Server { status: Status, message: String },
+    Server {
+        /// The error status.
+        status: Status,
+        /// The server's message (for `NOT_LEADER`, the leader's address).
+        message: String,
+    },
     /// A `NOT_LEADER` reply named a leader the client could not connect to.
     /// The client stays connected to the server that sent it.
     #[error("redirect to the leader at {leader} failed")]
     Redirect {
+        /// The leader address the `NOT_LEADER` reply named.
         leader: SocketAddr,
+        /// Why connecting to it failed.
         #[source]
         source: Box<ClientError>,
     },
@@ -37,10 +54,23 @@ pub enum ClientError {
     /// A frame that is not a valid reply.
     #[error("protocol error")]
     BadReply(#[source] ReplyError),
+    /// A reply that answers another request: the stream is out of step.
     #[error("protocol error: reply id {got} does not match request id {expected}")]
-    IdMismatch { got: u32, expected: u32 },
+    IdMismatch {
+        /// The reply's id.
+        got: u32,
+        /// The request's id.
+        expected: u32,
+    },
+    /// A valid reply of the wrong kind for the command (an INT for GET, …).
     #[error("expected {expected}, got {got:?}")]
-    UnexpectedReply { expected: &'static str, got: Reply },
+    UnexpectedReply {
+        /// What the command answers.
+        expected: &'static str,
+        /// What came instead.
+        got: Reply,
+    },
+    /// An earlier failure left replies unread; open a new client.
     #[error("connection unusable after an earlier timeout or protocol error; reconnect")]
     Broken,
 }

@@ -1,6 +1,13 @@
 //! The async Rust client: a typed method per command, pipelining,
 //! connect/request timeouts, and leader redirects.
 //!
+//! **What you get.** [`Client`] (one connection: a method per command, and
+//! [`Client::request`] / [`Client::pipeline`] for any
+//! [`burrow_proto::Request`]), its [`ClientConfig`], the option and answer
+//! types [`SetOptions`] and [`Ttl`], one error type [`ClientError`], and
+//! [`parse_info`] for INFO's text. The crate depends on `burrow-proto` and
+//! tokio only, so embedding it pulls in nothing of the server or the tools.
+//!
 //! **Redirects.** A follower refuses writes and WAIT with `NOT_LEADER`, its
 //! message being the leader's client address (`127.0.0.1:7441`, empty when
 //! it knows no leader; protocol.md §5.1). The client then connects to that
@@ -30,6 +37,7 @@
 //! assert_eq!(c.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 mod error;
 
@@ -53,6 +61,7 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// Client settings. `Default` suits a server on the same machine.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientConfig {
+    /// Limit on opening a connection (also each redirect's connection).
     pub connect_timeout: Duration,
     /// Limit on one request (or one pipeline) from first byte sent to last
     /// reply read, on each server: a redirect starts a new limit (and the
@@ -83,16 +92,22 @@ impl Default for ClientConfig {
 /// Options for SET beyond key and value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SetOptions {
+    /// Expire the key after this long (PX; rounded to whole ms, at least 1).
     pub ttl: Option<Duration>,
+    /// Set only if the key is missing (NX) or present (XX).
     pub condition: SetCondition,
+    /// Keep the key's current TTL (KEEPTTL).
     pub keep_ttl: bool,
 }
 
 /// TTL of a key as the server reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {
+    /// The key does not exist.
     Missing,
+    /// The key exists and has no TTL.
     Persistent,
+    /// The key expires after this long.
     Expires(Duration),
 }
 
@@ -114,10 +129,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects with the default [`ClientConfig`].
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Client, ClientError> {
         Client::connect_with(addr, ClientConfig::default()).await
     }
 
+    /// Connects with `config`'s timeouts, limits and redirect budget.
     pub async fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, ClientError> {
         let (framed, addr) = open(addr, &config).await?;
         Ok(Client { framed, addr, redirects: Vec::new(), next_id: 1, config, broken: false })
@@ -268,10 +285,12 @@ impl Client {
         }
     }
 
+    /// GET: the value, or `None` when the key is missing.
     pub async fn get(&mut self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClientError> {
         self.call_opt_bytes(Request::Get { key: key.into() }).await
     }
 
+    /// SET without options.
     pub async fn set(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), ClientError> {
         self.set_with(key, value, SetOptions::default()).await.map(|_| ())
     }
@@ -297,10 +316,12 @@ impl Client {
         }
     }
 
+    /// DEL: `true` if the key existed.
     pub async fn del(&mut self, key: impl Into<Bytes>) -> Result<bool, ClientError> {
         Ok(self.call_int(Request::Del { key: key.into() }).await? == 1)
     }
 
+    /// EXISTS.
     pub async fn exists(&mut self, key: impl Into<Bytes>) -> Result<bool, ClientError> {
         Ok(self.call_int(Request::Exists { key: key.into() }).await? == 1)
     }
@@ -311,10 +332,12 @@ impl Client {
         Ok(self.call_int(Request::Expire { key: key.into(), ttl_ms }).await? == 1)
     }
 
+    /// PERSIST: removes the TTL; `true` if the key had one.
     pub async fn persist(&mut self, key: impl Into<Bytes>) -> Result<bool, ClientError> {
         Ok(self.call_int(Request::Persist { key: key.into() }).await? == 1)
     }
 
+    /// TTL: whether the key exists and when it expires.
     pub async fn ttl(&mut self, key: impl Into<Bytes>) -> Result<Ttl, ClientError> {
         Ok(match self.call_int(Request::Ttl { key: key.into() }).await? {
             -2 => Ttl::Missing,
@@ -331,14 +354,17 @@ impl Client {
         }
     }
 
+    /// INCR: adds 1 (a missing key counts as 0); returns the new value.
     pub async fn incr(&mut self, key: impl Into<Bytes>) -> Result<i64, ClientError> {
         self.call_int(Request::Incr { key: key.into() }).await
     }
 
+    /// DECR: subtracts 1; returns the new value.
     pub async fn decr(&mut self, key: impl Into<Bytes>) -> Result<i64, ClientError> {
         self.call_int(Request::Decr { key: key.into() }).await
     }
 
+    /// INCRBY: adds `delta` (may be negative); returns the new value.
     pub async fn incr_by(&mut self, key: impl Into<Bytes>, delta: i64) -> Result<i64, ClientError> {
         self.call_int(Request::IncrBy { key: key.into(), delta }).await
     }
@@ -363,10 +389,12 @@ impl Client {
         self.call_int(Request::Push { key: key.into(), end: End::Right, values }).await
     }
 
+    /// LPOP: the head value, or `None` when the key is missing.
     pub async fn lpop(&mut self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClientError> {
         self.call_opt_bytes(Request::Pop { key: key.into(), end: End::Left, count: None }).await
     }
 
+    /// RPOP: the tail value, or `None` when the key is missing.
     pub async fn rpop(&mut self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClientError> {
         self.call_opt_bytes(Request::Pop { key: key.into(), end: End::Right, count: None }).await
     }
@@ -381,6 +409,7 @@ impl Client {
         self.call_array(Request::Pop { key: key.into(), end: End::Right, count: Some(count) }).await
     }
 
+    /// LLEN: the list's length (0 when the key is missing).
     pub async fn llen(&mut self, key: impl Into<Bytes>) -> Result<i64, ClientError> {
         self.call_int(Request::LLen { key: key.into() }).await
     }
@@ -395,6 +424,7 @@ impl Client {
         self.call_array(Request::LRange { key: key.into(), start, stop }).await
     }
 
+    /// DBSIZE: how many keys the server holds.
     pub async fn dbsize(&mut self) -> Result<i64, ClientError> {
         self.call_int(Request::DbSize).await
     }
@@ -423,6 +453,7 @@ impl Client {
         }
     }
 
+    /// FLUSHALL: deletes every key.
     pub async fn flushall(&mut self) -> Result<(), ClientError> {
         match self.call(Request::FlushAll).await? {
             Reply::Ok => Ok(()),
@@ -486,12 +517,12 @@ fn leader_of(reply: &Reply) -> Option<Option<SocketAddr>> {
 
 /// The leader address in a `NOT_LEADER` message (`127.0.0.1:7441`,
 /// `[::1]:7441`); `None` when empty (no leader known) or unparseable.
-pub fn parse_leader(message: &str) -> Option<SocketAddr> {
+pub(crate) fn parse_leader(message: &str) -> Option<SocketAddr> {
     message.trim().parse().ok()
 }
 
 /// Parses a DIGEST reply: exactly 16 lowercase hex digits.
-pub fn parse_digest(text: &str) -> Option<u64> {
+fn parse_digest(text: &str) -> Option<u64> {
     let ok = text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     ok.then(|| u64::from_str_radix(text, 16).ok()).flatten()
 }

@@ -19,6 +19,18 @@
 //! Requests carry magic `0xB7`, responses `0xB8`. In a request byte 3 holds
 //! flags and byte 9 is reserved (0); in a response byte 3 holds the status and
 //! byte 9 the body type.
+//!
+//! **What you get**, all at the top level (the modules are private):
+//! - frames and their layout: [`Frame`] (owned), [`FrameRef`] (borrowed from
+//!   a read buffer), [`FrameKind`], [`HEADER_LEN`], the magics and [`VERSION`];
+//! - the tokio-util [`Codec`] with its [`Limits`], [`Peek`] for decoding in
+//!   place, and [`CodecError`];
+//! - typed messages: [`Request`] (with [`Opcode`], [`flags`], [`End`],
+//!   [`SetCondition`]) and [`Reply`] (with [`Status`], [`BodyType`],
+//!   [`encode_response`]), each with its parse error;
+//! - the ARRAY body of LPUSH/RPUSH values and LRANGE/SCAN/pop replies
+//!   ([`encode_array`], [`decode_array`], …);
+//! - [`ErrorChain`], which prints an error and each of its causes once.
 
 mod body;
 mod codec;

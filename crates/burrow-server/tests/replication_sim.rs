@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use burrow_server::oplog::{decode_record, encode_record, Op};
+use burrow_server::formats::{decode_record, encode_record, Op};
 use burrow_server::replication::{
     BacklogSource, Follower, FollowerConfig, FollowerOutput, Leader, LeaderConfig, LeaderOutput, Message,
     RecordEntry, SeededRng,

@@ -54,7 +54,7 @@ pub fn reserve_port() -> Reservation {
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-    let start = burrow_server::rng::SplitMix64::new(seed).next_u64() % span;
+    let start = burrow_server::replication::SeededRng::new(seed).next_u64() % span;
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let given = given.get_or_insert_with(HashSet::new);
     for i in 0..span {

@@ -1,11 +1,12 @@
-//! A small deterministic RNG, so random-input tests replay exactly.
+//! A small deterministic RNG, so random-input tests replay exactly: the
+//! SplitMix64 the replication state machines take for their jitter.
 
 #[derive(Debug, Clone)]
-pub struct SeededRng(burrow_server::rng::SplitMix64);
+pub struct SeededRng(burrow_server::replication::SeededRng);
 
 impl SeededRng {
     pub fn new(seed: u64) -> SeededRng {
-        SeededRng(burrow_server::rng::SplitMix64::new(seed))
+        SeededRng(burrow_server::replication::SeededRng::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {

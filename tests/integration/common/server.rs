@@ -1,7 +1,7 @@
 //! In-process servers on a port the OS picks (`port: 0`), persistence off
 //! unless a test turns it on.
 
-use burrow_server::server::{Config, ServerHandle};
+use burrow_server::{Config, ServerHandle};
 
 /// A server on a free 127.0.0.1 port, in this process.
 pub async fn start() -> ServerHandle {

@@ -22,7 +22,7 @@ use super::record::{encode_record_unsealed, seal_records, Records};
 /// hold whole records with consecutive indexes ending at `last_index`, so
 /// `repl_first ≤ last_index + 1`; `repl` holds at most `max_bytes`.
 #[derive(Debug)]
-pub struct Backlog {
+pub(super) struct Backlog {
     /// Term of the newest record; records restored from elsewhere may only
     /// raise it (a reset sets it).
     term: u64,
@@ -58,7 +58,7 @@ pub struct Backlog {
 
 /// A point-in-time view for INFO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BacklogStats {
+pub(crate) struct BacklogStats {
     pub term: u64,
     pub last_index: u64,
     /// Bytes of records waiting for the replication streamer.
@@ -68,12 +68,13 @@ pub struct BacklogStats {
 
 impl Backlog {
     /// A log that retains records for replication from the start.
-    pub fn new(max_bytes: usize) -> Backlog {
+    #[cfg(test)]
+    pub(super) fn new(max_bytes: usize) -> Backlog {
         Backlog { repl: Some(BytesMut::new()), ..Backlog::counting(max_bytes) }
     }
 
     /// A log that only counts indexes until [`Backlog::start_retaining`].
-    pub fn counting(max_bytes: usize) -> Backlog {
+    pub(super) fn counting(max_bytes: usize) -> Backlog {
         Backlog {
             term: 1,
             last_index: 0,
@@ -89,19 +90,19 @@ impl Backlog {
 
     /// Queues every record appended from now on for replication (the first
     /// is `last_index + 1`). Idempotent.
-    pub fn start_retaining(&mut self) {
+    pub(super) fn start_retaining(&mut self) {
         if self.repl.is_none() {
             self.repl = Some(BytesMut::new());
             self.repl_first = self.last_index + 1;
         }
     }
 
-    pub fn is_retaining(&self) -> bool {
+    pub(super) fn is_retaining(&self) -> bool {
         self.repl.is_some()
     }
 
     /// Assigns the next index to `op`, queues its encoding, and returns the index.
-    pub fn append<B: AsRef<[u8]>>(&mut self, op: &Op<B>) -> u64 {
+    pub(super) fn append<B: AsRef<[u8]>>(&mut self, op: &Op<B>) -> u64 {
         self.last_index += 1;
         let (term, index) = (self.term, self.last_index);
         self.queue(term, index, op);
@@ -161,7 +162,7 @@ impl Backlog {
     /// (before the WAL writer starts, so only the index moves and, on a
     /// leader, the record is queued for replication), or a follower applying
     /// its leader's stream (queued for its WAL, under the leader's index and term).
-    pub fn restore<B: AsRef<[u8]>>(&mut self, term: u64, index: u64, op: &Op<B>) {
+    pub(super) fn restore<B: AsRef<[u8]>>(&mut self, term: u64, index: u64, op: &Op<B>) {
         self.term = self.term.max(term);
         self.last_index = index;
         self.queue(term, index, op);
@@ -169,7 +170,7 @@ impl Backlog {
 
     /// Like [`Backlog::restore`] for a record received already framed and
     /// sealed (a leader's stream): its bytes are queued as they are.
-    pub fn restore_raw(&mut self, term: u64, index: u64, raw: &[u8]) {
+    pub(super) fn restore_raw(&mut self, term: u64, index: u64, raw: &[u8]) {
         self.term = self.term.max(term);
         self.last_index = index;
         if let Some(repl) = &mut self.repl {
@@ -185,7 +186,7 @@ impl Backlog {
     }
 
     /// Continues numbering after `index` (recovery from a snapshot alone).
-    pub fn set_last_index(&mut self, term: u64, index: u64) {
+    pub(super) fn set_last_index(&mut self, term: u64, index: u64) {
         self.term = self.term.max(term);
         if index > self.last_index {
             self.last_index = index;
@@ -199,7 +200,7 @@ impl Backlog {
     /// Restarts the log at `index` (which may be lower than today's): a
     /// follower that loaded its leader's snapshot. Records queued belong to
     /// the replaced dataset and are dropped.
-    pub fn reset_to(&mut self, term: u64, index: u64) {
+    pub(super) fn reset_to(&mut self, term: u64, index: u64) {
         self.last_index = index;
         self.term = term;
         if let Some(repl) = &mut self.repl {
@@ -215,7 +216,7 @@ impl Backlog {
     /// Takes the records queued for replication: sealed, back to back, and
     /// the index of the first (`None` when not retaining). The buffer is
     /// handed over whole, so the taker's thread alone touches it afterwards.
-    pub fn take_repl(&mut self) -> Option<(BytesMut, u64)> {
+    pub(super) fn take_repl(&mut self) -> Option<(BytesMut, u64)> {
         let repl = self.repl.as_mut()?;
         let first = self.repl_first;
         self.repl_first = self.last_index + 1;
@@ -238,7 +239,7 @@ impl Backlog {
         );
     }
 
-    pub fn stats(&self) -> BacklogStats {
+    pub(super) fn stats(&self) -> BacklogStats {
         BacklogStats {
             term: self.term,
             last_index: self.last_index,
@@ -256,7 +257,7 @@ struct Padded<T>(T);
 /// The shared op log handle. Callers append while holding the lock of the
 /// shard they changed, which makes per-key order equal log order.
 #[derive(Debug)]
-pub struct OpLog {
+pub(crate) struct OpLog {
     inner: Mutex<Backlog>,
     /// `last_index`, readable without the lock (snapshots, WAIT, the WAL
     /// wait of every write batch): each lock taken from another thread
@@ -271,7 +272,8 @@ pub struct OpLog {
 }
 
 impl OpLog {
-    pub fn new(max_bytes: usize) -> OpLog {
+    #[cfg(test)]
+    pub(crate) fn new(max_bytes: usize) -> OpLog {
         OpLog {
             inner: Mutex::new(Backlog::new(max_bytes)),
             last: Padded::default(),
@@ -281,7 +283,7 @@ impl OpLog {
 
     /// An op log whose backlog retains nothing until [`OpLog::start_retaining`]
     /// (the server's: records are kept only once a follower can read them).
-    pub fn counting(max_bytes: usize) -> OpLog {
+    pub(crate) fn counting(max_bytes: usize) -> OpLog {
         OpLog {
             inner: Mutex::new(Backlog::counting(max_bytes)),
             last: Padded::default(),
@@ -289,16 +291,16 @@ impl OpLog {
         }
     }
 
-    pub fn start_retaining(&self) {
+    pub(crate) fn start_retaining(&self) {
         self.lock().start_retaining()
     }
 
-    pub fn is_retaining(&self) -> bool {
+    pub(crate) fn is_retaining(&self) -> bool {
         self.lock().is_retaining()
     }
 
     /// From now on every appended record is also queued for the WAL writer.
-    pub fn enable_wal(&self) {
+    pub(crate) fn enable_wal(&self) {
         self.lock().wal.get_or_insert_with(BytesMut::new);
     }
 
@@ -306,7 +308,7 @@ impl OpLog {
     /// [`OpLog::wake_wal`] was called since the last wait, else when that
     /// happens or `timeout` (if any) passes. Spurious returns are possible.
     /// Returns whether it slept.
-    pub fn wait_wal(&self, timeout: Option<Duration>) -> bool {
+    pub(crate) fn wait_wal(&self, timeout: Option<Duration>) -> bool {
         let mut g = self.lock();
         let sleep = !g.wal_kicked && g.wal.as_ref().is_some_and(|w| w.is_empty());
         if sleep {
@@ -324,7 +326,7 @@ impl OpLog {
     /// Takes the queued WAL bytes (possibly empty) with the index of the
     /// last record they contain, and whether some CRCs are not computed yet
     /// (the caller then runs `seal_records` over them).
-    pub fn take_wal_now(&self) -> (BytesMut, u64, bool) {
+    pub(crate) fn take_wal_now(&self) -> (BytesMut, u64, bool) {
         let mut g = self.lock();
         let last = g.last_index;
         let unsealed = std::mem::take(&mut g.wal_unsealed);
@@ -334,7 +336,7 @@ impl OpLog {
 
     /// Wakes the WAL writer (it has requests to read), or makes its next
     /// wait return at once.
-    pub fn wake_wal(&self) {
+    pub(crate) fn wake_wal(&self) {
         let mut g = self.lock();
         g.wal_kicked = true;
         let parked = std::mem::take(&mut g.wal_parked);
@@ -344,7 +346,7 @@ impl OpLog {
         }
     }
 
-    pub fn restore<B: AsRef<[u8]>>(&self, term: u64, index: u64, op: &Op<B>) {
+    pub(crate) fn restore<B: AsRef<[u8]>>(&self, term: u64, index: u64, op: &Op<B>) {
         let mut g = self.lock();
         g.restore(term, index, op);
         self.release(g);
@@ -353,13 +355,18 @@ impl OpLog {
     /// A follower's store applied the record at `index` (call it under the
     /// shard lock, as writers append): the index moves now, the record's
     /// bytes are queued with the rest of its batch by [`OpLog::queue_replicated`].
-    pub fn note_replicated(&self, index: u64) {
+    pub(crate) fn note_replicated(&self, index: u64) {
         self.last.0.store(index, std::sync::atomic::Ordering::Release);
     }
 
     /// Queues a batch of records received framed and sealed (a leader's
     /// stream), already applied and noted, in one lock acquisition.
-    pub fn queue_replicated<'a>(&self, term: u64, last: u64, raws: impl IntoIterator<Item = &'a [u8]>) {
+    pub(crate) fn queue_replicated<'a>(
+        &self,
+        term: u64,
+        last: u64,
+        raws: impl IntoIterator<Item = &'a [u8]>,
+    ) {
         let mut g = self.lock();
         for raw in raws {
             let index = g.last_index + 1;
@@ -369,26 +376,20 @@ impl OpLog {
         self.release(g);
     }
 
-    pub fn restore_raw(&self, term: u64, index: u64, raw: &[u8]) {
-        let mut g = self.lock();
-        g.restore_raw(term, index, raw);
-        self.release(g);
-    }
-
-    pub fn reset_to(&self, term: u64, index: u64) {
+    pub(crate) fn reset_to(&self, term: u64, index: u64) {
         let mut g = self.lock();
         g.reset_to(term, index);
         self.publish(&g);
     }
 
-    pub fn set_last_index(&self, term: u64, index: u64) {
+    pub(crate) fn set_last_index(&self, term: u64, index: u64) {
         let mut g = self.lock();
         g.set_last_index(term, index);
         self.publish(&g);
     }
 
     /// Index of the newest record (lock-free).
-    pub fn last_index(&self) -> u64 {
+    pub(crate) fn last_index(&self) -> u64 {
         self.last.0.load(std::sync::atomic::Ordering::Acquire)
     }
 
@@ -397,7 +398,7 @@ impl OpLog {
         self.last.0.store(g.last_index, std::sync::atomic::Ordering::Release);
     }
 
-    pub fn append<B: AsRef<[u8]>>(&self, op: &Op<B>) -> u64 {
+    pub(crate) fn append<B: AsRef<[u8]>>(&self, op: &Op<B>) -> u64 {
         let mut g = self.lock();
         let index = g.append(op);
         self.release(g);
@@ -420,12 +421,12 @@ impl OpLog {
         }
     }
 
-    pub fn stats(&self) -> BacklogStats {
+    pub(crate) fn stats(&self) -> BacklogStats {
         self.lock().stats()
     }
 
     /// See [`Backlog::take_repl`].
-    pub fn take_repl(&self) -> Option<(BytesMut, u64)> {
+    pub(crate) fn take_repl(&self) -> Option<(BytesMut, u64)> {
         self.lock().take_repl()
     }
 

@@ -10,9 +10,9 @@ mod backlog;
 mod op;
 mod record;
 
-pub use backlog::{Backlog, BacklogStats, OpLog};
+pub(crate) use backlog::OpLog;
 pub use op::{Op, OpDecodeError};
-pub use record::{
-    decode_record, encode_record, encode_record_unsealed, record_position, seal_records, BadRecord, Record,
-    RecordError, RecordRef, Records, MIN_RECORD_LEN, RECORD_BODY_FIXED, RECORD_HEADER_LEN,
+pub use record::{decode_record, encode_record, BadRecord, Record, RecordError, RecordRef, Records};
+pub(crate) use record::{
+    record_position, seal_records, MIN_RECORD_LEN, RECORD_BODY_FIXED, RECORD_HEADER_LEN,
 };

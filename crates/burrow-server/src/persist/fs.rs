@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// A file opened for writing.
-pub trait WritableFile: Send + Sync {
+pub(crate) trait WritableFile: Send + Sync {
     /// Writes all of `buf` at byte `offset`. On error some prefix of `buf`
     /// may have reached the file (a short write).
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
@@ -26,7 +26,7 @@ pub trait WritableFile: Send + Sync {
 }
 
 /// Creating, replacing and deleting files.
-pub trait FileSystem: Send + Sync + Debug {
+pub(crate) trait FileSystem: Send + Sync + Debug {
     /// Creates `path` for writing, truncating it if it exists.
     fn create(&self, path: &Path) -> io::Result<Arc<dyn WritableFile>>;
     /// Opens the existing file `path` for writing, keeping its contents.
@@ -39,7 +39,7 @@ pub trait FileSystem: Send + Sync + Debug {
 
 /// The real file system.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct StdFileSystem;
+pub(crate) struct StdFileSystem;
 
 struct StdFile(File);
 
@@ -91,18 +91,18 @@ impl FileSystem for StdFileSystem {
 
 /// `io::Write` over a [`WritableFile`], from its start: for writers that
 /// produce a file front to back (snapshots, the node file).
-pub struct FileWriter {
+pub(crate) struct FileWriter {
     file: Arc<dyn WritableFile>,
     pos: u64,
 }
 
 impl FileWriter {
-    pub fn new(file: Arc<dyn WritableFile>) -> FileWriter {
+    pub(crate) fn new(file: Arc<dyn WritableFile>) -> FileWriter {
         FileWriter { file, pos: 0 }
     }
 
     /// The file, to fsync it once everything is written.
-    pub fn file(&self) -> &Arc<dyn WritableFile> {
+    pub(crate) fn file(&self) -> &Arc<dyn WritableFile> {
         &self.file
     }
 }

@@ -11,6 +11,10 @@
 //! replays only the WAL records a shard's image does not already contain.
 //! See protocol.md, "Persistence formats".
 
+// Public through `crate::fault_injection` with the feature; a unit-test
+// build without it uses it inside the crate only.
+#[cfg(any(test, feature = "fault-injection"))]
+#[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub))]
 mod faulty_fs;
 mod fs;
 mod node_meta;
@@ -24,16 +28,25 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+#[cfg(any(test, feature = "fault-injection"))]
+#[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub))]
 pub use faulty_fs::{Fault, FaultyFileSystem, FsOp, Injected};
-pub use fs::{FileSystem, FileWriter, StdFileSystem, WritableFile};
-pub use node_meta::{read_node_meta, write_node_meta, write_node_meta_with, NodeMeta, NODE_FILE};
-pub use recovery::{recover, RecoveryReport};
-pub use snapshot::{
-    encode_snapshot, list_snapshots, read_snapshot, read_snapshot_from, snapshot_name, write_snapshot,
-    write_snapshot_with, Encoded, SnapshotError, SnapshotInfo, SnapshotMeta,
+pub(crate) use fs::{FileSystem, FileWriter, StdFileSystem, WritableFile};
+pub(crate) use node_meta::write_node_meta_with;
+pub use node_meta::{read_node_meta, NodeMeta, NODE_FILE};
+pub(crate) use recovery::{recover, RecoveryReport};
+#[cfg(test)]
+pub(crate) use snapshot::write_snapshot;
+pub(crate) use snapshot::{
+    encode_snapshot, list_snapshots, read_snapshot_from, write_snapshot_with, SnapshotInfo,
 };
-pub use wal::{list_segments, scan_segment, segment_name, SegmentScan, WalError, WAL_HEADER_LEN, WAL_MAGIC};
-pub use wal_writer::{Durability, Install, WalStats, WalWriter, WriterFailure};
+pub use snapshot::{read_snapshot, snapshot_name, SnapshotError, SnapshotMeta};
+pub use wal::{
+    header as segment_header, list_segments, scan_segment, segment_name, SegmentScan, WalError,
+    WAL_HEADER_LEN, WAL_MAGIC,
+};
+pub use wal_writer::WriterFailure;
+pub(crate) use wal_writer::{Durability, WalWriter};
 
 /// When the WAL is fsynced (Redis's `appendfsync`). `--fsync` and the
 /// config file take the names below (`FromStr` is in `server::config`).
@@ -63,7 +76,7 @@ impl FsyncPolicy {
 
 /// Persistence settings.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PersistConfig {
+pub(crate) struct PersistConfig {
     pub dir: PathBuf,
     pub fsync: FsyncPolicy,
     /// Start a new WAL segment past this many bytes.
@@ -77,7 +90,10 @@ pub struct PersistConfig {
 }
 
 impl PersistConfig {
-    pub fn new(dir: PathBuf) -> PersistConfig {
+    /// The default settings on `dir`, for tests (the server builds its own
+    /// from `Config::persist_config`).
+    #[cfg(test)]
+    pub(crate) fn new(dir: PathBuf) -> PersistConfig {
         PersistConfig {
             dir,
             fsync: FsyncPolicy::default(),
@@ -111,7 +127,7 @@ pub(crate) fn numbered_files(
 }
 
 /// How often the snapshot triggers are checked.
-pub const TRIGGER_CHECK: Duration = Duration::from_secs(1);
+pub(crate) const TRIGGER_CHECK: Duration = Duration::from_secs(1);
 
 /// Anything that stops the server from starting on its data directory.
 #[derive(Debug, Error)]

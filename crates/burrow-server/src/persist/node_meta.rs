@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use byteorder::{BigEndian, ByteOrder};
 
-use super::fs::{FileSystem, StdFileSystem};
+use super::fs::FileSystem;
 use super::wal::{io_err, WalError};
 
 pub const NODE_FILE: &str = "NODE";
@@ -61,12 +61,13 @@ pub fn read_node_meta(dir: &Path) -> Result<Option<NodeMeta>, WalError> {
 }
 
 /// Replaces `dir/NODE` atomically (temp file, fsync, rename, directory fsync).
-pub fn write_node_meta(dir: &Path, meta: NodeMeta) -> Result<(), WalError> {
-    write_node_meta_with(&StdFileSystem, dir, meta)
+#[cfg(test)]
+pub(super) fn write_node_meta(dir: &Path, meta: NodeMeta) -> Result<(), WalError> {
+    write_node_meta_with(&super::StdFileSystem, dir, meta)
 }
 
 /// [`write_node_meta`] through `fs`.
-pub fn write_node_meta_with(fs: &dyn FileSystem, dir: &Path, meta: NodeMeta) -> Result<(), WalError> {
+pub(crate) fn write_node_meta_with(fs: &dyn FileSystem, dir: &Path, meta: NodeMeta) -> Result<(), WalError> {
     let mut buf = [0u8; LEN];
     buf[..4].copy_from_slice(MAGIC);
     BigEndian::write_u16(&mut buf[4..6], VERSION);

@@ -18,7 +18,7 @@ use crate::store::{Replay, Replayed, ShardCovers, Store};
 
 /// What recovery found and did; INFO reports it.
 #[derive(Debug, Clone, Default)]
-pub struct RecoveryReport {
+pub(crate) struct RecoveryReport {
     pub snapshot: Option<(PathBuf, SnapshotMeta)>,
     pub snapshot_entries: u64,
     pub records_replayed: u64,
@@ -38,7 +38,11 @@ const PROGRESS_EVERY: u64 = 1_000_000;
 /// Loads `cfg.dir` into `store` (which must be empty). Creates the directory if missing.
 /// `now_ms` only counts, for the log, snapshot entries whose TTL has passed;
 /// recovery itself never expires anything.
-pub fn recover(cfg: &PersistConfig, store: &Store, now_ms: u64) -> Result<RecoveryReport, PersistError> {
+pub(crate) fn recover(
+    cfg: &PersistConfig,
+    store: &Store,
+    now_ms: u64,
+) -> Result<RecoveryReport, PersistError> {
     let started = Instant::now();
     let dir = &cfg.dir;
     std::fs::create_dir_all(dir).map_err(|source| PersistError::Dir { dir: dir.clone(), source })?;
@@ -164,3 +168,6 @@ fn remove_temp_files(dir: &std::path::Path) -> Result<(), PersistError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

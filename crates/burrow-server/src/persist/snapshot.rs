@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 use byteorder::{BigEndian, ByteOrder};
 use thiserror::Error;
 
-use super::fs::{FileSystem, FileWriter, StdFileSystem};
+use super::fs::{FileSystem, FileWriter};
 use super::wal::WalError;
 use crate::store::{Entry, List, Store, Value, ValueRef};
 
-pub const SNAPSHOT_MAGIC: &[u8; 4] = b"BSNP";
-pub const SNAPSHOT_VERSION: u16 = 1;
+pub(super) const SNAPSHOT_MAGIC: &[u8; 4] = b"BSNP";
+pub(super) const SNAPSHOT_VERSION: u16 = 1;
 const HEADER_LEN: usize = 32;
 const BLOCK_ENTRIES: u8 = 1;
 const BLOCK_END: u8 = 2;
@@ -85,7 +85,7 @@ impl SnapshotMeta {
 
 /// The result of writing a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotInfo {
+pub(crate) struct SnapshotInfo {
     pub path: PathBuf,
     /// The index the snapshot covers (its smallest shard index).
     pub index: u64,
@@ -99,7 +99,7 @@ pub fn snapshot_name(index: u64) -> String {
 }
 
 /// Snapshot files in `dir`, ordered by covered index.
-pub fn list_snapshots(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+pub(crate) fn list_snapshots(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     super::numbered_files(dir, "snapshot-", ".snap")
 }
 
@@ -154,7 +154,7 @@ fn write_block(w: &mut impl Write, body: &[u8]) -> std::io::Result<u64> {
 
 /// What [`encode_snapshot`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Encoded {
+pub(crate) struct Encoded {
     pub bytes: u64,
     pub entries: u64,
     /// Smallest and largest index a shard image covers.
@@ -166,7 +166,7 @@ pub struct Encoded {
 /// shard, each under its own lock only. Entries already expired at `now_ms`
 /// are left out (`now_ms` 0 keeps them all). Used for snapshot files and,
 /// unchanged, for a full resync's stream to a follower.
-pub fn encode_snapshot(
+pub(crate) fn encode_snapshot(
     store: &Store,
     term: u64,
     now_ms: u64,
@@ -227,19 +227,20 @@ pub fn encode_snapshot(
 /// `before_publish(max covered index)` runs after the file is complete and
 /// fsynced, before it replaces the previous snapshot; the server uses it to
 /// make sure the WAL already holds every record the snapshot contains.
-pub fn write_snapshot(
+#[cfg(test)]
+pub(crate) fn write_snapshot(
     store: &Store,
     dir: &Path,
     term: u64,
     now_ms: u64,
     before_publish: impl FnOnce(u64) -> Result<(), WalError>,
 ) -> Result<SnapshotInfo, SnapshotError> {
-    write_snapshot_with(&StdFileSystem, store, dir, term, now_ms, before_publish)
+    write_snapshot_with(&super::StdFileSystem, store, dir, term, now_ms, before_publish)
 }
 
 /// [`write_snapshot`] through `fs`. A failure at any step removes the
 /// temporary file and leaves the previous snapshot in place.
-pub fn write_snapshot_with(
+pub(crate) fn write_snapshot_with(
     fs: &dyn FileSystem,
     store: &Store,
     dir: &Path,
@@ -313,7 +314,7 @@ pub fn read_snapshot(
 
 /// Like [`read_snapshot`], from any reader holding `file_len` bytes (a
 /// snapshot received from the leader in memory); `path` names it in errors.
-pub fn read_snapshot_from(
+pub(crate) fn read_snapshot_from(
     mut r: impl Read,
     file_len: u64,
     path: &Path,

@@ -18,7 +18,7 @@ use super::wal_writer::WriterFailure;
 use crate::oplog::{BadRecord, Record, RecordRef, Records};
 
 pub const WAL_MAGIC: &[u8; 4] = b"BWAL";
-pub const WAL_VERSION: u16 = 1;
+pub(super) const WAL_VERSION: u16 = 1;
 pub const WAL_HEADER_LEN: usize = 16;
 
 #[derive(Debug, Error)]
@@ -53,7 +53,8 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
     super::numbered_files(dir, "wal-", ".log").map_err(io_err("read directory", dir))
 }
 
-pub(super) fn header(first_index: u64) -> [u8; WAL_HEADER_LEN] {
+/// The header of the segment whose first record is `first_index`.
+pub fn header(first_index: u64) -> [u8; WAL_HEADER_LEN] {
     let mut h = [0u8; WAL_HEADER_LEN];
     h[..4].copy_from_slice(WAL_MAGIC);
     BigEndian::write_u16(&mut h[4..6], WAL_VERSION);

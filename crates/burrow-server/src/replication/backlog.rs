@@ -15,7 +15,7 @@ use super::{BacklogSource, RecordEntry};
 use crate::oplog::Records;
 
 #[derive(Debug)]
-pub struct ReplBacklog {
+pub(crate) struct ReplBacklog {
     /// The records held, oldest first. Invariant: their indexes are
     /// consecutive and the newest is `last`.
     records: VecDeque<Held>,
@@ -38,7 +38,7 @@ struct Held {
 
 impl ReplBacklog {
     /// An empty backlog whose next record is `last_index + 1`.
-    pub fn new(max_bytes: usize, last_index: u64) -> ReplBacklog {
+    pub(crate) fn new(max_bytes: usize, last_index: u64) -> ReplBacklog {
         ReplBacklog { records: VecDeque::new(), bytes: 0, max_bytes, last: last_index }
     }
 
@@ -47,7 +47,7 @@ impl ReplBacklog {
     /// (records between were dropped before we took them, or at the start
     /// the log hands over what recovery replayed, which `new` was told
     /// of), it is discarded (followers needing it resync in full).
-    pub fn absorb(&mut self, buf: Bytes, first: u64) {
+    pub(crate) fn absorb(&mut self, buf: Bytes, first: u64) {
         if buf.is_empty() {
             self.last = self.last.max(first.saturating_sub(1));
             return;
@@ -80,19 +80,15 @@ impl ReplBacklog {
         debug_assert!(self.records.back().is_none_or(|r| r.index == self.last));
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.records.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn max_bytes(&self) -> usize {
+    pub(crate) fn max_bytes(&self) -> usize {
         self.max_bytes
     }
 }

@@ -47,7 +47,7 @@ pub mod wire;
 
 use thiserror::Error;
 
-pub use backlog::ReplBacklog;
+pub(crate) use backlog::ReplBacklog;
 pub use follower::{Follower, FollowerConfig, FollowerOutput, LinkState};
 pub use leader::{DownReason, FollowerProgress, FollowerState, Leader, LeaderConfig, LeaderOutput};
 pub use message::{Message, RecordEntry};
@@ -81,8 +81,8 @@ pub enum ReplicationError {
     NotInFullSync(NodeId),
 }
 
-/// Where the leader reads records to stream. Implemented by
-/// [`ReplBacklog`] and by in-memory fakes in tests.
+/// Where the leader reads records to stream. Implemented by the server's
+/// backlog of recent records (`ReplBacklog`) and by in-memory fakes in tests.
 pub trait BacklogSource {
     /// Records with index ≥ `from`, in order, at most `max_records` of them
     /// and at most `max_bytes` encoded bytes (but always at least one if any

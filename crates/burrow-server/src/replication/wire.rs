@@ -58,14 +58,14 @@ const PARTIAL_RESYNC_EXTRAS: usize = 24;
 const FULL_RESYNC_EXTRAS: usize = 32;
 const SNAPSHOT_CHUNK_EXTRAS: usize = 17;
 /// commit_index (u64) + record count (u32).
-pub const RECORDS_EXTRAS: usize = 12;
+pub(crate) const RECORDS_EXTRAS: usize = 12;
 const HEARTBEAT_EXTRAS: usize = 24;
 const ACK_EXTRAS: usize = 32;
 
 /// Bytes a record adds around a client's key and value in the worst case
 /// (SET: header 8, term/index 16, tag 1, key length 2, value length 4,
 /// expiry 8). LPUSH/RPUSH records are smaller than their ARRAY body + key.
-pub const MAX_RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + RECORD_BODY_FIXED + 1 + 2 + 4 + 8;
+pub(crate) const MAX_RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + RECORD_BODY_FIXED + 1 + 2 + 4 + 8;
 
 /// Replication opcodes must stay unknown to the client protocol, so a
 /// server without replication answers them UNKNOWN_OPCODE, and must sit in
@@ -126,7 +126,7 @@ pub enum WireError {
 }
 
 /// Name used in errors and logs, as in protocol.md §12.
-pub fn opcode_name(opcode: u8) -> Option<&'static str> {
+pub(crate) fn opcode_name(opcode: u8) -> Option<&'static str> {
     Some(match opcode {
         OP_HANDSHAKE => "HANDSHAKE",
         OP_PARTIAL_RESYNC => "PARTIAL_RESYNC",
@@ -140,7 +140,7 @@ pub fn opcode_name(opcode: u8) -> Option<&'static str> {
 }
 
 /// The opcode `msg` travels under.
-pub fn opcode(msg: &Message) -> u8 {
+pub(crate) fn opcode(msg: &Message) -> u8 {
     match msg {
         Message::Handshake { .. } => OP_HANDSHAKE,
         Message::PartialResync { .. } => OP_PARTIAL_RESYNC,
@@ -154,7 +154,7 @@ pub fn opcode(msg: &Message) -> u8 {
 
 /// Largest encoded record a leader with client limits `client` can log: a
 /// SET of a maximal key and value.
-pub fn max_record_len(client: &Limits) -> usize {
+pub(crate) fn max_record_len(client: &Limits) -> usize {
     client.max_key + client.max_value + MAX_RECORD_OVERHEAD
 }
 

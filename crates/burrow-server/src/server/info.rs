@@ -6,12 +6,12 @@ use super::Shared;
 use burrow_proto::Opcode;
 
 /// Section names in the order INFO prints them.
-pub const SECTIONS: [&str; 8] =
+pub(super) const SECTIONS: [&str; 8] =
     ["server", "clients", "memory", "persistence", "replication", "keyspace", "oplog", "stats"];
 
 /// Renders the named section (case-insensitive), or every section for "" /
 /// "all"; `None` for an unknown name.
-pub fn render(shared: &Shared, section: &str) -> Option<String> {
+pub(super) fn render(shared: &Shared, section: &str) -> Option<String> {
     let section = section.to_ascii_lowercase();
     let wanted: Vec<&str> = match section.as_str() {
         "" | "all" | "default" | "everything" => SECTIONS.to_vec(),
@@ -154,7 +154,7 @@ fn relaxed() -> std::sync::atomic::Ordering {
 }
 
 /// Resident set size from /proc (Linux); `None` elsewhere.
-pub fn rss_bytes() -> Option<u64> {
+pub(super) fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)

@@ -1,9 +1,9 @@
 //! The TCP server: accept loop, connection limit, graceful shutdown.
 //!
-//! `run` takes a bound listener and a shutdown future, so the binary, tests
-//! and examples all start the server the same way. Shutdown stops accepting,
-//! lets every connection finish the batch it is executing and write its
-//! replies, and returns once all connection tasks have ended.
+//! [`Server::serve`] takes a bound listener and a shutdown future, so the
+//! binary, tests and examples all start the server the same way. Shutdown
+//! stops accepting, lets every connection finish the batch it is executing
+//! and write its replies, and returns once all connection tasks have ended.
 
 mod cluster;
 mod config;
@@ -26,14 +26,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 pub use cluster::{ClusterConfig, ClusterFileError, MembershipError, NodeInfo, ReplicationMode};
-pub use config::{
-    default_shards, markdown_table, Config, ConfigError, LogFormat, ServerArgs, Setting, SETTINGS,
-};
-pub use dispatch::range as lrange_bounds;
-pub use info::rss_bytes;
-pub use persistence::{Persistence, SnapshotRefusal, SnapshotStats};
-pub use replication::Role;
-pub use stats::Stats;
+#[cfg(test)]
+pub(crate) use config::SETTINGS;
+pub use config::{Config, ConfigError, LogFormat, ServerArgs};
+pub(crate) use persistence::{Persistence, SnapshotRefusal};
+pub(crate) use replication::Role;
+pub(crate) use stats::Stats;
 
 use crate::oplog::OpLog;
 use crate::persist::{FileSystem, PersistError, StdFileSystem};
@@ -42,7 +40,7 @@ use burrow_proto::ErrorChain;
 
 /// State shared by every connection.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub store: Arc<Store>,
     pub config: Config,
     pub stats: Stats,
@@ -86,9 +84,17 @@ impl Server {
     }
 
     /// [`Server::open`], writing every persistence file (WAL, snapshots,
-    /// node file) through `fs`: tests inject disk faults with
-    /// [`crate::persist::FaultyFileSystem`].
-    pub fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
+    /// node file) through `faults`, which fails the calls a test planned.
+    #[cfg(feature = "fault-injection")]
+    pub fn open_with_faults(
+        config: Config,
+        faults: &crate::fault_injection::FaultyFileSystem,
+    ) -> Result<Server, ServerError> {
+        Server::open_with_fs(config, Arc::new(faults.clone()))
+    }
+
+    /// [`Server::open`], writing every persistence file through `fs`.
+    fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
         // Only a cluster leader queues records for replication (a standalone
         // server or a follower skips that work on every write). It starts
         // before recovery, so the backlog is filled from the WAL and
@@ -206,7 +212,7 @@ async fn bind(config: &Config) -> Result<TcpListener, ServerError> {
 }
 
 /// Milliseconds since the unix epoch: the clock expiry is measured against.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -216,15 +222,6 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 const SWEEP_BUCKETS: usize = 64;
 /// Longest one sweep round may run before yielding to clients.
 const SWEEP_BUDGET: Duration = Duration::from_millis(2);
-
-/// Opens the data (see [`Server::open`]) and serves `listener` until `shutdown` completes.
-pub async fn run(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ServerError> {
-    Server::open(config)?.serve(listener, shutdown).await
-}
 
 async fn serve_shared(
     listener: TcpListener,

@@ -12,14 +12,14 @@ use tracing::{error, info};
 use super::now_ms;
 use crate::persist::{
     recover, write_snapshot_with, Durability, FileSystem, PersistConfig, PersistError, RecoveryReport,
-    SnapshotError, SnapshotInfo, StdFileSystem, WalError, WalWriter, WriterFailure,
+    SnapshotError, SnapshotInfo, WalError, WalWriter, WriterFailure,
 };
 use crate::store::Store;
 use burrow_proto::ErrorChain;
 
 /// Outcome of the last snapshot, for INFO.
 #[derive(Debug, Clone, Default)]
-pub struct SnapshotStats {
+pub(crate) struct SnapshotStats {
     pub count: u64,
     pub last_time_ms: u64,
     pub last_duration: Duration,
@@ -31,7 +31,7 @@ pub struct SnapshotStats {
 }
 
 /// Persistence state shared by the server's tasks.
-pub struct Persistence {
+pub(crate) struct Persistence {
     pub cfg: PersistConfig,
     pub wal: WalWriter,
     pub recovery: RecoveryReport,
@@ -53,7 +53,7 @@ impl std::fmt::Debug for Persistence {
 
 /// Why a snapshot was not written.
 #[derive(Debug, thiserror::Error)]
-pub enum SnapshotRefusal {
+pub(crate) enum SnapshotRefusal {
     #[error("a snapshot is already being written")]
     InProgress,
     #[error(transparent)]
@@ -63,13 +63,9 @@ pub enum SnapshotRefusal {
 }
 
 impl Persistence {
-    /// Locks the data directory, recovers it into `store`, and starts the WAL.
-    pub fn open(cfg: PersistConfig, store: &Store) -> Result<Persistence, PersistError> {
-        Persistence::open_with(cfg, store, Arc::new(StdFileSystem))
-    }
-
-    /// [`Persistence::open`], writing files through `fs`.
-    pub fn open_with(
+    /// Locks the data directory, recovers it into `store`, and starts the
+    /// WAL, writing files through `fs`.
+    pub(crate) fn open_with(
         cfg: PersistConfig,
         store: &Store,
         fs: Arc<dyn FileSystem>,
@@ -129,47 +125,47 @@ impl Persistence {
         })
     }
 
-    pub fn durability(&self) -> watch::Receiver<Durability> {
+    pub(crate) fn durability(&self) -> watch::Receiver<Durability> {
         self.wal.subscribe()
     }
 
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.wal.durability().failed
     }
 
     /// What every persistence file is written through.
-    pub fn fs(&self) -> &Arc<dyn FileSystem> {
+    pub(crate) fn fs(&self) -> &Arc<dyn FileSystem> {
         &self.fs
     }
 
     /// Stops the WAL writer once everything is written and fsynced; `Err`
     /// if the WAL was failing (the server must then exit non-zero). Runs
     /// on a blocking thread.
-    pub async fn close_wal(self: &Arc<Self>) -> Result<(), WalError> {
+    pub(crate) async fn close_wal(self: &Arc<Self>) -> Result<(), WalError> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.wal.shutdown())
             .await
             .unwrap_or(Err(WalError::Failed(WriterFailure::Panicked)))
     }
 
-    pub fn snapshot_stats(&self) -> SnapshotStats {
+    pub(crate) fn snapshot_stats(&self) -> SnapshotStats {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Holds off snapshots (waiting for a running one to finish): a
     /// follower replacing its whole dataset and WAL must not race one.
-    pub async fn exclude_snapshots(&self) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn exclude_snapshots(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.running.lock().await
     }
 
-    pub fn in_progress(&self) -> bool {
+    pub(crate) fn in_progress(&self) -> bool {
         self.in_progress.load(Ordering::Relaxed)
     }
 
     /// Writes a snapshot (waiting for a running one first unless `exclusive`,
     /// which refuses with `InProgress` instead), then deletes the WAL
     /// segments it covers.
-    pub async fn snapshot(
+    pub(crate) async fn snapshot(
         self: &Arc<Self>,
         store: Arc<Store>,
         exclusive: bool,
@@ -249,7 +245,7 @@ impl Persistence {
     }
 
     /// Whether the configured thresholds call for a snapshot now.
-    pub fn due(&self, last_index: u64) -> bool {
+    pub(crate) fn due(&self, last_index: u64) -> bool {
         if self.in_progress() {
             return false;
         }
@@ -262,7 +258,7 @@ impl Persistence {
 }
 
 /// Checks the snapshot triggers once a second until `cancel`.
-pub async fn schedule_snapshots(
+pub(super) async fn schedule_snapshots(
     persist: Arc<Persistence>,
     store: Arc<Store>,
     cancel: tokio_util::sync::CancellationToken,

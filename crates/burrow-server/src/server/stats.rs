@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use burrow_proto::Opcode;
 
 #[derive(Debug)]
-pub struct Stats {
+pub(crate) struct Stats {
     calls: [AtomicU64; 256],
     errors: [AtomicU64; 256],
     pub connected_clients: AtomicUsize,
@@ -30,7 +30,7 @@ impl Default for Stats {
 
 impl Stats {
     /// Records a batch of per-opcode counts gathered on one connection.
-    pub fn record(&self, batch: &BatchCounts) {
+    pub(crate) fn record(&self, batch: &BatchCounts) {
         for &(op, calls, errors) in &batch.entries {
             self.calls[op as usize].fetch_add(calls, Ordering::Relaxed);
             if errors > 0 {
@@ -39,21 +39,21 @@ impl Stats {
         }
     }
 
-    pub fn calls(&self, opcode: u8) -> u64 {
+    pub(crate) fn calls(&self, opcode: u8) -> u64 {
         self.calls[opcode as usize].load(Ordering::Relaxed)
     }
 
-    pub fn errors(&self, opcode: u8) -> u64 {
+    pub(crate) fn errors(&self, opcode: u8) -> u64 {
         self.errors[opcode as usize].load(Ordering::Relaxed)
     }
 
     /// Calls of every opcode, known or not.
-    pub fn total_calls(&self) -> u64 {
+    pub(crate) fn total_calls(&self) -> u64 {
         self.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
     /// Calls to opcodes this server does not know.
-    pub fn unknown_calls(&self) -> u64 {
+    pub(crate) fn unknown_calls(&self) -> u64 {
         (0..=255u8).filter(|b| Opcode::from_u8(*b).is_none()).map(|b| self.calls(b)).sum()
     }
 }
@@ -61,12 +61,12 @@ impl Stats {
 /// Per-batch tally kept on the connection, so a pipelined batch touches the
 /// shared counters once per distinct opcode instead of once per request.
 #[derive(Debug, Default)]
-pub struct BatchCounts {
+pub(crate) struct BatchCounts {
     entries: Vec<(u8, u64, u64)>,
 }
 
 impl BatchCounts {
-    pub fn add(&mut self, opcode: u8, error: bool) {
+    pub(crate) fn add(&mut self, opcode: u8, error: bool) {
         let e = error as u64;
         match self.entries.iter_mut().find(|(op, _, _)| *op == opcode) {
             Some(entry) => {
@@ -77,11 +77,11 @@ impl BatchCounts {
         }
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.entries.clear();
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }

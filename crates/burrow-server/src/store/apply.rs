@@ -14,7 +14,7 @@ use burrow_proto::End;
 
 /// One shard's data: a hash table of entries plus counters INFO reports.
 #[derive(Debug)]
-pub struct Shard {
+pub(crate) struct Shard {
     pub(crate) table: HashTable<Entry>,
     pub(crate) hasher: foldhash::fast::FixedState,
     /// Entries with a TTL.
@@ -27,7 +27,7 @@ pub struct Shard {
 
 /// What an applied op produced, for building the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
+pub(crate) enum Applied {
     Done,
     /// DEL/EXPIRE/PERSIST: 1 if the key was changed, 0 if not; INCRBY: the new
     /// value; PUSH: the new length.
@@ -38,7 +38,7 @@ pub enum Applied {
 
 /// Why an op was refused. A refused op changed nothing.
 #[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
-pub enum ApplyError {
+pub(crate) enum ApplyError {
     #[error("WRONGTYPE operation against a key holding the wrong kind of value")]
     WrongType,
     #[error("value is not an integer or out of range")]
@@ -100,19 +100,15 @@ impl Shard {
         self.sweep_pos = 0;
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.table.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
     }
 }
 
 /// Applies `op` to the shard that owns its key. `hash` is the key's hash and
 /// `slot` its bucket (`Shard::find_index`), which the caller has already
 /// looked up. `Op::FlushAll` clears this shard; the store applies it to every shard.
-pub fn apply<B: AsRef<[u8]>>(
+pub(crate) fn apply<B: AsRef<[u8]>>(
     shard: &mut Shard,
     hash: u64,
     slot: Option<usize>,

@@ -77,7 +77,7 @@ impl Store {
     /// yet agrees with one that has. Locks one shard at a time (O(keys) and
     /// O(bytes) work in total), so it is a consistent picture only while no
     /// writes run.
-    pub fn digest(&self, now_ms: u64) -> u64 {
+    pub(crate) fn digest(&self, now_ms: u64) -> u64 {
         let mut sum = 0u64;
         for i in 0..self.shard_count() {
             let shard = self.lock(i);

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::ptr::NonNull;
 
 /// A deque value.
-pub type List = VecDeque<Box<[u8]>>;
+pub(crate) type List = VecDeque<Box<[u8]>>;
 
 const HDR: usize = 4 + 1 + 2;
 const KIND_MASK: u8 = 0b11;
@@ -41,7 +41,7 @@ unsafe impl Send for Entry {}
 unsafe impl Sync for Entry {}
 
 /// The payload to build an entry with.
-pub enum Value<'a> {
+pub(crate) enum Value<'a> {
     Str(&'a [u8]),
     Int(i64),
     List(Box<List>),
@@ -63,7 +63,7 @@ impl Entry {
     /// can arrive: the wire format and `--max-key-bytes` bound keys to
     /// 65,535 bytes, `--max-value-bytes` and the snapshot's block size
     /// bound values to 2 GiB.
-    pub fn new(key: &[u8], value: Value<'_>, expire_at: u64) -> Entry {
+    pub(crate) fn new(key: &[u8], value: Value<'_>, expire_at: u64) -> Entry {
         let key_len = u16::try_from(key.len()).expect("key length checked by the codec");
         let (kind, payload_len) = match &value {
             Value::Str(s) => (KIND_STR, s.len()),
@@ -159,7 +159,7 @@ impl Entry {
     }
 
     /// The deque, if this entry holds one.
-    pub fn list_mut(&mut self) -> Option<&mut List> {
+    pub(crate) fn list_mut(&mut self) -> Option<&mut List> {
         if self.flags() & KIND_MASK != KIND_LIST {
             return None;
         }
@@ -168,7 +168,7 @@ impl Entry {
     }
 
     /// Overwrites an integer value in place; false if this is not an integer.
-    pub fn set_int(&mut self, i: i64) -> bool {
+    pub(crate) fn set_int(&mut self, i: i64) -> bool {
         if self.flags() & KIND_MASK != KIND_INT {
             return false;
         }
@@ -179,7 +179,7 @@ impl Entry {
     }
 
     /// Sets the expiry; rebuilds the block only when one is added or removed.
-    pub fn set_expire_at(&mut self, at: u64) {
+    pub(crate) fn set_expire_at(&mut self, at: u64) {
         let has = self.flags() & F_TTL != 0;
         if has && at != 0 {
             let off = HDR + self.key_len();
@@ -214,7 +214,7 @@ impl Entry {
     }
 
     /// The type name users see (TYPE, INFO): `string` or `list`.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self.flags() & KIND_MASK {
             KIND_LIST => "list",
             _ => "string",
@@ -284,7 +284,7 @@ pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
 }
 
 /// Formats a counter as the decimal string GET returns.
-pub fn format_int(i: i64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn format_int(i: i64, buf: &mut [u8; 20]) -> &[u8] {
     let mut n = i.unsigned_abs();
     let mut pos = buf.len();
     loop {

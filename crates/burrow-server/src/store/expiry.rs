@@ -14,7 +14,7 @@ use crate::oplog::Op;
 
 /// What one sweep pass saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SweepStats {
+pub(crate) struct SweepStats {
     /// Keys with a TTL that were looked at.
     pub sampled: usize,
     /// Of those, expired keys removed.
@@ -24,7 +24,7 @@ pub struct SweepStats {
 impl Store {
     /// Looks at up to `buckets_per_shard` buckets in every shard that has keys
     /// with a TTL and removes the expired ones.
-    pub fn sweep_expired(&self, now: u64, buckets_per_shard: usize) -> SweepStats {
+    pub(crate) fn sweep_expired(&self, now: u64, buckets_per_shard: usize) -> SweepStats {
         let mut stats = SweepStats::default();
         for i in 0..self.shard_count() {
             let mut shard = self.lock(i);

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Spins this many times before yielding the thread to the lock holder.
 const SPINS_BEFORE_YIELD: u32 = 64;
 
-pub struct ShardLock<T> {
+pub(super) struct ShardLock<T> {
     locked: AtomicBool,
     data: UnsafeCell<T>,
 }
@@ -30,11 +30,11 @@ unsafe impl<T: Send> Send for ShardLock<T> {}
 unsafe impl<T: Send> Sync for ShardLock<T> {}
 
 impl<T> ShardLock<T> {
-    pub fn new(data: T) -> ShardLock<T> {
+    pub(super) fn new(data: T) -> ShardLock<T> {
         ShardLock { locked: AtomicBool::new(false), data: UnsafeCell::new(data) }
     }
 
-    pub fn lock(&self) -> ShardGuard<'_, T> {
+    pub(super) fn lock(&self) -> ShardGuard<'_, T> {
         let mut spins = 0u32;
         loop {
             if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
@@ -60,7 +60,7 @@ impl<T: std::fmt::Debug> std::fmt::Debug for ShardLock<T> {
     }
 }
 
-pub struct ShardGuard<'a, T> {
+pub(super) struct ShardGuard<'a, T> {
     lock: &'a ShardLock<T>,
 }
 

@@ -15,7 +15,6 @@ mod digest;
 mod entry;
 mod expiry;
 mod lock;
-pub use expiry::SweepStats;
 mod replay;
 mod scan;
 
@@ -25,10 +24,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use apply::{apply, Applied, ApplyError, Shard};
-pub use entry::{format_int, Entry, List, Value, ValueRef};
-pub use replay::{Replay, Replayed, ShardCovers};
-pub use scan::glob_match;
+pub(crate) use apply::{apply, Applied, ApplyError, Shard};
+pub(crate) use entry::{format_int, List, Value};
+pub use entry::{Entry, ValueRef};
+pub(crate) use replay::{Replay, Replayed, ShardCovers};
 
 use crate::oplog::{Op, OpLog};
 use burrow_proto::{End, SetCondition};
@@ -36,7 +35,7 @@ use lock::{ShardGuard, ShardLock};
 
 /// Handle to the dataset; cheap to share behind an `Arc`.
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct Store {
     shards: Box<[ShardLock<Shard>]>,
     hasher: foldhash::fast::FixedState,
     log: Arc<OpLog>,
@@ -49,7 +48,7 @@ pub struct Store {
 
 /// Keyspace figures for INFO.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KeyspaceStats {
+pub(crate) struct KeyspaceStats {
     pub keys: usize,
     pub expires: usize,
     pub mem: usize,
@@ -58,7 +57,7 @@ pub struct KeyspaceStats {
 
 /// SET as the client asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetArgs<'a> {
+pub(crate) struct SetArgs<'a> {
     pub key: &'a [u8],
     pub value: &'a [u8],
     /// Absolute expiry (unix ms), if the client gave a TTL.
@@ -69,7 +68,7 @@ pub struct SetArgs<'a> {
 
 impl Store {
     /// A store of `shards` shards (rounded up to a power of two, at least 1).
-    pub fn new(shards: usize, log: Arc<OpLog>) -> Store {
+    pub(crate) fn new(shards: usize, log: Arc<OpLog>) -> Store {
         let n = shards.max(1).next_power_of_two();
         let hasher = foldhash::fast::FixedState::with_seed(seed());
         let shards = (0..n).map(|_| ShardLock::new(Shard::new(hasher))).collect();
@@ -82,28 +81,28 @@ impl Store {
         }
     }
 
-    pub fn shard_count(&self) -> usize {
+    pub(crate) fn shard_count(&self) -> usize {
         self.shards.len()
     }
 
     /// Makes this a follower's store (see `replica`), or a leader's again.
-    pub fn set_replica(&self, replica: bool) {
+    pub(crate) fn set_replica(&self, replica: bool) {
         self.replica.store(replica, Ordering::Relaxed);
     }
 
-    pub fn is_replica(&self) -> bool {
+    pub(crate) fn is_replica(&self) -> bool {
         self.replica.load(Ordering::Relaxed)
     }
 
     /// Drops every key without logging anything: a follower replacing its
     /// dataset with the leader's snapshot.
-    pub fn clear_unlogged(&self) {
+    pub(crate) fn clear_unlogged(&self) {
         for i in 0..self.shards.len() {
             self.lock(i).clear();
         }
     }
 
-    pub fn log(&self) -> &Arc<OpLog> {
+    pub(crate) fn log(&self) -> &Arc<OpLog> {
         &self.log
     }
 
@@ -152,12 +151,12 @@ impl Store {
     }
 
     /// Runs `f` on the live value of `key` (expired keys are never seen).
-    pub fn read<R>(&self, key: &[u8], now: u64, f: impl FnOnce(Option<&Entry>) -> R) -> R {
+    pub(crate) fn read<R>(&self, key: &[u8], now: u64, f: impl FnOnce(Option<&Entry>) -> R) -> R {
         self.with_key(key, now, |shard, _, slot| f(slot.and_then(|i| shard.table.get_bucket(i))))
     }
 
     /// SET. `Ok(false)` when NX/XX prevented the write.
-    pub fn set(&self, args: SetArgs<'_>, now: u64) -> bool {
+    pub(crate) fn set(&self, args: SetArgs<'_>, now: u64) -> bool {
         let SetArgs { key, value, expire_at, condition, keep_ttl } = args;
         self.with_key(key, now, |shard, hash, slot| {
             let existing = slot.and_then(|i| shard.table.get_bucket(i));
@@ -180,14 +179,14 @@ impl Store {
     }
 
     /// DEL: whether the key existed.
-    pub fn del(&self, key: &[u8], now: u64) -> bool {
+    pub(crate) fn del(&self, key: &[u8], now: u64) -> bool {
         self.with_key(key, now, |shard, hash, slot| {
             slot.is_some() && self.write(shard, hash, slot, Op::Del { key }).is_ok()
         })
     }
 
     /// EXPIRE with a TTL relative to `now`; zero or negative deletes the key.
-    pub fn expire(&self, key: &[u8], ttl_ms: i64, now: u64) -> bool {
+    pub(crate) fn expire(&self, key: &[u8], ttl_ms: i64, now: u64) -> bool {
         self.with_key(key, now, |shard, hash, slot| {
             if slot.is_none() {
                 return false;
@@ -202,7 +201,7 @@ impl Store {
     }
 
     /// PERSIST: whether a TTL was removed.
-    pub fn persist(&self, key: &[u8], now: u64) -> bool {
+    pub(crate) fn persist(&self, key: &[u8], now: u64) -> bool {
         self.with_key(key, now, |shard, hash, slot| {
             let has_ttl = slot.and_then(|i| shard.table.get_bucket(i)).is_some_and(|e| e.expire_at() != 0);
             has_ttl && self.write(shard, hash, slot, Op::Persist { key }).is_ok()
@@ -210,7 +209,7 @@ impl Store {
     }
 
     /// INCRBY: the new value, or why nothing changed.
-    pub fn incr_by(&self, key: &[u8], delta: i64, now: u64) -> Result<i64, ApplyError> {
+    pub(crate) fn incr_by(&self, key: &[u8], delta: i64, now: u64) -> Result<i64, ApplyError> {
         self.with_key(key, now, |shard, hash, slot| {
             match self.write(shard, hash, slot, Op::IncrBy { key, delta })? {
                 Applied::Int(n) => Ok(n),
@@ -220,7 +219,7 @@ impl Store {
     }
 
     /// LPUSH/RPUSH: the new length.
-    pub fn push(&self, key: &[u8], end: End, values: Vec<&[u8]>, now: u64) -> Result<i64, ApplyError> {
+    pub(crate) fn push(&self, key: &[u8], end: End, values: Vec<&[u8]>, now: u64) -> Result<i64, ApplyError> {
         self.with_key(key, now, |shard, hash, slot| {
             match self.write(shard, hash, slot, Op::Push { key, end, values })? {
                 Applied::Int(n) => Ok(n),
@@ -230,7 +229,7 @@ impl Store {
     }
 
     /// LPOP/RPOP: up to `count` values; empty when the key is missing.
-    pub fn pop(&self, key: &[u8], end: End, count: u32, now: u64) -> Result<Vec<Bytes>, ApplyError> {
+    pub(crate) fn pop(&self, key: &[u8], end: End, count: u32, now: u64) -> Result<Vec<Bytes>, ApplyError> {
         self.with_key(key, now, |shard, hash, slot| {
             let len = match slot.and_then(|i| shard.table.get_bucket(i)) {
                 None => return Ok(Vec::new()),
@@ -251,7 +250,7 @@ impl Store {
     }
 
     /// FLUSHALL: one logged record; every shard is locked (in order) while it applies.
-    pub fn flush_all(&self) {
+    pub(crate) fn flush_all(&self) {
         let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
         for shard in guards.iter_mut() {
             shard.clear();
@@ -259,7 +258,7 @@ impl Store {
         self.log.append(&Op::<&[u8]>::FlushAll);
     }
 
-    pub fn load(&self, entry: Entry) {
+    pub(crate) fn load(&self, entry: Entry) {
         let (i, hash) = self.locate(entry.key());
         let mut shard = self.lock(i);
         if let Some(b) = shard.find_index(hash, entry.key()) {
@@ -269,7 +268,7 @@ impl Store {
     }
 
     /// Removes every entry whose key fails `keep`. Not logged (recovery only).
-    pub fn retain(&self, mut keep: impl FnMut(&[u8]) -> bool) {
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&[u8]) -> bool) {
         for i in 0..self.shards.len() {
             let mut shard = self.lock(i);
             let doomed: Vec<usize> = (0..shard.table.num_buckets())
@@ -284,7 +283,7 @@ impl Store {
     /// Runs `f` on every entry of shard `index` under its lock and returns
     /// the log index the shard's contents correspond to: every op on this
     /// shard with a lower or equal index is included, none above it.
-    pub fn export_shard(&self, index: usize, mut f: impl FnMut(&Entry)) -> u64 {
+    pub(crate) fn export_shard(&self, index: usize, mut f: impl FnMut(&Entry)) -> u64 {
         let shard = self.lock(index);
         // Writes append to the log while holding their shard's lock, so
         // while we hold this one the log cannot gain an op for this shard.
@@ -296,15 +295,11 @@ impl Store {
     }
 
     /// Number of keys (expired keys not yet swept included, as in Redis).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         (0..self.shards.len()).map(|i| self.lock(i).len()).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn keyspace_stats(&self) -> KeyspaceStats {
+    pub(crate) fn keyspace_stats(&self) -> KeyspaceStats {
         let mut s =
             KeyspaceStats { expired_keys: self.expired_keys.load(Ordering::Relaxed), ..Default::default() };
         for i in 0..self.shards.len() {
@@ -323,7 +318,7 @@ impl Store {
 /// (little-endian words, the last one zero-padded), then MurmurHash3's
 /// 64-bit finalizer (a multiply only carries entropy upwards; the finalizer
 /// brings it back down to the low bits used here).
-pub fn shard_for(key: &[u8], shards: usize) -> usize {
+pub(crate) fn shard_for(key: &[u8], shards: usize) -> usize {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h = OFFSET ^ key.len() as u64;

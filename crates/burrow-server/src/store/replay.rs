@@ -14,7 +14,7 @@ use crate::oplog::Record;
 /// its own term and index, and logged even when it is not applied (covered
 /// by a shard image, or refused): it is part of the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replay {
+pub(crate) enum Replay {
     /// WAL replay at start, before the WAL writer runs: the record is put
     /// in the op log ([`OpLog::restore`](crate::oplog::OpLog::restore)),
     /// which queues it for replication when the log retains (so followers
@@ -33,7 +33,7 @@ pub enum Replay {
 
 /// What [`Store::replay`] did with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replayed {
+pub(crate) enum Replayed {
     /// Applied to the data set.
     Applied,
     /// The loaded snapshot's image of the record's shard already holds it:
@@ -48,7 +48,7 @@ pub enum Replayed {
 /// contains. The shard count is the snapshot's (a power of two), which may
 /// differ from this store's: keys are placed with [`shard_for`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardCovers {
+pub(crate) struct ShardCovers {
     covers: Vec<u64>,
     min: u64,
     max: u64,
@@ -57,7 +57,7 @@ pub struct ShardCovers {
 impl ShardCovers {
     /// # Panics
     /// If `covers` is empty or its length is not a power of two.
-    pub fn new(covers: Vec<u64>) -> ShardCovers {
+    pub(crate) fn new(covers: Vec<u64>) -> ShardCovers {
         assert!(covers.len().is_power_of_two(), "{} shard covers", covers.len());
         let min = covers.iter().copied().min().unwrap_or(0);
         let max = covers.iter().copied().max().unwrap_or(0);
@@ -65,17 +65,17 @@ impl ShardCovers {
     }
 
     /// Every record up to this index is held by every image.
-    pub fn min(&self) -> u64 {
+    pub(crate) fn min(&self) -> u64 {
         self.min
     }
 
     /// No image holds a record after this index.
-    pub fn max(&self) -> u64 {
+    pub(crate) fn max(&self) -> u64 {
         self.max
     }
 
     /// Whether the image of `key`'s shard holds the record at `index`.
-    pub fn holds(&self, key: &[u8], index: u64) -> bool {
+    pub(crate) fn holds(&self, key: &[u8], index: u64) -> bool {
         index <= self.covers[shard_for(key, self.covers.len())]
     }
 }
@@ -87,7 +87,7 @@ impl Store {
     /// image of its shard already holds is only logged, and a FLUSHALL
     /// some images are newer than clears only the shards whose images are
     /// older.
-    pub fn replay<B: AsRef<[u8]>>(
+    pub(crate) fn replay<B: AsRef<[u8]>>(
         &self,
         mode: Replay,
         covers: Option<&ShardCovers>,

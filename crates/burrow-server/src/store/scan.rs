@@ -23,9 +23,9 @@ use super::Store;
 const INDEX_BITS: u32 = 42;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
 /// COUNT when the client gives 0.
-pub const DEFAULT_COUNT: u32 = 10;
+pub(super) const DEFAULT_COUNT: u32 = 10;
 /// COUNT is a hint; it is clamped so one call stays short.
-pub const MAX_COUNT: u32 = 100_000;
+pub(super) const MAX_COUNT: u32 = 100_000;
 
 fn make_cursor(shard: usize, buckets: usize, index: usize) -> u64 {
     let log2 = if buckets == 0 { 0 } else { buckets.trailing_zeros() as u64 };
@@ -34,7 +34,7 @@ fn make_cursor(shard: usize, buckets: usize, index: usize) -> u64 {
 
 impl Store {
     /// One SCAN step: the next cursor (0 when done) and the keys found.
-    pub fn scan(&self, cursor: u64, count: u32, pattern: &[u8], now: u64) -> (u64, Vec<Bytes>) {
+    pub(crate) fn scan(&self, cursor: u64, count: u32, pattern: &[u8], now: u64) -> (u64, Vec<Bytes>) {
         let count = match count {
             0 => DEFAULT_COUNT,
             n => n.min(MAX_COUNT),
@@ -79,7 +79,7 @@ impl Store {
 }
 
 /// Redis-style glob: `*`, `?`, `[abc]`, `[^a-z]`, `\x`. Empty matches all.
-pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
+pub(super) fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
     if pattern.is_empty() || pattern == b"*" {
         return true;
     }

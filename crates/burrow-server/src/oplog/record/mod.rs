@@ -28,11 +28,11 @@ use super::op::{Op, OpDecodeError};
 pub use iter::{BadRecord, Records};
 
 /// Length + CRC prefix.
-pub const RECORD_HEADER_LEN: usize = 8;
+pub(crate) const RECORD_HEADER_LEN: usize = 8;
 /// term + index: the fixed start of the CRC-covered body.
-pub const RECORD_BODY_FIXED: usize = 16;
+pub(crate) const RECORD_BODY_FIXED: usize = 16;
 /// The smallest valid record: header, term, index and a one-byte op.
-pub const MIN_RECORD_LEN: usize = RECORD_HEADER_LEN + RECORD_BODY_FIXED + 1;
+pub(crate) const MIN_RECORD_LEN: usize = RECORD_HEADER_LEN + RECORD_BODY_FIXED + 1;
 /// The smallest valid `length` field.
 const MIN_BODY_LEN: u32 = (RECORD_BODY_FIXED + 1) as u32;
 
@@ -68,7 +68,7 @@ pub fn encode_record<B: AsRef<[u8]>>(term: u64, index: u64, op: &Op<B>, dst: &mu
 /// records this way and seals them (see [`seal_records`]) only where they
 /// leave memory — in the WAL writer's thread, or when served to a reader —
 /// so the CRC is off the write path.
-pub fn encode_record_unsealed<B: AsRef<[u8]>>(term: u64, index: u64, op: &Op<B>, dst: &mut BytesMut) {
+pub(super) fn encode_record_unsealed<B: AsRef<[u8]>>(term: u64, index: u64, op: &Op<B>, dst: &mut BytesMut) {
     let start = dst.len();
     dst.put_u32(0);
     dst.put_u32(0);
@@ -82,7 +82,7 @@ pub fn encode_record_unsealed<B: AsRef<[u8]>>(term: u64, index: u64, op: &Op<B>,
 /// Computes and stores the CRC of every record in `buf`, which holds whole
 /// records written by [`encode_record_unsealed`], back to back. Stops at
 /// anything else (a broken contract: readers then report that record).
-pub fn seal_records(buf: &mut [u8]) {
+pub(crate) fn seal_records(buf: &mut [u8]) {
     let mut pos = 0;
     while pos < buf.len() {
         let framed = framed_len(&buf[pos..]);
@@ -97,7 +97,7 @@ pub fn seal_records(buf: &mut [u8]) {
 /// Term and index of the record at the start of `src`, read from its
 /// header without any check (`None` if `src` is too short to hold them):
 /// for buffers of records this process framed, or already checked.
-pub fn record_position(src: &[u8]) -> Option<(u64, u64)> {
+pub(crate) fn record_position(src: &[u8]) -> Option<(u64, u64)> {
     let fixed = src.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + RECORD_BODY_FIXED)?;
     Some((BigEndian::read_u64(&fixed[..8]), BigEndian::read_u64(&fixed[8..])))
 }

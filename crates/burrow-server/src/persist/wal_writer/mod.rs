@@ -29,7 +29,7 @@ mod failure;
 mod io_thread;
 mod policy;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -50,7 +50,7 @@ use io_thread::{Inbound, IoThread, Segment};
 /// the whole WAL ([`WalWriter::restart_at`]) and both restart below its
 /// first index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Durability {
+pub(crate) struct Durability {
     /// Highest index handed to the OS (written).
     pub written: u64,
     /// Highest index known to be on stable storage (fsynced). Never moves
@@ -66,7 +66,7 @@ pub struct Durability {
 
 /// WAL figures for INFO.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WalStats {
+pub(crate) struct WalStats {
     pub bytes: u64,
     pub segments: usize,
     pub fsyncs: u64,
@@ -108,7 +108,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The handle to the WAL writer thread.
-pub struct WalWriter {
+pub(crate) struct WalWriter {
     shared: Arc<Shared>,
     policy: FsyncPolicy,
     dir: PathBuf,
@@ -125,14 +125,14 @@ impl std::fmt::Debug for WalWriter {
 
 /// A follower's install step, run by [`WalWriter::restart_at`] on the WAL
 /// thread between deleting the old segments and starting the new one.
-pub type Install = Box<dyn FnOnce(&dyn FileSystem) -> Result<(), WalError> + Send>;
+pub(super) type Install = Box<dyn FnOnce(&dyn FileSystem) -> Result<(), WalError> + Send>;
 
 impl WalWriter {
     /// Starts the writer on `cfg.dir`. `existing`: the segments recovery
     /// found (first index, path, valid length), the last of which is
     /// appended to (cut to its valid length first); with none, a new
     /// segment starts at `last_index + 1`.
-    pub fn start(
+    pub(crate) fn start(
         fs: Arc<dyn FileSystem>,
         log: Arc<OpLog>,
         cfg: &PersistConfig,
@@ -186,23 +186,15 @@ impl WalWriter {
     }
 
     /// A receiver to wait on for durability (written / synced / failed).
-    pub fn subscribe(&self) -> watch::Receiver<Durability> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Durability> {
         self.shared.durable.subscribe()
     }
 
-    pub fn durability(&self) -> Durability {
+    pub(crate) fn durability(&self) -> Durability {
         *self.shared.durable.borrow()
     }
 
-    pub fn policy(&self) -> FsyncPolicy {
-        self.policy
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn stats(&self) -> WalStats {
+    pub(crate) fn stats(&self) -> WalStats {
         WalStats {
             bytes: self.shared.closed_bytes.load(Ordering::Relaxed)
                 + self.shared.active_len.load(Ordering::Relaxed),
@@ -213,7 +205,7 @@ impl WalWriter {
     }
 
     /// The IO_ERROR message for a write refused because the WAL is failing.
-    pub fn refusal(&self) -> String {
+    pub(crate) fn refusal(&self) -> String {
         let reason = self.stats().last_error.unwrap_or_default();
         if self.durability().fatal {
             format!(
@@ -227,7 +219,7 @@ impl WalWriter {
 
     /// Asks the writer to fsync through `index` whatever the policy; wait
     /// on [`WalWriter::subscribe`] for `synced` to reach it (or `failed`).
-    pub fn sync_through(&self, index: u64) {
+    pub(crate) fn sync_through(&self, index: u64) {
         let _ = self.shared.send(Inbound::SyncThrough(index));
     }
 
@@ -235,7 +227,7 @@ impl WalWriter {
     /// up to `timeout` for the writer to do it. Called after a snapshot, so
     /// the segment it covers can be deleted instead of lingering until
     /// full. Blocks: call it from a blocking thread.
-    pub fn rotate(&self, timeout: Duration) -> bool {
+    pub(crate) fn rotate(&self, timeout: Duration) -> bool {
         let (tx, rx) = mpsc::channel();
         self.shared.send(Inbound::Rotate(tx)).is_ok() && rx.recv_timeout(timeout).is_ok()
     }
@@ -243,7 +235,7 @@ impl WalWriter {
     /// Deletes segments whose every record has an index ≤ `index` (covered
     /// by a snapshot); returns how many. The active segment is never
     /// deleted. Blocks: call it from a blocking thread.
-    pub fn delete_covered(&self, index: u64) -> usize {
+    pub(crate) fn delete_covered(&self, index: u64) -> usize {
         let (tx, rx) = mpsc::channel();
         if self.shared.send(Inbound::DeleteCovered(index, tx)).is_err() {
             return 0;
@@ -259,7 +251,7 @@ impl WalWriter {
     /// no new snapshot (the node comes back empty and resyncs) or the new
     /// snapshot alone: never the old records on top of new data. Blocks:
     /// call it from a blocking thread.
-    pub fn restart_at(&self, next_index: u64, install: Install) -> Result<(), WalError> {
+    pub(crate) fn restart_at(&self, next_index: u64, install: Install) -> Result<(), WalError> {
         let (tx, rx) = mpsc::channel();
         let stopped = WalError::Failed(WriterFailure::Stopped);
         if self.shared.send(Inbound::Restart { next_index, install, reply: tx }).is_err() {
@@ -272,7 +264,7 @@ impl WalWriter {
     /// if the WAL was failing: some records acknowledged or not may not be
     /// in it (the message says which, or why). Blocks until the thread
     /// is done: call it from a blocking thread.
-    pub fn shutdown(&self) -> Result<(), WalError> {
+    pub(crate) fn shutdown(&self) -> Result<(), WalError> {
         let _ = self.shared.send(Inbound::Shutdown);
         let mut exit = lock(&self.exit);
         if let Some(thread) = lock(&self.thread).take() {

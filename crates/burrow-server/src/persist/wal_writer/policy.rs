@@ -35,9 +35,9 @@ use crate::persist::wal::WAL_HEADER_LEN;
 use crate::persist::FsyncPolicy;
 
 /// How often `everysec` fsyncs.
-pub const EVERYSEC: Duration = Duration::from_secs(1);
+pub(super) const EVERYSEC: Duration = Duration::from_secs(1);
 /// How long after a failed write (or segment start) it is tried again.
-pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 const HEADER: u64 = WAL_HEADER_LEN as u64;
 
@@ -45,7 +45,7 @@ const HEADER: u64 = WAL_HEADER_LEN as u64;
 /// the operation and its OS error as INFO and the log show them
 /// (`fsync <path>: Input/output error`), built once by the IO thread.
 #[derive(Debug)]
-pub enum Event {
+pub(super) enum Event {
     /// Records taken from the op log, sealed, ending with record `last`.
     Queued {
         bytes: BytesMut,
@@ -108,7 +108,7 @@ pub enum Event {
 
 /// What to do: output of [`WalPolicy::poll`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(super) enum Action {
     /// Write `bytes` at `offset` of the active segment (one `write`).
     Write { offset: u64, bytes: Bytes },
     /// Cut the active segment back to `len` bytes (after a failed write).
@@ -134,7 +134,7 @@ pub enum Action {
 
 /// A change in the WAL's health, for the log and INFO.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Report {
+pub(super) enum Report {
     /// Writes started failing; they are retried.
     Failing(String),
     /// A retry failed again.
@@ -162,7 +162,7 @@ enum Health {
 
 /// The writer's state and decisions.
 #[derive(Debug)]
-pub struct WalPolicy {
+pub(super) struct WalPolicy {
     policy: FsyncPolicy,
     segment_bytes: u64,
     /// Highest index taken from the op log. Invariant: `written ≤ queued`.
@@ -211,7 +211,7 @@ impl WalPolicy {
     /// A writer appending to a segment `segment_len` bytes long whose last
     /// record (or, on a fresh segment, the one before its first) is
     /// `last_index`, all of it on disk already (recovery read it back).
-    pub fn new(
+    pub(super) fn new(
         policy: FsyncPolicy,
         segment_bytes: u64,
         last_index: u64,
@@ -243,7 +243,7 @@ impl WalPolicy {
     }
 
     /// What waiters see now.
-    pub fn durability(&self) -> Durability {
+    pub(super) fn durability(&self) -> Durability {
         Durability {
             written: self.written,
             synced: self.synced,
@@ -253,17 +253,17 @@ impl WalPolicy {
     }
 
     /// Why the WAL refuses writes (`None` while it is healthy).
-    pub fn error(&self) -> Option<&str> {
+    pub(super) fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
 
     /// Whether the WAL can no longer be made durable in this process.
-    pub fn is_fatal(&self) -> bool {
+    pub(super) fn is_fatal(&self) -> bool {
         self.health == Health::Fatal
     }
 
     /// When to be polled again if nothing happens before.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         match self.health {
             Health::Failing { retry_at } if !self.gave_up => Some(retry_at),
             Health::Ok if self.periodic_sync_owed() => Some(self.last_sync + EVERYSEC),
@@ -280,7 +280,7 @@ impl WalPolicy {
     /// # Panics
     /// If an outcome arrives for an action that was not handed out
     /// (`WriteDone` or `WriteFailed` with no write in progress).
-    pub fn step(&mut self, event: Event, now: Instant) {
+    pub(super) fn step(&mut self, event: Event, now: Instant) {
         match event {
             Event::Queued { bytes, last } => {
                 self.queued = last;
@@ -428,7 +428,7 @@ impl WalPolicy {
 
     /// The next thing to do, if any. Call until `None`, carrying out each
     /// action and stepping its outcome in before the next call.
-    pub fn poll(&mut self, now: Instant) -> Option<Action> {
+    pub(super) fn poll(&mut self, now: Instant) -> Option<Action> {
         if let Some(r) = self.reports.pop_front() {
             return Some(Action::Report(r));
         }

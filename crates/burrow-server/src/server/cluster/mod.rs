@@ -107,9 +107,9 @@ pub struct ClusterConfig {
 }
 
 /// `heartbeat_ms` of `cluster.toml`, for clusters built in code.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
+pub(super) const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
 /// The default `quorum_timeout_ms`.
-pub const DEFAULT_QUORUM_TIMEOUT: Duration = Duration::from_millis(1000);
+pub(super) const DEFAULT_QUORUM_TIMEOUT: Duration = Duration::from_millis(1000);
 
 impl ClusterConfig {
     /// The cluster of `nodes`, led at first by `initial_leader`, as node

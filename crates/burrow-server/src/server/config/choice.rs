@@ -53,7 +53,7 @@ pub(crate) fn expected_one_of<T: ValueEnum>(got: &str) -> String {
 /// `--persistence`: a switch spelled as Redis spells its own (`on`/`off`);
 /// `true`/`false` and `yes`/`no` keep working, as they always did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnOff {
+pub(crate) enum OnOff {
     #[value(alias = "true", alias = "yes")]
     On,
     #[value(alias = "false", alias = "no")]
@@ -61,7 +61,7 @@ pub enum OnOff {
 }
 
 impl OnOff {
-    pub fn is_on(self) -> bool {
+    pub(crate) fn is_on(self) -> bool {
         self == OnOff::On
     }
 }

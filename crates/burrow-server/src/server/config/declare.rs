@@ -89,17 +89,17 @@ macro_rules! declare_settings {
                         $default,
                     ),
                 )]
-                pub $name: Option<$In>,
+                pub(crate) $name: Option<$In>,
             )+
             /// TOML config file: a [server] table of the settings above (same names, with `_`), and
             /// optionally a cluster ([cluster] and [[node]] tables). Flags override it
             #[arg(long, value_name = "FILE")]
-            pub config: Option<PathBuf>,
+            pub(crate) config: Option<PathBuf>,
             /// Which [[node]] of the --config file's cluster this process is; required with a
             /// [cluster] file. Its addr and data_dir replace --bind, --port and --data-dir
             /// unless those are given too
             #[arg(long, value_name = "N")]
-            pub node_id: Option<NodeId>,
+            pub(crate) node_id: Option<NodeId>,
         }
 
         /// The `[server]` table of a config file; the flags' names, with `_`.
@@ -149,8 +149,9 @@ macro_rules! declare_settings {
             }
         }
 
-        /// Every setting, in declaration order: `--help`'s and README's table.
-        pub const SETTINGS: &[$crate::server::config::table::Setting] = &[
+        /// Every setting, in declaration order: README's table (checked by a test).
+        #[cfg(test)]
+        pub(crate) const SETTINGS: &[$crate::server::config::table::Setting] = &[
             $( $crate::server::config::table::Setting {
                 name: stringify!($name),
                 default: $default,

@@ -32,8 +32,9 @@ use settings::ServerSection;
 
 pub use choice::LogFormat;
 pub(crate) use choice::{deserialize_by_from_str, expected_one_of, from_str_by_value_enum};
-pub use settings::{Config, ServerArgs, SETTINGS};
-pub use table::{markdown_table, Setting};
+#[cfg(test)]
+pub(crate) use settings::SETTINGS;
+pub use settings::{Config, ServerArgs};
 pub(crate) use units::Millis;
 
 /// One worker thread per core this process may run on, less one: the
@@ -41,12 +42,12 @@ pub(crate) use units::Millis;
 /// gives the same advice for its I/O threads). On 2 cores that is 1 thread,
 /// which measured faster at pipeline depth 1 than 2 threads sharing both
 /// cores with the load generator (README, Performance).
-pub fn default_threads() -> usize {
+pub(super) fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1)
 }
 
 /// 4 × cores rounded up to a power of two, at least 16.
-pub fn default_shards() -> usize {
+pub(super) fn default_shards() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     (cores * 4).next_power_of_two().max(16)
 }
@@ -88,7 +89,7 @@ impl Config {
     }
 
     /// The persistence settings, or `None` with persistence off.
-    pub fn persist_config(&self) -> Option<PersistConfig> {
+    pub(crate) fn persist_config(&self) -> Option<PersistConfig> {
         self.persistence.then(|| PersistConfig {
             dir: self.data_dir.clone(),
             fsync: self.fsync,

@@ -1,10 +1,12 @@
 //! The settings as documentation: each flag's `--help` line and README's
 //! settings table, both made from the declarations, and a test that fails
-//! when README's table and the declarations disagree in any way.
+//! when README's table and the declarations disagree in any way. The table
+//! exists for that test only.
 
 /// One declared setting, as documented.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Setting {
+pub(crate) struct Setting {
     /// The `Config` field and `[server]` key (the flag is this with `-`).
     pub name: &'static str,
     /// The default as written (parsed like a flag unless computed).
@@ -15,13 +17,14 @@ pub struct Setting {
     pub expected: Option<&'static str>,
 }
 
+#[cfg(test)]
 impl Setting {
-    pub fn flag(&self) -> String {
+    pub(crate) fn flag(&self) -> String {
         format!("--{}", self.name.replace('_', "-"))
     }
 
     /// The doc comment as one line, and what the check expects.
-    pub fn doc(&self) -> String {
+    pub(crate) fn doc(&self) -> String {
         describe(self.doc, self.expected)
     }
 }
@@ -40,10 +43,12 @@ pub(super) fn help(doc: &[&str], expected: Option<&str>, default: &str) -> Strin
 }
 
 /// The header README's table starts with.
+#[cfg(test)]
 const HEADER: &str = "| flag | `[server]` key | default | meaning |";
 
 /// README's settings table, in declaration order.
-pub fn markdown_table(settings: &[Setting]) -> String {
+#[cfg(test)]
+pub(super) fn markdown_table(settings: &[Setting]) -> String {
     let mut out = format!("{HEADER}\n|---|---|---|---|\n");
     for s in settings {
         out.push_str(&format!("| `{}` | `{}` | {} | {} |\n", s.flag(), s.name, s.default, s.doc()));

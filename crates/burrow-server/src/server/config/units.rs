@@ -18,15 +18,15 @@ use serde::Deserialize;
 
 /// A number of bytes: `4096`, `64KiB`, `512MiB`, `1GB`, `1.5GiB`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
+pub(crate) struct Size(pub u64);
 
 impl Size {
-    pub fn bytes(self) -> u64 {
+    pub(crate) fn bytes(self) -> u64 {
         self.0
     }
 
     /// As a `usize`, saturating (a setting's own check then refuses it).
-    pub fn usize(self) -> usize {
+    pub(crate) fn usize(self) -> usize {
         usize::try_from(self.0).unwrap_or(usize::MAX)
     }
 }
@@ -46,7 +46,7 @@ impl FromStr for Size {
 }
 
 /// The unit a plain number of a duration setting is in.
-pub trait PlainUnit {
+pub(crate) trait PlainUnit {
     /// For error messages: "seconds", "milliseconds".
     const NAME: &'static str;
     fn duration(n: u64) -> Duration;
@@ -54,7 +54,7 @@ pub trait PlainUnit {
 
 /// Plain numbers are seconds (`--idle-timeout 30`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Secs;
+pub(crate) struct Secs;
 
 impl PlainUnit for Secs {
     const NAME: &'static str = "seconds";
@@ -65,7 +65,7 @@ impl PlainUnit for Secs {
 
 /// Plain numbers are milliseconds (`heartbeat_ms = 100`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ms;
+pub(crate) struct Ms;
 
 impl PlainUnit for Ms {
     const NAME: &'static str = "milliseconds";
@@ -76,27 +76,27 @@ impl PlainUnit for Ms {
 
 /// A duration: `1.5s`, `200ms`, `2m`, `1h 30m`, or a plain number in `U`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span<U> {
+pub(crate) struct Span<U> {
     pub duration: Duration,
     unit: PhantomData<U>,
 }
 
 /// A duration whose plain numbers are seconds.
-pub type Seconds = Span<Secs>;
+pub(super) type Seconds = Span<Secs>;
 /// A duration whose plain numbers are milliseconds.
-pub type Millis = Span<Ms>;
+pub(crate) type Millis = Span<Ms>;
 
 impl<U> Span<U> {
-    pub fn new(duration: Duration) -> Self {
+    pub(crate) fn new(duration: Duration) -> Self {
         Span { duration, unit: PhantomData }
     }
 
-    pub fn get(self) -> Duration {
+    pub(crate) fn get(self) -> Duration {
         self.duration
     }
 
     /// `None` for zero, which the settings use for "never".
-    pub fn non_zero(self) -> Option<Duration> {
+    pub(crate) fn non_zero(self) -> Option<Duration> {
         (!self.duration.is_zero()).then_some(self.duration)
     }
 }

@@ -53,7 +53,7 @@ struct LinkStatus {
 
 /// The follower's replication state, shared with connections.
 #[derive(Debug)]
-pub struct FollowerSide {
+pub(crate) struct FollowerSide {
     cluster: ClusterConfig,
     leader: NodeInfo,
     status: Mutex<LinkStatus>,

@@ -91,7 +91,7 @@ struct State {
 
 /// The leader's replication state, shared by its tasks and connections.
 #[derive(Debug)]
-pub struct LeaderSide {
+pub(crate) struct LeaderSide {
     state: Mutex<State>,
     cluster: ClusterConfig,
     store: Arc<Store>,
@@ -186,7 +186,7 @@ impl LeaderSide {
         self.meta
     }
 
-    pub fn mode(&self) -> ReplicationMode {
+    pub(crate) fn mode(&self) -> ReplicationMode {
         self.cluster.mode
     }
 

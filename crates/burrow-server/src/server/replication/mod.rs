@@ -36,12 +36,12 @@ use burrow_proto::{Codec, CodecError, ErrorChain, Frame, FrameRef, Status};
 
 use link_end::{End, LinkEnd};
 
-pub use follower::FollowerSide;
-pub use leader::LeaderSide;
+pub(super) use follower::FollowerSide;
+pub(super) use leader::LeaderSide;
 
 /// Which part this node plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// No cluster configured.
     Standalone,
     Leader,
@@ -49,7 +49,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Role::Standalone => "standalone",
             Role::Leader => "leader",
@@ -60,7 +60,7 @@ impl Role {
 
 /// Replication state shared by every connection.
 #[derive(Debug)]
-pub enum Replication {
+pub(crate) enum Replication {
     Standalone,
     Leader(Arc<LeaderSide>),
     Follower(Arc<FollowerSide>),
@@ -69,11 +69,11 @@ pub enum Replication {
 /// A follower's replication handshake, decoded: the first frame of its
 /// link. Only [`Replication::accepts_link`] makes one.
 #[derive(Debug)]
-pub struct Handshake(Message);
+pub(crate) struct Handshake(Message);
 
 impl Handshake {
     /// The handshake message, for the leader's state machine.
-    pub fn into_message(self) -> Message {
+    pub(crate) fn into_message(self) -> Message {
         self.0
     }
 }
@@ -102,7 +102,7 @@ impl Replication {
     /// Decides this node's role from the cluster config and, with
     /// persistence on, the history its data directory holds (the leader
     /// starts a new one if there is none).
-    pub fn open(
+    pub(crate) fn open(
         config: &Config,
         store: &Arc<Store>,
         persist: Option<&Arc<Persistence>>,
@@ -157,7 +157,7 @@ impl Replication {
         }
     }
 
-    pub fn role(&self) -> Role {
+    pub(crate) fn role(&self) -> Role {
         match self {
             Replication::Standalone => Role::Standalone,
             Replication::Leader(_) => Role::Leader,
@@ -166,7 +166,7 @@ impl Replication {
     }
 
     /// Starts the background tasks of this node's role.
-    pub fn start(&self, shared: &Arc<Shared>, cancel: &CancellationToken, tracker: &TaskTracker) {
+    pub(crate) fn start(&self, shared: &Arc<Shared>, cancel: &CancellationToken, tracker: &TaskTracker) {
         match self {
             Replication::Standalone => {}
             Replication::Leader(l) => {
@@ -181,7 +181,7 @@ impl Replication {
     /// Why this node refuses a write (or WAIT), if it does: a follower
     /// answers NOT_LEADER with the leader's client address.
     #[inline]
-    pub fn refuse_write(&self) -> Option<(Status, String)> {
+    pub(crate) fn refuse_write(&self) -> Option<(Status, String)> {
         match self {
             Replication::Follower(f) => Some((Status::NotLeader, f.leader_addr().to_string())),
             _ => None,
@@ -192,7 +192,7 @@ impl Replication {
     /// resync (LOADING), or one whose leader link has been down longer than
     /// `max_stale_ms` (STALE).
     #[inline]
-    pub fn refuse_read(&self) -> Option<(Status, String)> {
+    pub(crate) fn refuse_read(&self) -> Option<(Status, String)> {
         match self {
             Replication::Follower(f) => f.refuse_read(),
             _ => None,
@@ -201,14 +201,14 @@ impl Replication {
 
     /// The connection executed writes: wake the leader's streamer.
     #[inline]
-    pub fn appended(&self) {
+    pub(crate) fn appended(&self) {
         if let Replication::Leader(l) = self {
             l.appended();
         }
     }
 
     /// How many followers hold `index` durably (WAIT's answer).
-    pub fn acked_count(&self, index: u64) -> usize {
+    pub(crate) fn acked_count(&self, index: u64) -> usize {
         match self {
             Replication::Leader(l) => l.acked_count(index),
             _ => 0,
@@ -217,7 +217,7 @@ impl Replication {
 
     /// Completes once `replicas` followers hold `index` durably; never, if
     /// that many cannot (the caller bounds it with WAIT's timeout).
-    pub async fn wait_acked(&self, index: u64, replicas: usize) {
+    pub(crate) async fn wait_acked(&self, index: u64, replicas: usize) {
         match self {
             Replication::Leader(l) => l.wait_acked(index, replicas).await,
             _ if replicas == 0 => {}
@@ -226,7 +226,7 @@ impl Replication {
     }
 
     /// Quorum mode: the commit index to wait for and how long a write may wait.
-    pub fn quorum(&self) -> Option<(tokio::sync::watch::Receiver<u64>, Duration)> {
+    pub(crate) fn quorum(&self) -> Option<(tokio::sync::watch::Receiver<u64>, Duration)> {
         match self {
             Replication::Leader(l) if l.mode() == ReplicationMode::Quorum => Some(l.commit_watch()),
             _ => None,
@@ -238,7 +238,7 @@ impl Replication {
     /// connection answers BAD_REQUEST and carries on); `None` for any other
     /// frame, and on other roles, where HANDSHAKE is an unknown opcode.
     #[inline]
-    pub fn accepts_link(&self, frame: &FrameRef<'_>) -> Option<Result<Handshake, WireError>> {
+    pub(crate) fn accepts_link(&self, frame: &FrameRef<'_>) -> Option<Result<Handshake, WireError>> {
         if frame.opcode != wire::OP_HANDSHAKE || !matches!(self, Replication::Leader(_)) {
             return None;
         }
@@ -248,7 +248,7 @@ impl Replication {
     /// Serves a replication link a connection turned into (see
     /// [`accepts_link`](Self::accepts_link)): its IO and the bytes it read
     /// after the handshake.
-    pub async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
+    pub(crate) async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         link: FramedParts<S, Codec>,
         peer: SocketAddr,
@@ -263,7 +263,7 @@ impl Replication {
     /// After a clean shutdown (final snapshot written, WAL closed): a
     /// leader records that its history may continue at the next start.
     /// Writes a file: call it from a blocking thread.
-    pub fn mark_clean_shutdown(&self, persist: &Persistence) {
+    pub(crate) fn mark_clean_shutdown(&self, persist: &Persistence) {
         if let Replication::Leader(l) = self {
             let meta = NodeMeta { clean: true, ..l.meta() };
             match write_node_meta_with(persist.fs().as_ref(), &persist.cfg.dir, meta) {
@@ -276,7 +276,7 @@ impl Replication {
     }
 
     /// The leader's replication backlog: (records, bytes); zeros elsewhere.
-    pub fn backlog(&self) -> (usize, usize) {
+    pub(crate) fn backlog(&self) -> (usize, usize) {
         match self {
             Replication::Leader(l) => l.backlog(),
             _ => (0, 0),
@@ -284,7 +284,7 @@ impl Replication {
     }
 
     /// The INFO `replication` section's lines.
-    pub fn info(&self, out: &mut String) {
+    pub(crate) fn info(&self, out: &mut String) {
         match self {
             Replication::Standalone => out.push_str("role:standalone\n"),
             Replication::Leader(l) => l.info(out),
