@@ -12,9 +12,9 @@
 //! See protocol.md, "Persistence formats".
 
 // Public through `crate::fault_injection` with the feature; a unit-test
-// build without it uses it inside the crate only.
+// build without it uses part of it inside the crate only.
 #[cfg(any(test, feature = "fault-injection"))]
-#[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub))]
+#[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub, dead_code))]
 mod faulty_fs;
 mod fs;
 mod node_meta;
