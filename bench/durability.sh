@@ -6,6 +6,7 @@
 #      relative to --fsync no.
 #
 # Environment: KEYS (default 1000000), RUNS (default 3; medians are reported),
+# BURROW_SERVER (the burrow-server binary to measure, default target/release),
 # REQUESTS (per throughput run, default 300000), SKIP_BUILD=1, NO_REDIS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ REQUESTS=${REQUESTS:-300000}
 if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release --quiet --bin burrow-server --bin burrow-bench --bin burrow-cli
 fi
-SERVER="$ROOT/target/release/burrow-server"
+SERVER="${BURROW_SERVER:-$ROOT/target/release/burrow-server}"
 BENCH="$ROOT/target/release/burrow-bench"
 CLI="$ROOT/target/release/burrow-cli"
 WORK=$(mktemp -d)

@@ -17,6 +17,7 @@
 # through bench/replpoll.py, which keeps one connection per server.
 #
 # Environment: KEYS (default 1000000), RUNS (default 3; medians are reported),
+# BURROW_SERVER (the burrow-server binary to measure, default target/release),
 # REQUESTS (per throughput run, default 3000000), SKIP_BUILD=1,
 # NO_REDIS=1 (Burrow only), MODES (persistence of part 2, default "off everysec"),
 # PARTS (default "sync throughput"), BURROW_ARGS (extra flags for every Burrow
@@ -64,7 +65,7 @@ fi
 if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release --quiet --bin burrow-server --bin burrow-bench --bin burrow-cli
 fi
-SERVER="$ROOT/target/release/burrow-server"
+SERVER="${BURROW_SERVER:-$ROOT/target/release/burrow-server}"
 BENCH="$ROOT/target/release/burrow-bench"
 CLI="$ROOT/target/release/burrow-cli"
 POLL=(python3 "$ROOT/bench/replpoll.py")

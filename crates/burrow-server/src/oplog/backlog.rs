@@ -8,6 +8,7 @@
 //! followers are served from lives with the streamer
 //! (`replication::ReplBacklog`), which only its thread touches.
 
+use std::cell::Cell;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -271,6 +272,40 @@ pub(crate) struct OpLog {
     wal_ready: Condvar,
 }
 
+thread_local! {
+    /// Set while this thread runs [`defer_wal_wakes`].
+    static DEFERRING: Cell<bool> = const { Cell::new(false) };
+    /// An append inside [`defer_wal_wakes`] left the parked WAL writer
+    /// asleep: someone on this thread owes it an [`OpLog::wake_wal`].
+    static WAKE_OWED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (a connection executing a batch of requests) with the WAL
+/// writer's wake-ups deferred: appends leave it parked and note that a
+/// wake is owed, which the caller pays ([`take_owed_wal_wake`], then
+/// [`OpLog::wake_wal`]) when it is about to wait for its records.
+///
+/// Why: woken as soon as the first record of a batch lands, the writer
+/// thread took and wrote batches of a record or two, and every write
+/// published progress that woke every waiting connection again. Deferred,
+/// the connections one turn of a runtime serves append first (the one
+/// owing the wake yields to them), and one wake-up, one `write` and one
+/// publication cover them all. Measured (`burrow-bench -t set -c 50 -P 16`,
+/// `--fsync everysec`, CPU ticks of the server's threads for 1.5M SETs):
+/// 224 before, 135 after (121 when connections wrote the WAL themselves).
+pub(crate) fn defer_wal_wakes<R>(f: impl FnOnce() -> R) -> R {
+    let was = DEFERRING.replace(true);
+    let r = f();
+    DEFERRING.set(was);
+    r
+}
+
+/// Whether an append on this thread since the last call left the WAL
+/// writer parked with records waiting (see [`defer_wal_wakes`]); clears it.
+pub(crate) fn take_owed_wal_wake() -> bool {
+    WAKE_OWED.replace(false)
+}
+
 impl OpLog {
     #[cfg(test)]
     pub(crate) fn new(max_bytes: usize) -> OpLog {
@@ -409,9 +444,15 @@ impl OpLog {
     /// if the WAL writer sleeps and records now wait for it, wakes it — once
     /// per batch: it stays awake (and this stays a flag test under the lock
     /// the append holds anyway) until it has written everything queued.
+    /// Inside [`defer_wal_wakes`] the wake is left to the caller instead.
     fn release(&self, mut g: std::sync::MutexGuard<'_, Backlog>) {
         self.publish(&g);
         let wake = g.wal_parked && g.wal.as_ref().is_some_and(|w| !w.is_empty());
+        if wake && DEFERRING.get() {
+            WAKE_OWED.set(true);
+            drop(g);
+            return;
+        }
         if wake {
             g.wal_parked = false;
         }
@@ -518,5 +559,27 @@ mod tests {
         assert_eq!(follower.wal.as_ref().unwrap()[..], raw[..]);
         assert!(!follower.wal_unsealed);
         assert_eq!(follower.last_index, 1);
+    }
+
+    #[test]
+    fn appends_inside_a_deferred_batch_leave_the_writer_parked_and_owe_one_wake() {
+        let log = OpLog::counting(1 << 20);
+        log.enable_wal();
+        let parked = |log: &OpLog| log.lock().wal_parked;
+        log.lock().wal_parked = true;
+        defer_wal_wakes(|| {
+            log.append(&op());
+            log.append(&op());
+        });
+        assert!(parked(&log), "no wake inside the batch");
+        assert!(take_owed_wal_wake(), "the batch owes one");
+        assert!(!take_owed_wal_wake(), "and only one");
+        log.wake_wal();
+        assert!(!parked(&log), "paid");
+        // Outside a batch an append wakes a parked writer itself.
+        log.lock().wal_parked = true;
+        log.append(&op());
+        assert!(!parked(&log));
+        assert!(!take_owed_wal_wake());
     }
 }

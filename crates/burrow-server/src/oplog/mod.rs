@@ -10,7 +10,7 @@ mod backlog;
 mod op;
 mod record;
 
-pub(crate) use backlog::OpLog;
+pub(crate) use backlog::{defer_wal_wakes, take_owed_wal_wake, OpLog};
 pub use op::{Op, OpDecodeError};
 pub use record::{decode_record, encode_record, BadRecord, Record, RecordError, RecordRef, Records};
 pub(crate) use record::{

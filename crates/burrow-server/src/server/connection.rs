@@ -179,7 +179,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             // the replies written with one write (unless they pass FLUSH_AT).
             let now = now_ms();
             let step = loop {
-                match self.execute_buffered(now) {
+                match crate::oplog::defer_wal_wakes(|| self.execute_buffered(now)) {
                     Stop::Full => {
                         self.durable.flush(&mut self.io, &mut self.wbuf, self.shared, self.cancel).await?
                     }
@@ -463,6 +463,15 @@ impl Durable {
         shared: &Shared,
         cancel: &CancellationToken,
     ) -> std::io::Result<()> {
+        if crate::oplog::take_owed_wal_wake() {
+            if !self.writes.is_empty() {
+                // The other connections this turn of the runtime serves
+                // append first; then one wake-up and one `write` take them
+                // all (see `defer_wal_wakes`).
+                tokio::task::yield_now().await;
+            }
+            shared.store.log().wake_wal();
+        }
         let target = if self.writes.is_empty() { 0 } else { shared.store.log().last_index() };
         if let (Some(rx), false) = (self.rx.as_mut(), self.writes.is_empty()) {
             let fsynced = self.fsynced;

@@ -135,12 +135,9 @@ impl IoThread {
                 let _ = reply.send(result);
             }
             let wait = self.core.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
-            if self.shared.log.wait_wal(wait) {
-                // Woken by the first record of a batch: let the thread
-                // appending it finish the batch if it shares this core, so
-                // one write takes all of it.
-                std::thread::yield_now();
-            }
+            // No yield after a wake-up: connections wake it once their
+            // runtime's turn has appended (`oplog::defer_wal_wakes`).
+            self.shared.log.wait_wal(wait);
         }
     }
 
