@@ -317,14 +317,15 @@ impl Node {
         self.client().await.info("replication").await.expect("INFO replication")
     }
 
-    /// Polls until `cond` holds on this node's INFO replication section;
-    /// panics after [`DEADLINE`] with that INFO and the node's log tail.
-    pub async fn wait_info(&self, what: &str, cond: impl Fn(&str) -> bool) {
+    /// Polls until `cond` holds on this node's INFO replication section and
+    /// returns that INFO; panics after [`DEADLINE`] with the last INFO and
+    /// the node's log tail.
+    pub async fn wait_info(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let info = self.info().await;
             if cond(&info) {
-                return;
+                return info;
             }
             if Instant::now() > deadline {
                 let log = tail(&self.stderr(), 40);
