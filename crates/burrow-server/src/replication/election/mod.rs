@@ -489,8 +489,10 @@ impl Election {
         let up_to_date = candidate_log >= self.last_log;
         if can_vote && up_to_date {
             if !pre_vote {
-                self.hard.voted_for = Some(from);
-                self.persist();
+                if self.hard.voted_for != Some(from) {
+                    self.hard.voted_for = Some(from);
+                    self.persist();
+                }
                 self.reset_timer();
             }
             self.send(from, ElectionMessage::VoteResponse { term, granted: true, pre_vote });
@@ -620,14 +622,22 @@ impl Election {
         self.out.push(ElectionOutput::Send { to, msg });
     }
 
-    /// Queues the hard state; consecutive changes within one input share
-    /// one write, which still precedes everything that depends on it.
+    /// Queues the hard state. Changes within one input share one write
+    /// (adopting a term and voting in it cost one fsync): a queued
+    /// `Persist` followed only by role changes and reports — nothing sent
+    /// yet — is updated in place, and still precedes all that depends on it.
     fn persist(&mut self) {
-        if let Some(ElectionOutput::Persist(h)) = self.out.last_mut() {
-            *h = self.hard;
-        } else {
-            self.out.push(ElectionOutput::Persist(self.hard));
+        for o in self.out.iter_mut().rev() {
+            match o {
+                ElectionOutput::Persist(h) => {
+                    *h = self.hard;
+                    return;
+                }
+                ElectionOutput::RoleChanged { .. } | ElectionOutput::Rejected { .. } => {}
+                ElectionOutput::Send { .. } => break,
+            }
         }
+        self.out.push(ElectionOutput::Persist(self.hard));
     }
 
     fn changed(&mut self, reason: RoleChangeReason) {
