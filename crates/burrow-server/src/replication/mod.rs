@@ -65,7 +65,7 @@ pub use follower::{Follower, FollowerConfig, FollowerOutput, LinkState};
 pub use leader::{DownReason, FollowerProgress, FollowerState, Leader, LeaderConfig, LeaderOutput};
 pub use message::{Message, RecordEntry};
 pub use read_index::{ReadIndex, ReadyRead};
-pub use reconcile::{reconcile, LogTerms, Reconcile};
+pub use reconcile::{probe_answer, reconcile, LogTerms, Reconcile};
 
 /// A node's identity in the cluster.
 pub type NodeId = u64;

@@ -363,7 +363,9 @@ impl Election {
     /// to accept it: `false` for a stale term (a `TermNotice` goes back so
     /// the stale leader steps down), a non-member, or a disabled node. A
     /// second leader in this node's own term cannot exist under Raft; it is
-    /// refused too, and a driver should log it.
+    /// refused too, and a driver should log it. Carry out the outputs
+    /// before acting on `true`: a `Persist` of the leader's term may come
+    /// first, and if it fails the message must be dropped.
     pub fn on_leader_contact(&mut self, from: NodeId, term: u64) -> bool {
         let accepted = self.admit(from, term) && self.leader_contact(from, term);
         self.debug_check();
