@@ -14,7 +14,9 @@
 //! Checked throughout: at most one leader per term; no node votes twice in
 //! a term (across crashes and failed persists); a committed entry is never
 //! changed or lost, every node's committed prefix is the same; a follower
-//! never cuts below its commit index.
+//! never cuts below its commit index; a read a leader serves through
+//! [`ReadIndex`] sees every entry committed anywhere before it arrived (a
+//! deposed leader never serves a stale one).
 //!
 //! `ELECTION_SIM_SEEDS=100000` for a longer hunt; a failure prints its
 //! seed, and `SEED=n` replays exactly that one (`TRACE=1` adds every
@@ -25,7 +27,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use burrow_server::replication::{
     commit_index, probe_answer, reconcile, Election, ElectionConfig, ElectionMessage, ElectionOutput,
-    HardState, LogPosition, LogTerms, Reconcile, Role, SeededRng,
+    HardState, LogPosition, LogTerms, ReadIndex, Reconcile, Role, SeededRng,
 };
 
 /// (term, unique id): ids make every write distinct, so a changed entry shows.
@@ -35,31 +37,22 @@ const HEARTBEAT_TICKS: u64 = 3;
 /// A follower whose session was not opened says hello again after this.
 const HELLO_RESEND_TICKS: u64 = 8;
 const RETRANSMIT_TICKS: u64 = 6;
-const BATCH: usize = 4;
 /// After the last fault heals: a leader commits in its term within this...
-const ELECT_BOUND: u64 = 150;
+const ELECT_BOUND: u64 = 200;
 /// ... and every log and commit index agrees within this.
 const CONVERGE_BOUND: u64 = 600;
-
-fn election_cfg() -> ElectionConfig {
-    ElectionConfig {
-        election_timeout_min_ticks: 10,
-        election_timeout_max_ticks: 20,
-        pre_vote: true,
-        check_quorum: true,
-    }
-}
 
 /// The harness's replication messages, beside the election's own.
 #[derive(Debug, Clone)]
 enum Msg {
     Election(ElectionMessage),
     /// Leader → follower: alive; `session` is the follower's session the
-    /// leader is serving (0: none yet).
+    /// leader is serving (0: none yet); `round` its newest ReadIndex round.
     Heartbeat {
         term: u64,
         session: u64,
         commit: u64,
+        round: u64,
     },
     /// Follower → leader: opens a session; where its log ends.
     Hello {
@@ -94,10 +87,12 @@ enum Msg {
         entries: Vec<Entry>,
         commit: u64,
     },
+    /// `round`: the newest heartbeat round seen from this leader.
     Ack {
         term: u64,
         session: u64,
         matched: u64,
+        round: u64,
     },
 }
 
@@ -135,6 +130,7 @@ struct Follow {
     session: u64,
     opened: bool,
     hello_at: u64,
+    round: u64,
 }
 
 /// The leader's record of one follower.
@@ -161,6 +157,8 @@ struct Node {
     follow: Option<Follow>,
     peers: Vec<Peer>,
     leading: bool,
+    /// Leader: linearizable reads waiting for a heartbeat round.
+    reads: Option<ReadIndex<u64>>,
     hb_elapsed: u64,
     sessions: u64,
     /// Down (crashed or failed persist) until this tick.
@@ -223,13 +221,19 @@ struct Sim {
     /// `cut[a][b]`: messages from a to b are lost, until the tick stored.
     cut: Vec<Vec<u64>>,
     faults: Faults,
+    cfg: ElectionConfig,
     cap: u64,
+    /// Most entries per message: 1 lets earlier terms' entries reach a
+    /// majority before a new leader's no-op does (the paper's Figure 8).
+    batch: u64,
     next_id: u64,
     writes: f64,
     /// Every entry ever committed anywhere, in order.
     committed: Vec<Entry>,
     leaders: BTreeMap<u64, u64>,
     votes: BTreeMap<(u64, u64), u64>,
+    /// Read id → how much was committed anywhere when the read arrived.
+    read_floor: BTreeMap<u64, u64>,
     stats: Stats,
     /// `TRACE=1`: print every reconciliation decision.
     trace: bool,
@@ -245,6 +249,8 @@ struct Stats {
     full_resyncs: u64,
     partitions: u64,
     max_term: u64,
+    /// Linearizable reads served through ReadIndex.
+    reads: u64,
     /// Most ticks from healing to a leader committing in its term.
     max_settle: u64,
 }
@@ -253,6 +259,14 @@ impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = SeededRng::new(seed);
         let n = if rng.chance(0.5) { 3 } else { 5 };
+        // Mostly the defaults; without check-quorum a deposed leader stays
+        // one in its minority, which ReadIndex must cope with.
+        let cfg = ElectionConfig {
+            election_timeout_min_ticks: 10,
+            election_timeout_max_ticks: 20,
+            pre_vote: rng.chance(0.75),
+            check_quorum: rng.chance(0.75),
+        };
         let severity = 0.5 + (rng.below(100) as f64) / 100.0;
         let faults = Faults {
             drop: 0.1 * severity,
@@ -276,19 +290,21 @@ impl Sim {
                     follow: None,
                     peers: vec![Peer::default(); n],
                     leading: false,
+                    reads: None,
                     hb_elapsed: 0,
                     sessions: 0,
                     restart_at: None,
                     rate,
                     tick_credit: 0.0,
                 };
-                node.e = Some(new_election(&node, &mut rng));
+                node.e = Some(new_election(&node, &cfg, &mut rng));
                 node
             })
             .collect();
         Sim {
             seed,
             cap: 5 + rng.below(40),
+            batch: 1 + rng.below(4),
             rng,
             now: 0,
             seq: 0,
@@ -296,11 +312,13 @@ impl Sim {
             net: BinaryHeap::new(),
             cut: vec![vec![0; n]; n],
             faults,
+            cfg,
             next_id: 1,
             writes: 0.3,
             committed: Vec::new(),
             leaders: BTreeMap::new(),
             votes: BTreeMap::new(),
+            read_floor: BTreeMap::new(),
             stats: Stats::default(),
             trace: std::env::var("TRACE").is_ok(),
         }
@@ -391,11 +409,12 @@ impl Sim {
         node.checked = 0;
         node.follow = None;
         node.leading = false;
+        node.reads = None;
         node.restart_at = Some(restart_at);
     }
 
     fn restart(&mut self, i: usize) {
-        let e = new_election(&self.nodes[i], &mut self.rng);
+        let e = new_election(&self.nodes[i], &self.cfg, &mut self.rng);
         let node = &mut self.nodes[i];
         node.restart_at = None;
         node.e = Some(e);
@@ -403,6 +422,7 @@ impl Sim {
         node.checked = 0;
         node.follow = None;
         node.leading = false;
+        node.reads = None;
         node.tick_credit = 0.0;
     }
 
@@ -444,6 +464,7 @@ impl Sim {
                         assert!(e.is_disabled());
                         e.outputs();
                         self.nodes[i].leading = false;
+                        self.nodes[i].reads = None;
                         self.nodes[i].follow = None;
                         self.nodes[i].restart_at = Some(self.now + 5 + self.rng.below(25));
                         return;
@@ -478,6 +499,7 @@ impl Sim {
                         self.became_leader(i, term);
                     } else {
                         self.nodes[i].leading = false;
+                        self.nodes[i].reads = None;
                     }
                 }
                 ElectionOutput::Rejected { from, reason } => {
@@ -500,6 +522,8 @@ impl Sim {
         let len = self.nodes[i].log.len() as u64;
         let node = &mut self.nodes[i];
         node.leading = true;
+        let voters: Vec<u64> = (1..=node.peers.len() as u64).collect();
+        node.reads = Some(ReadIndex::new(id, term, &voters));
         node.follow = None;
         node.hb_elapsed = HEARTBEAT_TICKS;
         for p in &mut node.peers {
@@ -526,11 +550,25 @@ impl Sim {
         if self.rng.chance(self.writes) {
             self.append(i, term);
         }
+        if self.rng.chance(0.2) {
+            // A linearizable read: it must see everything committed by now.
+            let (id, commit) = (self.next_id, self.nodes[i].commit);
+            self.next_id += 1;
+            self.read_floor.insert(id, self.committed.len() as u64);
+            if let Some(ri) = self.nodes[i].reads.as_mut() {
+                ri.request(id, commit);
+            }
+        }
         let n = self.n();
         self.nodes[i].hb_elapsed += 1;
         let beat = self.nodes[i].hb_elapsed >= HEARTBEAT_TICKS;
+        let mut round = 0;
         if beat {
             self.nodes[i].hb_elapsed = 0;
+            if let Some(ri) = self.nodes[i].reads.as_mut() {
+                ri.start_round();
+                round = ri.round();
+            }
         }
         let len = self.nodes[i].log.len() as u64;
         let first = View { log: &self.nodes[i].log, cap: self.cap }.first_index();
@@ -539,7 +577,7 @@ impl Sim {
             let p = &mut self.nodes[i].peers[j];
             if beat {
                 let session = p.session;
-                self.send(i, j, Msg::Heartbeat { term, session, commit });
+                self.send(i, j, Msg::Heartbeat { term, session, commit, round });
             }
             let p = &mut self.nodes[i].peers[j];
             if !p.opened {
@@ -557,7 +595,7 @@ impl Sim {
             }
             if p.next <= len {
                 let from = p.next;
-                let to = (from + BATCH as u64 - 1).min(len);
+                let to = (from + self.batch - 1).min(len);
                 p.next = to + 1;
                 let entries = self.nodes[i].log[from as usize - 1..to as usize].to_vec();
                 let session = self.nodes[i].peers[j].session;
@@ -575,8 +613,22 @@ impl Sim {
             .collect();
         let view = View { log: &node.log, cap: u64::MAX };
         let c = commit_index(node.commit, term, &matched, |ix| view.term_at(ix));
+        let c_term = view.term_at(c).unwrap_or(0);
         self.nodes[i].commit = c;
         self.check_commit(i);
+        let Some(ri) = self.nodes[i].reads.as_mut() else { return };
+        ri.on_commit(c, c_term);
+        for ready in ri.take_ready() {
+            let floor = self.read_floor.remove(&ready.read).unwrap_or(0);
+            assert!(
+                ready.read_index >= floor && ready.read_index <= c,
+                "seed {}: node {} served read at index {} but {floor} was committed when it arrived",
+                self.seed,
+                i + 1,
+                ready.read_index
+            );
+            self.stats.reads += 1;
+        }
     }
 
     /// The committed prefix of node `i` agrees with every other node's.
@@ -604,7 +656,7 @@ impl Sim {
         let node = &mut self.nodes[i];
         node.sessions += 1;
         let session = node.sessions;
-        node.follow = Some(Follow { leader, term, session, opened: false, hello_at: self.now });
+        node.follow = Some(Follow { leader, term, session, opened: false, hello_at: self.now, round: 0 });
         let own_term = node.e.as_ref().map_or(0, |e| e.term());
         let last = last_pos(&node.log);
         self.send(i, leader, Msg::Hello { term: own_term, session, last });
@@ -617,9 +669,12 @@ impl Sim {
                 self.election(to).step(from_id, m);
                 self.drain(to);
             }
-            Msg::Heartbeat { term, session, commit } => {
+            Msg::Heartbeat { term, session, commit, round } => {
                 if let Some(f) = self.follower_of(to, from, term) {
                     if f.opened && f.session == session {
+                        if let Some(f) = self.nodes[to].follow.as_mut() {
+                            f.round = f.round.max(round);
+                        }
                         self.learn_commit(to, commit);
                         self.ack(to);
                     } else if f.opened {
@@ -717,9 +772,12 @@ impl Sim {
                     self.decide(to, from, at);
                 }
             }
-            Msg::Ack { term, session, matched } => {
+            Msg::Ack { term, session, matched, round } => {
                 if !self.leader_hears(to, from, term) {
                     return;
+                }
+                if let Some(ri) = self.nodes[to].reads.as_mut() {
+                    ri.on_ack(from_id, term, round);
                 }
                 let p = &mut self.nodes[to].peers[from];
                 if p.session == session && p.opened {
@@ -848,7 +906,7 @@ impl Sim {
         let Some(f) = self.nodes[i].follow else { return };
         let term = self.nodes[i].e.as_ref().map_or(0, |e| e.term());
         let matched = self.nodes[i].log.len() as u64;
-        self.send(i, f.leader, Msg::Ack { term, session: f.session, matched });
+        self.send(i, f.leader, Msg::Ack { term, session: f.session, matched, round: f.round });
     }
 
     /// A leader is up and has committed an entry of its own term.
@@ -904,10 +962,10 @@ impl Sim {
     }
 }
 
-fn new_election(node: &Node, rng: &mut SeededRng) -> Election {
+fn new_election(node: &Node, cfg: &ElectionConfig, rng: &mut SeededRng) -> Election {
     let voters: Vec<u64> = (1..=node.peers.len() as u64).collect();
     Election::new(
-        election_cfg(),
+        cfg.clone(),
         node.id,
         &voters,
         node.hard,
@@ -979,6 +1037,7 @@ fn elections_are_safe_and_live_under_faults() {
         total.full_resyncs += s.full_resyncs;
         total.partitions += s.partitions;
         total.max_term = total.max_term.max(s.max_term);
+        total.reads += s.reads;
         total.max_settle = total.max_settle.max(s.max_settle);
     }
     eprintln!("{seeds} seeds: {total:?}");
@@ -991,6 +1050,7 @@ fn elections_are_safe_and_live_under_faults() {
         ("probes", total.probes),
         ("full resyncs", total.full_resyncs),
         ("partitions", total.partitions),
+        ("reads", total.reads),
     ] {
         assert!(n >= seeds / 100, "too few {what}: {n}");
     }

@@ -539,3 +539,25 @@ fn persist_comes_first_in_every_batch_of_outputs() {
     }
     assert!(leader_seen);
 }
+
+#[test]
+fn s5_2_only_a_leader_or_a_granted_vote_restarts_the_election_timer() {
+    // Node 1 has the best log; candidates with worse logs keep bumping the
+    // term. Figure 2: that alone must not hold node 1 back from campaigning.
+    let mut e = node_with(cfg(false, false), 1, 3, HardState { term: 1, voted_for: None }, pos(3, 9));
+    let timeout = e.election_timeout();
+    let mut campaigned = false;
+    for t in 0..timeout {
+        e.step(2, vote(2 + t, 2, pos(1, 1), false));
+        e.tick();
+        campaigned |= e.role() == Role::Candidate;
+    }
+    assert!(campaigned, "refusing votes for ever-higher terms kept the timer from expiring");
+    // Granting a vote does restart it.
+    let mut g = node(1, 3, 1);
+    for t in 0..3 * MAX {
+        g.step(2, vote(2 + t, 2, pos(1, 1), false));
+        g.tick();
+        assert!(matches!(g.role(), Role::Follower { .. }), "campaigned while granting votes");
+    }
+}

@@ -589,7 +589,13 @@ impl Election {
         self.role = Role::Follower { leader };
         self.votes.clear();
         self.active.clear();
-        self.reset_timer();
+        // Figure 2: the timer restarts on hearing from a leader or granting
+        // a vote, not on merely learning a higher term. Otherwise a node
+        // whose log could win is kept from campaigning by every term bump
+        // of a candidate that cannot (with a fast clock, for ever).
+        if leader.is_some() || reason != RoleChangeReason::HigherTerm {
+            self.reset_timer();
+        }
         self.changed(reason);
     }
 
