@@ -518,6 +518,10 @@ impl Sim {
             self.seed
         );
         self.stats.elections += 1;
+        if self.trace {
+            let terms: Vec<u64> = self.nodes[i].log.iter().map(|e| e.0).collect();
+            eprintln!("t{} node {id} leads term {term} with {terms:?}", self.now);
+        }
         self.stats.max_term = self.stats.max_term.max(term);
         let len = self.nodes[i].log.len() as u64;
         let node = &mut self.nodes[i];
@@ -613,6 +617,9 @@ impl Sim {
             .collect();
         let view = View { log: &node.log, cap: u64::MAX };
         let c = commit_index(node.commit, term, &matched, |ix| view.term_at(ix));
+        if self.trace && c > node.commit {
+            eprintln!("t{} node {} (term {term}) commits {c} from {matched:?}", self.now, node.id);
+        }
         let c_term = view.term_at(c).unwrap_or(0);
         self.nodes[i].commit = c;
         self.check_commit(i);
@@ -897,6 +904,9 @@ impl Sim {
         let node = &mut self.nodes[i];
         let c = commit.min(node.log.len() as u64);
         if c > node.commit {
+            if self.trace {
+                eprintln!("t{} node {} learns commit {c}", self.now, node.id);
+            }
             node.commit = c;
             self.check_commit(i);
         }
