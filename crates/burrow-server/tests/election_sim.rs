@@ -735,6 +735,11 @@ impl Sim {
                 if f.session != session || f.opened {
                     return;
                 }
+                // A probe is progress: a long search must not be cut short
+                // by the hello resend timer.
+                if let Some(f) = self.nodes[to].follow.as_mut() {
+                    f.hello_at = self.now;
+                }
                 let at = probe_answer(&View { log: &self.nodes[to].log, cap: u64::MAX }, index, leader_term);
                 let own = self.nodes[to].e.as_ref().map_or(0, |e| e.term());
                 self.send(to, from, Msg::ProbeResp { term: own, session, at });
