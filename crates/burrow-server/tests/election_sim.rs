@@ -1007,7 +1007,7 @@ impl Drop for SeedGuard {
 fn run(seed: u64) -> Stats {
     let _guard = SeedGuard(seed);
     let mut sim = Sim::new(seed);
-    let chaos = 60 + sim.rng.below(140);
+    let chaos = 50 + sim.rng.below(130);
     for _ in 0..chaos {
         sim.step();
     }
