@@ -14,6 +14,8 @@
 //!   [`read_snapshot`] checks one and hands over its [`Entry`]s.
 //! - **The node file** — [`NODE_FILE`]: which replication history the
 //!   directory holds ([`read_node_meta`]).
+//! - **The vote file** — [`HARD_STATE_FILE`]: the node's Raft term and vote
+//!   ([`read_hard_state`]).
 //!
 //! Only the readers are here, and the encoders a reader's test needs to
 //! build input (a record, a segment header): the server alone writes
@@ -23,8 +25,8 @@ pub use crate::oplog::{
     decode_record, encode_record, BadRecord, Op, OpDecodeError, Record, RecordError, RecordRef, Records,
 };
 pub use crate::persist::{
-    list_segments, read_node_meta, read_snapshot, scan_segment, segment_header, segment_name, snapshot_name,
-    NodeMeta, SegmentScan, SnapshotError, SnapshotMeta, WalError, WriterFailure, NODE_FILE, WAL_HEADER_LEN,
-    WAL_MAGIC,
+    list_segments, read_hard_state, read_node_meta, read_snapshot, scan_segment, segment_header,
+    segment_name, snapshot_name, HardStateError, NodeMeta, SegmentScan, SnapshotError, SnapshotMeta,
+    WalError, WriterFailure, HARD_STATE_FILE, NODE_FILE, WAL_HEADER_LEN, WAL_MAGIC,
 };
 pub use crate::store::{Entry, ValueRef};

@@ -17,6 +17,7 @@
 #[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub, dead_code))]
 mod faulty_fs;
 mod fs;
+mod hard_state;
 mod node_meta;
 mod recovery;
 mod snapshot;
@@ -32,6 +33,9 @@ use thiserror::Error;
 #[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub))]
 pub use faulty_fs::{Fault, FaultyFileSystem, FsOp, Injected};
 pub(crate) use fs::{FileSystem, FileWriter, StdFileSystem, WritableFile};
+#[allow(unused_imports)] // for the election driver (issue 10), not wired yet
+pub(crate) use hard_state::write_hard_state_with;
+pub use hard_state::{read_hard_state, HardStateError, HARD_STATE_FILE};
 pub(crate) use node_meta::write_node_meta_with;
 pub use node_meta::{read_node_meta, NodeMeta, NODE_FILE};
 pub(crate) use recovery::{recover, RecoveryReport};

@@ -37,20 +37,35 @@
 //! - The leader counts commit over durable indexes only and does not yet
 //!   restrict it to records of its own term; when elections arrive, Raft's
 //!   rule (§5.4.2: count replicas only for current-term records) must be
-//!   added to `Leader::recompute_commit`.
+//!   added to `Leader::recompute_commit` ([`commit_index`] is that rule).
+//!
+//! Elections (issue 10) sit beside these machines, not inside them:
+//! [`Election`] decides who leads which term (pre-vote, check-quorum,
+//! persisted term and vote); [`ReadIndex`] confirms leadership for
+//! linearizable reads; [`reconcile`] tells a leader where a follower's log
+//! parts from its own. None is wired into the drivers yet.
 
 mod backlog;
+mod election;
 mod follower;
 mod leader;
 mod message;
+mod read_index;
+mod reconcile;
 pub mod wire;
 
 use thiserror::Error;
 
 pub(crate) use backlog::ReplBacklog;
+pub use election::{
+    commit_index, majority, Election, ElectionConfig, ElectionError, ElectionMessage, ElectionOutput,
+    HardState, LogPosition, RejectReason, Role, RoleChangeReason, MAX_TERM,
+};
 pub use follower::{Follower, FollowerConfig, FollowerOutput, LinkState};
 pub use leader::{DownReason, FollowerProgress, FollowerState, Leader, LeaderConfig, LeaderOutput};
 pub use message::{Message, RecordEntry};
+pub use read_index::{ReadIndex, ReadyRead};
+pub use reconcile::{probe_answer, reconcile, LogTerms, Reconcile};
 
 /// A node's identity in the cluster.
 pub type NodeId = u64;
