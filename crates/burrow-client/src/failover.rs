@@ -182,7 +182,7 @@ impl Client {
         hops: &mut u32,
         again_at: &mut Option<SocketAddr>,
     ) -> Step {
-        if self.broken || self.closed_by_peer() {
+        if self.broken || self.closed_by_peer().await {
             self.broken = true;
             let target = match again_at.take() {
                 Some(addr) => addr.to_string(),
@@ -276,8 +276,11 @@ impl Client {
     /// True if the server has closed the connection (or sent something
     /// unasked) while it was idle, as a killed or restarted server's
     /// kernel does: seen before writing, nothing was sent, so every
-    /// request may still go elsewhere.
-    fn closed_by_peer(&mut self) -> bool {
+    /// request may still go elsewhere. Yields once first, so the runtime
+    /// takes in socket events that came while this task ran (tokio polls
+    /// its IO driver before resuming a task that yielded).
+    async fn closed_by_peer(&mut self) -> bool {
+        tokio::task::yield_now().await;
         self.framed.next().now_or_never().is_some()
     }
 }
