@@ -130,7 +130,7 @@ async fn a_read_cut_after_sending_is_retried_and_a_pipeline_only_if_all_is_idemp
 #[tokio::test]
 async fn no_leader_is_waited_out_until_the_deadline_then_reported() {
     let fake = NotLeader::no_leader().await;
-    let deadline = Duration::from_millis(600);
+    let deadline = Duration::from_secs(2);
     let mut c = Client::connect_cluster_with(&[fake.addr.to_string()], short(deadline)).await.unwrap();
     let started = Instant::now();
     let err = c.incr("n").await.unwrap_err();
@@ -195,10 +195,11 @@ async fn a_client_seeded_with_a_follower_writes_through_the_leader() {
 async fn a_killed_leader_fails_calls_by_their_deadline_and_its_return_is_found() {
     let mut cluster = Cluster::start("failover-kill", Options::default()).await;
     let seeds: Vec<String> = cluster.nodes.iter().map(|n| n.addr.to_string()).collect();
-    let deadline = Duration::from_secs(1);
+    let deadline = Duration::from_secs(2);
     let mut c = Client::connect_cluster_with(&seeds, short(deadline)).await.unwrap();
     assert_eq!(c.incr("n").await.unwrap(), 1);
     assert_eq!(c.addr(), cluster.leader().addr);
+    cluster.converged().await;
 
     cluster.node(1).kill_9();
     for attempt in 0..3 {
@@ -208,11 +209,14 @@ async fn a_killed_leader_fails_calls_by_their_deadline_and_its_return_is_found()
         assert!(took < deadline + SLACK, "attempt {attempt}: took {took:?}");
         // The followers name the dead leader, whose connection is refused,
         // until the deadline. The first call notices the connection the
-        // kill closed before writing to it: the INCR is known not to have
-        // run, so this is no OutcomeUnknown.
+        // kill closed before writing to it, so no INCR is ever written to
+        // it: an unknown outcome can only be a follower too slow to refuse
+        // within the deadline (a loaded machine).
         match &err {
             ClientError::Unavailable { last, .. } => {
                 assert!(matches!(**last, ClientError::Redirect { .. } | ClientError::Connect(_)), "{last:?}")
+            }
+            ClientError::OutcomeUnknown { source, .. } if matches!(**source, ClientError::Timeout { .. }) => {
             }
             other => panic!("attempt {attempt}: {other:?}"),
         }
@@ -222,14 +226,17 @@ async fn a_killed_leader_fails_calls_by_their_deadline_and_its_return_is_found()
 
     cluster.node(1).start().await;
     let until = Instant::now() + DEADLINE;
+    // An INCR that timed out on a slow leader may have run: at most those.
+    let mut unknown = 0;
     let n = loop {
         match c.incr("n").await {
             Ok(n) => break n,
+            Err(ClientError::OutcomeUnknown { .. }) if Instant::now() < until => unknown += 1,
             Err(e) if Instant::now() < until => tracing::debug!("not yet: {e}"),
             Err(e) => panic!("the client never reached the restarted leader: {e:?}"),
         }
     };
-    assert_eq!(n, 2, "no INCR made while the leader was dead was applied");
+    assert!((2..=2 + unknown).contains(&n), "n = {n}: no INCR made while the leader was dead ran");
     assert_eq!(c.addr(), cluster.leader().addr);
     cluster.converged().await;
 }
