@@ -15,6 +15,7 @@ mismatch, 2 if it cannot talk to the server at all.
 import argparse
 import ipaddress
 import os
+import random
 import socket
 import struct
 import sys
@@ -42,15 +43,23 @@ STATUS_NAMES = {
     0x00: "OK", 0x01: "BAD_REQUEST", 0x02: "UNKNOWN_OPCODE", 0x03: "WRONGTYPE",
     0x04: "NOT_INTEGER", 0x05: "OVERFLOW", 0x06: "TOO_LARGE", 0x07: "BAD_FRAME",
     0x08: "BUSY", 0x09: "LOADING", 0x0A: "NOT_LEADER", 0x0B: "IO_ERROR", 0x0C: "SHUTTING_DOWN",
-    0x0D: "IN_PROGRESS", 0x0E: "NO_QUORUM", 0x0F: "STALE",
+    0x0D: "IN_PROGRESS", 0x0E: "NO_QUORUM", 0x0F: "STALE", 0x10: "NO_LEADER",
 }
-NOT_LEADER = 0x0A
+LOADING, NOT_LEADER, NO_LEADER = 0x09, 0x0A, 0x10
 # After these the server closes the connection (protocol.md §5).
 CLOSING_STATUSES = {"TOO_LARGE", "BAD_FRAME", "BUSY", "SHUTTING_DOWN"}
 
 BODY_NIL, BODY_OK, BODY_BYTES, BODY_INT, BODY_ARRAY, BODY_TEXT = range(6)
 
 FLAG_NX, FLAG_XX, FLAG_KEEPTTL = 0x01, 0x02, 0x04
+
+# Requests that may be re-sent when a connection failed after sending them
+# (protocol.md §5.2): running them twice changes nothing more than once.
+# SET is idempotent only without NX/XX; everything else (INCR, pushes, pops,
+# WAIT, unknown opcodes) is not.
+IDEMPOTENT_OPCODES = {OPCODES[n] for n in (
+    "PING", "GET", "EXISTS", "TTL", "TYPE", "LLEN", "LRANGE", "DBSIZE", "SCAN", "INFO", "DIGEST",
+    "DEL", "EXPIRE", "PERSIST", "FLUSHALL")} | {0x40}  # 0x40 SNAPSHOT
 
 # Largest response this client accepts (responses are not bounded by the
 # server's request limits, protocol.md §7).
@@ -80,6 +89,33 @@ class RedirectError(ConnectionError):
     def __init__(self, leader, cause):
         self.leader = leader
         super().__init__("redirect to the leader at %s:%d failed: %s" % (leader[0], leader[1], cause))
+
+
+class OutcomeUnknownError(ConnectionError):
+    """A cluster client's connection failed after it sent a request that is
+    not idempotent: it may or may not have run, and it was not re-sent so
+    that it cannot run twice (protocol.md §5.2). ``unknown`` lists the
+    positions (in the call's commands) of unknown outcome."""
+
+    def __init__(self, addr, name, unknown, cause):
+        self.addr, self.unknown = addr, unknown
+        super().__init__("outcome unknown: the connection to %s:%d failed after %s was sent "
+                         "(not idempotent, so not retried): %s" % (addr[0], addr[1], name, cause))
+
+
+class UnavailableError(ConnectionError):
+    """A cluster client found no node to serve the call within its deadline;
+    ``last`` is the last failure."""
+
+    def __init__(self, after, attempts, last):
+        self.last = last
+        super().__init__("no node served the request within %.1f s (%d attempts): %s" % (after, attempts, last))
+
+
+def is_idempotent(cmd):
+    if cmd.opcode == OPCODES["SET"]:
+        return not cmd.flags & (FLAG_NX | FLAG_XX)
+    return cmd.opcode in IDEMPOTENT_OPCODES
 
 
 def parse_leader(text):
@@ -307,18 +343,39 @@ class Client(_Commands):
         self._timeout = timeout
         self.max_redirects = max_redirects
         self.last_redirects = []
-        self._connect((host, port))
+        self.seeds = []
         self._next_id = 1
+        if host is not None:
+            self._connect((host, port))
 
-    def _connect(self, addr):
-        self._sock = socket.create_connection(addr, timeout=self._timeout)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    @classmethod
+    def cluster(cls, seeds, deadline=10.0, timeout=10.0, max_redirects=3):
+        """A client of a cluster given by (host, port) seeds. It finds the
+        leader and rides out leader changes (protocol.md §5.2): it follows
+        NOT_LEADER; on NO_LEADER, LOADING or a failed connection it pauses
+        (10 ms doubling to 200 ms, jittered) and tries the next seed, until
+        ``deadline`` seconds per call, then raises UnavailableError (or the
+        last refusal). A connection lost after sending re-sends only
+        idempotent requests; otherwise OutcomeUnknownError."""
+        c = cls(None, None, timeout, max_redirects)
+        c.seeds, c.deadline, c._seed, c._sock, c._broken = list(seeds), deadline, 0, None, "not connected"
+        c.addr = c.seeds[0]
+        c._exchange_failover([])  # connects, within the deadline
+        return c
+    def _connect(self, addr, timeout=None):
+        sock = socket.create_connection(addr, timeout=timeout or self._timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self._timeout)
+        if getattr(self, "_sock", None) is not None:
+            self._sock.close()
+        self._sock = sock
         self.addr = addr
         self._buf = bytearray()
         self._broken = None
 
     def close(self):
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
 
     def __enter__(self):
         return self
@@ -349,6 +406,21 @@ class Client(_Commands):
 
     def _exchange(self, cmds, raise_on_error):
         self.last_redirects = []
+        replies = self._exchange_failover(cmds) if self.seeds else self._exchange_redirects(cmds)
+        results = []
+        for cmd, reply in zip(cmds, replies):
+            try:
+                value = reply.result()
+                results.append(cmd.convert(value) if cmd.convert else value)
+            except BurrowError as e:
+                if e.status_name in CLOSING_STATUSES:
+                    self._broken = e.status_name
+                if raise_on_error:
+                    raise
+                results.append(e)
+        return results
+
+    def _exchange_redirects(self, cmds):
         replies = self._send_and_read(cmds)
         # Follow NOT_LEADER: re-send only the refused requests, in order, to
         # the leader the last of them names (protocol.md §5.1).
@@ -368,38 +440,119 @@ class Client(_Commands):
             self.last_redirects.append(self.addr)
             for i, reply in zip(refused, self._send_and_read([cmds[i] for i in refused])):
                 replies[i] = reply
-        results = []
-        for cmd, reply in zip(cmds, replies):
-            try:
-                value = reply.result()
-                results.append(cmd.convert(value) if cmd.convert else value)
-            except BurrowError as e:
-                if e.status_name in CLOSING_STATUSES:
-                    self._broken = e.status_name
-                if raise_on_error:
-                    raise
-                results.append(e)
-        return results
+        return replies
 
-    def _send_and_read(self, cmds):
-        """Sends cmds in one write; their replies (error statuses included), in order."""
+    def _exchange_failover(self, cmds):
+        """A cluster client's call: replies for every command, or raises
+        OutcomeUnknownError / UnavailableError (protocol.md §5.2)."""
+        start = time.monotonic()
+        deadline = start + self.deadline
+        replies, pending = [None] * len(cmds), list(range(len(cmds)))
+        pause, hops, again_at, attempts = 0.01, 0, None, 0
+        while True:
+            attempts += 1
+            left = max(deadline - time.monotonic(), 0.001)
+            try:
+                if self._broken or self._closed_by_peer():
+                    target = again_at or self.seeds[self._seed % len(self.seeds)]
+                    if again_at is None:
+                        self._seed += 1
+                    again_at = None
+                    self._connect(target, min(self._timeout, left))
+                got = []
+                try:
+                    self._sock.settimeout(min(self._timeout, left))
+                    self._send_and_read(cmds=[cmds[i] for i in pending], got=got)
+                except (OSError, ProtocolError, BurrowError) as e:
+                    rest = pending[len(got):]
+                    for i, r in zip(pending, got):
+                        replies[i] = r
+                    self._broken = self._broken or "connection lost"
+                    # A refusal at accept (BUSY) comes before any request is read.
+                    unsafe = [] if isinstance(e, BurrowError) else [i for i in rest if not is_idempotent(cmds[i])]
+                    if unsafe:
+                        name = next((n for n, o in OPCODES.items() if o == cmds[unsafe[0]].opcode), "opcode")
+                        raise OutcomeUnknownError(self.addr, name, rest, e) from e
+                    again_at, pending = self.addr, rest
+                    raise
+                for i, r in zip(pending, got):
+                    replies[i] = r
+                # Refusals: nothing ran, every request may go again.
+                leader, why, keep = None, None, []
+                for i in pending:
+                    r = replies[i]
+                    named = parse_leader(r.value.decode("utf-8", "replace")) if r.status == NOT_LEADER else None
+                    if named:
+                        leader = named
+                    elif r.status in (NOT_LEADER, NO_LEADER, LOADING):
+                        why = BurrowError(r.status, r.value.decode("utf-8", "replace"), r.opcode, r.request_id)
+                    else:
+                        continue
+                    keep.append(i)
+                pending = keep
+                if not pending:
+                    return replies
+                if leader and hops < self.max_redirects:
+                    hops += 1
+                    try:
+                        self._connect(leader, min(self._timeout, left))
+                        self.last_redirects.append(self.addr)
+                        continue
+                    except OSError as e:
+                        hops, self._broken, why = 0, "leader unreachable", RedirectError(leader, e)
+                elif leader:
+                    hops, why = 0, BurrowError(NOT_LEADER, "%s:%d" % leader)
+                else:
+                    self._broken = "no leader here"  # ask the next node
+            except (OSError, ProtocolError, BurrowError) as e:
+                if isinstance(e, OutcomeUnknownError):
+                    raise
+                why = e
+            wait = pause / 2 + random.uniform(0, pause / 2)
+            pause = min(pause * 2, 0.2)
+            if time.monotonic() + wait >= deadline:
+                if isinstance(why, BurrowError) and all(replies[i] is not None for i in pending):
+                    return replies  # the last refusals are the answer
+                raise UnavailableError(time.monotonic() - start, attempts, why)
+            time.sleep(wait)
+
+    def _closed_by_peer(self):
+        """True if the server closed the connection (or sent something
+        unasked) while it was idle, as a killed server's kernel does: seen
+        before writing, nothing was sent, so any request may go elsewhere."""
+        if self._buf:
+            return True
+        try:
+            self._sock.setblocking(False)
+            self._sock.recv(1, socket.MSG_PEEK)
+            return True  # b"" (closed) or unasked bytes
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        finally:
+            self._sock.settimeout(self._timeout)
+
+    def _send_and_read(self, cmds, got=None):
+        """Sends cmds in one write; their replies (error statuses included),
+        in order, also appended to ``got`` as they come."""
         if self._broken:
             raise ProtocolError("connection unusable: %s" % self._broken)
+        got = [] if got is None else got
         ids = [self._alloc_id() for _ in cmds]
         self._sock.sendall(b"".join(c.encode(i) for c, i in zip(cmds, ids)))
-        # Replies arrive in request order; match them by id all the same.
-        by_id = {}
-        while len(by_id) < len(ids):
+        # Replies arrive in request order, each with its request's id.
+        while len(got) < len(ids):
             reply = self._read_reply()
-            if reply.request_id not in ids or reply.request_id in by_id:
+            if reply.request_id != ids[len(got)]:
                 if reply.status != 0:
                     # A connection-level refusal (BUSY, BAD_FRAME with id 0).
                     self._broken = STATUS_NAMES.get(reply.status, "closed")
                     reply.result()
                 self._broken = "unexpected reply id %d" % reply.request_id
                 raise ProtocolError(self._broken)
-            by_id[reply.request_id] = reply
-        return [by_id[i] for i in ids]
+            got.append(reply)
+        return got
 
     def _read_exact(self, n):
         while len(self._buf) < n:
@@ -471,13 +624,16 @@ def _expect_error(what, status_name, fn, *args):
     raise Mismatch("%s: got %r, want a %s error" % (what, got, status_name))
 
 
-def self_check(host, port):
+def self_check(host, port, hosts=None):
     p = "pyclient:%d:" % os.getpid()
     k = lambda name: p + name  # noqa: E731
-    with Client(host, port) as c:
+    with (Client.cluster(hosts) if hosts else Client(host, port)) as c:
+        first = c.addr
         _expect("PING", c.ping(), "PONG")
-        if c.addr != (host, port):
+        if c.last_redirects:
             print("# redirected to leader at %s:%d" % c.addr)
+        elif c.addr != first:
+            print("# moved to %s:%d" % c.addr)
         _expect("PING with payload", c.ping(b"\x00hi\xff"), b"\x00hi\xff")
 
         _expect("SET", c.set(k("s"), "alice"), True)
@@ -561,13 +717,26 @@ def self_check(host, port):
     print("all checks passed")
 
 
+def _hosts(text):
+    """--hosts: comma-separated host:port (IPv6 hosts in brackets)."""
+    out = []
+    for item in text.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise argparse.ArgumentTypeError("%r is not host:port" % item)
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Self-check a running Burrow server.")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=7440)
+    ap.add_argument("--hosts", type=_hosts, help="a cluster's nodes, host:port,host:port,... "
+                    "(instead of --host and --port): find the leader and follow it")
     args = ap.parse_args(argv)
     try:
-        self_check(args.host, args.port)
+        self_check(args.host, args.port, args.hosts)
     except Mismatch as e:
         print("MISMATCH: %s" % e, file=sys.stderr)
         return 1
@@ -575,7 +744,8 @@ def main(argv=None):
         print("MISMATCH: unexpected %s: %s" % (type(e).__name__, e), file=sys.stderr)
         return 1
     except OSError as e:
-        print("cannot talk to %s:%d: %s" % (args.host, args.port, e), file=sys.stderr)
+        where = ",".join("%s:%d" % h for h in args.hosts) if args.hosts else "%s:%d" % (args.host, args.port)
+        print("cannot talk to %s: %s" % (where, e), file=sys.stderr)
         return 2
     return 0
 

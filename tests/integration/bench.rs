@@ -328,3 +328,40 @@ async fn a_hung_server_fails_the_run_instead_of_hanging_it() {
     assert!(stderr.contains("made no progress"), "{stderr}");
     assert!(started.elapsed() < common::DEADLINE, "{:?}", started.elapsed());
 }
+
+/// `--hosts`: the load goes to the node that leads (a node without a
+/// leader is passed over), and when that node goes away mid-run it moves
+/// to the next: the run completes, its losses counted as errors of unknown
+/// outcome. (Both servers are standalone, so each answers as a leader.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_hosts_a_run_survives_losing_its_node() {
+    let (a, b) = (common::start().await, common::start().await);
+    let (pa, pb) = (common::proxy::Proxy::start(a.addr).await, common::proxy::Proxy::start(b.addr).await);
+    let no_leader = common::not_leader::NotLeader::no_leader().await;
+    // A's replies trickle, so the run is surely still going when A goes.
+    pa.throttle(Some(4096));
+    let hosts = format!("{},{},{}", no_leader.addr, pa.addr, pb.addr);
+    let run = tokio::spawn(bench(
+        ["--hosts", &hosts, "-t", "incr", "-n", "3000", "-c", "2", "-P", "4", "--json", "-q"]
+            .map(str::to_string)
+            .to_vec(),
+    ));
+    let a_addr = a.addr;
+    common::wait_for("load on A", || async move {
+        calls(&mut Client::connect(a_addr).await.unwrap(), "incr").await >= 40
+    })
+    .await;
+    pa.refuse(true);
+    let out = run.await.unwrap();
+    let o = &parse_json(&out)[0];
+    assert_eq!(o.num("requests"), 3000.0, "{}", o.0);
+    assert_eq!(o.num("errors"), o.num("unknown"), "every error is a request lost with A: {}", o.0);
+    let on_a = calls(&mut Client::connect(a.addr).await.unwrap(), "incr").await;
+    let on_b = calls(&mut Client::connect(b.addr).await.unwrap(), "incr").await;
+    assert!(on_b > 0, "the load moved to B: {}", o.0);
+    // Each request ran at most once: lost ones may or may not have.
+    let answered = 3000 - o.num("errors") as u64;
+    assert!(on_a + on_b >= answered && on_a + on_b <= 3000, "A {on_a} + B {on_b}, answered {answered}");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

@@ -67,10 +67,14 @@ impl Drop for Server {
 }
 
 fn cli_at<A: Into<OsString>>(port: u16, args: impl IntoIterator<Item = A>, input: Option<String>) -> Output {
+    let port: [OsString; 2] = ["--port".into(), port.to_string().into()];
+    cli_args(port.into_iter().chain(args.into_iter().map(Into::into)), input)
+}
+
+/// Runs `burrow-cli args...`, with `input` on standard input if given.
+fn cli_args(args: impl IntoIterator<Item = OsString>, input: Option<String>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_burrow-cli"))
-        .arg("--port")
-        .arg(port.to_string())
-        .args(args.into_iter().map(Into::into))
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -352,4 +356,47 @@ fn the_session_follows_the_leader() {
 fn expect_redirected(o: &Output, hops: &[&str]) {
     let want: String = hops.iter().map(|h| format!("-> redirected to leader at {h}\n")).collect();
     assert_eq!(stderr(o), want, "stdout: {}", stdout(o));
+}
+
+/// `--hosts`: a node that knows no leader is passed over for the next one,
+/// in one line; a follower's redirect is followed as with one address.
+#[test]
+fn with_hosts_the_cli_finds_the_leader() {
+    let s = Server::start();
+    let no_leader = s.runtime.block_on(NotLeader::no_leader());
+    let hosts = format!("{},{}", no_leader.addr, s.addr());
+    let o = cli_args(["--hosts".into(), hosts.into(), "SET".into(), "k".into(), "v".into()], None);
+    assert_eq!(stderr(&o), format!("-> reconnected to {}\n", s.addr()));
+    expect(o, true, "OK\n");
+
+    let follower = s.follower(&s.addr());
+    let o = cli_args(["--hosts".into(), follower.addr.to_string().into()], Some("INCR n\nGET n\n".into()));
+    expect_redirected(&o, &[&s.addr()]);
+    expect(o, true, "(integer) 1\n\"1\"\n");
+}
+
+/// A session on two nodes whose first one goes away (a leader change, as
+/// the client sees it): the next command goes to the other one.
+#[test]
+fn a_cluster_session_moves_when_its_node_goes_away() {
+    let (a, b) = (Server::start(), Server::start());
+    let (pa, pb) = b.runtime.block_on(async {
+        let a: std::net::SocketAddr = a.addr().parse().unwrap();
+        let b: std::net::SocketAddr = b.addr().parse().unwrap();
+        (common::proxy::Proxy::start(a).await, common::proxy::Proxy::start(b).await)
+    });
+    let mut session = burrow_cli::Session::cluster(&[pa.addr.to_string(), pb.addr.to_string()]).unwrap();
+    let incr = [Request::Incr { key: "n".into() }];
+    assert_eq!(session.exchange(&incr).unwrap(), [Reply::Int(1)]);
+    assert_eq!(session.addr(), pa.addr.to_string());
+    pa.refuse(true);
+    // Once A has lost its client, the proxy has closed both sides: the
+    // session sees its connection closed before it writes.
+    let a_addr: std::net::SocketAddr = a.addr().parse().unwrap();
+    a.runtime.block_on(common::wait_for("the proxy to close its link to A", || async move {
+        let info = burrow_client::Client::connect(a_addr).await.unwrap().info("clients").await.unwrap();
+        common::info_u64(&info, "connected_clients") == 1
+    }));
+    assert_eq!(session.exchange(&incr).unwrap(), [Reply::Int(1)], "B's own counter");
+    assert_eq!(session.addr(), pb.addr.to_string());
 }

@@ -1,9 +1,11 @@
 //! `protocol.md` is the wire contract; this test keeps it honest.
 //!
 //! Every hex example in it is decoded with the real codec, parsed into the
-//! typed `Request`/`Reply`, re-encoded byte for byte, and then replayed
-//! against a live server (one request at a time, then pipelined), which must
-//! answer exactly the documented bytes. Every opcode, status and body type the
+//! typed `Request`/`Reply`, re-encoded byte for byte, and then (the session
+//! examples) replayed against a live server (one request at a time, then
+//! pipelined), which must answer exactly the documented bytes; a cluster
+//! example's response is checked against the server's own encoding by the
+//! server's unit tests. Every opcode, status and body type the
 //! code knows must appear in the document's tables, so adding one without
 //! documenting it fails here.
 
@@ -75,14 +77,39 @@ fn fenced<'a>(lines: &[&'a str], i: &mut usize, info: &str, what: &str) -> Vec<&
     body
 }
 
+/// The session examples (`<!-- example: NAME -->`), replayed in order
+/// against one fresh server.
 fn examples(doc: &str) -> Vec<Example> {
+    let out = marked_examples(doc, "<!-- example:");
+    // Every hex block must belong to a marker, so none is silently skipped.
+    let blocks = doc.lines().filter(|l| l.trim() == "```hex request").count();
+    let cluster = cluster_examples(doc).len();
+    assert_eq!(blocks, out.len() + cluster, "a ```hex request block has no <!-- example: --> marker");
+    out
+}
+
+/// Examples a node answers in a cluster state (`<!-- cluster-example:
+/// NAME -->`): decoded and re-encoded like the session's, and checked
+/// against the server's own bytes by its unit tests, not replayed.
+fn cluster_examples(doc: &str) -> Vec<Example> {
+    marked_examples(doc, "<!-- cluster-example:")
+}
+
+/// Session and cluster examples: everything the codec tests go through.
+fn all_examples(doc: &str) -> Vec<Example> {
+    let mut all = examples(doc);
+    all.extend(cluster_examples(doc));
+    all
+}
+
+fn marked_examples(doc: &str, marker: &str) -> Vec<Example> {
     let lines: Vec<&str> = doc.lines().collect();
     let mut out = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim();
         i += 1;
-        let Some(rest) = line.strip_prefix("<!-- example:").and_then(|r| r.strip_suffix("-->")) else {
+        let Some(rest) = line.strip_prefix(marker).and_then(|r| r.strip_suffix("-->")) else {
             continue;
         };
         let mut words = rest.split_whitespace();
@@ -96,9 +123,6 @@ fn examples(doc: &str) -> Vec<Example> {
         let response = parse_hex(&fenced(&lines, &mut i, "hex response", &name), &name);
         out.push(Example { name, closes, request, response });
     }
-    // Every hex block must belong to a marker, so none is silently skipped.
-    let blocks = lines.iter().filter(|l| l.trim() == "```hex request").count();
-    assert_eq!(blocks, out.len(), "a ```hex request block has no <!-- example: --> marker");
     out
 }
 
@@ -148,8 +172,13 @@ fn the_document_has_enough_uniquely_named_examples() {
     let doc = doc();
     let all = examples(&doc);
     assert!(all.len() >= 10, "protocol.md must hold at least 10 examples, found {}", all.len());
+    let cluster = cluster_examples(&doc);
+    assert!(
+        cluster.iter().any(|ex| status_of(&ex.response) == Status::NoLeader),
+        "no NO_LEADER cluster example"
+    );
     let mut names = HashSet::new();
-    for ex in &all {
+    for ex in all.iter().chain(&cluster) {
         assert!(names.insert(ex.name.as_str()), "duplicate example name {}", ex.name);
     }
     assert!(!record_examples(&doc).is_empty(), "no op log record examples");
@@ -159,7 +188,7 @@ fn the_document_has_enough_uniquely_named_examples() {
 
 #[test]
 fn example_requests_decode_parse_and_reencode_exactly() {
-    for ex in examples(&doc()) {
+    for ex in all_examples(&doc()) {
         let name = &ex.name;
         let status = status_of(&ex.response);
         let mut codec = Codec::server(Limits::default());
@@ -192,7 +221,7 @@ fn example_requests_decode_parse_and_reencode_exactly() {
 
 #[test]
 fn example_responses_decode_parse_and_reencode_exactly() {
-    for ex in examples(&doc()) {
+    for ex in all_examples(&doc()) {
         let name = &ex.name;
         let mut codec = Codec::client(Limits::default());
         let mut buf = BytesMut::from(&ex.response[..]);

@@ -1,7 +1,9 @@
 //! Runs `examples/python/burrow_client.py`, a client written from
 //! `protocol.md` alone, against an in-process server: if the document and
 //! the server disagree, its self-check fails. Also through fake followers,
-//! to check it follows NOT_LEADER redirects (and stops following a loop).
+//! to check it follows NOT_LEADER redirects (and stops following a loop),
+//! and as a cluster client (`--hosts`, `Client.cluster`): passing over a
+//! node without a leader, and the idempotency rule (protocol.md §5.2).
 
 use crate::common;
 
@@ -14,9 +16,13 @@ use std::process::{Child, Command, Stdio};
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/burrow_client.py");
 
 fn spawn_script(port: u16) -> Child {
+    python(&[SCRIPT, "--host", "127.0.0.1", "--port", &port.to_string()])
+}
+
+/// `python3 args...`.
+fn python(args: &[&str]) -> Child {
     Command::new("python3")
-        .arg(SCRIPT)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -124,4 +130,52 @@ async fn python_client_stops_following_a_redirect_loop() {
     let want = format!("MISMATCH: unexpected BurrowError: NOT_LEADER: {a_addr}");
     assert!(out.stderr.contains(&want), "want {want:?} in:\n{}", out.stderr);
     assert_eq!(a.requests() + b.requests(), 4, "the first request and 3 redirects");
+}
+
+/// `--hosts`: the first node knows no leader; the script moves to the next
+/// and runs the whole self-check there.
+#[tokio::test]
+async fn python_cluster_client_passes_over_a_node_without_a_leader() {
+    let server = common::start().await;
+    let no_leader = NotLeader::no_leader().await;
+    let hosts = format!("{},{}", no_leader.addr, server.addr);
+    let out = finish(python(&[SCRIPT, "--hosts", &hosts])).await;
+    assert_eq!(out.code, Some(0), "self-check failed\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    let line = format!("# moved to {}", server.addr);
+    assert!(out.stdout.lines().any(|l| l == line), "missing {line:?} in:\n{}", out.stdout);
+    assert_eq!(out.stdout.lines().last(), Some("all checks passed"), "{}", out.stdout);
+    assert_eq!(no_leader.requests(), 1);
+    server.shutdown().await.unwrap();
+}
+
+/// An INCR whose reply is lost with its connection raises
+/// OutcomeUnknownError and is not re-sent; the next call (a GET) goes over
+/// a new connection.
+#[tokio::test]
+async fn python_cluster_client_reports_an_incr_of_unknown_outcome() {
+    let server = common::start().await;
+    let proxy = common::proxy::Proxy::start(server.addr).await;
+    proxy.limit(Some(0));
+    let dir = std::path::Path::new(SCRIPT).parent().unwrap().to_str().unwrap().to_string();
+    let code = format!(
+        "import sys; sys.path.insert(0, {dir:?})\n\
+         from burrow_client import Client, OutcomeUnknownError\n\
+         c = Client.cluster([('127.0.0.1', {port})], deadline=60)\n\
+         try:\n    print('applied', c.incr('n'))\n\
+         except OutcomeUnknownError as e:\n    print('outcome unknown', e.unknown)\n\
+         print('n =', c.get('n'))\n",
+        port = proxy.addr.port()
+    );
+    let child = python(&["-c", &code]);
+    let addr = server.addr;
+    let value =
+        move || async move { burrow_client::Client::connect(addr).await.unwrap().get("n").await.unwrap() };
+    common::wait_for("the INCR to run", || async { value().await.is_some() }).await;
+    proxy.cut();
+    proxy.limit(None);
+    let out = finish(child).await;
+    assert_eq!(out.code, Some(0), "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout, "outcome unknown [0]\nn = b'1'\n", "stderr: {}", out.stderr);
+    assert_eq!(value().await.as_deref(), Some(&b"1"[..]), "run once");
+    server.shutdown().await.unwrap();
 }

@@ -32,6 +32,11 @@ pub struct BenchArgs {
     /// Server port [default: 7440 for burrow, 6379 for resp].
     #[arg(short = 'p', long)]
     pub port: Option<u16>,
+    /// A cluster's nodes, `host:port,host:port,…` (instead of --host and
+    /// --port): load goes to the leader, found again after a leader change;
+    /// requests lost meanwhile count as errors of unknown outcome.
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...", conflicts_with_all = ["host", "port"])]
+    pub hosts: Vec<String>,
     /// Protocol to speak: burrow, or resp (Redis RESP2) to measure Redis the same way.
     #[arg(long, value_enum, default_value_t = Protocol::Burrow)]
     pub protocol: Protocol,
@@ -107,6 +112,7 @@ impl BenchArgs {
         let config = Config {
             host: self.host.clone(),
             port: self.port.unwrap_or_else(|| self.protocol.default_port()),
+            hosts: self.hosts.clone(),
             protocol: self.protocol,
             clients: self.clients,
             stop,
@@ -198,5 +204,9 @@ mod tests {
         assert!(parse(&["--ratio", "x"]).is_err());
         assert!(parse(&["--timeout", "0"]).unwrap_err().contains("--timeout"));
         assert_eq!(parse(&["--timeout", "0.5"]).unwrap().0.timeout, Duration::from_millis(500));
+        let hosts = parse(&["--hosts", "127.0.0.1:1,localhost:2"]).unwrap().0.hosts;
+        assert_eq!(hosts, ["127.0.0.1:1", "localhost:2"]);
+        assert!(parse(&["--hosts", "127.0.0.1:1", "-p", "2"]).is_err());
+        assert!(parse(&["--hosts", "127.0.0.1:1", "--protocol", "resp"]).unwrap_err().contains("--hosts"));
     }
 }

@@ -123,6 +123,11 @@ impl Wire for BurrowWire {
         Ok(Some(Reply { len, ok }))
     }
 
+    fn refused(&self, reply: &[u8]) -> bool {
+        let status = reply.get(3).copied().and_then(Status::from_u8);
+        matches!(status, Some(Status::NotLeader | Status::NoLeader))
+    }
+
     fn describe(&self, reply: &[u8], op: Op, id: u32) -> String {
         if reply.len() < HEADER_LEN {
             return format!("short reply {}", printable(reply));

@@ -18,6 +18,7 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::target::Target;
 use super::wire::Wire;
 use super::workload::{below, Op, Ratio, Rng};
 use super::BenchError;
@@ -70,6 +71,9 @@ pub(crate) struct ConnResult {
     pub latency_ns: Histogram<u64>,
     pub requests: u64,
     pub errors: u64,
+    /// Of the errors, requests lost with a broken connection: they may or
+    /// may not have run.
+    pub unknown: u64,
     pub first_error: Option<String>,
     /// When its last reply arrived.
     pub finished: Instant,
@@ -115,6 +119,8 @@ struct Conn<'a, W> {
     stream: TcpStream,
     rbuf: BytesMut,
     result: ConnResult,
+    /// A reply of the last batch said this node is not the leader.
+    refused: bool,
 }
 
 impl<W: Wire> Conn<'_, W> {
@@ -160,6 +166,7 @@ impl<W: Wire> Conn<'_, W> {
                             ok += 1;
                         } else {
                             let (wire, rbuf) = (self.wire, &self.rbuf);
+                            self.refused |= wire.refused(&rbuf[pos..pos + reply.len]);
                             let what = || wire.describe(&rbuf[pos..pos + reply.len], op, id);
                             self.result.errors += 1;
                             if self.result.first_error.is_none() {
@@ -219,10 +226,12 @@ fn stalled(stall: &mut Pin<Box<tokio::time::Sleep>>, progress: Instant, timeout:
 
 /// Runs the load loop on `stream` until the plan says stop. A connection
 /// the server breaks (garbage, close, reset) has its outstanding requests
-/// counted as errors and is reopened; failing to reopen it ends the run.
+/// counted as errors (of unknown outcome) and is reopened — in a cluster,
+/// to the leader, found again, as after a reply saying this node does not
+/// lead; failing to reopen it within the timeout ends the run.
 pub(crate) async fn drive<W: Wire>(
     stream: TcpStream,
-    addr: SocketAddr,
+    target: Arc<Target>,
     wire: Arc<W>,
     plan: Arc<Plan>,
     counters: Arc<Counters>,
@@ -242,9 +251,11 @@ pub(crate) async fn drive<W: Wire>(
             latency_ns: new_histogram(),
             requests: 0,
             errors: 0,
+            unknown: 0,
             first_error: None,
             finished: Instant::now(),
         },
+        refused: false,
     };
     let mut wbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut ops: Vec<Op> = Vec::with_capacity(p);
@@ -280,13 +291,20 @@ pub(crate) async fn drive<W: Wire>(
             ops.push(op);
         }
         match conn.batch(&wbuf, &ops, id).await {
+            Ok(()) if conn.refused && matches!(*target, Target::Cluster(_)) => {
+                conn.refused = false;
+                conn.stream = target.open(plan.timeout).await?;
+            }
             Ok(()) => {}
             Err(Broken::Stream { got, why }) => {
                 conn.error((k - got) as u64, || format!("connection broken: {why}"));
-                conn.stream = connect(addr).await?;
+                conn.result.unknown += (k - got) as u64;
+                conn.stream = target.open(plan.timeout).await?;
                 conn.rbuf.clear();
             }
-            Err(Broken::Stalled) => return Err(BenchError::Stalled { addr, after: plan.timeout }),
+            Err(Broken::Stalled) => {
+                return Err(BenchError::Stalled { addr: target.addr(), after: plan.timeout })
+            }
         }
         id = id.wrapping_add(k as u32);
         conn.result.requests += k as u64;

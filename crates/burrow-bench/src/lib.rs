@@ -29,6 +29,7 @@ mod burrow_wire;
 mod driver;
 mod report;
 mod resp;
+mod target;
 mod wire;
 mod workload;
 
@@ -46,8 +47,9 @@ pub use report::{csv, human, json, Summary, TestResult};
 pub use workload::{Ratio, TestKind, MAX_KEYSPACE};
 
 use burrow_wire::BurrowWire;
-use driver::{connect, drive, new_histogram, ConnResult, Counters, Plan};
+use driver::{drive, new_histogram, ConnResult, Counters, Plan};
 use resp::RespWire;
+use target::Target;
 use wire::Wire;
 
 /// Which protocol the load speaks.
@@ -85,6 +87,9 @@ pub const MAX_DATA_SIZE: usize = burrow_proto::Limits::DEFAULT_MAX_VALUE - 8;
 pub struct Config {
     pub host: String,
     pub port: u16,
+    /// A cluster's nodes (`host:port`), instead of `host` and `port`: load
+    /// goes to the leader, found again after a leader change.
+    pub hosts: Vec<String>,
     pub protocol: Protocol,
     /// Connections, each with at most one batch in flight.
     pub clients: usize,
@@ -115,6 +120,7 @@ impl Default for Config {
         Config {
             host: "127.0.0.1".into(),
             port: Protocol::Burrow.default_port(),
+            hosts: Vec::new(),
             protocol: Protocol::Burrow,
             clients: 50,
             stop: Stop::Requests(100_000),
@@ -159,6 +165,8 @@ pub enum ConfigError {
     BadTimeout(f64),
     #[error("--tests names no test")]
     NoTests,
+    #[error("--hosts needs --protocol burrow (RESP has no leader to find)")]
+    HostsNeedBurrow,
 }
 
 impl Config {
@@ -189,6 +197,9 @@ impl Config {
         if self.tests.is_empty() {
             return Err(ConfigError::NoTests);
         }
+        if !self.hosts.is_empty() && self.protocol != Protocol::Burrow {
+            return Err(ConfigError::HostsNeedBurrow);
+        }
         Ok(())
     }
 }
@@ -205,6 +216,8 @@ pub enum BenchError {
     ConnectTimeout { addr: SocketAddr, after: Duration },
     #[error("{addr} made no progress for {after:?} (use --timeout to wait longer)")]
     Stalled { addr: SocketAddr, after: Duration },
+    #[error("no leader found among --hosts within {after:?} (use --timeout to wait longer)")]
+    NoLeader { after: Duration },
     #[error("cannot start a load thread")]
     Thread(#[source] std::io::Error),
     #[error("a load thread panicked")]
@@ -223,12 +236,27 @@ pub fn run(config: &Config) -> Result<Vec<TestResult>, BenchError> {
 /// long run can show its results test by test).
 pub fn run_with(config: &Config, each: impl FnMut(&TestResult)) -> Result<Vec<TestResult>, BenchError> {
     config.validate()?;
-    let addr = resolve(&config.host, config.port)?;
+    let target = if config.hosts.is_empty() {
+        Target::One(resolve(&config.host, config.port)?)
+    } else {
+        let seeds = config.hosts.iter().map(|h| resolve_host_port(h)).collect::<Result<_, _>>()?;
+        Target::Cluster(seeds)
+    };
     let value = vec![b'x'; config.data_size];
     match config.protocol {
-        Protocol::Burrow => run_tests(config, addr, Arc::new(BurrowWire::new(&value)), each),
-        Protocol::Resp => run_tests(config, addr, Arc::new(RespWire::new(&value)), each),
+        Protocol::Burrow => run_tests(config, target, Arc::new(BurrowWire::new(&value)), each),
+        Protocol::Resp => run_tests(config, target, Arc::new(RespWire::new(&value)), each),
     }
+}
+
+/// Resolves a `--hosts` entry, `host:port`.
+fn resolve_host_port(host_port: &str) -> Result<SocketAddr, BenchError> {
+    let err = |source| BenchError::Resolve { host: host_port.to_string(), port: 0, source };
+    host_port
+        .to_socket_addrs()
+        .map_err(err)?
+        .next()
+        .ok_or_else(|| err(std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, BenchError> {
@@ -242,14 +270,15 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, BenchError> {
 
 fn run_tests<W: Wire>(
     config: &Config,
-    addr: SocketAddr,
+    target: Target,
     wire: Arc<W>,
     mut each: impl FnMut(&TestResult),
 ) -> Result<Vec<TestResult>, BenchError> {
     let progress = config.progress && std::io::stderr().is_terminal();
+    let target = Arc::new(target);
     let mut results = Vec::with_capacity(config.tests.len());
     for (i, test) in config.tests.iter().enumerate() {
-        let r = run_test(config, addr, wire.clone(), *test, i as u64, progress)?;
+        let r = run_test(config, &target, wire.clone(), *test, i as u64, progress)?;
         each(&r);
         results.push(r);
     }
@@ -336,7 +365,7 @@ type ThreadResult = Result<Vec<ConnResult>, BenchError>;
 
 fn run_test<W: Wire>(
     config: &Config,
-    addr: SocketAddr,
+    target: &Arc<Target>,
     wire: Arc<W>,
     test: TestKind,
     test_no: u64,
@@ -360,14 +389,14 @@ fn run_test<W: Wire>(
     let mut handles = Vec::with_capacity(shares.len());
     let mut first_conn = 0u64;
     for (t, &n) in shares.iter().enumerate() {
-        let (wire, plan, counters) = (wire.clone(), plan.clone(), counters.clone());
+        let (wire, plan, counters, target) = (wire.clone(), plan.clone(), counters.clone(), target.clone());
         let (thread_gate, thread_failed, tx) = (gate.clone(), failed.clone(), tx.clone());
         let seeds: Vec<u64> =
             (first_conn..first_conn + n as u64).map(|c| conn_seed(config.seed, test_no, c)).collect();
         first_conn += n as u64;
         let spawned = std::thread::Builder::new().name(format!("burrow-bench-{t}")).spawn(move || {
             let mut arrival = Arrival { gate: &thread_gate, arrived: false };
-            let result = load_thread(addr, wire, plan, counters, seeds, &mut arrival, &thread_failed);
+            let result = load_thread(target, wire, plan, counters, seeds, &mut arrival, &thread_failed);
             // The receiver only goes away if the main thread is unwinding.
             let _ = tx.send(result);
         });
@@ -439,7 +468,7 @@ fn show_progress(test: TestKind, counters: &Counters, start: Instant) {
 /// One load thread: open its connections, meet the others, drive them all
 /// on a current-thread runtime.
 fn load_thread<W: Wire>(
-    addr: SocketAddr,
+    target: Arc<Target>,
     wire: Arc<W>,
     plan: Arc<Plan>,
     counters: Arc<Counters>,
@@ -455,7 +484,7 @@ fn load_thread<W: Wire>(
             let streams = rt.block_on(async {
                 let mut streams = Vec::with_capacity(seeds.len());
                 for _ in 0..seeds.len() {
-                    streams.push(connect(addr).await?);
+                    streams.push(target.open(plan.timeout).await?);
                 }
                 Ok::<_, BenchError>(streams)
             })?;
@@ -477,8 +506,9 @@ fn load_thread<W: Wire>(
     rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
         for (stream, seed) in streams.into_iter().zip(seeds) {
-            let (wire, plan, counters) = (wire.clone(), plan.clone(), counters.clone());
-            set.spawn(drive(stream, addr, wire, plan, counters, seed, deadline));
+            let (wire, plan, counters, target) =
+                (wire.clone(), plan.clone(), counters.clone(), target.clone());
+            set.spawn(drive(stream, target, wire, plan, counters, seed, deadline));
         }
         let mut results = Vec::with_capacity(set.len());
         while let Some(joined) = set.join_next().await {
@@ -490,13 +520,14 @@ fn load_thread<W: Wire>(
 
 fn merge(config: &Config, test: TestKind, start: Instant, conns: Vec<ConnResult>) -> TestResult {
     let mut latency_ns = new_histogram();
-    let (mut requests, mut errors, mut first_error) = (0, 0, None);
+    let (mut requests, mut errors, mut unknown, mut first_error) = (0, 0, 0, None);
     let mut end = start;
     for c in conns {
         // Same bounds everywhere, so adding cannot fail.
         let _ = latency_ns.add(&c.latency_ns);
         requests += c.requests;
         errors += c.errors;
+        unknown += c.unknown;
         first_error = first_error.or(c.first_error);
         end = end.max(c.finished);
     }
@@ -509,6 +540,7 @@ fn merge(config: &Config, test: TestKind, start: Instant, conns: Vec<ConnResult>
         data_size: config.data_size,
         requests,
         errors,
+        unknown,
         elapsed: end.duration_since(start),
         latency_ns,
         first_error,
@@ -526,12 +558,13 @@ mod tests {
     fn no_bench_error_prints_its_source_twice() {
         let io = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
         let addr: SocketAddr = "127.0.0.1:7440".parse().unwrap();
-        let errors: [&(dyn std::error::Error + 'static); 6] = [
+        let errors: [&(dyn std::error::Error + 'static); 7] = [
             &BenchError::Resolve { host: "nowhere".into(), port: 7440, source: io() },
             &BenchError::Connect { addr, source: io() },
             &BenchError::Thread(io()),
             &BenchError::Config(ConfigError::NoClients),
             &BenchError::Stalled { addr, after: Duration::from_secs(1) },
+            &BenchError::NoLeader { after: Duration::from_secs(1) },
             &FramingError("bad magic 0x2b".into()),
         ];
         for (i, e) in errors.into_iter().enumerate() {
@@ -565,6 +598,10 @@ mod tests {
             ),
             (Config { tests: vec![], ..ok.clone() }, ConfigError::NoTests),
             (Config { timeout: Duration::ZERO, ..ok.clone() }, ConfigError::BadTimeout(0.0)),
+            (
+                Config { hosts: vec!["127.0.0.1:6379".into()], protocol: Protocol::Resp, ..ok.clone() },
+                ConfigError::HostsNeedBurrow,
+            ),
         ];
         for (i, (c, want)) in cases.into_iter().enumerate() {
             assert_eq!(c.validate(), Err(want), "case {i}");

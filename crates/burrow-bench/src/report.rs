@@ -27,6 +27,9 @@ pub struct TestResult {
     pub requests: u64,
     /// Wrong replies, error replies, and requests lost to a broken connection.
     pub errors: u64,
+    /// Of the errors, requests lost to a broken connection: their outcome
+    /// is unknown (they may have run). A failover shows up here.
+    pub unknown: u64,
     /// From the moment every connection was open to the last reply.
     pub elapsed: Duration,
     /// Latency of each correct reply, in nanoseconds.
@@ -91,7 +94,14 @@ pub fn human(results: &[TestResult]) -> String {
             "  latency ms: min {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
             s.min_ms, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms
         );
-        let _ = writeln!(out, "  errors: {}", r.errors);
+        match r.unknown {
+            0 => {
+                let _ = writeln!(out, "  errors: {}", r.errors);
+            }
+            n => {
+                let _ = writeln!(out, "  errors: {} ({n} of unknown outcome: connection lost)", r.errors);
+            }
+        }
         if let Some(e) = &r.first_error {
             let _ = writeln!(out, "  first error: {e}");
         }
@@ -101,7 +111,7 @@ pub fn human(results: &[TestResult]) -> String {
 }
 
 const CSV_HEADER: &str = "test,protocol,clients,pipeline,threads,data_size,requests,errors,duration_s,\
-                          ops_per_sec,min_ms,p50_ms,p90_ms,p99_ms,p999_ms,max_ms";
+                          ops_per_sec,min_ms,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,unknown";
 
 pub fn csv(results: &[TestResult]) -> String {
     let mut out = String::from(CSV_HEADER);
@@ -110,7 +120,7 @@ pub fn csv(results: &[TestResult]) -> String {
         let s = r.summary();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{:.6},{:.2},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3}",
+            "{},{},{},{},{},{},{},{},{:.6},{:.2},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{}",
             r.test.name(),
             r.protocol.name(),
             r.clients,
@@ -126,7 +136,8 @@ pub fn csv(results: &[TestResult]) -> String {
             s.p90_ms,
             s.p99_ms,
             s.p999_ms,
-            s.max_ms
+            s.max_ms,
+            r.unknown
         );
     }
     out
@@ -163,7 +174,7 @@ pub fn json(results: &[TestResult]) -> String {
                 "{{\"test\":{},\"protocol\":{},\"clients\":{},\"pipeline\":{},\"threads\":{},\"data_size\":{},\
                  \"requests\":{},\"errors\":{},\"duration_s\":{:.6},\"ops_per_sec\":{:.2},\"min_ms\":{:.3},\
                  \"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\
-                 \"first_error\":{}}}",
+                 \"unknown\":{},\"first_error\":{}}}",
                 json_str(r.test.name()),
                 json_str(r.protocol.name()),
                 r.clients,
@@ -180,6 +191,7 @@ pub fn json(results: &[TestResult]) -> String {
                 s.p99_ms,
                 s.p999_ms,
                 s.max_ms,
+                r.unknown,
                 r.first_error.as_deref().map_or_else(|| "null".to_string(), json_str)
             )
         })
@@ -205,6 +217,7 @@ mod tests {
             data_size: 32,
             requests: 1000 + errors,
             errors,
+            unknown: errors / 2,
             elapsed: Duration::from_millis(500),
             latency_ns: h,
             first_error: first_error.map(str::to_string),
@@ -251,6 +264,7 @@ mod tests {
             "data_size",
             "protocol",
             "duration_s",
+            "unknown",
         ] {
             assert_eq!(j.matches(&format!("\"{key}\":")).count(), 2, "{key} in {j}");
         }

@@ -37,6 +37,13 @@ pub(crate) trait Wire: Send + Sync + 'static {
     /// Says what is wrong with `reply` (a complete reply judged not ok), for
     /// the first-error line of the report. Off the hot path.
     fn describe(&self, reply: &[u8], op: Op, id: u32) -> String;
+
+    /// Whether `reply` (a complete reply judged not ok) says this node is
+    /// not the leader (`NOT_LEADER`, `NO_LEADER`): a cluster run then
+    /// finds the leader again. Off the hot path.
+    fn refused(&self, _reply: &[u8]) -> bool {
+        false
+    }
 }
 
 /// A fully encoded request whose key digits and id are patched in place, so

@@ -54,6 +54,12 @@ pub struct CliArgs {
     /// Server port.
     #[arg(short = 'p', long, default_value_t = 7440)]
     pub port: u16,
+    /// A cluster's nodes, `host:port,host:port,…` (instead of --host and
+    /// --port): the CLI finds the leader and follows it across leader
+    /// changes.
+    #[arg(long, value_delimiter = ',', value_parser = session::parse_host_port, value_name = "HOST:PORT,...")]
+    #[arg(conflicts_with_all = ["host", "port"])]
+    pub hosts: Vec<String>,
     /// A command to run once, e.g. `SET k v PX 1500 NX`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -61,7 +67,11 @@ pub struct CliArgs {
 
 /// Runs the CLI; `Ok(false)` means a command failed (exit status 1).
 pub fn run(args: CliArgs) -> Result<bool, CliError> {
-    let mut session = Session::new(&args.host, args.port)?;
+    let mut session = if args.hosts.is_empty() {
+        Session::new(&args.host, args.port)?
+    } else {
+        Session::cluster(&args.hosts)?
+    };
     if !args.command.is_empty() {
         let words: Vec<Vec<u8>> = args.command.into_iter().map(os_bytes).collect();
         return one_shot(&mut session, &words);
@@ -134,6 +144,12 @@ mod tests {
         let a = CliArgs::try_parse_from(["burrow-cli", "--host", "::1", "INCRBY", "k", "-5"]).unwrap();
         assert_eq!(a.host, "::1");
         assert_eq!(a.command, ["INCRBY", "k", "-5"].map(OsString::from));
+        let a =
+            CliArgs::try_parse_from(["burrow-cli", "--hosts", "127.0.0.1:1,[::1]:2", "GET", "k"]).unwrap();
+        assert_eq!(a.hosts, ["127.0.0.1:1", "[::1]:2"]);
+        assert_eq!(a.command, ["GET", "k"].map(OsString::from));
+        assert!(CliArgs::try_parse_from(["burrow-cli", "--hosts", "127.0.0.1"]).is_err());
+        assert!(CliArgs::try_parse_from(["burrow-cli", "--hosts", "127.0.0.1:1", "--port", "2"]).is_err());
     }
 
     #[test]

@@ -8,6 +8,13 @@
 //! The client follows `NOT_LEADER` redirects itself; the session announces
 //! each one on standard error (`-> redirected to leader at 127.0.0.1:7441`)
 //! and from then on names, and reconnects to, the leader.
+//!
+//! Given several hosts (`--hosts`), the session holds a cluster client,
+//! which rides out leader changes itself (protocol.md §5.2); a command that
+//! lands on another node than the last one says so in one line
+//! (`-> redirected to leader at …`, or `-> reconnected to …` when it got
+//! there by reconnecting), and an unknown outcome or no leader within the
+//! deadline is printed as an error without dropping the session.
 
 use thiserror::Error;
 
@@ -33,6 +40,10 @@ pub enum CliError {
     /// the follower is kept.
     #[error(transparent)]
     Redirect(ClientError),
+    /// With `--hosts`: a command of unknown outcome, or no node that served
+    /// it within the failover deadline; the session carries on.
+    #[error(transparent)]
+    Failover(ClientError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("i/o error")]
@@ -46,6 +57,8 @@ pub enum CliError {
 pub struct Session {
     host: String,
     port: u16,
+    /// `--hosts`: the seeds of a cluster client (empty: one server).
+    hosts: Vec<String>,
     client: Option<Client>,
     runtime: tokio::runtime::Runtime,
 }
@@ -55,7 +68,18 @@ impl Session {
     pub fn new(host: &str, port: u16) -> Result<Session, CliError> {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?;
-        Ok(Session { host: host.to_string(), port, client: None, runtime })
+        Ok(Session { host: host.to_string(), port, hosts: Vec::new(), client: None, runtime })
+    }
+
+    /// A session on a cluster given by its nodes' `host:port` addresses
+    /// (`host:port` each, at least one), named by the first until
+    /// connected.
+    pub fn cluster(hosts: &[String]) -> Result<Session, CliError> {
+        let first = hosts.first().map(String::as_str).unwrap_or_default();
+        let (host, port) = split_host_port(first).unwrap_or((first, 0));
+        let mut session = Session::new(host, port)?;
+        session.hosts = hosts.to_vec();
+        Ok(session)
     }
 
     /// `host:port` as users write it (IPv6 hosts bracketed).
@@ -74,14 +98,26 @@ impl Session {
     /// Connects unless already connected.
     pub fn connect(&mut self) -> Result<(), CliError> {
         if self.client.is_none() {
-            let target = (self.host.as_str(), self.port);
-            let client = self
-                .runtime
-                .block_on(Client::connect(target))
-                .map_err(|e| CliError::Connect { addr: self.addr(), reason: connect_reason(&e) })?;
+            let client = if self.hosts.is_empty() {
+                let target = (self.host.as_str(), self.port);
+                self.runtime
+                    .block_on(Client::connect(target))
+                    .map_err(|e| CliError::Connect { addr: self.addr(), reason: connect_reason(&e) })?
+            } else {
+                self.runtime.block_on(Client::connect_cluster(&self.hosts)).map_err(|e| {
+                    CliError::Connect { addr: self.hosts.join(","), reason: connect_reason(&e) }
+                })?
+            };
+            self.at(client.addr());
             self.client = Some(client);
         }
         Ok(())
+    }
+
+    /// Names `addr` as the server the session is on.
+    fn at(&mut self, addr: std::net::SocketAddr) {
+        self.host = addr.ip().to_string();
+        self.port = addr.port();
     }
 
     /// Sends `requests` pipelined (connecting first if needed) and returns one
@@ -89,17 +125,24 @@ impl Session {
     pub fn exchange(&mut self, requests: &[Request]) -> Result<Vec<Reply>, CliError> {
         self.connect()?;
         let client = self.client.as_mut().expect("connected above");
+        let before = client.addr();
         let result = self.runtime.block_on(client.pipeline(requests));
         // Hops that succeeded count even when a later one failed.
         let hops = client.last_redirects().to_vec();
-        for leader in hops {
+        let now = client.addr();
+        for leader in &hops {
             eprintln!("-> redirected to leader at {leader}");
-            self.host = leader.ip().to_string();
-            self.port = leader.port();
         }
+        if hops.last().map_or(now != before, |&last| last != now) {
+            eprintln!("-> reconnected to {now}");
+        }
+        self.at(now);
         match result {
             Ok(replies) => Ok(replies),
             Err(e @ ClientError::Redirect { .. }) => Err(CliError::Redirect(e)),
+            Err(e @ (ClientError::OutcomeUnknown { .. } | ClientError::Unavailable { .. })) => {
+                Err(CliError::Failover(e))
+            }
             Err(source) => {
                 self.client = None;
                 Err(CliError::Lost { addr: self.addr(), source })
@@ -112,6 +155,27 @@ impl Session {
         let replies = self.exchange(&plan.requests)?;
         Ok(plan.finish(replies))
     }
+}
+
+/// Parses one `--hosts` entry: `host:port`, the host a name, an IPv4
+/// address or a bracketed IPv6 address (`[::1]:7441`).
+pub(crate) fn parse_host_port(s: &str) -> Result<String, String> {
+    match split_host_port(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!("'{s}' is not host:port (e.g. 127.0.0.1:7441, [::1]:7441)")),
+    }
+}
+
+/// `host:port` split into its parts, brackets removed from an IPv6 host.
+fn split_host_port(s: &str) -> Option<(&str, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = match host.strip_prefix('[') {
+        Some(h) => h.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then_some((host, port))
 }
 
 /// The reason part of a connect failure, as redis-cli words it
@@ -142,10 +206,15 @@ mod tests {
         let io = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "Connection reset by peer");
         let leader = "127.0.0.1:7441".parse().unwrap();
         let redirect = ClientError::Redirect { leader, source: Box::new(ClientError::Connect(io())) };
-        let errors: [&(dyn std::error::Error + 'static); 8] = [
+        let errors: [&(dyn std::error::Error + 'static); 9] = [
             &CliError::Connect { addr: "127.0.0.1:7440".into(), reason: "Connection refused".into() },
             &CliError::Lost { addr: "127.0.0.1:7440".into(), source: ClientError::Io(io()) },
             &CliError::Redirect(redirect),
+            &CliError::Failover(ClientError::Unavailable {
+                after: std::time::Duration::from_secs(10),
+                attempts: 3,
+                last: Box::new(ClientError::Connect(io())),
+            }),
             &CliError::Runtime(io()),
             &CliError::Io(io()),
             &CliError::Editor(rustyline::error::ReadlineError::Interrupted),
@@ -155,5 +224,18 @@ mod tests {
         for (i, e) in errors.into_iter().enumerate() {
             assert_eq!(ErrorChain(e).repeated_cause(), None, "#{i}: {e:?}");
         }
+    }
+
+    #[test]
+    fn hosts_are_host_colon_port() {
+        for ok in ["127.0.0.1:7441", "localhost:1", "[::1]:7441", "node-2.example:65535"] {
+            assert_eq!(parse_host_port(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["", "7441", "127.0.0.1", ":7441", "::1:7441", "[::1]", "h:99999", "h:port", "[]:1"] {
+            assert!(parse_host_port(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(split_host_port("[::1]:7441"), Some(("::1", 7441)));
+        let s = Session::cluster(&["[::1]:7441".into(), "127.0.0.1:7442".into()]).unwrap();
+        assert_eq!(s.addr(), "[::1]:7441");
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use burrow_proto::{CodecError, Reply, ReplyError, Status};
+use burrow_proto::{CodecError, Opcode, Reply, ReplyError, Status};
 
 /// Why a call failed: the connection, the server's reply, or its bytes.
 #[derive(Debug, Error)]
@@ -73,6 +73,43 @@ pub enum ClientError {
     /// An earlier failure left replies unread; open a new client.
     #[error("connection unusable after an earlier timeout or protocol error; reconnect")]
     Broken,
+    /// A cluster client's connection failed after it sent a request that is
+    /// not idempotent (protocol.md §5.2): the request may or may not have
+    /// run, and it was not re-sent so that it cannot run twice. Read the
+    /// data back to find out, if it matters.
+    #[error("outcome unknown: the connection to {addr} failed after {} was sent, and it is not retried (not idempotent)", .opcode.name())]
+    OutcomeUnknown {
+        /// The server the request was sent to.
+        addr: SocketAddr,
+        /// The first request of unknown outcome that is not idempotent.
+        opcode: Opcode,
+        /// Positions, in the call's requests, of every request whose
+        /// outcome is unknown (`[0]` for a single request).
+        unknown: Vec<usize>,
+        /// The replies received, by position; `None` where unknown.
+        replies: Vec<Option<Reply>>,
+        /// How the connection failed.
+        #[source]
+        source: Box<ClientError>,
+    },
+    /// A cluster client tried until its failover deadline without reaching
+    /// a node that would serve the call (no leader, nodes down or
+    /// unreachable). A request that is not idempotent did not run; an
+    /// idempotent one may have.
+    #[error("no node served the request within {after:?} ({attempts} attempts)")]
+    Unavailable {
+        /// Time spent trying.
+        after: Duration,
+        /// Connections and requests tried.
+        attempts: u32,
+        /// The last attempt's failure.
+        #[source]
+        last: Box<ClientError>,
+    },
+    /// [`Client::connect_cluster`](crate::Client::connect_cluster) was
+    /// given no address.
+    #[error("no seed addresses given")]
+    NoSeeds,
 }
 
 impl ClientError {
@@ -130,6 +167,18 @@ mod tests {
             ClientError::BadReply(ReplyError::Array(ArrayError::Truncated { index: 2 })),
             ClientError::Server { status: Status::NotLeader, message: "127.0.0.1:7441".into() },
             ClientError::Timeout { what: "request", after: Duration::from_secs(1) },
+            ClientError::OutcomeUnknown {
+                addr: "127.0.0.1:7441".parse().unwrap(),
+                opcode: Opcode::Incr,
+                unknown: vec![0],
+                replies: vec![None],
+                source: Box::new(ClientError::Closed),
+            },
+            ClientError::Unavailable {
+                after: Duration::from_secs(10),
+                attempts: 7,
+                last: Box::new(ClientError::Connect(io())),
+            },
         ];
         for (i, e) in errors.iter().enumerate() {
             assert_eq!(ErrorChain(e).repeated_cause(), None, "#{i}: {e:?}");

@@ -1,10 +1,11 @@
 //! The async Rust client: a typed method per command, pipelining,
 //! connect/request timeouts, and leader redirects.
 //!
-//! **What you get.** [`Client`] (one connection: a method per command, and
+//! **What you get.** [`Client`] (one connection at a time: a method per command, and
 //! [`Client::request`] / [`Client::pipeline`] for any
 //! [`burrow_proto::Request`]), its [`ClientConfig`], the option and answer
-//! types [`SetOptions`] and [`Ttl`], one error type [`ClientError`], and
+//! types [`SetOptions`] and [`Ttl`], a cluster client's [`FailoverConfig`],
+//! one error type [`ClientError`], and
 //! [`parse_info`] for INFO's text. The crate depends on `burrow-proto` and
 //! tokio only, so embedding it pulls in nothing of the server or the tools.
 //!
@@ -30,6 +31,24 @@
 //! from its leader) are not retried: they name no other server, and how long
 //! to wait is the caller's choice. Match them with [`ClientError::status`].
 //!
+//! **Clusters.** [`Client::connect_cluster`] takes several seed addresses
+//! and rides out leader changes (protocol.md §5.2): it follows
+//! `NOT_LEADER`, waits out `NO_LEADER`, `LOADING`, refused connections and
+//! an unreachable leader with jittered pauses, moving through the seeds,
+//! until [`FailoverConfig::deadline`] per call; then it returns the last
+//! refusal, or [`ClientError::Unavailable`]. A connection that fails after
+//! a request was written leaves its outcome unknown: the request is re-sent
+//! only if it is idempotent ([`burrow_proto::Request::is_idempotent`]:
+//! reads, SET without NX/XX, DEL, EXPIRE, PERSIST, FLUSHALL, SNAPSHOT);
+//! INCR, DECR, INCRBY, LPUSH, RPUSH, LPOP, RPOP, SET NX/XX and WAIT fail
+//! with [`ClientError::OutcomeUnknown`] instead of maybe running twice. In
+//! a pipeline, replies received before the failure stand, and the rest is
+//! re-sent only if all of it is idempotent. A connection the server closed
+//! while idle (a killed leader) is noticed before writing, so nothing is
+//! unknown then. Reads go to whichever node the client is connected to,
+//! possibly a follower (possibly stale) until a write moves it to the
+//! leader; [`Client::addr`] tells which.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), burrow_client::ClientError> {
 //! let mut c = burrow_client::Client::connect("127.0.0.1:7440").await?;
@@ -39,7 +58,9 @@
 //! ```
 #![warn(missing_docs)]
 
+mod backoff;
 mod error;
+mod failover;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -50,6 +71,7 @@ use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_util::codec::Framed;
 
 pub use error::ClientError;
+pub use failover::FailoverConfig;
 
 use burrow_proto::{Codec, End, Frame, Limits, Reply, Request, SetCondition, Status};
 
@@ -71,7 +93,11 @@ pub struct ClientConfig {
     pub limits: Limits,
     /// How many `NOT_LEADER` redirects one call (request or pipeline) may
     /// follow before the `NOT_LEADER` reply is returned; 0 never follows one.
+    /// A cluster client pauses (backs off) past it instead of giving up.
     pub max_redirects: u32,
+    /// How a cluster client ([`Client::connect_cluster`]) rides out a
+    /// leader change; unused by a client opened on one address.
+    pub failover: FailoverConfig,
 }
 
 impl Default for ClientConfig {
@@ -85,6 +111,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(30),
             limits,
             max_redirects: 3,
+            failover: FailoverConfig::default(),
         }
     }
 }
@@ -126,6 +153,11 @@ pub struct Client {
     /// Set when a timeout or protocol error left replies unread: the stream
     /// can no longer be trusted to line up with requests.
     broken: bool,
+    /// A cluster client's seed addresses (empty: a client of one server,
+    /// which never reconnects by itself).
+    seeds: Vec<String>,
+    /// Which seed a cluster client tries next.
+    next_seed: usize,
 }
 
 impl Client {
@@ -136,8 +168,17 @@ impl Client {
 
     /// Connects with `config`'s timeouts, limits and redirect budget.
     pub async fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, ClientError> {
-        let (framed, addr) = open(addr, &config).await?;
-        Ok(Client { framed, addr, redirects: Vec::new(), next_id: 1, config, broken: false })
+        let (framed, addr) = open(addr, &config, config.connect_timeout).await?;
+        Ok(Client::new(framed, addr, config, Vec::new()))
+    }
+
+    fn new(
+        framed: Framed<TcpStream, Codec>,
+        addr: SocketAddr,
+        config: ClientConfig,
+        seeds: Vec<String>,
+    ) -> Client {
+        Client { framed, addr, redirects: Vec::new(), next_id: 1, config, broken: false, seeds, next_seed: 0 }
     }
 
     /// The server this client is connected to: the one it was opened on, or
@@ -165,6 +206,9 @@ impl Client {
     /// following `NOT_LEADER` redirects (see the module docs).
     pub async fn pipeline(&mut self, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
         self.redirects.clear();
+        if !self.seeds.is_empty() {
+            return self.pipeline_failover(reqs).await;
+        }
         let mut replies = self.timed_exchange(reqs).await?;
         while self.redirects.len() < self.config.max_redirects as usize {
             // Indexes refused with NOT_LEADER; the last address named wins
@@ -186,8 +230,13 @@ impl Client {
     /// Replaces the connection with one to `leader` (the old one is kept if
     /// that fails) and records the hop.
     async fn move_to(&mut self, leader: SocketAddr) -> Result<(), ClientError> {
+        self.move_to_within(leader, self.config.connect_timeout).await
+    }
+
+    /// [`move_to`](Self::move_to) with its own limit on connecting.
+    async fn move_to_within(&mut self, leader: SocketAddr, limit: Duration) -> Result<(), ClientError> {
         let from = self.addr;
-        let (framed, addr) = open(leader, &self.config)
+        let (framed, addr) = open(leader, &self.config, limit)
             .await
             .map_err(|source| ClientError::Redirect { leader, source: Box::new(source) })?;
         tracing::info!(%from, to = %addr, "NOT_LEADER: redirected to the leader");
@@ -201,12 +250,25 @@ impl Client {
     /// One exchange on the current connection, bounded by the request
     /// timeout; a failure marks the connection broken.
     async fn timed_exchange(&mut self, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
+        let mut replies = Vec::with_capacity(reqs.len());
+        self.timed_exchange_into(reqs, &mut replies, self.config.request_timeout).await?;
+        Ok(replies)
+    }
+
+    /// One exchange bounded by `timeout`, pushing replies onto `replies` as
+    /// they come (so after a failure it holds those that did); a failure
+    /// marks the connection broken.
+    async fn timed_exchange_into(
+        &mut self,
+        reqs: &[Request],
+        replies: &mut Vec<Reply>,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
         if self.broken {
             return Err(ClientError::Broken);
         }
-        let timeout = self.config.request_timeout;
-        match tokio::time::timeout(timeout, self.exchange(reqs)).await {
-            Ok(Ok(replies)) => Ok(replies),
+        match tokio::time::timeout(timeout, self.exchange(reqs, replies)).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 self.broken = true;
                 Err(e)
@@ -219,19 +281,19 @@ impl Client {
     }
 
     /// Sends every request (fed, then flushed: one write), then reads
-    /// their replies in order.
-    async fn exchange(&mut self, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
+    /// their replies in order onto `replies`.
+    async fn exchange(&mut self, reqs: &[Request], replies: &mut Vec<Reply>) -> Result<(), ClientError> {
         let first = self.next_id;
+        let before = replies.len();
         for req in reqs {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
             self.framed.feed(req.to_frame(id)).await?;
         }
         SinkExt::<Frame>::flush(&mut self.framed).await?;
-        let mut replies = Vec::with_capacity(reqs.len());
-        while replies.len() < reqs.len() {
+        while replies.len() - before < reqs.len() {
             let frame = self.framed.next().await.ok_or(ClientError::Closed)??;
-            let expected = first.wrapping_add(replies.len() as u32);
+            let expected = first.wrapping_add((replies.len() - before) as u32);
             let reply = Reply::from_frame(&frame).map_err(ClientError::BadReply)?;
             if frame.id != expected {
                 // A server that refuses a connection answers with id 0.
@@ -242,7 +304,7 @@ impl Client {
             }
             replies.push(reply);
         }
-        Ok(replies)
+        Ok(())
     }
 
     /// Sends one request; an error status becomes `Err(ClientError::Server)`.
@@ -493,10 +555,11 @@ impl Client {
 async fn open(
     addr: impl ToSocketAddrs,
     config: &ClientConfig,
+    limit: Duration,
 ) -> Result<(Framed<TcpStream, Codec>, SocketAddr), ClientError> {
-    let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+    let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
         .await
-        .map_err(|_| ClientError::Timeout { what: "connect", after: config.connect_timeout })?
+        .map_err(|_| ClientError::Timeout { what: "connect", after: limit })?
         .map_err(ClientError::Connect)?;
     stream.set_nodelay(true).map_err(ClientError::Connect)?;
     let peer = stream.peer_addr().map_err(ClientError::Connect)?;

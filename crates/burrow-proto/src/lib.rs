@@ -26,7 +26,8 @@
 //! - the tokio-util [`Codec`] with its [`Limits`], [`Peek`] for decoding in
 //!   place, and [`CodecError`];
 //! - typed messages: [`Request`] (with [`Opcode`], [`flags`], [`End`],
-//!   [`SetCondition`]) and [`Reply`] (with [`Status`], [`BodyType`],
+//!   [`SetCondition`]; [`Request::is_idempotent`] says what a client may
+//!   retry after an unknown outcome) and [`Reply`] (with [`Status`], [`BodyType`],
 //!   [`encode_response`]), each with its parse error;
 //! - the ARRAY body of LPUSH/RPUSH values and LRANGE/SCAN/pop replies
 //!   ([`encode_array`], [`decode_array`], …);
@@ -36,6 +37,7 @@ mod body;
 mod codec;
 mod error_chain;
 mod frame;
+mod idempotence;
 mod opcode;
 mod request;
 mod response;

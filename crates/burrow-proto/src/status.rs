@@ -28,8 +28,8 @@ pub enum Status {
     /// recovery is complete, so recovery never sends it.)
     Loading = 0x09,
     /// This node is a follower and the command writes (or WAIT); the value
-    /// is the leader's client address as text (`127.0.0.1:7441`), empty if
-    /// no leader is known.
+    /// is the leader's client address as text (`127.0.0.1:7441`). (Servers
+    /// before `NoLeader` existed sent it empty when they knew no leader.)
     NotLeader = 0x0A,
     /// The write could not be made durable (WAL write or fsync failed);
     /// while the WAL is failing every write is refused with it.
@@ -45,10 +45,14 @@ pub enum Status {
     /// A follower configured with `max_stale_ms` refuses reads: its link to
     /// the leader has been down longer than that.
     Stale = 0x0F,
+    /// The node knows no leader (an election is under way, or it lost its
+    /// leader) and the command needs one (a write, or WAIT): nothing ran.
+    /// Retry after a short pause, here or at another node.
+    NoLeader = 0x10,
 }
 
 impl Status {
-    pub const ALL: [Status; 16] = [
+    pub const ALL: [Status; 17] = [
         Status::Ok,
         Status::BadRequest,
         Status::UnknownOpcode,
@@ -65,6 +69,7 @@ impl Status {
         Status::InProgress,
         Status::NoQuorum,
         Status::Stale,
+        Status::NoLeader,
     ];
 
     pub fn from_u8(b: u8) -> Option<Status> {
@@ -90,6 +95,7 @@ impl Status {
             Status::InProgress => "IN_PROGRESS",
             Status::NoQuorum => "NO_QUORUM",
             Status::Stale => "STALE",
+            Status::NoLeader => "NO_LEADER",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A fake follower: answers requests with `NOT_LEADER` naming a
-//! configurable leader, so redirect handling can be tested before a real
-//! cluster can be started.
+//! configurable leader (or with `NO_LEADER`, as a node that knows none),
+//! so redirect and failover handling can be tested without a real cluster
+//! in that state.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,13 +48,22 @@ impl NotLeader {
 
     /// Like [`serve`](NotLeader::serve), refusing only what `refuse` says.
     pub fn serve_with(listener: TcpListener, leader: &str, refuse: Refuse) -> NotLeader {
+        NotLeader::serve_status(listener, Status::NotLeader, leader, refuse)
+    }
+
+    /// A node that knows no leader: refuses every request with `NO_LEADER`.
+    pub async fn no_leader() -> NotLeader {
+        NotLeader::serve_status(NotLeader::bind().await, Status::NoLeader, "no leader known", Refuse::All)
+    }
+
+    fn serve_status(listener: TcpListener, status: Status, leader: &str, refuse: Refuse) -> NotLeader {
         let addr = listener.local_addr().expect("fake follower address");
         let requests = Arc::new(AtomicUsize::new(0));
         let leader = leader.to_string();
         let counter = requests.clone();
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(answer(conn, leader.clone(), refuse, counter.clone()));
+                tokio::spawn(answer(conn, status, leader.clone(), refuse, counter.clone()));
             }
         });
         NotLeader { addr, requests, task }
@@ -76,7 +86,13 @@ impl Drop for NotLeader {
     }
 }
 
-async fn answer(mut conn: TcpStream, leader: String, refuse: Refuse, counter: Arc<AtomicUsize>) {
+async fn answer(
+    mut conn: TcpStream,
+    refusal: Status,
+    leader: String,
+    refuse: Refuse,
+    counter: Arc<AtomicUsize>,
+) {
     let mut codec = Codec::server(Limits::default());
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
@@ -92,7 +108,7 @@ async fn answer(mut conn: TcpStream, leader: String, refuse: Refuse, counter: Ar
                         (Refuse::Writes, Err(_)) => false,
                     };
                     let (status, text) = match refused {
-                        true => (Status::NotLeader, leader.as_bytes()),
+                        true => (refusal, leader.as_bytes()),
                         false => (Status::Ok, FOLLOWER_READ.as_bytes()),
                     };
                     encode_response(&mut wbuf, f.opcode, f.id, status, BodyType::Text, &[], text);

@@ -14,6 +14,7 @@ mod follower;
 mod incoming;
 mod leader;
 mod link_end;
+mod refusal;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use crate::store::Store;
 use burrow_proto::{Codec, CodecError, ErrorChain, Frame, FrameRef, Status};
 
 use link_end::{End, LinkEnd};
+use refusal::not_leader;
 
 pub(super) use follower::FollowerSide;
 pub(super) use leader::LeaderSide;
@@ -179,11 +181,12 @@ impl Replication {
     }
 
     /// Why this node refuses a write (or WAIT), if it does: a follower
-    /// answers NOT_LEADER with the leader's client address.
+    /// answers NOT_LEADER with the leader's client address (see
+    /// [`not_leader`]).
     #[inline]
     pub(crate) fn refuse_write(&self) -> Option<(Status, String)> {
         match self {
-            Replication::Follower(f) => Some((Status::NotLeader, f.leader_addr().to_string())),
+            Replication::Follower(f) => Some(not_leader(Some(f.leader_addr()))),
             _ => None,
         }
     }
