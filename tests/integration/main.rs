@@ -21,6 +21,7 @@ mod commands;
 mod connections;
 mod crash;
 mod digest;
+mod linearizability;
 mod link_liveness;
 mod persistence;
 mod protocol_doc;

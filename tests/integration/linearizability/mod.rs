@@ -1,0 +1,21 @@
+//! Linearizability of a real cluster under faults (issue 10): clients
+//! record every operation (invoke, then ok or unknown) against a 3-node
+//! cluster of child processes while a seeded fault schedule runs; a
+//! checker decides, key by key, whether some order of the operations
+//! explains every answer; and a separate check proves each acknowledged
+//! write is present exactly once at the end.
+//!
+//! The checker lives here, in the one integration-test binary, rather than
+//! in a dev crate: only these process-level tests use it, and it reuses
+//! the shared helpers (`common::`) for clusters, proxies and seeds.
+
+mod checker;
+mod counter;
+mod counterexample;
+mod history;
+mod list_append;
+mod model;
+mod register;
+
+mod known_histories;
+mod random_histories;
