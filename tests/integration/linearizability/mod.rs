@@ -17,5 +17,11 @@ mod list_append;
 mod model;
 mod register;
 
+mod acknowledged;
+mod faults;
+mod keys;
 mod known_histories;
 mod random_histories;
+mod run;
+mod schedules;
+mod workload;
