@@ -8,7 +8,7 @@
 //! at a return whose operation is not linearized yet, every order tried so
 //! far is wrong, so it backtracks the last choice. A (set of linearized
 //! operations, state) pair seen before leads nowhere new and is skipped —
-//! that memo is what makes the search fast. An unknown outcome returns at
+//! that memo is what makes the search fast (Lowe). An unknown outcome returns at
 //! +∞, so it may be linearized anywhere after its call (or, equivalently
 //! for what clients saw, never).
 //!
@@ -16,6 +16,8 @@
 //! time count as concurrent, the reading that forbids less.
 
 use std::collections::HashSet;
+
+use crate::common::SeededRng;
 
 use super::counterexample::CounterExample;
 use super::history::Op;
@@ -31,20 +33,51 @@ pub enum Verdict<M: Model> {
     },
 }
 
-/// The set of linearized operations.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Bits(Vec<u64>);
+/// The set of linearized operations, kept as a Zobrist hash for the memo:
+/// each op has a random 128-bit key, XORed in when it is linearized and
+/// out when that is undone, so a memo key costs O(1) however long the
+/// history (a bitmap would be copied at every step). Two different sets
+/// share a hash with probability 2^-128 per pair: never, in practice.
+struct OpSet {
+    keys: Vec<u128>,
+    member: Vec<bool>,
+    hash: u128,
+}
 
-impl Bits {
-    fn new(n: usize) -> Bits {
-        Bits(vec![0; n.div_ceil(64)])
+impl OpSet {
+    fn new(n: usize) -> OpSet {
+        let mut rng = SeededRng::new(0x11ea_4a21_7ab1_e5e7);
+        let keys = (0..n).map(|_| (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64())).collect();
+        OpSet { keys, member: vec![false; n], hash: 0 }
     }
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
+
+    fn toggle(&mut self, op: usize) {
+        self.member[op] = !self.member[op];
+        self.hash ^= self.keys[op];
     }
-    fn clear(&mut self, i: usize) {
-        self.0[i / 64] &= !(1 << (i % 64));
+}
+
+/// For each op of unknown outcome, the op of unknown outcome with the same
+/// input invoked just before it. Such twins are interchangeable: any
+/// linearization can swap them so the earlier-invoked one comes first
+/// (its call is earlier, and neither returns). So the search places a twin
+/// only after the one before it, instead of trying every subset of, say,
+/// ten unknown INCRs at every point.
+fn twins_before<I: PartialEq, O>(ops: &[Op<I, O>]) -> Vec<Option<usize>> {
+    let mut by_call: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].output.is_none()).collect();
+    by_call.sort_by_key(|&i| (ops[i].call, i));
+    let mut out = vec![None; ops.len()];
+    let mut last: Vec<usize> = Vec::new();
+    for i in by_call {
+        match last.iter_mut().find(|j| ops[**j].input == ops[i].input) {
+            Some(j) => {
+                out[i] = Some(*j);
+                *j = i;
+            }
+            None => last.push(i),
+        }
     }
+    out
 }
 
 const NIL: usize = usize::MAX;
@@ -128,8 +161,9 @@ impl Entries {
 pub fn check<M: Model>(ops: &[Op<M::Input, M::Output>], max_steps: u64) -> Verdict<M> {
     let mut entries = Entries::new(ops);
     let mut state = M::init();
-    let mut linearized = Bits::new(ops.len());
-    let mut memo: HashSet<(Bits, M::State)> = HashSet::new();
+    let mut linearized = OpSet::new(ops.len());
+    let twins = twins_before(ops);
+    let mut memo: HashSet<(u128, M::State)> = HashSet::new();
     // (op, state before it) for each linearized op, in order.
     let mut stack: Vec<(usize, M::State)> = Vec::new();
     // The furthest point reached: most ops with a known outcome
@@ -146,16 +180,19 @@ pub fn check<M: Model>(ops: &[Op<M::Input, M::Output>], max_steps: u64) -> Verdi
         }
         let op = entry / 2;
         if entry.is_multiple_of(2) {
-            if let Some(after) = M::step(&state, &ops[op].input, ops[op].output.as_ref()) {
-                linearized.set(op);
-                if memo.insert((linearized.clone(), after.clone())) {
+            let twin_first = twins[op].is_some_and(|t| !linearized.member[t]);
+            let after =
+                if twin_first { None } else { M::step(&state, &ops[op].input, ops[op].output.as_ref()) };
+            if let Some(after) = after {
+                linearized.toggle(op);
+                if memo.insert((linearized.hash, after.clone())) {
                     stack.push((op, std::mem::replace(&mut state, after)));
                     known += usize::from(ops[op].output.is_some());
                     entries.lift(op);
                     entry = entries.first();
                     continue;
                 }
-                linearized.clear(op);
+                linearized.toggle(op);
             }
             entry = entries.next[entry];
         } else {
@@ -173,7 +210,7 @@ pub fn check<M: Model>(ops: &[Op<M::Input, M::Output>], max_steps: u64) -> Verdi
                 return Verdict::Violation(deepest.expect("recorded just above").1);
             };
             known -= usize::from(ops[last].output.is_some());
-            linearized.clear(last);
+            linearized.toggle(last);
             state = before;
             entries.unlift(last);
             entry = entries.next[2 * last];

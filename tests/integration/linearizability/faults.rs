@@ -38,6 +38,8 @@ pub enum FaultSet {
     FollowersAndLinks,
     /// All of those, and kill -9 of the leader.
     WithLeaderKill,
+    /// kill -9 of the leader and nothing else.
+    LeaderKills,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,8 +69,12 @@ impl Schedule {
         let mut total = Duration::ZERO;
         while total < length {
             let follower = rng.range(2, 4) as u64;
-            let kinds = if set == FaultSet::WithLeaderKill { 7 } else { 5 };
-            let (fault, hold) = match rng.range(0, kinds) {
+            let kinds = match set {
+                FaultSet::FollowersAndLinks => 0..5,
+                FaultSet::WithLeaderKill => 0..7,
+                FaultSet::LeaderKills => 5..6,
+            };
+            let (fault, hold) = match rng.range(kinds.start, kinds.end) {
                 0 => (Fault::KillFollower(follower), ms(&mut rng, 50, 800)),
                 1 => (Fault::PauseFollower(follower), ms(&mut rng, 100, 1500)),
                 2 => (Fault::CutLink(follower), Duration::ZERO),
@@ -82,7 +88,7 @@ impl Schedule {
             total += hold + gap;
             steps.push(Step { fault, hold, gap });
         }
-        if set == FaultSet::WithLeaderKill && !steps.iter().any(|s| s.fault == Fault::KillLeader) {
+        if set != FaultSet::FollowersAndLinks && !steps.iter().any(|s| s.fault == Fault::KillLeader) {
             let at = rng.range(0, steps.len());
             steps[at].fault = Fault::KillLeader;
             steps[at].hold = ms(&mut rng, 20, 500);

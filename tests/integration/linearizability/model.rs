@@ -7,7 +7,8 @@ use std::hash::Hash;
 pub trait Model {
     /// What the key holds; compared and hashed by the checker's memo.
     type State: Clone + Eq + Hash + Debug;
-    type Input: Clone + Debug;
+    /// Compared to find interchangeable ops of unknown outcome.
+    type Input: Clone + Debug + PartialEq;
     type Output: Clone + Debug;
 
     /// The state of a key never written.

@@ -22,7 +22,9 @@ use super::history::{Clock, Op};
 use super::keys::{check_keys, KeyFailure};
 use super::list_append::{ListAppend, ListIn, ListOut};
 use super::register::{Register, RegisterIn, RegisterOut};
-use super::workload::{self, counter_key, list_key, number, register_key, Histories, KEYS_PER_MODEL};
+use super::workload::{
+    self, counter_key, list_key, number, register_key, Histories, Workload, KEYS_PER_MODEL,
+};
 
 /// What a run is made of.
 #[derive(Debug, Clone, Copy)]
@@ -35,11 +37,16 @@ pub struct Setup {
     /// About how long the schedule runs.
     pub length: Duration,
     pub clients: usize,
+    pub workload: Workload,
 }
 
 impl std::fmt::Display for Setup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{:?}", self.replication, self.fsync, self.faults)
+        write!(f, "{}/{}/{:?}", self.replication, self.fsync, self.faults)?;
+        if self.workload != Workload::Mixed {
+            write!(f, "/{:?}", self.workload)?;
+        }
+        Ok(())
     }
 }
 
@@ -59,6 +66,8 @@ pub struct Report {
     pub lost_or_doubled: Vec<String>,
     /// The schedule and when each fault began.
     pub faults: String,
+    /// How long the linearizability check of every key took.
+    pub check_time: Duration,
 }
 
 impl Report {
@@ -69,14 +78,15 @@ impl Report {
     /// One line: the figures of the run.
     pub fn summary(&self) -> String {
         format!(
-            "seed {} ({}): {} ops, {} acknowledged writes, {} unknown, {} violations, {} lost or doubled",
+            "seed {} ({}): {} ops, {} acknowledged writes, {} unknown, {} violations, {} lost or doubled; checked in {:?}",
             self.seed,
             self.setup,
             self.ops,
             self.acknowledged_writes,
             self.unknown_writes,
             self.violations.len() + self.gave_up.len(),
-            self.lost_or_doubled.len()
+            self.lost_or_doubled.len(),
+            self.check_time
         )
     }
 
@@ -120,7 +130,7 @@ pub async fn run(seed: u64, setup: Setup) -> Report {
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..setup.clients)
-        .map(|id| tokio::spawn(workload::client(id, seed, leader, clock, stop.clone())))
+        .map(|id| tokio::spawn(workload::client(id, setup.workload, seed, leader, clock, stop.clone())))
         .collect();
     let log = schedule.run(&mut c, &proxies, started).await;
     stop.store(true, Ordering::Relaxed);
@@ -133,9 +143,11 @@ pub async fn run(seed: u64, setup: Setup) -> Report {
     c.converged().await;
 
     let tally = acknowledged::check(&h, &finals);
+    let checking = Instant::now();
     let mut failed = check_keys::<Register>(&h.registers);
     failed.extend(check_keys::<Counter>(&h.counters));
     failed.extend(check_keys::<ListAppend>(&h.lists));
+    let check_time = checking.elapsed();
     let (mut violations, mut gave_up) = (Vec::new(), Vec::new());
     for (key, f) in failed {
         match f {
@@ -156,6 +168,7 @@ pub async fn run(seed: u64, setup: Setup) -> Report {
         violations,
         gave_up,
         lost_or_doubled: tally.problems,
+        check_time,
         faults: format!("{schedule}faults began at:\n  {}\n", log.join("\n  ")),
     }
 }

