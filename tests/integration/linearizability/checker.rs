@@ -166,10 +166,11 @@ pub fn check<M: Model>(ops: &[Op<M::Input, M::Output>], max_steps: u64) -> Verdi
     let mut memo: HashSet<(u128, M::State)> = HashSet::new();
     // (op, state before it) for each linearized op, in order.
     let mut stack: Vec<(usize, M::State)> = Vec::new();
-    // The furthest point reached: most ops with a known outcome
-    // linearized, then fewest unknown ones (placing those early only adds
-    // noise to a counter-example).
-    let mut deepest: Option<((usize, usize), CounterExample<M>)> = None;
+    // The furthest point reached: the latest return any order got stuck
+    // at (no linearization extends past it), then most ops with a known
+    // outcome linearized, then fewest unknown ones (placing those early
+    // only adds noise to a counter-example).
+    let mut deepest: Option<((u64, usize, usize), CounterExample<M>)> = None;
     let mut known = 0usize;
     let mut entry = entries.first();
     let mut steps = 0u64;
@@ -196,7 +197,7 @@ pub fn check<M: Model>(ops: &[Op<M::Input, M::Output>], max_steps: u64) -> Verdi
             }
             entry = entries.next[entry];
         } else {
-            let depth = (known, usize::MAX - stack.len());
+            let depth = (ops[op].ret_or_infinity(), known, usize::MAX - stack.len());
             if deepest.as_ref().is_none_or(|(d, _)| depth > *d) {
                 let cx = CounterExample {
                     linearized: stack.iter().map(|(op, _)| *op).collect(),

@@ -5,6 +5,13 @@
 //! explains every answer; and a separate check proves each acknowledged
 //! write is present exactly once at the end.
 //!
+//! The checker: `history` (ops, one monotonic clock), `model` and the
+//! three models (`register`, `counter`, `list_append`), `checker` (the
+//! search), `counterexample`, `keys` (one key at a time). The runs:
+//! `faults` (seeded schedules), `workload` (the clients), `acknowledged`
+//! (the exactly-once check), `run` (one schedule to a report) and
+//! `schedules` (the tests, and the long run of `bench/jepsen.sh`).
+//!
 //! The checker lives here, in the one integration-test binary, rather than
 //! in a dev crate: only these process-level tests use it, and it reuses
 //! the shared helpers (`common::`) for clusters, proxies and seeds.
