@@ -25,6 +25,7 @@ mod model;
 mod register;
 
 mod acknowledged;
+mod acknowledged_cases;
 mod faults;
 mod keys;
 mod known_histories;
