@@ -22,6 +22,7 @@ mod connections;
 mod crash;
 mod digest;
 mod failover;
+mod linearizability;
 mod link_liveness;
 mod persistence;
 mod protocol_doc;

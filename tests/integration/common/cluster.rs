@@ -294,6 +294,17 @@ impl Node {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the running process: a
+    /// SIGSTOPped node is a node stalled as long as the test likes.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().unwrap_or_else(|| panic!("node {} is not running", self.id));
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} node {}: {status}", self.id);
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
