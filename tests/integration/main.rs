@@ -22,6 +22,7 @@ mod connections;
 mod crash;
 mod digest;
 mod link_liveness;
+mod paused_leader;
 mod persistence;
 mod protocol_doc;
 mod python_client;

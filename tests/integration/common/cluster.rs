@@ -294,6 +294,22 @@ impl Node {
         }
     }
 
+    /// SIGSTOP: the process freezes, its kernel still accepts connections.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Node::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let c = self.child.as_ref().unwrap_or_else(|| panic!("node {} is not running", self.id));
+        let ok = std::process::Command::new("kill").args([sig, &c.id().to_string()]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill {sig} node {}", self.id);
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
