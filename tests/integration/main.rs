@@ -24,6 +24,7 @@ mod digest;
 mod failover;
 mod linearizability;
 mod link_liveness;
+mod paused_leader;
 mod persistence;
 mod protocol_doc;
 mod python_client;

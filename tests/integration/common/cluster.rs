@@ -294,6 +294,16 @@ impl Node {
         }
     }
 
+    /// SIGSTOP: the process freezes, its kernel still accepts connections.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after [`Node::pause`].
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
     /// Sends `signal` (`STOP`, `CONT`, …) to the running process: a
     /// SIGSTOPped node is a node stalled as long as the test likes.
     pub fn signal(&self, signal: &str) {

@@ -1,6 +1,17 @@
 //! The follower's side: the link's life cycle (connect, handshake, resync,
 //! stream, time out, back off) and the exactly-once, in-order apply rule.
 //!
+//! An open connection proves nothing about the leader: the kernel of a
+//! paused (SIGSTOPped) or wedged leader still completes the TCP handshake.
+//! So a link counts as reaching the leader only once the leader says
+//! something on it ([`LinkState::Handshaking`] until then), and one that
+//! says nothing for the link timeout is dropped, reply awaited or not.
+//!
+//! Reconnects are prompt: the first after a link that held is immediate
+//! (a restarted leader is back in the time it takes to start), then
+//! jittered exponential backoff from `backoff_base_ticks`, capped low at
+//! `backoff_max_ticks`, so a dead address sees a few attempts a second.
+//!
 //! Apply rule, per record: index ≤ `last_applied` is a duplicate (skipped);
 //! `last_applied + 1` is applied; anything higher is a gap, which means the
 //! stream lost something, so the link is dropped and the follower resyncs
@@ -21,14 +32,20 @@ pub struct FollowerConfig {
     /// link is down. Must exceed the leader's heartbeat interval with margin.
     pub leader_timeout_ticks: u64,
     /// Ticks spent resyncing without progress (a resync reply or a snapshot
-    /// chunk) before giving up. Heartbeats do not count as progress here: a
-    /// lost resync reply would otherwise leave the follower waiting forever
-    /// on a link that is alive. Must cover the leader's time to produce a
-    /// snapshot before its first chunk.
+    /// chunk) before giving up, while the leader shows life otherwise
+    /// (heartbeats: a leader producing a snapshot sends them before its
+    /// reply). A leader that shows none is dropped after
+    /// `leader_timeout_ticks` instead. Heartbeats do not count as progress
+    /// here: a lost resync reply would otherwise leave the follower waiting
+    /// forever on a link that is alive. Must cover the leader's time to
+    /// produce a snapshot before its first chunk.
     pub sync_timeout_ticks: u64,
-    /// First reconnect delay; doubles per consecutive failure.
+    /// Reconnect delay after a failed attempt (the first reconnect after a
+    /// link that held is immediate); doubles per consecutive failure.
     pub backoff_base_ticks: u64,
-    /// Cap on the reconnect delay.
+    /// Cap on the reconnect delay. Also how long a link must stream to
+    /// count as having held (its loss then earns an immediate reconnect):
+    /// a leader that drops every link at once is retried with backoff.
     pub backoff_max_ticks: u64,
     /// While the leader's bytes arrive but no whole message does (a large
     /// chunk or record crossing a slow link), an ack goes out this often so
@@ -46,7 +63,7 @@ impl Default for FollowerConfig {
             leader_timeout_ticks: 50,
             sync_timeout_ticks: 300,
             backoff_base_ticks: 1,
-            backoff_max_ticks: 100,
+            backoff_max_ticks: 3,
             keepalive_ticks: 5,
         }
     }
@@ -71,7 +88,12 @@ pub enum LinkState {
     /// Asked the driver to connect (`Connect`); waiting for
     /// `on_connected` / `on_connect_failed`.
     Connecting,
-    /// Handshake sent; waiting for the resync reply or receiving a snapshot.
+    /// Handshake sent on an open connection, and nothing heard back yet:
+    /// not a link to the leader so far (a paused leader's kernel accepts
+    /// connections). Dropped after `leader_timeout_ticks` of that.
+    Handshaking,
+    /// The leader answered (any message or bytes); waiting for the resync
+    /// reply or receiving a snapshot.
     Syncing,
     /// Applying the live stream.
     Streaming,
@@ -97,7 +119,7 @@ pub enum FollowerOutput {
     /// `on_connect_failed`).
     Connect,
     /// The link is down: close the connection. A `Connect` follows after
-    /// `reconnect_after_ticks` ticks.
+    /// `reconnect_after_ticks` ticks (0: right after this output).
     LinkDown { reconnect_after_ticks: u64 },
 }
 
@@ -141,6 +163,8 @@ pub struct Follower {
     /// Ticks since the last ack went out.
     ticks_unacked: u64,
     ticks_backoff: u64,
+    /// Ticks the current link has been streaming.
+    ticks_streaming: u64,
     /// Consecutive failed link attempts (reset once a resync completes).
     failures: u32,
     rng: SeededRng,
@@ -177,6 +201,7 @@ impl Follower {
             ticks_sync: 0,
             ticks_unacked: 0,
             ticks_backoff: 0,
+            ticks_streaming: 0,
             failures: 0,
             rng,
             out: vec![FollowerOutput::Connect],
@@ -222,7 +247,7 @@ impl Follower {
             return;
         }
         self.session = self.session.wrapping_add(1);
-        self.state = LinkState::Syncing;
+        self.state = LinkState::Handshaking;
         self.sync = Sync::AwaitingReply;
         self.ticks_silent = 0;
         self.ticks_sync = 0;
@@ -243,7 +268,7 @@ impl Follower {
 
     /// The driver saw the connection close.
     pub fn on_disconnected(&mut self) {
-        if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
+        if matches!(self.state, LinkState::Handshaking | LinkState::Syncing | LinkState::Streaming) {
             self.link_down();
         }
     }
@@ -256,6 +281,10 @@ impl Follower {
     /// full resync longer than the timeout would never complete). Every
     /// `keepalive_ticks` meanwhile an ack tells the leader the same.
     pub fn on_link_activity(&mut self) {
+        if self.state == LinkState::Handshaking {
+            // Only the leader process writes to this connection.
+            self.state = LinkState::Syncing;
+        }
         if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
             self.ticks_silent = 0;
             if self.ticks_unacked >= self.cfg.keepalive_ticks {
@@ -287,9 +316,7 @@ impl Follower {
                     self.ticks_backoff -= 1;
                 }
                 if self.ticks_backoff == 0 {
-                    self.state = LinkState::Connecting;
-                    self.ticks_silent = 0;
-                    self.out.push(FollowerOutput::Connect);
+                    self.dial();
                 }
             }
             LinkState::Connecting => {
@@ -300,7 +327,7 @@ impl Follower {
                     self.link_down();
                 }
             }
-            LinkState::Syncing => {
+            LinkState::Handshaking | LinkState::Syncing => {
                 self.ticks_silent += 1;
                 self.ticks_sync += 1;
                 self.ticks_unacked += 1;
@@ -313,6 +340,7 @@ impl Follower {
             LinkState::Streaming => {
                 self.ticks_silent += 1;
                 self.ticks_unacked += 1;
+                self.ticks_streaming = self.ticks_streaming.saturating_add(1);
                 if self.ticks_silent > self.cfg.leader_timeout_ticks {
                     self.link_down();
                 }
@@ -327,6 +355,10 @@ impl Follower {
     }
 
     fn receive(&mut self, msg: Message) {
+        if self.state == LinkState::Handshaking {
+            // The leader process is there: whatever it says, it is answering.
+            self.state = LinkState::Syncing;
+        }
         if !matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
             // No link: whatever arrives belongs to a connection already given up.
             return;
@@ -448,6 +480,7 @@ impl Follower {
         self.sync = Sync::AwaitingReply;
         self.ticks_silent = 0;
         self.ticks_sync = 0;
+        self.ticks_streaming = 0;
         self.failures = 0;
         self.ack();
     }
@@ -484,7 +517,7 @@ impl Follower {
     fn ack_message(&self) -> Option<Message> {
         let (applied, durable) = match self.state {
             LinkState::Streaming => (self.last_applied, self.durable),
-            LinkState::Syncing => (0, 0),
+            LinkState::Handshaking | LinkState::Syncing => (0, 0),
             LinkState::Down | LinkState::Connecting => return None,
         };
         Some(Message::Ack { node_id: self.node_id, session: self.session, applied, durable })
@@ -498,13 +531,32 @@ impl Follower {
         self.ack_message()
     }
 
+    /// Drops the link. A link that held (streamed for `backoff_max_ticks`)
+    /// is redialled at once: its loss is news, and the leader may well be
+    /// back already. Otherwise the next attempt waits out the backoff.
     fn link_down(&mut self) {
-        self.failures = self.failures.saturating_add(1);
-        let delay = self.backoff(self.failures);
+        let held = self.state == LinkState::Streaming && self.ticks_streaming >= self.cfg.backoff_max_ticks;
+        let delay = if held {
+            self.failures = 0;
+            0
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.backoff(self.failures)
+        };
         self.state = LinkState::Down;
         self.sync = Sync::AwaitingReply;
         self.ticks_backoff = delay;
+        self.ticks_streaming = 0;
         self.out.push(FollowerOutput::LinkDown { reconnect_after_ticks: delay });
+        if delay == 0 {
+            self.dial();
+        }
+    }
+
+    fn dial(&mut self) {
+        self.state = LinkState::Connecting;
+        self.ticks_silent = 0;
+        self.out.push(FollowerOutput::Connect);
     }
 
     /// Exponential backoff with "equal jitter": the ceiling doubles per
@@ -712,8 +764,137 @@ mod tests {
             }
         }
         assert_eq!(downs, vec![6], "down after more than 5 silent ticks");
+        assert_eq!(f.link_state(), LinkState::Connecting, "a link that held is redialled at once");
         f.on_link_activity();
-        assert_eq!(f.link_state(), LinkState::Down, "no link, nothing to keep alive");
+        assert_eq!(f.link_state(), LinkState::Connecting, "no link, nothing to keep alive");
+        assert!(f.outputs().is_empty());
+    }
+
+    /// Ticks until the link goes down (`None` within `limit`), feeding
+    /// `each` before every tick.
+    fn ticks_to_down(f: &mut Follower, limit: u64, mut each: impl FnMut(&mut Follower)) -> Option<u64> {
+        for t in 1..=limit {
+            each(f);
+            f.tick();
+            if went_down(&f.outputs()) {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// A follower that streamed long enough for its link to have held.
+    fn held(term: u64) -> Follower {
+        let mut f = streaming(0, term);
+        for _ in 0..cfg().backoff_max_ticks {
+            f.tick();
+            f.step(Message::Heartbeat { term, last_index: 0, commit_index: 0 });
+        }
+        f.outputs();
+        f
+    }
+
+    #[test]
+    fn a_paused_leader_accepting_connections_is_no_link() {
+        // The leader stops: the link times out, the follower redials at
+        // once, and the leader's kernel accepts the connection.
+        let mut f = held(1);
+        assert_eq!(ticks_to_down(&mut f, 20, |_| {}), Some(6));
+        assert_eq!(f.link_state(), LinkState::Connecting);
+        connect(&mut f);
+        assert_eq!(f.link_state(), LinkState::Handshaking, "an open connection proves nothing");
+        assert_eq!(
+            f.keepalive(),
+            Some(Message::Ack { node_id: 9, session: f.session, applied: 0, durable: 0 })
+        );
+        // Nothing comes back: the link timeout, not the sync timeout (8),
+        // ends the wait for the reply, and it never counted as syncing.
+        let mut states = Vec::new();
+        let down = ticks_to_down(&mut f, 20, |f| states.push(f.link_state()));
+        assert_eq!(down, Some(6), "unanswered handshake given up after the link timeout");
+        assert!(states.iter().all(|s| *s == LinkState::Handshaking), "{states:?}");
+        // Not a link that held: the next attempt waits out the backoff.
+        assert_eq!(f.link_state(), LinkState::Down);
+    }
+
+    #[test]
+    fn any_word_from_the_leader_makes_a_handshake_a_link() {
+        // (name, what arrives, state after)
+        type Arrival = fn(&mut Follower, u64);
+        let cases: &[(&str, Arrival, LinkState)] = &[
+            ("bytes of a message", |f, _| f.on_link_activity(), LinkState::Syncing),
+            (
+                "heartbeat",
+                |f, _| f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0 }),
+                LinkState::Syncing,
+            ),
+            (
+                "stale heartbeat",
+                |f, _| f.step(Message::Heartbeat { term: 0, last_index: 0, commit_index: 0 }),
+                LinkState::Syncing,
+            ),
+            (
+                "partial resync",
+                |f, s| f.step(Message::PartialResync { session: s, from_index: 1, term: 1 }),
+                LinkState::Streaming,
+            ),
+            (
+                "full resync",
+                |f, s| f.step(Message::FullResync { session: s, snapshot_index: 3, history_id: 2, term: 1 }),
+                LinkState::Syncing,
+            ),
+            ("nothing", |_, _| {}, LinkState::Handshaking),
+        ];
+        for (i, (name, arrive, want)) in cases.iter().enumerate() {
+            let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(4)).unwrap();
+            let session = connect(&mut f);
+            arrive(&mut f, session);
+            assert_eq!(f.link_state(), *want, "case {i} ({name})");
+        }
+    }
+
+    #[test]
+    fn a_live_leader_producing_a_snapshot_gets_the_sync_timeout() {
+        // Heartbeats but no reply yet (a leader producing a snapshot sends
+        // FullResync only once it is ready): waited for up to the sync
+        // timeout, not the link timeout.
+        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        connect(&mut f);
+        let hb = |f: &mut Follower| f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0 });
+        assert_eq!(ticks_to_down(&mut f, 20, hb), Some(9));
+    }
+
+    #[test]
+    fn reconnects_are_immediate_after_a_link_that_held_then_back_off() {
+        let mut f = held(1);
+        f.on_disconnected();
+        assert_eq!(
+            f.outputs(),
+            vec![FollowerOutput::LinkDown { reconnect_after_ticks: 0 }, FollowerOutput::Connect],
+            "first retry immediate"
+        );
+        // The leader is still away: 2, 4, 8, 16, 20, 20 ticks (±jitter).
+        let delays = delays_while_failing(&mut f, 6);
+        for (d, c) in delays.iter().zip([2u64, 4, 8, 16, 20, 20]) {
+            assert!((c - c / 2..=c).contains(d), "{delays:?}");
+        }
+        // Back: once resynced the count starts over, but a link that drops
+        // before it held is retried with backoff, not at once (no hammering
+        // a leader that drops every link).
+        while f.link_state() != LinkState::Connecting {
+            f.tick();
+        }
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: 1, term: 1 });
+        for _ in 0..3 {
+            f.tick();
+        }
+        f.outputs();
+        f.on_disconnected();
+        assert!(matches!(
+            f.outputs().as_slice(),
+            [FollowerOutput::LinkDown { reconnect_after_ticks: 1..=2 }]
+        ));
     }
 
     #[test]
@@ -768,9 +949,14 @@ mod tests {
         assert!(saw_down);
     }
 
-    /// Fails every connection attempt and returns the backoff delays.
+    /// Fails every connection attempt of a new follower and returns the backoff delays.
     fn failing_delays(seed: u64, attempts: usize) -> Vec<u64> {
         let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(seed)).unwrap();
+        delays_while_failing(&mut f, attempts)
+    }
+
+    /// Fails `f`'s next connection attempts and returns the backoff delays.
+    fn delays_while_failing(f: &mut Follower, attempts: usize) -> Vec<u64> {
         let mut delays = Vec::new();
         while delays.len() < attempts {
             for o in f.outputs() {

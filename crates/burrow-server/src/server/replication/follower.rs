@@ -47,7 +47,10 @@ struct LinkStatus {
     history_id: HistoryId,
     /// Last message of any kind from the leader.
     last_contact: Option<Instant>,
-    /// Since when the link has not been streaming (`None` while it is).
+    /// Since when the link has not been streaming (`None` while it is):
+    /// from the leader's last message before it went down, so that a
+    /// leader that fell silent counts as down from then, not from when the
+    /// link timeout noticed.
     down_since: Option<Instant>,
 }
 
@@ -119,12 +122,7 @@ impl FollowerSide {
     pub(super) fn info(&self, out: &mut String) {
         use std::fmt::Write;
         let st = self.status().clone();
-        let link = match st.link {
-            LinkState::Down => "down",
-            LinkState::Connecting => "connecting",
-            LinkState::Syncing => "syncing",
-            LinkState::Streaming => "up",
-        };
+        let link = link_status(st.link);
         let _ = write!(
             out,
             "role:follower\nnode_id:{}\nleader_id:{}\nleader_addr:{}\nreplication_mode:{}\n\
@@ -147,6 +145,40 @@ impl FollowerSide {
             self.full_resyncs.load(Ordering::Relaxed),
             self.partial_resyncs.load(Ordering::Relaxed),
         );
+    }
+}
+
+/// INFO's `link_status`. `down` until the leader process says something on
+/// a connection: a paused leader's kernel still accepts connections, so
+/// an open one with an unanswered handshake is no link (`syncing` there
+/// would claim a leader that may be stopped).
+fn link_status(link: LinkState) -> &'static str {
+    match link {
+        LinkState::Down | LinkState::Connecting | LinkState::Handshaking => "down",
+        LinkState::Syncing => "syncing",
+        LinkState::Streaming => "up",
+    }
+}
+
+/// Reconnect delay after a failed attempt (the first after a link that
+/// held is immediate); doubles per failure up to [`RECONNECT_MAX`].
+const RECONNECT_BASE: Duration = Duration::from_millis(50);
+/// Cap on the reconnect delay: low, so that a restarted leader has its
+/// followers back (and quorum writes acknowledged) within it, yet a dead
+/// address sees only about five attempts a second from each follower.
+const RECONNECT_MAX: Duration = Duration::from_millis(250);
+
+/// The state machine's tick counts for a cluster's timings, `tick` long each.
+fn follower_config(heartbeat: Duration, link_timeout: Duration, tick: Duration) -> FollowerConfig {
+    let leader_timeout_ticks = ticks(link_timeout, tick, 2);
+    FollowerConfig {
+        leader_timeout_ticks,
+        // Producing a large snapshot's first chunk may take a while.
+        sync_timeout_ticks: ticks(Duration::from_secs(60), tick, leader_timeout_ticks),
+        backoff_base_ticks: ticks(RECONNECT_BASE, tick, 1),
+        backoff_max_ticks: ticks(RECONNECT_MAX, tick, 1),
+        // As often as the leader's heartbeats, which the timeout exceeds.
+        keepalive_ticks: ticks(heartbeat, tick, 1).min(leader_timeout_ticks - 1),
     }
 }
 
@@ -190,18 +222,8 @@ impl Driver {
     /// Never for a validated cluster config: the state machine's tick
     /// counts are derived from it so as to pass [`FollowerConfig::validate`].
     fn new(side: Arc<FollowerSide>, shared: Arc<Shared>) -> Driver {
-        let tick = side.tick;
         let cluster = &side.cluster;
-        let leader_timeout_ticks = ticks(cluster.link_timeout, tick, 2);
-        let cfg = FollowerConfig {
-            leader_timeout_ticks,
-            // Producing a large snapshot's first chunk may take a while.
-            sync_timeout_ticks: ticks(Duration::from_secs(60), tick, leader_timeout_ticks),
-            backoff_base_ticks: ticks(Duration::from_millis(50), tick, 1),
-            backoff_max_ticks: ticks(Duration::from_secs(2), tick, 1),
-            // As often as the leader's heartbeats, which the timeout exceeds.
-            keepalive_ticks: ticks(cluster.heartbeat, tick, 1).min(leader_timeout_ticks - 1),
-        };
+        let cfg = follower_config(cluster.heartbeat, cluster.link_timeout, side.tick);
         let store = shared.store.clone();
         let recovered = store.log().last_index();
         let seed = std::time::SystemTime::now()
@@ -583,7 +605,8 @@ impl Driver {
         if link == LinkState::Streaming {
             st.down_since = None;
         } else if st.down_since.is_none() {
-            st.down_since = Some(Instant::now());
+            let now = Instant::now();
+            st.down_since = Some(st.last_contact.map_or(now, |t| t.min(now)));
         }
         st.link = link;
         st.applied = self.sm.last_applied();
@@ -591,5 +614,56 @@ impl Driver {
         st.leader_commit = self.sm.leader_commit();
         st.leader_term = self.sm.leader_term();
         st.history_id = self.sm.history_id();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connection attempts a follower makes against an address that
+    /// refuses every one, over `secs` seconds, with the server's settings
+    /// for `heartbeat` (and the default link timeout, 10 × it).
+    fn attempts_against_a_dead_address(heartbeat: Duration, secs: u64) -> (u64, Vec<u64>) {
+        let tick = tick_for(heartbeat);
+        let cfg = follower_config(heartbeat, heartbeat * 10, tick);
+        let mut f = Follower::new(cfg, 2, 1, 0, SeededRng::new(7)).unwrap();
+        let (mut attempts, mut at_ms) = (0, Vec::new());
+        for t in 0..ticks(Duration::from_secs(secs), tick, 1) {
+            for o in f.outputs() {
+                if o == FollowerOutput::Connect {
+                    attempts += 1;
+                    at_ms.push(t * tick.as_millis() as u64);
+                    f.on_connect_failed();
+                }
+            }
+            f.tick();
+        }
+        (attempts, at_ms)
+    }
+
+    #[test]
+    fn a_dead_leader_is_retried_promptly_but_a_few_times_a_second() {
+        for hb_ms in [1, 20, 100, 500, 5000] {
+            let (attempts, at_ms) = attempts_against_a_dead_address(Duration::from_millis(hb_ms), 10);
+            let per_sec = attempts as f64 / 10.0;
+            assert!((3.0..=9.0).contains(&per_sec), "heartbeat {hb_ms} ms: {per_sec}/s {at_ms:?}");
+            let gaps: Vec<u64> = at_ms.windows(2).map(|w| w[1] - w[0]).collect();
+            assert!(gaps.iter().all(|&g| g <= 400), "heartbeat {hb_ms} ms: a retry waited long {gaps:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_link_that_reaches_the_leader_process_is_reported_live() {
+        let cases = [
+            (LinkState::Down, "down"),
+            (LinkState::Connecting, "down"),
+            (LinkState::Handshaking, "down"),
+            (LinkState::Syncing, "syncing"),
+            (LinkState::Streaming, "up"),
+        ];
+        for (state, want) in cases {
+            assert_eq!(link_status(state), want, "{state:?}");
+        }
     }
 }
