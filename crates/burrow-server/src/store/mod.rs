@@ -8,7 +8,9 @@
 //! a time and never across an `.await`.
 //!
 //! Every change goes through [`apply`] and, still under the shard lock, is
-//! appended to the [`OpLog`], so per-key order equals log order.
+//! appended to the [`OpLog`], so per-key order equals log order; the index
+//! it got raises the key's watermark ([`watermark`]), which reads report
+//! so their replies can wait until what they show is durable or committed.
 
 mod apply;
 mod digest;
@@ -17,6 +19,7 @@ mod expiry;
 mod lock;
 mod replay;
 mod scan;
+mod watermark;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,7 +74,7 @@ impl Store {
     pub(crate) fn new(shards: usize, log: Arc<OpLog>) -> Store {
         let n = shards.max(1).next_power_of_two();
         let hasher = foldhash::fast::FixedState::with_seed(seed());
-        let shards = (0..n).map(|_| ShardLock::new(Shard::new(hasher))).collect();
+        let shards = (0..n).map(|_| ShardLock::new(Shard::new(hasher, n))).collect();
         Store {
             shards,
             hasher,
@@ -146,13 +149,29 @@ impl Store {
         op: Op<&[u8]>,
     ) -> Result<Applied, ApplyError> {
         let applied = apply(shard, hash, slot, &op)?;
-        self.log.append(&op);
+        let index = self.log.append(&op);
+        shard.marks.raise(hash, index);
         Ok(applied)
     }
 
     /// Runs `f` on the live value of `key` (expired keys are never seen).
+    #[cfg(test)]
     pub(crate) fn read<R>(&self, key: &[u8], now: u64, f: impl FnOnce(Option<&Entry>) -> R) -> R {
-        self.with_key(key, now, |shard, _, slot| f(slot.and_then(|i| shard.table.get_bucket(i))))
+        self.read_marked(key, now, f).0
+    }
+
+    /// Like [`Store::read`], also returning the key's watermark: every
+    /// change `f` could have seen has a log index at or below it.
+    #[inline]
+    pub(crate) fn read_marked<R>(
+        &self,
+        key: &[u8],
+        now: u64,
+        f: impl FnOnce(Option<&Entry>) -> R,
+    ) -> (R, u64) {
+        self.with_key(key, now, |shard, hash, slot| {
+            (f(slot.and_then(|i| shard.table.get_bucket(i))), shard.marks.get(hash))
+        })
     }
 
     /// SET. `Ok(false)` when NX/XX prevented the write.
@@ -255,7 +274,10 @@ impl Store {
         for shard in guards.iter_mut() {
             shard.clear();
         }
-        self.log.append(&Op::<&[u8]>::FlushAll);
+        let index = self.log.append(&Op::<&[u8]>::FlushAll);
+        for shard in guards.iter_mut() {
+            shard.marks.raise_all(index);
+        }
     }
 
     pub(crate) fn load(&self, entry: Entry) {
@@ -454,6 +476,57 @@ mod tests {
             prop_assert_eq!(live.keyspace_stats().expires, replica.keyspace_stats().expires);
             prop_assert_eq!(live.keyspace_stats().keys, replica.keyspace_stats().keys);
         }
+    }
+
+    /// Two keys in different shards (never sharing a watermark slot).
+    fn keys_in_two_shards(shards: usize) -> (Bytes, Bytes) {
+        let key = |i: u32| Bytes::from(format!("key{i}"));
+        let a = key(0);
+        let b = (1..).map(key).find(|k| shard_for(k, shards) != shard_for(&a, shards)).unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn a_write_raises_its_keys_watermark_to_its_index_and_no_other_shards() {
+        let store = Store::new(16, Arc::new(OpLog::new(1 << 20)));
+        let mark = |k: &[u8], now: u64| store.read_marked(k, now, |_| ()).1;
+        let (a, b) = keys_in_two_shards(16);
+        let set = |k: &Bytes, expire_at: Option<u64>| {
+            let args =
+                SetArgs { key: k, value: b"1", expire_at, condition: SetCondition::Always, keep_ttl: false };
+            store.set(args, 0);
+            store.log().last_index()
+        };
+        assert_eq!(mark(&a, 0), 0, "nothing written yet");
+        let at = set(&a, Some(100));
+        assert_eq!((mark(&a, 0), mark(&b, 0)), (at, 0));
+        // A refused write logs nothing and raises nothing.
+        store.push(&b, End::Left, vec![b"x"], 0).unwrap();
+        let pushed = store.log().last_index();
+        assert!(store.incr_by(&b, 1, 0).is_err());
+        assert_eq!((mark(&a, 0), mark(&b, 0)), (at, pushed));
+        // Reading past the expiry logs the deletion but leaves the mark:
+        // the key reads as absent whether the deletion survives or not.
+        assert_eq!(mark(&a, 200), at);
+        assert!(store.log().last_index() > pushed, "the lazy expiry was logged");
+        store.flush_all();
+        let flushed = store.log().last_index();
+        assert_eq!((mark(&a, 0), mark(&b, 0)), (flushed, flushed));
+    }
+
+    #[test]
+    fn replicated_records_raise_watermarks_and_recovered_ones_do_not() {
+        let (a, b) = keys_in_two_shards(16);
+        let rec = |index: u64, key: &Bytes| crate::oplog::Record {
+            term: 1,
+            index,
+            op: Op::Set { key: key.clone(), value: Bytes::from_static(b"v"), expire_at: 0 },
+        };
+        let store = Store::new(16, Arc::new(OpLog::new(1 << 20)));
+        store.replay(Replay::Recovery, None, &rec(1, &a));
+        store.replay(Replay::Replicated, None, &rec(2, &b));
+        let mark = |k: &[u8]| store.read_marked(k, 0, |_| ()).1;
+        assert_eq!((mark(&a), mark(&b)), (0, 2));
     }
 
     #[test]
