@@ -11,7 +11,8 @@
 //!   records. [`scan_segment`] reads one as recovery does, telling a torn
 //!   tail from corruption; [`list_segments`] finds them in a directory.
 //! - **Snapshots** — `snapshot-<covered index>.snap` ([`snapshot_name`]):
-//!   [`read_snapshot`] checks one and hands over its [`Entry`]s.
+//!   [`read_snapshot`] checks one and hands over its [`Entry`]s, each
+//!   shard image holding the keys [`shard_for`] puts in that shard.
 //! - **The node file** — [`NODE_FILE`]: which replication history the
 //!   directory holds ([`read_node_meta`]).
 //!
@@ -27,4 +28,4 @@ pub use crate::persist::{
     NodeMeta, SegmentScan, SnapshotError, SnapshotMeta, WalError, WriterFailure, NODE_FILE, WAL_HEADER_LEN,
     WAL_MAGIC,
 };
-pub use crate::store::{Entry, ValueRef};
+pub use crate::store::{shard_for, Entry, ValueRef};

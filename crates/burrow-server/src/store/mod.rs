@@ -36,6 +36,15 @@ use crate::oplog::{Op, OpLog};
 use burrow_proto::{End, SetCondition};
 use lock::{ShardGuard, ShardLock};
 
+/// A key's two hashes: `table`, seeded per process, places it in its
+/// shard's hash table; `fixed`, [`shard_for`]'s, picks its shard (low bits)
+/// and its watermark (high bits), the same in every process.
+#[derive(Debug, Clone, Copy)]
+struct KeyHash {
+    table: u64,
+    fixed: u64,
+}
+
 /// Handle to the dataset; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -109,9 +118,11 @@ impl Store {
         &self.log
     }
 
-    /// The key's shard and its hash inside that shard's table.
-    fn locate(&self, key: &[u8]) -> (usize, u64) {
-        (shard_for(key, self.shards.len()), self.hasher.hash_one(key))
+    /// The key's shard and its hashes.
+    fn locate(&self, key: &[u8]) -> (usize, KeyHash) {
+        let fixed = fixed_hash(key);
+        let shard = (fixed as usize) & (self.shards.len() - 1);
+        (shard, KeyHash { table: self.hasher.hash_one(key), fixed })
     }
 
     fn lock(&self, index: usize) -> ShardGuard<'_, Shard> {
@@ -120,12 +131,17 @@ impl Store {
 
     /// Locks the key's shard, drops the key if it has expired (logging the
     /// deletion), and runs `f` with the shard and the key's hash.
-    /// `f` gets the shard, the key's hash and the key's bucket (`None` if
+    /// `f` gets the shard, the key's hashes and the key's bucket (`None` if
     /// absent), so each command looks the key up once.
-    fn with_key<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Shard, u64, Option<usize>) -> R) -> R {
+    fn with_key<R>(
+        &self,
+        key: &[u8],
+        now: u64,
+        f: impl FnOnce(&mut Shard, KeyHash, Option<usize>) -> R,
+    ) -> R {
         let (index, hash) = self.locate(key);
         let mut shard = self.lock(index);
-        let mut slot = shard.find_index(hash, key);
+        let mut slot = shard.find_index(hash.table, key);
         if let Some(i) = slot {
             let expired = shard.table.get_bucket(i).is_some_and(|e| e.is_expired(now));
             if expired && self.is_replica() {
@@ -144,13 +160,13 @@ impl Store {
     fn write(
         &self,
         shard: &mut Shard,
-        hash: u64,
+        hash: KeyHash,
         slot: Option<usize>,
         op: Op<&[u8]>,
     ) -> Result<Applied, ApplyError> {
-        let applied = apply(shard, hash, slot, &op)?;
+        let applied = apply(shard, hash.table, slot, &op)?;
         let index = self.log.append(&op);
-        shard.marks.raise(hash, index);
+        shard.marks.raise(hash.fixed, index);
         Ok(applied)
     }
 
@@ -170,7 +186,7 @@ impl Store {
         f: impl FnOnce(Option<&Entry>) -> R,
     ) -> (R, u64) {
         self.with_key(key, now, |shard, hash, slot| {
-            (f(slot.and_then(|i| shard.table.get_bucket(i))), shard.marks.get(hash))
+            (f(slot.and_then(|i| shard.table.get_bucket(i))), shard.marks.get(hash.fixed))
         })
     }
 
@@ -283,10 +299,10 @@ impl Store {
     pub(crate) fn load(&self, entry: Entry) {
         let (i, hash) = self.locate(entry.key());
         let mut shard = self.lock(i);
-        if let Some(b) = shard.find_index(hash, entry.key()) {
+        if let Some(b) = shard.find_index(hash.table, entry.key()) {
             shard.remove_at(b);
         }
-        shard.insert(hash, entry);
+        shard.insert(hash.table, entry);
     }
 
     /// Removes every entry whose key fails `keep`. Not logged (recovery only).
@@ -340,7 +356,12 @@ impl Store {
 /// (little-endian words, the last one zero-padded), then MurmurHash3's
 /// 64-bit finalizer (a multiply only carries entropy upwards; the finalizer
 /// brings it back down to the low bits used here).
-pub(crate) fn shard_for(key: &[u8], shards: usize) -> usize {
+pub fn shard_for(key: &[u8], shards: usize) -> usize {
+    (fixed_hash(key) as usize) & (shards - 1)
+}
+
+/// [`shard_for`]'s 64-bit hash of `key`, before it is cut to a shard.
+fn fixed_hash(key: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h = OFFSET ^ key.len() as u64;
@@ -354,7 +375,7 @@ pub(crate) fn shard_for(key: &[u8], shards: usize) -> usize {
         last[..rest.len()].copy_from_slice(rest);
         h = (h ^ u64::from_le_bytes(last)).wrapping_mul(PRIME);
     }
-    (fmix64(h) as usize) & (shards - 1)
+    fmix64(h)
 }
 
 /// MurmurHash3's 64-bit finalizer.

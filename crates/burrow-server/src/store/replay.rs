@@ -136,10 +136,10 @@ impl Store {
         };
         let (i, hash) = self.locate(key);
         let mut shard = self.lock(i);
-        let slot = shard.find_index(hash, key);
-        let applied = apply(&mut shard, hash, slot, &rec.op);
+        let slot = shard.find_index(hash.table, key);
+        let applied = apply(&mut shard, hash.table, slot, &rec.op);
         if marked && applied.is_ok() {
-            shard.marks.raise(hash, rec.index);
+            shard.marks.raise(hash.fixed, rec.index);
         }
         self.log_replayed(mode, rec);
         applied

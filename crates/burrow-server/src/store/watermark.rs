@@ -14,7 +14,7 @@
 //!   shard has a write waiting for the next fsync at any moment, so nearly
 //!   every read of an unrelated key would wait for one too;
 //! - *slots* (this): each shard keeps a small fixed array of watermarks and
-//!   a key uses the one its table hash selects. No bytes per key, 32 KiB per
+//!   a key uses the one its hash selects. No bytes per key, 32 KiB per
 //!   store in all ([`SLOTS_PER_STORE`]), and a read waits for an unrelated
 //!   write only when the two keys share a slot: with `P` writes pending, a
 //!   chance of about `P / 4096`.
@@ -46,22 +46,22 @@ impl Watermarks {
         Watermarks { slots: vec![0; n].into_boxed_slice(), mask: n as u64 - 1 }
     }
 
-    /// The slot of a key by its table hash. The high bits: hashbrown takes
-    /// the bucket from the low ones and its tag from the top 7, and this
-    /// should not track either.
+    /// The slot of a key by its fixed hash. The high bits: the low ones
+    /// chose the shard. Fixed, not the seeded table hash, so which keys
+    /// share a slot is the same in every run (tests stay deterministic).
     #[inline]
     fn slot(&self, hash: u64) -> usize {
         ((hash >> 32) & self.mask) as usize
     }
 
     /// An upper bound on the index of the last change to the key whose
-    /// table hash is `hash` (0: nothing since the start).
+    /// hash is `hash` (0: nothing since the start).
     #[inline]
     pub(crate) fn get(&self, hash: u64) -> u64 {
         self.slots[self.slot(hash)]
     }
 
-    /// The key whose table hash is `hash` changed at log index `index`.
+    /// The key whose hash is `hash` changed at log index `index`.
     #[inline]
     pub(crate) fn raise(&mut self, hash: u64, index: u64) {
         let i = self.slot(hash);
@@ -92,7 +92,7 @@ mod tests {
         assert_eq!((w.get(a), w.get(b)), (10, 0), "a lower index never lowers a slot");
         w.raise_all(12);
         assert_eq!((w.get(a), w.get(b)), (12, 12));
-        // Only the hash's high bits choose: the low ones are hashbrown's.
+        // Only the hash's high bits choose: the low ones chose the shard.
         assert_eq!(w.get(a | 0xffff), w.get(a));
     }
 }
