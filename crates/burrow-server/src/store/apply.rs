@@ -64,6 +64,9 @@ impl Shard {
         }
     }
 
+    /// Inlined: every command calls it once, and as a call it cost ~40
+    /// instructions per GET (callgrind, GET P16).
+    #[inline(always)]
     pub(crate) fn find_index(&self, hash: u64, key: &[u8]) -> Option<usize> {
         self.table.find_bucket_index(hash, |e| e.key() == key)
     }

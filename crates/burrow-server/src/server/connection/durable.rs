@@ -29,7 +29,10 @@
 //! leader's commit index would delay each fresh read by up to a
 //! heartbeat; that, and reads on a node whose role changes, is left to the
 //! elections work (issue 10), which the watermarks already support: a
-//! follower's replayed records raise them too.
+//! follower's replayed records raise them too. Records a restarted leader
+//! recovered from its WAL raise nothing (they are durable); whether they
+//! are committed is for the elections work to settle as well (Raft: a new
+//! leader's own no-op commits them).
 
 use std::time::Duration;
 
