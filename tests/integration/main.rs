@@ -29,6 +29,7 @@ mod persistence;
 mod protocol_doc;
 mod python_client;
 mod raw_protocol;
+mod read_visibility;
 mod redirect;
 mod replication_inproc;
 mod wal_faults;

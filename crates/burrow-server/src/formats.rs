@@ -11,7 +11,8 @@
 //!   records. [`scan_segment`] reads one as recovery does, telling a torn
 //!   tail from corruption; [`list_segments`] finds them in a directory.
 //! - **Snapshots** — `snapshot-<covered index>.snap` ([`snapshot_name`]):
-//!   [`read_snapshot`] checks one and hands over its [`Entry`]s.
+//!   [`read_snapshot`] checks one and hands over its [`Entry`]s, each
+//!   shard image holding the keys [`shard_for`] puts in that shard.
 //! - **The node file** — [`NODE_FILE`]: which replication history the
 //!   directory holds ([`read_node_meta`]).
 //! - **The vote file** — [`HARD_STATE_FILE`]: the node's Raft term and vote
@@ -29,4 +30,4 @@ pub use crate::persist::{
     segment_name, snapshot_name, HardStateError, NodeMeta, SegmentScan, SnapshotError, SnapshotMeta,
     WalError, WriterFailure, HARD_STATE_FILE, NODE_FILE, WAL_HEADER_LEN, WAL_MAGIC,
 };
-pub use crate::store::{Entry, ValueRef};
+pub use crate::store::{shard_for, Entry, ValueRef};

@@ -9,6 +9,7 @@
 mod burner;
 mod child;
 pub mod cluster;
+mod faulty_server;
 mod fs;
 mod info;
 mod load;
@@ -25,6 +26,7 @@ pub use child::{
     listening_or_exit, run_server_to_exit, server_command, unique_log_path, wait_exit, wait_listening,
     ChildServer,
 };
+pub use faulty_server::FaultyServer;
 pub use fs::{copy_dir, TempDir};
 pub use info::{cmd_stats, info_field, info_u64};
 pub use load::set_keys;

@@ -1,12 +1,13 @@
 //! A [`FileSystem`] that fails on cue, for tests: the Nth write, fsync,
 //! truncate, rename… (optionally only on paths containing some text) gets
-//! EIO, ENOSPC or a short write, deterministically, or is slow. Everything else goes
+//! EIO, ENOSPC or a short write, deterministically, or is slow, or stalls
+//! until the test releases it. Everything else goes
 //! to the real file system, so the files a test leaves behind are what a
 //! crash at that point would leave, and recovery can be run on them.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::fs::{FileSystem, StdFileSystem, WritableFile};
@@ -36,6 +37,10 @@ pub enum Injected {
     Short(usize),
     /// The call takes this long, then succeeds: a slow or overloaded disk.
     Slow(Duration),
+    /// The call blocks until [`FaultyFileSystem::release`] (or `clear`),
+    /// then succeeds: a disk that is slow for exactly as long as a test
+    /// needs, with no clock involved.
+    Stall,
 }
 
 const EIO: i32 = 5;
@@ -83,6 +88,10 @@ struct Plan {
     faults: Vec<Fault>,
     /// Faults that fired: (op, path).
     fired: Vec<(FsOp, PathBuf)>,
+    /// Calls blocked by [`Injected::Stall`] right now.
+    stalled: usize,
+    /// Bumped by each release: a stalled call returns once it moves.
+    releases: u64,
 }
 
 impl Plan {
@@ -112,6 +121,8 @@ impl Plan {
 #[derive(Debug, Clone, Default)]
 pub struct FaultyFileSystem {
     plan: Arc<Mutex<Plan>>,
+    /// Signalled on release.
+    released: Arc<Condvar>,
 }
 
 impl FaultyFileSystem {
@@ -124,9 +135,33 @@ impl FaultyFileSystem {
         self.plan().faults.push(fault);
     }
 
-    /// Removes every planned fault: the disk works again.
+    /// Removes every planned fault: the disk works again (stalled calls
+    /// go on).
     pub fn clear(&self) {
         self.plan().faults.clear();
+        self.release();
+    }
+
+    /// Lets every call stalled now go on (a later stall blocks again).
+    pub fn release(&self) {
+        self.plan().releases += 1;
+        self.released.notify_all();
+    }
+
+    /// How many calls are blocked by [`Injected::Stall`] now.
+    pub fn stalled(&self) -> usize {
+        self.plan().stalled
+    }
+
+    /// Blocks the calling thread until the next [`FaultyFileSystem::release`].
+    fn stall(&self) {
+        let mut plan = self.plan();
+        let at = plan.releases;
+        plan.stalled += 1;
+        while plan.releases == at {
+            plan = self.released.wait(plan).unwrap_or_else(|e| e.into_inner());
+        }
+        plan.stalled -= 1;
     }
 
     /// The failures injected so far: (operation, path).
@@ -144,6 +179,10 @@ impl FaultyFileSystem {
             None => Ok(()),
             Some(Injected::Slow(d)) => {
                 std::thread::sleep(d);
+                Ok(())
+            }
+            Some(Injected::Stall) => {
+                self.stall();
                 Ok(())
             }
             Some(Injected::Eio) => Err(io::Error::from_raw_os_error(EIO)),
@@ -173,6 +212,10 @@ impl WritableFile for FaultyFile {
             }
             Some(Injected::Slow(d)) => {
                 std::thread::sleep(d);
+                self.inner.write_all_at(buf, offset)
+            }
+            Some(Injected::Stall) => {
+                self.fs.stall();
                 self.inner.write_all_at(buf, offset)
             }
             Some(Injected::Eio) => Err(io::Error::from_raw_os_error(EIO)),
@@ -243,6 +286,23 @@ mod tests {
         b.write_all_at(b"3", 1).unwrap();
         assert_eq!(std::fs::read(dir.join("b.log")).unwrap(), b"13");
         assert_eq!(fs.fired(), vec![(FsOp::Write, dir.join("b.log"))]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_stalled_call_returns_once_released() {
+        let dir = temp_dir("stall");
+        let fs = FaultyFileSystem::new();
+        fs.inject(Fault::new(FsOp::Sync, Injected::Stall).times(1));
+        let f = fs.create(&dir.join("f")).unwrap();
+        let syncing = std::thread::spawn(move || f.sync_data());
+        while fs.stalled() == 0 {
+            std::thread::yield_now();
+        }
+        assert!(!syncing.is_finished(), "blocked until released");
+        fs.release();
+        syncing.join().unwrap().unwrap();
+        assert_eq!(fs.stalled(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

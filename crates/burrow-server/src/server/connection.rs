@@ -43,6 +43,7 @@ use super::replication::Handshake;
 use super::stats::BatchCounts;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
 use burrow_proto::{encode_response, BodyType, Codec, CodecError, ErrorChain, Frame, Peek, Status};
+use durable::Durable;
 
 /// Write replies out once this much is buffered, even mid-batch, so a huge
 /// pipeline cannot grow the write buffer without bound.
@@ -147,9 +148,10 @@ pub(super) struct Connection<'a, S> {
     rbuf: BytesMut,
     wbuf: BytesMut,
     counts: BatchCounts,
-    /// With persistence or quorum on, write replies wait for the WAL (or a
-    /// majority); it knows their places in `wbuf`, so a failed write or
-    /// fsync can turn them into IO_ERROR.
+    /// With persistence or quorum on, write replies, and read replies that
+    /// show recent writes, wait for the WAL (and a majority); it knows
+    /// their places in `wbuf`, so a failed write or fsync, or no majority,
+    /// can turn them into errors.
     durable: Durable,
     writes: Writes,
 }
@@ -293,8 +295,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
             self.counts.add(frame.opcode, done.error);
             if done.write && !done.error {
-                self.durable.note(start, self.wbuf.len(), frame.opcode, frame.id);
+                self.durable.note_write(start, self.wbuf.len(), frame.opcode, frame.id);
                 self.writes = Writes::Unannounced;
+            } else if done.seen != 0 {
+                self.durable.note_read(start, self.wbuf.len(), frame.opcode, frame.id, done.seen);
             }
             let (opcode, id) = (frame.opcode, frame.id);
             if let Some(background) = done.snapshot {
@@ -423,119 +427,6 @@ async fn snapshot(shared: &Shared, background: bool, opcode: u8, id: u32, wbuf: 
     }
 }
 
-/// Holds back write replies until the WAL has them: fsynced under
-/// `--fsync always`; handed to the OS (written) under `everysec` and `no`,
-/// so that a process crash never loses an acknowledged write (as Redis
-/// writes its AOF buffer before replying).
-struct Durable {
-    rx: Option<tokio::sync::watch::Receiver<crate::persist::Durability>>,
-    /// Wait for `synced` (always) rather than `written`.
-    fsynced: bool,
-    /// (start, end, opcode, id) of each write reply in the write buffer.
-    writes: Vec<(usize, usize, u8, u32)>,
-    /// Quorum mode (leader): the commit index, and how long a write may
-    /// wait for a majority before NO_QUORUM.
-    quorum: Option<(tokio::sync::watch::Receiver<u64>, Duration)>,
-}
-
-impl Durable {
-    fn new(shared: &Shared) -> Durable {
-        let rx = shared.persist.as_ref().map(|p| p.durability());
-        let fsynced =
-            shared.persist.as_ref().is_some_and(|p| p.cfg.fsync == crate::persist::FsyncPolicy::Always);
-        Durable { rx, fsynced, writes: Vec::new(), quorum: shared.repl.quorum() }
-    }
-
-    fn note(&mut self, start: usize, end: usize, opcode: u8, id: u32) {
-        if self.rx.is_some() || self.quorum.is_some() {
-            self.writes.push((start, end, opcode, id));
-        }
-    }
-
-    /// Writes `wbuf` out, first waiting (if it holds write replies) until
-    /// the WAL is fsynced (or, not under `always`, written) through every
-    /// record logged so far; if the WAL failed instead, those replies
-    /// become IO_ERROR.
-    async fn flush<S: AsyncWrite + Unpin>(
-        &mut self,
-        stream: &mut S,
-        wbuf: &mut BytesMut,
-        shared: &Shared,
-        cancel: &CancellationToken,
-    ) -> std::io::Result<()> {
-        if crate::oplog::take_owed_wal_wake() {
-            if !self.writes.is_empty() {
-                // The other connections this turn of the runtime serves
-                // append first; then one wake-up and one `write` take them
-                // all (see `defer_wal_wakes`).
-                tokio::task::yield_now().await;
-            }
-            shared.store.log().wake_wal();
-        }
-        let target = if self.writes.is_empty() { 0 } else { shared.store.log().last_index() };
-        if let (Some(rx), false) = (self.rx.as_mut(), self.writes.is_empty()) {
-            let fsynced = self.fsynced;
-            let reached = move |d: &crate::persist::Durability| {
-                if fsynced {
-                    d.synced >= target
-                } else {
-                    d.written >= target
-                }
-            };
-            let ok = match rx.wait_for(|d| reached(d) || d.failed).await {
-                Ok(d) => reached(&d),
-                Err(_) => false,
-            };
-            if !ok {
-                let msg = dispatch::wal_failure_message(shared);
-                warn!(writes = self.writes.len(), "WAL not durable: answering writes with IO_ERROR");
-                Self::replace(&self.writes, wbuf, Status::IoError, &msg);
-                self.writes.clear();
-            }
-        }
-        if let (Some((commit, limit)), false) = (self.quorum.as_mut(), self.writes.is_empty()) {
-            // The streamer may not have seen these records yet.
-            shared.repl.appended();
-            let limit = *limit;
-            let reached = tokio::time::timeout(limit, commit.wait_for(|c| *c >= target)).await;
-            let reached = matches!(reached, Ok(Ok(_)));
-            if !reached {
-                let msg = format!(
-                    "write applied on the leader but not held by a majority within {} ms (quorum mode); \
-                     it may or may not survive a failover",
-                    limit.as_millis()
-                );
-                warn!(
-                    writes = self.writes.len(),
-                    index = target,
-                    "no quorum: answering writes with NO_QUORUM"
-                );
-                Self::replace(&self.writes, wbuf, Status::NoQuorum, &msg);
-            }
-        }
-        self.writes.clear();
-        if !wbuf.is_empty() {
-            write_out(stream, wbuf, cancel, shared.config.idle_timeout).await?;
-            wbuf.clear();
-        }
-        Ok(())
-    }
-}
-
-impl Durable {
-    /// Rewrites every noted write reply in `wbuf` as an error.
-    fn replace(writes: &[(usize, usize, u8, u32)], wbuf: &mut BytesMut, status: Status, msg: &str) {
-        let old = wbuf.split();
-        let mut at = 0;
-        for &(start, end, opcode, id) in writes {
-            wbuf.extend_from_slice(&old[at..start]);
-            encode_response(wbuf, opcode, id, status, BodyType::Text, &[], msg.as_bytes());
-            at = end;
-        }
-        wbuf.extend_from_slice(&old[at..]);
-    }
-}
-
 /// Writes replies. Gives up when the peer has read nothing for the idle
 /// timeout (if one is set: a client that never reads must not hold a
 /// connection slot and its buffers forever), or `SHUTDOWN_WRITE_GRACE`
@@ -614,5 +505,6 @@ pub(super) async fn refuse(mut stream: TcpStream) {
     linger_close(&mut stream).await;
 }
 
+mod durable;
 #[cfg(test)]
 mod tests;

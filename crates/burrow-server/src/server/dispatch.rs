@@ -3,6 +3,19 @@
 //! Replies are encoded straight into the connection's write buffer, with
 //! values copied out of the store under the shard lock — no intermediate
 //! reply objects on the hot path.
+//!
+//! **What a reply shows.** A write is applied before it is durable (or, in
+//! quorum mode, committed), and its reply waits. A reply that shows data —
+//! every read, and a write refused because of what the key holds
+//! (WRONGTYPE…) — reports in [`Executed::seen`] the highest log index it
+//! may depend on, so the connection holds it back until that is durable
+//! and committed as well (see `connection::Durable`). Per key: GET, EXISTS,
+//! TTL, TYPE, LLEN, LRANGE and LPOP/RPOP with count 0 report the key's
+//! watermark (`store::watermark`). Whole-dataset reads — DBSIZE, SCAN,
+//! DIGEST — report the log's last index after reading, which bounds
+//! everything they saw. INFO and PING show no data: INFO reports the
+//! server's state as it is (its `last_index` may be ahead of what is
+//! durable), and is never held back.
 
 use bytes::{BufMut, BytesMut};
 
@@ -22,6 +35,10 @@ pub(super) struct Executed {
     pub error: bool,
     /// The request was a write (its reply must wait for durability under `--fsync always`).
     pub write: bool,
+    /// The reply shows data that records up to this log index may have
+    /// changed (0: none): it may be sent only once they are durable (and
+    /// committed in quorum mode). See the module docs.
+    pub seen: u64,
     /// A SNAPSHOT the connection must carry out (asynchronously) before replying.
     pub snapshot: Option<bool>,
     /// A WAIT (replicas, timeout ms) the connection must carry out before replying.
@@ -30,7 +47,7 @@ pub(super) struct Executed {
 
 /// Writes the reply to `frame` into `out` (except for a deferred SNAPSHOT).
 pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut BytesMut) -> Executed {
-    let mut r = Replier { out, opcode: frame.opcode, id: frame.id, error: false };
+    let mut r = Replier { out, opcode: frame.opcode, id: frame.id, error: false, seen: 0, data_error: false };
     let mut done = Executed::default();
     match Request::parse(frame) {
         Ok(Request::Snapshot { background }) => match &shared.persist {
@@ -57,6 +74,12 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
         }
     }
     done.error = r.error;
+    done.seen = r.seen;
+    if r.data_error && done.write {
+        // A write refused for what its key holds changed nothing, but its
+        // error shows that value: bounded, like any write, by the log's end.
+        done.seen = shared.store.log().last_index();
+    }
     done
 }
 
@@ -90,6 +113,10 @@ struct Replier<'a> {
     opcode: u8,
     id: u32,
     error: bool,
+    /// See [`Executed::seen`].
+    seen: u64,
+    /// The error is about the data (WRONGTYPE, NOT_INTEGER, OVERFLOW).
+    data_error: bool,
 }
 
 impl Replier<'_> {
@@ -129,6 +156,7 @@ impl Replier<'_> {
         encode_response(self.out, self.opcode, self.id, status, BodyType::Text, &[], message.as_bytes());
     }
     fn apply_error(&mut self, e: ApplyError) {
+        self.data_error = true;
         let status = match e {
             ApplyError::WrongType => Status::WrongType,
             ApplyError::NotInteger => Status::NotInteger,
@@ -142,6 +170,12 @@ impl Replier<'_> {
             Err(e) => self.apply_error(e),
         }
     }
+    /// A read of one key: `(what f made of it, the key's watermark)`.
+    #[inline]
+    fn saw<T>(&mut self, (value, mark): (T, u64)) -> T {
+        self.seen = mark;
+        value
+    }
 }
 
 /// Runs one accepted request. Forced inline into `execute`, its only
@@ -153,12 +187,15 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
     match req {
         Request::Ping { payload: [] } => r.text("PONG"),
         Request::Ping { payload } => r.bytes(payload),
-        Request::Get { key } => store.read(key, now, |e| match e.map(|e| e.value()) {
-            None => r.nil(),
-            Some(ValueRef::Str(s)) => r.bytes(s),
-            Some(ValueRef::Int(i)) => r.bytes(format_int(i, &mut [0; 20])),
-            Some(ValueRef::List(_)) => r.apply_error(ApplyError::WrongType),
-        }),
+        Request::Get { key } => {
+            let (_, mark) = store.read_marked(key, now, |e| match e.map(|e| e.value()) {
+                None => r.nil(),
+                Some(ValueRef::Str(s)) => r.bytes(s),
+                Some(ValueRef::Int(i)) => r.bytes(format_int(i, &mut [0; 20])),
+                Some(ValueRef::List(_)) => r.apply_error(ApplyError::WrongType),
+            });
+            r.seen = mark;
+        }
         Request::Set { key, value, ttl_ms, condition, keep_ttl } => {
             let expire_at = ttl_ms.map(|t| now.saturating_add(t));
             if store.set(SetArgs { key, value, expire_at, condition, keep_ttl }, now) {
@@ -168,26 +205,36 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             }
         }
         Request::Del { key } => r.int(store.del(key, now) as i64),
-        Request::Exists { key } => r.int(store.read(key, now, |e| e.is_some()) as i64),
+        Request::Exists { key } => {
+            let exists = r.saw(store.read_marked(key, now, |e| e.is_some()));
+            r.int(exists as i64)
+        }
         Request::Expire { key, ttl_ms } => r.int(store.expire(key, ttl_ms, now) as i64),
         Request::Persist { key } => r.int(store.persist(key, now) as i64),
-        Request::Ttl { key } => r.int(store.read(key, now, |e| match e {
-            None => -2,
-            Some(e) if e.expire_at() == 0 => -1,
-            Some(e) => e.expire_at().saturating_sub(now) as i64,
-        })),
-        Request::Type { key } => r.text(store.read(key, now, |e| e.map_or("none", |e| e.type_name()))),
+        Request::Ttl { key } => {
+            let ttl = r.saw(store.read_marked(key, now, |e| match e {
+                None => -2,
+                Some(e) if e.expire_at() == 0 => -1,
+                Some(e) => e.expire_at().saturating_sub(now) as i64,
+            }));
+            r.int(ttl)
+        }
+        Request::Type { key } => {
+            let name = r.saw(store.read_marked(key, now, |e| e.map_or("none", |e| e.type_name())));
+            r.text(name)
+        }
         Request::Incr { key } => r.int_result(store.incr_by(key, 1, now)),
         Request::Decr { key } => r.int_result(store.incr_by(key, -1, now)),
         Request::IncrBy { key, delta } => r.int_result(store.incr_by(key, delta, now)),
         Request::Push { key, end, values } => r.int_result(store.push(key, end, values, now)),
         Request::Pop { key, count: Some(0), .. } => {
             // Redis: an existing list gives an empty array, a missing key nil.
-            store.read(key, now, |e| match e.map(|e| e.value()) {
+            let (_, mark) = store.read_marked(key, now, |e| match e.map(|e| e.value()) {
                 None => r.nil(),
                 Some(ValueRef::List(_)) => r.array::<&[u8]>(&[], &[]),
                 Some(_) => r.apply_error(ApplyError::WrongType),
-            })
+            });
+            r.seen = mark;
         }
         Request::Pop { key, end, count } => match store.pop(key, end, count.unwrap_or(1), now) {
             Err(e) => r.apply_error(e),
@@ -195,29 +242,41 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             Ok(v) if count.is_none() => r.bytes(&v[0]),
             Ok(v) => r.array(&[], &v),
         },
-        Request::LLen { key } => r.int_result(store.read(key, now, |e| match e.map(|e| e.value()) {
-            None => Ok(0),
-            Some(ValueRef::List(l)) => Ok(l.len() as i64),
-            Some(_) => Err(ApplyError::WrongType),
-        })),
+        Request::LLen { key } => {
+            let len = r.saw(store.read_marked(key, now, |e| match e.map(|e| e.value()) {
+                None => Ok(0),
+                Some(ValueRef::List(l)) => Ok(l.len() as i64),
+                Some(_) => Err(ApplyError::WrongType),
+            }));
+            r.int_result(len)
+        }
         Request::LRange { key, start, stop } => {
-            let items = store.read(key, now, |e| match e.map(|e| e.value()) {
+            let items = r.saw(store.read_marked(key, now, |e| match e.map(|e| e.value()) {
                 None => Ok(Vec::new()),
                 Some(ValueRef::List(l)) => {
                     let (from, to) = range(l.len(), start, stop);
                     Ok(l.range(from..to).map(|v| bytes::Bytes::copy_from_slice(v)).collect())
                 }
                 Some(_) => Err(ApplyError::WrongType),
-            });
+            }));
             match items {
                 Ok(items) => r.array(&[], &items),
                 Err(e) => r.apply_error(e),
             }
         }
-        Request::DbSize => r.int(store.len() as i64),
-        Request::Digest => r.text(&format!("{:016x}", store.digest(now))),
+        Request::DbSize => {
+            let n = store.len();
+            r.seen = store.log().last_index();
+            r.int(n as i64)
+        }
+        Request::Digest => {
+            let digest = store.digest(now);
+            r.seen = store.log().last_index();
+            r.text(&format!("{digest:016x}"))
+        }
         Request::Scan { cursor, count, pattern } => {
             let (next, keys) = store.scan(cursor, count, pattern, now);
+            r.seen = store.log().last_index();
             let mut extras = [0u8; 8];
             (&mut extras[..]).put_u64(next);
             r.array(&extras, &keys);
@@ -257,7 +316,84 @@ pub(super) fn range(len: usize, start: i64, stop: i64) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::range;
+    use bytes::{Bytes, BytesMut};
+
+    use super::{execute, range, Executed};
+    use crate::server::{Config, Server, Shared};
+    use burrow_proto::{End, Frame, Opcode, Request, SetCondition};
+
+    fn shared() -> Shared {
+        let config = Config { persistence: false, shards: 4, ..Config::default() };
+        Server::open(config).expect("in memory").into_shared(0).expect("no persistence to open")
+    }
+
+    fn run(shared: &Shared, req: Request) -> Executed {
+        let frame: Frame = req.to_frame(1);
+        execute(shared, &frame.as_ref(), 0, &mut BytesMut::new())
+    }
+
+    fn key(k: &str) -> Bytes {
+        Bytes::copy_from_slice(k.as_bytes())
+    }
+
+    /// Every opcode that shows data reports the index of what it may show,
+    /// so no reading opcode can bypass the hold (`connection::durable`);
+    /// a new opcode fails here until it is classified.
+    #[test]
+    fn every_reading_opcode_reports_what_it_may_show() {
+        let s = shared();
+        let set = |k: &str, v: &str| Request::Set {
+            key: key(k),
+            value: key(v),
+            ttl_ms: None,
+            condition: SetCondition::Always,
+            keep_ttl: false,
+        };
+        assert!(!run(&s, set("s", "1")).error);
+        let at_s = s.store.log().last_index();
+        assert!(!run(&s, Request::Push { key: key("l"), end: End::Right, values: vec![key("x")] }).error);
+        let at_l = s.store.log().last_index();
+        let l = || key("l");
+        // Each read, and the index of the write it must not show early.
+        let reads = [
+            (Request::Get { key: key("s") }, at_s),
+            (Request::Exists { key: key("s") }, at_s),
+            (Request::Ttl { key: key("s") }, at_s),
+            (Request::Type { key: key("s") }, at_s),
+            (Request::LLen { key: l() }, at_l),
+            (Request::LRange { key: l(), start: 0, stop: -1 }, at_l),
+            (Request::Pop { key: l(), end: End::Left, count: Some(0) }, at_l),
+            (Request::DbSize, at_l),
+            (Request::Scan { cursor: 0, count: 10, pattern: Bytes::new() }, at_l),
+            (Request::Digest, at_l),
+            // Refused for what the key holds: the error shows it too.
+            (Request::Get { key: l() }, at_l),
+            (Request::Incr { key: l() }, at_l),
+        ];
+        let mut classified: Vec<u8> = Vec::new();
+        for (req, write) in reads {
+            let op = req.opcode();
+            let done = run(&s, req);
+            assert!(done.seen >= write, "{op:?} reports {}, below {write}", done.seen);
+            classified.push(op as u8);
+        }
+        // The key's own watermark: the list's write is the last one.
+        assert_eq!(run(&s, Request::LLen { key: l() }).seen, at_l);
+        // Nothing shown: never held.
+        for req in [Request::Ping { payload: Bytes::new() }, Request::Info { section: Bytes::new() }] {
+            classified.push(req.opcode() as u8);
+            assert_eq!(run(&s, req).seen, 0);
+        }
+        // Writes wait for the whole log anyway; WAIT and SNAPSHOT are carried out by the connection.
+        use Opcode::*;
+        let others = [
+            Set, Del, Expire, Persist, Incr, Decr, IncrBy, LPush, RPush, LPop, RPop, FlushAll, Wait, Snapshot,
+        ];
+        classified.extend(others.map(|o| o as u8));
+        for op in Opcode::ALL {
+            assert!(classified.contains(&(op as u8)), "{op:?} is neither a read that reports nor a write");
+        }
+    }
 
     #[test]
     fn lrange_indexes_follow_redis() {

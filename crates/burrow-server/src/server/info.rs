@@ -81,6 +81,7 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("total_connections_received", &stats.total_connections.load(relaxed()));
             kv("total_commands_processed", &stats.total_calls());
             kv("protocol_errors", &stats.protocol_errors.load(relaxed()));
+            kv("reads_waited", &stats.reads_waited());
             kv("unknown_opcode_calls", &stats.unknown_calls());
             for op in Opcode::ALL {
                 let calls = stats.calls(op as u8);

@@ -13,6 +13,9 @@ pub(crate) struct Stats {
     pub rejected_connections: AtomicU64,
     /// Connections closed because their framing broke (bad magic, oversize…).
     pub protocol_errors: AtomicU64,
+    /// Read replies held back because they showed a write not yet durable
+    /// or committed (`connection::durable`).
+    reads_waited: AtomicU64,
 }
 
 impl Default for Stats {
@@ -24,6 +27,7 @@ impl Default for Stats {
             total_connections: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
+            reads_waited: AtomicU64::new(0),
         }
     }
 }
@@ -45,6 +49,14 @@ impl Stats {
 
     pub(crate) fn errors(&self, opcode: u8) -> u64 {
         self.errors[opcode as usize].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_reads_waited(&self, n: usize) {
+        self.reads_waited.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reads_waited(&self) -> u64 {
+        self.reads_waited.load(Ordering::Relaxed)
     }
 
     /// Calls of every opcode, known or not.

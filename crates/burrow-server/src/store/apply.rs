@@ -9,6 +9,7 @@ use hashbrown::HashTable;
 use thiserror::Error;
 
 use super::entry::{list_item_mem, parse_int, Entry, List, Value, ValueRef};
+use super::watermark::Watermarks;
 use crate::oplog::Op;
 use burrow_proto::End;
 
@@ -23,6 +24,9 @@ pub(crate) struct Shard {
     pub(crate) mem: usize,
     /// Where the active expiry sweep resumes (a bucket index).
     pub(crate) sweep_pos: usize,
+    /// The log index of the last change to each key, approximately (see
+    /// [`Watermarks`]); kept across `clear`.
+    pub(crate) marks: Watermarks,
 }
 
 /// What an applied op produced, for building the reply.
@@ -48,10 +52,21 @@ pub(crate) enum ApplyError {
 }
 
 impl Shard {
-    pub(crate) fn new(hasher: foldhash::fast::FixedState) -> Shard {
-        Shard { table: HashTable::new(), hasher, expires: 0, mem: 0, sweep_pos: 0 }
+    /// One of `shards` empty shards.
+    pub(crate) fn new(hasher: foldhash::fast::FixedState, shards: usize) -> Shard {
+        Shard {
+            table: HashTable::new(),
+            hasher,
+            expires: 0,
+            mem: 0,
+            sweep_pos: 0,
+            marks: Watermarks::for_shard_of(shards),
+        }
     }
 
+    /// Inlined: every command calls it once, and as a call it cost ~40
+    /// instructions per GET (callgrind, GET P16).
+    #[inline(always)]
     pub(crate) fn find_index(&self, hash: u64, key: &[u8]) -> Option<usize> {
         self.table.find_bucket_index(hash, |e| e.key() == key)
     }

@@ -8,7 +8,9 @@
 //! a time and never across an `.await`.
 //!
 //! Every change goes through [`apply`] and, still under the shard lock, is
-//! appended to the [`OpLog`], so per-key order equals log order.
+//! appended to the [`OpLog`], so per-key order equals log order; the index
+//! it got raises the key's watermark ([`watermark`]), which reads report
+//! so their replies can wait until what they show is durable or committed.
 
 mod apply;
 mod digest;
@@ -17,6 +19,7 @@ mod expiry;
 mod lock;
 mod replay;
 mod scan;
+mod watermark;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +35,15 @@ pub(crate) use replay::{Replay, Replayed, ShardCovers};
 use crate::oplog::{Op, OpLog};
 use burrow_proto::{End, SetCondition};
 use lock::{ShardGuard, ShardLock};
+
+/// A key's two hashes: `table`, seeded per process, places it in its
+/// shard's hash table; `fixed`, [`shard_for`]'s, picks its shard (low bits)
+/// and its watermark (high bits), the same in every process.
+#[derive(Debug, Clone, Copy)]
+struct KeyHash {
+    table: u64,
+    fixed: u64,
+}
 
 /// Handle to the dataset; cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -71,7 +83,7 @@ impl Store {
     pub(crate) fn new(shards: usize, log: Arc<OpLog>) -> Store {
         let n = shards.max(1).next_power_of_two();
         let hasher = foldhash::fast::FixedState::with_seed(seed());
-        let shards = (0..n).map(|_| ShardLock::new(Shard::new(hasher))).collect();
+        let shards = (0..n).map(|_| ShardLock::new(Shard::new(hasher, n))).collect();
         Store {
             shards,
             hasher,
@@ -106,9 +118,11 @@ impl Store {
         &self.log
     }
 
-    /// The key's shard and its hash inside that shard's table.
-    fn locate(&self, key: &[u8]) -> (usize, u64) {
-        (shard_for(key, self.shards.len()), self.hasher.hash_one(key))
+    /// The key's shard and its hashes.
+    fn locate(&self, key: &[u8]) -> (usize, KeyHash) {
+        let fixed = fixed_hash(key);
+        let shard = (fixed as usize) & (self.shards.len() - 1);
+        (shard, KeyHash { table: self.hasher.hash_one(key), fixed })
     }
 
     fn lock(&self, index: usize) -> ShardGuard<'_, Shard> {
@@ -117,12 +131,17 @@ impl Store {
 
     /// Locks the key's shard, drops the key if it has expired (logging the
     /// deletion), and runs `f` with the shard and the key's hash.
-    /// `f` gets the shard, the key's hash and the key's bucket (`None` if
+    /// `f` gets the shard, the key's hashes and the key's bucket (`None` if
     /// absent), so each command looks the key up once.
-    fn with_key<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Shard, u64, Option<usize>) -> R) -> R {
+    fn with_key<R>(
+        &self,
+        key: &[u8],
+        now: u64,
+        f: impl FnOnce(&mut Shard, KeyHash, Option<usize>) -> R,
+    ) -> R {
         let (index, hash) = self.locate(key);
         let mut shard = self.lock(index);
-        let mut slot = shard.find_index(hash, key);
+        let mut slot = shard.find_index(hash.table, key);
         if let Some(i) = slot {
             let expired = shard.table.get_bucket(i).is_some_and(|e| e.is_expired(now));
             if expired && self.is_replica() {
@@ -141,18 +160,34 @@ impl Store {
     fn write(
         &self,
         shard: &mut Shard,
-        hash: u64,
+        hash: KeyHash,
         slot: Option<usize>,
         op: Op<&[u8]>,
     ) -> Result<Applied, ApplyError> {
-        let applied = apply(shard, hash, slot, &op)?;
-        self.log.append(&op);
+        let applied = apply(shard, hash.table, slot, &op)?;
+        let index = self.log.append(&op);
+        shard.marks.raise(hash.fixed, index);
         Ok(applied)
     }
 
     /// Runs `f` on the live value of `key` (expired keys are never seen).
+    #[cfg(test)]
     pub(crate) fn read<R>(&self, key: &[u8], now: u64, f: impl FnOnce(Option<&Entry>) -> R) -> R {
-        self.with_key(key, now, |shard, _, slot| f(slot.and_then(|i| shard.table.get_bucket(i))))
+        self.read_marked(key, now, f).0
+    }
+
+    /// Like [`Store::read`], also returning the key's watermark: every
+    /// change `f` could have seen has a log index at or below it.
+    #[inline]
+    pub(crate) fn read_marked<R>(
+        &self,
+        key: &[u8],
+        now: u64,
+        f: impl FnOnce(Option<&Entry>) -> R,
+    ) -> (R, u64) {
+        self.with_key(key, now, |shard, hash, slot| {
+            (f(slot.and_then(|i| shard.table.get_bucket(i))), shard.marks.get(hash.fixed))
+        })
     }
 
     /// SET. `Ok(false)` when NX/XX prevented the write.
@@ -255,16 +290,19 @@ impl Store {
         for shard in guards.iter_mut() {
             shard.clear();
         }
-        self.log.append(&Op::<&[u8]>::FlushAll);
+        let index = self.log.append(&Op::<&[u8]>::FlushAll);
+        for shard in guards.iter_mut() {
+            shard.marks.raise_all(index);
+        }
     }
 
     pub(crate) fn load(&self, entry: Entry) {
         let (i, hash) = self.locate(entry.key());
         let mut shard = self.lock(i);
-        if let Some(b) = shard.find_index(hash, entry.key()) {
+        if let Some(b) = shard.find_index(hash.table, entry.key()) {
             shard.remove_at(b);
         }
-        shard.insert(hash, entry);
+        shard.insert(hash.table, entry);
     }
 
     /// Removes every entry whose key fails `keep`. Not logged (recovery only).
@@ -318,7 +356,12 @@ impl Store {
 /// (little-endian words, the last one zero-padded), then MurmurHash3's
 /// 64-bit finalizer (a multiply only carries entropy upwards; the finalizer
 /// brings it back down to the low bits used here).
-pub(crate) fn shard_for(key: &[u8], shards: usize) -> usize {
+pub fn shard_for(key: &[u8], shards: usize) -> usize {
+    (fixed_hash(key) as usize) & (shards - 1)
+}
+
+/// [`shard_for`]'s 64-bit hash of `key`, before it is cut to a shard.
+fn fixed_hash(key: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h = OFFSET ^ key.len() as u64;
@@ -332,7 +375,7 @@ pub(crate) fn shard_for(key: &[u8], shards: usize) -> usize {
         last[..rest.len()].copy_from_slice(rest);
         h = (h ^ u64::from_le_bytes(last)).wrapping_mul(PRIME);
     }
-    (fmix64(h) as usize) & (shards - 1)
+    fmix64(h)
 }
 
 /// MurmurHash3's 64-bit finalizer.
@@ -454,6 +497,57 @@ mod tests {
             prop_assert_eq!(live.keyspace_stats().expires, replica.keyspace_stats().expires);
             prop_assert_eq!(live.keyspace_stats().keys, replica.keyspace_stats().keys);
         }
+    }
+
+    /// Two keys in different shards (never sharing a watermark slot).
+    fn keys_in_two_shards(shards: usize) -> (Bytes, Bytes) {
+        let key = |i: u32| Bytes::from(format!("key{i}"));
+        let a = key(0);
+        let b = (1..).map(key).find(|k| shard_for(k, shards) != shard_for(&a, shards)).unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn a_write_raises_its_keys_watermark_to_its_index_and_no_other_shards() {
+        let store = Store::new(16, Arc::new(OpLog::new(1 << 20)));
+        let mark = |k: &[u8], now: u64| store.read_marked(k, now, |_| ()).1;
+        let (a, b) = keys_in_two_shards(16);
+        let set = |k: &Bytes, expire_at: Option<u64>| {
+            let args =
+                SetArgs { key: k, value: b"1", expire_at, condition: SetCondition::Always, keep_ttl: false };
+            store.set(args, 0);
+            store.log().last_index()
+        };
+        assert_eq!(mark(&a, 0), 0, "nothing written yet");
+        let at = set(&a, Some(100));
+        assert_eq!((mark(&a, 0), mark(&b, 0)), (at, 0));
+        // A refused write logs nothing and raises nothing.
+        store.push(&b, End::Left, vec![b"x"], 0).unwrap();
+        let pushed = store.log().last_index();
+        assert!(store.incr_by(&b, 1, 0).is_err());
+        assert_eq!((mark(&a, 0), mark(&b, 0)), (at, pushed));
+        // Reading past the expiry logs the deletion but leaves the mark:
+        // the key reads as absent whether the deletion survives or not.
+        assert_eq!(mark(&a, 200), at);
+        assert!(store.log().last_index() > pushed, "the lazy expiry was logged");
+        store.flush_all();
+        let flushed = store.log().last_index();
+        assert_eq!((mark(&a, 0), mark(&b, 0)), (flushed, flushed));
+    }
+
+    #[test]
+    fn replicated_records_raise_watermarks_and_recovered_ones_do_not() {
+        let (a, b) = keys_in_two_shards(16);
+        let rec = |index: u64, key: &Bytes| crate::oplog::Record {
+            term: 1,
+            index,
+            op: Op::Set { key: key.clone(), value: Bytes::from_static(b"v"), expire_at: 0 },
+        };
+        let store = Store::new(16, Arc::new(OpLog::new(1 << 20)));
+        store.replay(Replay::Recovery, None, &rec(1, &a));
+        store.replay(Replay::Replicated, None, &rec(2, &b));
+        let mark = |k: &[u8]| store.read_marked(k, 0, |_| ()).1;
+        assert_eq!((mark(&a), mark(&b)), (0, 2));
     }
 
     #[test]

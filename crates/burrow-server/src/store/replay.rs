@@ -119,18 +119,28 @@ impl Store {
 
     /// `apply` under the shard lock (every lock for a FLUSHALL), then the log.
     fn apply_and_log<B: AsRef<[u8]>>(&self, mode: Replay, rec: &Record<B>) -> Result<Applied, ApplyError> {
+        // A follower's records raise watermarks as live writes do (this node
+        // may lead later and must then know what its reads show); WAL
+        // records at start are durable already.
+        let marked = mode == Replay::Replicated;
         let Some(key) = rec.op.key() else {
             let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
             for shard in guards.iter_mut() {
                 shard.clear();
+                if marked {
+                    shard.marks.raise_all(rec.index);
+                }
             }
             self.log_replayed(mode, rec);
             return Ok(Applied::Done);
         };
         let (i, hash) = self.locate(key);
         let mut shard = self.lock(i);
-        let slot = shard.find_index(hash, key);
-        let applied = apply(&mut shard, hash, slot, &rec.op);
+        let slot = shard.find_index(hash.table, key);
+        let applied = apply(&mut shard, hash.table, slot, &rec.op);
+        if marked && applied.is_ok() {
+            shard.marks.raise(hash.fixed, rec.index);
+        }
         self.log_replayed(mode, rec);
         applied
     }

@@ -35,13 +35,17 @@ fn standalone() -> Shared {
 
 /// Node 1 leading node 2 (never dialled: a leader only accepts links).
 fn leader() -> Shared {
+    leader_in(ReplicationMode::Async)
+}
+
+fn leader_in(mode: ReplicationMode) -> Shared {
     let node = |id: u64| NodeInfo {
         id,
         addr: format!("127.0.0.1:{}", 7000 + id).parse().expect("addr"),
         data_dir: format!("unused-{id}").into(),
     };
     let mut cluster = ClusterConfig::new(vec![node(1), node(2)], 1, 1).expect("a valid cluster");
-    cluster.mode = ReplicationMode::Async;
+    cluster.mode = mode;
     cluster.heartbeat = Duration::from_millis(50);
     cluster.link_timeout = Duration::from_millis(500);
     cluster.quorum_timeout = Duration::from_millis(300);
@@ -336,4 +340,43 @@ async fn a_handshake_to_a_standalone_server_is_an_unknown_opcode() {
     encode_response(&mut expect, h.opcode, h.id, Status::UnknownOpcode, BodyType::Text, &[], msg.as_bytes());
     let mock = Builder::new().read(&encode(&[h])).write(&expect).build();
     assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+}
+
+/// Quorum mode with the only follower away: nothing commits. A read of
+/// the uncommitted write is held with everything pipelined behind it, then
+/// answered NO_QUORUM (never the value, never a hang); a read of a key
+/// that no uncommitted write touched is answered at once.
+#[tokio::test(start_paused = true)]
+async fn a_read_of_an_uncommitted_write_waits_for_the_quorum_timeout_then_is_no_quorum() {
+    let shared = leader_in(ReplicationMode::Quorum);
+    let limit = Duration::from_millis(300);
+    // In another shard: never sharing a watermark slot with "k".
+    let shard = |k: &str| crate::store::shard_for(k.as_bytes(), shared.store.shard_count());
+    let elsewhere = (0..).map(|i| format!("other{i}")).find(|k| shard(k) != shard("k")).expect("a key");
+    let (s, g, p, other) = (set(1, "k", "v"), get(2, "k"), ping(3), get(4, &elsewhere));
+    let later = get(5, &elsewhere);
+    let write_msg = "write applied on the leader but not held by a majority within 300 ms (quorum mode); \
+                     it may or may not survive a failover";
+    let read_msg = "read refused: the value is not yet committed (its last change was not held by a \
+                    majority within 300 ms, quorum mode); retry later";
+    let nil = |f: &Frame| reply(f, Status::Ok, BodyType::Nil, &[]);
+    let mock = Builder::new()
+        .read(&encode(std::slice::from_ref(&s)))
+        .write(&reply(&s, Status::NoQuorum, BodyType::Text, write_msg.as_bytes()))
+        .read(&encode(&[g.clone(), p.clone(), other.clone()]))
+        .write(
+            &[reply(&g, Status::NoQuorum, BodyType::Text, read_msg.as_bytes()), pong(&p), nil(&other)]
+                .concat(),
+        )
+        .read(&encode(std::slice::from_ref(&later)))
+        .write(&nil(&later))
+        .build();
+    let started = tokio::time::Instant::now();
+    assert!(matches!(serve(mock, &shared).await, Ended::Closed));
+    assert_eq!(
+        started.elapsed(),
+        2 * limit,
+        "the write and the read each waited once; the last read not at all"
+    );
+    assert_eq!(shared.stats.reads_waited(), 1);
 }

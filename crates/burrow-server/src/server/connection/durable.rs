@@ -1,0 +1,260 @@
+//! Replies held back until what they report is safe to report.
+//!
+//! A write is applied in memory, and visible, before its WAL record is
+//! durable — fsynced under `--fsync always`, handed to the OS (written)
+//! under `everysec` and `no`, so a process crash never loses an
+//! acknowledged write (as Redis writes its AOF buffer before replying) —
+//! and, in quorum mode, before a majority holds it (committed). So:
+//!
+//! - a **write's** reply waits until every record logged so far is durable
+//!   and committed (WAL failure: IO_ERROR; no majority within
+//!   `quorum_timeout_ms`: NO_QUORUM);
+//! - a **read's** reply waits until the records it may show are (the
+//!   index [`dispatch`](super::dispatch) reports as `seen`: the key's
+//!   watermark). Otherwise a reader could see a value that a crash, or a
+//!   failover, then erases: INCRs in flight read as 3805, 3804 after the
+//!   leader's restart (issue 10). If the WAL fails first the read gets
+//!   IO_ERROR, if no majority comes within the quorum timeout NO_QUORUM,
+//!   each saying the value is not durable / not committed yet — never the
+//!   value, and never a hang.
+//!
+//! Replies stay in order: everything after a held reply in the batch waits
+//! with it (one write per batch, as before). A read whose watermark is at
+//! or below what is already known durable and committed (`safe`) is not
+//! even noted: pure reads cost a compare.
+//!
+//! Followers do not hold reads (their reads are possibly stale by
+//! contract, `max_stale_ms`): a follower shows records as it applies them,
+//! before it knows that its leader committed them. Holding those for the
+//! leader's commit index would delay each fresh read by up to a
+//! heartbeat; that, and reads on a node whose role changes, is left to the
+//! elections work (issue 10), which the watermarks already support: a
+//! follower's replayed records raise them too. Records a restarted leader
+//! recovered from its WAL raise nothing (they are durable); whether they
+//! are committed is for the elections work to settle as well (Raft: a new
+//! leader's own no-op commits them).
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWrite;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::write_out;
+use crate::persist::{Durability, FsyncPolicy};
+use crate::server::{dispatch, Role, Shared};
+use burrow_proto::{encode_response, BodyType, Status};
+
+/// One reply in the write buffer that may not go out as it is yet.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    start: usize,
+    end: usize,
+    opcode: u8,
+    id: u32,
+    /// `None` for a write (it waits for the whole log as it was at the
+    /// flush); for a read, the highest index its reply may show.
+    seen: Option<u64>,
+    /// Set when it must be replaced by an error.
+    refused: Option<Refusal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Wal,
+    Quorum,
+}
+
+/// Holds replies back as the module docs say, for one connection.
+pub(super) struct Durable {
+    rx: Option<watch::Receiver<Durability>>,
+    /// Wait for `synced` (always) rather than `written`.
+    fsynced: bool,
+    /// Quorum mode (leader): the commit index, and how long a reply may
+    /// wait for a majority before NO_QUORUM.
+    quorum: Option<(watch::Receiver<u64>, Duration)>,
+    /// Reads are held too: anything to wait for, and not a follower.
+    gate_reads: bool,
+    /// Every index up to this was durable and committed when last looked.
+    safe: u64,
+    /// The held replies, in buffer order.
+    held: Vec<Held>,
+}
+
+impl Durable {
+    pub(super) fn new(shared: &Shared) -> Durable {
+        let rx = shared.persist.as_ref().map(|p| p.durability());
+        let fsynced = shared.persist.as_ref().is_some_and(|p| p.cfg.fsync == FsyncPolicy::Always);
+        let quorum = shared.repl.quorum();
+        let gate_reads = (rx.is_some() || quorum.is_some()) && shared.repl.role() != Role::Follower;
+        Durable { rx, fsynced, quorum, gate_reads, safe: 0, held: Vec::new() }
+    }
+
+    /// A write's reply is at `start..end` of the write buffer.
+    pub(super) fn note_write(&mut self, start: usize, end: usize, opcode: u8, id: u32) {
+        if self.rx.is_some() || self.quorum.is_some() {
+            self.held.push(Held { start, end, opcode, id, seen: None, refused: None });
+        }
+    }
+
+    /// A read's reply, which may show records up to `seen`, is at
+    /// `start..end` of the write buffer.
+    #[inline]
+    pub(super) fn note_read(&mut self, start: usize, end: usize, opcode: u8, id: u32, seen: u64) {
+        if self.gate_reads && seen > self.safe {
+            self.held.push(Held { start, end, opcode, id, seen: Some(seen), refused: None });
+        }
+    }
+
+    /// Durable (by the policy's measure) and committed, as known now.
+    fn current_safe(&self) -> u64 {
+        let mut safe = u64::MAX;
+        if let Some(rx) = &self.rx {
+            safe = reached(&rx.borrow(), self.fsynced);
+        }
+        if let Some((commit, _)) = &self.quorum {
+            safe = safe.min(*commit.borrow());
+        }
+        safe
+    }
+
+    /// Writes `wbuf` out, first waiting until every held reply may go:
+    /// its records durable (WAL failed instead: IO_ERROR), then committed
+    /// (no majority within the quorum timeout: NO_QUORUM).
+    pub(super) async fn flush<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        wbuf: &mut BytesMut,
+        shared: &Shared,
+        cancel: &CancellationToken,
+    ) -> std::io::Result<()> {
+        let writes = self.held.iter().any(|h| h.seen.is_none());
+        if crate::oplog::take_owed_wal_wake() {
+            if writes {
+                // The other connections this turn of the runtime serves
+                // append first; then one wake-up and one `write` take them
+                // all (see `defer_wal_wakes`).
+                tokio::task::yield_now().await;
+            }
+            shared.store.log().wake_wal();
+        }
+        if !self.held.is_empty() {
+            self.wait(shared, writes).await;
+            if self.held.iter().any(|h| h.refused.is_some()) {
+                self.replace(wbuf, shared);
+            }
+            self.held.clear();
+            self.safe = self.current_safe();
+        }
+        if !wbuf.is_empty() {
+            write_out(stream, wbuf, cancel, shared.config.idle_timeout).await?;
+            wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Waits for the held replies' records, marking the ones refused.
+    async fn wait(&mut self, shared: &Shared, writes: bool) {
+        let log_end = if writes { shared.store.log().last_index() } else { 0 };
+        let target_of = |h: &Held| h.seen.unwrap_or(log_end);
+        let waiting = |held: &[Held]| held.iter().filter(|h| h.refused.is_none()).map(target_of).max();
+        let safe = self.current_safe();
+        let reads_waiting = self.held.iter().filter(|h| h.seen.is_some_and(|s| s > safe)).count();
+        if reads_waiting > 0 {
+            shared.stats.note_reads_waited(reads_waiting);
+        }
+        if let (Some(rx), Some(target)) = (self.rx.as_mut(), waiting(&self.held)) {
+            let fsynced = self.fsynced;
+            let have = match rx.wait_for(|d| reached(d, fsynced) >= target || d.failed).await {
+                Ok(d) => reached(&d, fsynced),
+                Err(_) => 0,
+            };
+            if have < target {
+                refuse(&mut self.held, have, log_end, Refusal::Wal);
+            }
+        }
+        if let (Some((commit, limit)), Some(target)) = (self.quorum.as_mut(), waiting(&self.held)) {
+            if writes {
+                // The streamer may not have seen these records yet.
+                shared.repl.appended();
+            }
+            let _ = tokio::time::timeout(*limit, commit.wait_for(|c| *c >= target)).await;
+            let have = *commit.borrow();
+            if have < target {
+                warn!(index = target, commit = have, "no quorum: answering held replies with NO_QUORUM");
+                refuse(&mut self.held, have, log_end, Refusal::Quorum);
+            }
+        }
+    }
+
+    /// Rewrites every refused reply in `wbuf` as its error.
+    fn replace(&self, wbuf: &mut BytesMut, shared: &Shared) {
+        let limit = self.quorum.as_ref().map_or(0, |(_, l)| l.as_millis());
+        let wal_write = dispatch::wal_failure_message(shared);
+        let wal_read = wal_read_message(shared);
+        let quorum_write = format!(
+            "write applied on the leader but not held by a majority within {limit} ms (quorum mode); \
+             it may or may not survive a failover"
+        );
+        let quorum_read = format!(
+            "read refused: the value is not yet committed (its last change was not held by a majority \
+             within {limit} ms, quorum mode); retry later"
+        );
+        let old = wbuf.split();
+        let mut at = 0;
+        for h in &self.held {
+            let Some(refusal) = h.refused else { continue };
+            let (status, msg) = match (refusal, h.seen.is_some()) {
+                (Refusal::Wal, false) => (Status::IoError, &wal_write),
+                (Refusal::Wal, true) => (Status::IoError, &wal_read),
+                (Refusal::Quorum, false) => (Status::NoQuorum, &quorum_write),
+                (Refusal::Quorum, true) => (Status::NoQuorum, &quorum_read),
+            };
+            wbuf.extend_from_slice(&old[at..h.start]);
+            encode_response(wbuf, h.opcode, h.id, status, BodyType::Text, &[], msg.as_bytes());
+            at = h.end;
+        }
+        wbuf.extend_from_slice(&old[at..]);
+    }
+}
+
+/// What the policy counts as durable: fsynced under `always`, else written.
+fn reached(d: &Durability, fsynced: bool) -> u64 {
+    if fsynced {
+        d.synced
+    } else {
+        d.written
+    }
+}
+
+/// Marks `why` on every held reply not yet refused whose records are not
+/// all at or below `have` (a write's: the log's end, `log_end`).
+fn refuse(held: &mut [Held], have: u64, log_end: u64, why: Refusal) {
+    let mut n = 0;
+    for h in held.iter_mut().filter(|h| h.refused.is_none()) {
+        if h.seen.unwrap_or(log_end) > have {
+            h.refused = Some(why);
+            n += 1;
+        }
+    }
+    if why == Refusal::Wal {
+        warn!(replies = n, "WAL not durable: answering held replies with IO_ERROR");
+    }
+}
+
+/// The IO_ERROR message of a read whose value the failing WAL has not made
+/// durable.
+fn wal_read_message(shared: &Shared) -> String {
+    let Some(p) = &shared.persist else { return String::new() };
+    let reason = p.wal.stats().last_error.unwrap_or_default();
+    if p.wal.durability().fatal {
+        format!(
+            "read refused: the value is not durable and the WAL could not be made durable ({reason}); \
+             restart the server"
+        )
+    } else {
+        format!("read refused: the value is not durable yet and the WAL cannot be written ({reason}); retry later")
+    }
+}

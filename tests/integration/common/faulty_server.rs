@@ -1,0 +1,50 @@
+//! A server whose persistence files go through a `FaultyFileSystem`
+//! (burrow-server's `fault-injection` feature), in process, on a free port.
+
+use burrow_client::Client;
+use burrow_server::fault_injection::FaultyFileSystem;
+use burrow_server::{Config, FsyncPolicy, Server, ServerError};
+
+use super::{TempDir, DEADLINE};
+
+/// A server on `dir` whose files go through `fs`, serving on a free port.
+pub struct FaultyServer {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+impl FaultyServer {
+    pub async fn start(dir: &TempDir, fsync: FsyncPolicy, fs: &FaultyFileSystem) -> FaultyServer {
+        let config = Config {
+            port: 0,
+            shards: 16,
+            persistence: true,
+            data_dir: dir.path().to_owned(),
+            fsync,
+            ..Config::default()
+        };
+        let fs = fs.clone();
+        let server = tokio::task::spawn_blocking(move || Server::open_with_faults(config, &fs))
+            .await
+            .unwrap()
+            .expect("server opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        FaultyServer { addr, stop: Some(stop), task }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await.unwrap()
+    }
+
+    /// Graceful shutdown; what `serve` returned (the process's exit status).
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(DEADLINE, self.task).await.expect("shutdown in time").unwrap()
+    }
+}
