@@ -45,10 +45,11 @@ class Burrow:
             buf += chunk
         return buf
 
-    def call(self, opcode, key=b""):
+    def call(self, opcode, key=b"", value=b""):
         """(status, body) of one request."""
         self.rid += 1
-        self.sock.sendall(struct.pack(">BBBBIBBHI", 0xB7, 1, opcode, 0, self.rid, 0, 0, len(key), 0) + key)
+        hdr = struct.pack(">BBBBIBBHI", 0xB7, 1, opcode, 0, self.rid, 0, 0, len(key), len(value))
+        self.sock.sendall(hdr + key + value)
         hdr = self._read(16)
         status, extras, klen, vlen = hdr[3], hdr[8], struct.unpack(">H", hdr[10:12])[0], struct.unpack(">I", hdr[12:16])[0]
         body = self._read(extras + klen + vlen)[extras + klen:]
@@ -66,7 +67,7 @@ class Burrow:
 
 
 class Resp:
-    """A minimal RESP2 client, enough for INFO and DBSIZE."""
+    """A minimal RESP2 client, enough for INFO, DBSIZE, SET and SENTINEL."""
 
     def __init__(self, port):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -85,9 +86,17 @@ class Resp:
     def call(self, *args):
         out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args)
         self.sock.sendall(out)
+        return self._reply()
+
+    def _reply(self):
+        """Bytes (bulk or simple string), int, list, or None (nil, or an
+        error such as -LOADING or -READONLY)."""
         line = self._line()
-        if line[:1] == b"$":
-            n = int(line[1:])
+        kind, rest = line[:1], line[1:]
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
             while len(self.buf) < n + 2:
                 chunk = self.sock.recv(65536)
                 if not chunk:
@@ -95,9 +104,13 @@ class Resp:
                 self.buf += chunk
             body, self.buf = self.buf[:n], self.buf[n + 2:]
             return body
-        if line[:1] == b":":
-            return int(line[1:])
-        return None  # an error (-LOADING ...) or anything else
+        if kind == b"*":
+            return [self._reply() for _ in range(max(int(rest), 0))]
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest
+        return None
 
     def info(self, section="replication"):
         body = self.call("INFO", section)
