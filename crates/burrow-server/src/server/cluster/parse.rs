@@ -291,6 +291,49 @@ data_dir = "data/node3"
     }
 
     #[test]
+    fn the_election_timeout_is_a_range_and_the_initial_leader_optional() {
+        let with =
+            |line: &str| cluster_file().replace("heartbeat_ms = 100", &format!("heartbeat_ms = 100\n{line}"));
+        let ms = Duration::from_millis;
+        let c = parse(&cluster_file(), Some(1)).unwrap().unwrap();
+        assert_eq!(c.election_timeout, super::super::DEFAULT_ELECTION_TIMEOUT);
+        assert!(c.is_initial_leader());
+        for line in [
+            "election_timeout_ms = \"300..600\"",
+            "election_timeout_ms = [300, 600]",
+            "election_timeout_ms = \"0.3s..600ms\"",
+            "election_timeout_ms = [\"300ms\", \"0.6s\"]",
+        ] {
+            assert_eq!(
+                parse(&with(line), Some(1)).unwrap().unwrap().election_timeout,
+                ms(300)..ms(600),
+                "{line}"
+            );
+        }
+        let none = cluster_file().replace("initial_leader = 1\n", "");
+        let c = parse(&none, Some(1)).unwrap().unwrap();
+        assert_eq!(c.initial_leader(), None);
+        assert!(!c.is_initial_leader());
+        let cases = [
+            ("election_timeout_ms = \"300-600\"", "expected \"MIN..MAX\", got \"300-600\""),
+            ("election_timeout_ms = \"600..300\"", "the maximum (300 ms) must be above the minimum (600 ms)"),
+            (
+                "election_timeout_ms = [150, 600]",
+                "the minimum (150 ms) must be greater than 2 x heartbeat_ms (100 ms)",
+            ),
+        ];
+        for (line, problem) in cases {
+            let err = parse(&with(line), Some(1)).unwrap_err();
+            assert_eq!(
+                err,
+                ClusterFileError::ElectionTimeout { path: PATH.into(), problem: problem.into() },
+                "{line}"
+            );
+            assert!(err.to_string().contains("election_timeout_ms"), "the error names the setting: {err}");
+        }
+    }
+
+    #[test]
     fn optional_keys_are_read_and_times_take_units() {
         let text = format!(
             "[cluster]\ninitial_leader = 3\nreplication = \"quorum\"\nheartbeat_ms = 100\n\
