@@ -97,8 +97,14 @@ impl Server {
     fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
         // Only a cluster leader queues records for replication (a standalone
         // server or a follower skips that work on every write): retention
-        // starts when this node wins an election.
+        // starts when this node wins an election, or, for the initial
+        // leader (likely to lead again), before recovery, so the backlog is
+        // filled from the WAL and followers slightly behind at a restart
+        // resume by partial resync.
         let log = Arc::new(OpLog::counting(config.backlog_bytes));
+        if config.cluster.as_ref().is_some_and(|c| c.is_initial_leader()) {
+            log.start_retaining();
+        }
         let store = Arc::new(Store::new(config.shards, log));
         let persist = match config.persist_config() {
             Some(cfg) => Some(Arc::new(Persistence::open_with(cfg, &store, fs)?)),

@@ -101,6 +101,10 @@ pub(super) struct Node {
     /// A history this node created and may continue as leader (0: none;
     /// see the module docs).
     own_history: AtomicU64,
+    /// The history the node file named at start, when this node led it to
+    /// a clean shutdown (0 otherwise): the op log's retained records
+    /// (replayed from the WAL) belong to it.
+    history_at_open: HistoryId,
     pub(super) elections: Elections,
     switches: mpsc::UnboundedSender<Target>,
     switch_rx: Mutex<Option<mpsc::UnboundedReceiver<Target>>>,
@@ -124,6 +128,7 @@ impl Node {
         let elections = Elections::new(cluster, hard, store, persist.map(|p| p.cfg.dir.as_path()))?;
         let (switches, switch_rx) = mpsc::unbounded_channel();
         let history = meta.map_or(0, |m| m.history_id);
+        let own = meta.filter(|m| m.clean).map_or(0, |m| m.history_id);
         let first = FollowerSide::new(cluster, NodeMeta { history_id: history, term: 0, clean: false }, None);
         Ok(Arc::new(Node {
             cluster: cluster.clone(),
@@ -144,7 +149,8 @@ impl Node {
             // With no node file the data belongs to no known history: the
             // leader will send a full resync.
             history: AtomicU64::new(history),
-            own_history: AtomicU64::new(meta.filter(|m| m.clean).map_or(0, |m| m.history_id)),
+            own_history: AtomicU64::new(own),
+            history_at_open: own,
             elections,
             switches,
             switch_rx: Mutex::new(Some(switch_rx)),
@@ -362,9 +368,15 @@ impl Node {
     fn build_leader(&self, meta: NodeMeta) -> Arc<LeaderSide> {
         self.store.set_replica(false);
         let log = self.store.log();
-        log.start_retaining();
-        // Records retained before this leadership are not streamed.
-        let _ = log.take_repl();
+        if !log.is_retaining() || meta.history_id != self.history_at_open {
+            // Records retained so far belong to the history this node
+            // followed, or to none: not served from this history's backlog.
+            // (An initial leader retains from the start, so followers of
+            // the history it continues resume by partial resync from the
+            // records its WAL replayed.)
+            log.start_retaining();
+            let _ = log.take_repl();
+        }
         log.begin_term(meta.term);
         LeaderSide::new(
             &self.cluster,
