@@ -84,15 +84,16 @@ async fn mixed_writes(addr: std::net::SocketAddr, clients: u64, per_client: usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_writes_from_several_clients_converge_on_every_node() {
     let mut c = Cluster::new("cluster-mixed", Options::default());
+    // Node 1 is elected once node 2 runs; data before node 3 exists, then
+    // node 3 joining (full resync) while 10,000 more writes arrive: the
+    // snapshot is taken while the leader keeps writing.
     c.node(1).start().await;
-    // Data before the followers exist, then followers joining (full
-    // resync) while 10,000 more writes arrive: the snapshot is taken while
-    // the leader keeps writing.
+    c.node(2).start().await;
+    c.elected(1).await;
     let before = mixed_writes(c.leader().addr, 2, 1000, 1).await;
     assert!(before > 1500, "most writes succeed ({before})");
     let addr = c.leader().addr;
     let writers = tokio::spawn(async move { mixed_writes(addr, 4, 2500, 2).await });
-    c.node(2).start().await;
     c.node(3).start().await;
     let ok = writers.await.unwrap();
     assert!(ok > 9000, "most of the 10,000 writes succeed ({ok})");
@@ -175,6 +176,8 @@ async fn link_cuts_and_stalls_lose_nothing_and_apply_nothing_twice() {
     let opts = Options { link_timeout_ms: 500, ..Options::default() };
     let mut c = Cluster::new("cluster-proxy", opts);
     c.node(1).start().await;
+    c.node(3).start().await;
+    c.elected(1).await;
     let proxy = Proxy::start(c.leader().addr).await;
     c.write_config(2, Some(proxy.addr));
     c.node(2).start().await;
@@ -293,8 +296,9 @@ async fn wait_counts_the_followers_that_have_the_write() {
     client.set("c", "3").await.unwrap();
     assert_eq!(wait_count(&mut client, 1, 200).await, 0);
 
-    // On a follower WAIT is refused with NOT_LEADER.
+    // On a follower WAIT is refused with NOT_LEADER (once it knows its leader).
     c.node(2).start().await;
+    c.nodes[1].wait_info("node 2 to know its leader", |i| info_field(i, "leader_id") == "1").await;
     let mut f = c.node(2).client().await;
     let err = f.wait(1, 10).await.unwrap_err();
     assert_eq!(err.status(), Some(Status::NotLeader));
@@ -335,6 +339,8 @@ async fn a_follower_with_max_stale_refuses_reads_while_its_link_is_down() {
     let opts = Options { max_stale_ms: 300, ..Options::default() };
     let mut c = Cluster::new("cluster-stale", opts);
     c.node(1).start().await;
+    c.node(3).start().await;
+    c.elected(1).await;
     let proxy = Proxy::start(c.leader().addr).await;
     c.write_config(2, Some(proxy.addr));
     c.node(2).start().await;
@@ -385,6 +391,7 @@ async fn a_cleanly_restarted_leader_keeps_its_history_and_a_crashed_one_starts_a
     // Clean restart: same history, followers resume by partial resync.
     c.node(1).stop().await;
     c.node(1).start().await;
+    c.elected(1).await;
     mixed_writes(c.leader().addr, 1, 200, 9).await;
     c.converged().await;
     let info = c.leader().info().await;
@@ -394,8 +401,17 @@ async fn a_cleanly_restarted_leader_keeps_its_history_and_a_crashed_one_starts_a
 
     // Crash: records it streamed may be lost from its WAL, so it starts a
     // new history and the followers resync in full rather than diverge.
+    // (Its WAL holding every record first: a leader that lost records its
+    // followers hold cannot be elected again, and the others, with long
+    // election timeouts here, would not campaign within the test.)
+    c.leader()
+        .wait_info("the leader's WAL to hold its log", |i| {
+            info_u64(i, "durable_index") >= info_u64(i, "last_index")
+        })
+        .await;
     c.node(1).kill_9();
     c.node(1).start().await;
+    c.elected(1).await;
     mixed_writes(c.leader().addr, 1, 200, 10).await;
     c.converged().await;
     let info = c.leader().info().await;
@@ -407,7 +423,10 @@ async fn a_cleanly_restarted_leader_keeps_its_history_and_a_crashed_one_starts_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_resync_cut_mid_transfer_starts_over_and_converges() {
     let mut c = Cluster::new("cluster-cut-sync", Options::default());
+    // Nodes 1 and 3 elect node 1; node 2 joins through the proxy.
     c.node(1).start().await;
+    c.node(3).start().await;
+    c.elected(1).await;
     // ~6 MB of snapshot: more than the proxy below lets through.
     let mut client = c.leader().client().await;
     let value = Bytes::from(vec![b'v'; 100]);

@@ -21,6 +21,7 @@ mod commands;
 mod connections;
 mod crash;
 mod digest;
+mod elections;
 mod failover;
 mod linearizability;
 mod link_liveness;

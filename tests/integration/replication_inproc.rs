@@ -31,6 +31,9 @@ fn cluster(n: u64, mode: ReplicationMode) -> InProc {
     // loaded machine can hold up; a stalled link is not the point here.
     config.link_timeout = Duration::from_millis(2000);
     config.quorum_timeout = Duration::from_millis(300);
+    // Node 1 (the initial leader) is elected once a majority runs; no
+    // other election on a loaded machine.
+    config.election_timeout = Duration::from_secs(60)..Duration::from_secs(120);
     InProc { config, ports }
 }
 
@@ -49,6 +52,12 @@ impl InProc {
     }
 }
 
+/// Waits until the node at `addr` has won its election.
+async fn elected(addr: std::net::SocketAddr) {
+    wait_for("node 1 to be elected", || async move { info_field(&info(addr).await, "role") == "leader" })
+        .await;
+}
+
 async fn info(addr: std::net::SocketAddr) -> String {
     let mut c = Client::connect(addr).await.unwrap();
     c.info("replication").await.unwrap()
@@ -61,7 +70,11 @@ async fn info(addr: std::net::SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_joining_under_load_converge_without_persistence() {
     let mut c = cluster(3, ReplicationMode::Async);
+    // Node 1 is elected once a majority runs: node 2 joins an empty
+    // leader, node 3 one under load.
     let leader = c.start(1).await;
+    let f2 = c.start(2).await;
+    elected(leader.addr).await;
     let mut client = Client::connect(leader.addr).await.unwrap();
     for i in 0..5000 {
         client.set(format!("k{}", i % 2000), format!("v{i}")).await.unwrap();
@@ -74,7 +87,6 @@ async fn followers_joining_under_load_converge_without_persistence() {
             client.set(format!("k{}", i % 2000), "again").await.unwrap();
         }
     });
-    let f2 = c.start(2).await;
     let f3 = c.start(3).await;
     writer.await.unwrap();
     let want = client.digest().await.unwrap();
@@ -142,10 +154,14 @@ async fn records_larger_than_the_default_value_limit_replicate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_resync_whose_loader_is_slower_than_the_link_completes_without_a_link_drop() {
     const KEYS: usize = 60_000;
-    let mut c = cluster(2, ReplicationMode::Async);
+    let mut c = cluster(3, ReplicationMode::Async);
     c.config.link_timeout = Duration::from_millis(1000);
     let stall = 4 * c.config.link_timeout;
+    // Nodes 1 and 3 make the majority that elects node 1; node 2 is the
+    // slow follower, started once the data is there.
     let leader = c.start(1).await;
+    let third = c.start(3).await;
+    elected(leader.addr).await;
     // About 7 MiB of snapshot: 7 chunks, more than the loader queues.
     let mut client = Client::connect(leader.addr).await.unwrap();
     let value = Bytes::from(vec![b'v'; 100]);
@@ -181,10 +197,11 @@ async fn a_full_resync_whose_loader_is_slower_than_the_link_completes_without_a_
     assert!(started.elapsed() >= stall, "the slow write was not waited for");
     assert_eq!(fs.fired().len(), 1, "the stall happened");
     let (l, f) = (info(leader.addr).await, info(addr).await);
-    for (who, i) in [("leader", &l), ("follower", &f)] {
+    // The leader's two: node 3's (empty) and node 2's.
+    for (who, i, full) in [("leader", &l, 2), ("follower", &f, 1)] {
         assert_eq!(
             (info_u64(i, "full_resyncs"), info_u64(i, "partial_resyncs")),
-            (1, 0),
+            (full, 0),
             "{who}: the link never dropped (one full resync, no reconnection)\n{l}\n{f}"
         );
     }
@@ -193,5 +210,6 @@ async fn a_full_resync_whose_loader_is_slower_than_the_link_completes_without_a_
     assert_eq!(f.get("key:59999").await.unwrap(), Some(value));
     stop.cancel();
     follower.await.unwrap().unwrap();
+    third.shutdown().await.unwrap();
     leader.shutdown().await.unwrap();
 }

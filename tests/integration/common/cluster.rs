@@ -30,6 +30,13 @@ pub struct Options {
     /// holds is acknowledged well within it however busy the machine is.
     pub quorum_timeout_ms: u64,
     pub max_stale_ms: u64,
+    /// `election_timeout_ms`. Long by default: node 1 (`initial_leader`)
+    /// is elected at start and nothing else is, however loaded the machine
+    /// (tests of replication, not of elections); election tests set a
+    /// short one.
+    pub election_timeout_ms: &'static str,
+    /// Write `initial_leader = 1` (the default).
+    pub initial_leader: bool,
     /// Extra flags for every node (e.g. `--persistence off`, `--backlog-bytes N`).
     pub args: Vec<String>,
 }
@@ -43,6 +50,8 @@ impl Default for Options {
             link_timeout_ms: 2000,
             quorum_timeout_ms: 3000,
             max_stale_ms: 0,
+            election_timeout_ms: "60000..120000",
+            initial_leader: true,
             args: Vec::new(),
         }
     }
@@ -58,22 +67,31 @@ struct Layout {
     configs: Vec<PathBuf>,
     /// Where node `id` reaches the leader, when not at its address.
     leader_via: Vec<Option<SocketAddr>>,
+    /// (file of node, node it names) → the address written instead (a
+    /// proxy between two members).
+    routes: std::collections::HashMap<(u64, u64), SocketAddr>,
 }
 
 impl Layout {
     fn write(&self, id: u64) {
         let o = &self.opts;
         let mut text = format!(
-            "[cluster]\ninitial_leader = 1\nreplication = \"{}\"\nheartbeat_ms = {}\nlink_timeout_ms = {}\n\
-             quorum_timeout_ms = {}\nmax_stale_ms = {}\n",
-            o.replication, o.heartbeat_ms, o.link_timeout_ms, o.quorum_timeout_ms, o.max_stale_ms
+            "[cluster]\n{}replication = \"{}\"\nheartbeat_ms = {}\nlink_timeout_ms = {}\n\
+             quorum_timeout_ms = {}\nmax_stale_ms = {}\nelection_timeout_ms = \"{}\"\n",
+            if o.initial_leader { "initial_leader = 1\n" } else { "" },
+            o.replication,
+            o.heartbeat_ms,
+            o.link_timeout_ms,
+            o.quorum_timeout_ms,
+            o.max_stale_ms,
+            o.election_timeout_ms
         );
         let via = self.leader_via[(id - 1) as usize];
         for (i, (addr, dir)) in self.addrs.iter().zip(&self.data_dirs).enumerate() {
             let n = i as u64 + 1;
             let addr = match via {
                 Some(via) if n == 1 && id != 1 => via,
-                _ => *addr,
+                _ => self.routes.get(&(id, n)).copied().unwrap_or(*addr),
             };
             text += &format!("\n[[node]]\nid = {n}\naddr = \"{addr}\"\ndata_dir = \"{}\"\n", dir.display());
         }
@@ -118,6 +136,7 @@ impl Cluster {
             data_dirs: ids.clone().map(|id| dir.join(&format!("node{id}"))).collect(),
             configs: ids.clone().map(|id| dir.join(&format!("cluster-{id}.toml"))).collect(),
             leader_via: ids.clone().map(|_| None).collect(),
+            routes: Default::default(),
             opts: opts.clone(),
         }));
         let nodes = ids
@@ -158,12 +177,40 @@ impl Cluster {
         layout.write(id);
     }
 
+    /// Rewrites node `from`'s cluster file so it reaches node `to` at
+    /// `via` (a proxy), or at its own address again (`None`). Read at the
+    /// node's next start.
+    pub fn route(&mut self, from: u64, to: u64, via: Option<SocketAddr>) {
+        let mut layout = self.layout.lock().unwrap();
+        match via {
+            Some(v) => layout.routes.insert((from, to), v),
+            None => layout.routes.remove(&(from, to)),
+        };
+        layout.write(from);
+    }
+
     pub fn node(&mut self, id: u64) -> &mut Node {
         &mut self.nodes[(id - 1) as usize]
     }
 
     pub fn leader(&self) -> &Node {
         &self.nodes[0]
+    }
+
+    /// Waits until node `id` reports itself leader (elected once a
+    /// majority runs).
+    pub async fn elected(&self, id: u64) {
+        self.nodes[(id - 1) as usize].wait_info("its election", |i| info_field(i, "role") == "leader").await;
+    }
+
+    /// The node that reports itself leader now, if one does.
+    pub async fn current_leader(&self) -> Option<u64> {
+        for n in self.nodes.iter().filter(|n| n.running()) {
+            if info_field(&n.info().await, "role") == "leader" {
+                return Some(n.id);
+            }
+        }
+        None
     }
 
     /// Waits until every running follower has applied the leader's last
@@ -188,8 +235,10 @@ impl Cluster {
     /// debug build on a loaded machine), so it is asked only then: polling
     /// it would itself stall the leader past the link timeout.
     async fn agreed_digest(&self) -> Option<u64> {
-        let last = info_u64(&self.leader().info().await, "last_index");
-        for n in self.nodes.iter().skip(1).filter(|n| n.running()) {
+        // The node leading now (none: an election is under way).
+        let leader = self.current_leader().await?;
+        let last = info_u64(&self.nodes[(leader - 1) as usize].info().await, "last_index");
+        for n in self.nodes.iter().filter(|n| n.id != leader && n.running()) {
             if info_u64(&n.info().await, "applied_index") < last {
                 return None;
             }

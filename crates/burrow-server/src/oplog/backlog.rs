@@ -417,6 +417,13 @@ impl OpLog {
         self.publish(&g);
     }
 
+    /// This node now leads `term`: records it appends carry it (never
+    /// lowers the term).
+    pub(crate) fn begin_term(&self, term: u64) {
+        let mut b = self.lock();
+        b.term = b.term.max(term);
+    }
+
     pub(crate) fn set_last_index(&self, term: u64, index: u64) {
         let mut g = self.lock();
         g.set_last_index(term, index);

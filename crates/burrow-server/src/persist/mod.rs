@@ -144,4 +144,7 @@ pub enum PersistError {
     Wal(#[from] WalError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// The vote file (term and vote) is unreadable or damaged.
+    #[error(transparent)]
+    HardState(#[from] HardStateError),
 }

@@ -43,7 +43,8 @@
 //! [`Election`] decides who leads which term (pre-vote, check-quorum,
 //! persisted term and vote); [`ReadIndex`] confirms leadership for
 //! linearizable reads; [`reconcile`] tells a leader where a follower's log
-//! parts from its own. None is wired into the drivers yet.
+//! parts from its own. The server's election driver runs [`Election`] and
+//! carries its messages over peer links ([`vote_wire`]).
 
 mod backlog;
 mod election;
@@ -52,6 +53,7 @@ mod leader;
 mod message;
 mod read_index;
 mod reconcile;
+pub mod vote_wire;
 pub mod wire;
 
 use thiserror::Error;

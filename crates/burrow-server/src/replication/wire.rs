@@ -69,32 +69,41 @@ pub(crate) const MAX_RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + RECORD_BODY_FI
 
 /// Replication opcodes must stay unknown to the client protocol, so a
 /// server without replication answers them UNKNOWN_OPCODE, and must sit in
-/// the reserved 0x50–0x5F range. Checked at compile time.
-const fn opcodes_are_reserved() -> bool {
+/// the reserved 0x50–0x5F range: `ops` are, distinct, and none is in
+/// `taken` (other replication opcodes). Checked at compile time.
+pub(crate) const fn opcodes_are_reserved(ops: &[u8], taken: &[u8]) -> bool {
     let mut i = 0;
-    while i < OPCODES.len() {
-        if OPCODES[i] < 0x50 || OPCODES[i] > 0x5F {
+    while i < ops.len() {
+        if ops[i] < 0x50 || ops[i] > 0x5F {
             return false;
         }
         let mut j = 0;
         while j < Opcode::ALL.len() {
-            if Opcode::ALL[j] as u8 == OPCODES[i] {
+            if Opcode::ALL[j] as u8 == ops[i] {
                 return false;
             }
             j += 1;
         }
-        let mut k = i + 1;
-        while k < OPCODES.len() {
-            if OPCODES[k] == OPCODES[i] {
+        let mut k = 0;
+        while k < taken.len() {
+            if taken[k] == ops[i] {
                 return false;
             }
             k += 1;
+        }
+        let mut m = i + 1;
+        while m < ops.len() {
+            if ops[m] == ops[i] {
+                return false;
+            }
+            m += 1;
         }
         i += 1;
     }
     true
 }
-const _: () = assert!(opcodes_are_reserved(), "replication opcode outside 0x50-0x5F or colliding");
+const _: () =
+    assert!(opcodes_are_reserved(&OPCODES, &[]), "replication opcode outside 0x50-0x5F or colliding");
 
 /// Why a frame is not a valid replication message. Any of these means the
 /// peer is broken or speaks another version: the driver drops the link.

@@ -180,6 +180,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             // One step: every complete request buffered, executed in order,
             // the replies written with one write (unless they pass FLUSH_AT).
             let now = now_ms();
+            self.durable.refresh(self.shared);
             let step = loop {
                 match crate::oplog::defer_wal_wakes(|| self.execute_buffered(now)) {
                     Stop::Full => {
@@ -330,7 +331,27 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                     _ => self.shared.store.log().last_index(),
                 };
                 let n = wait(self.shared, index, replicas, timeout_ms, self.cancel).await;
-                encode_response(&mut self.wbuf, opcode, id, Status::Ok, BodyType::Int, &[], &n.to_be_bytes());
+                match self.shared.repl.refuse_write() {
+                    // Stopped leading meanwhile: its count means nothing now.
+                    Some((status, msg)) => encode_response(
+                        &mut self.wbuf,
+                        opcode,
+                        id,
+                        status,
+                        BodyType::Text,
+                        &[],
+                        msg.as_bytes(),
+                    ),
+                    None => encode_response(
+                        &mut self.wbuf,
+                        opcode,
+                        id,
+                        Status::Ok,
+                        BodyType::Int,
+                        &[],
+                        &n.to_be_bytes(),
+                    ),
+                }
             }
         }
         write_out(&mut self.io, &self.wbuf, self.cancel, self.shared.config.idle_timeout).await?;

@@ -96,9 +96,11 @@ impl Server {
     /// [`Server::open`], writing every persistence file through `fs`.
     fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
         // Only a cluster leader queues records for replication (a standalone
-        // server or a follower skips that work on every write). It starts
-        // before recovery, so the backlog is filled from the WAL and
-        // followers slightly behind at a restart resume by partial resync.
+        // server or a follower skips that work on every write): retention
+        // starts when this node wins an election, or, for the initial
+        // leader (likely to lead again), before recovery, so the backlog is
+        // filled from the WAL and followers slightly behind at a restart
+        // resume by partial resync.
         let log = Arc::new(OpLog::counting(config.backlog_bytes));
         if config.cluster.as_ref().is_some_and(|c| c.is_initial_leader()) {
             log.start_retaining();
@@ -232,10 +234,7 @@ async fn serve_shared(
     let mut next_worker = 0usize;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    if shared.repl.role() != Role::Follower {
-        // A follower never expires keys itself: the leader's DELs arrive in the stream.
-        tracker.spawn(sweep_expired(shared.clone(), cancel.clone()));
-    }
+    tracker.spawn(sweep_expired(shared.clone(), cancel.clone()));
     shared.repl.start(&shared, &cancel, &tracker);
     if let Some(p) = &shared.persist {
         tracker.spawn(persistence::schedule_snapshots(p.clone(), shared.store.clone(), cancel.clone()));
@@ -323,6 +322,10 @@ async fn sweep_expired(shared: Arc<Shared>, cancel: CancellationToken) {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if shared.store.is_replica() {
+            // A follower never expires keys itself: the leader's DELs arrive in the stream.
+            continue;
         }
         let started = Instant::now();
         loop {

@@ -450,7 +450,7 @@ mod tests {
             assert_eq!(c.data_dir, PathBuf::from(format!("data/node{id}")));
             let cluster = c.cluster.unwrap();
             assert_eq!(cluster.node_id(), id);
-            assert_eq!(cluster.initial_leader().id, 1);
+            assert_eq!(cluster.initial_leader().unwrap().id, 1);
             assert_eq!(cluster.mode, cluster::ReplicationMode::Async);
             assert_eq!(cluster.heartbeat, Duration::from_millis(100));
             assert_eq!(cluster.nodes().iter().map(|n| n.id).collect::<Vec<_>>(), vec![1, 2, 3]);

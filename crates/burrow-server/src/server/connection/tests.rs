@@ -49,7 +49,9 @@ fn leader_in(mode: ReplicationMode) -> Shared {
     cluster.heartbeat = Duration::from_millis(50);
     cluster.link_timeout = Duration::from_millis(500);
     cluster.quorum_timeout = Duration::from_millis(300);
-    server(|c| c.cluster = Some(cluster))
+    let shared = server(|c| c.cluster = Some(cluster));
+    shared.repl.lead_without_tasks(1);
+    shared
 }
 
 /// Runs a connection over `io` until it ends. A script the connection does
@@ -312,7 +314,8 @@ async fn a_handshake_to_a_leader_hands_the_io_and_the_unread_bytes_to_replicatio
     raw.extend_from_slice(&after[..5]);
     let mock = Builder::new().read(&raw).write(&pong(&p)).build();
     let Ended::Upgrade(got, link) = serve(mock, &shared).await else { panic!("not upgraded") };
-    assert_eq!(got.into_message(), hello);
+    let super::Handshake::Follower(got) = got else { panic!("not a follower's handshake: {got:?}") };
+    assert_eq!(got, hello);
     assert_eq!(&link.read_buf[..], &[&after[..], &after[..5]].concat()[..]);
     assert!(link.write_buf.is_empty(), "replies before the handshake are written");
     // The mock is dropped with its script complete: nothing else was read or written.

@@ -58,7 +58,8 @@ struct LinkStatus {
 #[derive(Debug)]
 pub(crate) struct FollowerSide {
     cluster: ClusterConfig,
-    leader: NodeInfo,
+    /// `None`: no leader known this term (writes get NO_LEADER; no link).
+    leader: Option<NodeInfo>,
     status: Mutex<LinkStatus>,
     /// A full resync is replacing the dataset: reads get LOADING.
     loading: AtomicBool,
@@ -69,8 +70,11 @@ pub(crate) struct FollowerSide {
 }
 
 impl FollowerSide {
-    pub(super) fn new(cluster: &ClusterConfig, meta: NodeMeta) -> Arc<FollowerSide> {
-        let leader = cluster.initial_leader().clone();
+    pub(super) fn new(
+        cluster: &ClusterConfig,
+        meta: NodeMeta,
+        leader: Option<NodeInfo>,
+    ) -> Arc<FollowerSide> {
         Arc::new(FollowerSide {
             cluster: cluster.clone(),
             leader,
@@ -92,8 +96,33 @@ impl FollowerSide {
         })
     }
 
-    pub(super) fn leader_addr(&self) -> std::net::SocketAddr {
-        self.leader.addr
+    pub(super) fn leader_addr(&self) -> Option<std::net::SocketAddr> {
+        self.leader.as_ref().map(|l| l.addr)
+    }
+
+    pub(super) fn leader_id(&self) -> Option<crate::replication::NodeId> {
+        self.leader.as_ref().map(|l| l.id)
+    }
+
+    /// The history this node's data belongs to now: none (0) while a full
+    /// resync is replacing it, or after one was cut short.
+    pub(super) fn history_id(&self) -> HistoryId {
+        if self.loading() {
+            return 0;
+        }
+        self.status().history_id
+    }
+
+    /// A full resync is replacing the data set (or one was cut short).
+    pub(super) fn loading(&self) -> bool {
+        self.loading.load(Ordering::SeqCst)
+    }
+
+    /// When the leader last said anything, and the term it leads (0 until
+    /// a resync reply or heartbeat told): the election driver's leader contact.
+    pub(super) fn last_contact(&self) -> (Option<Instant>, u64) {
+        let st = self.status();
+        (st.last_contact, st.leader_term)
     }
 
     fn status(&self) -> std::sync::MutexGuard<'_, LinkStatus> {
@@ -111,7 +140,7 @@ impl FollowerSide {
                 Status::Stale,
                 format!(
                     "link to the leader ({}) down for {} ms, over max_stale_ms {}",
-                    self.leader.addr,
+                    self.leader_addr().map_or_else(|| "none known".into(), |a| a.to_string()),
                     down_for.as_millis(),
                     max.as_millis()
                 ),
@@ -119,7 +148,8 @@ impl FollowerSide {
         })
     }
 
-    pub(super) fn info(&self, out: &mut String) {
+    /// INFO lines; `term` is the election's current term.
+    pub(super) fn info(&self, out: &mut String, term: u64) {
         use std::fmt::Write;
         let st = self.status().clone();
         let link = link_status(st.link);
@@ -130,11 +160,11 @@ impl FollowerSide {
              durable_index:{}\nlink_status:{link}\nlast_heartbeat_s:{}\nlink_down_s:{}\n\
              loading:{}\nfull_resyncs:{}\npartial_resyncs:{}\n",
             self.cluster.node_id(),
-            self.leader.id,
-            self.leader.addr,
+            self.leader_id().unwrap_or(0),
+            self.leader_addr().map_or_else(|| "-".into(), |a| a.to_string()),
             self.cluster.mode.name(),
             st.history_id,
-            st.leader_term,
+            term,
             st.applied,
             st.leader_commit,
             st.applied,
@@ -193,9 +223,10 @@ struct Link {
 
 /// The follower's task.
 pub(super) async fn run(side: Arc<FollowerSide>, shared: Arc<Shared>, cancel: CancellationToken) {
-    let span = info_span!("repl_follower", node = side.cluster.node_id(), leader = %side.leader.addr);
+    let Some(leader) = side.leader.clone() else { return };
+    let span = info_span!("repl_follower", node = side.cluster.node_id(), leader = %leader.addr);
     async move {
-        let mut driver = Driver::new(side, shared);
+        let mut driver = Driver::new(side, leader, shared);
         driver.run(cancel).await
     }
     .instrument(span)
@@ -204,6 +235,7 @@ pub(super) async fn run(side: Arc<FollowerSide>, shared: Arc<Shared>, cancel: Ca
 
 struct Driver {
     side: Arc<FollowerSide>,
+    leader: NodeInfo,
     store: Arc<Store>,
     persist: Option<Arc<Persistence>>,
     sm: Follower,
@@ -221,7 +253,7 @@ impl Driver {
     /// # Panics
     /// Never for a validated cluster config: the state machine's tick
     /// counts are derived from it so as to pass [`FollowerConfig::validate`].
-    fn new(side: Arc<FollowerSide>, shared: Arc<Shared>) -> Driver {
+    fn new(side: Arc<FollowerSide>, leader: NodeInfo, shared: Arc<Shared>) -> Driver {
         let cluster = &side.cluster;
         let cfg = follower_config(cluster.heartbeat, cluster.link_timeout, side.tick);
         let store = shared.store.clone();
@@ -242,6 +274,7 @@ impl Driver {
         .expect("follower config built from a validated cluster config");
         Driver {
             side,
+            leader,
             store,
             persist: shared.persist.clone(),
             sm,
@@ -306,7 +339,7 @@ impl Driver {
                         Err(source) => self.drop_link(LinkEnd::BadMessage { from: End::Leader, source }),
                     },
                     Err(LinkEnd::BadFrame(source @ CodecError::BadMagic { .. })) => {
-                        self.drop_link(LinkEnd::NotServing { addr: self.side.leader.addr, source })
+                        self.drop_link(LinkEnd::NotServing { addr: self.leader.addr, source })
                     }
                     Err(end) => self.drop_link(end),
                 },
@@ -356,7 +389,7 @@ impl Driver {
             for out in outs {
                 match out {
                     FollowerOutput::Connect => {
-                        let addr = self.side.leader.addr;
+                        let addr = self.leader.addr;
                         let limit = self.side.cluster.link_timeout;
                         *dial = Some(Box::pin(async move {
                             match tokio::time::timeout(limit, TcpStream::connect(addr)).await {

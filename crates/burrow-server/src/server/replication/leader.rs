@@ -98,8 +98,9 @@ pub(crate) struct LeaderSide {
     persist: Option<Arc<Persistence>>,
     meta: NodeMeta,
     /// Some follower is caught up and waiting: writers wake the streamer.
-    wants: AtomicBool,
-    appended: Notify,
+    /// Owned by the node (`roles::Node`), which reads them lock-free.
+    wants: Arc<AtomicBool>,
+    appended: Arc<Notify>,
     /// Bumped on every ack (WAIT re-checks its count).
     acks: watch::Sender<u64>,
     commit: watch::Sender<u64>,
@@ -112,6 +113,8 @@ pub(crate) struct LeaderSide {
 
 impl LeaderSide {
     /// The leader's state for `cluster`, whose log ends where `store`'s does.
+    /// `wake` (the `wants` flag and the `appended` signal) is the node's,
+    /// shared with connections.
     ///
     /// # Panics
     /// Never for a validated `cluster`: the state machine's tick counts are
@@ -123,7 +126,9 @@ impl LeaderSide {
         persist: Option<Arc<Persistence>>,
         client_limits: &Limits,
         backlog_bytes: usize,
+        wake: (Arc<AtomicBool>, Arc<Notify>),
     ) -> Arc<LeaderSide> {
+        let (wants, appended) = wake;
         let tick = tick_for(cluster.heartbeat);
         // Large enough for the largest record a client can cause.
         let limits = link_limits(client_limits);
@@ -165,8 +170,8 @@ impl LeaderSide {
             store,
             persist,
             meta,
-            wants: AtomicBool::new(false),
-            appended: Notify::new(),
+            wants,
+            appended,
             acks: watch::channel(0).0,
             commit: watch::channel(0).0,
             next_link: AtomicU64::new(1),
@@ -282,17 +287,6 @@ impl LeaderSide {
         }
     }
 
-    /// A connection executed writes: wake the streamer if a follower is
-    /// waiting for records (see `with_locked`); under load none is, and
-    /// writers pay one fence and one load per batch, no wake-up.
-    #[inline]
-    pub(super) fn appended(&self) {
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.wants.load(Ordering::Relaxed) {
-            self.appended.notify_one();
-        }
-    }
-
     /// Tells the state machine which links moved bytes since the last tick
     /// (a follower busy receiving a long transfer acks nothing meanwhile).
     fn report_activity(&self, st: &mut State) {
@@ -301,6 +295,11 @@ impl LeaderSide {
                 st.sm.on_link_activity(id);
             }
         }
+    }
+
+    /// Followers that acknowledged anything since `t` (check-quorum).
+    pub(super) fn acked_since(&self, t: Instant) -> Vec<NodeId> {
+        self.lock().last_ack.iter().filter(|(_, &at)| at >= t).map(|(&id, _)| id).collect()
     }
 
     /// Followers holding `index` durably. For index 0 (a connection that
