@@ -407,6 +407,7 @@ mod tests {
                 values
             }),
             Just(Op::FlushAll),
+            Just(Op::Noop),
         ]
     }
 
