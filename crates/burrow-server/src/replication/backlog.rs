@@ -118,6 +118,14 @@ impl BacklogSource for ReplBacklog {
     fn last_index(&self) -> u64 {
         self.last
     }
+
+    fn term_at(&self, index: u64) -> Option<u64> {
+        if index == 0 {
+            return Some(0);
+        }
+        let first = self.records.front()?.index;
+        self.records.get(index.checked_sub(first)? as usize).map(|r| r.term)
+    }
 }
 
 #[cfg(test)]

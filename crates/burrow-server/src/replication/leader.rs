@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::message::Message;
-use super::{at_least, greater, BacklogSource, ConfigError, HistoryId, NodeId, ReplicationError};
+use super::{
+    at_least, commit_index, greater, BacklogSource, ConfigError, HistoryId, NodeId, ReplicationError,
+};
 
 /// Leader tuning. Times are in ticks; the driver decides how long a tick is
 /// (100 ms is the intended default, which the defaults below assume).
@@ -224,9 +226,15 @@ pub struct Leader {
     /// Highest index the leader itself holds durably (from `on_durable`).
     /// Invariant: `durable ≤ last_index`; never decreases.
     durable: u64,
-    /// Highest index a majority of voters (leader included) hold durably.
+    /// Highest index a majority of voters (leader included) hold durably,
+    /// counted only at a record of this leader's term (§5.4.2).
     /// Invariant: `commit ≤ last_index`; never decreases.
     commit: u64,
+    /// Lowest index known to hold a record of `term` (learned from the
+    /// backlog once one exists; `None` before). Terms never decrease along
+    /// a log, so every record from here to `last_index` is of `term`, and
+    /// only those commit by counting replicas.
+    term_start: Option<u64>,
     /// BTreeMap so that output order is deterministic for a given input.
     peers: BTreeMap<NodeId, Peer>,
     out: Vec<LeaderOutput>,
@@ -248,8 +256,18 @@ impl Leader {
     ) -> Result<Leader, ConfigError> {
         cfg.validate()?;
         let peers = voters.iter().filter(|&&v| v != id).map(|&v| (v, Peer::new(true))).collect();
-        let mut leader =
-            Leader { cfg, id, history_id, term, last_index, durable: 0, commit: 0, peers, out: Vec::new() };
+        let mut leader = Leader {
+            cfg,
+            id,
+            history_id,
+            term,
+            last_index,
+            durable: 0,
+            commit: 0,
+            term_start: None,
+            peers,
+            out: Vec::new(),
+        };
         leader.recompute_commit();
         Ok(leader)
     }
@@ -328,6 +346,7 @@ impl Leader {
             return;
         }
         self.last_index = last_index;
+        self.learn_term_start(log);
         let ids: Vec<NodeId> = self.peers.keys().copied().collect();
         for id in ids {
             self.pump(id, log);
@@ -374,6 +393,7 @@ impl Leader {
     /// A message from follower `from` (the id the driver learned from that
     /// connection's handshake). Messages a follower never sends are ignored.
     pub fn step(&mut self, from: NodeId, msg: Message, log: &impl BacklogSource) {
+        self.learn_term_start(log);
         match msg {
             Message::Handshake { node_id, session, history_id, last_applied } if node_id == from => {
                 self.on_handshake(from, session, history_id, last_applied, log)
@@ -530,6 +550,7 @@ impl Leader {
 
     /// One unit of time: heartbeats, retransmits, silent-follower detection.
     pub fn tick(&mut self, log: &impl BacklogSource) {
+        self.learn_term_start(log);
         let ids: Vec<NodeId> = self.peers.keys().copied().collect();
         for id in ids {
             let (commit, term, last_index) = (self.commit, self.term, self.last_index);
@@ -619,17 +640,39 @@ impl Leader {
         }
     }
 
+    /// Finds [`Leader::term_start`](Self) once the log holds a record of
+    /// this term: the lowest such index the backlog still knows (a binary
+    /// search, terms never decreasing along a log). If the term's first
+    /// records already left the backlog, a higher index is found, which
+    /// only delays commits below it until a majority passes it.
+    fn learn_term_start(&mut self, log: &impl BacklogSource) {
+        if self.term_start.is_some() || log.term_at(self.last_index) != Some(self.term) {
+            return;
+        }
+        let (mut lo, mut hi) = (log.first_index().saturating_sub(1), self.last_index);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if log.term_at(mid) == Some(self.term) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        self.term_start = Some(hi);
+        self.recompute_commit();
+    }
+
     /// commit = the majority-th highest durable index among the voters and
-    /// the leader; never moves backwards.
+    /// the leader, if that record is of this leader's term (Raft §5.4.2,
+    /// Figure 8: an older term's record a majority holds may still be
+    /// overwritten by another leader, until one of the current term above
+    /// it commits); never moves backwards.
     fn recompute_commit(&mut self) {
         let mut held: Vec<u64> = self.peers.values().filter(|p| p.voter).map(|p| p.matched).collect();
         held.push(self.durable);
-        held.sort_unstable_by(|a, b| b.cmp(a));
-        let majority = held.len() / 2 + 1;
-        let c = held[majority - 1].min(self.last_index);
-        if c > self.commit {
-            self.commit = c;
-        }
+        let (term, last, start) = (self.term, self.last_index, self.term_start);
+        let own = |i: u64| (start.is_some_and(|s| s <= i) && i <= last).then_some(term);
+        self.commit = commit_index(self.commit, self.term, &held, own);
     }
 }
 
@@ -655,7 +698,7 @@ mod tests {
                 if out.len() >= max_records || (!out.is_empty() && (out.len() + 1) * self.size > max_bytes) {
                     break;
                 }
-                out.push(RecordEntry { term: 1, index, bytes: Bytes::from(vec![0u8; self.size]) });
+                out.push(RecordEntry { term: TERM, index, bytes: Bytes::from(vec![0u8; self.size]) });
             }
             Some(out)
         }
@@ -665,6 +708,101 @@ mod tests {
         fn last_index(&self) -> u64 {
             self.last
         }
+        fn term_at(&self, index: u64) -> Option<u64> {
+            match index {
+                0 => Some(0),
+                i if (self.first..=self.last).contains(&i) => Some(TERM),
+                _ => None,
+            }
+        }
+    }
+
+    /// The leaders' term in these tests; every `VecLog` record is of it.
+    const TERM: u64 = 2;
+
+    /// Records `1..=terms.len()`, record `i` of term `terms[i - 1]`.
+    struct TermLog {
+        terms: Vec<u64>,
+    }
+
+    impl BacklogSource for TermLog {
+        fn since(&self, from: u64, max_records: usize, _max_bytes: usize) -> Option<Vec<RecordEntry>> {
+            let out = (from..=self.last_index())
+                .take(max_records)
+                .map(|index| RecordEntry {
+                    term: self.terms[index as usize - 1],
+                    index,
+                    bytes: Bytes::from_static(b"r"),
+                })
+                .collect();
+            Some(out)
+        }
+        fn first_index(&self) -> u64 {
+            1
+        }
+        fn last_index(&self) -> u64 {
+            self.terms.len() as u64
+        }
+        fn term_at(&self, index: u64) -> Option<u64> {
+            match index {
+                0 => Some(0),
+                i => self.terms.get(i as usize - 1).copied(),
+            }
+        }
+    }
+
+    /// Raft §5.4.2, Figure 8 (c)–(e), on the leader machine: S1 leads term
+    /// 4 of a five-node cluster with log terms 1 2 and appends index 3 of
+    /// term 4. Once index 2 (term 2) is on a majority it is still not
+    /// committed — (d) shows another leader erasing it — until index 3, of
+    /// S1's term, is on a majority; then both are.
+    #[test]
+    fn figure_8_an_older_terms_record_commits_only_under_one_of_the_leaders_term() {
+        let mut log = TermLog { terms: vec![1, 2] };
+        let mut l = Leader::new(cfg(), 1, 7, 4, 2, &[1, 2, 3, 4, 5]).unwrap();
+        log.terms.push(4);
+        l.on_append(3, &log);
+        l.on_durable(3);
+        for id in [2, 3] {
+            l.step(id, Message::Handshake { node_id: id, session: 1, history_id: 7, last_applied: 1 }, &log);
+            l.step(id, Message::Ack { node_id: id, session: 1, applied: 2, durable: 2 }, &log);
+        }
+        assert_eq!(l.acked_count(2), 2, "S1, S2, S3 hold index 2: a majority of five");
+        assert_eq!(
+            l.commit_index(),
+            0,
+            "index 2 is of term 2, not the leader's 4: not committed by counting"
+        );
+        l.step(2, Message::Ack { node_id: 2, session: 1, applied: 3, durable: 3 }, &log);
+        assert_eq!(l.commit_index(), 0, "index 3 on two of five");
+        l.step(3, Message::Ack { node_id: 3, session: 1, applied: 3, durable: 3 }, &log);
+        assert_eq!(l.commit_index(), 3, "index 3 of term 4 on a majority commits it and index 2 with it");
+
+        // The same acks under a leader of term 2 (whose record index 2 is)
+        // commit index 2 at once: the rule is about the leader's own term.
+        let log = TermLog { terms: vec![1, 2] };
+        let mut l = Leader::new(cfg(), 1, 7, 2, 2, &[1, 2, 3, 4, 5]).unwrap();
+        l.on_durable(2);
+        for id in [2, 3] {
+            l.step(id, Message::Handshake { node_id: id, session: 1, history_id: 7, last_applied: 1 }, &log);
+            l.step(id, Message::Ack { node_id: id, session: 1, applied: 2, durable: 2 }, &log);
+        }
+        assert_eq!(l.commit_index(), 2);
+    }
+
+    #[test]
+    fn a_leader_with_no_record_of_its_term_commits_nothing() {
+        // Restarted as leader of term 3 over records of term 2 (a VecLog),
+        // alone: durable everything, committed nothing until its NOOP.
+        let log = VecLog { first: 1, last: 5, size: 8 };
+        let mut l = Leader::new(cfg(), 0, 7, 3, 5, &[]).unwrap();
+        l.on_durable(5);
+        l.tick(&log);
+        assert_eq!(l.commit_index(), 0);
+        let log = TermLog { terms: vec![2, 2, 2, 2, 2, 3] };
+        l.on_append(6, &log);
+        l.on_durable(6);
+        assert_eq!(l.commit_index(), 6, "the NOOP of term 3 commits, and everything before it");
     }
 
     fn cfg() -> LeaderConfig {
@@ -953,6 +1091,7 @@ mod tests {
                 ack(&mut l, id, 1, d, d, &log);
             }
             l.on_durable(*own);
+            l.tick(&log);
             assert_eq!(l.commit_index(), *want, "case {i}: acks {acks:?}, leader {own}");
         }
     }

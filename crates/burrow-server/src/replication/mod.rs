@@ -34,10 +34,9 @@
 //!   replies, chunks and acks carry it. Each session has at most one
 //!   resync: a follower that falls out of the backlog mid-stream is
 //!   disconnected and resyncs under a new session.
-//! - The leader counts commit over durable indexes only and does not yet
-//!   restrict it to records of its own term; when elections arrive, Raft's
-//!   rule (§5.4.2: count replicas only for current-term records) must be
-//!   added to `Leader::recompute_commit` ([`commit_index`] is that rule).
+//! - The leader counts commit over durable indexes only, and only for a
+//!   record of its own term (Raft §5.4.2, [`commit_index`]): a new leader's
+//!   first record (a NOOP, `Store::append_noop`) commits what came before.
 //!
 //! Elections (issue 10) sit beside these machines, not inside them:
 //! [`Election`] decides who leads which term (pre-vote, check-quorum,
@@ -109,6 +108,11 @@ pub trait BacklogSource {
     fn first_index(&self) -> u64;
     /// Index of the newest record ever appended.
     fn last_index(&self) -> u64;
+    /// Term of the record at `index` if it is still known: `Some(0)` for
+    /// index 0, the term of a held record, and perhaps of the one just
+    /// below the oldest held. The leader's commit rule (§5.4.2) and log
+    /// reconciliation read it.
+    fn term_at(&self, index: u64) -> Option<u64>;
 }
 
 /// Small deterministic RNG for backoff jitter. Passing it in keeps the state
