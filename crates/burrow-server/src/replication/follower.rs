@@ -22,7 +22,7 @@
 use bytes::Bytes;
 
 use super::message::{Message, RecordEntry};
-use super::{at_least, greater, ConfigError, HistoryId, NodeId, SeededRng};
+use super::{at_least, greater, ConfigError, HistoryId, LogPosition, NodeId, SeededRng};
 
 /// Follower tuning, in ticks (100 ms intended, which the defaults assume).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +144,12 @@ pub struct Follower {
     /// a full resync replaces the dataset (it then becomes the snapshot's
     /// index, which may be lower).
     last_applied: u64,
+    /// Term of the record at `last_applied` (0 for none): with it the
+    /// handshake says which log this is, not just how long (§5.3). After a
+    /// full resync, the term the leader sent it with, which is at least the
+    /// real one: a mismatch then costs a full resync, never a wrong match
+    /// (no record of the leader's term sits at a lower index anywhere else).
+    last_term: u64,
     /// Highest index the driver reported persisted. Invariant: `durable ≤
     /// last_applied` (the driver persists what it has applied, and only
     /// then reports it durable); only this is acked as durable.
@@ -172,16 +178,17 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// `recovered_index` is what the follower's own persistence holds of
-    /// `history_id` (0 for an empty node): it is both applied and durable.
-    /// The first output is `Connect`.
+    /// `recovered` is the last record the follower's own persistence holds
+    /// of `history_id` (index and term 0 for an empty node): it is both
+    /// applied and durable. The first output is `Connect`.
     pub fn new(
         cfg: FollowerConfig,
         node_id: NodeId,
         history_id: HistoryId,
-        recovered_index: u64,
+        recovered: LogPosition,
         mut rng: SeededRng,
     ) -> Result<Follower, ConfigError> {
+        let recovered_index = recovered.index;
         cfg.validate()?;
         // A random first session keeps a restarted follower's sessions
         // distinct from those of its previous life.
@@ -191,6 +198,7 @@ impl Follower {
             node_id,
             history_id,
             last_applied: recovered_index,
+            last_term: recovered.term,
             durable: recovered_index,
             leader_term: 0,
             leader_commit: 0,
@@ -218,6 +226,11 @@ impl Follower {
 
     pub fn last_applied(&self) -> u64 {
         self.last_applied
+    }
+
+    /// Term of the last record applied (0 for none).
+    pub fn last_term(&self) -> u64 {
+        self.last_term
     }
 
     pub fn durable_index(&self) -> u64 {
@@ -256,6 +269,7 @@ impl Follower {
             session: self.session,
             history_id: self.history_id,
             last_applied: self.last_applied,
+            last_term: self.last_term,
         }));
     }
 
@@ -421,6 +435,7 @@ impl Follower {
                     self.durable = if history_id == self.history_id { self.durable.min(index) } else { 0 };
                     self.history_id = history_id;
                     self.last_applied = index;
+                    self.last_term = term;
                     // A new history's terms restart; within one, never go back.
                     self.leader_term = term;
                     self.out.push(FollowerOutput::LoadSnapshot { snapshot_index: index, history_id, term });
@@ -460,6 +475,7 @@ impl Follower {
                 break;
             }
             self.leader_term = rec.term;
+            self.last_term = rec.term;
             self.last_applied = rec.index;
             apply.push(rec);
         }
@@ -587,6 +603,11 @@ mod tests {
         }
     }
 
+    /// A recovered log ending at `index`, of term 1 (empty at 0).
+    fn at(index: u64) -> LogPosition {
+        LogPosition { term: u64::from(index > 0), index }
+    }
+
     fn rec(term: u64, index: u64) -> RecordEntry {
         RecordEntry { term, index, bytes: Bytes::from(format!("r{index}")) }
     }
@@ -603,7 +624,7 @@ mod tests {
 
     /// A follower streaming from `last_applied` with the leader on `term`.
     fn streaming(last_applied: u64, term: u64) -> Follower {
-        let mut f = Follower::new(cfg(), 9, 1, last_applied, SeededRng::new(1)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(last_applied), SeededRng::new(1)).unwrap();
         let session = connect(&mut f);
         f.step(Message::PartialResync { session, from_index: last_applied + 1, term });
         assert_eq!(f.link_state(), LinkState::Streaming);
@@ -717,12 +738,18 @@ mod tests {
             ),
             (
                 "handshake (never sent by a leader)",
-                |s| Message::Handshake { node_id: 1, session: s, history_id: 1, last_applied: 0 },
+                |s| Message::Handshake {
+                    node_id: 1,
+                    session: s,
+                    history_id: 1,
+                    last_applied: 0,
+                    last_term: 0,
+                },
                 false,
             ),
         ];
         for (i, (name, msg, alive)) in cases.iter().enumerate() {
-            let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(1)).unwrap();
+            let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(1)).unwrap();
             let session = connect(&mut f);
             f.step(Message::PartialResync { session, from_index: 1, term: 4 });
             f.outputs();
@@ -846,7 +873,7 @@ mod tests {
             ("nothing", |_, _| {}, LinkState::Handshaking),
         ];
         for (i, (name, arrive, want)) in cases.iter().enumerate() {
-            let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(4)).unwrap();
+            let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(4)).unwrap();
             let session = connect(&mut f);
             arrive(&mut f, session);
             assert_eq!(f.link_state(), *want, "case {i} ({name})");
@@ -858,7 +885,7 @@ mod tests {
         // Heartbeats but no reply yet (a leader producing a snapshot sends
         // FullResync only once it is ready): waited for up to the sync
         // timeout, not the link timeout.
-        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(2)).unwrap();
         connect(&mut f);
         let hb = |f: &mut Follower| f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0 });
         assert_eq!(ticks_to_down(&mut f, 20, hb), Some(9));
@@ -901,7 +928,7 @@ mod tests {
     fn a_full_resync_longer_than_the_timeout_completes_while_bytes_move() {
         // Chunks 7 ticks apart: more than the 5-tick timeout (the livelock
         // of issue 9), less than the 8-tick sync timeout (progress).
-        let mut f = Follower::new(cfg(), 9, 7, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 7, at(0), SeededRng::new(2)).unwrap();
         let session = connect(&mut f);
         f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
         let mut offset = 0u64;
@@ -919,7 +946,7 @@ mod tests {
         assert!(outs.contains(&FollowerOutput::LoadSnapshot { snapshot_index: 40, history_id: 8, term: 2 }));
         assert_eq!(f.link_state(), LinkState::Streaming);
         // Without the bytes, the same transfer times out before its second chunk.
-        let mut f = Follower::new(cfg(), 9, 7, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 7, at(0), SeededRng::new(2)).unwrap();
         let session = connect(&mut f);
         f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
         f.step(Message::SnapshotChunk {
@@ -951,7 +978,7 @@ mod tests {
 
     /// Fails every connection attempt of a new follower and returns the backoff delays.
     fn failing_delays(seed: u64, attempts: usize) -> Vec<u64> {
-        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(seed)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(seed)).unwrap();
         delays_while_failing(&mut f, attempts)
     }
 
@@ -992,7 +1019,7 @@ mod tests {
 
     #[test]
     fn backoff_resets_after_a_successful_resync() {
-        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(5)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(5)).unwrap();
         f.outputs();
         for _ in 0..4 {
             f.state = LinkState::Connecting;
@@ -1013,7 +1040,7 @@ mod tests {
 
     #[test]
     fn replies_from_other_sessions_are_ignored() {
-        let mut f = Follower::new(cfg(), 9, 1, 4, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(4), SeededRng::new(2)).unwrap();
         let session = connect(&mut f);
         f.step(Message::PartialResync { session: session.wrapping_sub(1), from_index: 5, term: 1 });
         f.step(Message::FullResync {
@@ -1035,7 +1062,7 @@ mod tests {
 
     #[test]
     fn records_before_the_resync_reply_are_ignored() {
-        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(2)).unwrap();
         connect(&mut f);
         f.step(Message::Records { records: vec![rec(1, 1)], commit_index: 0 });
         assert!(f.outputs().is_empty());
@@ -1044,7 +1071,7 @@ mod tests {
 
     #[test]
     fn lost_resync_reply_times_out_even_with_heartbeats() {
-        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(2)).unwrap();
         connect(&mut f);
         let mut saw_down = false;
         for _ in 0..9 {
@@ -1057,7 +1084,7 @@ mod tests {
 
     #[test]
     fn full_resync_loads_the_snapshot_and_switches_history() {
-        let mut f = Follower::new(cfg(), 9, 7, 3, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 7, at(3), SeededRng::new(2)).unwrap();
         let session = connect(&mut f);
         f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
         f.step(Message::SnapshotChunk { session, offset: 0, bytes: Bytes::from_static(b"abc"), last: false });
@@ -1084,7 +1111,7 @@ mod tests {
 
     #[test]
     fn keepalive_acks_say_alive_and_change_nothing() {
-        let mut f = Follower::new(cfg(), 9, 7, 3, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 7, at(3), SeededRng::new(2)).unwrap();
         assert_eq!(f.keepalive(), None, "no link yet");
         let session = connect(&mut f);
         let alive = Message::Ack { node_id: 9, session, applied: 0, durable: 0 };
@@ -1101,7 +1128,7 @@ mod tests {
 
     #[test]
     fn snapshot_chunk_gap_drops_the_link() {
-        let mut f = Follower::new(cfg(), 9, 7, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 7, at(0), SeededRng::new(2)).unwrap();
         let session = connect(&mut f);
         f.step(Message::FullResync { session, snapshot_index: 4, history_id: 7, term: 1 });
         f.step(Message::SnapshotChunk { session, offset: 5, bytes: Bytes::from_static(b"x"), last: true });
@@ -1126,7 +1153,7 @@ mod tests {
         let bad = FollowerConfig { backoff_max_ticks: 1, backoff_base_ticks: 4, ..FollowerConfig::default() };
         assert_eq!(bad.validate(), Err(ConfigError::TooSmall { field: "backoff_max_ticks", min: 4, got: 1 }));
         let bad = FollowerConfig { leader_timeout_ticks: 0, ..FollowerConfig::default() };
-        assert!(Follower::new(bad, 1, 1, 0, SeededRng::new(0)).is_err());
+        assert!(Follower::new(bad, 1, 1, at(0), SeededRng::new(0)).is_err());
         let bad = FollowerConfig { keepalive_ticks: 50, ..FollowerConfig::default() };
         assert!(matches!(bad.validate(), Err(ConfigError::NotGreater { field: "leader_timeout_ticks", .. })));
     }

@@ -19,8 +19,29 @@ use bytes::Bytes;
 
 use super::message::Message;
 use super::{
-    at_least, commit_index, greater, BacklogSource, ConfigError, HistoryId, NodeId, ReplicationError,
+    at_least, commit_index, greater, reconcile, BacklogSource, ConfigError, HistoryId, LogPosition, LogTerms,
+    NodeId, Reconcile, ReplicationError,
 };
+
+/// A backlog's terms as [`reconcile`] reads them: records above the
+/// oldest index whose term is known can be sent.
+struct Terms<'a, L>(&'a L);
+
+impl<L: BacklogSource> LogTerms for Terms<'_, L> {
+    fn term_at(&self, index: u64) -> Option<u64> {
+        self.0.term_at(index)
+    }
+    fn first_index(&self) -> u64 {
+        let first = self.0.first_index();
+        match first.checked_sub(1) {
+            Some(below) if self.0.term_at(below).is_some() => below,
+            _ => first,
+        }
+    }
+    fn last_index(&self) -> u64 {
+        self.0.last_index()
+    }
+}
 
 /// Leader tuning. Times are in ticks; the driver decides how long a tick is
 /// (100 ms is the intended default, which the defaults below assume).
@@ -395,8 +416,11 @@ impl Leader {
     pub fn step(&mut self, from: NodeId, msg: Message, log: &impl BacklogSource) {
         self.learn_term_start(log);
         match msg {
-            Message::Handshake { node_id, session, history_id, last_applied } if node_id == from => {
-                self.on_handshake(from, session, history_id, last_applied, log)
+            Message::Handshake { node_id, session, history_id, last_applied, last_term }
+                if node_id == from =>
+            {
+                let last = LogPosition { term: last_term, index: last_applied };
+                self.on_handshake(from, session, history_id, last, log)
             }
             Message::Ack { node_id, session, applied, durable } if node_id == from => {
                 self.on_ack(from, session, applied, durable, log)
@@ -406,12 +430,18 @@ impl Leader {
         self.debug_check();
     }
 
+    /// Answers a handshake from where the follower's log and ours part
+    /// ([`reconcile`], by terms): PARTIAL_RESYNC when its log is a prefix
+    /// of ours that the backlog continues, else a full resync. A follower
+    /// whose log diverges (a suffix a deposed leader wrote) has applied
+    /// that suffix to its store already, and applied records cannot be
+    /// un-applied: it is resynced in full too (see `reconcile`'s notes).
     fn on_handshake(
         &mut self,
         from: NodeId,
         session: u64,
         history_id: HistoryId,
-        last_applied: u64,
+        last: LogPosition,
         log: &impl BacklogSource,
     ) {
         let term = self.term;
@@ -425,17 +455,30 @@ impl Leader {
         peer.ticks_since_send = 0;
         peer.ticks_without_progress = 0;
         peer.snapshot = None;
-        let same_history = history_id == self.history_id && last_applied <= self.last_index;
-        if !same_history {
-            // Its indexes mean nothing here (another history, or a lineage
-            // longer than ours): nothing it acked before counts.
-            peer.matched = 0;
+        let decision = if history_id == self.history_id {
+            reconcile(&Terms(log), last, last.index)
+        } else {
+            Reconcile::FullResync
+        };
+        match decision {
+            Reconcile::Resume { .. } => {}
+            // Its log is ours up to `keep` only: what it acked above is not ours.
+            Reconcile::Truncate { keep } => peer.matched = peer.matched.min(keep),
+            // Another history, or a log we cannot place: nothing it acked
+            // counts. (One merely behind the backlog keeps what it acked.)
+            Reconcile::Probe { .. } | Reconcile::FullResync => {
+                let behind =
+                    history_id == self.history_id && log.term_at(last.index).is_none_or(|t| t == last.term);
+                if !behind {
+                    peer.matched = 0;
+                }
+            }
         }
-        let from_index = last_applied + 1;
-        if same_history && from_index >= log.first_index() {
+        if let Reconcile::Resume { from: from_index } = decision {
+            debug_assert_eq!(from_index, last.index + 1);
             peer.state = FollowerState::Streaming;
             peer.next_index = from_index;
-            peer.applied = last_applied;
+            peer.applied = last.index;
             self.out.push(LeaderOutput::Send {
                 to: from,
                 msg: Message::PartialResync { session, from_index, term },
@@ -711,7 +754,8 @@ mod tests {
         fn term_at(&self, index: u64) -> Option<u64> {
             match index {
                 0 => Some(0),
-                i if (self.first..=self.last).contains(&i) => Some(TERM),
+                // Like `ReplBacklog`, the term just below the oldest record is known.
+                i if (self.first.saturating_sub(1)..=self.last).contains(&i) => Some(TERM),
                 _ => None,
             }
         }
@@ -764,7 +808,11 @@ mod tests {
         l.on_append(3, &log);
         l.on_durable(3);
         for id in [2, 3] {
-            l.step(id, Message::Handshake { node_id: id, session: 1, history_id: 7, last_applied: 1 }, &log);
+            l.step(
+                id,
+                Message::Handshake { node_id: id, session: 1, history_id: 7, last_applied: 1, last_term: 1 },
+                &log,
+            );
             l.step(id, Message::Ack { node_id: id, session: 1, applied: 2, durable: 2 }, &log);
         }
         assert_eq!(l.acked_count(2), 2, "S1, S2, S3 hold index 2: a majority of five");
@@ -784,10 +832,55 @@ mod tests {
         let mut l = Leader::new(cfg(), 1, 7, 2, 2, &[1, 2, 3, 4, 5]).unwrap();
         l.on_durable(2);
         for id in [2, 3] {
-            l.step(id, Message::Handshake { node_id: id, session: 1, history_id: 7, last_applied: 1 }, &log);
+            l.step(
+                id,
+                Message::Handshake { node_id: id, session: 1, history_id: 7, last_applied: 1, last_term: 1 },
+                &log,
+            );
             l.step(id, Message::Ack { node_id: id, session: 1, applied: 2, durable: 2 }, &log);
         }
         assert_eq!(l.commit_index(), 2);
+    }
+
+    #[test]
+    fn handshakes_are_reconciled_by_term() {
+        // Leader of term 3, log terms 1 1 2 2 3.
+        let log = TermLog { terms: vec![1, 1, 2, 2, 3] };
+        // (follower's last (term, index), decision, what its earlier durable ack of 5 becomes)
+        let cases = [
+            ((2, 4), Decision::Partial(5), 5), // a prefix: resume
+            ((3, 5), Decision::Partial(6), 5), // up to date
+            ((2, 6), Decision::Full, 4), // longer, its 5..6 of term 2 not ours: truncated, applied, so full
+            ((1, 3), Decision::Full, 2), // a term-1 record at 3 where we have term 2: ours up to 2
+            ((4, 5), Decision::Full, 0), // a term we never had: cannot place it
+            ((0, 0), Decision::Partial(1), 5), // empty: resumes from 1 (acks kept, as before terms)
+        ];
+        for ((term, index), want, matched) in cases {
+            let mut l = Leader::new(cfg(), 0, 7, 3, 5, &[1]).unwrap();
+            l.on_durable(5);
+            let hello = |session, last_applied, last_term| Message::Handshake {
+                node_id: 1,
+                session,
+                history_id: 7,
+                last_applied,
+                last_term,
+            };
+            l.step(1, hello(1, 5, 3), &log);
+            l.step(1, Message::Ack { node_id: 1, session: 1, applied: 5, durable: 5 }, &log);
+            assert_eq!(l.commit_index(), 5);
+            l.outputs();
+            l.step(1, hello(2, index, term), &log);
+            let got = match l.outputs().first() {
+                Some(LeaderOutput::Send { msg: Message::PartialResync { from_index, .. }, .. }) => {
+                    Decision::Partial(*from_index)
+                }
+                Some(LeaderOutput::StartFullSync { to: 1 }) => Decision::Full,
+                other => panic!("({term}, {index}): unexpected {other:?}"),
+            };
+            assert_eq!(got, want, "({term}, {index})");
+            assert_eq!(l.progress(1).unwrap().matched, matched, "({term}, {index})");
+            assert_eq!(l.commit_index(), 5, "commit never goes back");
+        }
     }
 
     #[test]
@@ -831,7 +924,8 @@ mod tests {
         last_applied: u64,
         log: &VecLog,
     ) {
-        l.step(id, Message::Handshake { node_id: id, session, history_id, last_applied }, log);
+        let last_term = if last_applied == 0 { 0 } else { TERM };
+        l.step(id, Message::Handshake { node_id: id, session, history_id, last_applied, last_term }, log);
     }
 
     fn ack(l: &mut Leader, id: NodeId, session: u64, applied: u64, durable: u64, log: &VecLog) {

@@ -14,11 +14,15 @@
 //! [`Message::Ack`] for what the driver reported durable.
 //!
 //! Protocol in one paragraph: a follower connects and sends a
-//! [`Message::Handshake`] (node id, history id, last applied index). The
-//! leader answers with a partial resync (the missing records come from its
-//! bounded backlog) or, when the follower is too far behind or follows
-//! another history, a full resync (snapshot chunks, then the live stream
-//! from the snapshot's index). Records are pushed in batches with a bounded
+//! [`Message::Handshake`] (node id, history id, index and term of its last
+//! record). The leader places that record in its own log by term
+//! ([`reconcile`], §5.3) and answers with a partial resync (the missing
+//! records come from its bounded backlog) when the follower's log is a
+//! prefix of its own, or else a full resync (snapshot chunks, then the live
+//! stream from the snapshot's index): the follower is too far behind,
+//! follows another history, or holds records the leader does not (a
+//! deposed leader's) — already applied to its store, so they cannot be cut
+//! from its log alone. Records are pushed in batches with a bounded
 //! window in flight; heartbeats flow when idle. The follower applies strictly
 //! `last_applied + 1`, skips duplicates, and treats a gap as a broken link:
 //! it drops it and resyncs. Both sides declare the other silent after a
@@ -69,9 +73,12 @@ pub use reconcile::{probe_answer, reconcile, LogTerms, Reconcile};
 /// A node's identity in the cluster.
 pub type NodeId = u64;
 
-/// Identifies one replication history (one lineage of log indexes). Index
-/// 42 of one history says nothing about index 42 of another, so a follower
-/// on another history always needs a full resync.
+/// Identifies one replication history: the lineage of a data set, from
+/// the node that started it empty. Within one, logs are compared by
+/// (term, index) (Raft's Log Matching); index 42 of another history says
+/// nothing, so a follower on another history always needs a full resync.
+/// It changes only when a data set is replaced or started afresh, not at a
+/// leader's restart.
 pub type HistoryId = u64;
 
 /// Invalid configuration, reported by `validate()` before a state machine
