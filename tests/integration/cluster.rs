@@ -376,7 +376,7 @@ async fn a_follower_with_max_stale_refuses_reads_while_its_link_is_down() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cleanly_restarted_leader_keeps_its_history_and_a_crashed_one_starts_anew() {
+async fn a_restarted_leader_keeps_its_history_under_a_new_term_clean_or_crashed() {
     let mut c = Cluster::start("cluster-leader-restart", Options::default()).await;
     mixed_writes(c.leader().addr, 2, 300, 8).await;
     c.converged().await;
@@ -391,17 +391,81 @@ async fn a_cleanly_restarted_leader_keeps_its_history_and_a_crashed_one_starts_a
     assert_eq!(info_field(&info, "history_id"), history, "{info}");
     assert_eq!(info_u64(&info, "full_resyncs"), 0, "{info}");
     assert_eq!(info_u64(&info, "partial_resyncs"), 2, "{info}");
+    let term = info_u64(&info, "term");
 
-    // Crash: records it streamed may be lost from its WAL, so it starts a
-    // new history and the followers resync in full rather than diverge.
+    // Crash, with every record it streamed in its WAL: the history goes on
+    // under a new term and the followers, whose logs its log holds,
+    // resume by partial resync (before issue 10: a new history, and both
+    // resynced in full).
+    wal_has_everything(&c).await;
     c.node(1).kill_9();
     c.node(1).start().await;
     mixed_writes(c.leader().addr, 1, 200, 10).await;
     c.converged().await;
     let info = c.leader().info().await;
-    assert_ne!(info_field(&info, "history_id"), history, "{info}");
-    assert_eq!(info_u64(&info, "full_resyncs"), 2, "{info}");
+    assert_eq!(info_field(&info, "history_id"), history, "{info}");
+    assert!(info_u64(&info, "term") > term, "a new term at each start:\n{info}");
+    assert_eq!(info_u64(&info, "full_resyncs"), 0, "{info}");
+    assert_eq!(info_u64(&info, "partial_resyncs"), 2, "{info}");
     assert!(c.leader().stderr().contains("not clean"));
+}
+
+/// Waits until the leader's WAL holds (written to the OS) every record it has.
+async fn wal_has_everything(c: &Cluster) {
+    c.leader()
+        .wait_info("the leader's WAL holds its last index", |i| {
+            info_u64(i, "durable_index") == info_u64(i, "last_index")
+        })
+        .await;
+}
+
+/// Cuts the last `n` records off the newest WAL segment in `dir`, at a
+/// record boundary: what a crash loses of records not yet written.
+fn drop_last_wal_records(dir: &std::path::Path, n: usize) {
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("wal-"))
+        .collect();
+    segments.sort();
+    let path = segments.last().expect("a WAL segment");
+    let data = std::fs::read(path).unwrap();
+    let mut starts = Vec::new();
+    // After the segment header (protocol.md §11.1).
+    let mut at = 16;
+    while at + 8 <= data.len() {
+        starts.push(at);
+        at += 8 + u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+    }
+    assert!(starts.len() > n, "{} holds only {} records", path.display(), starts.len());
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(starts[starts.len() - n] as u64).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_holding_records_a_crashed_leader_lost_are_resynced_and_converge() {
+    let mut c = Cluster::start("cluster-leader-lost-tail", Options::default()).await;
+    mixed_writes(c.leader().addr, 2, 300, 11).await;
+    c.converged().await;
+    let info = c.leader().info().await;
+    let history = info_field(&info, "history_id");
+    let last = info_u64(&info, "last_index");
+    // The leader streamed its last records, then crashed before its WAL
+    // had them: the followers hold 5 records its log no longer has.
+    wal_has_everything(&c).await;
+    c.node(1).kill_9();
+    drop_last_wal_records(&c.node(1).data_dir, 5);
+    c.node(1).start().await;
+    let info = c.leader().info().await;
+    assert_eq!(info_field(&info, "history_id"), history, "{info}");
+    assert_eq!(info_u64(&info, "last_index"), last - 5 + 1, "its WAL less 5 records, plus the NOOP:\n{info}");
+    // Both followers are found to part from the leader's log at index
+    // last - 5 and are resynced in full: their DIGEST becomes the leader's.
+    mixed_writes(c.leader().addr, 1, 100, 12).await;
+    c.converged().await;
+    let info = c.leader().info().await;
+    assert_eq!(info_u64(&info, "full_resyncs"), 2, "{info}");
+    assert_eq!(info_u64(&info, "partial_resyncs"), 0, "{info}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -301,7 +301,6 @@ impl Store {
     /// shard lock is needed; it reaches the WAL and followers like any
     /// write (wake the streamer with `Replication::appended`). Returns its
     /// index.
-    #[cfg_attr(not(test), allow(dead_code))] // for the election driver (issue 10), not wired yet
     pub(crate) fn append_noop(&self, term: u64) -> u64 {
         self.log.append_noop(term)
     }

@@ -6,8 +6,9 @@
 //! store and the WAL (`leader.rs`, `follower.rs`).
 //!
 //! Roles are fixed by the cluster file for now: `initial_leader` leads and
-//! every other node follows it. Terms stay at 1 until elections exist; the
-//! formats already carry them.
+//! every other node follows it. The leader takes a new term at each start
+//! (persisted in the node file first) and logs a NOOP of it, so its log is
+//! told apart from records it streamed and lost in a crash.
 
 mod activity;
 mod follower;
@@ -103,7 +104,8 @@ fn new_history_id() -> HistoryId {
 impl Replication {
     /// Decides this node's role from the cluster config and, with
     /// persistence on, the history its data directory holds (the leader
-    /// starts a new one if there is none).
+    /// starts a new one if there is none, and otherwise continues it under
+    /// a new term, opened by a NOOP).
     pub(crate) fn open(
         config: &Config,
         store: &Arc<Store>,
@@ -115,41 +117,57 @@ impl Replication {
             None => None,
         };
         if cluster.is_initial_leader() {
+            let log_term = store.log().stats().term;
             let meta = match meta {
-                Some(m) if m.clean => m,
-                previous => {
-                    // A crash may have lost records this leader had already
-                    // streamed (they were not in its WAL yet): reusing their
-                    // indexes for new writes would make followers diverge.
-                    // A new history makes every follower resync in full.
-                    let m = NodeMeta { history_id: new_history_id(), term: 1, clean: false };
-                    match previous {
-                        Some(old) => warn!(
-                            old = format_args!("{:016x}", old.history_id),
-                            new = format_args!("{:016x}", m.history_id),
-                            "the last shutdown was not clean: starting a new replication history \
-                             (followers will resync in full)"
-                        ),
-                        None => info!(
-                            history_id = format_args!("{:016x}", m.history_id),
-                            "starting a new replication history"
-                        ),
+                Some(m) if m.history_id != 0 => {
+                    // The history goes on, under a new term: a crash may
+                    // have lost records this leader had already streamed
+                    // (not yet in its WAL), and its new records at those
+                    // indexes must not pass for them. Followers holding
+                    // them are told apart by term and resynced; the others
+                    // resume by partial resync.
+                    let term = m.term.max(log_term) + 1;
+                    if m.clean {
+                        info!(term, "continuing the replication history after a clean shutdown");
+                    } else {
+                        warn!(
+                            term,
+                            "the last shutdown was not clean: continuing the replication history under \
+                             a new term (followers holding records this node lost resync in full)"
+                        );
                     }
+                    NodeMeta { term, ..m }
+                }
+                _ => {
+                    let m = NodeMeta { history_id: new_history_id(), term: log_term.max(1), clean: false };
+                    info!(
+                        history_id = format_args!("{:016x}", m.history_id),
+                        "starting a new replication history"
+                    );
                     m
                 }
             };
             if let Some(p) = persist {
+                // The term is on disk before any record of it is written.
                 // Unclean until a clean shutdown says otherwise.
                 write_node_meta_with(p.fs().as_ref(), &p.cfg.dir, NodeMeta { clean: false, ..meta })?;
             }
-            Ok(Replication::Leader(LeaderSide::new(
+            // Built first, so its backlog knows the term of the last
+            // record before the NOOP (followers ending there resume).
+            let side = LeaderSide::new(
                 cluster,
                 meta,
                 store.clone(),
                 persist.cloned(),
                 &config.limits(),
                 config.backlog_bytes,
-            )))
+            );
+            if meta.term > log_term {
+                // The term's first record, so the records before it commit
+                // (§5.4.2). The streamer's first tick picks it up.
+                store.append_noop(meta.term);
+            }
+            Ok(Replication::Leader(side))
         } else {
             store.set_replica(true);
             // With no node file the data belongs to no known history: the
@@ -264,16 +282,14 @@ impl Replication {
     }
 
     /// After a clean shutdown (final snapshot written, WAL closed): a
-    /// leader records that its history may continue at the next start.
+    /// leader records it in its node file (reported at the next start).
     /// Writes a file: call it from a blocking thread.
     pub(crate) fn mark_clean_shutdown(&self, persist: &Persistence) {
         if let Replication::Leader(l) = self {
             let meta = NodeMeta { clean: true, ..l.meta() };
             match write_node_meta_with(persist.fs().as_ref(), &persist.cfg.dir, meta) {
-                Ok(()) => info!("clean shutdown recorded: followers resume by partial resync"),
-                Err(e) => {
-                    warn!(error = %ErrorChain(&e), "cannot record the clean shutdown; followers will resync in full")
-                }
+                Ok(()) => info!("clean shutdown recorded"),
+                Err(e) => warn!(error = %ErrorChain(&e), "cannot record the clean shutdown"),
             }
         }
     }
