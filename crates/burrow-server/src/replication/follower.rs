@@ -17,7 +17,8 @@
 //! stream lost something, so the link is dropped and the follower resyncs
 //! with a fresh handshake rather than guess. A record whose term is below
 //! the highest term already seen from the leader comes from a deposed
-//! leader and is ignored.
+//! leader and is ignored; a resync reply of a lower term (same history)
+//! drops the link.
 
 use bytes::Bytes;
 
@@ -394,12 +395,13 @@ impl Follower {
                 {
                     return;
                 }
-                if from_index != self.last_applied + 1 {
-                    // The leader answered a question we did not ask.
+                if from_index != self.last_applied + 1 || term < self.leader_term {
+                    // The leader answered a question we did not ask, or
+                    // this is a deposed leader (a newer one has been heard).
                     self.link_down();
                     return;
                 }
-                self.leader_term = self.leader_term.max(term);
+                self.leader_term = term;
                 self.synced();
             }
             Message::FullResync { session, snapshot_index, history_id, term } => {
@@ -407,6 +409,12 @@ impl Follower {
                     || self.state != LinkState::Syncing
                     || self.sync != Sync::AwaitingReply
                 {
+                    return;
+                }
+                if history_id == self.history_id && term < self.leader_term {
+                    // A deposed leader of our history (another history's
+                    // terms start afresh and are not comparable).
+                    self.link_down();
                     return;
                 }
                 self.ticks_silent = 0;
@@ -606,6 +614,44 @@ mod tests {
     /// A recovered log ending at `index`, of term 1 (empty at 0).
     fn at(index: u64) -> LogPosition {
         LogPosition { term: u64::from(index > 0), index }
+    }
+
+    #[test]
+    fn a_resync_reply_from_a_deposed_leader_drops_the_link() {
+        // Heard term 5, then reconnects and reaches a leader of term 4.
+        let mut f = streaming(3, 5);
+        f.on_disconnected();
+        for _ in 0..30 {
+            if f.link_state() == LinkState::Connecting {
+                break;
+            }
+            f.tick();
+        }
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: 4, term: 4 });
+        assert!(f.outputs().iter().any(|o| matches!(o, FollowerOutput::LinkDown { .. })));
+        assert_eq!(f.leader_term(), 5);
+        // Same for a full resync of its history; another history's terms are not comparable.
+        for (history, refused) in [(1, true), (99, false)] {
+            while f.link_state() != LinkState::Connecting {
+                f.tick();
+            }
+            let session = connect(&mut f);
+            f.step(Message::FullResync { session, snapshot_index: 9, history_id: history, term: 2 });
+            let down = f.outputs().iter().any(|o| matches!(o, FollowerOutput::LinkDown { .. }));
+            assert_eq!(down, refused, "history {history}");
+            if !refused {
+                f.on_disconnected();
+            }
+        }
+        // The current leader's reply is taken.
+        while f.link_state() != LinkState::Connecting {
+            f.tick();
+        }
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: 4, term: 6 });
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        assert_eq!(f.leader_term(), 6);
     }
 
     fn rec(term: u64, index: u64) -> RecordEntry {
