@@ -15,10 +15,12 @@
 //! Apply rule, per record: index ≤ `last_applied` is a duplicate (skipped);
 //! `last_applied + 1` is applied; anything higher is a gap, which means the
 //! stream lost something, so the link is dropped and the follower resyncs
-//! with a fresh handshake rather than guess. A record whose term is below
-//! the highest term already seen from the leader comes from a deposed
-//! leader and is ignored; a resync reply of a lower term (same history)
-//! drops the link.
+//! with a fresh handshake rather than guess. A record's term is that of
+//! the leader that created it, so a leader streams records of older terms
+//! too (all it holds above the follower's): records are not filtered by
+//! term. A deposed leader is refused where it speaks for itself: a resync
+//! reply of a lower term than already heard (same history) drops the
+//! link, and its heartbeats are ignored.
 
 use bytes::Bytes;
 
@@ -455,11 +457,9 @@ impl Follower {
                 }
             }
             Message::Records { records, commit_index } => {
-                if records.iter().any(|r| r.term >= self.leader_term) {
-                    // From the current leader (a deposed one's only hold
-                    // older terms): alive, whatever the state.
-                    self.ticks_silent = 0;
-                }
+                // From the leader this link reached (the resync reply
+                // checked its term): alive, whatever the state.
+                self.ticks_silent = 0;
                 if self.state != LinkState::Streaming {
                     // Ahead of (or stale next to) the resync reply: the
                     // retransmit after the reply covers it.
@@ -475,14 +475,14 @@ impl Follower {
         let mut apply = Vec::new();
         let mut gap = false;
         for rec in records {
-            if rec.term < self.leader_term || rec.index <= self.last_applied {
+            if rec.index <= self.last_applied {
                 continue;
             }
             if rec.index != self.last_applied + 1 {
                 gap = true;
                 break;
             }
-            self.leader_term = rec.term;
+            self.leader_term = self.leader_term.max(rec.term);
             self.last_term = rec.term;
             self.last_applied = rec.index;
             apply.push(rec);
@@ -704,8 +704,9 @@ mod tests {
             ("all duplicates", 5, 1, &[(1, 2), (1, 5)], &[], false, 5),
             ("gap", 5, 1, &[(1, 7)], &[], true, 5),
             ("prefix then gap", 5, 1, &[(1, 6), (1, 8), (1, 9)], &[6], true, 6),
-            ("stale term ignored", 5, 3, &[(2, 6)], &[], false, 5),
-            ("stale then current", 5, 3, &[(2, 6), (3, 6), (3, 7)], &[6, 7], false, 7),
+            // A leader of term 3 streams what earlier leaders wrote, too.
+            ("older term applied", 5, 3, &[(2, 6)], &[6], false, 6),
+            ("older then current", 5, 3, &[(2, 6), (3, 7)], &[6, 7], false, 7),
             ("higher term accepted", 5, 3, &[(4, 6)], &[6], false, 6),
             ("empty batch", 5, 1, &[], &[], false, 5),
         ];
@@ -719,6 +720,7 @@ mod tests {
             assert_eq!(f.last_applied(), *after, "case {i} ({name}): last_applied");
             let state = if *down { LinkState::Down } else { LinkState::Streaming };
             assert_eq!(f.link_state(), state, "case {i} ({name}): state");
+            assert!(f.leader_term() >= *term, "case {i} ({name}): the leader's term never goes back");
         }
     }
 
@@ -771,7 +773,8 @@ mod tests {
             ("stale heartbeat", |_| Message::Heartbeat { term: 3, last_index: 0, commit_index: 0 }, false),
             ("records", |_| Message::Records { records: vec![rec(4, 1)], commit_index: 0 }, true),
             ("duplicate records", |_| Message::Records { records: vec![rec(4, 0)], commit_index: 0 }, true),
-            ("stale records", |_| Message::Records { records: vec![rec(3, 1)], commit_index: 0 }, false),
+            // Records of an older term: the leader streams those too.
+            ("older-term records", |_| Message::Records { records: vec![rec(3, 1)], commit_index: 0 }, true),
             (
                 "chunk of another session",
                 |s| Message::SnapshotChunk {
