@@ -30,8 +30,10 @@ pub struct RecordEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// Follower → leader, first message of every connection: who it is,
-    /// which history it follows and how far it got in it.
-    Handshake { node_id: NodeId, session: u64, history_id: HistoryId, last_applied: u64 },
+    /// which history (data-set lineage) it follows, and the index and term
+    /// of the last record it holds — the leader reconciles logs by them
+    /// (`reconcile`, Raft §5.3).
+    Handshake { node_id: NodeId, session: u64, history_id: HistoryId, last_applied: u64, last_term: u64 },
     /// Leader → follower: the backlog still holds everything after the
     /// follower's `last_applied`; records from `from_index` follow.
     PartialResync { session: u64, from_index: u64, term: u64 },

@@ -53,7 +53,7 @@ pub const OPCODES: [u8; 7] =
     [OP_HANDSHAKE, OP_PARTIAL_RESYNC, OP_FULL_RESYNC, OP_SNAPSHOT_CHUNK, OP_RECORDS, OP_HEARTBEAT, OP_ACK];
 
 /// Extras lengths, fixed per message (all integers big-endian).
-const HANDSHAKE_EXTRAS: usize = 32;
+const HANDSHAKE_EXTRAS: usize = 40;
 const PARTIAL_RESYNC_EXTRAS: usize = 24;
 const FULL_RESYNC_EXTRAS: usize = 32;
 const SNAPSHOT_CHUNK_EXTRAS: usize = 17;
@@ -211,8 +211,8 @@ fn extras(fields: &[u64]) -> Bytes {
 pub fn encode(msg: &Message, id: u32) -> Frame {
     let mut f = Frame::request(opcode(msg), id);
     match msg {
-        Message::Handshake { node_id, session, history_id, last_applied } => {
-            f.extras = extras(&[*node_id, *session, *history_id, *last_applied]);
+        Message::Handshake { node_id, session, history_id, last_applied, last_term } => {
+            f.extras = extras(&[*node_id, *session, *history_id, *last_applied, *last_term]);
         }
         Message::PartialResync { session, from_index, term } => {
             f.extras = extras(&[*session, *from_index, *term]);
@@ -305,9 +305,13 @@ fn decode_with(f: &FrameRef<'_>, value: impl FnOnce() -> Bytes) -> Result<Messag
     }
     let u = |i: usize| u64::from_be_bytes(f.extras[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
     Ok(match f.opcode {
-        OP_HANDSHAKE => {
-            Message::Handshake { node_id: u(0), session: u(1), history_id: u(2), last_applied: u(3) }
-        }
+        OP_HANDSHAKE => Message::Handshake {
+            node_id: u(0),
+            session: u(1),
+            history_id: u(2),
+            last_applied: u(3),
+            last_term: u(4),
+        },
         OP_PARTIAL_RESYNC => Message::PartialResync { session: u(0), from_index: u(1), term: u(2) },
         OP_FULL_RESYNC => {
             Message::FullResync { session: u(0), snapshot_index: u(1), history_id: u(2), term: u(3) }
@@ -416,14 +420,15 @@ mod tests {
                 values
             }),
             Just(Op::FlushAll),
+            Just(Op::Noop),
         ]
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {
         let u = any::<u64>;
         prop_oneof![
-            (u(), u(), u(), u()).prop_map(|(node_id, session, history_id, last_applied)| {
-                Message::Handshake { node_id, session, history_id, last_applied }
+            (u(), u(), u(), u(), u()).prop_map(|(node_id, session, history_id, last_applied, last_term)| {
+                Message::Handshake { node_id, session, history_id, last_applied, last_term }
             }),
             (u(), u(), u()).prop_map(|(session, from_index, term)| Message::PartialResync {
                 session,
@@ -630,7 +635,16 @@ mod tests {
     fn protocol_doc_examples_match_the_encoder() {
         let hs = doc_example("<!-- example: replication-handshake -->", "hex request");
         let (frame, msg) = decode_bytes(&hs);
-        assert_eq!(msg, Message::Handshake { node_id: 2, session: 31, history_id: 0x5eed, last_applied: 41 });
+        assert_eq!(
+            msg,
+            Message::Handshake {
+                node_id: 2,
+                session: 31,
+                history_id: 0x5eed,
+                last_applied: 41,
+                last_term: 3
+            }
+        );
         assert_eq!(encode(&msg, frame.id), frame);
 
         let recs = doc_example("<!-- replication-example: records -->", "hex replication");

@@ -295,7 +295,7 @@ async fn wait_is_deferred_and_the_requests_after_it_are_answered_after_its_reply
 }
 
 fn handshake(node_id: u64) -> (Message, Frame) {
-    let msg = Message::Handshake { node_id, session: 7, history_id: 0, last_applied: 0 };
+    let msg = Message::Handshake { node_id, session: 7, history_id: 0, last_applied: 0, last_term: 0 };
     let frame = wire::encode(&msg, 1);
     (msg, frame)
 }

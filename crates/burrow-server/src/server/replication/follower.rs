@@ -29,7 +29,8 @@ use crate::oplog::RecordRef;
 use crate::persist::{FsyncPolicy, NodeMeta, SnapshotMeta};
 use crate::replication::wire::{self, link_limits};
 use crate::replication::{
-    Follower, FollowerConfig, FollowerOutput, HistoryId, LinkState, Message, RecordEntry, SeededRng,
+    Follower, FollowerConfig, FollowerOutput, HistoryId, LinkState, LogPosition, Message, RecordEntry,
+    SeededRng,
 };
 use crate::server::cluster::{ClusterConfig, NodeInfo};
 use crate::server::{Persistence, Shared};
@@ -264,6 +265,9 @@ impl Driver {
             ^ cluster.node_id();
         // No history: whatever the data holds is replaced by a full resync.
         let recovered = if side.meta.history_id == 0 { 0 } else { recovered };
+        // Terms never decrease along a log: the log's term is its last record's.
+        let term = if recovered == 0 { 0 } else { store.log().stats().term };
+        let recovered = LogPosition { term, index: recovered };
         let sm = Follower::new(
             cfg.clone(),
             cluster.node_id(),
@@ -626,9 +630,14 @@ impl Driver {
         self.skip = None;
         self.link = None;
         self.seed = self.seed.wrapping_add(1);
-        self.sm =
-            Follower::new(self.cfg.clone(), self.side.cluster.node_id(), 0, 0, SeededRng::new(self.seed))
-                .expect("the config `Driver::new` built and validated");
+        self.sm = Follower::new(
+            self.cfg.clone(),
+            self.side.cluster.node_id(),
+            0,
+            LogPosition::default(),
+            SeededRng::new(self.seed),
+        )
+        .expect("the config `Driver::new` built and validated");
     }
 
     /// Copies the state machine's view into what INFO and reads look at.
@@ -660,7 +669,7 @@ mod tests {
     fn attempts_against_a_dead_address(heartbeat: Duration, secs: u64) -> (u64, Vec<u64>) {
         let tick = tick_for(heartbeat);
         let cfg = follower_config(heartbeat, heartbeat * 10, tick);
-        let mut f = Follower::new(cfg, 2, 1, 0, SeededRng::new(7)).unwrap();
+        let mut f = Follower::new(cfg, 2, 1, LogPosition::default(), SeededRng::new(7)).unwrap();
         let (mut attempts, mut at_ms) = (0, Vec::new());
         for t in 0..ticks(Duration::from_secs(secs), tick, 1) {
             for o in f.outputs() {

@@ -161,7 +161,8 @@ impl LeaderSide {
         Arc::new(LeaderSide {
             state: Mutex::new(State {
                 sm,
-                backlog: ReplBacklog::new(backlog_bytes, last_index),
+                // Terms never decrease along a log: the log's term is its last record's.
+                backlog: ReplBacklog::new(backlog_bytes, last_index, store.log().stats().term),
                 links: HashMap::new(),
                 last_ack: HashMap::new(),
                 peer_addr: HashMap::new(),

@@ -287,16 +287,14 @@ impl Replication {
     }
 
     /// After a clean shutdown (final snapshot written, WAL closed): a
-    /// leader records that its history may continue at the next start.
+    /// leader records it in its node file (reported at the next start).
     /// Writes a file: call it from a blocking thread.
     pub(crate) fn mark_clean_shutdown(&self, persist: &Persistence) {
         if let Some((l, _)) = self.node.as_ref().and_then(|n| n.leader()) {
             let meta = NodeMeta { clean: true, ..l.meta() };
             match write_node_meta_with(persist.fs().as_ref(), &persist.cfg.dir, meta) {
-                Ok(()) => info!("clean shutdown recorded: followers resume by partial resync"),
-                Err(e) => {
-                    warn!(error = %ErrorChain(&e), "cannot record the clean shutdown; followers will resync in full")
-                }
+                Ok(()) => info!("clean shutdown recorded"),
+                Err(e) => warn!(error = %ErrorChain(&e), "cannot record the clean shutdown"),
             }
         }
     }

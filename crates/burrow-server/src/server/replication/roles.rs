@@ -14,16 +14,15 @@
 //! NOT_LEADER / NO_LEADER by the leadership's cancellation token (see
 //! [`super::QuorumWatch`]).
 //!
-//! Histories: within one history every log is a prefix of its creator's,
-//! because only the creator ever wrote to it. So a new leader continues
-//! the history it holds only if it created it and it never lost records
-//! since (it led that history to a clean shutdown, or it created it in
-//! this run and followed no other since); followers of it then resume by
-//! partial resync. Any other new leader starts a new history and every
-//! follower takes a full resync from it (partial resync across leader
-//! changes is the log-side work of issue 10). The node file is marked
-//! unclean, naming the history, before a leader accepts writes, so a
-//! crash is noticed at the next start.
+//! Histories: a history id names a lineage of data sets (it changes only
+//! when a fresh cluster's first leader starts one); within it, logs are
+//! told apart by (term, index), and only one leader ever writes a term
+//! (one vote per term, persisted). So a new leader continues the history
+//! it holds under its new term, opens the term with a NOOP (§5.4.2), and
+//! followers are reconciled by term at their handshake: partial resync
+//! where their log is a prefix of the leader's and its backlog reaches,
+//! full resync for a divergent, already applied suffix. The node file is
+//! marked unclean, naming the history, before a leader accepts writes.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,7 +33,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::codec::FramedParts;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::elections::{self, Elections};
 use super::follower;
@@ -98,12 +97,8 @@ pub(super) struct Node {
     appended: Arc<Notify>,
     /// The history this node's data belongs to (what a follower handshakes with).
     history: AtomicU64,
-    /// A history this node created and may continue as leader (0: none;
-    /// see the module docs).
-    own_history: AtomicU64,
-    /// The history the node file named at start, when this node led it to
-    /// a clean shutdown (0 otherwise): the op log's retained records
-    /// (replayed from the WAL) belong to it.
+    /// The history the node file named at start (0: none): the op log's
+    /// retained records (replayed from the WAL) belong to it.
     history_at_open: HistoryId,
     pub(super) elections: Elections,
     switches: mpsc::UnboundedSender<Target>,
@@ -128,7 +123,6 @@ impl Node {
         let elections = Elections::new(cluster, hard, store, persist.map(|p| p.cfg.dir.as_path()))?;
         let (switches, switch_rx) = mpsc::unbounded_channel();
         let history = meta.map_or(0, |m| m.history_id);
-        let own = meta.filter(|m| m.clean).map_or(0, |m| m.history_id);
         let first = FollowerSide::new(cluster, NodeMeta { history_id: history, term: 0, clean: false }, None);
         Ok(Arc::new(Node {
             cluster: cluster.clone(),
@@ -149,8 +143,7 @@ impl Node {
             // With no node file the data belongs to no known history: the
             // leader will send a full resync.
             history: AtomicU64::new(history),
-            own_history: AtomicU64::new(own),
-            history_at_open: own,
+            history_at_open: history,
             elections,
             switches,
             switch_rx: Mutex::new(Some(switch_rx)),
@@ -297,7 +290,12 @@ impl Node {
                         );
                     }
                 }
-                (Side::Leader(self.build_leader(meta)), term)
+                let side = self.build_leader(meta);
+                // The term's first record, so the records before it commit
+                // (§5.4.2). Built first, so the backlog knows the term of
+                // the record before it (followers ending there resume).
+                self.store.append_noop(term);
+                (Side::Leader(side), term)
             }
             Target::Follower { term, leader } => {
                 self.store.set_replica(true);
@@ -333,35 +331,24 @@ impl Node {
         self.leading.store(true, Ordering::Release);
     }
 
-    /// A leader for `term` on this node's store and log: a new history
-    /// (followers resync in full), the log's term moved to `term`, records
-    /// retained for replication from the next index on.
-    /// The history a leader of `term` writes to (see the module docs).
+    /// A leader for `term` on this node's store and log: the log's term
+    /// moved to `term`, records retained for replication from the next
+    /// index on (or from the start, for a leader that retained since it
+    /// replayed its WAL).
+    /// The history a leader of `term` writes to (see the module docs): the
+    /// one this node holds, continued under the new term, or a new one if
+    /// it holds none (a fresh cluster's first leader).
     fn leader_meta(&self, term: u64) -> NodeMeta {
         let held = self.history.load(Ordering::Relaxed);
-        let history: HistoryId = if held != 0 && held == self.own_history.load(Ordering::Relaxed) {
-            info!(
-                history_id = format_args!("{held:016x}"),
-                term, "continuing this node's replication history"
-            );
+        let history: HistoryId = if held != 0 {
+            info!(history_id = format_args!("{held:016x}"), term, "continuing the replication history");
             held
         } else {
             let new = new_history_id();
-            if held == 0 {
-                info!(history_id = format_args!("{new:016x}"), term, "starting a new replication history");
-            } else {
-                warn!(
-                    old = format_args!("{held:016x}"),
-                    new = format_args!("{new:016x}"),
-                    term,
-                    "the history held was not led by this node to a clean shutdown (not clean, or \
-                     another's): starting a new replication history (followers will resync in full)"
-                );
-            }
+            info!(history_id = format_args!("{new:016x}"), term, "starting a new replication history");
             new
         };
         self.history.store(history, Ordering::Relaxed);
-        self.own_history.store(history, Ordering::Relaxed);
         NodeMeta { history_id: history, term, clean: false }
     }
 
