@@ -451,7 +451,9 @@ fn drop_last_wal_records(dir: &std::path::Path, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_leader_that_lost_records_its_followers_hold_rejoins_as_a_follower() {
-    let mut c = Cluster::start("cluster-leader-lost-tail", Options::default()).await;
+    // Elections on a short timeout: the survivors must elect one of them.
+    let opts = Options { election_timeout_ms: "400..800", ..Options::default() };
+    let mut c = Cluster::start("cluster-leader-lost-tail", opts).await;
     mixed_writes(c.leader().addr, 2, 300, 11).await;
     let before = c.converged().await;
     let info = c.leader().info().await;

@@ -364,8 +364,10 @@ impl Node {
             log.start_retaining();
             let _ = log.take_repl();
         }
-        log.begin_term(meta.term);
-        LeaderSide::new(
+        // Built before the log's term moves: the backlog takes the log's
+        // term as its last record's (a follower ending there resumes by
+        // partial resync only if that term matches its own).
+        let side = LeaderSide::new(
             &self.cluster,
             meta,
             self.store.clone(),
@@ -373,7 +375,9 @@ impl Node {
             &self.limits,
             self.backlog_bytes,
             (self.wants.clone(), self.appended.clone()),
-        )
+        );
+        log.begin_term(meta.term);
+        side
     }
 
     /// INFO `replication`: the side's lines, then the election's.
