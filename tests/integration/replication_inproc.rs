@@ -127,6 +127,7 @@ async fn records_larger_than_the_default_value_limit_replicate() {
     let big = |cfg: &mut Config| cfg.max_value_bytes = 24 << 20;
     let leader = c.start_with(1, big).await;
     let follower = c.start_with(2, big).await;
+    elected(leader.addr).await;
     let value = bytes::Bytes::from(vec![7u8; 20 << 20]);
     let mut client = Client::connect(leader.addr).await.unwrap();
     client.set("big", value.clone()).await.unwrap();
