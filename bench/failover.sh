@@ -58,6 +58,8 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release --quiet --bin burrow-server
 fi
 SERVER="${BURROW_SERVER:-$ROOT/target/release/burrow-server}"
+# No __pycache__ in bench/ (failpoll.py imports replpoll.py).
+export PYTHONDONTWRITEBYTECODE=1
 POLL=(python3 "$ROOT/bench/failpoll.py")
 WORK=$(mktemp -d)
 PIDS=" "

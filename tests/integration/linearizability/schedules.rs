@@ -55,9 +55,10 @@ async fn async_fsync_everysec_under_follower_link_and_leader_pause_faults() {
     assert_passed(&run(seed(2), setup("async", "everysec", FaultSet::FollowersAndLinks)).await);
 }
 
-// Leader kills: ignored until issue 10's first bug is fixed (in
-// parallel): a read returns a write the leader applied before it was
-// durable (and, in quorum mode, committed), which its kill -9 then erases.
+// Leader kills. Before reads waited for the writes they show (see
+// `server/connection/durable.rs`), a read could return a write the leader
+// applied before it was durable (and, in quorum mode, committed), which
+// its kill -9 then erased.
 // The long run hit
 // the known bug with these seeds (`bench/jepsen.sh`, SEED_BASE=1000):
 //
@@ -79,25 +80,21 @@ async fn async_fsync_everysec_under_follower_link_and_leader_pause_faults() {
 // the hot-counter cases below reproduce the bug in most runs.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10 (fixed in parallel): a read returns a write the leader applied before it was durable/committed, which its kill -9 then erases"]
 async fn quorum_fsync_always_with_leader_kills() {
     assert_passed(&run(seed(3), setup("quorum", "always", FaultSet::WithLeaderKill)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10 (fixed in parallel): a read returns a write the leader applied before it was durable/committed, which its kill -9 then erases"]
 async fn async_fsync_everysec_with_leader_kills() {
     assert_passed(&run(seed(4), setup("async", "everysec", FaultSet::WithLeaderKill)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10 (fixed in parallel): a read returns a write the leader applied before it was durable/committed, which its kill -9 then erases"]
 async fn quorum_fsync_everysec_seed_1093_read_179_then_178() {
     assert_passed(&run(seed(1093), setup("quorum", "everysec", FaultSet::WithLeaderKill)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10 (fixed in parallel): a read returns a write the leader applied before it was durable/committed, which its kill -9 then erases"]
 async fn quorum_fsync_always_seed_1068_read_69_then_incr_answered_69() {
     assert_passed(&run(seed(1068), setup("quorum", "always", FaultSet::WithLeaderKill)).await);
 }
@@ -113,13 +110,11 @@ fn hot_counter(replication: &'static str, fsync: &'static str) -> Setup {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10 (fixed in parallel): a read returns a write the leader applied before it was durable/committed, which its kill -9 then erases"]
 async fn quorum_fsync_always_hot_counter_under_leader_kills() {
     assert_passed(&run(seed(5), hot_counter("quorum", "always")).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10 (fixed in parallel): a read returns a write the leader applied before it was durable/committed, which its kill -9 then erases"]
 async fn async_fsync_always_hot_counter_under_leader_kills() {
     assert_passed(&run(seed(6), hot_counter("async", "always")).await);
 }
