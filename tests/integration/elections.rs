@@ -163,7 +163,9 @@ async fn a_leader_cut_off_from_both_followers_stops_acknowledging_and_the_majori
     c.nodes[0].wait_info("the cut-off leader to step down", |i| info_field(i, "role") == "follower").await;
     assert!(c.nodes[0].stderr().contains("check_quorum_failed"), "the log says why");
     let mut majority = Client::connect_cluster(&seeds(&c, &[2, 3])).await.unwrap();
-    majority.set("b", "2").await.unwrap();
+    if let Err(e) = majority.set("b", "2").await {
+        panic!("the majority did not take a write: {e:?}\n{}", c.report().await);
+    }
     let new_leader = wait_for_leader_among(&c, &[2, 3]).await;
 
     partition(&proxies, false);
