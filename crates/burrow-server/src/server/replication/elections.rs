@@ -266,10 +266,11 @@ async fn run(node: Arc<Node>, mut e: Election, mut rx: Inbox, peers: PeerLinks, 
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {
                 let now = Instant::now();
-                // A data set half replaced by a full resync must not win
-                // an election: it claims an empty log meanwhile.
-                let loading = node.follower().is_some_and(|f| f.loading());
-                e.set_last_log(if loading { LogPosition::default() } else { last_log(&node.store) });
+                // A data set half replaced by a full resync, or not yet
+                // completed after one, must not win an election: it claims
+                // an empty log meanwhile.
+                let partial = node.follower().is_some_and(|f| f.partial_dataset());
+                e.set_last_log(if partial { LogPosition::default() } else { last_log(&node.store) });
                 match e.role() {
                     Role::Leader => {
                         if let Some((l, _)) = node.leader() {

@@ -64,6 +64,11 @@ pub(crate) struct FollowerSide {
     status: Mutex<LinkStatus>,
     /// A full resync is replacing the dataset: reads get LOADING.
     loading: AtomicBool,
+    /// A full resync's snapshot is loaded, but records its shard images
+    /// already hold are still arriving: until they have, the store is at
+    /// no single log index (some shards hold the record after the log's
+    /// last), so the log cannot describe it to another leader.
+    incomplete: AtomicBool,
     full_resyncs: AtomicU64,
     partial_resyncs: AtomicU64,
     tick: Duration,
@@ -90,6 +95,7 @@ impl FollowerSide {
                 down_since: Some(Instant::now()),
             }),
             loading: AtomicBool::new(false),
+            incomplete: AtomicBool::new(false),
             full_resyncs: AtomicU64::new(0),
             partial_resyncs: AtomicU64::new(0),
             tick: tick_for(cluster.heartbeat),
@@ -108,10 +114,21 @@ impl FollowerSide {
     /// The history this node's data belongs to now: none (0) while a full
     /// resync is replacing it, or after one was cut short.
     pub(super) fn history_id(&self) -> HistoryId {
-        if self.loading() {
+        if self.partial_dataset() {
             return 0;
         }
         self.status().history_id
+    }
+
+    /// The store is not the image of any log prefix: a full resync is
+    /// replacing it (or was cut short), or its snapshot is loaded but not
+    /// yet completed by the records its shard images reach. Such a node
+    /// claims no log in elections and, when its side ends, empties the
+    /// store for a full resync: a partial one from its log's end would
+    /// apply twice a record some shards already hold, and a leader would
+    /// write a different record at that index over it.
+    pub(super) fn partial_dataset(&self) -> bool {
+        self.loading() || self.incomplete.load(Ordering::SeqCst)
     }
 
     /// A full resync is replacing the data set (or one was cut short).
@@ -477,7 +494,7 @@ impl Driver {
             };
             if self.skip.as_ref().is_some_and(|c| rec.index > c.max()) {
                 // Past every shard image: nothing more to skip.
-                self.skip = None;
+                self.set_skip(None);
             }
             self.store.replay(Replay::Replicated, self.skip.as_ref(), &rec);
             last = Some((rec.term, rec.index));
@@ -513,7 +530,7 @@ impl Driver {
             None => None,
         };
         self.side.loading.store(true, Ordering::SeqCst);
-        self.skip = None;
+        self.set_skip(None);
         self.incoming = Some(Incoming::start(self.store.clone(), file));
         Ok(())
     }
@@ -550,6 +567,9 @@ impl Driver {
         let started = Instant::now();
         match self.load_and_install(index, history_id, term).await {
             Ok(meta) => {
+                // Incomplete before no longer loading: the node never
+                // looks whole in between (see `partial_dataset`).
+                self.set_skip((meta.max_cover() > index).then(|| ShardCovers::new(meta.covers.clone())));
                 self.side.loading.store(false, Ordering::SeqCst);
                 self.side.full_resyncs.fetch_add(1, Ordering::Relaxed);
                 info!(
@@ -560,7 +580,6 @@ impl Driver {
                     history_id = format_args!("{history_id:016x}"),
                     "full resync: snapshot loaded"
                 );
-                self.skip = (meta.max_cover() > index).then(|| ShardCovers::new(meta.covers));
                 // The snapshot is on disk (fsynced) or, persistence off,
                 // in memory: everything up to `index` is as durable as this
                 // node makes anything.
@@ -622,12 +641,19 @@ impl Driver {
         }
     }
 
+    /// The shard covers of the snapshot loaded last while records they
+    /// hold are still to come (see [`FollowerSide::partial_dataset`]).
+    fn set_skip(&mut self, skip: Option<ShardCovers>) {
+        self.side.incomplete.store(skip.is_some(), Ordering::SeqCst);
+        self.skip = skip;
+    }
+
     /// Forgets the history so the next handshake gets a full resync.
     fn force_full_resync(&mut self) {
         // Reads answer LOADING until a full resync brings a dataset back.
         self.side.loading.store(true, Ordering::SeqCst);
         self.store.clear_unlogged();
-        self.skip = None;
+        self.set_skip(None);
         self.link = None;
         self.seed = self.seed.wrapping_add(1);
         self.sm = Follower::new(

@@ -265,10 +265,11 @@ impl Node {
         tasks.wait().await;
         if let Side::Follower(f) = &old {
             self.history.store(f.history_id(), Ordering::Relaxed);
-            if f.loading() {
-                // A full resync cut short: what is left is part of a data
-                // set. Empty it, at index 0, so this node claims no log in
-                // votes and takes a full resync from whoever leads.
+            if f.partial_dataset() {
+                // A full resync cut short, or loaded but not completed by
+                // the records its shard images reach: the store is no log
+                // prefix's image. Empty it, at index 0, so this node claims
+                // no log in votes and takes a full resync from whoever leads.
                 self.store.clear_unlogged();
                 self.store.log().reset_to(0, 0);
             }
