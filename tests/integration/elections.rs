@@ -22,33 +22,6 @@ fn opts(replication: &'static str, initial_leader: bool) -> Options {
     Options { replication, election_timeout_ms: "400..800", initial_leader, ..Options::default() }
 }
 
-/// Waits until exactly one running node leads and every other running
-/// node follows it; returns its id and term.
-async fn one_leader(c: &Cluster) -> (u64, u64) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let mut leaders = Vec::new();
-        let mut followed = Vec::new();
-        for n in c.nodes.iter().filter(|n| n.running()) {
-            let i = n.info().await;
-            if info_field(&i, "role") == "leader" {
-                leaders.push((n.id, info_u64(&i, "term")));
-            } else {
-                followed.push(info_u64(&i, "leader_id"));
-            }
-        }
-        if let [(id, term)] = leaders[..] {
-            if followed.iter().all(|&l| l == id) {
-                return (id, term);
-            }
-        }
-        if Instant::now() > deadline {
-            panic!("no single leader within {DEADLINE:?}: leaders {leaders:?}\n{}", c.report().await);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn seeds(c: &Cluster, ids: &[u64]) -> Vec<String> {
     ids.iter().map(|&id| c.nodes[(id - 1) as usize].addr.to_string()).collect()
 }
@@ -60,7 +33,7 @@ async fn a_fresh_cluster_elects_one_leader_with_and_without_an_initial_leader() 
         for id in 1..=3 {
             c.node(id).start().await;
         }
-        let (leader, term) = one_leader(&c).await;
+        let (leader, term) = c.one_leader().await;
         if initial {
             assert_eq!(leader, 1, "the initial leader is elected on a fresh cluster");
         }
@@ -78,7 +51,7 @@ async fn a_fresh_cluster_elects_one_leader_with_and_without_an_initial_leader() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_leader_is_replaced_and_rejoins_as_a_follower() {
     let mut c = Cluster::start("elect-kill", opts("quorum", true)).await;
-    let (first, term) = one_leader(&c).await;
+    let (first, term) = c.one_leader().await;
     assert_eq!(first, 1);
     let mut client = Client::connect_cluster(&seeds(&c, &[1, 2, 3])).await.unwrap();
     for i in 0..200 {
@@ -93,7 +66,7 @@ async fn a_killed_leader_is_replaced_and_rejoins_as_a_follower() {
     survivors.set("after", "kill").await.unwrap();
     let failover = killed.elapsed();
     println!("failover (leader SIGKILL -> first acknowledged quorum write): {} ms", failover.as_millis());
-    let (second, new_term) = one_leader(&c).await;
+    let (second, new_term) = c.one_leader().await;
     assert_ne!(second, 1);
     assert!(new_term > term, "a new term: {new_term} after {term}");
 
@@ -105,7 +78,7 @@ async fn a_killed_leader_is_replaced_and_rejoins_as_a_follower() {
                 && info_field(i, "link_status") == "up"
         })
         .await;
-    assert_eq!(one_leader(&c).await, (second, new_term), "the old leader did not take over again");
+    assert_eq!(c.one_leader().await, (second, new_term), "the old leader did not take over again");
     survivors.set("rejoined", "yes").await.unwrap();
     c.converged().await;
     let mut old = c.nodes[0].client().await;
@@ -144,7 +117,7 @@ async fn a_leader_cut_off_from_both_followers_stops_acknowledging_and_the_majori
     for id in 1..=3 {
         c.node(id).start().await;
     }
-    let (leader, term) = one_leader(&c).await;
+    let (leader, term) = c.one_leader().await;
     assert_eq!(leader, 1);
     let mut on_old = c.nodes[0].client().await;
     on_old.set("a", "1").await.unwrap();
@@ -169,7 +142,7 @@ async fn a_leader_cut_off_from_both_followers_stops_acknowledging_and_the_majori
     let new_leader = wait_for_leader_among(&c, &[2, 3]).await;
 
     partition(&proxies, false);
-    let (leader, new_term) = one_leader(&c).await;
+    let (leader, new_term) = c.one_leader().await;
     assert_eq!(leader, new_leader, "after the heal one leader remains: the majority's");
     assert!(new_term > term);
     majority.set("c", "3").await.unwrap();
@@ -199,7 +172,7 @@ async fn a_follower_partitioned_for_long_rejoins_without_deposing_the_leader() {
     for id in 1..=3 {
         c.node(id).start().await;
     }
-    let (leader, term) = one_leader(&c).await;
+    let (leader, term) = c.one_leader().await;
     c.converged().await;
 
     partition(&proxies, true);
@@ -217,7 +190,7 @@ async fn a_follower_partitioned_for_long_rejoins_without_deposing_the_leader() {
             && info_field(i, "link_status") == "up"
     })
     .await;
-    assert_eq!(one_leader(&c).await, (leader, term), "the leader and its term are unchanged");
+    assert_eq!(c.one_leader().await, (leader, term), "the leader and its term are unchanged");
     c.converged().await;
     wait_for("the write on node 3", || async {
         c.nodes[2].client().await.get("during").await.ok().flatten().is_some()

@@ -203,6 +203,33 @@ impl Cluster {
         self.nodes[(id - 1) as usize].wait_info("its election", |i| info_field(i, "role") == "leader").await;
     }
 
+    /// Waits until exactly one running node leads and every other running
+    /// node follows it; returns its id and term.
+    pub async fn one_leader(&self) -> (u64, u64) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let mut leaders = Vec::new();
+            let mut followed = Vec::new();
+            for n in self.nodes.iter().filter(|n| n.running()) {
+                let i = n.info().await;
+                if info_field(&i, "role") == "leader" {
+                    leaders.push((n.id, info_u64(&i, "term")));
+                } else {
+                    followed.push(info_u64(&i, "leader_id"));
+                }
+            }
+            if let [(id, term)] = leaders[..] {
+                if followed.iter().all(|&l| l == id) {
+                    return (id, term);
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("no single leader within {DEADLINE:?}: leaders {leaders:?}\n{}", self.report().await);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The node that reports itself leader now, if one does.
     pub async fn current_leader(&self) -> Option<u64> {
         for n in self.nodes.iter().filter(|n| n.running()) {
@@ -266,7 +293,16 @@ impl Cluster {
     pub async fn report(&self) -> String {
         let mut report = String::new();
         for n in self.nodes.iter().filter(|n| n.running()) {
-            report += &format!("--- node {} ---\n{}\n{}\n", n.id, n.info().await, tail(&n.stderr(), 40));
+            let digest = match n.client().await.digest().await {
+                Ok(d) => format!("{d:016x}"),
+                Err(e) => e.to_string(),
+            };
+            report += &format!(
+                "--- node {} (digest {digest}) ---\n{}\n{}\n",
+                n.id,
+                n.info().await,
+                tail(&n.stderr(), 40)
+            );
         }
         report
     }
@@ -409,6 +445,10 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill_9();
-        let _ = std::fs::remove_file(&self.log);
+        if std::thread::panicking() {
+            eprintln!("test failed: node {} log kept at {}", self.id, self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
