@@ -91,7 +91,6 @@ fn encode(hs: HardState) -> [u8; LEN] {
 /// fsync). On error the node must not act on `hs`: the file holds either
 /// it or the previous state, and which one is unknown until a restart
 /// reads it.
-#[cfg_attr(not(test), allow(dead_code))] // for the election driver (issue 10), not wired yet
 pub(crate) fn write_hard_state_with(
     fs: &dyn FileSystem,
     dir: &Path,

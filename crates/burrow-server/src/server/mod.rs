@@ -73,6 +73,8 @@ pub struct Server {
     store: Arc<Store>,
     persist: Option<Arc<Persistence>>,
     config: Config,
+    /// What files are written through (a cluster member's vote file too).
+    fs: Arc<dyn FileSystem>,
 }
 
 impl Server {
@@ -84,7 +86,7 @@ impl Server {
     }
 
     /// [`Server::open`], writing every persistence file (WAL, snapshots,
-    /// node file) through `faults`, which fails the calls a test planned.
+    /// node file, vote file) through `faults`, which fails the calls a test planned.
     #[cfg(feature = "fault-injection")]
     pub fn open_with_faults(
         config: Config,
@@ -107,10 +109,10 @@ impl Server {
         }
         let store = Arc::new(Store::new(config.shards, log));
         let persist = match config.persist_config() {
-            Some(cfg) => Some(Arc::new(Persistence::open_with(cfg, &store, fs)?)),
+            Some(cfg) => Some(Arc::new(Persistence::open_with(cfg, &store, fs.clone())?)),
             None => None,
         };
-        Ok(Server { store, persist, config })
+        Ok(Server { store, persist, config, fs })
     }
 
     /// Serves `listener` until `shutdown` completes, then finishes requests
@@ -148,8 +150,8 @@ impl Server {
     /// node's replication role (its background tasks are not started).
     /// Blocking: reads and writes the node file.
     fn into_shared(self, local_port: u16) -> Result<Shared, ServerError> {
-        let Server { store, persist, config } = self;
-        let repl = replication::Replication::open(&config, &store, persist.as_ref())?;
+        let Server { store, persist, config, fs } = self;
+        let repl = replication::Replication::open(&config, &store, persist.as_ref(), fs)?;
         Ok(Shared {
             store,
             stats: Stats::default(),
