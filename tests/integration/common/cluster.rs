@@ -325,6 +325,17 @@ impl Node {
         }
     }
 
+    /// Frees this node's port without starting it, for a test that plays
+    /// the node itself ([`super::fake_member::FakeMember`]).
+    pub fn release_port(&mut self) -> SocketAddr {
+        assert!(self.child.is_none(), "node {} is running", self.id);
+        if let Some(r) = self.reserved.as_mut() {
+            r.release();
+        }
+        self.reserved = None;
+        self.addr
+    }
+
     /// Waits until this follower streams from the leader with its data set
     /// loaded (INFO `link_status:up`, `loading:0`). Until then its reads
     /// may answer LOADING and WAIT may not count it.

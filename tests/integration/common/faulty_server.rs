@@ -24,12 +24,19 @@ impl FaultyServer {
             fsync,
             ..Config::default()
         };
+        FaultyServer::open(config, fs).await
+    }
+
+    /// A server with `config` (a cluster member, say), listening on
+    /// 127.0.0.1 at `config.port` (0: a free one).
+    pub async fn open(config: Config, fs: &FaultyFileSystem) -> FaultyServer {
+        let port = config.port;
         let fs = fs.clone();
         let server = tokio::task::spawn_blocking(move || Server::open_with_faults(config, &fs))
             .await
             .unwrap()
             .expect("server opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(listener, async move {
