@@ -132,6 +132,23 @@ mod tests {
     }
 
     #[test]
+    fn protocol_doc_example_matches_the_encoder() {
+        let doc = include_str!("../../../../protocol.md");
+        let marker = "<!-- vote-file-example: term-7-voted-2 -->";
+        let body = &doc[doc.find(marker).expect("protocol.md §11.4 example")..];
+        let fence = "```hex vote-file\n";
+        let body = &body[body.find(fence).expect("hex block") + fence.len()..];
+        let bytes: Vec<u8> = body[..body.find("```").expect("closing fence")]
+            .lines()
+            .flat_map(|l| l.split('#').next().unwrap_or("").split_whitespace())
+            .map(|t| u8::from_str_radix(t, 16).expect("hex byte"))
+            .collect();
+        let hs = HardState { term: 7, voted_for: Some(2) };
+        assert_eq!(&encode(hs)[..], &bytes[..]);
+        assert_eq!(decode(&bytes), Ok(hs));
+    }
+
+    #[test]
     fn torn_or_corrupt_files_are_refused_by_name() {
         let dir = temp_dir("damage");
         write_hard_state_with(&StdFileSystem, &dir, HardState { term: 3, voted_for: Some(2) }).unwrap();

@@ -281,6 +281,8 @@ mod tests {
                 }),
                 3,
             ),
+            ("term-notice", PeerMessage::Election(ElectionMessage::TermNotice { term: 9 }), 4),
+            ("leader-announce", PeerMessage::Announce { term: 7 }, 5),
         ];
         for (name, msg, id) in cases {
             let mut bytes = BytesMut::new();
