@@ -21,7 +21,7 @@ const MAX_TERM: u64 = u64::MAX / 2;
 /// node 3 played by the test; with the cluster id (INFO `cluster_id`).
 async fn two_nodes_and_a_fake(tag: &str) -> (Cluster, FakeMember, u64) {
     let mut c = Cluster::new(tag, Options::default());
-    let fake = FakeMember::listen(c.node(3).release_port()).await;
+    let fake = FakeMember::on(c.node(3).take_over().await);
     c.node(1).start().await;
     c.node(2).start().await;
     c.elected(1).await;

@@ -15,24 +15,28 @@ use burrow_server::fault_injection::{Fault, FaultyFileSystem, FsOp, Injected};
 use burrow_server::{ClusterConfig, Config, NodeInfo};
 use common::cluster::{Cluster, Options};
 use common::fake_member::{self as peer, FakeMember, PeerConn};
-use common::{info_field, info_u64, reserve_port, wait_for, FaultyServer, Reservation, TempDir};
+use common::{info_field, info_u64, refusing_addr, wait_for, FaultyServer, TempDir};
 
-/// Node 2's cluster (nodes 1 and 3 faked), its data directory and port.
+/// Node 2's cluster (nodes 1 and 3 faked) and its data directory. The
+/// fakes listen on ports the OS picked, held for the whole test; node 2
+/// listens on a fresh one at each start (nobody dials it at its address
+/// in the cluster file: the test plays every other member).
 struct Member {
     config: ClusterConfig,
     dir: TempDir,
-    port: u16,
     persistence: bool,
-    _ports: Vec<Reservation>,
+    _nominal: tokio::net::TcpSocket,
 }
 
 impl Member {
     /// The cluster and the two fakes, listening on nodes 1's and 3's addresses.
     async fn new(tag: &str, persistence: bool) -> (Member, FakeMember, FakeMember) {
-        let mut ports: Vec<Reservation> = (0..3).map(|_| reserve_port()).collect();
-        let nodes = (1..=3u64)
-            .zip(&ports)
-            .map(|(id, p)| NodeInfo { id, addr: p.addr(), data_dir: format!("node{id}").into() })
+        let fake1 = FakeMember::listen("127.0.0.1:0".parse().unwrap()).await;
+        let fake3 = FakeMember::listen("127.0.0.1:0".parse().unwrap()).await;
+        let (nominal, addr2) = refusing_addr();
+        let nodes = [(1, fake1.addr), (2, addr2), (3, fake3.addr)]
+            .into_iter()
+            .map(|(id, addr)| NodeInfo { id, addr, data_dir: format!("node{id}").into() })
             .collect();
         // No initial leader and long timeouts: node 2 never campaigns on its
         // own; only the test's requests move its term.
@@ -40,18 +44,13 @@ impl Member {
         config.heartbeat = Duration::from_millis(50);
         config.link_timeout = Duration::from_millis(2000);
         config.election_timeout = Duration::from_secs(60)..Duration::from_secs(120);
-        ports[0].release();
-        ports[2].release();
-        let fake1 = FakeMember::listen(ports[0].addr()).await;
-        let fake3 = FakeMember::listen(ports[2].addr()).await;
-        let port = ports[1].release();
-        let m = Member { config, dir: TempDir::new(tag), port, persistence, _ports: ports };
+        let m = Member { config, dir: TempDir::new(tag), persistence, _nominal: nominal };
         (m, fake1, fake3)
     }
 
     async fn start(&self, fs: &FaultyFileSystem) -> FaultyServer {
         let config = Config {
-            port: self.port,
+            port: 0,
             shards: 16,
             persistence: self.persistence,
             data_dir: self.dir.path().to_owned(),

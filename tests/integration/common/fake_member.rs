@@ -88,9 +88,14 @@ pub struct FakeMember {
 }
 
 impl FakeMember {
-    /// Listens on `addr` (a member's address, released by the test).
+    /// Listens on `addr` (port 0: one the OS picks).
     pub async fn listen(addr: SocketAddr) -> FakeMember {
-        let listener = TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        FakeMember::on(TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("bind {addr}: {e}")))
+    }
+
+    /// Serves peer links accepted by `listener`.
+    pub fn on(listener: TcpListener) -> FakeMember {
+        let addr = listener.local_addr().expect("bound address");
         let (tx, rx) = mpsc::unbounded_channel();
         let accept = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {

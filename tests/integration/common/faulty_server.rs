@@ -3,7 +3,7 @@
 
 use burrow_client::Client;
 use burrow_server::fault_injection::FaultyFileSystem;
-use burrow_server::{Config, FsyncPolicy, Server, ServerError};
+use burrow_server::{Config, FsyncPolicy, PersistError, Server, ServerError};
 
 use super::{TempDir, DEADLINE};
 
@@ -31,11 +31,21 @@ impl FaultyServer {
     /// 127.0.0.1 at `config.port` (0: a free one).
     pub async fn open(config: Config, fs: &FaultyFileSystem) -> FaultyServer {
         let port = config.port;
-        let fs = fs.clone();
-        let server = tokio::task::spawn_blocking(move || Server::open_with_faults(config, &fs))
-            .await
-            .unwrap()
-            .expect("server opens");
+        let deadline = std::time::Instant::now() + DEADLINE;
+        let server = loop {
+            let (c, f) = (config.clone(), fs.clone());
+            match tokio::task::spawn_blocking(move || Server::open_with_faults(c, &f)).await.unwrap() {
+                Ok(server) => break server,
+                // A server of this process on the same directory, just shut
+                // down, may not have dropped its lock yet.
+                Err(ServerError::Persist(PersistError::Locked(_)))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("server opens: {e}"),
+            }
+        };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
