@@ -167,6 +167,29 @@ async fn a_member_with_persistence_off_remembers_its_vote_across_a_restart() {
     server.shutdown().await.expect("clean shutdown");
 }
 
+/// Two processes sharing one vote file could each vote once in a term: a
+/// second member on the same data directory is refused, persistence off
+/// or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_member_on_the_same_data_directory_is_refused() {
+    let (m, _fake1, _fake3) = Member::new("vote-lock", false).await;
+    let fs = FaultyFileSystem::new();
+    let server = m.start(&fs).await;
+    for persistence in [false, true] {
+        let config = Config {
+            port: 0,
+            persistence,
+            data_dir: m.dir.path().to_owned(),
+            cluster: Some(m.config.clone()),
+            ..Config::default()
+        };
+        let err = tokio::task::spawn_blocking(move || burrow_server::Server::open(config)).await.unwrap();
+        let err = err.expect_err("the directory is locked").to_string();
+        assert!(err.contains("in use by another burrow-server"), "persistence {persistence}: {err}");
+    }
+    server.shutdown().await.expect("clean shutdown");
+}
+
 /// The same with real processes: node 2 voted for node 1 (the only other
 /// running node), is killed and restarted with persistence off, and
 /// reports that term and vote again.

@@ -132,7 +132,8 @@ fn new_history_id() -> HistoryId {
 impl Replication {
     /// A cluster member starts as a follower of no one, with the term and
     /// vote its data directory holds (a damaged vote file stops the start;
-    /// with persistence off too, see `vote_file.rs`);
+    /// with persistence off too, see `vote_file.rs`: `dir_lock` is then
+    /// the directory's lock);
     /// the election driver, started by [`start`](Self::start), finds or
     /// becomes the leader.
     pub(crate) fn open(
@@ -140,9 +141,10 @@ impl Replication {
         store: &Arc<Store>,
         persist: Option<&Arc<Persistence>>,
         fs: Arc<dyn FileSystem>,
+        dir_lock: Option<std::fs::File>,
     ) -> Result<Replication, PersistError> {
         let Some(cluster) = config.cluster.as_ref() else { return Ok(Replication { node: None }) };
-        let node = Node::open(cluster, config, store, persist, fs)?;
+        let node = Node::open(cluster, config, store, persist, fs, dir_lock)?;
         Ok(Replication { node: Some(node) })
     }
 

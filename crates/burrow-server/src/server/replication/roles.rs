@@ -116,12 +116,13 @@ impl Node {
         store: &Arc<Store>,
         persist: Option<&Arc<Persistence>>,
         fs: Arc<dyn FileSystem>,
+        dir_lock: Option<std::fs::File>,
     ) -> Result<Arc<Node>, PersistError> {
         let meta = match persist {
             Some(p) => read_node_meta(&p.cfg.dir)?,
             None => None,
         };
-        let (votes, hard) = VoteFile::open(config, persist, fs)?;
+        let (votes, hard) = VoteFile::open(config, persist, fs, dir_lock)?;
         store.set_replica(true);
         let elections = Elections::new(cluster, hard, store, votes)?;
         let (switches, switch_rx) = mpsc::unbounded_channel();

@@ -31,15 +31,23 @@ pub(super) struct VoteFile {
 
 impl VoteFile {
     /// Opens the vote file of `config`'s data directory and reads it
-    /// (a damaged file stops the start). Blocking.
+    /// (a damaged file stops the start). With persistence off, `lock` is
+    /// the directory's lock if the server took it already. Blocking.
     pub(super) fn open(
         config: &Config,
         persist: Option<&Arc<Persistence>>,
         fs: Arc<dyn FileSystem>,
+        lock: Option<File>,
     ) -> Result<(VoteFile, HardState), PersistError> {
         let (dir, fs, lock) = match persist {
             Some(p) => (p.cfg.dir.clone(), p.fs().clone(), None),
-            None => (config.data_dir.clone(), fs, Some(lock_data_dir(&config.data_dir)?)),
+            None => {
+                let lock = match lock {
+                    Some(l) => l,
+                    None => lock_data_dir(&config.data_dir)?,
+                };
+                (config.data_dir.clone(), fs, Some(lock))
+            }
         };
         let hard = read_hard_state(&dir)?.unwrap_or_default();
         Ok((VoteFile { dir, fs, _lock: lock }, hard))
