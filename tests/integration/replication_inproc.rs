@@ -16,6 +16,9 @@ use common::{info_field, info_u64, reserve_port, wait_for, Reservation, TempDir}
 struct InProc {
     config: ClusterConfig,
     ports: Vec<Reservation>,
+    /// Each node's data directory: with persistence off it still holds the
+    /// node's vote file (and its lock).
+    dirs: Vec<TempDir>,
 }
 
 fn cluster(n: u64, mode: ReplicationMode) -> InProc {
@@ -34,7 +37,8 @@ fn cluster(n: u64, mode: ReplicationMode) -> InProc {
     // Node 1 (the initial leader) is elected once a majority runs; no
     // other election on a loaded machine.
     config.election_timeout = Duration::from_secs(60)..Duration::from_secs(120);
-    InProc { config, ports }
+    let dirs = (1..=n).map(|id| TempDir::new(&format!("inproc-node{id}"))).collect();
+    InProc { config, ports, dirs }
 }
 
 impl InProc {
@@ -45,8 +49,9 @@ impl InProc {
     async fn start_with(&mut self, id: u64, tweak: impl FnOnce(&mut Config)) -> ServerHandle {
         let c = self.config.as_node(id).expect("a member");
         let port = self.ports[(id - 1) as usize].release();
+        let data_dir = self.dirs[(id - 1) as usize].path().to_owned();
         let mut config =
-            Config { port, shards: 16, persistence: false, cluster: Some(c), ..Config::default() };
+            Config { port, shards: 16, persistence: false, data_dir, cluster: Some(c), ..Config::default() };
         tweak(&mut config);
         ServerHandle::start(config).await.expect("node starts")
     }

@@ -346,19 +346,43 @@ impl Node {
                     self.child = Some(child);
                     return;
                 }
-                Err((_, log)) if log.contains("Address already in use") && attempt < 5 => {
-                    let r = reserve_port();
-                    self.addr = r.addr();
-                    self.reserved = Some(r);
-                    let mut layout = self.layout.lock().unwrap();
-                    layout.addrs[(self.id - 1) as usize] = self.addr;
-                    layout.write_all();
-                }
+                Err((_, log)) if log.contains("Address already in use") && attempt < 5 => self.move_port(),
                 Err((status, log)) => {
                     panic!("node {} exited with {status} before listening; stderr:\n{log}", self.id)
                 }
             }
         }
+    }
+
+    /// Moves this node to another port (another process took its own),
+    /// rewriting every cluster file.
+    fn move_port(&mut self) {
+        let r = reserve_port();
+        self.addr = r.addr();
+        self.reserved = Some(r);
+        let mut layout = self.layout.lock().unwrap();
+        layout.addrs[(self.id - 1) as usize] = self.addr;
+        layout.write_all();
+    }
+
+    /// Listens at this node's address instead of starting it, for a test
+    /// that plays the node itself ([`super::fake_member::FakeMember`]).
+    /// Call before starting the others: if another process took the port,
+    /// the node moves to another one, as [`Node::start`] does.
+    pub async fn take_over(&mut self) -> tokio::net::TcpListener {
+        assert!(self.child.is_none(), "node {} is running", self.id);
+        for attempt in 1.. {
+            if let Some(r) = self.reserved.as_mut() {
+                r.release();
+            }
+            self.reserved = None;
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(listener) => return listener,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < 5 => self.move_port(),
+                Err(e) => panic!("node {}: cannot listen on {}: {e}", self.id, self.addr),
+            }
+        }
+        unreachable!("the loop returns or panics")
     }
 
     /// Waits until this follower streams from the leader with its data set

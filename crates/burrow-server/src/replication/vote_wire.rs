@@ -240,6 +240,25 @@ mod tests {
         fn every_message_survives_the_codec(msg in arb(), id in any::<u32>()) {
             prop_assert_eq!(through_codec(&msg, id), msg);
         }
+
+        /// What a peer may send (`fuzz/fuzz_targets/peer_message.rs` runs
+        /// the same check on bytes a fuzzer picks): never a panic, and
+        /// whatever decodes re-encodes to itself.
+        #[test]
+        fn arbitrary_bytes_never_panic_and_what_decodes_reencodes(
+            opcode in prop_oneof![Just(OP_PEER_HELLO), Just(OP_REQUEST_VOTE), Just(OP_VOTE_RESPONSE),
+                                  Just(OP_TERM_NOTICE), Just(OP_LEADER_ANNOUNCE), any::<u8>()],
+            extras in proptest::collection::vec(any::<u8>(), 0..40),
+            flags in prop_oneof![Just(0u8), any::<u8>()],
+        ) {
+            let mut f = Frame::request(opcode, 9);
+            f.flags = flags;
+            f.extras = bytes::Bytes::from(extras);
+            if let Ok(msg) = decode(&f.as_ref()) {
+                prop_assert_eq!(through_codec(&msg, 9), msg);
+                prop_assert_eq!(encode(&msg, 9).extras, f.extras.clone());
+            }
+        }
     }
 
     /// The bytes of protocol.md's `<!-- replication-example: NAME -->`.
@@ -281,6 +300,8 @@ mod tests {
                 }),
                 3,
             ),
+            ("term-notice", PeerMessage::Election(ElectionMessage::TermNotice { term: 9 }), 4),
+            ("leader-announce", PeerMessage::Announce { term: 7 }, 5),
         ];
         for (name, msg, id) in cases {
             let mut bytes = BytesMut::new();

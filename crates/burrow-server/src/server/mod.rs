@@ -34,7 +34,7 @@ pub(crate) use replication::Role;
 pub(crate) use stats::Stats;
 
 use crate::oplog::OpLog;
-use crate::persist::{FileSystem, PersistError, StdFileSystem};
+use crate::persist::{lock_data_dir, FileSystem, PersistError, StdFileSystem};
 use crate::store::Store;
 use burrow_proto::ErrorChain;
 
@@ -73,18 +73,24 @@ pub struct Server {
     store: Arc<Store>,
     persist: Option<Arc<Persistence>>,
     config: Config,
+    /// What files are written through (a cluster member's vote file too).
+    fs: Arc<dyn FileSystem>,
+    /// A cluster member with persistence off: its data directory's lock
+    /// (its vote file lives there; with persistence on, `persist` holds it).
+    dir_lock: Option<std::fs::File>,
 }
 
 impl Server {
     /// Builds the store and, with persistence on, locks the data directory,
-    /// recovers it (snapshot + WAL) and starts the WAL writer. Call before
+    /// recovers it (snapshot + WAL) and starts the WAL writer; a cluster
+    /// member with persistence off locks it too (its vote file lives there). Call before
     /// binding: the port opens only once the data is loaded.
     pub fn open(config: Config) -> Result<Server, ServerError> {
         Server::open_with_fs(config, Arc::new(StdFileSystem))
     }
 
     /// [`Server::open`], writing every persistence file (WAL, snapshots,
-    /// node file) through `faults`, which fails the calls a test planned.
+    /// node file, vote file) through `faults`, which fails the calls a test planned.
     #[cfg(feature = "fault-injection")]
     pub fn open_with_faults(
         config: Config,
@@ -107,10 +113,14 @@ impl Server {
         }
         let store = Arc::new(Store::new(config.shards, log));
         let persist = match config.persist_config() {
-            Some(cfg) => Some(Arc::new(Persistence::open_with(cfg, &store, fs)?)),
+            Some(cfg) => Some(Arc::new(Persistence::open_with(cfg, &store, fs.clone())?)),
             None => None,
         };
-        Ok(Server { store, persist, config })
+        let dir_lock = match (&persist, &config.cluster) {
+            (None, Some(_)) => Some(lock_data_dir(&config.data_dir)?),
+            _ => None,
+        };
+        Ok(Server { store, persist, config, fs, dir_lock })
     }
 
     /// Serves `listener` until `shutdown` completes, then finishes requests
@@ -148,8 +158,8 @@ impl Server {
     /// node's replication role (its background tasks are not started).
     /// Blocking: reads and writes the node file.
     fn into_shared(self, local_port: u16) -> Result<Shared, ServerError> {
-        let Server { store, persist, config } = self;
-        let repl = replication::Replication::open(&config, &store, persist.as_ref())?;
+        let Server { store, persist, config, fs, dir_lock } = self;
+        let repl = replication::Replication::open(&config, &store, persist.as_ref(), fs, dir_lock)?;
         Ok(Shared {
             store,
             stats: Stats::default(),

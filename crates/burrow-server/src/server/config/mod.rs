@@ -82,7 +82,9 @@ impl Config {
     /// Every setting's own check, then those between settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check_each()?;
-        if self.persistence && self.data_dir.exists() && !self.data_dir.is_dir() {
+        // A cluster member keeps its vote file there even with persistence off.
+        let uses_dir = self.persistence || self.cluster.is_some();
+        if uses_dir && self.data_dir.exists() && !self.data_dir.is_dir() {
             return Err(ConfigError::DataDir(self.data_dir.clone()));
         }
         Ok(())

@@ -27,10 +27,11 @@ declare_settings! {
     /// TCP port (0 = any free port)
     port: u16 = "7440", parse u16 as "PORT";
 
-    /// WAL segments and snapshots (created if missing)
+    /// WAL segments, snapshots and a cluster member's vote file (created if missing)
     data_dir: PathBuf = "data", parse PathBuf as "DIR";
 
-    /// `off`: keep nothing on disk
+    /// `off`: keep no data on disk (a cluster member still keeps its term and vote there; see
+    /// Elections)
     persistence: bool = "on", parse OnOff as "on|off", into OnOff::is_on;
 
     /// When to fsync the WAL: `always` (a reply means fsynced; group commit), `everysec` or `no`

@@ -49,7 +49,17 @@ fn leader_in(mode: ReplicationMode) -> Shared {
     cluster.heartbeat = Duration::from_millis(50);
     cluster.link_timeout = Duration::from_millis(500);
     cluster.quorum_timeout = Duration::from_millis(300);
-    let shared = server(|c| c.cluster = Some(cluster));
+    // A member locks its data directory (its vote file lives there, even
+    // with persistence off): one per test. Nothing is written to it here
+    // (no election runs), so it is removed at once; the lock stays held.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("burrow-connection-test-{}-{n}", std::process::id()));
+    let shared = server(|c| {
+        c.cluster = Some(cluster);
+        c.data_dir = dir.clone();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
     shared.repl.lead_without_tasks(1);
     shared
 }

@@ -5,9 +5,15 @@
 //! links bring, and carries its outputs out in order: `Persist` is written
 //! (fsync, on a blocking thread, through the server's `FileSystem`) before
 //! anything after it — if that fails the rest of the batch is dropped and
-//! the node leaves elections until restarted; `Send` goes to the peer
-//! link; `RoleChanged` asks [`Node::switch`] for the new side and is
-//! logged once with its reason and term; `Rejected` is logged.
+//! the node leaves elections until restarted (INFO
+//! `election_status:persist_failed`); `Send` goes to the peer link;
+//! `RoleChanged` asks [`Node::switch`] for the new side and is logged once
+//! with its reason and term; `Rejected` is logged (once per peer and
+//! reason, by the machine).
+//!
+//! Bad input on peer links (another cluster, a non-member, a malformed
+//! frame, a vote request from a stale term) is logged once per peer and
+//! kind ([`PeerRefusals`]).
 //!
 //! What the machine learns from the streaming side, once a tick: a
 //! follower's link heard from its leader (`on_leader_contact` with the
@@ -18,9 +24,7 @@
 //! would never hear from it); a stale leader's announce is answered with
 //! TERM_NOTICE by the machine itself, and it steps down.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,14 +36,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use super::peer_refusals::{PeerRefusal, PeerRefusals};
 use super::peers::{peer_limits, PeerLinks};
 use super::roles::{Node, Target};
 use super::ticks;
-use crate::persist::{write_hard_state_with, HardStateError, PersistError};
+use super::vote_file::VoteFile;
+use crate::persist::{HardStateError, PersistError};
 use crate::replication::vote_wire::{self, PeerMessage};
 use crate::replication::{
-    Election, ElectionConfig, ElectionError, ElectionOutput, HardState, LogPosition, NodeId, Role,
-    RoleChangeReason, SeededRng,
+    Election, ElectionConfig, ElectionError, ElectionMessage, ElectionOutput, HardState, LogPosition, NodeId,
+    Role, RoleChangeReason, SeededRng,
 };
 use crate::server::cluster::ClusterConfig;
 use crate::store::Store;
@@ -62,6 +68,8 @@ struct Info {
     last_duration_ms: Option<u64>,
     campaign_since: Option<Instant>,
     timeout_ms: (u64, u64),
+    /// The vote file could not be written: out of elections until restarted.
+    persist_failed: bool,
 }
 
 /// The election side of a member, shared with connections and the switcher.
@@ -73,8 +81,10 @@ pub(crate) struct Elections {
     /// The machine and the inbox's receiving end, until the driver starts.
     pending: Mutex<Option<(Election, Inbox)>>,
     info: Mutex<Info>,
-    /// Refused peer links already logged (once per peer address and reason).
-    refused: Mutex<HashSet<(NodeId, u64)>>,
+    /// Where term and vote are kept.
+    votes: VoteFile,
+    /// Bad peer input already logged.
+    refusals: PeerRefusals,
 }
 
 /// The driver's tick for an election timeout range starting at `min`.
@@ -83,13 +93,13 @@ fn election_tick(min: Duration) -> Duration {
 }
 
 impl Elections {
-    /// The machine for `cluster`, resuming from `hard` (the vote file),
-    /// with the log ending where `store`'s does.
+    /// The machine for `cluster`, resuming from `hard` (read from
+    /// `votes`), with the log ending where `store`'s does.
     pub(super) fn new(
         cluster: &ClusterConfig,
         hard: HardState,
         store: &Store,
-        dir: Option<&Path>,
+        votes: VoteFile,
     ) -> Result<Elections, PersistError> {
         let range = cluster.election_timeout.clone();
         let tick = election_tick(range.start);
@@ -109,7 +119,7 @@ impl Elections {
             Election::new(cfg, cluster.node_id(), &voters, hard, last_log(store), SeededRng::new(seed))
                 .map_err(|e| match e {
                     ElectionError::TermOutOfRange(_) => PersistError::HardState(HardStateError::Damaged {
-                        path: dir.map_or_else(|| "VOTE".into(), |d| d.join(crate::persist::HARD_STATE_FILE)),
+                        path: votes.dir().join(crate::persist::HARD_STATE_FILE),
                         reason: e.to_string(),
                     }),
                     // The membership and timings were validated with the cluster file.
@@ -126,7 +136,8 @@ impl Elections {
             inbox,
             pending: Mutex::new(Some((election, rx))),
             info: Mutex::new(Info { hard, timeout_ms: (ms(range.start), ms(range.end)), ..Info::default() }),
-            refused: Mutex::new(HashSet::new()),
+            votes,
+            refusals: PeerRefusals::default(),
         })
     }
 
@@ -171,7 +182,7 @@ impl Elections {
             out,
             "election_role:{}\nvoted_for:{}\nelections_started:{}\nelections_won:{}\n\
              last_election_reason:{}\nlast_election_duration_ms:{}\nelection_timeout_ms:{}..{}\n\
-             cluster_id:{:016x}\n",
+             election_status:{}\ncluster_id:{:016x}\n",
             i.role.map_or("follower", role_name),
             i.hard.voted_for.unwrap_or(0),
             i.started,
@@ -180,15 +191,18 @@ impl Elections {
             i.last_duration_ms.map_or(-1, |d| d as i64),
             i.timeout_ms.0,
             i.timeout_ms.1,
+            if i.persist_failed { "persist_failed" } else { "ok" },
             self.cluster_id,
         );
     }
 
-    /// Logs a refused peer link once per (peer id, cluster id).
-    fn refuse_once(&self, node_id: NodeId, cluster_id: u64, peer: SocketAddr, why: &str) {
-        if self.refused.lock().unwrap_or_else(|e| e.into_inner()).insert((node_id, cluster_id)) {
-            warn!(%peer, node_id, cluster_id = format_args!("{cluster_id:016x}"), "refusing a peer link: {why}");
-        }
+    /// The vote file holds `hard` now (INFO's `voted_for` follows it).
+    fn persisted(&self, hard: HardState) {
+        self.info_lock().hard = hard;
+    }
+
+    fn persist_failed(&self) {
+        self.info_lock().persist_failed = true;
     }
 }
 
@@ -306,7 +320,19 @@ async fn run(node: Arc<Node>, mut e: Election, mut rx: Inbox, peers: PeerLinks, 
             m = rx.recv() => {
                 let Some((from, msg)) = m else { return };
                 match msg {
-                    PeerMessage::Election(m) => e.step(from, m),
+                    PeerMessage::Election(m) => {
+                        if let ElectionMessage::RequestVote { term, pre_vote, .. } = m {
+                            if term < e.term() {
+                                let kind = if pre_vote { "pre-vote" } else { "vote" };
+                                let detail = format!(
+                                    "a {kind} request for stale term {term} (this node is in term {})",
+                                    e.term()
+                                );
+                                node.elections.refusals.log_once(from, PeerRefusal::StaleTerm, None, &detail);
+                            }
+                        }
+                        e.step(from, m)
+                    }
                     PeerMessage::Announce { term } => {
                         e.on_leader_contact(from, term);
                     }
@@ -333,17 +359,19 @@ async fn carry_out(node: &Arc<Node>, e: &mut Election, peers: &PeerLinks) {
         }
         for out in outs {
             match out {
-                ElectionOutput::Persist(hard) => {
-                    if let Err(err) = persist(node, hard).await {
+                ElectionOutput::Persist(hard) => match node.elections.votes.write(hard).await {
+                    Ok(()) => node.elections.persisted(hard),
+                    Err(err) => {
                         error!(
-                            error = %ErrorChain(&*err),
+                            error = %ErrorChain(&err),
                             term = hard.term,
                             "cannot persist the term and vote: leaving elections until restarted"
                         );
+                        node.elections.persist_failed();
                         e.on_persist_failed();
                         break;
                     }
-                }
+                },
                 ElectionOutput::Send { to, msg } => peers.send(to, PeerMessage::Election(msg)),
                 ElectionOutput::RoleChanged { role, term, reason } => {
                     if node.elections.note(role, e.hard_state(), reason) {
@@ -375,18 +403,6 @@ async fn carry_out(node: &Arc<Node>, e: &mut Election, peers: &PeerLinks) {
     }
 }
 
-/// Writes the vote file durably (persistence off: nothing to write).
-async fn persist(node: &Node, hard: HardState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let Some(p) = &node.persist else { return Ok(()) };
-    let fs = p.fs().clone();
-    let dir = p.cfg.dir.clone();
-    match tokio::task::spawn_blocking(move || write_hard_state_with(fs.as_ref(), &dir, hard)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Box::new(e)),
-        Err(e) => Err(Box::new(e)),
-    }
-}
-
 /// Serves another member's peer link: checks who it is, then hands every
 /// message to the driver until the link closes.
 pub(super) async fn serve_peer<S: AsyncRead + AsyncWrite + Unpin>(
@@ -399,21 +415,12 @@ pub(super) async fn serve_peer<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let els = &node.elections;
     if cluster_id != els.cluster_id {
-        return els.refuse_once(
-            node_id,
-            cluster_id,
-            peer,
-            "it belongs to another cluster (cluster id mismatch)",
-        );
+        return els.refusals.log_once(node_id, PeerRefusal::OtherCluster(cluster_id), Some(peer), "");
     }
     if node_id == node.cluster.node_id() || node.cluster.node(node_id).is_none() {
-        return els.refuse_once(
-            node_id,
-            cluster_id,
-            peer,
-            "its node id is not another member of this cluster",
-        );
+        return els.refusals.log_once(node_id, PeerRefusal::NotMember, Some(peer), "");
     }
+    let malformed = |why: String| els.refusals.log_once(node_id, PeerRefusal::Malformed, Some(peer), &why);
     let mut parts = FramedParts::new::<Frame>(link.io, Codec::server(peer_limits()));
     parts.read_buf = link.read_buf;
     let mut framed = Framed::from_parts(parts);
@@ -422,13 +429,14 @@ pub(super) async fn serve_peer<S: AsyncRead + AsyncWrite + Unpin>(
             _ = cancel.cancelled() => return,
             f = framed.next() => match f {
                 Some(Ok(f)) => f,
-                _ => return,
+                // Closed, also inside a frame: the peer's to retry.
+                None | Some(Err(burrow_proto::CodecError::Truncated { .. })) => return,
+                Some(Err(e)) => return malformed(ErrorChain(&e).to_string()),
             },
         };
         match vote_wire::decode(&frame.as_ref()) {
-            Ok(PeerMessage::Hello { .. }) | Err(_) => {
-                return els.refuse_once(node_id, cluster_id ^ 1, peer, "malformed peer-link message");
-            }
+            Ok(PeerMessage::Hello { .. }) => return malformed("a second PEER_HELLO".into()),
+            Err(e) => return malformed(e.to_string()),
             Ok(msg) => {
                 let _ = els.inbox.try_send((node_id, msg));
             }

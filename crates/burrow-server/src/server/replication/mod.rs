@@ -19,9 +19,11 @@ mod follower;
 mod incoming;
 mod leader;
 mod link_end;
+mod peer_refusals;
 mod peers;
 mod refusal;
 mod roles;
+mod vote_file;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +38,7 @@ use tracing::{info, warn};
 
 use super::cluster::ReplicationMode;
 use super::{Config, Persistence, Shared};
-use crate::persist::{write_node_meta_with, NodeMeta, PersistError};
+use crate::persist::{write_node_meta_with, FileSystem, NodeMeta, PersistError};
 use crate::replication::vote_wire::{self, PeerMessage, PeerWireError};
 use crate::replication::wire::{self, WireError};
 use crate::replication::{HistoryId, Message, NodeId};
@@ -129,16 +131,20 @@ fn new_history_id() -> HistoryId {
 
 impl Replication {
     /// A cluster member starts as a follower of no one, with the term and
-    /// vote its data directory holds (a damaged vote file stops the start);
+    /// vote its data directory holds (a damaged vote file stops the start;
+    /// with persistence off too, see `vote_file.rs`: `dir_lock` is then
+    /// the directory's lock);
     /// the election driver, started by [`start`](Self::start), finds or
     /// becomes the leader.
     pub(crate) fn open(
         config: &Config,
         store: &Arc<Store>,
         persist: Option<&Arc<Persistence>>,
+        fs: Arc<dyn FileSystem>,
+        dir_lock: Option<std::fs::File>,
     ) -> Result<Replication, PersistError> {
         let Some(cluster) = config.cluster.as_ref() else { return Ok(Replication { node: None }) };
-        let node = Node::open(cluster, config, store, persist)?;
+        let node = Node::open(cluster, config, store, persist, fs, dir_lock)?;
         Ok(Replication { node: Some(node) })
     }
 

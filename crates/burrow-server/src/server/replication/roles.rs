@@ -39,8 +39,9 @@ use super::elections::{self, Elections};
 use super::follower;
 use super::leader;
 use super::refusal::not_leader;
+use super::vote_file::VoteFile;
 use super::{new_history_id, FollowerSide, LeaderSide};
-use crate::persist::{read_hard_state, read_node_meta, write_node_meta_with, NodeMeta, PersistError};
+use crate::persist::{read_node_meta, write_node_meta_with, FileSystem, NodeMeta, PersistError};
 use crate::replication::{HistoryId, NodeId};
 use crate::server::cluster::ClusterConfig;
 use crate::server::{Config, Persistence, Shared};
@@ -114,13 +115,16 @@ impl Node {
         config: &Config,
         store: &Arc<Store>,
         persist: Option<&Arc<Persistence>>,
+        fs: Arc<dyn FileSystem>,
+        dir_lock: Option<std::fs::File>,
     ) -> Result<Arc<Node>, PersistError> {
-        let (meta, hard) = match persist {
-            Some(p) => (read_node_meta(&p.cfg.dir)?, read_hard_state(&p.cfg.dir)?.unwrap_or_default()),
-            None => (None, Default::default()),
+        let meta = match persist {
+            Some(p) => read_node_meta(&p.cfg.dir)?,
+            None => None,
         };
+        let (votes, hard) = VoteFile::open(config, persist, fs, dir_lock)?;
         store.set_replica(true);
-        let elections = Elections::new(cluster, hard, store, persist.map(|p| p.cfg.dir.as_path()))?;
+        let elections = Elections::new(cluster, hard, store, votes)?;
         let (switches, switch_rx) = mpsc::unbounded_channel();
         let history = meta.map_or(0, |m| m.history_id);
         let first = FollowerSide::new(cluster, NodeMeta { history_id: history, term: 0, clean: false }, None);
