@@ -32,5 +32,6 @@ mod python_client;
 mod raw_protocol;
 mod read_visibility;
 mod redirect;
+mod rejoin;
 mod replication_inproc;
 mod wal_faults;
