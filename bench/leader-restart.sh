@@ -109,16 +109,21 @@ load_and_kill() {
         wait "$load" 2>/dev/null || true
     fi
 }
+# restart_timed WHAT CONDITION: restarts node 1; t0 = then, t1 = once it
+# answers PING, t2 = once CONDITION holds.
+restart_timed() {
+    t0=$(now_ms)
+    start 1
+    wait_until "node 1 to answer" answers "${P[0]}"
+    t1=$(now_ms)
+    wait_until "$1" "$2"
+    t2=$(now_ms)
+}
 restart_case() {
     for run in $(seq 1 "$RUNS"); do
         cluster "$WORK/restart$run"
         load_and_kill
-        t0=$(now_ms)
-        start 1
-        wait_until "the restarted leader" answers "${P[0]}"
-        t1=$(now_ms)
-        wait_until "the followers after the restart" caught_up
-        t2=$(now_ms)
+        restart_timed "the followers after the restart" caught_up
         echo "restart run $run: $KEYS keys; restart -> leader serving $((t1 - t0)) ms; -> both followers caught up" \
             "$((t2 - t1)) ms more (total $((t2 - t0)) ms); leader full_resyncs $(info "${P[0]}" full_resyncs)" \
             "partial_resyncs $(info "${P[0]}" partial_resyncs)"
@@ -146,23 +151,18 @@ failover_case() { # KIND BACKLOG [UNDER_LOAD]
     for run in $(seq 1 "$RUNS"); do
         cluster "$WORK/failover-$kind$run" "$backlog"
         load_and_kill "${3:-}"
-        t0=$(now_ms)
+        tk=$(now_ms)
         wait_until "a new leader" elected
         te=$(now_ms)
         "$BENCH" -p "${P[$NEW]}" -t set -n "$EXTRA" -r "$KEYS" -d 32 -c 10 -P 16 -q >/dev/null
-        t1=$(now_ms)
-        start 1
-        wait_until "the old leader" answers "${P[0]}"
-        t2=$(now_ms)
-        wait_until "the old leader to rejoin" rejoined
-        t3=$(now_ms)
-        echo "failover/$kind run $run: $KEYS keys; kill -> node $((NEW + 1)) elected $((te - t0)) ms;" \
-            "old leader restart -> serving $((t2 - t1)) ms; -> caught up as a follower $((t3 - t2)) ms more" \
-            "(total $((t3 - t1)) ms); its full_resyncs $(info "${P[0]}" full_resyncs)" \
+        restart_timed "the old leader to rejoin" rejoined
+        echo "failover/$kind run $run: $KEYS keys; kill -> node $((NEW + 1)) elected $((te - tk)) ms;" \
+            "old leader restart -> serving $((t1 - t0)) ms; -> caught up as a follower $((t2 - t1)) ms more" \
+            "(total $((t2 - t0)) ms); its full_resyncs $(info "${P[0]}" full_resyncs)" \
             "partial_resyncs $(info "${P[0]}" partial_resyncs); new leader full_resyncs" \
             "$(info "${P[$NEW]}" full_resyncs) partial_resyncs $(info "${P[$NEW]}" partial_resyncs)"
-        echo "$((t3 - t1))" >>"$WORK/failover-$kind.total"
-        echo "$((t3 - t2))" >>"$WORK/failover-$kind.sync"
+        echo "$((t2 - t0))" >>"$WORK/failover-$kind.total"
+        echo "$((t2 - t1))" >>"$WORK/failover-$kind.sync"
         stop_all
     done
     echo "failover/$kind: median old leader restart -> caught up $(median <"$WORK/failover-$kind.total") ms" \
