@@ -33,6 +33,7 @@ mod python_client;
 mod raw_protocol;
 mod read_visibility;
 mod redirect;
+mod rejoin;
 mod replication_inproc;
 mod vote_durability;
 mod wal_faults;

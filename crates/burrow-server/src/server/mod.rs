@@ -101,14 +101,14 @@ impl Server {
 
     /// [`Server::open`], writing every persistence file through `fs`.
     fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
-        // Only a cluster leader queues records for replication (a standalone
-        // server or a follower skips that work on every write): retention
-        // starts when this node wins an election, or, for the initial
-        // leader (likely to lead again), before recovery, so the backlog is
-        // filled from the WAL and followers slightly behind at a restart
-        // resume by partial resync.
+        // Every cluster member queues records for replication (a standalone
+        // server skips that work on every write), from before recovery: any
+        // member may be elected, and its backlog then holds the records its
+        // WAL replayed and those it received as a follower, so members
+        // behind it at its election (a crashed leader restarting among
+        // them) resume by partial resync. Bounded by `backlog_bytes`.
         let log = Arc::new(OpLog::counting(config.backlog_bytes));
-        if config.cluster.as_ref().is_some_and(|c| c.is_initial_leader()) {
+        if config.cluster.is_some() {
             log.start_retaining();
         }
         let store = Arc::new(Store::new(config.shards, log));

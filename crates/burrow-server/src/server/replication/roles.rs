@@ -98,9 +98,6 @@ pub(super) struct Node {
     appended: Arc<Notify>,
     /// The history this node's data belongs to (what a follower handshakes with).
     history: AtomicU64,
-    /// The history the node file named at start (0: none): the op log's
-    /// retained records (replayed from the WAL) belong to it.
-    history_at_open: HistoryId,
     pub(super) elections: Elections,
     switches: mpsc::UnboundedSender<Target>,
     switch_rx: Mutex<Option<mpsc::UnboundedReceiver<Target>>>,
@@ -147,7 +144,6 @@ impl Node {
             // With no node file the data belongs to no known history: the
             // leader will send a full resync.
             history: AtomicU64::new(history),
-            history_at_open: history,
             elections,
             switches,
             switch_rx: Mutex::new(Some(switch_rx)),
@@ -282,6 +278,9 @@ impl Node {
         let tasks = TaskTracker::new();
         let (side, term) = match target {
             Target::Leader { term } => {
+                // The op log's retained records are this history's (a full
+                // resync into another one resets the log) unless none was held.
+                let continuing = self.history.load(Ordering::Relaxed) != 0;
                 let meta = self.leader_meta(term);
                 if let Some(p) = &self.persist {
                     // Unclean until a clean shutdown says otherwise.
@@ -295,7 +294,7 @@ impl Node {
                         );
                     }
                 }
-                let side = self.build_leader(meta);
+                let side = self.build_leader(meta, continuing);
                 // The term's first record, so the records before it commit
                 // (§5.4.2). Built first, so the backlog knows the term of
                 // the record before it (followers ending there resume).
@@ -328,7 +327,8 @@ impl Node {
     /// See `Replication::lead_without_tasks`.
     #[cfg(test)]
     pub(super) fn lead_without_tasks(&self, term: u64) {
-        let side = Side::Leader(self.build_leader(self.leader_meta(term)));
+        let continuing = self.history.load(Ordering::Relaxed) != 0;
+        let side = Side::Leader(self.build_leader(self.leader_meta(term), continuing));
         let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
         *cur = Current { side, term, cancel: CancellationToken::new(), tasks: TaskTracker::new() };
         drop(cur);
@@ -357,15 +357,16 @@ impl Node {
         NodeMeta { history_id: history, term, clean: false }
     }
 
-    fn build_leader(&self, meta: NodeMeta) -> Arc<LeaderSide> {
+    /// `continuing`: `meta`'s history is the one this node held, so the
+    /// records its op log retained (replayed from its WAL, received as a
+    /// follower) are that history's and seed the backlog: followers behind
+    /// this node when it was elected resume by partial resync.
+    fn build_leader(&self, meta: NodeMeta, continuing: bool) -> Arc<LeaderSide> {
         self.store.set_replica(false);
         let log = self.store.log();
-        if !log.is_retaining() || meta.history_id != self.history_at_open {
-            // Records retained so far belong to the history this node
-            // followed, or to none: not served from this history's backlog.
-            // (An initial leader retains from the start, so followers of
-            // the history it continues resume by partial resync from the
-            // records its WAL replayed.)
+        if !log.is_retaining() || !continuing {
+            // Records retained so far belong to no history (or none were):
+            // not served from this one's backlog.
             log.start_retaining();
             let _ = log.take_repl();
         }
