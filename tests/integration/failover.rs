@@ -150,7 +150,8 @@ async fn a_node_without_a_leader_is_passed_over_for_the_next_seed() {
     let mut c = Client::connect_cluster(&[fake.addr.to_string(), server.addr.to_string()]).await.unwrap();
     assert_eq!(c.addr(), fake.addr);
     assert_eq!(c.incr("n").await.unwrap(), 1);
-    assert_eq!((c.addr(), fake.requests()), (server.addr, 1));
+    // CLUSTER at connect (it names no leader), then the INCR.
+    assert_eq!((c.addr(), fake.requests()), (server.addr, 2));
     drop(c);
     server.shutdown().await.unwrap();
 }
@@ -182,7 +183,10 @@ async fn a_client_seeded_with_a_follower_writes_through_the_leader() {
     let mut c = Client::connect_cluster(&[follower.to_string()]).await.unwrap();
     c.set("k", "v").await.unwrap();
     assert_eq!(c.addr(), cluster.leader().addr);
-    assert_eq!(c.last_redirects(), &[cluster.leader().addr]);
+    // Found at connect (CLUSTER) if node 3 already followed node 1, else
+    // by the SET's redirect.
+    let hops = c.last_redirects();
+    assert!(hops.is_empty() || hops == [cluster.leader().addr], "{hops:?}");
     assert_eq!(c.incr("n").await.unwrap(), 1);
     cluster.converged().await;
     assert_eq!(value(follower, "n").await.as_deref(), Some(&b"1"[..]));

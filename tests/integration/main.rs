@@ -17,6 +17,7 @@ mod binary_edges;
 mod cli;
 mod cluster;
 mod cluster_config;
+mod cluster_view;
 mod commands;
 mod connections;
 mod crash;

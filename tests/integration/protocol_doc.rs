@@ -466,4 +466,40 @@ async fn peer_link_examples_replay_byte_for_byte_against_a_cluster_member() {
         }
     }
     server.shutdown().await.unwrap();
+/// The leader's CLUSTER example holds what its prose says, field by field
+/// (its bytes are the codec's own encoding: the response test re-encodes it).
+#[test]
+fn the_cluster_leader_example_decodes_to_its_description() {
+    use burrow_proto::{LinkStatus, MemberRole};
+    let ex =
+        cluster_examples(&doc()).into_iter().find(|e| e.name == "cluster-leader").expect("cluster-leader");
+    let mut buf = BytesMut::from(&ex.response[..]);
+    let frame = Codec::client(Limits::default()).decode(&mut buf).unwrap().unwrap();
+    let Reply::Cluster(view) = Reply::from_frame(&frame).unwrap() else { panic!("not a CLUSTER reply") };
+    assert_eq!(
+        (view.node_id, view.role, view.term, view.leader_id, view.commit_index),
+        (1, MemberRole::Leader, 3, 1, 42)
+    );
+    let rows: Vec<_> = view
+        .members
+        .iter()
+        .map(|m| (m.id, m.addr.as_str(), m.role, m.link, m.match_index, m.lag, m.last_contact_ms))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (1, "127.0.0.1:7441", MemberRole::Leader, None, Some(42), Some(0), None),
+            (2, "127.0.0.1:7442", MemberRole::Follower, Some(LinkStatus::Up), Some(42), Some(0), Some(12)),
+            (
+                3,
+                "127.0.0.1:7443",
+                MemberRole::Follower,
+                Some(LinkStatus::Down),
+                Some(40),
+                Some(2),
+                Some(1500)
+            ),
+        ]
+    );
+    assert_eq!(view.leader().map(|m| m.addr.as_str()), Some("127.0.0.1:7441"));
 }

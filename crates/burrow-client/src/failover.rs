@@ -105,8 +105,9 @@ fn left(deadline: Instant) -> Duration {
 impl Client {
     /// Connects to the first of `seeds` that accepts (`host:port` each),
     /// trying them in turn with pauses until the config's failover
-    /// deadline; the client then finds the leader and rides out leader
-    /// changes by itself (see the crate docs).
+    /// deadline, then asks it who leads (CLUSTER) and connects to the
+    /// leader at once if it names one; the client rides out leader changes
+    /// by itself (see the crate docs).
     pub async fn connect_cluster<S: AsRef<str>>(seeds: &[S]) -> Result<Client, ClientError> {
         Client::connect_cluster_with(seeds, ClientConfig::default()).await
     }
@@ -129,6 +130,7 @@ impl Client {
                 Ok((framed, addr)) => {
                     let mut c = Client::new(framed, addr, config, seeds);
                     c.next_seed = attempt as usize + 1;
+                    c.move_to_named_leader(config.request_timeout.min(left(deadline))).await;
                     return Ok(c);
                 }
                 Err(e) => e,
@@ -219,6 +221,11 @@ impl Client {
                 Ok((framed, addr)) => {
                     tracing::info!(from = %self.addr, to = %addr, "failover: reconnected");
                     (self.framed, self.addr, self.broken) = (framed, addr, false);
+                    // Where the node knows the leader, go there before sending.
+                    self.move_to_named_leader(self.config.request_timeout.min(left(deadline))).await;
+                    if self.broken {
+                        return Step::Again { pause: true, why: ClientError::Broken };
+                    }
                 }
                 Err(e) => return Step::Again { pause: true, why: e },
             }

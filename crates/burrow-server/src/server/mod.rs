@@ -9,6 +9,8 @@ mod cluster;
 mod config;
 mod connection;
 mod dispatch;
+#[cfg(test)]
+mod doc_examples;
 mod info;
 mod persistence;
 mod replication;

@@ -174,6 +174,12 @@ impl Elections {
         changed
     }
 
+    /// Whether this node is campaigning now (pre-vote or vote): CLUSTER
+    /// shows it as a candidate.
+    pub(super) fn campaigning(&self) -> bool {
+        matches!(self.info_lock().role, Some(Role::PreCandidate | Role::Candidate))
+    }
+
     /// The INFO `replication` lines about elections.
     pub(super) fn info(&self, out: &mut String) {
         use std::fmt::Write;

@@ -35,7 +35,10 @@ use crate::replication::{
 use crate::server::cluster::{ClusterConfig, NodeInfo};
 use crate::server::{Persistence, Shared};
 use crate::store::{Replay, ShardCovers, Store};
-use burrow_proto::{Codec, CodecError, ErrorChain, Limits, Status};
+use burrow_proto::{
+    ClusterView, Codec, CodecError, ErrorChain, Limits, LinkStatus as ViewLink, MemberRole, MemberView,
+    Status,
+};
 
 /// What INFO and the read checks need to know about the link.
 #[derive(Debug, Clone)]
@@ -166,6 +169,42 @@ impl FollowerSide {
         })
     }
 
+    /// CLUSTER as a follower sees it: itself (`role`: follower, or
+    /// candidate while it campaigns), the leader it follows (link and last
+    /// contact), the others as unknown. Its own lag is what it knows is
+    /// committed and has yet to apply.
+    pub(super) fn cluster_view(&self, term: u64, role: MemberRole) -> ClusterView {
+        let st = self.status().clone();
+        let me = self.cluster.node_id();
+        let leader = self.leader_id();
+        let members = self
+            .cluster
+            .nodes()
+            .iter()
+            .map(|n| {
+                let mut m = MemberView::new(n.id, n.addr.to_string(), MemberRole::Unknown);
+                if n.id == me {
+                    m.role = role;
+                    m.match_index = Some(st.durable);
+                    m.lag = Some(st.leader_commit.saturating_sub(st.applied));
+                } else if Some(n.id) == leader {
+                    m.role = MemberRole::Leader;
+                    m.link = Some(cluster_link(st.link));
+                    m.last_contact_ms = st.last_contact.map(|t| t.elapsed().as_millis() as u64);
+                }
+                m
+            })
+            .collect();
+        ClusterView {
+            node_id: me,
+            role,
+            term,
+            leader_id: leader.unwrap_or(0),
+            commit_index: st.leader_commit,
+            members,
+        }
+    }
+
     /// INFO lines; `term` is the election's current term.
     pub(super) fn info(&self, out: &mut String, term: u64) {
         use std::fmt::Write;
@@ -205,6 +244,15 @@ fn link_status(link: LinkState) -> &'static str {
         LinkState::Down | LinkState::Connecting | LinkState::Handshaking => "down",
         LinkState::Syncing => "syncing",
         LinkState::Streaming => "up",
+    }
+}
+
+/// CLUSTER's link status: the same reading as INFO's `link_status`.
+fn cluster_link(link: LinkState) -> ViewLink {
+    match link_status(link) {
+        "up" => ViewLink::Up,
+        "syncing" => ViewLink::Syncing,
+        _ => ViewLink::Down,
     }
 }
 

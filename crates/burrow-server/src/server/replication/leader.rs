@@ -34,7 +34,9 @@ use crate::replication::{
 use crate::server::cluster::{ClusterConfig, ReplicationMode};
 use crate::server::Persistence;
 use crate::store::Store;
-use burrow_proto::{Codec, CodecError, ErrorChain, Frame, Limits};
+use burrow_proto::{
+    ClusterView, Codec, CodecError, ErrorChain, Frame, Limits, LinkStatus, MemberRole, MemberView,
+};
 
 /// Snapshot bytes queued on a link beyond which a full resync waits for
 /// the follower to read: bounds the leader's memory per transfer.
@@ -343,6 +345,48 @@ impl LeaderSide {
                     d.written
                 }
             }
+        }
+    }
+
+    /// CLUSTER as the leader sees it: itself, and each follower's link,
+    /// match index, lag (records it has yet to apply) and last ack.
+    pub(super) fn cluster_view(&self) -> ClusterView {
+        let st = self.lock();
+        let sm = &st.sm;
+        let me = self.cluster.me();
+        let members = self
+            .cluster
+            .nodes()
+            .iter()
+            .map(|n| {
+                let mut m = MemberView::new(n.id, n.addr.to_string(), MemberRole::Follower);
+                if n.id == me.id {
+                    m.role = MemberRole::Leader;
+                    m.match_index = Some(sm.durable_index());
+                    m.lag = Some(0);
+                } else if let Some(p) = sm.progress(n.id) {
+                    m.link = Some(match p.state {
+                        _ if !st.links.contains_key(&n.id) => LinkStatus::Down,
+                        FollowerState::Streaming => LinkStatus::Up,
+                        FollowerState::FullSync => LinkStatus::Syncing,
+                        FollowerState::Down => LinkStatus::Down,
+                    });
+                    m.match_index = Some(p.matched);
+                    m.lag = Some(sm.last_index().saturating_sub(p.applied));
+                    m.last_contact_ms = st.last_ack.get(&n.id).map(|t| t.elapsed().as_millis() as u64);
+                } else {
+                    m.link = Some(LinkStatus::Down);
+                }
+                m
+            })
+            .collect();
+        ClusterView {
+            node_id: me.id,
+            role: MemberRole::Leader,
+            term: sm.term(),
+            leader_id: me.id,
+            commit_index: sm.commit_index(),
+            members,
         }
     }
 

@@ -43,7 +43,7 @@ use crate::replication::vote_wire::{self, PeerMessage, PeerWireError};
 use crate::replication::wire::{self, WireError};
 use crate::replication::{HistoryId, Message, NodeId};
 use crate::store::Store;
-use burrow_proto::{Codec, CodecError, ErrorChain, Frame, FrameRef, Status};
+use burrow_proto::{ClusterView, Codec, CodecError, ErrorChain, Frame, FrameRef, MemberRole, Status};
 
 use link_end::{End, LinkEnd};
 use roles::Node;
@@ -310,6 +310,25 @@ impl Replication {
         match self.node.as_ref().and_then(|n| n.leader()) {
             Some((l, _)) => l.backlog(),
             None => (0, 0),
+        }
+    }
+
+    /// CLUSTER's answer (protocol.md §8.11). A standalone server shows
+    /// itself alone: node 0, no members, its log's term and last index.
+    pub(crate) fn cluster_view(&self, store: &Store) -> ClusterView {
+        match &self.node {
+            Some(n) => n.cluster_view(),
+            None => {
+                let log = store.log().stats();
+                ClusterView {
+                    node_id: 0,
+                    role: MemberRole::Standalone,
+                    term: log.term,
+                    leader_id: 0,
+                    commit_index: log.last_index,
+                    members: Vec::new(),
+                }
+            }
         }
     }
 

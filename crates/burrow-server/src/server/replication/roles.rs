@@ -46,7 +46,7 @@ use crate::replication::{HistoryId, NodeId};
 use crate::server::cluster::ClusterConfig;
 use crate::server::{Config, Persistence, Shared};
 use crate::store::Store;
-use burrow_proto::{Codec, Limits, Status};
+use burrow_proto::{ClusterView, Codec, Limits, MemberRole, Status};
 
 /// The side this node plays now.
 #[derive(Debug, Clone)]
@@ -384,6 +384,22 @@ impl Node {
         );
         log.begin_term(meta.term);
         side
+    }
+
+    /// CLUSTER: the cluster as this node sees it now.
+    pub(super) fn cluster_view(&self) -> ClusterView {
+        let (side, term) = {
+            let cur = self.current();
+            (cur.side.clone(), cur.term)
+        };
+        match side {
+            Side::Leader(l) => l.cluster_view(),
+            Side::Follower(f) => {
+                let role =
+                    if self.elections.campaigning() { MemberRole::Candidate } else { MemberRole::Follower };
+                f.cluster_view(term, role)
+            }
+        }
     }
 
     /// INFO `replication`: the side's lines, then the election's.
