@@ -466,6 +466,8 @@ async fn peer_link_examples_replay_byte_for_byte_against_a_cluster_member() {
         }
     }
     server.shutdown().await.unwrap();
+}
+
 /// The leader's CLUSTER example holds what its prose says, field by field
 /// (its bytes are the codec's own encoding: the response test re-encodes it).
 #[test]
