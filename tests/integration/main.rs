@@ -24,6 +24,7 @@ mod digest;
 mod elections;
 mod failover;
 mod linearizability;
+mod linearizable_reads;
 mod link_liveness;
 mod paused_leader;
 mod persistence;

@@ -15,6 +15,15 @@
 //! recorded commit index: the driver serves it once its store has applied
 //! that index.
 //!
+//! The server (`server::replication::leader`) keeps one per leadership,
+//! with a read *batch* (a connection's pipelined reads) as `R`, starts a
+//! round only when none is in flight (so one round trip serves every batch
+//! that arrived during the previous one), and executes a read before
+//! asking: on the leader every committed record is applied already, and a
+//! read that ran before a round started linearizes at the moment it ran.
+//! Chosen over a leader lease because it assumes nothing of clocks: a
+//! leader paused past its lease would not notice that it had expired.
+//!
 //! A new leader does not know the commit index of earlier terms until a
 //! record of its own term commits (§5.4.2; the no-op it appends on
 //! election). Until [`ReadIndex::on_commit`] reports that, reads are held
@@ -85,6 +94,11 @@ impl<R> ReadIndex<R> {
     /// Newest round started: heartbeats may carry it at any time.
     pub fn round(&self) -> u64 {
         self.round
+    }
+
+    /// A round started and not yet confirmed by a majority.
+    pub fn unconfirmed(&self) -> bool {
+        self.confirmed < self.round
     }
 
     /// Reads waiting (held or pending).
