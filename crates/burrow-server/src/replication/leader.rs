@@ -322,6 +322,13 @@ impl Leader {
         self.commit
     }
 
+    /// Whether a record of this leader's term has committed: until then
+    /// the commit index of earlier terms is not known (§5.4.2), and
+    /// linearizable reads wait (`read_index`).
+    pub fn committed_in_term(&self) -> bool {
+        self.term_start.is_some_and(|start| self.commit >= start)
+    }
+
     /// How many followers (voters or not, connected or not) have durably
     /// acknowledged `index`: the answer to WAIT. A follower that went down
     /// after acking still holds the record, so it still counts.
@@ -914,10 +921,12 @@ mod tests {
         l.on_durable(5);
         l.tick(&log);
         assert_eq!(l.commit_index(), 0);
+        assert!(!l.committed_in_term(), "reads wait for a record of term 3 to commit");
         let log = TermLog { terms: vec![2, 2, 2, 2, 2, 3] };
         l.on_append(6, &log);
         l.on_durable(6);
         assert_eq!(l.commit_index(), 6, "the NOOP of term 3 commits, and everything before it");
+        assert!(l.committed_in_term(), "reads may now be confirmed");
     }
 
     /// ReadIndex (thesis §6.4): a round goes out at once as a heartbeat to

@@ -196,12 +196,15 @@ mod tests {
         ri.request("a", 10);
         assert_eq!(ri.start_round(), None, "held until a record of term 5 commits");
         ri.on_commit(11, 5);
+        assert!(!ri.unconfirmed());
         assert_eq!(ri.start_round(), Some(1));
+        assert!(ri.unconfirmed(), "round 1 is in flight");
         ri.request("b", 12); // after round 1 started: waits for round 2
         ri.on_ack(2, 4, 1); // another term's ack
         ri.on_ack(9, 5, 1); // not a voter
         assert!(ri.take_ready().is_empty());
         ri.on_ack(2, 5, 1);
+        assert!(!ri.unconfirmed(), "a majority (1 and 2) confirmed round 1");
         assert_eq!(ri.take_ready(), vec![ReadyRead { read: "a", read_index: 11 }]);
         assert_eq!(ri.start_round(), Some(2));
         assert_eq!(ri.start_round(), None, "nothing new waits");

@@ -327,9 +327,8 @@ impl LeaderSide {
     /// Tells the reads the commit index and its record's term: reads are
     /// held until a record of this term commits (§5.4.2, the NOOP).
     fn note_commit(st: &mut State) {
-        let commit = st.sm.commit_index();
-        if let Some(term) = st.backlog.term_at(commit) {
-            st.reads.on_commit(commit, term);
+        if st.sm.committed_in_term() {
+            st.reads.on_commit(st.sm.commit_index(), st.sm.term());
         }
     }
 
