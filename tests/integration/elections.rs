@@ -18,11 +18,11 @@ use common::{info_field, info_u64, wait_for, CpuBurners, DEADLINE};
 
 /// Election settings for these tests: short enough to fail over fast,
 /// with room for a loaded machine between heartbeats (50 ms).
-fn opts(replication: &'static str, initial_leader: bool) -> Options {
+pub(crate) fn opts(replication: &'static str, initial_leader: bool) -> Options {
     Options { replication, election_timeout_ms: "400..800", initial_leader, ..Options::default() }
 }
 
-fn seeds(c: &Cluster, ids: &[u64]) -> Vec<String> {
+pub(crate) fn seeds(c: &Cluster, ids: &[u64]) -> Vec<String> {
     ids.iter().map(|&id| c.nodes[(id - 1) as usize].addr.to_string()).collect()
 }
 
@@ -88,7 +88,7 @@ async fn a_killed_leader_is_replaced_and_rejoins_as_a_follower() {
 
 /// Proxies for every link between node `id` and the others, both ways
 /// (streaming links and peer links): cut together, they partition it.
-async fn isolate(c: &mut Cluster, id: u64) -> Vec<Proxy> {
+pub(crate) async fn isolate(c: &mut Cluster, id: u64) -> Vec<Proxy> {
     let mut proxies = Vec::new();
     for other in (1..=3).filter(|&o| o != id) {
         let to_other = Proxy::start(c.nodes[(other - 1) as usize].addr).await;
@@ -101,7 +101,7 @@ async fn isolate(c: &mut Cluster, id: u64) -> Vec<Proxy> {
     proxies
 }
 
-fn partition(proxies: &[Proxy], on: bool) {
+pub(crate) fn partition(proxies: &[Proxy], on: bool) {
     for p in proxies {
         p.refuse(on);
         if on {
@@ -152,7 +152,7 @@ async fn a_leader_cut_off_from_both_followers_stops_acknowledging_and_the_majori
 }
 
 /// The id of the node among `ids` that leads now, waited for.
-async fn wait_for_leader_among(c: &Cluster, ids: &[u64]) -> u64 {
+pub(crate) async fn wait_for_leader_among(c: &Cluster, ids: &[u64]) -> u64 {
     let deadline = Instant::now() + DEADLINE;
     loop {
         for &id in ids {

@@ -25,6 +25,7 @@ mod digest;
 mod elections;
 mod failover;
 mod linearizability;
+mod linearizable_reads;
 mod link_liveness;
 mod paused_leader;
 mod peer_faults;

@@ -425,6 +425,23 @@ impl<B> Request<B> {
                 | Request::FlushAll
         )
     }
+
+    /// True for commands whose reply shows the dataset without changing it:
+    /// what a quorum leader serves only once a majority confirmed that it
+    /// still leads (linearizable reads). PING, INFO (an operator's view of
+    /// the node), WAIT and SNAPSHOT are not; writes are not either (they
+    /// wait for their commit, which needs that majority anyway).
+    ///
+    /// Defined by what it is not, so a new command counts as a read unless
+    /// classified otherwise: at worst it waits for a needless confirmation,
+    /// never shows stale data.
+    pub fn reads_data(&self) -> bool {
+        !self.is_write()
+            && !matches!(
+                self,
+                Request::Ping { .. } | Request::Info { .. } | Request::Wait { .. } | Request::Snapshot { .. }
+            )
+    }
 }
 
 impl<B> Request<B> {

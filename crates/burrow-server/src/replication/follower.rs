@@ -167,6 +167,10 @@ pub struct Follower {
     sync: Sync,
     /// Current handshake's session; replies carrying another are stale.
     session: u64,
+    /// Newest ReadIndex round heard on this session's link, echoed in
+    /// every ack (0 at each handshake: a round of the previous link, or of
+    /// another leadership, must never confirm this one's).
+    read_round: u64,
     ticks_silent: u64,
     ticks_sync: u64,
     /// Ticks since the last ack went out.
@@ -208,6 +212,7 @@ impl Follower {
             state: LinkState::Connecting,
             sync: Sync::AwaitingReply,
             session,
+            read_round: 0,
             ticks_silent: 0,
             ticks_sync: 0,
             ticks_unacked: 0,
@@ -263,6 +268,7 @@ impl Follower {
             return;
         }
         self.session = self.session.wrapping_add(1);
+        self.read_round = 0;
         self.state = LinkState::Handshaking;
         self.sync = Sync::AwaitingReply;
         self.ticks_silent = 0;
@@ -381,11 +387,12 @@ impl Follower {
             return;
         }
         match msg {
-            Message::Heartbeat { term, commit_index, .. } => {
+            Message::Heartbeat { term, commit_index, round, .. } => {
                 if term < self.leader_term {
                     return;
                 }
                 self.leader_term = term;
+                self.read_round = self.read_round.max(round);
                 self.ticks_silent = 0;
                 self.leader_commit = self.leader_commit.max(commit_index);
                 self.ack();
@@ -544,7 +551,13 @@ impl Follower {
             LinkState::Handshaking | LinkState::Syncing => (0, 0),
             LinkState::Down | LinkState::Connecting => return None,
         };
-        Some(Message::Ack { node_id: self.node_id, session: self.session, applied, durable })
+        Some(Message::Ack {
+            node_id: self.node_id,
+            session: self.session,
+            applied,
+            durable,
+            round: self.read_round,
+        })
     }
 
     /// An ack for the driver to send itself while it carries out a long
@@ -668,6 +681,40 @@ mod tests {
         }
     }
 
+    /// ReadIndex (thesis §6.4): every ack echoes the newest round heard
+    /// on this link — not one of a stale term's heartbeat — and a new link
+    /// starts from 0, so a round of an earlier leadership (whose rounds
+    /// may be higher) never confirms the next one's.
+    #[test]
+    fn acks_echo_the_newest_read_round_of_the_link_and_a_new_link_starts_at_zero() {
+        let mut f = streaming(3, 5);
+        let round_acked = |f: &mut Follower| -> Vec<u64> {
+            f.outputs()
+                .iter()
+                .filter_map(|o| match o {
+                    FollowerOutput::Send(Message::Ack { round, .. }) => Some(*round),
+                    _ => None,
+                })
+                .collect()
+        };
+        f.step(Message::Heartbeat { term: 5, last_index: 3, commit_index: 3, round: 7 });
+        assert_eq!(round_acked(&mut f), vec![7]);
+        f.step(Message::Heartbeat { term: 4, last_index: 3, commit_index: 3, round: 9 });
+        assert_eq!(round_acked(&mut f), Vec::<u64>::new(), "a deposed leader's heartbeat is not acked");
+        f.step(Message::Heartbeat { term: 5, last_index: 3, commit_index: 3, round: 6 });
+        assert_eq!(round_acked(&mut f), vec![7], "late heartbeats do not lower it");
+        f.on_disconnected();
+        while f.link_state() != LinkState::Connecting {
+            f.tick();
+        }
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: 4, term: 6 });
+        assert_eq!(
+            f.keepalive(),
+            Some(Message::Ack { node_id: 9, session, applied: 3, durable: 3, round: 0 })
+        );
+    }
+
     /// A follower streaming from `last_applied` with the leader on `term`.
     fn streaming(last_applied: u64, term: u64) -> Follower {
         let mut f = Follower::new(cfg(), 9, 1, at(last_applied), SeededRng::new(1)).unwrap();
@@ -753,7 +800,7 @@ mod tests {
             let mut saw_down = false;
             for t in 1..=ticks {
                 if every > 0 && t % every == 0 {
-                    f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0 });
+                    f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0, round: 0 });
                 }
                 f.tick();
                 saw_down |= went_down(&f.outputs());
@@ -769,8 +816,12 @@ mod tests {
     fn which_messages_prove_the_leader_alive() {
         // (name, message, keeps the link up); leader term 4, timeout 5 ticks.
         let cases: &[(&str, ForSession, bool)] = &[
-            ("heartbeat", |_| Message::Heartbeat { term: 4, last_index: 0, commit_index: 0 }, true),
-            ("stale heartbeat", |_| Message::Heartbeat { term: 3, last_index: 0, commit_index: 0 }, false),
+            ("heartbeat", |_| Message::Heartbeat { term: 4, last_index: 0, commit_index: 0, round: 0 }, true),
+            (
+                "stale heartbeat",
+                |_| Message::Heartbeat { term: 3, last_index: 0, commit_index: 0, round: 0 },
+                false,
+            ),
             ("records", |_| Message::Records { records: vec![rec(4, 1)], commit_index: 0 }, true),
             ("duplicate records", |_| Message::Records { records: vec![rec(4, 0)], commit_index: 0 }, true),
             // Records of an older term: the leader streams those too.
@@ -864,7 +915,7 @@ mod tests {
         let mut f = streaming(0, term);
         for _ in 0..cfg().backoff_max_ticks {
             f.tick();
-            f.step(Message::Heartbeat { term, last_index: 0, commit_index: 0 });
+            f.step(Message::Heartbeat { term, last_index: 0, commit_index: 0, round: 0 });
         }
         f.outputs();
         f
@@ -881,7 +932,7 @@ mod tests {
         assert_eq!(f.link_state(), LinkState::Handshaking, "an open connection proves nothing");
         assert_eq!(
             f.keepalive(),
-            Some(Message::Ack { node_id: 9, session: f.session, applied: 0, durable: 0 })
+            Some(Message::Ack { node_id: 9, session: f.session, applied: 0, durable: 0, round: 0 })
         );
         // Nothing comes back: the link timeout, not the sync timeout (8),
         // ends the wait for the reply, and it never counted as syncing.
@@ -901,12 +952,12 @@ mod tests {
             ("bytes of a message", |f, _| f.on_link_activity(), LinkState::Syncing),
             (
                 "heartbeat",
-                |f, _| f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0 }),
+                |f, _| f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0, round: 0 }),
                 LinkState::Syncing,
             ),
             (
                 "stale heartbeat",
-                |f, _| f.step(Message::Heartbeat { term: 0, last_index: 0, commit_index: 0 }),
+                |f, _| f.step(Message::Heartbeat { term: 0, last_index: 0, commit_index: 0, round: 0 }),
                 LinkState::Syncing,
             ),
             (
@@ -936,7 +987,9 @@ mod tests {
         // timeout, not the link timeout.
         let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(2)).unwrap();
         connect(&mut f);
-        let hb = |f: &mut Follower| f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0 });
+        let hb = |f: &mut Follower| {
+            f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0, round: 0 })
+        };
         assert_eq!(ticks_to_down(&mut f, 20, hb), Some(9));
     }
 
@@ -1018,7 +1071,7 @@ mod tests {
         let mut f = streaming(0, 4);
         let mut saw_down = false;
         for _ in 0..6 {
-            f.step(Message::Heartbeat { term: 3, last_index: 0, commit_index: 0 });
+            f.step(Message::Heartbeat { term: 3, last_index: 0, commit_index: 0, round: 0 });
             f.tick();
             saw_down |= went_down(&f.outputs());
         }
@@ -1124,7 +1177,7 @@ mod tests {
         connect(&mut f);
         let mut saw_down = false;
         for _ in 0..9 {
-            f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0 });
+            f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0, round: 0 });
             f.tick();
             saw_down |= went_down(&f.outputs());
         }
@@ -1146,10 +1199,10 @@ mod tests {
             vec![
                 FollowerOutput::SnapshotData { offset: 0, bytes: Bytes::from_static(b"abc") },
                 // Acks during the transfer only say "alive".
-                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 0, durable: 0 }),
+                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 0, durable: 0, round: 0 }),
                 FollowerOutput::SnapshotData { offset: 3, bytes: Bytes::from_static(b"de") },
                 FollowerOutput::LoadSnapshot { snapshot_index: 40, history_id: 8, term: 2 },
-                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 40, durable: 0 }),
+                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 40, durable: 0, round: 0 }),
             ]
         );
         assert_eq!((f.history_id(), f.last_applied(), f.durable_index()), (8, 40, 0));
@@ -1163,13 +1216,16 @@ mod tests {
         let mut f = Follower::new(cfg(), 9, 7, at(3), SeededRng::new(2)).unwrap();
         assert_eq!(f.keepalive(), None, "no link yet");
         let session = connect(&mut f);
-        let alive = Message::Ack { node_id: 9, session, applied: 0, durable: 0 };
+        let alive = Message::Ack { node_id: 9, session, applied: 0, durable: 0, round: 0 };
         assert_eq!(f.keepalive(), Some(alive.clone()), "syncing: nothing to report but life");
         f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
         f.step(Message::SnapshotChunk { session, offset: 0, bytes: Bytes::from_static(b"ab"), last: true });
         f.outputs();
         // Loading the snapshot: already streaming from the state machine's view.
-        assert_eq!(f.keepalive(), Some(Message::Ack { node_id: 9, session, applied: 40, durable: 0 }));
+        assert_eq!(
+            f.keepalive(),
+            Some(Message::Ack { node_id: 9, session, applied: 40, durable: 0, round: 0 })
+        );
         assert!(f.outputs().is_empty(), "a keepalive queues nothing");
         f.on_disconnected();
         assert_eq!(f.keepalive(), None);
@@ -1191,7 +1247,7 @@ mod tests {
         f.on_disconnected();
         f.outputs();
         f.step(Message::Records { records: vec![rec(1, 1)], commit_index: 0 });
-        f.step(Message::Heartbeat { term: 1, last_index: 1, commit_index: 1 });
+        f.step(Message::Heartbeat { term: 1, last_index: 1, commit_index: 1, round: 0 });
         assert!(f.outputs().is_empty());
         assert_eq!(f.last_applied(), 0);
     }

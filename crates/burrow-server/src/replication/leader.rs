@@ -256,6 +256,8 @@ pub struct Leader {
     /// a log, so every record from here to `last_index` is of `term`, and
     /// only those commit by counting replicas.
     term_start: Option<u64>,
+    /// Newest ReadIndex round (`read_index`), carried by every heartbeat.
+    read_round: u64,
     /// BTreeMap so that output order is deterministic for a given input.
     peers: BTreeMap<NodeId, Peer>,
     out: Vec<LeaderOutput>,
@@ -286,6 +288,7 @@ impl Leader {
             durable: 0,
             commit: 0,
             term_start: None,
+            read_round: 0,
             peers,
             out: Vec::new(),
         };
@@ -317,6 +320,13 @@ impl Leader {
     /// included). Quorum-mode writes up to here may be acknowledged.
     pub fn commit_index(&self) -> u64 {
         self.commit
+    }
+
+    /// Whether a record of this leader's term has committed: until then
+    /// the commit index of earlier terms is not known (§5.4.2), and
+    /// linearizable reads wait (`read_index`).
+    pub fn committed_in_term(&self) -> bool {
+        self.term_start.is_some_and(|start| self.commit >= start)
     }
 
     /// How many followers (voters or not, connected or not) have durably
@@ -422,7 +432,7 @@ impl Leader {
                 let last = LogPosition { term: last_term, index: last_applied };
                 self.on_handshake(from, session, history_id, last, log)
             }
-            Message::Ack { node_id, session, applied, durable } if node_id == from => {
+            Message::Ack { node_id, session, applied, durable, .. } if node_id == from => {
                 self.on_ack(from, session, applied, durable, log)
             }
             _ => {}
@@ -591,12 +601,31 @@ impl Leader {
         Ok(())
     }
 
+    /// A ReadIndex round started (or one still unconfirmed is repeated):
+    /// a heartbeat carrying `round` goes to every follower with a link now,
+    /// rather than at the next interval, so waiting reads are confirmed
+    /// within a round trip. Later heartbeats carry it too.
+    pub fn heartbeat_round(&mut self, round: u64) {
+        self.read_round = self.read_round.max(round);
+        let (term, last_index, commit, round) = (self.term, self.last_index, self.commit, self.read_round);
+        for (&id, p) in &mut self.peers {
+            if p.state != FollowerState::Down {
+                p.ticks_since_send = 0;
+                self.out.push(LeaderOutput::Send {
+                    to: id,
+                    msg: Message::Heartbeat { term, last_index, commit_index: commit, round },
+                });
+            }
+        }
+    }
+
     /// One unit of time: heartbeats, retransmits, silent-follower detection.
     pub fn tick(&mut self, log: &impl BacklogSource) {
         self.learn_term_start(log);
         let ids: Vec<NodeId> = self.peers.keys().copied().collect();
         for id in ids {
-            let (commit, term, last_index) = (self.commit, self.term, self.last_index);
+            let (commit, term, last_index, round) =
+                (self.commit, self.term, self.last_index, self.read_round);
             let Some(p) = self.peers.get_mut(&id) else { continue };
             if p.state == FollowerState::Down {
                 continue;
@@ -622,7 +651,7 @@ impl Leader {
                 p.ticks_since_send = 0;
                 self.out.push(LeaderOutput::Send {
                     to: id,
-                    msg: Message::Heartbeat { term, last_index, commit_index: commit },
+                    msg: Message::Heartbeat { term, last_index, commit_index: commit, round },
                 });
             }
         }
@@ -813,7 +842,7 @@ mod tests {
                 Message::Handshake { node_id: id, session: 1, history_id: 7, last_applied: 1, last_term: 1 },
                 &log,
             );
-            l.step(id, Message::Ack { node_id: id, session: 1, applied: 2, durable: 2 }, &log);
+            l.step(id, Message::Ack { node_id: id, session: 1, applied: 2, durable: 2, round: 0 }, &log);
         }
         assert_eq!(l.acked_count(2), 2, "S1, S2, S3 hold index 2: a majority of five");
         assert_eq!(
@@ -821,9 +850,9 @@ mod tests {
             0,
             "index 2 is of term 2, not the leader's 4: not committed by counting"
         );
-        l.step(2, Message::Ack { node_id: 2, session: 1, applied: 3, durable: 3 }, &log);
+        l.step(2, Message::Ack { node_id: 2, session: 1, applied: 3, durable: 3, round: 0 }, &log);
         assert_eq!(l.commit_index(), 0, "index 3 on two of five");
-        l.step(3, Message::Ack { node_id: 3, session: 1, applied: 3, durable: 3 }, &log);
+        l.step(3, Message::Ack { node_id: 3, session: 1, applied: 3, durable: 3, round: 0 }, &log);
         assert_eq!(l.commit_index(), 3, "index 3 of term 4 on a majority commits it and index 2 with it");
 
         // The same acks under a leader of term 2 (whose record index 2 is)
@@ -837,7 +866,7 @@ mod tests {
                 Message::Handshake { node_id: id, session: 1, history_id: 7, last_applied: 1, last_term: 1 },
                 &log,
             );
-            l.step(id, Message::Ack { node_id: id, session: 1, applied: 2, durable: 2 }, &log);
+            l.step(id, Message::Ack { node_id: id, session: 1, applied: 2, durable: 2, round: 0 }, &log);
         }
         assert_eq!(l.commit_index(), 2);
     }
@@ -866,7 +895,7 @@ mod tests {
                 last_term,
             };
             l.step(1, hello(1, 5, 3), &log);
-            l.step(1, Message::Ack { node_id: 1, session: 1, applied: 5, durable: 5 }, &log);
+            l.step(1, Message::Ack { node_id: 1, session: 1, applied: 5, durable: 5, round: 0 }, &log);
             assert_eq!(l.commit_index(), 5);
             l.outputs();
             l.step(1, hello(2, index, term), &log);
@@ -892,10 +921,41 @@ mod tests {
         l.on_durable(5);
         l.tick(&log);
         assert_eq!(l.commit_index(), 0);
+        assert!(!l.committed_in_term(), "reads wait for a record of term 3 to commit");
         let log = TermLog { terms: vec![2, 2, 2, 2, 2, 3] };
         l.on_append(6, &log);
         l.on_durable(6);
         assert_eq!(l.commit_index(), 6, "the NOOP of term 3 commits, and everything before it");
+        assert!(l.committed_in_term(), "reads may now be confirmed");
+    }
+
+    /// ReadIndex (thesis §6.4): a round goes out at once as a heartbeat to
+    /// every follower with a link (not to one that is down), and the
+    /// periodic heartbeats carry the newest round from then on.
+    #[test]
+    fn a_read_round_is_heartbeated_at_once_to_linked_followers_and_kept_in_later_heartbeats() {
+        let log = VecLog { first: 1, last: 3, size: 8 };
+        let mut l = leader(3, &[1, 2, 3]);
+        handshake(&mut l, 1, 1, 7, 3, &log);
+        l.outputs();
+        l.heartbeat_round(4);
+        let rounds = |outs: &[LeaderOutput]| -> Vec<(NodeId, u64)> {
+            outs.iter()
+                .filter_map(|o| match o {
+                    LeaderOutput::Send { to, msg: Message::Heartbeat { round, term: 2, .. } } => {
+                        Some((*to, *round))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(rounds(&l.outputs()), vec![(1, 4)], "follower 1 only: 2 and 3 never connected");
+        l.heartbeat_round(3);
+        assert_eq!(rounds(&l.outputs()), vec![(1, 4)], "a round never goes back");
+        for _ in 0..cfg().heartbeat_interval_ticks {
+            l.tick(&log);
+        }
+        assert_eq!(rounds(&l.outputs()), vec![(1, 4)]);
     }
 
     fn cfg() -> LeaderConfig {
@@ -929,7 +989,7 @@ mod tests {
     }
 
     fn ack(l: &mut Leader, id: NodeId, session: u64, applied: u64, durable: u64, log: &VecLog) {
-        l.step(id, Message::Ack { node_id: id, session, applied, durable }, log);
+        l.step(id, Message::Ack { node_id: id, session, applied, durable, round: 0 }, log);
     }
 
     /// Index ranges of the Records sent, in order.
@@ -968,7 +1028,7 @@ mod tests {
         l.on_append(6, &log);
         assert!(batches(&l.outputs()).is_empty(), "still two in flight");
         // The first batch is applied: everything since goes in one batch.
-        l.step(1, Message::Ack { node_id: 1, session: 5, applied: 1, durable: 1 }, &log);
+        l.step(1, Message::Ack { node_id: 1, session: 5, applied: 1, durable: 1, round: 0 }, &log);
         assert_eq!(batches(&l.outputs()), vec![(3, 6)]);
     }
 
@@ -982,7 +1042,7 @@ mod tests {
         for _ in 0..3 {
             l.tick(&log);
         }
-        l.step(2, Message::Ack { node_id: 2, session: 5, applied: 9, durable: 9 }, &log);
+        l.step(2, Message::Ack { node_id: 2, session: 5, applied: 9, durable: 9, round: 0 }, &log);
         let p = l.progress(2).unwrap();
         assert_eq!(p.matched, 0, "another history's index is not ours");
         assert_eq!(p.ticks_since_ack, 0, "but the follower is alive");
@@ -1216,7 +1276,7 @@ mod tests {
         ack(&mut l, 1, 4, 10, 10, &log);
         assert_eq!(l.progress(1).unwrap().matched, 0, "ack of an old session");
         ack(&mut l, 2, 5, 10, 10, &log);
-        l.step(1, Message::Ack { node_id: 2, session: 5, applied: 10, durable: 10 }, &log);
+        l.step(1, Message::Ack { node_id: 2, session: 5, applied: 10, durable: 10, round: 0 }, &log);
         assert_eq!(l.acked_count(1), 0, "misrouted or unknown acks count for nothing");
         ack(&mut l, 1, 5, 50, 50, &log);
         assert_eq!(l.progress(1).unwrap().matched, 10, "clamped to the leader's last index");

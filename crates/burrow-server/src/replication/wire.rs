@@ -59,8 +59,8 @@ const FULL_RESYNC_EXTRAS: usize = 32;
 const SNAPSHOT_CHUNK_EXTRAS: usize = 17;
 /// commit_index (u64) + record count (u32).
 pub(crate) const RECORDS_EXTRAS: usize = 12;
-const HEARTBEAT_EXTRAS: usize = 24;
-const ACK_EXTRAS: usize = 32;
+const HEARTBEAT_EXTRAS: usize = 32;
+const ACK_EXTRAS: usize = 40;
 
 /// Bytes a record adds around a client's key and value in the worst case
 /// (SET: header 8, term/index 16, tag 1, key length 2, value length 4,
@@ -250,11 +250,11 @@ pub fn encode(msg: &Message, id: u32) -> Frame {
                 "RecordEntry term/index disagree with its record bytes"
             );
         }
-        Message::Heartbeat { term, last_index, commit_index } => {
-            f.extras = extras(&[*term, *last_index, *commit_index]);
+        Message::Heartbeat { term, last_index, commit_index, round } => {
+            f.extras = extras(&[*term, *last_index, *commit_index, *round]);
         }
-        Message::Ack { node_id, session, applied, durable } => {
-            f.extras = extras(&[*node_id, *session, *applied, *durable]);
+        Message::Ack { node_id, session, applied, durable, round } => {
+            f.extras = extras(&[*node_id, *session, *applied, *durable, *round]);
         }
     }
     f
@@ -329,8 +329,8 @@ fn decode_with(f: &FrameRef<'_>, value: impl FnOnce() -> Bytes) -> Result<Messag
             let records = split_records(f.value, declared, value)?;
             Message::Records { records, commit_index: u(0) }
         }
-        OP_HEARTBEAT => Message::Heartbeat { term: u(0), last_index: u(1), commit_index: u(2) },
-        _ => Message::Ack { node_id: u(0), session: u(1), applied: u(2), durable: u(3) },
+        OP_HEARTBEAT => Message::Heartbeat { term: u(0), last_index: u(1), commit_index: u(2), round: u(3) },
+        _ => Message::Ack { node_id: u(0), session: u(1), applied: u(2), durable: u(3), round: u(4) },
     })
 }
 
@@ -456,16 +456,18 @@ mod tests {
                     Message::Records { records, commit_index }
                 }
             ),
-            (u(), u(), u()).prop_map(|(term, last_index, commit_index)| Message::Heartbeat {
+            (u(), u(), u(), u()).prop_map(|(term, last_index, commit_index, round)| Message::Heartbeat {
                 term,
                 last_index,
-                commit_index
+                commit_index,
+                round
             }),
-            (u(), u(), u(), u()).prop_map(|(node_id, session, applied, durable)| Message::Ack {
+            (u(), u(), u(), u(), u()).prop_map(|(node_id, session, applied, durable, round)| Message::Ack {
                 node_id,
                 session,
                 applied,
-                durable
+                durable,
+                round
             }),
         ]
     }
@@ -524,7 +526,7 @@ mod tests {
 
     #[test]
     fn malformed_frames_are_rejected_precisely() {
-        let hb = encode(&Message::Heartbeat { term: 1, last_index: 2, commit_index: 3 }, 1);
+        let hb = encode(&Message::Heartbeat { term: 1, last_index: 2, commit_index: 3, round: 0 }, 1);
         let chunk = encode(
             &Message::SnapshotChunk { session: 1, offset: 0, bytes: Bytes::from_static(b"snap"), last: true },
             2,
@@ -557,9 +559,9 @@ mod tests {
                 WireError::UnexpectedKey { message: "HEARTBEAT", len: 1 },
             ),
             (
-                "short extras",
-                with(&hb, &|f| f.extras = f.extras.slice(..23)),
-                WireError::ExtrasLength { message: "HEARTBEAT", expected: 24, got: 23 },
+                "short extras (a heartbeat without its round, as servers before ReadIndex sent it)",
+                with(&hb, &|f| f.extras = f.extras.slice(..24)),
+                WireError::ExtrasLength { message: "HEARTBEAT", expected: 32, got: 24 },
             ),
             (
                 "long extras",

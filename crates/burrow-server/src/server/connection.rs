@@ -298,7 +298,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             if done.write && !done.error {
                 self.durable.note_write(start, self.wbuf.len(), frame.opcode, frame.id);
                 self.writes = Writes::Unannounced;
-            } else if done.seen != 0 {
+            } else if done.seen != 0 || done.read {
                 self.durable.note_read(start, self.wbuf.len(), frame.opcode, frame.id, done.seen);
             }
             let (opcode, id) = (frame.opcode, frame.id);

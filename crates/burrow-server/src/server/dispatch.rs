@@ -35,6 +35,9 @@ pub(super) struct Executed {
     pub error: bool,
     /// The request was a write (its reply must wait for durability under `--fsync always`).
     pub write: bool,
+    /// The request reads the data set (a quorum leader confirms its
+    /// leadership before replying: linearizable reads).
+    pub read: bool,
     /// The reply shows data that records up to this log index may have
     /// changed (0: none): it may be sent only once they are durable (and
     /// committed in quorum mode). See the module docs.
@@ -62,6 +65,7 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
         },
         Ok(req) => {
             done.write = req.is_write();
+            done.read = req.reads_data();
             // `run`'s one call site: inlined (see there) into this hot path.
             match refusal(shared, &req, done.write) {
                 Some((status, message)) => r.error(status, &message),

@@ -18,6 +18,18 @@
 //!   each saying the value is not durable / not committed yet — never the
 //!   value, and never a hang.
 //!
+//! - in quorum mode, **every read** on the leader also waits until a
+//!   majority confirmed, after it ran, that this node still leads
+//!   (ReadIndex, `replication::read_index`; one confirmation per batch,
+//!   asked before the records are waited for). A leader cut off from the
+//!   majority may already have been replaced, and the new leader may have
+//!   overwritten the key: without the confirmation it would answer with
+//!   the old value until check-quorum deposes it. Not confirmed within the
+//!   quorum timeout: NO_QUORUM; deposed meanwhile: NOT_LEADER / NO_LEADER.
+//!   A lease (serve reads for an election timeout after the last majority
+//!   ack) would save the round trip but trusts clocks: a leader paused
+//!   past its lease (SIGSTOP, a VM stall) does not notice that it expired.
+//!
 //! Replies stay in order: everything after a held reply in the batch waits
 //! with it (one write per batch, as before). A read whose watermark is at
 //! or below what is already known durable and committed (`safe`) is not
@@ -68,6 +80,9 @@ enum Refusal {
     /// write's outcome is unknown (NO_QUORUM, it ran), a read ran nothing
     /// (NOT_LEADER / NO_LEADER).
     Deposed,
+    /// A read (quorum mode) whose leader no majority confirmed within the
+    /// quorum timeout: it may have been deposed (NO_QUORUM).
+    Unconfirmed,
 }
 
 /// Holds replies back as the module docs say, for one connection.
@@ -134,9 +149,11 @@ impl Durable {
 
     /// A read's reply, which may show records up to `seen`, is at
     /// `start..end` of the write buffer.
+    /// On a quorum leader every read is held: it waits for a majority to
+    /// confirm the leadership (linearizable reads, see the module docs).
     #[inline]
     pub(super) fn note_read(&mut self, start: usize, end: usize, opcode: u8, id: u32, seen: u64) {
-        if self.gate_reads && seen > self.safe {
+        if self.gate_reads && (seen > self.safe || self.quorum.is_some()) {
             self.held.push(Held { start, end, opcode, id, seen: Some(seen), refused: None });
         }
     }
@@ -193,6 +210,14 @@ impl Durable {
 
     /// Waits for the held replies' records, marking the ones refused.
     async fn wait(&mut self, shared: &Shared, writes: bool) {
+        // Asked first, so the round is under way while the records wait;
+        // bounded by the quorum timeout from now, not after them.
+        let confirm = match &self.quorum {
+            Some(q) if self.held.iter().any(|h| h.seen.is_some()) => {
+                Some((q.reads.confirm(), tokio::time::Instant::now() + q.limit))
+            }
+            _ => None,
+        };
         let log_end = if writes { shared.store.log().last_index() } else { 0 };
         let target_of = |h: &Held| h.seen.unwrap_or(log_end);
         let waiting = |held: &[Held]| held.iter().filter(|h| h.refused.is_none()).map(target_of).max();
@@ -239,6 +264,23 @@ impl Durable {
             // read its quorum watch: never acknowledged.
             refuse(&mut self.held, 0, log_end, Refusal::Deposed);
         }
+        if let (Some(q), Some((confirmed, deadline))) = (self.quorum.as_ref(), confirm) {
+            let why = tokio::select! {
+                r = tokio::time::timeout_at(deadline, confirmed) => match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(_)) => Some(Refusal::Deposed),
+                    Err(_) if q.deposed.is_cancelled() => Some(Refusal::Deposed),
+                    Err(_) => Some(Refusal::Unconfirmed),
+                },
+                _ = q.deposed.cancelled() => Some(Refusal::Deposed),
+            };
+            if let Some(why) = why {
+                warn!(?why, "leadership not confirmed by a majority: refusing held reads");
+                for h in self.held.iter_mut().filter(|h| h.refused.is_none() && h.seen.is_some()) {
+                    h.refused = Some(why);
+                }
+            }
+        }
     }
 
     /// Rewrites every refused reply in `wbuf` as its error.
@@ -260,6 +302,10 @@ impl Durable {
             "read refused: the value is not yet committed (its last change was not held by a majority \
              within {limit} ms, quorum mode); retry later"
         );
+        let unconfirmed_read = format!(
+            "read refused: no majority confirmed within {limit} ms that this node still leads (quorum \
+             mode reads are linearizable; it may have been deposed); retry later or at another node"
+        );
         let old = wbuf.split();
         let mut at = 0;
         for h in &self.held {
@@ -271,6 +317,7 @@ impl Durable {
                 (Refusal::Quorum, true) => (Status::NoQuorum, &quorum_read),
                 (Refusal::Deposed, false) => (Status::NoQuorum, &deposed_write),
                 (Refusal::Deposed, true) => (not_leader_status, &not_leader),
+                (Refusal::Unconfirmed, _) => (Status::NoQuorum, &unconfirmed_read),
             };
             wbuf.extend_from_slice(&old[at..h.start]);
             encode_response(wbuf, h.opcode, h.id, status, BodyType::Text, &[], msg.as_bytes());

@@ -107,6 +107,20 @@ pub(crate) struct QuorumWatch {
     /// Cancelled when this leadership ends: held replies then answer
     /// NOT_LEADER / NO_LEADER instead of waiting out `limit`.
     pub deposed: CancellationToken,
+    /// Confirms this leadership for linearizable reads (ReadIndex).
+    pub reads: ReadConfirm,
+}
+
+/// The leader's read confirmation, as a connection holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadConfirm(Arc<LeaderSide>);
+
+impl ReadConfirm {
+    /// Resolves once a majority confirmed this leadership after the call
+    /// (`LeaderSide::confirm_reads`); fails if the leadership ends first.
+    pub(crate) fn confirm(&self) -> tokio::sync::oneshot::Receiver<()> {
+        self.0.confirm_reads()
+    }
 }
 
 /// Length of one state-machine tick: a fifth of the heartbeat interval,
@@ -228,7 +242,7 @@ impl Replication {
         let (l, deposed) = self.node.as_ref()?.leader()?;
         (l.mode() == ReplicationMode::Quorum).then(|| {
             let (commit, limit) = l.commit_watch();
-            QuorumWatch { commit, limit, deposed }
+            QuorumWatch { commit, limit, deposed, reads: ReadConfirm(l) }
         })
     }
 
