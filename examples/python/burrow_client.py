@@ -36,7 +36,7 @@ OPCODES = {
     "INCR": 0x10, "DECR": 0x11, "INCRBY": 0x12,
     "LPUSH": 0x20, "RPUSH": 0x21, "LPOP": 0x22, "RPOP": 0x23, "LLEN": 0x24, "LRANGE": 0x25,
     "DBSIZE": 0x30, "SCAN": 0x31, "FLUSHALL": 0x32, "INFO": 0x33, "DIGEST": 0x34,
-    "WAIT": 0x35,
+    "WAIT": 0x35, "CLUSTER": 0x36,
 }
 
 STATUS_NAMES = {
@@ -59,7 +59,7 @@ FLAG_NX, FLAG_XX, FLAG_KEEPTTL = 0x01, 0x02, 0x04
 # WAIT, unknown opcodes) is not.
 IDEMPOTENT_OPCODES = {OPCODES[n] for n in (
     "PING", "GET", "EXISTS", "TTL", "TYPE", "LLEN", "LRANGE", "DBSIZE", "SCAN", "INFO", "DIGEST",
-    "DEL", "EXPIRE", "PERSIST", "FLUSHALL")} | {0x40}  # 0x40 SNAPSHOT
+    "CLUSTER", "DEL", "EXPIRE", "PERSIST", "FLUSHALL")} | {0x40}  # 0x40 SNAPSHOT
 
 # Largest response this client accepts (responses are not bounded by the
 # server's request limits, protocol.md §7).
@@ -172,6 +172,72 @@ def decode_array(body):
     return items
 
 
+# CLUSTER's roles and link states (protocol.md §8.11); unknown values read as "unknown".
+CLUSTER_ROLES = {0: "unknown", 1: "leader", 2: "follower", 3: "candidate", 4: "standalone"}
+CLUSTER_LINKS = {1: "up", 2: "down", 3: "syncing"}
+
+
+def _fields(item, i):
+    """One CLUSTER item: tag (u8), length (u16), value, repeated -> {tag: value}."""
+    fields, pos = {}, 0
+    while pos < len(item):
+        if len(item) - pos < 3:
+            raise ProtocolError("CLUSTER item %d: field header truncated" % i)
+        tag, n = item[pos], struct.unpack_from(">H", item, pos + 1)[0]
+        if len(item) - pos - 3 < n:
+            raise ProtocolError("CLUSTER item %d: field 0x%02x runs past the item" % (i, tag))
+        if tag in fields:
+            raise ProtocolError("CLUSTER item %d: field 0x%02x twice" % (i, tag))
+        fields[tag] = item[pos + 3:pos + 3 + n]
+        pos += 3 + n
+    return fields
+
+
+def decode_cluster(items):
+    """CLUSTER's ARRAY items as a dict: this node's fields and a list of
+    members, each a dict whose unknown fields are None (protocol.md §8.11)."""
+    if not items:
+        raise ProtocolError("CLUSTER reply without the node's own item")
+
+    def get(fields, i, tag, kind, required=False):
+        v = fields.get(tag)
+        if v is None:
+            if required:
+                raise ProtocolError("CLUSTER item %d: field 0x%02x missing" % (i, tag))
+            return None
+        size = {"u64": 8, "u8": 1}.get(kind)
+        if size is not None and len(v) != size:
+            raise ProtocolError("CLUSTER item %d: field 0x%02x must be %d bytes" % (i, tag, size))
+        if kind == "u64":
+            return struct.unpack(">Q", v)[0]
+        if kind == "u8":
+            return v[0]
+        return v.decode("utf-8")
+
+    me = _fields(items[0], 0)
+    view = {
+        "node_id": get(me, 0, 0x01, "u64", True),
+        "role": CLUSTER_ROLES.get(get(me, 0, 0x02, "u8", True), "unknown"),
+        "term": get(me, 0, 0x03, "u64", True),
+        "leader_id": get(me, 0, 0x04, "u64", True),
+        "commit_index": get(me, 0, 0x05, "u64", True),
+        "members": [],
+    }
+    for i, item in enumerate(items[1:], 1):
+        f = _fields(item, i)
+        link = get(f, i, 0x11, "u8")
+        view["members"].append({
+            "id": get(f, i, 0x01, "u64", True),
+            "role": CLUSTER_ROLES.get(get(f, i, 0x02, "u8", True), "unknown"),
+            "addr": get(f, i, 0x10, "text", True),
+            "link": CLUSTER_LINKS.get(link, "unknown") if link is not None else None,
+            "match_index": get(f, i, 0x12, "u64"),
+            "lag": get(f, i, 0x13, "u64"),
+            "last_contact_ms": get(f, i, 0x14, "u64"),
+        })
+    return view
+
+
 class Reply:
     """One decoded response frame."""
 
@@ -207,6 +273,8 @@ class Reply:
                 if len(self.extras) != 8:
                     raise ProtocolError("SCAN reply without an 8-byte cursor")
                 return struct.unpack(">Q", self.extras)[0], items
+            if self.opcode == OPCODES["CLUSTER"]:
+                return decode_cluster(items)
             return items
         if t == BODY_TEXT:
             return v.decode("utf-8")
@@ -322,6 +390,13 @@ class _Commands:
         """How many followers hold this connection's last write, waiting up
         to timeout_ms (0: no limit) for numreplicas of them (protocol.md §8.10)."""
         return self._run(_Command(OPCODES["WAIT"], extras=struct.pack(">IQ", numreplicas, timeout_ms)))
+
+    def cluster_view(self):
+        """CLUSTER: the cluster as the connected node sees it (protocol.md
+        §8.11), as a dict (node_id, role, term, leader_id, commit_index,
+        members). Named so because ``Client.cluster(seeds)`` opens a
+        cluster client."""
+        return self._run(_Command(OPCODES["CLUSTER"]))
 
     def raw(self, opcode, key=b"", value=b"", extras=b"", flags=0):
         """Any opcode, e.g. one newer than this client."""
@@ -694,6 +769,12 @@ def self_check(host, port, hosts=None):
         _expect("connection usable after UNKNOWN_OPCODE", c.ping(), "PONG")
         _expect_error("unknown INFO section", "BAD_REQUEST", c.info, "bogus")
         _expect("INFO keyspace", c.info("keyspace").startswith("# keyspace\n"), True)
+
+        view = c.cluster_view()
+        _expect("CLUSTER: answered by the leader or a standalone server", view["role"] in ("leader", "standalone"), True)
+        if view["role"] == "leader":
+            _expect("CLUSTER: the leader names itself and lists every member",
+                    (view["leader_id"], view["node_id"] in [m["id"] for m in view["members"]]), (view["node_id"], True))
 
         _expect("WAIT 0 0", c.wait(0, 0), 0)
         started = time.monotonic()

@@ -400,3 +400,60 @@ fn a_cluster_session_moves_when_its_node_goes_away() {
     assert_eq!(session.exchange(&incr).unwrap(), [Reply::Int(1)], "B's own counter");
     assert_eq!(session.addr(), pb.addr.to_string());
 }
+
+/// CLUSTER against a real 3-node cluster (node 1 leads): a table with one
+/// row per member as the node asked sees it, and one line when piped.
+#[test]
+fn cluster_prints_each_member_as_the_node_asked_sees_it() {
+    use common::cluster::{Cluster, Options};
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let c = runtime.block_on(async {
+        let c = Cluster::start("cli-cluster", Options::default()).await;
+        c.elected(1).await;
+        for n in &c.nodes[1..] {
+            n.wait_synced().await;
+        }
+        c
+    });
+    let addr = |id: usize| c.nodes[id - 1].addr.to_string();
+    // Columns: id, addr, role, term, link, match, lag, last contact.
+    let rows = |o: &Output| -> Vec<Vec<String>> {
+        let out = stdout(o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 6, "a line about the node, a header, 3 rows, a legend:\n{out}");
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["id", "addr", "role", "term", "link", "match", "lag", "last", "contact"],
+            "{out}"
+        );
+        assert_eq!(lines[5], "(* this node)");
+        lines[2..5].iter().map(|l| l.split_whitespace().map(str::to_string).collect()).collect()
+    };
+
+    let o = cli_at(c.nodes[0].addr.port(), ["CLUSTER"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("node 1 · leader · term "), "{}", stdout(&o));
+    let r = rows(&o);
+    assert_eq!(r[0][..3], ["1*".to_string(), addr(1), "leader".into()]);
+    for (row, id) in r[1..].iter().zip([2, 3]) {
+        assert_eq!(row[..3], [id.to_string(), addr(id), "follower".into()], "{}", stdout(&o));
+        assert!(row[7].parse::<u64>().is_ok() && row[8] == "ms", "a last contact: {row:?}");
+    }
+
+    let o = cli_at(c.nodes[1].addr.port(), ["cluster"], None);
+    assert!(stdout(&o).starts_with("node 2 · follower · term "), "{}", stdout(&o));
+    let r = rows(&o);
+    assert_eq!(r[0][..5], ["1".to_string(), addr(1), "leader".into(), r[0][3].clone(), "up".into()]);
+    assert_eq!(r[1][..3], ["2*".to_string(), addr(2), "follower".into()]);
+    assert_eq!(
+        r[2][1..],
+        [addr(3), "unknown".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()]
+    );
+
+    let o = cli_at(c.nodes[2].addr.port(), Vec::<OsString>::new(), Some("CLUSTER\n".into()));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with("node=3 role=follower term="), "{out}");
+    assert!(out.contains(&format!("member=1 addr={} role=leader", addr(1))), "{out}");
+    runtime.block_on(async move { drop(c) });
+}

@@ -5,7 +5,8 @@
 //! examples) replayed against a live server (one request at a time, then
 //! pipelined), which must answer exactly the documented bytes; a cluster
 //! example's response is checked against the server's own encoding by the
-//! server's unit tests. Every opcode, status and body type the
+//! server's unit tests; a peer-link example (§12.6) is replayed against a
+//! live cluster member. Every opcode, status and body type the
 //! code knows must appear in the document's tables, so adding one without
 //! documenting it fails here.
 
@@ -83,9 +84,27 @@ fn examples(doc: &str) -> Vec<Example> {
     let out = marked_examples(doc, "<!-- example:");
     // Every hex block must belong to a marker, so none is silently skipped.
     let blocks = doc.lines().filter(|l| l.trim() == "```hex request").count();
-    let cluster = cluster_examples(doc).len();
-    assert_eq!(blocks, out.len() + cluster, "a ```hex request block has no <!-- example: --> marker");
+    let others = cluster_examples(doc).len() + peer_examples(doc).len();
+    assert_eq!(blocks, out.len() + others, "a ```hex request block has no <!-- example: --> marker");
     out
+}
+
+/// A peer-link example (`<!-- peer-example: NAME [closes] -->`, §12.6):
+/// bytes sent to a cluster member, and its reply, or `None` when it closes
+/// the connection without one.
+#[derive(Debug)]
+struct PeerExample {
+    name: String,
+    request: Vec<u8>,
+    response: Option<Vec<u8>>,
+}
+
+fn peer_examples(doc: &str) -> Vec<PeerExample> {
+    marked(doc, "<!-- peer-example:", |lines, i, name, closes| {
+        let request = parse_hex(&fenced(lines, i, "hex request", &name), &name);
+        let response = (!closes).then(|| parse_hex(&fenced(lines, i, "hex response", &name), &name));
+        PeerExample { name, request, response }
+    })
 }
 
 /// Examples a node answers in a cluster state (`<!-- cluster-example:
@@ -103,6 +122,20 @@ fn all_examples(doc: &str) -> Vec<Example> {
 }
 
 fn marked_examples(doc: &str, marker: &str) -> Vec<Example> {
+    marked(doc, marker, |lines, i, name, closes| {
+        let request = parse_hex(&fenced(lines, i, "hex request", &name), &name);
+        let response = parse_hex(&fenced(lines, i, "hex response", &name), &name);
+        Example { name, closes, request, response }
+    })
+}
+
+/// Every `MARKER NAME [closes] -->` line, with what `read` makes of the
+/// blocks after it (`read` advances the line index past them).
+fn marked<T>(
+    doc: &str,
+    marker: &str,
+    mut read: impl FnMut(&[&str], &mut usize, String, bool) -> T,
+) -> Vec<T> {
     let lines: Vec<&str> = doc.lines().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -119,9 +152,7 @@ fn marked_examples(doc: &str, marker: &str) -> Vec<Example> {
             Some("closes") => true,
             Some(other) => panic!("example {name}: unknown marker attribute {other:?}"),
         };
-        let request = parse_hex(&fenced(&lines, &mut i, "hex request", &name), &name);
-        let response = parse_hex(&fenced(&lines, &mut i, "hex response", &name), &name);
-        out.push(Example { name, closes, request, response });
+        out.push(read(&lines, &mut i, name, closes));
     }
     out
 }
@@ -393,4 +424,84 @@ async fn the_busy_reply_is_byte_for_byte_as_documented() {
     assert_closed(&mut second, name).await;
     drop((first, second));
     server.shutdown().await.unwrap();
+}
+
+/// §12.6's refusals, each on a fresh connection to node 1 of a cluster
+/// with cluster.toml's membership (so the examples' cluster id is its
+/// own): the documented reply, or a close with nothing said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_link_examples_replay_byte_for_byte_against_a_cluster_member() {
+    use burrow_server::{ClusterConfig, NodeInfo};
+    let all = peer_examples(&doc());
+    assert!(all.len() >= 4, "protocol.md §12.6 has {} peer examples", all.len());
+    // Nobody at the other members' addresses: node 1 dials them in vain.
+    let held: Vec<_> = (0..3).map(|_| common::refusing_addr()).collect();
+    let nodes = (1..=3u64)
+        .zip(&held)
+        .map(|(id, (_, addr))| NodeInfo { id, addr: *addr, data_dir: format!("data/node{id}").into() })
+        .collect();
+    let mut cluster = ClusterConfig::new(nodes, None, 1).expect("cluster.toml's membership");
+    cluster.election_timeout = std::time::Duration::from_secs(60)..std::time::Duration::from_secs(120);
+    let dir = common::TempDir::new("peer-examples");
+    let data_dir = dir.path().to_owned();
+    let server = common::start_with(move |c| {
+        c.cluster = Some(cluster);
+        c.data_dir = data_dir;
+    })
+    .await;
+    // The examples' PEER_HELLOs carry this member's cluster id, so those
+    // that name a member (node 2) open a link and are refused after it.
+    let info = burrow_client::Client::connect(server.addr).await.unwrap().info("replication").await.unwrap();
+    assert_eq!(common::info_field(&info, "cluster_id"), "9c42cf9064be2e28", "cluster.toml's cluster id");
+    assert!(doc().contains("cluster id is `0x9c42cf9064be2e28`"), "protocol.md §12.6 names it");
+    for ex in &all {
+        let mut conn = TcpStream::connect(server.addr).await.expect("connect");
+        conn.write_all(&ex.request).await.unwrap();
+        match &ex.response {
+            Some(want) => {
+                let got = read_frame(&mut conn, &ex.name).await;
+                assert_eq!(hex(&got), hex(want), "{}: the member's reply differs from protocol.md", ex.name);
+            }
+            None => assert_closed(&mut conn, &ex.name).await,
+        }
+    }
+    server.shutdown().await.unwrap();
+}
+
+/// The leader's CLUSTER example holds what its prose says, field by field
+/// (its bytes are the codec's own encoding: the response test re-encodes it).
+#[test]
+fn the_cluster_leader_example_decodes_to_its_description() {
+    use burrow_proto::{LinkStatus, MemberRole};
+    let ex =
+        cluster_examples(&doc()).into_iter().find(|e| e.name == "cluster-leader").expect("cluster-leader");
+    let mut buf = BytesMut::from(&ex.response[..]);
+    let frame = Codec::client(Limits::default()).decode(&mut buf).unwrap().unwrap();
+    let Reply::Cluster(view) = Reply::from_frame(&frame).unwrap() else { panic!("not a CLUSTER reply") };
+    assert_eq!(
+        (view.node_id, view.role, view.term, view.leader_id, view.commit_index),
+        (1, MemberRole::Leader, 3, 1, 42)
+    );
+    let rows: Vec<_> = view
+        .members
+        .iter()
+        .map(|m| (m.id, m.addr.as_str(), m.role, m.link, m.match_index, m.lag, m.last_contact_ms))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (1, "127.0.0.1:7441", MemberRole::Leader, None, Some(42), Some(0), None),
+            (2, "127.0.0.1:7442", MemberRole::Follower, Some(LinkStatus::Up), Some(42), Some(0), Some(12)),
+            (
+                3,
+                "127.0.0.1:7443",
+                MemberRole::Follower,
+                Some(LinkStatus::Down),
+                Some(40),
+                Some(2),
+                Some(1500)
+            ),
+        ]
+    );
+    assert_eq!(view.leader().map(|m| m.addr.as_str()), Some("127.0.0.1:7441"));
 }

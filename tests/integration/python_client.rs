@@ -179,3 +179,33 @@ async fn python_cluster_client_reports_an_incr_of_unknown_outcome() {
     assert_eq!(value().await.as_deref(), Some(&b"1"[..]), "run once");
     server.shutdown().await.unwrap();
 }
+
+/// The Python client decodes protocol.md's `cluster-leader` example as the
+/// Rust client does: each member, with `None` where the node does not know.
+#[tokio::test]
+async fn python_client_decodes_the_documented_cluster_view() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md")).unwrap();
+    let from = doc.find("<!-- cluster-example: cluster-leader -->").expect("the example");
+    let block = doc[from..].split("```hex response").nth(1).unwrap();
+    let block = &block[..block.find("```").unwrap()];
+    let hex: String = block.lines().map(|l| l.split('#').next().unwrap_or("")).collect::<Vec<_>>().join(" ");
+    let dir = std::path::Path::new(SCRIPT).parent().unwrap().to_str().unwrap().to_string();
+    let code = format!(
+        "import sys; sys.path.insert(0, {dir:?})\n\
+         from burrow_client import Reply, HEADER\n\
+         b = bytes.fromhex({hex:?})\n\
+         h = HEADER.unpack(b[:16])\n\
+         v = Reply(h[2], h[3], h[4], h[6], b'', b[16:]).result()\n\
+         print(v['node_id'], v['role'], v['term'], v['leader_id'], v['commit_index'])\n\
+         for m in v['members']:\n    print(m['id'], m['addr'], m['role'], m['link'], m['match_index'], m['lag'], m['last_contact_ms'])\n"
+    );
+    let out = finish(python(&["-c", &code])).await;
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "1 leader 3 1 42\n\
+         1 127.0.0.1:7441 leader None 42 0 None\n\
+         2 127.0.0.1:7442 follower up 42 0 12\n\
+         3 127.0.0.1:7443 follower down 40 2 1500\n"
+    );
+}

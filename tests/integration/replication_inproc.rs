@@ -16,6 +16,9 @@ use common::{info_field, info_u64, reserve_port, wait_for, Reservation, TempDir}
 struct InProc {
     config: ClusterConfig,
     ports: Vec<Reservation>,
+    /// Each node's data directory: with persistence off it still holds the
+    /// node's vote file (and its lock).
+    dirs: Vec<TempDir>,
 }
 
 fn cluster(n: u64, mode: ReplicationMode) -> InProc {
@@ -31,7 +34,11 @@ fn cluster(n: u64, mode: ReplicationMode) -> InProc {
     // loaded machine can hold up; a stalled link is not the point here.
     config.link_timeout = Duration::from_millis(2000);
     config.quorum_timeout = Duration::from_millis(300);
-    InProc { config, ports }
+    // Node 1 (the initial leader) is elected once a majority runs; no
+    // other election on a loaded machine.
+    config.election_timeout = Duration::from_secs(60)..Duration::from_secs(120);
+    let dirs = (1..=n).map(|id| TempDir::new(&format!("inproc-node{id}"))).collect();
+    InProc { config, ports, dirs }
 }
 
 impl InProc {
@@ -42,11 +49,18 @@ impl InProc {
     async fn start_with(&mut self, id: u64, tweak: impl FnOnce(&mut Config)) -> ServerHandle {
         let c = self.config.as_node(id).expect("a member");
         let port = self.ports[(id - 1) as usize].release();
+        let data_dir = self.dirs[(id - 1) as usize].path().to_owned();
         let mut config =
-            Config { port, shards: 16, persistence: false, cluster: Some(c), ..Config::default() };
+            Config { port, shards: 16, persistence: false, data_dir, cluster: Some(c), ..Config::default() };
         tweak(&mut config);
         ServerHandle::start(config).await.expect("node starts")
     }
+}
+
+/// Waits until the node at `addr` has won its election.
+async fn elected(addr: std::net::SocketAddr) {
+    wait_for("node 1 to be elected", || async move { info_field(&info(addr).await, "role") == "leader" })
+        .await;
 }
 
 async fn info(addr: std::net::SocketAddr) -> String {
@@ -61,7 +75,11 @@ async fn info(addr: std::net::SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_joining_under_load_converge_without_persistence() {
     let mut c = cluster(3, ReplicationMode::Async);
+    // Node 1 is elected once a majority runs: node 2 joins an empty
+    // leader, node 3 one under load.
     let leader = c.start(1).await;
+    let f2 = c.start(2).await;
+    elected(leader.addr).await;
     let mut client = Client::connect(leader.addr).await.unwrap();
     for i in 0..5000 {
         client.set(format!("k{}", i % 2000), format!("v{i}")).await.unwrap();
@@ -74,7 +92,6 @@ async fn followers_joining_under_load_converge_without_persistence() {
             client.set(format!("k{}", i % 2000), "again").await.unwrap();
         }
     });
-    let f2 = c.start(2).await;
     let f3 = c.start(3).await;
     writer.await.unwrap();
     let want = client.digest().await.unwrap();
@@ -115,6 +132,7 @@ async fn records_larger_than_the_default_value_limit_replicate() {
     let big = |cfg: &mut Config| cfg.max_value_bytes = 24 << 20;
     let leader = c.start_with(1, big).await;
     let follower = c.start_with(2, big).await;
+    elected(leader.addr).await;
     let value = bytes::Bytes::from(vec![7u8; 20 << 20]);
     let mut client = Client::connect(leader.addr).await.unwrap();
     client.set("big", value.clone()).await.unwrap();
@@ -142,10 +160,14 @@ async fn records_larger_than_the_default_value_limit_replicate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_resync_whose_loader_is_slower_than_the_link_completes_without_a_link_drop() {
     const KEYS: usize = 60_000;
-    let mut c = cluster(2, ReplicationMode::Async);
+    let mut c = cluster(3, ReplicationMode::Async);
     c.config.link_timeout = Duration::from_millis(1000);
     let stall = 4 * c.config.link_timeout;
+    // Nodes 1 and 3 make the majority that elects node 1; node 2 is the
+    // slow follower, started once the data is there.
     let leader = c.start(1).await;
+    let third = c.start(3).await;
+    elected(leader.addr).await;
     // About 7 MiB of snapshot: 7 chunks, more than the loader queues.
     let mut client = Client::connect(leader.addr).await.unwrap();
     let value = Bytes::from(vec![b'v'; 100]);
@@ -181,10 +203,11 @@ async fn a_full_resync_whose_loader_is_slower_than_the_link_completes_without_a_
     assert!(started.elapsed() >= stall, "the slow write was not waited for");
     assert_eq!(fs.fired().len(), 1, "the stall happened");
     let (l, f) = (info(leader.addr).await, info(addr).await);
-    for (who, i) in [("leader", &l), ("follower", &f)] {
+    // The leader's two: node 3's (empty) and node 2's.
+    for (who, i, full) in [("leader", &l, 2), ("follower", &f, 1)] {
         assert_eq!(
             (info_u64(i, "full_resyncs"), info_u64(i, "partial_resyncs")),
-            (1, 0),
+            (full, 0),
             "{who}: the link never dropped (one full resync, no reconnection)\n{l}\n{f}"
         );
     }
@@ -193,5 +216,6 @@ async fn a_full_resync_whose_loader_is_slower_than_the_link_completes_without_a_
     assert_eq!(f.get("key:59999").await.unwrap(), Some(value));
     stop.cancel();
     follower.await.unwrap().unwrap();
+    third.shutdown().await.unwrap();
     leader.shutdown().await.unwrap();
 }

@@ -2,11 +2,11 @@
 //! (`--hosts`), found again after a leader change so that a benchmark
 //! survives a failover (protocol.md §5.2).
 //!
-//! A connection finds the leader by asking `WAIT 0 0`, which a leader
-//! answers at once (a count, nothing waited for) and any other node
-//! refuses: `NOT_LEADER` naming the leader (asked next), `NO_LEADER` or
-//! `LOADING` (the next host is asked after a jittered pause). The answered
-//! connection is the load connection: the exchange leaves nothing unread.
+//! A connection finds the leader by asking `CLUSTER` (protocol.md §8.11),
+//! which every node answers: the leader (or a standalone server) says so,
+//! and its connection becomes the load connection (the exchange leaves
+//! nothing unread); another node names the leader it knows (asked next),
+//! or none (the next host is asked after a jittered pause).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use burrow_proto::{Codec, Limits, Reply, Request, Status};
+use burrow_proto::{ClusterView, Codec, Limits, MemberRole, Reply, Request};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::driver::connect;
@@ -75,9 +75,9 @@ impl Target {
     }
 }
 
-/// What a node said to `WAIT 0 0`.
-enum Answer {
-    Leader(TcpStream),
+/// What a node said to `CLUSTER`.
+enum Answer<S = TcpStream> {
+    Leader(S),
     /// Not the leader; it named this one.
     Elsewhere(SocketAddr),
     /// Not the leader, and it knows none (or cannot serve yet).
@@ -88,9 +88,7 @@ async fn ask_leader(addr: SocketAddr) -> Result<Answer, BenchError> {
     let mut stream = connect(addr).await?;
     let mut codec = Codec::client(Limits::default());
     let mut buf = BytesMut::new();
-    codec
-        .encode(Request::Wait { replicas: 0, timeout_ms: 0 }.to_frame(0), &mut buf)
-        .expect("a WAIT frame encodes");
+    codec.encode(Request::Cluster.to_frame(0), &mut buf).expect("a CLUSTER frame encodes");
     let io = |source| BenchError::Connect { addr, source };
     stream.write_all(&buf).await.map_err(io)?;
     buf.clear();
@@ -103,11 +101,49 @@ async fn ask_leader(addr: SocketAddr) -> Result<Answer, BenchError> {
         }
     };
     Ok(match Reply::from_frame(&frame) {
-        Ok(Reply::Int(_)) => Answer::Leader(stream),
-        Ok(Reply::Error { status: Status::NotLeader, message }) => match message.trim().parse() {
-            Ok(leader) => Answer::Elsewhere(leader),
-            Err(_) => Answer::NoLeader,
-        },
+        Ok(Reply::Cluster(view)) => answer(&view, stream),
         _ => Answer::NoLeader,
     })
+}
+
+/// Where `view` sends the load: here if this node leads (or stands alone),
+/// to the leader it names, or nowhere yet.
+fn answer<S>(view: &ClusterView, here: S) -> Answer<S> {
+    match view.role {
+        MemberRole::Leader | MemberRole::Standalone => Answer::Leader(here),
+        _ => match view.leader().and_then(|l| l.addr.parse().ok()) {
+            Some(leader) => Answer::Elsewhere(leader),
+            None => Answer::NoLeader,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burrow_proto::MemberView;
+
+    #[test]
+    fn the_leader_is_here_named_elsewhere_or_not_known() {
+        let mut view = ClusterView {
+            node_id: 2,
+            role: MemberRole::Follower,
+            term: 5,
+            leader_id: 1,
+            commit_index: 0,
+            members: vec![
+                MemberView::new(1, "127.0.0.1:7441", MemberRole::Leader),
+                MemberView::new(2, "127.0.0.1:7442", MemberRole::Follower),
+            ],
+        };
+        assert!(matches!(answer(&view, ()), Answer::Elsewhere(a) if a.port() == 7441));
+        view.leader_id = 0;
+        assert!(matches!(answer(&view, ()), Answer::NoLeader));
+        view.role = MemberRole::Candidate;
+        assert!(matches!(answer(&view, ()), Answer::NoLeader));
+        for role in [MemberRole::Leader, MemberRole::Standalone] {
+            view.role = role;
+            assert!(matches!(answer(&view, ()), Answer::Leader(())));
+        }
+    }
 }

@@ -224,6 +224,17 @@ pub const COMMANDS: &[CommandSpec] = &[
          else after the timeout); a follower redirects to its leader. Run from the command\n\
          line it is a connection of its own that has written nothing.",
     ),
+    remote(
+        "CLUSTER",
+        "",
+        "The cluster as this node sees it: members, roles, term, match index, lag",
+        "One row per member: id (* for the node answering), address, role as this node\n\
+         sees it, term, replication link (up, syncing, down), match index (what it holds\n\
+         durably), lag (records it has yet to apply) and time since this node last heard\n\
+         from it; - where this node does not know. A leader knows every follower; a\n\
+         follower knows itself and its leader. Served by every node, also one that knows\n\
+         no leader; run with --hosts it asks the node the CLI is connected to.",
+    ),
     local(
         "HELP",
         "[command]",

@@ -40,6 +40,7 @@ pub(crate) fn render(reply: &Reply, style: Style) -> String {
             Style::Human => numbered(items.iter().map(|i| vec![quote(i)]).collect()),
             Style::Line => items.iter().map(|i| quote(i)).collect::<Vec<_>>().join(" "),
         },
+        Reply::Cluster(view) => crate::cluster_table::render_cluster(view, style == Style::Line),
         Reply::Scan { cursor, keys } => {
             let cursor = quote(cursor.to_string().as_bytes());
             match style {

@@ -180,6 +180,7 @@ mod tests {
         assert_eq!(complete("GET k", 5), (5, vec![]));
         assert_eq!(complete("zz", 2), (0, vec![]));
         assert_eq!(complete("wa", 2), (0, vec!["wait".to_string()]));
+        assert_eq!(complete("CLU", 3), (0, vec!["CLUSTER".to_string()]));
         assert_eq!(complete("", 0).1.len(), COMMANDS.len());
     }
 }

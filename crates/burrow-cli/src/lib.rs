@@ -21,6 +21,7 @@
 //! the tests check against the protocol. Tokenizer, parser, formatting and
 //! the modes are private: their behaviour is tested through the binary.
 
+mod cluster_table;
 mod commands;
 mod format;
 mod hint;

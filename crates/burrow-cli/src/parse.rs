@@ -180,6 +180,10 @@ pub(crate) fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
             p.arity(0, 0)?;
             Plan::single(Request::FlushAll)
         }
+        "CLUSTER" => {
+            p.arity(0, 0)?;
+            Plan::single(Request::Cluster)
+        }
         "INFO" => {
             p.arity(0, 1)?;
             Plan::single(Request::Info { section: rest.first().map(|s| key_of(s)).unwrap_or_default() })
@@ -406,6 +410,7 @@ mod tests {
             ("scan 7 match user:* count 5", one(Request::Scan { cursor: 7, count: 5, pattern: b("user:*") })),
             ("FLUSHALL", one(Request::FlushAll)),
             ("DIGEST", one(Request::Digest)),
+            ("cluster", one(Request::Cluster)),
             ("digest", one(Request::Digest)),
             ("INFO", one(Request::Info { section: Bytes::new() })),
             ("INFO keyspace", one(Request::Info { section: b("keyspace") })),
@@ -481,6 +486,7 @@ mod tests {
             ("SCAN 0 MATCH", syntax("SCAN")),
             ("FLUSHALL now", arity("FLUSHALL")),
             ("DIGEST x", arity("DIGEST")),
+            ("CLUSTER nodes", arity("CLUSTER")),
             ("INFO a b", arity("INFO")),
             ("WAIT", arity("WAIT")),
             ("WAIT 1", arity("WAIT")),

@@ -5,7 +5,9 @@
 //! One call (a request or a pipeline) is a series of attempts. An attempt
 //! needs a live connection: a lost one is replaced — first by the server
 //! it was to (the link may just have been cut), then by the seeds in turn.
-//! Then the requests still unanswered are sent:
+//! A server lost twice in one call is not tried first again: it is
+//! reached only through the seeds or a redirect. Then the requests still
+//! unanswered are sent:
 //! - `NOT_LEADER` naming a leader: connect there and re-send (past
 //!   [`ClientConfig::max_redirects`](crate::ClientConfig) hops in one
 //!   call, pause first: two nodes may name each other during an election);
@@ -73,6 +75,28 @@ enum Step {
     Fail(ClientError),
 }
 
+/// Where a call goes after a connection is lost while requests were out.
+#[derive(Default)]
+struct Lost {
+    /// Reconnect here first: the link may just have been cut.
+    again_at: Option<SocketAddr>,
+    /// The server the call last lost a connection to.
+    last: Option<SocketAddr>,
+}
+
+impl Lost {
+    /// A connection to `addr` was lost. The first time, the call goes
+    /// back there; lost there again, it asks the seeds instead: an address
+    /// that accepts connections and then drops them (a proxy or a port
+    /// forward in front of a dead node, a node restarting in a loop) would
+    /// otherwise hold the call until its deadline, while a stale
+    /// `NOT_LEADER` keeps naming it.
+    fn lost(&mut self, addr: SocketAddr) {
+        self.again_at = (self.last != Some(addr)).then_some(addr);
+        self.last = Some(addr);
+    }
+}
+
 /// Time left until `deadline` (zero once passed).
 fn left(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
@@ -81,8 +105,9 @@ fn left(deadline: Instant) -> Duration {
 impl Client {
     /// Connects to the first of `seeds` that accepts (`host:port` each),
     /// trying them in turn with pauses until the config's failover
-    /// deadline; the client then finds the leader and rides out leader
-    /// changes by itself (see the crate docs).
+    /// deadline, then asks it who leads (CLUSTER) and connects to the
+    /// leader at once if it names one; the client rides out leader changes
+    /// by itself (see the crate docs).
     pub async fn connect_cluster<S: AsRef<str>>(seeds: &[S]) -> Result<Client, ClientError> {
         Client::connect_cluster_with(seeds, ClientConfig::default()).await
     }
@@ -105,6 +130,7 @@ impl Client {
                 Ok((framed, addr)) => {
                     let mut c = Client::new(framed, addr, config, seeds);
                     c.next_seed = attempt as usize + 1;
+                    c.move_to_named_leader(config.request_timeout.min(left(deadline))).await;
                     return Ok(c);
                 }
                 Err(e) => e,
@@ -138,11 +164,10 @@ impl Client {
         let mut replies: Vec<Option<Reply>> = vec![None; reqs.len()];
         let mut pending: Vec<usize> = (0..reqs.len()).collect();
         let mut hops = 0u32;
-        // Where to reconnect first: the server a connection was lost to.
-        let mut again_at: Option<SocketAddr> = None;
+        let mut lost = Lost::default();
         for attempts in 1u32.. {
             let why = match self
-                .attempt(reqs, &mut replies, &mut pending, deadline, &mut hops, &mut again_at)
+                .attempt(reqs, &mut replies, &mut pending, deadline, &mut hops, &mut lost)
                 .await
             {
                 Step::Done => break,
@@ -180,11 +205,11 @@ impl Client {
         pending: &mut Vec<usize>,
         deadline: Instant,
         hops: &mut u32,
-        again_at: &mut Option<SocketAddr>,
+        lost: &mut Lost,
     ) -> Step {
         if self.broken || self.closed_by_peer().await {
             self.broken = true;
-            let target = match again_at.take() {
+            let target = match lost.again_at.take() {
                 Some(addr) => addr.to_string(),
                 None => {
                     let seed = self.seeds[self.next_seed % self.seeds.len()].clone();
@@ -196,6 +221,11 @@ impl Client {
                 Ok((framed, addr)) => {
                     tracing::info!(from = %self.addr, to = %addr, "failover: reconnected");
                     (self.framed, self.addr, self.broken) = (framed, addr, false);
+                    // Where the node knows the leader, go there before sending.
+                    self.move_to_named_leader(self.config.request_timeout.min(left(deadline))).await;
+                    if self.broken {
+                        return Step::Again { pause: true, why: ClientError::Broken };
+                    }
                 }
                 Err(e) => return Step::Again { pause: true, why: e },
             }
@@ -226,7 +256,7 @@ impl Client {
                     source: Box::new(e),
                 });
             }
-            *again_at = Some(self.addr);
+            lost.lost(self.addr);
             *pending = rest;
             return Step::Again { pause: true, why: e };
         }

@@ -4,8 +4,9 @@
 //! **What you get.** [`Client`] (one connection at a time: a method per command, and
 //! [`Client::request`] / [`Client::pipeline`] for any
 //! [`burrow_proto::Request`]), its [`ClientConfig`], the option and answer
-//! types [`SetOptions`] and [`Ttl`], a cluster client's [`FailoverConfig`],
-//! one error type [`ClientError`], and
+//! types [`SetOptions`] and [`Ttl`], CLUSTER's [`ClusterView`] (with
+//! [`MemberView`], [`MemberRole`], [`LinkStatus`]), a cluster client's
+//! [`FailoverConfig`], one error type [`ClientError`], and
 //! [`parse_info`] for INFO's text. The crate depends on `burrow-proto` and
 //! tokio only, so embedding it pulls in nothing of the server or the tools.
 //!
@@ -45,9 +46,11 @@
 //! a pipeline, replies received before the failure stand, and the rest is
 //! re-sent only if all of it is idempotent. A connection the server closed
 //! while idle (a killed leader) is noticed before writing, so nothing is
-//! unknown then. Reads go to whichever node the client is connected to,
-//! possibly a follower (possibly stale) until a write moves it to the
-//! leader; [`Client::addr`] tells which.
+//! unknown then. Having reached a seed, and again after each reconnect,
+//! the client asks it who leads (CLUSTER) and moves there at once, so reads
+//! go to the leader too; while no leader is known (an election) they go to
+//! whichever node the client is connected to, possibly a follower (possibly
+//! stale), until a write moves it. [`Client::addr`] tells which.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), burrow_client::ClientError> {
@@ -59,6 +62,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+mod discovery;
 mod error;
 mod failover;
 
@@ -70,6 +74,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_util::codec::Framed;
 
+pub use burrow_proto::{ClusterView, LinkStatus, MemberRole, MemberView};
 pub use error::ClientError;
 pub use failover::FailoverConfig;
 
@@ -539,6 +544,17 @@ impl Client {
     /// the writes made on the leader's connection).
     pub async fn wait(&mut self, replicas: u32, timeout_ms: u64) -> Result<i64, ClientError> {
         self.call_int(Request::Wait { replicas, timeout_ms }).await
+    }
+
+    /// CLUSTER: the cluster as the connected node sees it (protocol.md
+    /// §8.11) — its role, term and leader, and per member the role, link,
+    /// match index, lag and time since last contact it knows of. Served by
+    /// every node, also one that knows no leader; not redirected.
+    pub async fn cluster(&mut self) -> Result<ClusterView, ClientError> {
+        match self.call(Request::Cluster).await? {
+            Reply::Cluster(view) => Ok(view),
+            other => Err(ClientError::unexpected("a CLUSTER view", other)),
+        }
     }
 
     /// INFO text; `section` empty for all sections.

@@ -10,7 +10,7 @@ impl<B> Request<B> {
     /// does, so a retry after an unknown outcome cannot apply it twice.
     ///
     /// Reads (PING, GET, EXISTS, TTL, TYPE, LLEN, LRANGE, DBSIZE, SCAN, INFO,
-    /// DIGEST) are. So are the writes that set an absolute state: SET
+    /// DIGEST, CLUSTER) are. So are the writes that set an absolute state: SET
     /// without NX/XX (with or without a TTL or KEEPTTL), DEL, EXPIRE,
     /// PERSIST, FLUSHALL and SNAPSHOT — a retry may answer differently (DEL
     /// or PERSIST 0, the first attempt having done it; a TTL counted from
@@ -32,7 +32,8 @@ impl<B> Request<B> {
             | Request::DbSize
             | Request::Scan { .. }
             | Request::Info { .. }
-            | Request::Digest => true,
+            | Request::Digest
+            | Request::Cluster => true,
             Request::Set { condition, .. } => *condition == SetCondition::Always,
             Request::Del { .. }
             | Request::Expire { .. }
@@ -96,6 +97,7 @@ mod tests {
             (Request::FlushAll, true),
             (Request::Info { section: k() }, true),
             (Request::Digest, true),
+            (Request::Cluster, true),
             (Request::Wait { replicas: 1, timeout_ms: 0 }, false),
             (Request::Snapshot { background: true }, true),
         ];

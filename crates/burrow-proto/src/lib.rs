@@ -31,9 +31,12 @@
 //!   [`encode_response`]), each with its parse error;
 //! - the ARRAY body of LPUSH/RPUSH values and LRANGE/SCAN/pop replies
 //!   ([`encode_array`], [`decode_array`], …);
+//! - the CLUSTER reply ([`ClusterView`], [`MemberView`], [`MemberRole`],
+//!   [`LinkStatus`], [`encode_cluster`], [`decode_cluster`]);
 //! - [`ErrorChain`], which prints an error and each of its causes once.
 
 mod body;
+mod cluster;
 mod codec;
 mod error_chain;
 mod frame;
@@ -44,6 +47,10 @@ mod response;
 mod status;
 
 pub use body::{decode_array, decode_array_ref, encode_array, encoded_array_len, ArrayError};
+pub use cluster::{
+    cluster_items, decode_cluster, encode_cluster, ClusterError, ClusterView, LinkStatus, MemberRole,
+    MemberView,
+};
 pub use codec::{Codec, CodecError, Limits, Peek};
 pub use error_chain::ErrorChain;
 pub use frame::{Frame, FrameKind, FrameRef, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION};

@@ -29,12 +29,13 @@ pub enum Opcode {
     Info = 0x33,
     Digest = 0x34,
     Wait = 0x35,
+    Cluster = 0x36,
     Snapshot = 0x40,
 }
 
 impl Opcode {
     /// All known opcodes, in wire order.
-    pub const ALL: [Opcode; 25] = [
+    pub const ALL: [Opcode; 26] = [
         Opcode::Ping,
         Opcode::Get,
         Opcode::Set,
@@ -59,6 +60,7 @@ impl Opcode {
         Opcode::Info,
         Opcode::Digest,
         Opcode::Wait,
+        Opcode::Cluster,
         Opcode::Snapshot,
     ];
 
@@ -93,6 +95,7 @@ impl Opcode {
             Opcode::Info => "INFO",
             Opcode::Digest => "DIGEST",
             Opcode::Wait => "WAIT",
+            Opcode::Cluster => "CLUSTER",
             Opcode::Snapshot => "SNAPSHOT",
         }
     }

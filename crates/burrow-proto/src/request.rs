@@ -127,6 +127,9 @@ pub enum Request<B = Bytes> {
         replicas: u32,
         timeout_ms: u64,
     },
+    /// The cluster as this node sees it (protocol.md §8.11); served
+    /// whatever the node's role, also while it knows no leader.
+    Cluster,
     /// Write a snapshot now; `background` replies at once.
     Snapshot {
         background: bool,
@@ -354,6 +357,10 @@ impl<'a> Request<&'a [u8]> {
                     timeout_ms: BigEndian::read_u64(&f.extras[4..]),
                 }
             }
+            Opcode::Cluster => {
+                bare(f, name)?;
+                Request::Cluster
+            }
             Opcode::Snapshot => {
                 extras_exact(f, name, &[0])?;
                 no_value(f, name)?;
@@ -397,6 +404,7 @@ impl<B> Request<B> {
             Request::Info { .. } => Opcode::Info,
             Request::Digest => Opcode::Digest,
             Request::Wait { .. } => Opcode::Wait,
+            Request::Cluster => Opcode::Cluster,
             Request::Snapshot { .. } => Opcode::Snapshot,
         }
     }
@@ -416,6 +424,23 @@ impl<B> Request<B> {
                 | Request::Pop { .. }
                 | Request::FlushAll
         )
+    }
+
+    /// True for commands whose reply shows the dataset without changing it:
+    /// what a quorum leader serves only once a majority confirmed that it
+    /// still leads (linearizable reads). PING, INFO (an operator's view of
+    /// the node), WAIT and SNAPSHOT are not; writes are not either (they
+    /// wait for their commit, which needs that majority anyway).
+    ///
+    /// Defined by what it is not, so a new command counts as a read unless
+    /// classified otherwise: at worst it waits for a needless confirmation,
+    /// never shows stale data.
+    pub fn reads_data(&self) -> bool {
+        !self.is_write()
+            && !matches!(
+                self,
+                Request::Ping { .. } | Request::Info { .. } | Request::Wait { .. } | Request::Snapshot { .. }
+            )
     }
 }
 
@@ -450,6 +475,7 @@ impl<B> Request<B> {
             Request::Info { section } => Request::Info { section: f(section) },
             Request::Digest => Request::Digest,
             Request::Wait { replicas, timeout_ms } => Request::Wait { replicas, timeout_ms },
+            Request::Cluster => Request::Cluster,
             Request::Snapshot { background } => Request::Snapshot { background },
         }
     }
@@ -511,7 +537,7 @@ impl Request<Bytes> {
                 extras.put_i64(*start);
                 extras.put_i64(*stop);
             }
-            Request::DbSize | Request::FlushAll | Request::Digest => {}
+            Request::DbSize | Request::FlushAll | Request::Digest | Request::Cluster => {}
             Request::Scan { cursor, count, pattern } => {
                 f.key = pattern.clone();
                 extras.put_u64(*cursor);

@@ -6,6 +6,7 @@ use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
 use super::body::{decode_array, ArrayError};
+use super::cluster::{decode_cluster, encode_cluster, ClusterError, ClusterView};
 use super::frame::{put_header, Frame, FrameKind, MAGIC_RESPONSE};
 use super::status::Status;
 
@@ -76,6 +77,8 @@ pub enum Reply {
         cursor: u64,
         keys: Vec<Bytes>,
     },
+    /// CLUSTER: the cluster as the node sees it (an ARRAY body on the wire).
+    Cluster(ClusterView),
     /// Any status other than OK, with the server's message.
     Error {
         status: Status,
@@ -100,11 +103,14 @@ pub enum ReplyError {
     BadText,
     #[error("bad ARRAY body")]
     Array(#[from] ArrayError),
+    #[error("bad CLUSTER reply")]
+    Cluster(#[from] ClusterError),
 }
 
 impl Reply {
-    /// Decodes a response frame; `scan` says whether the opcode was SCAN
-    /// (whose ARRAY reply carries the next cursor in its extras).
+    /// Decodes a response frame. Two opcodes read their ARRAY body their
+    /// own way: SCAN (the next cursor in the extras) and CLUSTER (items of
+    /// tagged fields).
     pub fn from_frame(f: &Frame) -> Result<Reply, ReplyError> {
         let status = Status::from_u8(f.flags).ok_or(ReplyError::UnknownStatus(f.flags))?;
         let body = BodyType::from_u8(f.aux).ok_or(ReplyError::UnknownBodyType(f.aux))?;
@@ -128,6 +134,9 @@ impl Reply {
                     return Err(ReplyError::BadInt(f.value.len()));
                 }
                 Reply::Int(BigEndian::read_i64(&f.value))
+            }
+            BodyType::Array if f.opcode == super::Opcode::Cluster as u8 => {
+                Reply::Cluster(decode_cluster(&f.value)?)
             }
             BodyType::Array => {
                 let items = decode_array(&f.value)?;
@@ -162,6 +171,11 @@ impl Reply {
                 let mut b = BytesMut::new();
                 super::encode_array(keys, &mut b);
                 (Status::Ok, BodyType::Array, cursor.to_be_bytes().to_vec(), b.freeze())
+            }
+            Reply::Cluster(view) => {
+                let mut b = BytesMut::new();
+                encode_cluster(view, &mut b);
+                (Status::Ok, BodyType::Array, vec![], b.freeze())
             }
             Reply::Text(t) => (Status::Ok, BodyType::Text, vec![], Bytes::copy_from_slice(t.as_bytes())),
             Reply::Error { status, message } => {

@@ -405,6 +405,21 @@ fn s9_6_a_returning_partitioned_node_does_not_depose_a_healthy_leader() {
 }
 
 #[test]
+fn s9_6_stickiness_does_not_protect_a_leader_from_itself_after_a_restart() {
+    // The leader restarted (it forgot it led) and asks for a pre-vote: its
+    // followers' lease was for it, so there is no leader to stick to.
+    let c = cfg(true, true);
+    let mut f = node_with(c, 2, 3, HardState { term: 2, voted_for: Some(1) }, pos(2, 9));
+    assert!(f.on_leader_contact(1, 2));
+    f.outputs();
+    f.step(1, vote(3, 1, pos(2, 9), true));
+    assert_eq!(sent(&f.outputs()), vec![(1, resp(3, true, true))]);
+    // Another candidate is still ignored while the lease runs.
+    f.step(3, vote(3, 3, pos(2, 9), true));
+    assert!(f.outputs().is_empty());
+}
+
+#[test]
 fn check_quorum_a_leader_without_an_active_majority_steps_down() {
     // (cluster size, peers active each period, still leader after 3 periods)
     let cases: &[(u64, &[u64], bool)] = &[

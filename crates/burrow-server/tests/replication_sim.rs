@@ -10,8 +10,8 @@ use std::collections::VecDeque;
 
 use burrow_server::formats::{decode_record, encode_record, Op};
 use burrow_server::replication::{
-    BacklogSource, Follower, FollowerConfig, FollowerOutput, Leader, LeaderConfig, LeaderOutput, Message,
-    RecordEntry, SeededRng,
+    BacklogSource, Follower, FollowerConfig, FollowerOutput, Leader, LeaderConfig, LeaderOutput, LogPosition,
+    Message, RecordEntry, SeededRng,
 };
 use bytes::{Bytes, BytesMut};
 
@@ -50,6 +50,14 @@ impl BacklogSource for FakeLog {
 
     fn last_index(&self) -> u64 {
         self.last
+    }
+
+    fn term_at(&self, index: u64) -> Option<u64> {
+        if index == 0 {
+            return Some(0);
+        }
+        let first = self.records.front()?.index;
+        self.records.get(index.checked_sub(first)? as usize).map(|r| r.term)
     }
 }
 
@@ -140,7 +148,16 @@ impl Sim {
         let followers = voters
             .iter()
             .map(|&id| FollowerNode {
-                f: Some(Follower::new(fcfg.clone(), id, HISTORY, 0, SeededRng::new(rng.next_u64())).unwrap()),
+                f: Some(
+                    Follower::new(
+                        fcfg.clone(),
+                        id,
+                        HISTORY,
+                        LogPosition::default(),
+                        SeededRng::new(rng.next_u64()),
+                    )
+                    .unwrap(),
+                ),
                 history: HISTORY,
                 store: Vec::new(),
                 persisted: 0,
@@ -412,7 +429,10 @@ impl Sim {
         if node.f.is_some() {
             return;
         }
-        node.f = Some(Follower::new(cfg, id, node.history, node.persisted, SeededRng::new(seed)).unwrap());
+        // Every record of the simulation is of TERM.
+        let recovered =
+            LogPosition { term: if node.persisted == 0 { 0 } else { TERM }, index: node.persisted };
+        node.f = Some(Follower::new(cfg, id, node.history, recovered, SeededRng::new(seed)).unwrap());
         self.drain_follower(id);
     }
 

@@ -30,6 +30,13 @@ pub struct Options {
     /// holds is acknowledged well within it however busy the machine is.
     pub quorum_timeout_ms: u64,
     pub max_stale_ms: u64,
+    /// `election_timeout_ms`. Long by default: node 1 (`initial_leader`)
+    /// is elected at start and nothing else is, however loaded the machine
+    /// (tests of replication, not of elections); election tests set a
+    /// short one.
+    pub election_timeout_ms: &'static str,
+    /// Write `initial_leader = 1` (the default).
+    pub initial_leader: bool,
     /// Extra flags for every node (e.g. `--persistence off`, `--backlog-bytes N`).
     pub args: Vec<String>,
 }
@@ -43,6 +50,8 @@ impl Default for Options {
             link_timeout_ms: 2000,
             quorum_timeout_ms: 3000,
             max_stale_ms: 0,
+            election_timeout_ms: "60000..120000",
+            initial_leader: true,
             args: Vec::new(),
         }
     }
@@ -58,22 +67,31 @@ struct Layout {
     configs: Vec<PathBuf>,
     /// Where node `id` reaches the leader, when not at its address.
     leader_via: Vec<Option<SocketAddr>>,
+    /// (file of node, node it names) → the address written instead (a
+    /// proxy between two members).
+    routes: std::collections::HashMap<(u64, u64), SocketAddr>,
 }
 
 impl Layout {
     fn write(&self, id: u64) {
         let o = &self.opts;
         let mut text = format!(
-            "[cluster]\ninitial_leader = 1\nreplication = \"{}\"\nheartbeat_ms = {}\nlink_timeout_ms = {}\n\
-             quorum_timeout_ms = {}\nmax_stale_ms = {}\n",
-            o.replication, o.heartbeat_ms, o.link_timeout_ms, o.quorum_timeout_ms, o.max_stale_ms
+            "[cluster]\n{}replication = \"{}\"\nheartbeat_ms = {}\nlink_timeout_ms = {}\n\
+             quorum_timeout_ms = {}\nmax_stale_ms = {}\nelection_timeout_ms = \"{}\"\n",
+            if o.initial_leader { "initial_leader = 1\n" } else { "" },
+            o.replication,
+            o.heartbeat_ms,
+            o.link_timeout_ms,
+            o.quorum_timeout_ms,
+            o.max_stale_ms,
+            o.election_timeout_ms
         );
         let via = self.leader_via[(id - 1) as usize];
         for (i, (addr, dir)) in self.addrs.iter().zip(&self.data_dirs).enumerate() {
             let n = i as u64 + 1;
             let addr = match via {
                 Some(via) if n == 1 && id != 1 => via,
-                _ => *addr,
+                _ => self.routes.get(&(id, n)).copied().unwrap_or(*addr),
             };
             text += &format!("\n[[node]]\nid = {n}\naddr = \"{addr}\"\ndata_dir = \"{}\"\n", dir.display());
         }
@@ -118,6 +136,7 @@ impl Cluster {
             data_dirs: ids.clone().map(|id| dir.join(&format!("node{id}"))).collect(),
             configs: ids.clone().map(|id| dir.join(&format!("cluster-{id}.toml"))).collect(),
             leader_via: ids.clone().map(|_| None).collect(),
+            routes: Default::default(),
             opts: opts.clone(),
         }));
         let nodes = ids
@@ -158,12 +177,67 @@ impl Cluster {
         layout.write(id);
     }
 
+    /// Rewrites node `from`'s cluster file so it reaches node `to` at
+    /// `via` (a proxy), or at its own address again (`None`). Read at the
+    /// node's next start.
+    pub fn route(&mut self, from: u64, to: u64, via: Option<SocketAddr>) {
+        let mut layout = self.layout.lock().unwrap();
+        match via {
+            Some(v) => layout.routes.insert((from, to), v),
+            None => layout.routes.remove(&(from, to)),
+        };
+        layout.write(from);
+    }
+
     pub fn node(&mut self, id: u64) -> &mut Node {
         &mut self.nodes[(id - 1) as usize]
     }
 
     pub fn leader(&self) -> &Node {
         &self.nodes[0]
+    }
+
+    /// Waits until node `id` reports itself leader (elected once a
+    /// majority runs).
+    pub async fn elected(&self, id: u64) {
+        self.nodes[(id - 1) as usize].wait_info("its election", |i| info_field(i, "role") == "leader").await;
+    }
+
+    /// Waits until exactly one running node leads and every other running
+    /// node follows it; returns its id and term.
+    pub async fn one_leader(&self) -> (u64, u64) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let mut leaders = Vec::new();
+            let mut followed = Vec::new();
+            for n in self.nodes.iter().filter(|n| n.running()) {
+                let i = n.info().await;
+                if info_field(&i, "role") == "leader" {
+                    leaders.push((n.id, info_u64(&i, "term")));
+                } else {
+                    followed.push(info_u64(&i, "leader_id"));
+                }
+            }
+            if let [(id, term)] = leaders[..] {
+                if followed.iter().all(|&l| l == id) {
+                    return (id, term);
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("no single leader within {DEADLINE:?}: leaders {leaders:?}\n{}", self.report().await);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The node that reports itself leader now, if one does.
+    pub async fn current_leader(&self) -> Option<u64> {
+        for n in self.nodes.iter().filter(|n| n.running()) {
+            if info_field(&n.info().await, "role") == "leader" {
+                return Some(n.id);
+            }
+        }
+        None
     }
 
     /// Waits until every running follower has applied the leader's last
@@ -188,8 +262,10 @@ impl Cluster {
     /// debug build on a loaded machine), so it is asked only then: polling
     /// it would itself stall the leader past the link timeout.
     async fn agreed_digest(&self) -> Option<u64> {
-        let last = info_u64(&self.leader().info().await, "last_index");
-        for n in self.nodes.iter().skip(1).filter(|n| n.running()) {
+        // The node leading now (none: an election is under way).
+        let leader = self.current_leader().await?;
+        let last = info_u64(&self.nodes[(leader - 1) as usize].info().await, "last_index");
+        for n in self.nodes.iter().filter(|n| n.id != leader && n.running()) {
             if info_u64(&n.info().await, "applied_index") < last {
                 return None;
             }
@@ -217,7 +293,16 @@ impl Cluster {
     pub async fn report(&self) -> String {
         let mut report = String::new();
         for n in self.nodes.iter().filter(|n| n.running()) {
-            report += &format!("--- node {} ---\n{}\n{}\n", n.id, n.info().await, tail(&n.stderr(), 40));
+            let digest = match n.client().await.digest().await {
+                Ok(d) => format!("{d:016x}"),
+                Err(e) => e.to_string(),
+            };
+            report += &format!(
+                "--- node {} (digest {digest}) ---\n{}\n{}\n",
+                n.id,
+                n.info().await,
+                tail(&n.stderr(), 40)
+            );
         }
         report
     }
@@ -261,19 +346,43 @@ impl Node {
                     self.child = Some(child);
                     return;
                 }
-                Err((_, log)) if log.contains("Address already in use") && attempt < 5 => {
-                    let r = reserve_port();
-                    self.addr = r.addr();
-                    self.reserved = Some(r);
-                    let mut layout = self.layout.lock().unwrap();
-                    layout.addrs[(self.id - 1) as usize] = self.addr;
-                    layout.write_all();
-                }
+                Err((_, log)) if log.contains("Address already in use") && attempt < 5 => self.move_port(),
                 Err((status, log)) => {
                     panic!("node {} exited with {status} before listening; stderr:\n{log}", self.id)
                 }
             }
         }
+    }
+
+    /// Moves this node to another port (another process took its own),
+    /// rewriting every cluster file.
+    fn move_port(&mut self) {
+        let r = reserve_port();
+        self.addr = r.addr();
+        self.reserved = Some(r);
+        let mut layout = self.layout.lock().unwrap();
+        layout.addrs[(self.id - 1) as usize] = self.addr;
+        layout.write_all();
+    }
+
+    /// Listens at this node's address instead of starting it, for a test
+    /// that plays the node itself ([`super::fake_member::FakeMember`]).
+    /// Call before starting the others: if another process took the port,
+    /// the node moves to another one, as [`Node::start`] does.
+    pub async fn take_over(&mut self) -> tokio::net::TcpListener {
+        assert!(self.child.is_none(), "node {} is running", self.id);
+        for attempt in 1.. {
+            if let Some(r) = self.reserved.as_mut() {
+                r.release();
+            }
+            self.reserved = None;
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(listener) => return listener,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < 5 => self.move_port(),
+                Err(e) => panic!("node {}: cannot listen on {}: {e}", self.id, self.addr),
+            }
+        }
+        unreachable!("the loop returns or panics")
     }
 
     /// Waits until this follower streams from the leader with its data set
@@ -360,6 +469,10 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill_9();
-        let _ = std::fs::remove_file(&self.log);
+        if std::thread::panicking() {
+            eprintln!("test failed: node {} log kept at {}", self.id, self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use burrow_client::Client;
 use burrow_server::fault_injection::FaultyFileSystem;
-use burrow_server::{Config, FsyncPolicy, Server, ServerError};
+use burrow_server::{Config, FsyncPolicy, PersistError, Server, ServerError};
 
 use super::{TempDir, DEADLINE};
 
@@ -24,12 +24,29 @@ impl FaultyServer {
             fsync,
             ..Config::default()
         };
-        let fs = fs.clone();
-        let server = tokio::task::spawn_blocking(move || Server::open_with_faults(config, &fs))
-            .await
-            .unwrap()
-            .expect("server opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        FaultyServer::open(config, fs).await
+    }
+
+    /// A server with `config` (a cluster member, say), listening on
+    /// 127.0.0.1 at `config.port` (0: a free one).
+    pub async fn open(config: Config, fs: &FaultyFileSystem) -> FaultyServer {
+        let port = config.port;
+        let deadline = std::time::Instant::now() + DEADLINE;
+        let server = loop {
+            let (c, f) = (config.clone(), fs.clone());
+            match tokio::task::spawn_blocking(move || Server::open_with_faults(c, &f)).await.unwrap() {
+                Ok(server) => break server,
+                // A server of this process on the same directory, just shut
+                // down, may not have dropped its lock yet.
+                Err(ServerError::Persist(PersistError::Locked(_)))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("server opens: {e}"),
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(listener, async move {

@@ -1,6 +1,7 @@
 //! Temporary directories and data-directory copies.
 
-/// A fresh directory under the system temp dir, removed on drop. Kept
+/// A fresh directory under the system temp dir, removed on drop unless
+/// the test failed. Kept
 /// dependency-free (no `tempfile`): tests only need a unique path.
 pub struct TempDir(std::path::PathBuf);
 
@@ -28,8 +29,13 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
+    /// Kept when the test is failing (panicking), for a post-mortem.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::thread::panicking() {
+            eprintln!("test failed: kept {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 

@@ -2,13 +2,15 @@
 //! timeout policy ([`DEADLINE`], [`wait_for`]), INFO parsing, starting
 //! servers (in-process, child processes, clusters) and waiting for them,
 //! raw connections, ports, temp dirs, a seeded RNG, fakes (a TCP proxy
-//! that cuts, stalls or slows links, a follower that answers NOT_LEADER)
+//! that cuts, stalls or slows links, a follower that answers NOT_LEADER, a
+//! cluster member played by the test on its peer links)
 //! and CPU burners. Test modules use them through `common::…`.
 #![allow(dead_code)]
 
 mod burner;
 mod child;
 pub mod cluster;
+pub mod fake_member;
 mod faulty_server;
 mod fs;
 mod info;

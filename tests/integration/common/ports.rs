@@ -10,7 +10,12 @@
 //! use". So ports come from just below that range (Linux's
 //! `ip_local_port_range`), where only another process picking ports this
 //! way can collide, and a [`Reservation`] keeps the probe bound until the
-//! server is about to bind, so that window is short.
+//! server is about to bind, so that window is short. That other process is
+//! another test run (a second worktree's suite, a loop beside CI): each
+//! port handed out is also claimed with a lock on a file named for it,
+//! held until this process exits (the OS drops it even after a kill), so
+//! concurrent runs never hand out the same port — a node that must move
+//! after the others read the cluster files would be unreachable to them.
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener};
@@ -59,7 +64,7 @@ pub fn reserve_port() -> Reservation {
     let given = given.get_or_insert_with(HashSet::new);
     for i in 0..span {
         let port = bottom + ((start + i) % span) as u16;
-        if given.contains(&port) {
+        if given.contains(&port) || !claim_across_processes(port) {
             continue;
         }
         if let Ok(probe) = TcpListener::bind(("127.0.0.1", port)) {
@@ -68,6 +73,28 @@ pub fn reserve_port() -> Reservation {
         }
     }
     panic!("no free port in {bottom}..{top}");
+}
+
+/// Claims `port` for this process's lifetime against other test
+/// processes: false if one holds it. A lock that cannot be taken for
+/// another reason (no temp dir) claims nothing and does not stop the run.
+fn claim_across_processes(port: u16) -> bool {
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("burrow-test-ports");
+    let _ = std::fs::create_dir_all(&dir);
+    let Ok(file) =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(port.to_string()))
+    else {
+        return true;
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+            true
+        }
+        Err(std::fs::TryLockError::WouldBlock) => false,
+        Err(std::fs::TryLockError::Error(_)) => true,
+    }
 }
 
 /// An address where connections are refused for as long as the returned

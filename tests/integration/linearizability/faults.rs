@@ -1,8 +1,13 @@
-//! Seeded fault schedules against today's cluster (node 1 the fixed
-//! leader, followers reaching it through a proxy each): kill -9 and
-//! restart, SIGSTOP/SIGCONT, link cuts and stalls. The seed alone decides
-//! the faults, their order and how long each is held, so a schedule
-//! replays exactly (what the clients do meanwhile depends on timing).
+//! Seeded fault schedules against a 3-node cluster with elections (node 1
+//! leads first; nodes 2 and 3 reach node 1 through a proxy each): kill -9
+//! and restart, SIGSTOP/SIGCONT, link cuts and stalls. The seed alone
+//! decides the faults, their order and how long each is held, so a
+//! schedule replays exactly (what the clients do meanwhile, and which
+//! node leads when a fault begins, depend on timing).
+//!
+//! Leader faults hit the node leading when the fault begins; follower
+//! faults (2, 3) hit the first or second of the others. Link faults act on
+//! the proxies, between node 2 or 3 and node 1, whatever node 1's role.
 //!
 //! A fault is held for its scheduled time — that is the fault, not a wait
 //! for something to happen — then healed; every restart waits (polling,
@@ -17,17 +22,17 @@ use crate::common::SeededRng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// kill -9 follower `id`; restart it after the hold.
+    /// kill -9 follower `id` (2: the first non-leader, 3: the second); restart it after the hold.
     KillFollower(u64),
-    /// SIGSTOP follower `id` for the hold.
+    /// SIGSTOP follower `id` (as above) for the hold.
     PauseFollower(u64),
-    /// Drop follower `id`'s connections to the leader (it reconnects).
+    /// Drop node `id`'s connections to node 1 (it reconnects).
     CutLink(u64),
-    /// Hold every byte between follower `id` and the leader, sockets open.
+    /// Hold every byte between node `id` and node 1, sockets open.
     StallLink(u64),
-    /// SIGSTOP the leader for the hold.
+    /// SIGSTOP the node leading now for the hold.
     PauseLeader,
-    /// kill -9 the leader; restart it after the hold.
+    /// kill -9 the node leading now; restart it after the hold.
     KillLeader,
 }
 
@@ -101,12 +106,21 @@ impl Schedule {
     pub async fn run(&self, c: &mut Cluster, proxies: &[Proxy], since: Instant) -> Vec<String> {
         let mut log = Vec::new();
         for step in &self.steps {
-            log.push(format!("{:>7.1}ms {}", since.elapsed().as_secs_f64() * 1000.0, step));
+            let leader = c.current_leader().await.unwrap_or(1);
+            let others: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
+            let target = match step.fault {
+                Fault::KillLeader | Fault::PauseLeader => leader,
+                Fault::KillFollower(id) | Fault::PauseFollower(id) => others[(id - 2) as usize],
+                Fault::CutLink(id) | Fault::StallLink(id) => id,
+            };
+            log.push(format!(
+                "{:>7.1}ms {} (node {target}; node {leader} led)",
+                since.elapsed().as_secs_f64() * 1000.0,
+                step
+            ));
             match step.fault {
-                Fault::KillFollower(id) => kill_and_restart(c, id, step.hold).await,
-                Fault::KillLeader => kill_and_restart(c, 1, step.hold).await,
-                Fault::PauseFollower(id) => pause(c, id, step.hold).await,
-                Fault::PauseLeader => pause(c, 1, step.hold).await,
+                Fault::KillFollower(_) | Fault::KillLeader => kill_and_restart(c, target, step.hold).await,
+                Fault::PauseFollower(_) | Fault::PauseLeader => pause(c, target, step.hold).await,
                 Fault::CutLink(id) => proxies[(id - 2) as usize].cut(),
                 Fault::StallLink(id) => {
                     let proxy = &proxies[(id - 2) as usize];

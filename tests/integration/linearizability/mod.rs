@@ -8,7 +8,8 @@
 //! The checker: `history` (ops, one monotonic clock), `model` and the
 //! three models (`register`, `counter`, `list_append`), `checker` (the
 //! search), `counterexample`, `keys` (one key at a time). The runs:
-//! `faults` (seeded schedules), `workload` (the clients), `acknowledged`
+//! `faults` (seeded schedules), `workload` (the clients), `leader`
+//! (following the leader, leader-only reads), `acknowledged`
 //! (the exactly-once check), `run` (one schedule to a report) and
 //! `schedules` (the tests, and the long run of `bench/jepsen.sh`).
 //!
@@ -29,6 +30,7 @@ mod acknowledged_cases;
 mod faults;
 mod keys;
 mod known_histories;
+mod leader;
 mod random_histories;
 mod run;
 mod schedules;

@@ -1,30 +1,44 @@
 //! One schedule from start to verdict: a 3-node cluster of child
-//! processes (node 1 the fixed leader, each follower behind a proxy),
-//! clients recording their ops while the fault schedule runs, then — every
-//! fault healed — final reads of every key (recorded too), convergence of
-//! every node's DIGEST, the exactly-once check and the linearizability
-//! check of each key.
+//! processes with elections (node 1 elected first, nodes 2 and 3 reaching
+//! it behind a proxy each), clients following the leader and recording
+//! their ops while the fault schedule runs, then — every fault healed —
+//! final reads of every key on the leader of the moment (recorded too),
+//! convergence of every node's DIGEST, the exactly-once check and the
+//! linearizability check of each key.
+//!
+//! An async history that spans a leader change (the term moved) is held
+//! to the weaker promise of async mode (README, Elections): a failover may
+//! discard writes the old leader acknowledged, and reads may have shown
+//! them. Then writes present twice or values nobody wrote still fail the
+//! run; lost writes and linearizability violations are counted and shown,
+//! not failed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burrow_client::Client;
+use burrow_proto::Request;
 
 use crate::common::cluster::{Cluster, Options};
 use crate::common::proxy::Proxy;
-use crate::common::DEADLINE;
+use crate::common::{info_u64, DEADLINE};
 
 use super::acknowledged::{self, Finals};
 use super::counter::{Counter, CounterIn, CounterOut};
 use super::faults::{FaultSet, Schedule};
 use super::history::{Clock, Op};
 use super::keys::{check_keys, KeyFailure};
+use super::leader::{leader_read, Members, Read};
 use super::list_append::{ListAppend, ListIn, ListOut};
 use super::register::{Register, RegisterIn, RegisterOut};
 use super::workload::{
-    self, counter_key, list_key, number, register_key, Histories, Workload, KEYS_PER_MODEL,
+    self, counter_key, get_reply, list_key, lrange_reply, number, register_key, Histories, Workload,
+    KEYS_PER_MODEL,
 };
+
+/// Short enough that a killed or paused leader is replaced within the
+/// schedule's faults (they hold up to 1.8 s), as in `elections::`.
+const ELECTION_TIMEOUT_MS: &str = "400..800";
 
 /// What a run is made of.
 #[derive(Debug, Clone, Copy)]
@@ -62,8 +76,13 @@ pub struct Report {
     pub violations: Vec<String>,
     /// Keys whose search gave up (no verdict).
     pub gave_up: Vec<String>,
-    /// What the exactly-once check found wrong.
+    /// What the exactly-once check found wrong: writes present twice,
+    /// values nobody wrote.
     pub lost_or_doubled: Vec<String>,
+    /// Acknowledged writes missing at the end.
+    pub lost: Vec<String>,
+    /// The term at the end above the one at the start: a leader change.
+    pub leader_changed: bool,
     /// The schedule and when each fault began.
     pub faults: String,
     /// How long the linearizability check of every key took.
@@ -71,21 +90,29 @@ pub struct Report {
 }
 
 impl Report {
+    /// Held to async mode's weaker promise (see the module docs).
+    pub fn weaker(&self) -> bool {
+        self.setup.replication == "async" && self.leader_changed
+    }
+
     pub fn passed(&self) -> bool {
-        self.violations.is_empty() && self.gave_up.is_empty() && self.lost_or_doubled.is_empty()
+        let strict = self.violations.is_empty() && self.gave_up.is_empty() && self.lost.is_empty();
+        self.lost_or_doubled.is_empty() && (strict || self.weaker())
     }
 
     /// One line: the figures of the run.
     pub fn summary(&self) -> String {
         format!(
-            "seed {} ({}): {} ops, {} acknowledged writes, {} unknown, {} violations, {} lost or doubled; checked in {:?}",
+            "seed {} ({}): {} ops, {} acknowledged writes, {} unknown, {} violations, {} lost, {} doubled or invented{}; checked in {:?}",
             self.seed,
             self.setup,
             self.ops,
             self.acknowledged_writes,
             self.unknown_writes,
             self.violations.len() + self.gave_up.len(),
+            self.lost.len(),
             self.lost_or_doubled.len(),
+            if self.weaker() { " (async across a leader change: losses and violations tolerated)" } else { "" },
             self.check_time
         )
     }
@@ -96,7 +123,7 @@ impl Report {
             "seed {} ({}): {} ops, {} acknowledged writes, {} unknown; replay the schedule with LIN_SEED={}\n{}",
             self.seed, self.setup, self.ops, self.acknowledged_writes, self.unknown_writes, self.seed, self.faults
         );
-        for v in self.violations.iter().chain(&self.gave_up).chain(&self.lost_or_doubled) {
+        for v in self.violations.iter().chain(&self.gave_up).chain(&self.lost_or_doubled).chain(&self.lost) {
             s += &format!("{v}\n");
         }
         s
@@ -110,6 +137,7 @@ pub async fn run(seed: u64, setup: Setup) -> Report {
         heartbeat_ms: 50,
         link_timeout_ms: 1000,
         quorum_timeout_ms: 1000,
+        election_timeout_ms: ELECTION_TIMEOUT_MS,
         args: vec!["--fsync".into(), setup.fsync.into()],
         ..Options::default()
     };
@@ -121,16 +149,23 @@ pub async fn run(seed: u64, setup: Setup) -> Report {
         c.write_config(id, Some(proxies[(id - 2) as usize].addr));
         c.node(id).start().await;
     }
-    for id in [2, 3] {
+    // Node 1 leads from the start as a rule, but a loaded machine may
+    // delay its heartbeats into an election: the run starts from whichever
+    // leader the cluster settled on (leader faults hit the node leading).
+    let (leader_id, first_term) = c.one_leader().await;
+    for id in (1..=3).filter(|&id| id != leader_id) {
         c.node(id).wait_synced().await;
     }
+    let members = Members::new(c.nodes.iter().map(|n| n.addr).collect());
 
     let schedule = Schedule::generate(seed, setup.faults, setup.length);
     let clock = Clock::start();
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..setup.clients)
-        .map(|id| tokio::spawn(workload::client(id, setup.workload, seed, leader, clock, stop.clone())))
+        .map(|id| {
+            tokio::spawn(workload::client(id, setup.workload, seed, members.clone(), clock, stop.clone()))
+        })
         .collect();
     let log = schedule.run(&mut c, &proxies, started).await;
     stop.store(true, Ordering::Relaxed);
@@ -139,8 +174,12 @@ pub async fn run(seed: u64, setup: Setup) -> Report {
         h.merge(t.await.expect("client task"));
     }
 
-    let finals = final_reads(&c, setup.clients, clock, &mut h).await;
+    let finals = final_reads(&c, members, setup.clients, clock, &mut h).await;
     c.converged().await;
+    let last_term = match c.current_leader().await {
+        Some(id) => info_u64(&c.nodes[(id - 1) as usize].info().await, "term"),
+        None => u64::MAX,
+    };
 
     let tally = acknowledged::check(&h, &finals);
     let checking = Instant::now();
@@ -168,18 +207,27 @@ pub async fn run(seed: u64, setup: Setup) -> Report {
         violations,
         gave_up,
         lost_or_doubled: tally.problems,
+        lost: tally.lost,
+        leader_changed: last_term > first_term,
         check_time,
         faults: format!("{schedule}faults began at:\n  {}\n", log.join("\n  ")),
     }
 }
 
-/// Reads every key on the leader once the faults are over, retrying (up
-/// to the shared deadline) until each read answers; records the reads as
-/// ops of client `id` and returns what they saw.
-async fn final_reads(c: &Cluster, id: usize, clock: Clock, h: &mut Histories) -> Finals {
+/// Reads every key on the leader once the faults are over (whichever
+/// node leads then; reads a follower served are dropped), retrying (up to
+/// the shared deadline) until each read answers; records the reads as ops
+/// of client `id` and returns what they saw.
+async fn final_reads(
+    c: &Cluster,
+    mut members: Members,
+    id: usize,
+    clock: Clock,
+    h: &mut Histories,
+) -> Finals {
     let mut finals = Finals::default();
     let deadline = Instant::now() + DEADLINE;
-    let mut conn: Option<Client> = None;
+    let mut conn = None;
     for key in 0..KEYS_PER_MODEL {
         let mut model = 0;
         while model < 3 {
@@ -188,19 +236,27 @@ async fn final_reads(c: &Cluster, id: usize, clock: Clock, h: &mut Histories) ->
                 "the final reads took longer than {DEADLINE:?}\n{}",
                 c.report().await
             );
-            let client = match conn.as_mut() {
-                Some(client) => client,
-                None => match Client::connect_with(c.leader().addr, workload::connect_config()).await {
-                    Ok(client) => conn.insert(client),
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
+            let Some(client) = conn.as_mut() else {
+                conn = members.connect().await;
+                continue;
             };
             let call = clock.now();
-            let read = match model {
-                0 => client.get(register_key(key)).await.map(|v| {
+            let req = match model {
+                0 => Request::Get { key: register_key(key).into() },
+                1 => Request::Get { key: counter_key(key).into() },
+                _ => Request::LRange { key: list_key(key).into(), start: 0, stop: -1 },
+            };
+            let reply = match leader_read(client, req).await {
+                Read::Reply(r) => r,
+                Read::NotLeader { moved: true } => continue,
+                Read::NotLeader { moved: false } | Read::Broken => {
+                    conn = None;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let done = match model {
+                0 => get_reply(reply).map(|v| {
                     let v = v.as_ref().map(number);
                     h.registers.entry(register_key(key)).or_default().push(Op::ok(
                         id,
@@ -211,7 +267,7 @@ async fn final_reads(c: &Cluster, id: usize, clock: Clock, h: &mut Histories) ->
                     ));
                     finals.registers.insert(register_key(key), v);
                 }),
-                1 => client.get(counter_key(key)).await.map(|v| {
+                1 => get_reply(reply).map(|v| {
                     let v = v.as_ref().map(number);
                     h.counters.entry(counter_key(key)).or_default().push(Op::ok(
                         id,
@@ -222,7 +278,7 @@ async fn final_reads(c: &Cluster, id: usize, clock: Clock, h: &mut Histories) ->
                     ));
                     finals.counters.insert(counter_key(key), v.unwrap_or(0));
                 }),
-                _ => client.lrange(list_key(key), 0, -1).await.map(|items| {
+                _ => lrange_reply(reply).map(|items| {
                     let items: Vec<u64> = items.iter().map(number).collect();
                     h.lists.entry(list_key(key)).or_default().push(Op::ok(
                         id,
@@ -234,12 +290,10 @@ async fn final_reads(c: &Cluster, id: usize, clock: Clock, h: &mut Histories) ->
                     finals.lists.insert(list_key(key), items);
                 }),
             };
-            match read {
-                Ok(()) => model += 1,
-                Err(burrow_client::ClientError::Server { .. }) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await
-                }
-                Err(_) => conn = None,
+            match done {
+                Some(()) => model += 1,
+                // An error reply (e.g. a read held past its limit): again.
+                None => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
     }

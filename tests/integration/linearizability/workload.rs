@@ -1,6 +1,6 @@
 //! The clients of a run: each task talks to the leader over its own
-//! connection, one request at a time with a real timeout, and records
-//! every operation it invoked. Every value a client writes is unique
+//! connection (following it across elections, see `leader`), one request
+//! at a time with a real timeout, and records every operation it invoked. Every value a client writes is unique
 //! (client and sequence number), so a read names the write it saw.
 //!
 //! What an answer proves:
@@ -8,18 +8,20 @@
 //! - for a write, anything else (timeout, connection lost, an error status
 //!   such as `NO_QUORUM` or `IO_ERROR` — applied but not reported done):
 //!   unknown, never failed, so a slow machine cannot make a false alarm;
-//! - for a read, anything else: nothing (a read that did not answer
-//!   constrains nothing), so it is not recorded.
+//! - for a read, anything else, or a reply not served by the leader:
+//!   nothing (a read that did not answer, or a follower's possibly stale
+//!   one, constrains nothing), so it is not recorded.
 //!
-//! A client whose connection broke opens a new one; until that succeeds
-//! nothing is sent, so nothing is recorded.
+//! A client whose connection broke, or whose member knows no leader, opens
+//! one to the next member; until that succeeds nothing is sent, so nothing
+//! is recorded.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use burrow_client::{Client, ClientConfig, ClientError};
+use burrow_proto::{Reply, Request};
 use bytes::Bytes;
 
 use crate::common::SeededRng;
@@ -27,6 +29,7 @@ use crate::common::SeededRng;
 use super::counter::{Counter, CounterIn, CounterOut};
 use super::history::{Clock, Op};
 use super::keys::Keyed;
+use super::leader::{leader_read, refused_as_non_leader, Members, Read};
 use super::list_append::{ListAppend, ListIn, ListOut};
 use super::register::{Register, RegisterIn, RegisterOut};
 
@@ -93,13 +96,52 @@ enum Answer<O> {
     Unknown {
         broken: bool,
     },
+    /// Refused by a member that does not lead (`NOT_LEADER` not followed,
+    /// `NO_LEADER`, `LOADING`), or a read a follower served: nothing to
+    /// record; ask the next member.
+    Refused,
 }
 
 fn answer<T, O>(r: Result<T, ClientError>, out: impl FnOnce(T) -> O) -> Answer<O> {
     match r {
         Ok(v) => Answer::Ok(out(v)),
+        // Not the leader (any more): nothing ran (a write a deposed leader
+        // had applied is answered NO_QUORUM instead); try the next member.
+        Err(e) if refused_as_non_leader(&e) => Answer::Refused,
         Err(ClientError::Server { .. }) => Answer::Unknown { broken: false },
         Err(_) => Answer::Unknown { broken: true },
+    }
+}
+
+/// A read through [`leader_read`]: the leader's reply turned into an
+/// output (an error reply or an unexpected one: nothing), or why not.
+async fn read<O>(c: &mut Client, req: Request, out: impl FnOnce(Reply) -> Option<O>) -> Answer<O> {
+    match leader_read(c, req).await {
+        Read::Reply(r) => match out(r) {
+            Some(o) => Answer::Ok(o),
+            None => Answer::Unknown { broken: false },
+        },
+        Read::NotLeader { moved: true } => Answer::Unknown { broken: false },
+        Read::NotLeader { moved: false } => Answer::Refused,
+        Read::Broken => Answer::Unknown { broken: true },
+    }
+}
+
+/// GET's reply: the value or none.
+pub fn get_reply(r: Reply) -> Option<Option<Bytes>> {
+    match r {
+        Reply::Nil => Some(None),
+        Reply::Bytes(b) => Some(Some(b)),
+        _ => None,
+    }
+}
+
+/// LRANGE's reply: the items.
+pub fn lrange_reply(r: Reply) -> Option<Vec<Bytes>> {
+    match r {
+        Reply::Nil => Some(Vec::new()),
+        Reply::Array(items) => Some(items),
+        _ => None,
     }
 }
 
@@ -112,6 +154,10 @@ pub fn connect_config() -> ClientConfig {
     ClientConfig {
         connect_timeout: REQUEST_TIMEOUT,
         request_timeout: REQUEST_TIMEOUT,
+        // NOT_LEADER is not followed: nodes 2 and 3 name node 1 by its
+        // proxy's address, and a proxy whose node is down accepts, then
+        // drops the connection (a write's outcome would look unknown).
+        // The client asks the next member instead (see `leader`).
         max_redirects: 0,
         ..ClientConfig::default()
     }
@@ -123,7 +169,7 @@ pub async fn client(
     id: usize,
     workload: Workload,
     seed: u64,
-    leader: SocketAddr,
+    mut members: Members,
     clock: Clock,
     stop: Arc<AtomicBool>,
 ) -> Histories {
@@ -133,11 +179,7 @@ pub async fn client(
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let Some(c) = conn.as_mut() else {
-            match Client::connect_with(leader, connect_config()).await {
-                Ok(c) => conn = Some(c),
-                // The leader is down: poll until it is back.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
+            conn = members.connect().await;
             continue;
         };
         seq += 1;
@@ -155,8 +197,10 @@ pub async fn client(
                         answer(c.set(register_key(key), value.to_string()).await, |_| RegisterOut::Done),
                     )
                 } else {
-                    let r = c.get(register_key(key)).await;
-                    (RegisterIn::Get, answer(r, |v| RegisterOut::Value(v.as_ref().map(number))))
+                    let r = read(c, Request::Get { key: register_key(key).into() }, |r| {
+                        get_reply(r).map(|v| RegisterOut::Value(v.as_ref().map(number)))
+                    });
+                    (RegisterIn::Get, r.await)
                 };
                 record(h.registers.entry(register_key(key)).or_default(), id, input, write, call, clock, a)
             }
@@ -164,8 +208,10 @@ pub async fn client(
                 let (input, a) = if write {
                     (CounterIn::Incr, answer(c.incr(counter_key(key)).await, CounterOut::Incremented))
                 } else {
-                    let r = c.get(counter_key(key)).await;
-                    (CounterIn::Get, answer(r, |v| CounterOut::Value(v.as_ref().map(number))))
+                    let r = read(c, Request::Get { key: counter_key(key).into() }, |r| {
+                        get_reply(r).map(|v| CounterOut::Value(v.as_ref().map(number)))
+                    });
+                    (CounterIn::Get, r.await)
                 };
                 record(h.counters.entry(counter_key(key)).or_default(), id, input, write, call, clock, a)
             }
@@ -176,14 +222,19 @@ pub async fn client(
                         answer(c.rpush(list_key(key), [value.to_string()]).await, ListOut::Pushed),
                     )
                 } else {
-                    let r = c.lrange(list_key(key), 0, -1).await;
-                    (ListIn::Range, answer(r, |items| ListOut::Items(items.iter().map(number).collect())))
+                    let req = Request::LRange { key: list_key(key).into(), start: 0, stop: -1 };
+                    let r = read(c, req, |r| {
+                        lrange_reply(r).map(|i| ListOut::Items(i.iter().map(number).collect()))
+                    });
+                    (ListIn::Range, r.await)
                 };
                 record(h.lists.entry(list_key(key)).or_default(), id, input, write, call, clock, a)
             }
         };
         if broken {
             conn = None;
+            // An election may be under way: do not spin through the members.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
     h
@@ -211,5 +262,6 @@ fn record<I, O>(
             }
             broken
         }
+        Answer::Refused => true,
     }
 }

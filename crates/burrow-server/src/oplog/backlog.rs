@@ -110,6 +110,13 @@ impl Backlog {
         index
     }
 
+    /// Appends a NOOP under `term` (the log's term is raised to it first;
+    /// it never goes down), and returns its index.
+    pub(super) fn append_noop(&mut self, term: u64) -> u64 {
+        self.term = self.term.max(term);
+        self.append(&Op::<&[u8]>::Noop)
+    }
+
     /// Encodes a record into the queues: sealed once into `repl` when
     /// retaining (the WAL copies those bytes), else unsealed for the WAL
     /// alone (its writer seals them, off the write path).
@@ -417,6 +424,13 @@ impl OpLog {
         self.publish(&g);
     }
 
+    /// This node now leads `term`: records it appends carry it (never
+    /// lowers the term).
+    pub(crate) fn begin_term(&self, term: u64) {
+        let mut b = self.lock();
+        b.term = b.term.max(term);
+    }
+
     pub(crate) fn set_last_index(&self, term: u64, index: u64) {
         let mut g = self.lock();
         g.set_last_index(term, index);
@@ -436,6 +450,15 @@ impl OpLog {
     pub(crate) fn append<B: AsRef<[u8]>>(&self, op: &Op<B>) -> u64 {
         let mut g = self.lock();
         let index = g.append(op);
+        self.release(g);
+        index
+    }
+
+    /// Appends a NOOP of `term`: what a new leader logs first, so that
+    /// the records before it commit (§5.4.2). Returns its index.
+    pub(crate) fn append_noop(&self, term: u64) -> u64 {
+        let mut g = self.lock();
+        let index = g.append_noop(term);
         self.release(g);
         index
     }

@@ -51,6 +51,11 @@ pub enum Op<B = Bytes> {
         count: u32,
     },
     FlushAll,
+    /// Changes nothing. A leader appends one at the start of its term so
+    /// that the records before it commit (Raft §5.4.2: only a record of the
+    /// leader's own term commits by counting replicas); the term is the
+    /// record's (`oplog::Record::term`).
+    Noop,
 }
 
 const TAG_SET: u8 = 1;
@@ -61,6 +66,7 @@ const TAG_INCRBY: u8 = 5;
 const TAG_PUSH: u8 = 6;
 const TAG_POP: u8 = 7;
 const TAG_FLUSHALL: u8 = 8;
+const TAG_NOOP: u8 = 9;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum OpDecodeError {
@@ -82,7 +88,8 @@ fn end_byte(end: End) -> u8 {
 }
 
 impl<B: AsRef<[u8]>> Op<B> {
-    /// The key this op touches (`None` for FLUSHALL, which touches all).
+    /// The key this op touches (`None` for FLUSHALL, which touches all,
+    /// and for NOOP, which touches none).
     pub fn key(&self) -> Option<&[u8]> {
         match self {
             Op::Set { key, .. }
@@ -92,7 +99,7 @@ impl<B: AsRef<[u8]>> Op<B> {
             | Op::IncrBy { key, .. }
             | Op::Push { key, .. }
             | Op::Pop { key, .. } => Some(key.as_ref()),
-            Op::FlushAll => None,
+            Op::FlushAll | Op::Noop => None,
         }
     }
 
@@ -149,6 +156,7 @@ impl<B: AsRef<[u8]>> Op<B> {
                 dst.put_u32(*count);
             }
             Op::FlushAll => dst.put_u8(TAG_FLUSHALL),
+            Op::Noop => dst.put_u8(TAG_NOOP),
         }
     }
 }
@@ -170,6 +178,7 @@ impl Op<Bytes> {
             }
             Op::Pop { key, end, count } => Op::Pop { key: owned(key), end, count },
             Op::FlushAll => Op::FlushAll,
+            Op::Noop => Op::Noop,
         })
     }
 }
@@ -199,6 +208,7 @@ impl<'a> Op<&'a [u8]> {
             }
             TAG_POP => Op::Pop { key: r.key()?, end: r.end()?, count: r.u32()? },
             TAG_FLUSHALL => Op::FlushAll,
+            TAG_NOOP => Op::Noop,
             t => return Err(OpDecodeError::UnknownTag(t)),
         };
         if r.pos != src.len() {
@@ -277,5 +287,6 @@ mod tests {
         });
         roundtrip(Op::Pop { key: k, end: End::Right, count: 3 });
         roundtrip(Op::FlushAll);
+        roundtrip(Op::Noop);
     }
 }

@@ -13,6 +13,7 @@
 
 // Public through `crate::fault_injection` with the feature; a unit-test
 // build without it uses part of it inside the crate only.
+mod dir_lock;
 #[cfg(any(test, feature = "fault-injection"))]
 #[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub, dead_code))]
 mod faulty_fs;
@@ -29,11 +30,11 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+pub(crate) use dir_lock::lock_data_dir;
 #[cfg(any(test, feature = "fault-injection"))]
 #[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub))]
 pub use faulty_fs::{Fault, FaultyFileSystem, FsOp, Injected};
 pub(crate) use fs::{FileSystem, FileWriter, StdFileSystem, WritableFile};
-#[allow(unused_imports)] // for the election driver (issue 10), not wired yet
 pub(crate) use hard_state::write_hard_state_with;
 pub use hard_state::{read_hard_state, HardStateError, HARD_STATE_FILE};
 pub(crate) use node_meta::write_node_meta_with;
@@ -144,4 +145,7 @@ pub enum PersistError {
     Wal(#[from] WalError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// The vote file (term and vote) is unreadable or damaged.
+    #[error(transparent)]
+    HardState(#[from] HardStateError),
 }

@@ -1,4 +1,5 @@
-//! The node file: which replication history this data directory holds.
+//! The node file: which replication history this data directory holds,
+//! and the last term this node led or followed.
 //!
 //! ```text
 //! "BNOD" | version u16 | flags u16 | history id u64 | term u64 | crc32 u32   (28 bytes, big-endian)
@@ -6,7 +7,9 @@
 //! ```
 //! Log indexes only mean something within one history, so a follower that
 //! restarts must know which one its WAL continues: with it, a restart
-//! resumes by partial resync. Written to a temp file, fsynced, renamed.
+//! resumes by partial resync. A leader keeps its history across restarts,
+//! clean or not, and takes a new term each time (persisted here before it
+//! logs anything under it). Written to a temp file, fsynced, renamed.
 
 use std::path::{Path, PathBuf};
 
@@ -25,10 +28,9 @@ const LEN: usize = 28;
 pub struct NodeMeta {
     pub history_id: u64,
     pub term: u64,
-    /// Written at a clean shutdown, cleared at start. A leader that finds
-    /// it unset may have streamed records it then lost in a crash (they
-    /// were not yet in its WAL): it must start a new history rather than
-    /// reuse those indexes for different writes.
+    /// Written at a clean shutdown, cleared at start; only logged since
+    /// leaders take a new term at every start (records a crash lost are
+    /// then told apart by term, not by a new history).
     pub clean: bool,
 }
 

@@ -25,6 +25,11 @@ pub(crate) struct ReplBacklog {
     max_bytes: usize,
     /// Newest index held or, when empty, the index the next record follows.
     last: u64,
+    /// (index, term) of the record just below the oldest held, when known:
+    /// the log's last record at start, then each record dropped. A
+    /// follower whose last record is that one resumes by partial resync
+    /// (`reconcile` matches it by term).
+    prev: Option<(u64, u64)>,
 }
 
 /// One record as followers are sent it: its position, read once when it
@@ -37,9 +42,11 @@ struct Held {
 }
 
 impl ReplBacklog {
-    /// An empty backlog whose next record is `last_index + 1`.
-    pub(crate) fn new(max_bytes: usize, last_index: u64) -> ReplBacklog {
-        ReplBacklog { records: VecDeque::new(), bytes: 0, max_bytes, last: last_index }
+    /// An empty backlog whose next record is `last_index + 1`; the record
+    /// at `last_index` is of `last_term` (0 and 0 for an empty log).
+    pub(crate) fn new(max_bytes: usize, last_index: u64, last_term: u64) -> ReplBacklog {
+        let prev = Some((last_index, if last_index == 0 { 0 } else { last_term }));
+        ReplBacklog { records: VecDeque::new(), bytes: 0, max_bytes, last: last_index, prev }
     }
 
     /// Adds records taken from the op log: sealed, back to back, the first
@@ -49,13 +56,20 @@ impl ReplBacklog {
     /// of), it is discarded (followers needing it resync in full).
     pub(crate) fn absorb(&mut self, buf: Bytes, first: u64) {
         if buf.is_empty() {
-            self.last = self.last.max(first.saturating_sub(1));
+            if first.saturating_sub(1) > self.last {
+                // Records were dropped before we took them.
+                self.records.clear();
+                self.bytes = 0;
+                self.last = first - 1;
+                self.prev = None;
+            }
             return;
         }
         if first != self.last + 1 {
             self.records.clear();
             self.bytes = 0;
             self.last = first - 1;
+            self.prev = None;
         }
         let mut records = Records::trusted(&buf);
         loop {
@@ -73,7 +87,10 @@ impl ReplBacklog {
         debug_assert_eq!(records.offset(), buf.len(), "the op log hands over whole records");
         while self.bytes > self.max_bytes {
             match self.records.pop_front() {
-                Some(old) => self.bytes -= old.raw.len(),
+                Some(old) => {
+                    self.bytes -= old.raw.len();
+                    self.prev = Some((old.index, old.term));
+                }
                 None => break,
             }
         }
@@ -118,6 +135,18 @@ impl BacklogSource for ReplBacklog {
     fn last_index(&self) -> u64 {
         self.last
     }
+
+    fn term_at(&self, index: u64) -> Option<u64> {
+        if index == 0 {
+            return Some(0);
+        }
+        if let Some((i, term)) = self.prev.filter(|&(i, _)| i == index) {
+            debug_assert_eq!(i + 1, self.first_index());
+            return Some(term);
+        }
+        let first = self.records.front()?.index;
+        self.records.get(index.checked_sub(first)? as usize).map(|r| r.term)
+    }
 }
 
 #[cfg(test)]
@@ -127,7 +156,7 @@ mod tests {
 
     fn filled(n: usize, max_bytes: usize) -> (OpLog, ReplBacklog) {
         let log = OpLog::new(1 << 20);
-        let mut b = ReplBacklog::new(max_bytes, 0);
+        let mut b = ReplBacklog::new(max_bytes, 0, 0);
         for _ in 0..n {
             log.append(&Op::IncrBy { key: Bytes::from_static(b"k"), delta: 1 });
         }

@@ -15,14 +15,17 @@
 //! Apply rule, per record: index ≤ `last_applied` is a duplicate (skipped);
 //! `last_applied + 1` is applied; anything higher is a gap, which means the
 //! stream lost something, so the link is dropped and the follower resyncs
-//! with a fresh handshake rather than guess. A record whose term is below
-//! the highest term already seen from the leader comes from a deposed
-//! leader and is ignored.
+//! with a fresh handshake rather than guess. A record's term is that of
+//! the leader that created it, so a leader streams records of older terms
+//! too (all it holds above the follower's): records are not filtered by
+//! term. A deposed leader is refused where it speaks for itself: a resync
+//! reply of a lower term than already heard (same history) drops the
+//! link, and its heartbeats are ignored.
 
 use bytes::Bytes;
 
 use super::message::{Message, RecordEntry};
-use super::{at_least, greater, ConfigError, HistoryId, NodeId, SeededRng};
+use super::{at_least, greater, ConfigError, HistoryId, LogPosition, NodeId, SeededRng};
 
 /// Follower tuning, in ticks (100 ms intended, which the defaults assume).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +147,12 @@ pub struct Follower {
     /// a full resync replaces the dataset (it then becomes the snapshot's
     /// index, which may be lower).
     last_applied: u64,
+    /// Term of the record at `last_applied` (0 for none): with it the
+    /// handshake says which log this is, not just how long (§5.3). After a
+    /// full resync, the term the leader sent it with, which is at least the
+    /// real one: a mismatch then costs a full resync, never a wrong match
+    /// (no record of the leader's term sits at a lower index anywhere else).
+    last_term: u64,
     /// Highest index the driver reported persisted. Invariant: `durable ≤
     /// last_applied` (the driver persists what it has applied, and only
     /// then reports it durable); only this is acked as durable.
@@ -158,6 +167,10 @@ pub struct Follower {
     sync: Sync,
     /// Current handshake's session; replies carrying another are stale.
     session: u64,
+    /// Newest ReadIndex round heard on this session's link, echoed in
+    /// every ack (0 at each handshake: a round of the previous link, or of
+    /// another leadership, must never confirm this one's).
+    read_round: u64,
     ticks_silent: u64,
     ticks_sync: u64,
     /// Ticks since the last ack went out.
@@ -172,16 +185,17 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// `recovered_index` is what the follower's own persistence holds of
-    /// `history_id` (0 for an empty node): it is both applied and durable.
-    /// The first output is `Connect`.
+    /// `recovered` is the last record the follower's own persistence holds
+    /// of `history_id` (index and term 0 for an empty node): it is both
+    /// applied and durable. The first output is `Connect`.
     pub fn new(
         cfg: FollowerConfig,
         node_id: NodeId,
         history_id: HistoryId,
-        recovered_index: u64,
+        recovered: LogPosition,
         mut rng: SeededRng,
     ) -> Result<Follower, ConfigError> {
+        let recovered_index = recovered.index;
         cfg.validate()?;
         // A random first session keeps a restarted follower's sessions
         // distinct from those of its previous life.
@@ -191,12 +205,14 @@ impl Follower {
             node_id,
             history_id,
             last_applied: recovered_index,
+            last_term: recovered.term,
             durable: recovered_index,
             leader_term: 0,
             leader_commit: 0,
             state: LinkState::Connecting,
             sync: Sync::AwaitingReply,
             session,
+            read_round: 0,
             ticks_silent: 0,
             ticks_sync: 0,
             ticks_unacked: 0,
@@ -218,6 +234,11 @@ impl Follower {
 
     pub fn last_applied(&self) -> u64 {
         self.last_applied
+    }
+
+    /// Term of the last record applied (0 for none).
+    pub fn last_term(&self) -> u64 {
+        self.last_term
     }
 
     pub fn durable_index(&self) -> u64 {
@@ -247,6 +268,7 @@ impl Follower {
             return;
         }
         self.session = self.session.wrapping_add(1);
+        self.read_round = 0;
         self.state = LinkState::Handshaking;
         self.sync = Sync::AwaitingReply;
         self.ticks_silent = 0;
@@ -256,6 +278,7 @@ impl Follower {
             session: self.session,
             history_id: self.history_id,
             last_applied: self.last_applied,
+            last_term: self.last_term,
         }));
     }
 
@@ -364,11 +387,12 @@ impl Follower {
             return;
         }
         match msg {
-            Message::Heartbeat { term, commit_index, .. } => {
+            Message::Heartbeat { term, commit_index, round, .. } => {
                 if term < self.leader_term {
                     return;
                 }
                 self.leader_term = term;
+                self.read_round = self.read_round.max(round);
                 self.ticks_silent = 0;
                 self.leader_commit = self.leader_commit.max(commit_index);
                 self.ack();
@@ -380,12 +404,13 @@ impl Follower {
                 {
                     return;
                 }
-                if from_index != self.last_applied + 1 {
-                    // The leader answered a question we did not ask.
+                if from_index != self.last_applied + 1 || term < self.leader_term {
+                    // The leader answered a question we did not ask, or
+                    // this is a deposed leader (a newer one has been heard).
                     self.link_down();
                     return;
                 }
-                self.leader_term = self.leader_term.max(term);
+                self.leader_term = term;
                 self.synced();
             }
             Message::FullResync { session, snapshot_index, history_id, term } => {
@@ -393,6 +418,12 @@ impl Follower {
                     || self.state != LinkState::Syncing
                     || self.sync != Sync::AwaitingReply
                 {
+                    return;
+                }
+                if history_id == self.history_id && term < self.leader_term {
+                    // A deposed leader of our history (another history's
+                    // terms start afresh and are not comparable).
+                    self.link_down();
                     return;
                 }
                 self.ticks_silent = 0;
@@ -421,6 +452,7 @@ impl Follower {
                     self.durable = if history_id == self.history_id { self.durable.min(index) } else { 0 };
                     self.history_id = history_id;
                     self.last_applied = index;
+                    self.last_term = term;
                     // A new history's terms restart; within one, never go back.
                     self.leader_term = term;
                     self.out.push(FollowerOutput::LoadSnapshot { snapshot_index: index, history_id, term });
@@ -432,11 +464,9 @@ impl Follower {
                 }
             }
             Message::Records { records, commit_index } => {
-                if records.iter().any(|r| r.term >= self.leader_term) {
-                    // From the current leader (a deposed one's only hold
-                    // older terms): alive, whatever the state.
-                    self.ticks_silent = 0;
-                }
+                // From the leader this link reached (the resync reply
+                // checked its term): alive, whatever the state.
+                self.ticks_silent = 0;
                 if self.state != LinkState::Streaming {
                     // Ahead of (or stale next to) the resync reply: the
                     // retransmit after the reply covers it.
@@ -452,14 +482,15 @@ impl Follower {
         let mut apply = Vec::new();
         let mut gap = false;
         for rec in records {
-            if rec.term < self.leader_term || rec.index <= self.last_applied {
+            if rec.index <= self.last_applied {
                 continue;
             }
             if rec.index != self.last_applied + 1 {
                 gap = true;
                 break;
             }
-            self.leader_term = rec.term;
+            self.leader_term = self.leader_term.max(rec.term);
+            self.last_term = rec.term;
             self.last_applied = rec.index;
             apply.push(rec);
         }
@@ -520,7 +551,13 @@ impl Follower {
             LinkState::Handshaking | LinkState::Syncing => (0, 0),
             LinkState::Down | LinkState::Connecting => return None,
         };
-        Some(Message::Ack { node_id: self.node_id, session: self.session, applied, durable })
+        Some(Message::Ack {
+            node_id: self.node_id,
+            session: self.session,
+            applied,
+            durable,
+            round: self.read_round,
+        })
     }
 
     /// An ack for the driver to send itself while it carries out a long
@@ -587,6 +624,49 @@ mod tests {
         }
     }
 
+    /// A recovered log ending at `index`, of term 1 (empty at 0).
+    fn at(index: u64) -> LogPosition {
+        LogPosition { term: u64::from(index > 0), index }
+    }
+
+    #[test]
+    fn a_resync_reply_from_a_deposed_leader_drops_the_link() {
+        // Heard term 5, then reconnects and reaches a leader of term 4.
+        let mut f = streaming(3, 5);
+        f.on_disconnected();
+        for _ in 0..30 {
+            if f.link_state() == LinkState::Connecting {
+                break;
+            }
+            f.tick();
+        }
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: 4, term: 4 });
+        assert!(f.outputs().iter().any(|o| matches!(o, FollowerOutput::LinkDown { .. })));
+        assert_eq!(f.leader_term(), 5);
+        // Same for a full resync of its history; another history's terms are not comparable.
+        for (history, refused) in [(1, true), (99, false)] {
+            while f.link_state() != LinkState::Connecting {
+                f.tick();
+            }
+            let session = connect(&mut f);
+            f.step(Message::FullResync { session, snapshot_index: 9, history_id: history, term: 2 });
+            let down = f.outputs().iter().any(|o| matches!(o, FollowerOutput::LinkDown { .. }));
+            assert_eq!(down, refused, "history {history}");
+            if !refused {
+                f.on_disconnected();
+            }
+        }
+        // The current leader's reply is taken.
+        while f.link_state() != LinkState::Connecting {
+            f.tick();
+        }
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: 4, term: 6 });
+        assert_eq!(f.link_state(), LinkState::Streaming);
+        assert_eq!(f.leader_term(), 6);
+    }
+
     fn rec(term: u64, index: u64) -> RecordEntry {
         RecordEntry { term, index, bytes: Bytes::from(format!("r{index}")) }
     }
@@ -601,9 +681,43 @@ mod tests {
         }
     }
 
+    /// ReadIndex (thesis §6.4): every ack echoes the newest round heard
+    /// on this link — not one of a stale term's heartbeat — and a new link
+    /// starts from 0, so a round of an earlier leadership (whose rounds
+    /// may be higher) never confirms the next one's.
+    #[test]
+    fn acks_echo_the_newest_read_round_of_the_link_and_a_new_link_starts_at_zero() {
+        let mut f = streaming(3, 5);
+        let round_acked = |f: &mut Follower| -> Vec<u64> {
+            f.outputs()
+                .iter()
+                .filter_map(|o| match o {
+                    FollowerOutput::Send(Message::Ack { round, .. }) => Some(*round),
+                    _ => None,
+                })
+                .collect()
+        };
+        f.step(Message::Heartbeat { term: 5, last_index: 3, commit_index: 3, round: 7 });
+        assert_eq!(round_acked(&mut f), vec![7]);
+        f.step(Message::Heartbeat { term: 4, last_index: 3, commit_index: 3, round: 9 });
+        assert_eq!(round_acked(&mut f), Vec::<u64>::new(), "a deposed leader's heartbeat is not acked");
+        f.step(Message::Heartbeat { term: 5, last_index: 3, commit_index: 3, round: 6 });
+        assert_eq!(round_acked(&mut f), vec![7], "late heartbeats do not lower it");
+        f.on_disconnected();
+        while f.link_state() != LinkState::Connecting {
+            f.tick();
+        }
+        let session = connect(&mut f);
+        f.step(Message::PartialResync { session, from_index: 4, term: 6 });
+        assert_eq!(
+            f.keepalive(),
+            Some(Message::Ack { node_id: 9, session, applied: 3, durable: 3, round: 0 })
+        );
+    }
+
     /// A follower streaming from `last_applied` with the leader on `term`.
     fn streaming(last_applied: u64, term: u64) -> Follower {
-        let mut f = Follower::new(cfg(), 9, 1, last_applied, SeededRng::new(1)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(last_applied), SeededRng::new(1)).unwrap();
         let session = connect(&mut f);
         f.step(Message::PartialResync { session, from_index: last_applied + 1, term });
         assert_eq!(f.link_state(), LinkState::Streaming);
@@ -637,8 +751,9 @@ mod tests {
             ("all duplicates", 5, 1, &[(1, 2), (1, 5)], &[], false, 5),
             ("gap", 5, 1, &[(1, 7)], &[], true, 5),
             ("prefix then gap", 5, 1, &[(1, 6), (1, 8), (1, 9)], &[6], true, 6),
-            ("stale term ignored", 5, 3, &[(2, 6)], &[], false, 5),
-            ("stale then current", 5, 3, &[(2, 6), (3, 6), (3, 7)], &[6, 7], false, 7),
+            // A leader of term 3 streams what earlier leaders wrote, too.
+            ("older term applied", 5, 3, &[(2, 6)], &[6], false, 6),
+            ("older then current", 5, 3, &[(2, 6), (3, 7)], &[6, 7], false, 7),
             ("higher term accepted", 5, 3, &[(4, 6)], &[6], false, 6),
             ("empty batch", 5, 1, &[], &[], false, 5),
         ];
@@ -652,6 +767,7 @@ mod tests {
             assert_eq!(f.last_applied(), *after, "case {i} ({name}): last_applied");
             let state = if *down { LinkState::Down } else { LinkState::Streaming };
             assert_eq!(f.link_state(), state, "case {i} ({name}): state");
+            assert!(f.leader_term() >= *term, "case {i} ({name}): the leader's term never goes back");
         }
     }
 
@@ -684,7 +800,7 @@ mod tests {
             let mut saw_down = false;
             for t in 1..=ticks {
                 if every > 0 && t % every == 0 {
-                    f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0 });
+                    f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0, round: 0 });
                 }
                 f.tick();
                 saw_down |= went_down(&f.outputs());
@@ -700,11 +816,16 @@ mod tests {
     fn which_messages_prove_the_leader_alive() {
         // (name, message, keeps the link up); leader term 4, timeout 5 ticks.
         let cases: &[(&str, ForSession, bool)] = &[
-            ("heartbeat", |_| Message::Heartbeat { term: 4, last_index: 0, commit_index: 0 }, true),
-            ("stale heartbeat", |_| Message::Heartbeat { term: 3, last_index: 0, commit_index: 0 }, false),
+            ("heartbeat", |_| Message::Heartbeat { term: 4, last_index: 0, commit_index: 0, round: 0 }, true),
+            (
+                "stale heartbeat",
+                |_| Message::Heartbeat { term: 3, last_index: 0, commit_index: 0, round: 0 },
+                false,
+            ),
             ("records", |_| Message::Records { records: vec![rec(4, 1)], commit_index: 0 }, true),
             ("duplicate records", |_| Message::Records { records: vec![rec(4, 0)], commit_index: 0 }, true),
-            ("stale records", |_| Message::Records { records: vec![rec(3, 1)], commit_index: 0 }, false),
+            // Records of an older term: the leader streams those too.
+            ("older-term records", |_| Message::Records { records: vec![rec(3, 1)], commit_index: 0 }, true),
             (
                 "chunk of another session",
                 |s| Message::SnapshotChunk {
@@ -717,12 +838,18 @@ mod tests {
             ),
             (
                 "handshake (never sent by a leader)",
-                |s| Message::Handshake { node_id: 1, session: s, history_id: 1, last_applied: 0 },
+                |s| Message::Handshake {
+                    node_id: 1,
+                    session: s,
+                    history_id: 1,
+                    last_applied: 0,
+                    last_term: 0,
+                },
                 false,
             ),
         ];
         for (i, (name, msg, alive)) in cases.iter().enumerate() {
-            let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(1)).unwrap();
+            let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(1)).unwrap();
             let session = connect(&mut f);
             f.step(Message::PartialResync { session, from_index: 1, term: 4 });
             f.outputs();
@@ -788,7 +915,7 @@ mod tests {
         let mut f = streaming(0, term);
         for _ in 0..cfg().backoff_max_ticks {
             f.tick();
-            f.step(Message::Heartbeat { term, last_index: 0, commit_index: 0 });
+            f.step(Message::Heartbeat { term, last_index: 0, commit_index: 0, round: 0 });
         }
         f.outputs();
         f
@@ -805,7 +932,7 @@ mod tests {
         assert_eq!(f.link_state(), LinkState::Handshaking, "an open connection proves nothing");
         assert_eq!(
             f.keepalive(),
-            Some(Message::Ack { node_id: 9, session: f.session, applied: 0, durable: 0 })
+            Some(Message::Ack { node_id: 9, session: f.session, applied: 0, durable: 0, round: 0 })
         );
         // Nothing comes back: the link timeout, not the sync timeout (8),
         // ends the wait for the reply, and it never counted as syncing.
@@ -825,12 +952,12 @@ mod tests {
             ("bytes of a message", |f, _| f.on_link_activity(), LinkState::Syncing),
             (
                 "heartbeat",
-                |f, _| f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0 }),
+                |f, _| f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0, round: 0 }),
                 LinkState::Syncing,
             ),
             (
                 "stale heartbeat",
-                |f, _| f.step(Message::Heartbeat { term: 0, last_index: 0, commit_index: 0 }),
+                |f, _| f.step(Message::Heartbeat { term: 0, last_index: 0, commit_index: 0, round: 0 }),
                 LinkState::Syncing,
             ),
             (
@@ -846,7 +973,7 @@ mod tests {
             ("nothing", |_, _| {}, LinkState::Handshaking),
         ];
         for (i, (name, arrive, want)) in cases.iter().enumerate() {
-            let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(4)).unwrap();
+            let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(4)).unwrap();
             let session = connect(&mut f);
             arrive(&mut f, session);
             assert_eq!(f.link_state(), *want, "case {i} ({name})");
@@ -858,9 +985,11 @@ mod tests {
         // Heartbeats but no reply yet (a leader producing a snapshot sends
         // FullResync only once it is ready): waited for up to the sync
         // timeout, not the link timeout.
-        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(2)).unwrap();
         connect(&mut f);
-        let hb = |f: &mut Follower| f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0 });
+        let hb = |f: &mut Follower| {
+            f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0, round: 0 })
+        };
         assert_eq!(ticks_to_down(&mut f, 20, hb), Some(9));
     }
 
@@ -901,7 +1030,7 @@ mod tests {
     fn a_full_resync_longer_than_the_timeout_completes_while_bytes_move() {
         // Chunks 7 ticks apart: more than the 5-tick timeout (the livelock
         // of issue 9), less than the 8-tick sync timeout (progress).
-        let mut f = Follower::new(cfg(), 9, 7, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 7, at(0), SeededRng::new(2)).unwrap();
         let session = connect(&mut f);
         f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
         let mut offset = 0u64;
@@ -919,7 +1048,7 @@ mod tests {
         assert!(outs.contains(&FollowerOutput::LoadSnapshot { snapshot_index: 40, history_id: 8, term: 2 }));
         assert_eq!(f.link_state(), LinkState::Streaming);
         // Without the bytes, the same transfer times out before its second chunk.
-        let mut f = Follower::new(cfg(), 9, 7, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 7, at(0), SeededRng::new(2)).unwrap();
         let session = connect(&mut f);
         f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
         f.step(Message::SnapshotChunk {
@@ -942,7 +1071,7 @@ mod tests {
         let mut f = streaming(0, 4);
         let mut saw_down = false;
         for _ in 0..6 {
-            f.step(Message::Heartbeat { term: 3, last_index: 0, commit_index: 0 });
+            f.step(Message::Heartbeat { term: 3, last_index: 0, commit_index: 0, round: 0 });
             f.tick();
             saw_down |= went_down(&f.outputs());
         }
@@ -951,7 +1080,7 @@ mod tests {
 
     /// Fails every connection attempt of a new follower and returns the backoff delays.
     fn failing_delays(seed: u64, attempts: usize) -> Vec<u64> {
-        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(seed)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(seed)).unwrap();
         delays_while_failing(&mut f, attempts)
     }
 
@@ -992,7 +1121,7 @@ mod tests {
 
     #[test]
     fn backoff_resets_after_a_successful_resync() {
-        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(5)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(5)).unwrap();
         f.outputs();
         for _ in 0..4 {
             f.state = LinkState::Connecting;
@@ -1013,7 +1142,7 @@ mod tests {
 
     #[test]
     fn replies_from_other_sessions_are_ignored() {
-        let mut f = Follower::new(cfg(), 9, 1, 4, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(4), SeededRng::new(2)).unwrap();
         let session = connect(&mut f);
         f.step(Message::PartialResync { session: session.wrapping_sub(1), from_index: 5, term: 1 });
         f.step(Message::FullResync {
@@ -1035,7 +1164,7 @@ mod tests {
 
     #[test]
     fn records_before_the_resync_reply_are_ignored() {
-        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(2)).unwrap();
         connect(&mut f);
         f.step(Message::Records { records: vec![rec(1, 1)], commit_index: 0 });
         assert!(f.outputs().is_empty());
@@ -1044,11 +1173,11 @@ mod tests {
 
     #[test]
     fn lost_resync_reply_times_out_even_with_heartbeats() {
-        let mut f = Follower::new(cfg(), 9, 1, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 1, at(0), SeededRng::new(2)).unwrap();
         connect(&mut f);
         let mut saw_down = false;
         for _ in 0..9 {
-            f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0 });
+            f.step(Message::Heartbeat { term: 1, last_index: 3, commit_index: 0, round: 0 });
             f.tick();
             saw_down |= went_down(&f.outputs());
         }
@@ -1057,7 +1186,7 @@ mod tests {
 
     #[test]
     fn full_resync_loads_the_snapshot_and_switches_history() {
-        let mut f = Follower::new(cfg(), 9, 7, 3, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 7, at(3), SeededRng::new(2)).unwrap();
         let session = connect(&mut f);
         f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
         f.step(Message::SnapshotChunk { session, offset: 0, bytes: Bytes::from_static(b"abc"), last: false });
@@ -1070,10 +1199,10 @@ mod tests {
             vec![
                 FollowerOutput::SnapshotData { offset: 0, bytes: Bytes::from_static(b"abc") },
                 // Acks during the transfer only say "alive".
-                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 0, durable: 0 }),
+                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 0, durable: 0, round: 0 }),
                 FollowerOutput::SnapshotData { offset: 3, bytes: Bytes::from_static(b"de") },
                 FollowerOutput::LoadSnapshot { snapshot_index: 40, history_id: 8, term: 2 },
-                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 40, durable: 0 }),
+                FollowerOutput::Send(Message::Ack { node_id: 9, session, applied: 40, durable: 0, round: 0 }),
             ]
         );
         assert_eq!((f.history_id(), f.last_applied(), f.durable_index()), (8, 40, 0));
@@ -1084,16 +1213,19 @@ mod tests {
 
     #[test]
     fn keepalive_acks_say_alive_and_change_nothing() {
-        let mut f = Follower::new(cfg(), 9, 7, 3, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 7, at(3), SeededRng::new(2)).unwrap();
         assert_eq!(f.keepalive(), None, "no link yet");
         let session = connect(&mut f);
-        let alive = Message::Ack { node_id: 9, session, applied: 0, durable: 0 };
+        let alive = Message::Ack { node_id: 9, session, applied: 0, durable: 0, round: 0 };
         assert_eq!(f.keepalive(), Some(alive.clone()), "syncing: nothing to report but life");
         f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 2 });
         f.step(Message::SnapshotChunk { session, offset: 0, bytes: Bytes::from_static(b"ab"), last: true });
         f.outputs();
         // Loading the snapshot: already streaming from the state machine's view.
-        assert_eq!(f.keepalive(), Some(Message::Ack { node_id: 9, session, applied: 40, durable: 0 }));
+        assert_eq!(
+            f.keepalive(),
+            Some(Message::Ack { node_id: 9, session, applied: 40, durable: 0, round: 0 })
+        );
         assert!(f.outputs().is_empty(), "a keepalive queues nothing");
         f.on_disconnected();
         assert_eq!(f.keepalive(), None);
@@ -1101,7 +1233,7 @@ mod tests {
 
     #[test]
     fn snapshot_chunk_gap_drops_the_link() {
-        let mut f = Follower::new(cfg(), 9, 7, 0, SeededRng::new(2)).unwrap();
+        let mut f = Follower::new(cfg(), 9, 7, at(0), SeededRng::new(2)).unwrap();
         let session = connect(&mut f);
         f.step(Message::FullResync { session, snapshot_index: 4, history_id: 7, term: 1 });
         f.step(Message::SnapshotChunk { session, offset: 5, bytes: Bytes::from_static(b"x"), last: true });
@@ -1115,7 +1247,7 @@ mod tests {
         f.on_disconnected();
         f.outputs();
         f.step(Message::Records { records: vec![rec(1, 1)], commit_index: 0 });
-        f.step(Message::Heartbeat { term: 1, last_index: 1, commit_index: 1 });
+        f.step(Message::Heartbeat { term: 1, last_index: 1, commit_index: 1, round: 0 });
         assert!(f.outputs().is_empty());
         assert_eq!(f.last_applied(), 0);
     }
@@ -1126,7 +1258,7 @@ mod tests {
         let bad = FollowerConfig { backoff_max_ticks: 1, backoff_base_ticks: 4, ..FollowerConfig::default() };
         assert_eq!(bad.validate(), Err(ConfigError::TooSmall { field: "backoff_max_ticks", min: 4, got: 1 }));
         let bad = FollowerConfig { leader_timeout_ticks: 0, ..FollowerConfig::default() };
-        assert!(Follower::new(bad, 1, 1, 0, SeededRng::new(0)).is_err());
+        assert!(Follower::new(bad, 1, 1, at(0), SeededRng::new(0)).is_err());
         let bad = FollowerConfig { keepalive_ticks: 50, ..FollowerConfig::default() };
         assert!(matches!(bad.validate(), Err(ConfigError::NotGreater { field: "leader_timeout_ticks", .. })));
     }

@@ -18,7 +18,30 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::message::Message;
-use super::{at_least, greater, BacklogSource, ConfigError, HistoryId, NodeId, ReplicationError};
+use super::{
+    at_least, commit_index, greater, reconcile, BacklogSource, ConfigError, HistoryId, LogPosition, LogTerms,
+    NodeId, Reconcile, ReplicationError,
+};
+
+/// A backlog's terms as [`reconcile`] reads them: records above the
+/// oldest index whose term is known can be sent.
+struct Terms<'a, L>(&'a L);
+
+impl<L: BacklogSource> LogTerms for Terms<'_, L> {
+    fn term_at(&self, index: u64) -> Option<u64> {
+        self.0.term_at(index)
+    }
+    fn first_index(&self) -> u64 {
+        let first = self.0.first_index();
+        match first.checked_sub(1) {
+            Some(below) if self.0.term_at(below).is_some() => below,
+            _ => first,
+        }
+    }
+    fn last_index(&self) -> u64 {
+        self.0.last_index()
+    }
+}
 
 /// Leader tuning. Times are in ticks; the driver decides how long a tick is
 /// (100 ms is the intended default, which the defaults below assume).
@@ -224,9 +247,17 @@ pub struct Leader {
     /// Highest index the leader itself holds durably (from `on_durable`).
     /// Invariant: `durable ≤ last_index`; never decreases.
     durable: u64,
-    /// Highest index a majority of voters (leader included) hold durably.
+    /// Highest index a majority of voters (leader included) hold durably,
+    /// counted only at a record of this leader's term (§5.4.2).
     /// Invariant: `commit ≤ last_index`; never decreases.
     commit: u64,
+    /// Lowest index known to hold a record of `term` (learned from the
+    /// backlog once one exists; `None` before). Terms never decrease along
+    /// a log, so every record from here to `last_index` is of `term`, and
+    /// only those commit by counting replicas.
+    term_start: Option<u64>,
+    /// Newest ReadIndex round (`read_index`), carried by every heartbeat.
+    read_round: u64,
     /// BTreeMap so that output order is deterministic for a given input.
     peers: BTreeMap<NodeId, Peer>,
     out: Vec<LeaderOutput>,
@@ -248,8 +279,19 @@ impl Leader {
     ) -> Result<Leader, ConfigError> {
         cfg.validate()?;
         let peers = voters.iter().filter(|&&v| v != id).map(|&v| (v, Peer::new(true))).collect();
-        let mut leader =
-            Leader { cfg, id, history_id, term, last_index, durable: 0, commit: 0, peers, out: Vec::new() };
+        let mut leader = Leader {
+            cfg,
+            id,
+            history_id,
+            term,
+            last_index,
+            durable: 0,
+            commit: 0,
+            term_start: None,
+            read_round: 0,
+            peers,
+            out: Vec::new(),
+        };
         leader.recompute_commit();
         Ok(leader)
     }
@@ -278,6 +320,13 @@ impl Leader {
     /// included). Quorum-mode writes up to here may be acknowledged.
     pub fn commit_index(&self) -> u64 {
         self.commit
+    }
+
+    /// Whether a record of this leader's term has committed: until then
+    /// the commit index of earlier terms is not known (§5.4.2), and
+    /// linearizable reads wait (`read_index`).
+    pub fn committed_in_term(&self) -> bool {
+        self.term_start.is_some_and(|start| self.commit >= start)
     }
 
     /// How many followers (voters or not, connected or not) have durably
@@ -328,6 +377,7 @@ impl Leader {
             return;
         }
         self.last_index = last_index;
+        self.learn_term_start(log);
         let ids: Vec<NodeId> = self.peers.keys().copied().collect();
         for id in ids {
             self.pump(id, log);
@@ -374,11 +424,15 @@ impl Leader {
     /// A message from follower `from` (the id the driver learned from that
     /// connection's handshake). Messages a follower never sends are ignored.
     pub fn step(&mut self, from: NodeId, msg: Message, log: &impl BacklogSource) {
+        self.learn_term_start(log);
         match msg {
-            Message::Handshake { node_id, session, history_id, last_applied } if node_id == from => {
-                self.on_handshake(from, session, history_id, last_applied, log)
+            Message::Handshake { node_id, session, history_id, last_applied, last_term }
+                if node_id == from =>
+            {
+                let last = LogPosition { term: last_term, index: last_applied };
+                self.on_handshake(from, session, history_id, last, log)
             }
-            Message::Ack { node_id, session, applied, durable } if node_id == from => {
+            Message::Ack { node_id, session, applied, durable, .. } if node_id == from => {
                 self.on_ack(from, session, applied, durable, log)
             }
             _ => {}
@@ -386,12 +440,18 @@ impl Leader {
         self.debug_check();
     }
 
+    /// Answers a handshake from where the follower's log and ours part
+    /// ([`reconcile`], by terms): PARTIAL_RESYNC when its log is a prefix
+    /// of ours that the backlog continues, else a full resync. A follower
+    /// whose log diverges (a suffix a deposed leader wrote) has applied
+    /// that suffix to its store already, and applied records cannot be
+    /// un-applied: it is resynced in full too (see `reconcile`'s notes).
     fn on_handshake(
         &mut self,
         from: NodeId,
         session: u64,
         history_id: HistoryId,
-        last_applied: u64,
+        last: LogPosition,
         log: &impl BacklogSource,
     ) {
         let term = self.term;
@@ -405,17 +465,30 @@ impl Leader {
         peer.ticks_since_send = 0;
         peer.ticks_without_progress = 0;
         peer.snapshot = None;
-        let same_history = history_id == self.history_id && last_applied <= self.last_index;
-        if !same_history {
-            // Its indexes mean nothing here (another history, or a lineage
-            // longer than ours): nothing it acked before counts.
-            peer.matched = 0;
+        let decision = if history_id == self.history_id {
+            reconcile(&Terms(log), last, last.index)
+        } else {
+            Reconcile::FullResync
+        };
+        match decision {
+            Reconcile::Resume { .. } => {}
+            // Its log is ours up to `keep` only: what it acked above is not ours.
+            Reconcile::Truncate { keep } => peer.matched = peer.matched.min(keep),
+            // Another history, or a log we cannot place: nothing it acked
+            // counts. (One merely behind the backlog keeps what it acked.)
+            Reconcile::Probe { .. } | Reconcile::FullResync => {
+                let behind =
+                    history_id == self.history_id && log.term_at(last.index).is_none_or(|t| t == last.term);
+                if !behind {
+                    peer.matched = 0;
+                }
+            }
         }
-        let from_index = last_applied + 1;
-        if same_history && from_index >= log.first_index() {
+        if let Reconcile::Resume { from: from_index } = decision {
+            debug_assert_eq!(from_index, last.index + 1);
             peer.state = FollowerState::Streaming;
             peer.next_index = from_index;
-            peer.applied = last_applied;
+            peer.applied = last.index;
             self.out.push(LeaderOutput::Send {
                 to: from,
                 msg: Message::PartialResync { session, from_index, term },
@@ -528,11 +601,31 @@ impl Leader {
         Ok(())
     }
 
+    /// A ReadIndex round started (or one still unconfirmed is repeated):
+    /// a heartbeat carrying `round` goes to every follower with a link now,
+    /// rather than at the next interval, so waiting reads are confirmed
+    /// within a round trip. Later heartbeats carry it too.
+    pub fn heartbeat_round(&mut self, round: u64) {
+        self.read_round = self.read_round.max(round);
+        let (term, last_index, commit, round) = (self.term, self.last_index, self.commit, self.read_round);
+        for (&id, p) in &mut self.peers {
+            if p.state != FollowerState::Down {
+                p.ticks_since_send = 0;
+                self.out.push(LeaderOutput::Send {
+                    to: id,
+                    msg: Message::Heartbeat { term, last_index, commit_index: commit, round },
+                });
+            }
+        }
+    }
+
     /// One unit of time: heartbeats, retransmits, silent-follower detection.
     pub fn tick(&mut self, log: &impl BacklogSource) {
+        self.learn_term_start(log);
         let ids: Vec<NodeId> = self.peers.keys().copied().collect();
         for id in ids {
-            let (commit, term, last_index) = (self.commit, self.term, self.last_index);
+            let (commit, term, last_index, round) =
+                (self.commit, self.term, self.last_index, self.read_round);
             let Some(p) = self.peers.get_mut(&id) else { continue };
             if p.state == FollowerState::Down {
                 continue;
@@ -558,7 +651,7 @@ impl Leader {
                 p.ticks_since_send = 0;
                 self.out.push(LeaderOutput::Send {
                     to: id,
-                    msg: Message::Heartbeat { term, last_index, commit_index: commit },
+                    msg: Message::Heartbeat { term, last_index, commit_index: commit, round },
                 });
             }
         }
@@ -619,17 +712,39 @@ impl Leader {
         }
     }
 
+    /// Finds [`Leader::term_start`](Self) once the log holds a record of
+    /// this term: the lowest such index the backlog still knows (a binary
+    /// search, terms never decreasing along a log). If the term's first
+    /// records already left the backlog, a higher index is found, which
+    /// only delays commits below it until a majority passes it.
+    fn learn_term_start(&mut self, log: &impl BacklogSource) {
+        if self.term_start.is_some() || log.term_at(self.last_index) != Some(self.term) {
+            return;
+        }
+        let (mut lo, mut hi) = (log.first_index().saturating_sub(1), self.last_index);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if log.term_at(mid) == Some(self.term) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        self.term_start = Some(hi);
+        self.recompute_commit();
+    }
+
     /// commit = the majority-th highest durable index among the voters and
-    /// the leader; never moves backwards.
+    /// the leader, if that record is of this leader's term (Raft §5.4.2,
+    /// Figure 8: an older term's record a majority holds may still be
+    /// overwritten by another leader, until one of the current term above
+    /// it commits); never moves backwards.
     fn recompute_commit(&mut self) {
         let mut held: Vec<u64> = self.peers.values().filter(|p| p.voter).map(|p| p.matched).collect();
         held.push(self.durable);
-        held.sort_unstable_by(|a, b| b.cmp(a));
-        let majority = held.len() / 2 + 1;
-        let c = held[majority - 1].min(self.last_index);
-        if c > self.commit {
-            self.commit = c;
-        }
+        let (term, last, start) = (self.term, self.last_index, self.term_start);
+        let own = |i: u64| (start.is_some_and(|s| s <= i) && i <= last).then_some(term);
+        self.commit = commit_index(self.commit, self.term, &held, own);
     }
 }
 
@@ -655,7 +770,7 @@ mod tests {
                 if out.len() >= max_records || (!out.is_empty() && (out.len() + 1) * self.size > max_bytes) {
                     break;
                 }
-                out.push(RecordEntry { term: 1, index, bytes: Bytes::from(vec![0u8; self.size]) });
+                out.push(RecordEntry { term: TERM, index, bytes: Bytes::from(vec![0u8; self.size]) });
             }
             Some(out)
         }
@@ -665,6 +780,182 @@ mod tests {
         fn last_index(&self) -> u64 {
             self.last
         }
+        fn term_at(&self, index: u64) -> Option<u64> {
+            match index {
+                0 => Some(0),
+                // Like `ReplBacklog`, the term just below the oldest record is known.
+                i if (self.first.saturating_sub(1)..=self.last).contains(&i) => Some(TERM),
+                _ => None,
+            }
+        }
+    }
+
+    /// The leaders' term in these tests; every `VecLog` record is of it.
+    const TERM: u64 = 2;
+
+    /// Records `1..=terms.len()`, record `i` of term `terms[i - 1]`.
+    struct TermLog {
+        terms: Vec<u64>,
+    }
+
+    impl BacklogSource for TermLog {
+        fn since(&self, from: u64, max_records: usize, _max_bytes: usize) -> Option<Vec<RecordEntry>> {
+            let out = (from..=self.last_index())
+                .take(max_records)
+                .map(|index| RecordEntry {
+                    term: self.terms[index as usize - 1],
+                    index,
+                    bytes: Bytes::from_static(b"r"),
+                })
+                .collect();
+            Some(out)
+        }
+        fn first_index(&self) -> u64 {
+            1
+        }
+        fn last_index(&self) -> u64 {
+            self.terms.len() as u64
+        }
+        fn term_at(&self, index: u64) -> Option<u64> {
+            match index {
+                0 => Some(0),
+                i => self.terms.get(i as usize - 1).copied(),
+            }
+        }
+    }
+
+    /// Raft §5.4.2, Figure 8 (c)–(e), on the leader machine: S1 leads term
+    /// 4 of a five-node cluster with log terms 1 2 and appends index 3 of
+    /// term 4. Once index 2 (term 2) is on a majority it is still not
+    /// committed — (d) shows another leader erasing it — until index 3, of
+    /// S1's term, is on a majority; then both are.
+    #[test]
+    fn figure_8_an_older_terms_record_commits_only_under_one_of_the_leaders_term() {
+        let mut log = TermLog { terms: vec![1, 2] };
+        let mut l = Leader::new(cfg(), 1, 7, 4, 2, &[1, 2, 3, 4, 5]).unwrap();
+        log.terms.push(4);
+        l.on_append(3, &log);
+        l.on_durable(3);
+        for id in [2, 3] {
+            l.step(
+                id,
+                Message::Handshake { node_id: id, session: 1, history_id: 7, last_applied: 1, last_term: 1 },
+                &log,
+            );
+            l.step(id, Message::Ack { node_id: id, session: 1, applied: 2, durable: 2, round: 0 }, &log);
+        }
+        assert_eq!(l.acked_count(2), 2, "S1, S2, S3 hold index 2: a majority of five");
+        assert_eq!(
+            l.commit_index(),
+            0,
+            "index 2 is of term 2, not the leader's 4: not committed by counting"
+        );
+        l.step(2, Message::Ack { node_id: 2, session: 1, applied: 3, durable: 3, round: 0 }, &log);
+        assert_eq!(l.commit_index(), 0, "index 3 on two of five");
+        l.step(3, Message::Ack { node_id: 3, session: 1, applied: 3, durable: 3, round: 0 }, &log);
+        assert_eq!(l.commit_index(), 3, "index 3 of term 4 on a majority commits it and index 2 with it");
+
+        // The same acks under a leader of term 2 (whose record index 2 is)
+        // commit index 2 at once: the rule is about the leader's own term.
+        let log = TermLog { terms: vec![1, 2] };
+        let mut l = Leader::new(cfg(), 1, 7, 2, 2, &[1, 2, 3, 4, 5]).unwrap();
+        l.on_durable(2);
+        for id in [2, 3] {
+            l.step(
+                id,
+                Message::Handshake { node_id: id, session: 1, history_id: 7, last_applied: 1, last_term: 1 },
+                &log,
+            );
+            l.step(id, Message::Ack { node_id: id, session: 1, applied: 2, durable: 2, round: 0 }, &log);
+        }
+        assert_eq!(l.commit_index(), 2);
+    }
+
+    #[test]
+    fn handshakes_are_reconciled_by_term() {
+        // Leader of term 3, log terms 1 1 2 2 3.
+        let log = TermLog { terms: vec![1, 1, 2, 2, 3] };
+        // (follower's last (term, index), decision, what its earlier durable ack of 5 becomes)
+        let cases = [
+            ((2, 4), Decision::Partial(5), 5), // a prefix: resume
+            ((3, 5), Decision::Partial(6), 5), // up to date
+            ((2, 6), Decision::Full, 4), // longer, its 5..6 of term 2 not ours: truncated, applied, so full
+            ((1, 3), Decision::Full, 2), // a term-1 record at 3 where we have term 2: ours up to 2
+            ((4, 5), Decision::Full, 0), // a term we never had: cannot place it
+            ((0, 0), Decision::Partial(1), 5), // empty: resumes from 1 (acks kept, as before terms)
+        ];
+        for ((term, index), want, matched) in cases {
+            let mut l = Leader::new(cfg(), 0, 7, 3, 5, &[1]).unwrap();
+            l.on_durable(5);
+            let hello = |session, last_applied, last_term| Message::Handshake {
+                node_id: 1,
+                session,
+                history_id: 7,
+                last_applied,
+                last_term,
+            };
+            l.step(1, hello(1, 5, 3), &log);
+            l.step(1, Message::Ack { node_id: 1, session: 1, applied: 5, durable: 5, round: 0 }, &log);
+            assert_eq!(l.commit_index(), 5);
+            l.outputs();
+            l.step(1, hello(2, index, term), &log);
+            let got = match l.outputs().first() {
+                Some(LeaderOutput::Send { msg: Message::PartialResync { from_index, .. }, .. }) => {
+                    Decision::Partial(*from_index)
+                }
+                Some(LeaderOutput::StartFullSync { to: 1 }) => Decision::Full,
+                other => panic!("({term}, {index}): unexpected {other:?}"),
+            };
+            assert_eq!(got, want, "({term}, {index})");
+            assert_eq!(l.progress(1).unwrap().matched, matched, "({term}, {index})");
+            assert_eq!(l.commit_index(), 5, "commit never goes back");
+        }
+    }
+
+    #[test]
+    fn a_leader_with_no_record_of_its_term_commits_nothing() {
+        // Restarted as leader of term 3 over records of term 2 (a VecLog),
+        // alone: durable everything, committed nothing until its NOOP.
+        let log = VecLog { first: 1, last: 5, size: 8 };
+        let mut l = Leader::new(cfg(), 0, 7, 3, 5, &[]).unwrap();
+        l.on_durable(5);
+        l.tick(&log);
+        assert_eq!(l.commit_index(), 0);
+        assert!(!l.committed_in_term(), "reads wait for a record of term 3 to commit");
+        let log = TermLog { terms: vec![2, 2, 2, 2, 2, 3] };
+        l.on_append(6, &log);
+        l.on_durable(6);
+        assert_eq!(l.commit_index(), 6, "the NOOP of term 3 commits, and everything before it");
+        assert!(l.committed_in_term(), "reads may now be confirmed");
+    }
+
+    /// ReadIndex (thesis §6.4): a round goes out at once as a heartbeat to
+    /// every follower with a link (not to one that is down), and the
+    /// periodic heartbeats carry the newest round from then on.
+    #[test]
+    fn a_read_round_is_heartbeated_at_once_to_linked_followers_and_kept_in_later_heartbeats() {
+        let log = VecLog { first: 1, last: 3, size: 8 };
+        let mut l = leader(3, &[1, 2, 3]);
+        handshake(&mut l, 1, 1, 7, 3, &log);
+        l.outputs();
+        l.heartbeat_round(4);
+        let rounds = |outs: &[LeaderOutput]| -> Vec<(NodeId, u64)> {
+            outs.iter()
+                .filter_map(|o| match o {
+                    LeaderOutput::Send { to, msg: Message::Heartbeat { round, term: 2, .. } } => {
+                        Some((*to, *round))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(rounds(&l.outputs()), vec![(1, 4)], "follower 1 only: 2 and 3 never connected");
+        l.heartbeat_round(3);
+        assert_eq!(rounds(&l.outputs()), vec![(1, 4)], "a round never goes back");
+        for _ in 0..cfg().heartbeat_interval_ticks {
+            l.tick(&log);
+        }
+        assert_eq!(rounds(&l.outputs()), vec![(1, 4)]);
     }
 
     fn cfg() -> LeaderConfig {
@@ -693,11 +984,12 @@ mod tests {
         last_applied: u64,
         log: &VecLog,
     ) {
-        l.step(id, Message::Handshake { node_id: id, session, history_id, last_applied }, log);
+        let last_term = if last_applied == 0 { 0 } else { TERM };
+        l.step(id, Message::Handshake { node_id: id, session, history_id, last_applied, last_term }, log);
     }
 
     fn ack(l: &mut Leader, id: NodeId, session: u64, applied: u64, durable: u64, log: &VecLog) {
-        l.step(id, Message::Ack { node_id: id, session, applied, durable }, log);
+        l.step(id, Message::Ack { node_id: id, session, applied, durable, round: 0 }, log);
     }
 
     /// Index ranges of the Records sent, in order.
@@ -736,7 +1028,7 @@ mod tests {
         l.on_append(6, &log);
         assert!(batches(&l.outputs()).is_empty(), "still two in flight");
         // The first batch is applied: everything since goes in one batch.
-        l.step(1, Message::Ack { node_id: 1, session: 5, applied: 1, durable: 1 }, &log);
+        l.step(1, Message::Ack { node_id: 1, session: 5, applied: 1, durable: 1, round: 0 }, &log);
         assert_eq!(batches(&l.outputs()), vec![(3, 6)]);
     }
 
@@ -750,7 +1042,7 @@ mod tests {
         for _ in 0..3 {
             l.tick(&log);
         }
-        l.step(2, Message::Ack { node_id: 2, session: 5, applied: 9, durable: 9 }, &log);
+        l.step(2, Message::Ack { node_id: 2, session: 5, applied: 9, durable: 9, round: 0 }, &log);
         let p = l.progress(2).unwrap();
         assert_eq!(p.matched, 0, "another history's index is not ours");
         assert_eq!(p.ticks_since_ack, 0, "but the follower is alive");
@@ -953,6 +1245,7 @@ mod tests {
                 ack(&mut l, id, 1, d, d, &log);
             }
             l.on_durable(*own);
+            l.tick(&log);
             assert_eq!(l.commit_index(), *want, "case {i}: acks {acks:?}, leader {own}");
         }
     }
@@ -983,7 +1276,7 @@ mod tests {
         ack(&mut l, 1, 4, 10, 10, &log);
         assert_eq!(l.progress(1).unwrap().matched, 0, "ack of an old session");
         ack(&mut l, 2, 5, 10, 10, &log);
-        l.step(1, Message::Ack { node_id: 2, session: 5, applied: 10, durable: 10 }, &log);
+        l.step(1, Message::Ack { node_id: 2, session: 5, applied: 10, durable: 10, round: 0 }, &log);
         assert_eq!(l.acked_count(1), 0, "misrouted or unknown acks count for nothing");
         ack(&mut l, 1, 5, 50, 50, &log);
         assert_eq!(l.progress(1).unwrap().matched, 10, "clamped to the leader's last index");

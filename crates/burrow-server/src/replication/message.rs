@@ -30,8 +30,10 @@ pub struct RecordEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// Follower → leader, first message of every connection: who it is,
-    /// which history it follows and how far it got in it.
-    Handshake { node_id: NodeId, session: u64, history_id: HistoryId, last_applied: u64 },
+    /// which history (data-set lineage) it follows, and the index and term
+    /// of the last record it holds — the leader reconciles logs by them
+    /// (`reconcile`, Raft §5.3).
+    Handshake { node_id: NodeId, session: u64, history_id: HistoryId, last_applied: u64, last_term: u64 },
     /// Leader → follower: the backlog still holds everything after the
     /// follower's `last_applied`; records from `from_index` follow.
     PartialResync { session: u64, from_index: u64, term: u64 },
@@ -46,8 +48,12 @@ pub enum Message {
     /// leader's commit index at the time of sending.
     Records { records: Vec<RecordEntry>, commit_index: u64 },
     /// Leader → follower when there is nothing else to send: proof of life.
-    Heartbeat { term: u64, last_index: u64, commit_index: u64 },
+    /// `round` is the leader's newest ReadIndex round (`read_index`): a
+    /// heartbeat also goes out at once when a round starts.
+    Heartbeat { term: u64, last_index: u64, commit_index: u64, round: u64 },
     /// Follower → leader: `applied` is the highest index applied in order,
-    /// `durable` the highest one persisted as promised (`durable ≤ applied`).
-    Ack { node_id: NodeId, session: u64, applied: u64, durable: u64 },
+    /// `durable` the highest one persisted as promised (`durable ≤ applied`),
+    /// `round` the newest heartbeat round seen on this link (0: none), which
+    /// confirms the leader's leadership for the reads waiting on it.
+    Ack { node_id: NodeId, session: u64, applied: u64, durable: u64, round: u64 },
 }

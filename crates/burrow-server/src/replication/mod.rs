@@ -14,11 +14,15 @@
 //! [`Message::Ack`] for what the driver reported durable.
 //!
 //! Protocol in one paragraph: a follower connects and sends a
-//! [`Message::Handshake`] (node id, history id, last applied index). The
-//! leader answers with a partial resync (the missing records come from its
-//! bounded backlog) or, when the follower is too far behind or follows
-//! another history, a full resync (snapshot chunks, then the live stream
-//! from the snapshot's index). Records are pushed in batches with a bounded
+//! [`Message::Handshake`] (node id, history id, index and term of its last
+//! record). The leader places that record in its own log by term
+//! ([`reconcile`], §5.3) and answers with a partial resync (the missing
+//! records come from its bounded backlog) when the follower's log is a
+//! prefix of its own, or else a full resync (snapshot chunks, then the live
+//! stream from the snapshot's index): the follower is too far behind,
+//! follows another history, or holds records the leader does not (a
+//! deposed leader's) — already applied to its store, so they cannot be cut
+//! from its log alone. Records are pushed in batches with a bounded
 //! window in flight; heartbeats flow when idle. The follower applies strictly
 //! `last_applied + 1`, skips duplicates, and treats a gap as a broken link:
 //! it drops it and resyncs. Both sides declare the other silent after a
@@ -34,16 +38,16 @@
 //!   replies, chunks and acks carry it. Each session has at most one
 //!   resync: a follower that falls out of the backlog mid-stream is
 //!   disconnected and resyncs under a new session.
-//! - The leader counts commit over durable indexes only and does not yet
-//!   restrict it to records of its own term; when elections arrive, Raft's
-//!   rule (§5.4.2: count replicas only for current-term records) must be
-//!   added to `Leader::recompute_commit` ([`commit_index`] is that rule).
+//! - The leader counts commit over durable indexes only, and only for a
+//!   record of its own term (Raft §5.4.2, [`commit_index`]): a new leader's
+//!   first record (a NOOP, `Store::append_noop`) commits what came before.
 //!
 //! Elections (issue 10) sit beside these machines, not inside them:
 //! [`Election`] decides who leads which term (pre-vote, check-quorum,
 //! persisted term and vote); [`ReadIndex`] confirms leadership for
 //! linearizable reads; [`reconcile`] tells a leader where a follower's log
-//! parts from its own. None is wired into the drivers yet.
+//! parts from its own. The server's election driver runs [`Election`] and
+//! carries its messages over peer links ([`vote_wire`]).
 
 mod backlog;
 mod election;
@@ -52,6 +56,7 @@ mod leader;
 mod message;
 mod read_index;
 mod reconcile;
+pub mod vote_wire;
 pub mod wire;
 
 use thiserror::Error;
@@ -70,9 +75,12 @@ pub use reconcile::{probe_answer, reconcile, LogTerms, Reconcile};
 /// A node's identity in the cluster.
 pub type NodeId = u64;
 
-/// Identifies one replication history (one lineage of log indexes). Index
-/// 42 of one history says nothing about index 42 of another, so a follower
-/// on another history always needs a full resync.
+/// Identifies one replication history: the lineage of a data set, from
+/// the node that started it empty. Within one, logs are compared by
+/// (term, index) (Raft's Log Matching); index 42 of another history says
+/// nothing, so a follower on another history always needs a full resync.
+/// It changes only when a data set is replaced or started afresh, not at a
+/// leader's restart.
 pub type HistoryId = u64;
 
 /// Invalid configuration, reported by `validate()` before a state machine
@@ -109,6 +117,11 @@ pub trait BacklogSource {
     fn first_index(&self) -> u64;
     /// Index of the newest record ever appended.
     fn last_index(&self) -> u64;
+    /// Term of the record at `index` if it is still known: `Some(0)` for
+    /// index 0, the term of a held record, and perhaps of the one just
+    /// below the oldest held. The leader's commit rule (§5.4.2) and log
+    /// reconciliation read it.
+    fn term_at(&self, index: u64) -> Option<u64>;
 }
 
 /// Small deterministic RNG for backoff jitter. Passing it in keeps the state

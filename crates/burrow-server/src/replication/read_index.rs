@@ -15,6 +15,15 @@
 //! recorded commit index: the driver serves it once its store has applied
 //! that index.
 //!
+//! The server (`server::replication::leader`) keeps one per leadership,
+//! with a read *batch* (a connection's pipelined reads) as `R`, starts a
+//! round only when none is in flight (so one round trip serves every batch
+//! that arrived during the previous one), and executes a read before
+//! asking: on the leader every committed record is applied already, and a
+//! read that ran before a round started linearizes at the moment it ran.
+//! Chosen over a leader lease because it assumes nothing of clocks: a
+//! leader paused past its lease would not notice that it had expired.
+//!
 //! A new leader does not know the commit index of earlier terms until a
 //! record of its own term commits (§5.4.2; the no-op it appends on
 //! election). Until [`ReadIndex::on_commit`] reports that, reads are held
@@ -85,6 +94,11 @@ impl<R> ReadIndex<R> {
     /// Newest round started: heartbeats may carry it at any time.
     pub fn round(&self) -> u64 {
         self.round
+    }
+
+    /// A round started and not yet confirmed by a majority.
+    pub fn unconfirmed(&self) -> bool {
+        self.confirmed < self.round
     }
 
     /// Reads waiting (held or pending).
@@ -182,12 +196,15 @@ mod tests {
         ri.request("a", 10);
         assert_eq!(ri.start_round(), None, "held until a record of term 5 commits");
         ri.on_commit(11, 5);
+        assert!(!ri.unconfirmed());
         assert_eq!(ri.start_round(), Some(1));
+        assert!(ri.unconfirmed(), "round 1 is in flight");
         ri.request("b", 12); // after round 1 started: waits for round 2
         ri.on_ack(2, 4, 1); // another term's ack
         ri.on_ack(9, 5, 1); // not a voter
         assert!(ri.take_ready().is_empty());
         ri.on_ack(2, 5, 1);
+        assert!(!ri.unconfirmed(), "a majority (1 and 2) confirmed round 1");
         assert_eq!(ri.take_ready(), vec![ReadyRead { read: "a", read_index: 11 }]);
         assert_eq!(ri.start_round(), Some(2));
         assert_eq!(ri.start_round(), None, "nothing new waits");

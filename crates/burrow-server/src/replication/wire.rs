@@ -53,14 +53,14 @@ pub const OPCODES: [u8; 7] =
     [OP_HANDSHAKE, OP_PARTIAL_RESYNC, OP_FULL_RESYNC, OP_SNAPSHOT_CHUNK, OP_RECORDS, OP_HEARTBEAT, OP_ACK];
 
 /// Extras lengths, fixed per message (all integers big-endian).
-const HANDSHAKE_EXTRAS: usize = 32;
+const HANDSHAKE_EXTRAS: usize = 40;
 const PARTIAL_RESYNC_EXTRAS: usize = 24;
 const FULL_RESYNC_EXTRAS: usize = 32;
 const SNAPSHOT_CHUNK_EXTRAS: usize = 17;
 /// commit_index (u64) + record count (u32).
 pub(crate) const RECORDS_EXTRAS: usize = 12;
-const HEARTBEAT_EXTRAS: usize = 24;
-const ACK_EXTRAS: usize = 32;
+const HEARTBEAT_EXTRAS: usize = 32;
+const ACK_EXTRAS: usize = 40;
 
 /// Bytes a record adds around a client's key and value in the worst case
 /// (SET: header 8, term/index 16, tag 1, key length 2, value length 4,
@@ -69,32 +69,41 @@ pub(crate) const MAX_RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + RECORD_BODY_FI
 
 /// Replication opcodes must stay unknown to the client protocol, so a
 /// server without replication answers them UNKNOWN_OPCODE, and must sit in
-/// the reserved 0x50–0x5F range. Checked at compile time.
-const fn opcodes_are_reserved() -> bool {
+/// the reserved 0x50–0x5F range: `ops` are, distinct, and none is in
+/// `taken` (other replication opcodes). Checked at compile time.
+pub(crate) const fn opcodes_are_reserved(ops: &[u8], taken: &[u8]) -> bool {
     let mut i = 0;
-    while i < OPCODES.len() {
-        if OPCODES[i] < 0x50 || OPCODES[i] > 0x5F {
+    while i < ops.len() {
+        if ops[i] < 0x50 || ops[i] > 0x5F {
             return false;
         }
         let mut j = 0;
         while j < Opcode::ALL.len() {
-            if Opcode::ALL[j] as u8 == OPCODES[i] {
+            if Opcode::ALL[j] as u8 == ops[i] {
                 return false;
             }
             j += 1;
         }
-        let mut k = i + 1;
-        while k < OPCODES.len() {
-            if OPCODES[k] == OPCODES[i] {
+        let mut k = 0;
+        while k < taken.len() {
+            if taken[k] == ops[i] {
                 return false;
             }
             k += 1;
+        }
+        let mut m = i + 1;
+        while m < ops.len() {
+            if ops[m] == ops[i] {
+                return false;
+            }
+            m += 1;
         }
         i += 1;
     }
     true
 }
-const _: () = assert!(opcodes_are_reserved(), "replication opcode outside 0x50-0x5F or colliding");
+const _: () =
+    assert!(opcodes_are_reserved(&OPCODES, &[]), "replication opcode outside 0x50-0x5F or colliding");
 
 /// Why a frame is not a valid replication message. Any of these means the
 /// peer is broken or speaks another version: the driver drops the link.
@@ -202,8 +211,8 @@ fn extras(fields: &[u64]) -> Bytes {
 pub fn encode(msg: &Message, id: u32) -> Frame {
     let mut f = Frame::request(opcode(msg), id);
     match msg {
-        Message::Handshake { node_id, session, history_id, last_applied } => {
-            f.extras = extras(&[*node_id, *session, *history_id, *last_applied]);
+        Message::Handshake { node_id, session, history_id, last_applied, last_term } => {
+            f.extras = extras(&[*node_id, *session, *history_id, *last_applied, *last_term]);
         }
         Message::PartialResync { session, from_index, term } => {
             f.extras = extras(&[*session, *from_index, *term]);
@@ -241,11 +250,11 @@ pub fn encode(msg: &Message, id: u32) -> Frame {
                 "RecordEntry term/index disagree with its record bytes"
             );
         }
-        Message::Heartbeat { term, last_index, commit_index } => {
-            f.extras = extras(&[*term, *last_index, *commit_index]);
+        Message::Heartbeat { term, last_index, commit_index, round } => {
+            f.extras = extras(&[*term, *last_index, *commit_index, *round]);
         }
-        Message::Ack { node_id, session, applied, durable } => {
-            f.extras = extras(&[*node_id, *session, *applied, *durable]);
+        Message::Ack { node_id, session, applied, durable, round } => {
+            f.extras = extras(&[*node_id, *session, *applied, *durable, *round]);
         }
     }
     f
@@ -296,9 +305,13 @@ fn decode_with(f: &FrameRef<'_>, value: impl FnOnce() -> Bytes) -> Result<Messag
     }
     let u = |i: usize| u64::from_be_bytes(f.extras[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
     Ok(match f.opcode {
-        OP_HANDSHAKE => {
-            Message::Handshake { node_id: u(0), session: u(1), history_id: u(2), last_applied: u(3) }
-        }
+        OP_HANDSHAKE => Message::Handshake {
+            node_id: u(0),
+            session: u(1),
+            history_id: u(2),
+            last_applied: u(3),
+            last_term: u(4),
+        },
         OP_PARTIAL_RESYNC => Message::PartialResync { session: u(0), from_index: u(1), term: u(2) },
         OP_FULL_RESYNC => {
             Message::FullResync { session: u(0), snapshot_index: u(1), history_id: u(2), term: u(3) }
@@ -316,8 +329,8 @@ fn decode_with(f: &FrameRef<'_>, value: impl FnOnce() -> Bytes) -> Result<Messag
             let records = split_records(f.value, declared, value)?;
             Message::Records { records, commit_index: u(0) }
         }
-        OP_HEARTBEAT => Message::Heartbeat { term: u(0), last_index: u(1), commit_index: u(2) },
-        _ => Message::Ack { node_id: u(0), session: u(1), applied: u(2), durable: u(3) },
+        OP_HEARTBEAT => Message::Heartbeat { term: u(0), last_index: u(1), commit_index: u(2), round: u(3) },
+        _ => Message::Ack { node_id: u(0), session: u(1), applied: u(2), durable: u(3), round: u(4) },
     })
 }
 
@@ -407,14 +420,15 @@ mod tests {
                 values
             }),
             Just(Op::FlushAll),
+            Just(Op::Noop),
         ]
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {
         let u = any::<u64>;
         prop_oneof![
-            (u(), u(), u(), u()).prop_map(|(node_id, session, history_id, last_applied)| {
-                Message::Handshake { node_id, session, history_id, last_applied }
+            (u(), u(), u(), u(), u()).prop_map(|(node_id, session, history_id, last_applied, last_term)| {
+                Message::Handshake { node_id, session, history_id, last_applied, last_term }
             }),
             (u(), u(), u()).prop_map(|(session, from_index, term)| Message::PartialResync {
                 session,
@@ -442,16 +456,18 @@ mod tests {
                     Message::Records { records, commit_index }
                 }
             ),
-            (u(), u(), u()).prop_map(|(term, last_index, commit_index)| Message::Heartbeat {
+            (u(), u(), u(), u()).prop_map(|(term, last_index, commit_index, round)| Message::Heartbeat {
                 term,
                 last_index,
-                commit_index
+                commit_index,
+                round
             }),
-            (u(), u(), u(), u()).prop_map(|(node_id, session, applied, durable)| Message::Ack {
+            (u(), u(), u(), u(), u()).prop_map(|(node_id, session, applied, durable, round)| Message::Ack {
                 node_id,
                 session,
                 applied,
-                durable
+                durable,
+                round
             }),
         ]
     }
@@ -510,7 +526,7 @@ mod tests {
 
     #[test]
     fn malformed_frames_are_rejected_precisely() {
-        let hb = encode(&Message::Heartbeat { term: 1, last_index: 2, commit_index: 3 }, 1);
+        let hb = encode(&Message::Heartbeat { term: 1, last_index: 2, commit_index: 3, round: 0 }, 1);
         let chunk = encode(
             &Message::SnapshotChunk { session: 1, offset: 0, bytes: Bytes::from_static(b"snap"), last: true },
             2,
@@ -543,9 +559,9 @@ mod tests {
                 WireError::UnexpectedKey { message: "HEARTBEAT", len: 1 },
             ),
             (
-                "short extras",
-                with(&hb, &|f| f.extras = f.extras.slice(..23)),
-                WireError::ExtrasLength { message: "HEARTBEAT", expected: 24, got: 23 },
+                "short extras (a heartbeat without its round, as servers before ReadIndex sent it)",
+                with(&hb, &|f| f.extras = f.extras.slice(..24)),
+                WireError::ExtrasLength { message: "HEARTBEAT", expected: 32, got: 24 },
             ),
             (
                 "long extras",
@@ -621,7 +637,16 @@ mod tests {
     fn protocol_doc_examples_match_the_encoder() {
         let hs = doc_example("<!-- example: replication-handshake -->", "hex request");
         let (frame, msg) = decode_bytes(&hs);
-        assert_eq!(msg, Message::Handshake { node_id: 2, session: 31, history_id: 0x5eed, last_applied: 41 });
+        assert_eq!(
+            msg,
+            Message::Handshake {
+                node_id: 2,
+                session: 31,
+                history_id: 0x5eed,
+                last_applied: 41,
+                last_term: 3
+            }
+        );
         assert_eq!(encode(&msg, frame.id), frame);
 
         let recs = doc_example("<!-- replication-example: records -->", "hex replication");

@@ -180,6 +180,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             // One step: every complete request buffered, executed in order,
             // the replies written with one write (unless they pass FLUSH_AT).
             let now = now_ms();
+            self.durable.refresh(self.shared);
             let step = loop {
                 match crate::oplog::defer_wal_wakes(|| self.execute_buffered(now)) {
                     Stop::Full => {
@@ -297,7 +298,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             if done.write && !done.error {
                 self.durable.note_write(start, self.wbuf.len(), frame.opcode, frame.id);
                 self.writes = Writes::Unannounced;
-            } else if done.seen != 0 {
+            } else if done.seen != 0 || done.read {
                 self.durable.note_read(start, self.wbuf.len(), frame.opcode, frame.id, done.seen);
             }
             let (opcode, id) = (frame.opcode, frame.id);
@@ -330,7 +331,27 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                     _ => self.shared.store.log().last_index(),
                 };
                 let n = wait(self.shared, index, replicas, timeout_ms, self.cancel).await;
-                encode_response(&mut self.wbuf, opcode, id, Status::Ok, BodyType::Int, &[], &n.to_be_bytes());
+                match self.shared.repl.refuse_write() {
+                    // Stopped leading meanwhile: its count means nothing now.
+                    Some((status, msg)) => encode_response(
+                        &mut self.wbuf,
+                        opcode,
+                        id,
+                        status,
+                        BodyType::Text,
+                        &[],
+                        msg.as_bytes(),
+                    ),
+                    None => encode_response(
+                        &mut self.wbuf,
+                        opcode,
+                        id,
+                        Status::Ok,
+                        BodyType::Int,
+                        &[],
+                        &n.to_be_bytes(),
+                    ),
+                }
             }
         }
         write_out(&mut self.io, &self.wbuf, self.cancel, self.shared.config.idle_timeout).await?;

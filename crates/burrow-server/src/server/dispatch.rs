@@ -13,7 +13,7 @@
 //! TTL, TYPE, LLEN, LRANGE and LPOP/RPOP with count 0 report the key's
 //! watermark (`store::watermark`). Whole-dataset reads — DBSIZE, SCAN,
 //! DIGEST — report the log's last index after reading, which bounds
-//! everything they saw. INFO and PING show no data: INFO reports the
+//! everything they saw. INFO, CLUSTER and PING show no data: INFO reports the
 //! server's state as it is (its `last_index` may be ahead of what is
 //! durable), and is never held back.
 
@@ -35,6 +35,9 @@ pub(super) struct Executed {
     pub error: bool,
     /// The request was a write (its reply must wait for durability under `--fsync always`).
     pub write: bool,
+    /// The request reads the data set (a quorum leader confirms its
+    /// leadership before replying: linearizable reads).
+    pub read: bool,
     /// The reply shows data that records up to this log index may have
     /// changed (0: none): it may be sent only once they are durable (and
     /// committed in quorum mode). See the module docs.
@@ -62,6 +65,7 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
         },
         Ok(req) => {
             done.write = req.is_write();
+            done.read = req.reads_data();
             // `run`'s one call site: inlined (see there) into this hot path.
             match refusal(shared, &req, done.write) {
                 Some((status, message)) => r.error(status, &message),
@@ -85,7 +89,9 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
 
 /// Why this node will not run `req`, if it will not: a write on a follower
 /// (NOT_LEADER) or while the WAL fails (IO_ERROR); a read of the dataset on
-/// a follower loading a full resync or too stale (LOADING, STALE).
+/// a follower loading a full resync or too stale (LOADING, STALE). PING,
+/// INFO and CLUSTER show no data and are always served: CLUSTER is how a
+/// client finds the leader, so it is never refused for want of one.
 #[inline]
 fn refusal<B>(shared: &Shared, req: &Request<B>, write: bool) -> Option<(Status, String)> {
     if write {
@@ -96,7 +102,7 @@ fn refusal<B>(shared: &Shared, req: &Request<B>, write: bool) -> Option<(Status,
                 .is_some_and(|p| p.failed())
                 .then(|| (Status::IoError, wal_failure_message(shared)))
         })
-    } else if !matches!(req, Request::Ping { .. } | Request::Info { .. }) {
+    } else if !matches!(req, Request::Ping { .. } | Request::Info { .. } | Request::Cluster) {
         shared.repl.refuse_read()
     } else {
         None
@@ -288,6 +294,10 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
         Request::Snapshot { .. } | Request::Wait { .. } => {
             unreachable!("SNAPSHOT and WAIT are carried out by the connection")
         }
+        Request::Cluster => {
+            let view = shared.repl.cluster_view(store);
+            r.array(&[], &burrow_proto::cluster_items(&view))
+        }
         Request::Info { section } => {
             let name = String::from_utf8_lossy(section);
             match info::render(shared, &name) {
@@ -380,7 +390,11 @@ mod tests {
         // The key's own watermark: the list's write is the last one.
         assert_eq!(run(&s, Request::LLen { key: l() }).seen, at_l);
         // Nothing shown: never held.
-        for req in [Request::Ping { payload: Bytes::new() }, Request::Info { section: Bytes::new() }] {
+        for req in [
+            Request::Ping { payload: Bytes::new() },
+            Request::Info { section: Bytes::new() },
+            Request::Cluster,
+        ] {
             classified.push(req.opcode() as u8);
             assert_eq!(run(&s, req).seen, 0);
         }
@@ -393,6 +407,27 @@ mod tests {
         for op in Opcode::ALL {
             assert!(classified.contains(&(op as u8)), "{op:?} is neither a read that reports nor a write");
         }
+    }
+
+    /// A standalone server's CLUSTER is protocol.md's `cluster-standalone`
+    /// example, byte for byte, after 13 writes.
+    #[test]
+    fn cluster_on_a_standalone_server_is_as_documented() {
+        let s = shared();
+        for i in 0..13 {
+            let set = Request::Set {
+                key: key(&format!("k{i}")),
+                value: key("v"),
+                ttl_ms: None,
+                condition: SetCondition::Always,
+                keep_ttl: false,
+            };
+            assert!(!run(&s, set).error);
+        }
+        let mut out = BytesMut::new();
+        let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
+        assert_eq!((done.error, done.write, done.seen), (false, false, 0));
+        assert_eq!(out[..], crate::server::doc_examples::documented_response("cluster-standalone")[..]);
     }
 
     #[test]

@@ -9,6 +9,8 @@ mod cluster;
 mod config;
 mod connection;
 mod dispatch;
+#[cfg(test)]
+mod doc_examples;
 mod info;
 mod persistence;
 mod replication;
@@ -34,7 +36,7 @@ pub(crate) use replication::Role;
 pub(crate) use stats::Stats;
 
 use crate::oplog::OpLog;
-use crate::persist::{FileSystem, PersistError, StdFileSystem};
+use crate::persist::{lock_data_dir, FileSystem, PersistError, StdFileSystem};
 use crate::store::Store;
 use burrow_proto::ErrorChain;
 
@@ -73,18 +75,24 @@ pub struct Server {
     store: Arc<Store>,
     persist: Option<Arc<Persistence>>,
     config: Config,
+    /// What files are written through (a cluster member's vote file too).
+    fs: Arc<dyn FileSystem>,
+    /// A cluster member with persistence off: its data directory's lock
+    /// (its vote file lives there; with persistence on, `persist` holds it).
+    dir_lock: Option<std::fs::File>,
 }
 
 impl Server {
     /// Builds the store and, with persistence on, locks the data directory,
-    /// recovers it (snapshot + WAL) and starts the WAL writer. Call before
+    /// recovers it (snapshot + WAL) and starts the WAL writer; a cluster
+    /// member with persistence off locks it too (its vote file lives there). Call before
     /// binding: the port opens only once the data is loaded.
     pub fn open(config: Config) -> Result<Server, ServerError> {
         Server::open_with_fs(config, Arc::new(StdFileSystem))
     }
 
     /// [`Server::open`], writing every persistence file (WAL, snapshots,
-    /// node file) through `faults`, which fails the calls a test planned.
+    /// node file, vote file) through `faults`, which fails the calls a test planned.
     #[cfg(feature = "fault-injection")]
     pub fn open_with_faults(
         config: Config,
@@ -95,20 +103,26 @@ impl Server {
 
     /// [`Server::open`], writing every persistence file through `fs`.
     fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
-        // Only a cluster leader queues records for replication (a standalone
-        // server or a follower skips that work on every write). It starts
-        // before recovery, so the backlog is filled from the WAL and
-        // followers slightly behind at a restart resume by partial resync.
+        // Every cluster member queues records for replication (a standalone
+        // server skips that work on every write), from before recovery: any
+        // member may be elected, and its backlog then holds the records its
+        // WAL replayed and those it received as a follower, so members
+        // behind it at its election (a crashed leader restarting among
+        // them) resume by partial resync. Bounded by `backlog_bytes`.
         let log = Arc::new(OpLog::counting(config.backlog_bytes));
-        if config.cluster.as_ref().is_some_and(|c| c.is_initial_leader()) {
+        if config.cluster.is_some() {
             log.start_retaining();
         }
         let store = Arc::new(Store::new(config.shards, log));
         let persist = match config.persist_config() {
-            Some(cfg) => Some(Arc::new(Persistence::open_with(cfg, &store, fs)?)),
+            Some(cfg) => Some(Arc::new(Persistence::open_with(cfg, &store, fs.clone())?)),
             None => None,
         };
-        Ok(Server { store, persist, config })
+        let dir_lock = match (&persist, &config.cluster) {
+            (None, Some(_)) => Some(lock_data_dir(&config.data_dir)?),
+            _ => None,
+        };
+        Ok(Server { store, persist, config, fs, dir_lock })
     }
 
     /// Serves `listener` until `shutdown` completes, then finishes requests
@@ -146,8 +160,8 @@ impl Server {
     /// node's replication role (its background tasks are not started).
     /// Blocking: reads and writes the node file.
     fn into_shared(self, local_port: u16) -> Result<Shared, ServerError> {
-        let Server { store, persist, config } = self;
-        let repl = replication::Replication::open(&config, &store, persist.as_ref())?;
+        let Server { store, persist, config, fs, dir_lock } = self;
+        let repl = replication::Replication::open(&config, &store, persist.as_ref(), fs, dir_lock)?;
         Ok(Shared {
             store,
             stats: Stats::default(),
@@ -232,10 +246,7 @@ async fn serve_shared(
     let mut next_worker = 0usize;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    if shared.repl.role() != Role::Follower {
-        // A follower never expires keys itself: the leader's DELs arrive in the stream.
-        tracker.spawn(sweep_expired(shared.clone(), cancel.clone()));
-    }
+    tracker.spawn(sweep_expired(shared.clone(), cancel.clone()));
     shared.repl.start(&shared, &cancel, &tracker);
     if let Some(p) = &shared.persist {
         tracker.spawn(persistence::schedule_snapshots(p.clone(), shared.store.clone(), cancel.clone()));
@@ -323,6 +334,10 @@ async fn sweep_expired(shared: Arc<Shared>, cancel: CancellationToken) {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if shared.store.is_replica() {
+            // A follower never expires keys itself: the leader's DELs arrive in the stream.
+            continue;
         }
         let started = Instant::now();
         loop {

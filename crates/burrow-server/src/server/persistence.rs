@@ -11,8 +11,8 @@ use tracing::{error, info};
 
 use super::now_ms;
 use crate::persist::{
-    recover, write_snapshot_with, Durability, FileSystem, PersistConfig, PersistError, RecoveryReport,
-    SnapshotError, SnapshotInfo, WalError, WalWriter, WriterFailure,
+    lock_data_dir, recover, write_snapshot_with, Durability, FileSystem, PersistConfig, PersistError,
+    RecoveryReport, SnapshotError, SnapshotInfo, WalError, WalWriter, WriterFailure,
 };
 use crate::store::Store;
 use burrow_proto::ErrorChain;
@@ -70,22 +70,7 @@ impl Persistence {
         store: &Store,
         fs: Arc<dyn FileSystem>,
     ) -> Result<Persistence, PersistError> {
-        std::fs::create_dir_all(&cfg.dir)
-            .map_err(|source| PersistError::Dir { dir: cfg.dir.clone(), source })?;
-        let lock_path = cfg.dir.join("LOCK");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| PersistError::Dir { dir: cfg.dir.clone(), source })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(PersistError::Locked(cfg.dir.clone())),
-            Err(std::fs::TryLockError::Error(source)) => {
-                return Err(PersistError::Dir { dir: cfg.dir.clone(), source })
-            }
-        }
+        let lock = lock_data_dir(&cfg.dir)?;
         let mut recovery = recover(&cfg, store, now_ms())?;
         let uneven = recovery.snapshot.as_ref().is_some_and(|(_, m)| m.min_cover() != m.max_cover());
         if uneven && recovery.segments.is_empty() {

@@ -213,6 +213,7 @@ pub(crate) fn apply<B: AsRef<[u8]>>(
             shard.clear();
             Ok(Applied::Done)
         }
+        Op::Noop => Ok(Applied::Done),
     }
 }
 

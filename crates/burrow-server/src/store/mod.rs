@@ -296,6 +296,15 @@ impl Store {
         }
     }
 
+    /// Logs a NOOP of `term` (issue 10: a new leader's first record, so
+    /// that earlier records commit, Raft §5.4.2). It changes no key, so no
+    /// shard lock is needed; it reaches the WAL and followers like any
+    /// write (wake the streamer with `Replication::appended`). Returns its
+    /// index.
+    pub(crate) fn append_noop(&self, term: u64) -> u64 {
+        self.log.append_noop(term)
+    }
+
     pub(crate) fn load(&self, entry: Entry) {
         let (i, hash) = self.locate(entry.key());
         let mut shard = self.lock(i);
@@ -422,6 +431,8 @@ mod tests {
         Push(u8, bool, Vec<u8>),
         Pop(u8, bool, u32),
         Flush,
+        /// A new leader's NOOP, of the next term.
+        Noop,
     }
 
     fn cmd() -> impl Strategy<Value = Cmd> {
@@ -442,6 +453,7 @@ mod tests {
                 .prop_map(|(k, l, v)| Cmd::Push(k, l, v)),
             2 => (key, any::<bool>(), 0u32..4).prop_map(|(k, l, n)| Cmd::Pop(k, l, n)),
             1 => Just(Cmd::Flush),
+            1 => Just(Cmd::Noop),
         ]
     }
 
@@ -479,6 +491,10 @@ mod tests {
                     }
                     Cmd::Pop(key, l, n) => { let _ = live.pop(&k(key), end(l), n, now); }
                     Cmd::Flush => live.flush_all(),
+                    Cmd::Noop => {
+                        let term = live.log().stats().term + 1;
+                        live.append_noop(term);
+                    }
                 }
                 if now.is_multiple_of(7) {
                     live.sweep_expired(now, 16);
@@ -533,6 +549,39 @@ mod tests {
         store.flush_all();
         let flushed = store.log().last_index();
         assert_eq!((mark(&a, 0), mark(&b, 0)), (flushed, flushed));
+    }
+
+    #[test]
+    fn a_noop_changes_nothing_and_carries_its_term_into_the_log() {
+        let log = Arc::new(OpLog::new(1 << 20));
+        let store = Store::new(4, log.clone());
+        let args = |k| SetArgs {
+            key: k,
+            value: b"1",
+            expire_at: None,
+            condition: SetCondition::Always,
+            keep_ttl: false,
+        };
+        store.set(args(b"a"), 0);
+        let before = dump(&store);
+        assert_eq!(store.append_noop(4), 2);
+        assert_eq!(dump(&store), before, "a NOOP changes no key");
+        store.set(args(b"b"), 0);
+        let (records, first) = log.take_repl().expect("retaining");
+        assert_eq!(first, 1);
+        let got: Vec<(u64, u64, bool)> = Records::new(&records)
+            .map(|r| r.unwrap().decode().unwrap())
+            .map(|r| (r.term, r.index, r.op == Op::Noop))
+            .collect();
+        assert_eq!(got, vec![(1, 1, false), (4, 2, true), (4, 3, false)], "later writes carry its term");
+        // Replayed (recovery or a follower), it moves the index and nothing else.
+        let replica = Store::new(4, Arc::new(OpLog::new(1 << 20)));
+        for rec in Records::new(&records) {
+            let rec = rec.unwrap().decode().unwrap();
+            assert_eq!(replica.replay(Replay::Replicated, None, &rec), Replayed::Applied);
+        }
+        assert_eq!(replica.log().last_index(), 3);
+        assert_eq!(dump(&replica), dump(&store));
     }
 
     #[test]

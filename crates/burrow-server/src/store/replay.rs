@@ -8,7 +8,7 @@
 use tracing::warn;
 
 use super::{apply, shard_for, Applied, ApplyError, Store};
-use crate::oplog::Record;
+use crate::oplog::{Op, Record};
 
 /// How a replayed record enters the op log. Either way it is logged under
 /// its own term and index, and logged even when it is not applied (covered
@@ -93,6 +93,11 @@ impl Store {
         covers: Option<&ShardCovers>,
         rec: &Record<B>,
     ) -> Replayed {
+        if matches!(rec.op, Op::Noop) {
+            // Nothing to apply and no key to mark: only its index moves.
+            self.log_replayed(mode, rec);
+            return Replayed::Applied;
+        }
         if let Some(c) = covers.filter(|c| rec.index <= c.max()) {
             let covered = match rec.op.key() {
                 _ if rec.index <= c.min() => true,

@@ -461,18 +461,22 @@ impl Election {
     }
 
     /// Leader stickiness: a node that believes in a live leader does not
-    /// help depose it (raft-rs's lease under check-quorum).
-    fn in_lease(&self) -> bool {
+    /// help depose it (raft-rs's lease under check-quorum). Except for the
+    /// leader itself asking: it no longer leads (it restarted), so there
+    /// is no leader to stick to.
+    fn in_lease(&self, candidate: NodeId) -> bool {
         self.cfg.check_quorum
             && match self.role {
                 Role::Leader => true,
-                Role::Follower { leader: Some(_) } => self.elapsed < self.cfg.election_timeout_min_ticks,
+                Role::Follower { leader: Some(l) } => {
+                    l != candidate && self.elapsed < self.cfg.election_timeout_min_ticks
+                }
                 _ => false,
             }
     }
 
     fn on_vote_request(&mut self, from: NodeId, term: u64, candidate_log: LogPosition, pre_vote: bool) {
-        if term > self.hard.term && self.in_lease() {
+        if term > self.hard.term && self.in_lease(from) {
             return;
         }
         if term < self.hard.term {

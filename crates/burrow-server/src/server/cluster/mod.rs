@@ -90,8 +90,10 @@ pub struct ClusterConfig {
     nodes: Vec<NodeInfo>,
     /// This process's node (a copy of its entry in `nodes`).
     me: NodeInfo,
-    /// The node that starts as leader (every other node follows it).
-    leader: NodeInfo,
+    /// The node that campaigns at once on start, so a fresh cluster has its
+    /// leader without waiting out an election timeout (`None`: the first
+    /// timeout elects one).
+    leader: Option<NodeInfo>,
     pub mode: ReplicationMode,
     /// Leader → follower heartbeat interval when idle.
     pub heartbeat: Duration,
@@ -104,12 +106,20 @@ pub struct ClusterConfig {
     /// Followers refuse reads (STALE) once their leader link has been down
     /// longer than this; `None` serves possibly stale reads always.
     pub max_stale: Option<Duration>,
+    /// A follower that hears from no leader for a random time in this range
+    /// starts an election; a leader that hears from no majority for its
+    /// start steps down.
+    pub election_timeout: std::ops::Range<Duration>,
 }
 
 /// `heartbeat_ms` of `cluster.toml`, for clusters built in code.
 pub(super) const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
 /// The default `quorum_timeout_ms`.
 pub(super) const DEFAULT_QUORUM_TIMEOUT: Duration = Duration::from_millis(1000);
+/// The default `election_timeout_ms`: well above the default heartbeat, low
+/// enough for a failover within half a second.
+pub(super) const DEFAULT_ELECTION_TIMEOUT: std::ops::Range<Duration> =
+    Duration::from_millis(250)..Duration::from_millis(500);
 
 impl ClusterConfig {
     /// The cluster of `nodes`, led at first by `initial_leader`, as node
@@ -119,10 +129,10 @@ impl ClusterConfig {
     /// public fields to change them.
     pub fn new(
         nodes: Vec<NodeInfo>,
-        initial_leader: NodeId,
+        initial_leader: impl Into<Option<NodeId>>,
         node_id: NodeId,
     ) -> Result<ClusterConfig, MembershipError> {
-        let leader = check_members(&nodes, initial_leader)?.clone();
+        let leader = check_members(&nodes, initial_leader.into())?.cloned();
         let me = member(&nodes, node_id)?.clone();
         Ok(ClusterConfig {
             nodes,
@@ -133,6 +143,7 @@ impl ClusterConfig {
             link_timeout: DEFAULT_HEARTBEAT * 10,
             quorum_timeout: DEFAULT_QUORUM_TIMEOUT,
             max_stale: None,
+            election_timeout: DEFAULT_ELECTION_TIMEOUT,
         })
     }
 
@@ -151,13 +162,14 @@ impl ClusterConfig {
         &self.me
     }
 
-    /// The node that starts as leader.
-    pub fn initial_leader(&self) -> &NodeInfo {
-        &self.leader
+    /// The node that campaigns at once on start, if the file names one.
+    pub fn initial_leader(&self) -> Option<&NodeInfo> {
+        self.leader.as_ref()
     }
 
+    /// This node campaigns at once on start.
     pub fn is_initial_leader(&self) -> bool {
-        self.me.id == self.leader.id
+        self.leader.as_ref().is_some_and(|l| l.id == self.me.id)
     }
 
     /// Every member, this one included, in file order.
@@ -177,11 +189,11 @@ impl ClusterConfig {
 
 /// Checks every membership rule but "this node is a member", node by node
 /// in order (so the first mistake in the file is the one reported);
-/// returns the initial leader's entry.
+/// returns the initial leader's entry, if one is named.
 pub(crate) fn check_members(
     nodes: &[NodeInfo],
-    initial_leader: NodeId,
-) -> Result<&NodeInfo, MembershipError> {
+    initial_leader: Option<NodeId>,
+) -> Result<Option<&NodeInfo>, MembershipError> {
     if nodes.is_empty() {
         return Err(MembershipError::Empty);
     }
@@ -208,10 +220,11 @@ pub(crate) fn check_members(
             });
         }
     }
-    nodes.iter().find(|n| n.id == initial_leader).ok_or_else(|| MembershipError::LeaderNotAMember {
-        id: initial_leader,
-        nodes: nodes.iter().map(|n| n.id).collect(),
-    })
+    let Some(id) = initial_leader else { return Ok(None) };
+    let found = nodes.iter().find(|n| n.id == id);
+    found
+        .ok_or_else(|| MembershipError::LeaderNotAMember { id, nodes: nodes.iter().map(|n| n.id).collect() })
+        .map(Some)
 }
 
 fn member(nodes: &[NodeInfo], id: NodeId) -> Result<&NodeInfo, MembershipError> {
@@ -251,7 +264,7 @@ mod tests {
         let c = ClusterConfig::new(three(), 1, 2).unwrap();
         assert_eq!(c.node_id(), 2);
         assert_eq!(c.me(), &node(2, "127.0.0.2:7442", "data/node2"));
-        assert_eq!(c.initial_leader().id, 1);
+        assert_eq!(c.initial_leader().unwrap().id, 1);
         assert!(!c.is_initial_leader());
         assert_eq!(c.peers(), vec![1, 3]);
         assert_eq!(c.nodes().len(), 3);

@@ -21,7 +21,8 @@ use crate::server::config::Millis;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClusterSection {
-    initial_leader: NodeId,
+    /// Campaigns at once on start; optional (the first timeout elects).
+    initial_leader: Option<NodeId>,
     /// `async` or `quorum`; parsed here so the error can name the file.
     replication: String,
     heartbeat_ms: Millis,
@@ -31,6 +32,33 @@ pub(crate) struct ClusterSection {
     quorum_timeout_ms: Option<Millis>,
     /// Default 0: followers always serve reads.
     max_stale_ms: Option<Millis>,
+    /// Default: [`super::DEFAULT_ELECTION_TIMEOUT`].
+    election_timeout_ms: Option<TimeoutRange>,
+}
+
+/// `election_timeout_ms`: `"300..600"` (each end a duration as the other
+/// `*_ms` keys take: a plain number is milliseconds) or `[300, 600]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TimeoutRange {
+    Pair([Millis; 2]),
+    Text(String),
+}
+
+impl TimeoutRange {
+    /// The range, or why it is not one (the error names the key).
+    fn get(&self) -> Result<std::ops::Range<Duration>, String> {
+        let (lo, hi) = match self {
+            TimeoutRange::Pair([lo, hi]) => (lo.get(), hi.get()),
+            TimeoutRange::Text(t) => {
+                let (lo, hi) =
+                    t.split_once("..").ok_or_else(|| format!("expected \"MIN..MAX\", got {t:?}"))?;
+                let ms = |v: &str| v.trim().parse::<Millis>().map(Millis::get);
+                (ms(lo)?, ms(hi)?)
+            }
+        };
+        Ok(lo..hi)
+    }
 }
 
 /// One `[[node]]` table.
@@ -48,7 +76,7 @@ pub(crate) struct NodeSection {
 pub enum ClusterFileError {
     #[error("{}: [cluster] needs at least one [[node]] table", .path.display())]
     NoNodes { path: PathBuf },
-    #[error("{}: [[node]] tables need a [cluster] table (initial_leader, replication, heartbeat_ms)", .path.display())]
+    #[error("{}: [[node]] tables need a [cluster] table (replication, heartbeat_ms)", .path.display())]
     NodesWithoutCluster { path: PathBuf },
     /// The nodes break a membership rule (`problem` is part of the
     /// message, not a cause: it is printed once, here).
@@ -64,6 +92,8 @@ pub enum ClusterFileError {
     LinkTimeout { path: PathBuf, link_timeout_ms: u64, heartbeat_ms: u64 },
     #[error("{}: quorum_timeout_ms must be at least 1, got {got}", .path.display())]
     QuorumTimeout { path: PathBuf, got: u64 },
+    #[error("{}: election_timeout_ms: {problem}", .path.display())]
+    ElectionTimeout { path: PathBuf, problem: String },
     #[error("{} describes a cluster: --node-id is required to say which node this is (one of {})", .path.display(), id_list(.nodes))]
     NodeIdRequired { path: PathBuf, nodes: Vec<NodeId> },
     #[error("--node-id {id} is not a node of {} (nodes: {})", .path.display(), id_list(.nodes))]
@@ -128,6 +158,32 @@ pub(crate) fn from_tables(
         return Err(ClusterFileError::QuorumTimeout { path: path(), got: ms(quorum_timeout) });
     }
 
+    let election_timeout = match &c.election_timeout_ms {
+        None => super::DEFAULT_ELECTION_TIMEOUT,
+        Some(r) => r.get().map_err(|problem| ClusterFileError::ElectionTimeout { path: path(), problem })?,
+    };
+    if election_timeout.end <= election_timeout.start {
+        return Err(ClusterFileError::ElectionTimeout {
+            path: path(),
+            problem: format!(
+                "the maximum ({} ms) must be above the minimum ({} ms)",
+                ms(election_timeout.end),
+                ms(election_timeout.start)
+            ),
+        });
+    }
+    if election_timeout.start <= heartbeat.saturating_mul(2) {
+        // A leader must get two heartbeats in before anyone may give up on it.
+        return Err(ClusterFileError::ElectionTimeout {
+            path: path(),
+            problem: format!(
+                "the minimum ({} ms) must be greater than 2 x heartbeat_ms ({} ms)",
+                ms(election_timeout.start),
+                ms(heartbeat)
+            ),
+        });
+    }
+
     let ids = || members.iter().map(|m| m.id).collect();
     let Some(id) = node_id else {
         return Err(ClusterFileError::NodeIdRequired { path: path(), nodes: ids() });
@@ -143,6 +199,7 @@ pub(crate) fn from_tables(
     config.link_timeout = link_timeout;
     config.quorum_timeout = quorum_timeout;
     config.max_stale = c.max_stale_ms.and_then(Millis::non_zero);
+    config.election_timeout = election_timeout;
     Ok(Some(config))
 }
 
@@ -231,6 +288,49 @@ data_dir = "data/node3"
         assert_eq!(cluster.me(), &node(2, "127.0.0.2:7442", "data/node2"));
         assert_eq!(cluster.peers(), vec![1, 3]);
         assert!(!cluster.is_initial_leader());
+    }
+
+    #[test]
+    fn the_election_timeout_is_a_range_and_the_initial_leader_optional() {
+        let with =
+            |line: &str| cluster_file().replace("heartbeat_ms = 100", &format!("heartbeat_ms = 100\n{line}"));
+        let ms = Duration::from_millis;
+        let c = parse(&cluster_file(), Some(1)).unwrap().unwrap();
+        assert_eq!(c.election_timeout, super::super::DEFAULT_ELECTION_TIMEOUT);
+        assert!(c.is_initial_leader());
+        for line in [
+            "election_timeout_ms = \"300..600\"",
+            "election_timeout_ms = [300, 600]",
+            "election_timeout_ms = \"0.3s..600ms\"",
+            "election_timeout_ms = [\"300ms\", \"0.6s\"]",
+        ] {
+            assert_eq!(
+                parse(&with(line), Some(1)).unwrap().unwrap().election_timeout,
+                ms(300)..ms(600),
+                "{line}"
+            );
+        }
+        let none = cluster_file().replace("initial_leader = 1\n", "");
+        let c = parse(&none, Some(1)).unwrap().unwrap();
+        assert_eq!(c.initial_leader(), None);
+        assert!(!c.is_initial_leader());
+        let cases = [
+            ("election_timeout_ms = \"300-600\"", "expected \"MIN..MAX\", got \"300-600\""),
+            ("election_timeout_ms = \"600..300\"", "the maximum (300 ms) must be above the minimum (600 ms)"),
+            (
+                "election_timeout_ms = [150, 600]",
+                "the minimum (150 ms) must be greater than 2 x heartbeat_ms (100 ms)",
+            ),
+        ];
+        for (line, problem) in cases {
+            let err = parse(&with(line), Some(1)).unwrap_err();
+            assert_eq!(
+                err,
+                ClusterFileError::ElectionTimeout { path: PATH.into(), problem: problem.into() },
+                "{line}"
+            );
+            assert!(err.to_string().contains("election_timeout_ms"), "the error names the setting: {err}");
+        }
     }
 
     #[test]

@@ -82,7 +82,9 @@ impl Config {
     /// Every setting's own check, then those between settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check_each()?;
-        if self.persistence && self.data_dir.exists() && !self.data_dir.is_dir() {
+        // A cluster member keeps its vote file there even with persistence off.
+        let uses_dir = self.persistence || self.cluster.is_some();
+        if uses_dir && self.data_dir.exists() && !self.data_dir.is_dir() {
             return Err(ConfigError::DataDir(self.data_dir.clone()));
         }
         Ok(())
@@ -450,7 +452,7 @@ mod tests {
             assert_eq!(c.data_dir, PathBuf::from(format!("data/node{id}")));
             let cluster = c.cluster.unwrap();
             assert_eq!(cluster.node_id(), id);
-            assert_eq!(cluster.initial_leader().id, 1);
+            assert_eq!(cluster.initial_leader().unwrap().id, 1);
             assert_eq!(cluster.mode, cluster::ReplicationMode::Async);
             assert_eq!(cluster.heartbeat, Duration::from_millis(100));
             assert_eq!(cluster.nodes().iter().map(|n| n.id).collect::<Vec<_>>(), vec![1, 2, 3]);

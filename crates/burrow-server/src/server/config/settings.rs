@@ -27,10 +27,11 @@ declare_settings! {
     /// TCP port (0 = any free port)
     port: u16 = "7440", parse u16 as "PORT";
 
-    /// WAL segments and snapshots (created if missing)
+    /// WAL segments, snapshots and a cluster member's vote file (created if missing)
     data_dir: PathBuf = "data", parse PathBuf as "DIR";
 
-    /// `off`: keep nothing on disk
+    /// `off`: keep no data on disk (a cluster member still keeps its term and vote there; see
+    /// Elections)
     persistence: bool = "on", parse OnOff as "on|off", into OnOff::is_on;
 
     /// When to fsync the WAL: `always` (a reply means fsynced; group commit), `everysec` or `no`
@@ -74,8 +75,9 @@ declare_settings! {
     /// available core less one, at least 1 (see Performance)
     threads: usize = "0", parse usize as "N", into |n: usize| if n == 0 { default_threads() } else { n };
 
-    /// Recent op-log records a cluster leader keeps in memory so followers that fell behind resume
-    /// by partial resync (not allocated on a standalone server)
+    /// Recent op-log records every cluster member keeps in memory (a follower, those it received,
+    /// so that once elected it can serve them) so followers that fell behind resume by partial
+    /// resync (not allocated on a standalone server)
     backlog_bytes: usize = "64MiB", parse Size as "SIZE", into Size::usize,
         check |n| *n >= 1024 => "at least 1024 (1KiB)";
 

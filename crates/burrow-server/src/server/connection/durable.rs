@@ -18,6 +18,18 @@
 //!   each saying the value is not durable / not committed yet — never the
 //!   value, and never a hang.
 //!
+//! - in quorum mode, **every read** on the leader also waits until a
+//!   majority confirmed, after it ran, that this node still leads
+//!   (ReadIndex, `replication::read_index`; one confirmation per batch,
+//!   asked before the records are waited for). A leader cut off from the
+//!   majority may already have been replaced, and the new leader may have
+//!   overwritten the key: without the confirmation it would answer with
+//!   the old value until check-quorum deposes it. Not confirmed within the
+//!   quorum timeout: NO_QUORUM; deposed meanwhile: NOT_LEADER / NO_LEADER.
+//!   A lease (serve reads for an election timeout after the last majority
+//!   ack) would save the round trip but trusts clocks: a leader paused
+//!   past its lease (SIGSTOP, a VM stall) does not notice that it expired.
+//!
 //! Replies stay in order: everything after a held reply in the batch waits
 //! with it (one write per batch, as before). A read whose watermark is at
 //! or below what is already known durable and committed (`safe`) is not
@@ -34,8 +46,6 @@
 //! are committed is for the elections work to settle as well (Raft: a new
 //! leader's own no-op commits them).
 
-use std::time::Duration;
-
 use bytes::BytesMut;
 use tokio::io::AsyncWrite;
 use tokio::sync::watch;
@@ -44,6 +54,7 @@ use tracing::warn;
 
 use super::write_out;
 use crate::persist::{Durability, FsyncPolicy};
+use crate::server::replication::QuorumWatch;
 use crate::server::{dispatch, Role, Shared};
 use burrow_proto::{encode_response, BodyType, Status};
 
@@ -65,6 +76,13 @@ struct Held {
 enum Refusal {
     Wal,
     Quorum,
+    /// This node stopped leading while the reply waited for a majority: a
+    /// write's outcome is unknown (NO_QUORUM, it ran), a read ran nothing
+    /// (NOT_LEADER / NO_LEADER).
+    Deposed,
+    /// A read (quorum mode) whose leader no majority confirmed within the
+    /// quorum timeout: it may have been deposed (NO_QUORUM).
+    Unconfirmed,
 }
 
 /// Holds replies back as the module docs say, for one connection.
@@ -72,11 +90,16 @@ pub(super) struct Durable {
     rx: Option<watch::Receiver<Durability>>,
     /// Wait for `synced` (always) rather than `written`.
     fsynced: bool,
-    /// Quorum mode (leader): the commit index, and how long a reply may
-    /// wait for a majority before NO_QUORUM.
-    quorum: Option<(watch::Receiver<u64>, Duration)>,
+    /// Quorum mode (leader): the commit index, how long a reply may wait
+    /// for a majority before NO_QUORUM, and the end of the leadership.
+    quorum: Option<QuorumWatch>,
     /// Reads are held too: anything to wait for, and not a follower.
     gate_reads: bool,
+    /// Writes are held: persistence on, or a cluster member (whose role,
+    /// and with it the quorum watch, may change within a batch).
+    hold_writes: bool,
+    /// The role generation `quorum` and `gate_reads` were read at.
+    generation: u64,
     /// Every index up to this was durable and committed when last looked.
     safe: u64,
     /// The held replies, in buffer order.
@@ -87,23 +110,50 @@ impl Durable {
     pub(super) fn new(shared: &Shared) -> Durable {
         let rx = shared.persist.as_ref().map(|p| p.durability());
         let fsynced = shared.persist.as_ref().is_some_and(|p| p.cfg.fsync == FsyncPolicy::Always);
-        let quorum = shared.repl.quorum();
-        let gate_reads = (rx.is_some() || quorum.is_some()) && shared.repl.role() != Role::Follower;
-        Durable { rx, fsynced, quorum, gate_reads, safe: 0, held: Vec::new() }
+        let hold_writes = rx.is_some() || shared.repl.role() != Role::Standalone;
+        let mut d = Durable {
+            rx,
+            fsynced,
+            quorum: None,
+            gate_reads: false,
+            hold_writes,
+            generation: u64::MAX,
+            safe: 0,
+            held: Vec::new(),
+        };
+        d.refresh(shared);
+        d
+    }
+
+    /// Re-reads what depends on this node's role if it changed since
+    /// last looked (one atomic load): call before each batch, and again
+    /// before waiting.
+    #[inline]
+    pub(super) fn refresh(&mut self, shared: &Shared) {
+        let generation = shared.repl.generation();
+        if generation != self.generation {
+            self.generation = generation;
+            self.quorum = shared.repl.quorum();
+            self.gate_reads =
+                (self.rx.is_some() || self.quorum.is_some()) && shared.repl.role() != Role::Follower;
+            self.safe = 0;
+        }
     }
 
     /// A write's reply is at `start..end` of the write buffer.
     pub(super) fn note_write(&mut self, start: usize, end: usize, opcode: u8, id: u32) {
-        if self.rx.is_some() || self.quorum.is_some() {
+        if self.hold_writes {
             self.held.push(Held { start, end, opcode, id, seen: None, refused: None });
         }
     }
 
     /// A read's reply, which may show records up to `seen`, is at
     /// `start..end` of the write buffer.
+    /// On a quorum leader every read is held: it waits for a majority to
+    /// confirm the leadership (linearizable reads, see the module docs).
     #[inline]
     pub(super) fn note_read(&mut self, start: usize, end: usize, opcode: u8, id: u32, seen: u64) {
-        if self.gate_reads && seen > self.safe {
+        if self.gate_reads && (seen > self.safe || self.quorum.is_some()) {
             self.held.push(Held { start, end, opcode, id, seen: Some(seen), refused: None });
         }
     }
@@ -114,8 +164,8 @@ impl Durable {
         if let Some(rx) = &self.rx {
             safe = reached(&rx.borrow(), self.fsynced);
         }
-        if let Some((commit, _)) = &self.quorum {
-            safe = safe.min(*commit.borrow());
+        if let Some(q) = &self.quorum {
+            safe = safe.min(*q.commit.borrow());
         }
         safe
     }
@@ -141,6 +191,9 @@ impl Durable {
             shared.store.log().wake_wal();
         }
         if !self.held.is_empty() {
+            // A switch to leader during the batch: its writes wait for the
+            // new leadership's commit index.
+            self.refresh(shared);
             self.wait(shared, writes).await;
             if self.held.iter().any(|h| h.refused.is_some()) {
                 self.replace(wbuf, shared);
@@ -157,6 +210,14 @@ impl Durable {
 
     /// Waits for the held replies' records, marking the ones refused.
     async fn wait(&mut self, shared: &Shared, writes: bool) {
+        // Asked first, so the round is under way while the records wait;
+        // bounded by the quorum timeout from now, not after them.
+        let confirm = match &self.quorum {
+            Some(q) if self.held.iter().any(|h| h.seen.is_some()) => {
+                Some((q.reads.confirm(), tokio::time::Instant::now() + q.limit))
+            }
+            _ => None,
+        };
         let log_end = if writes { shared.store.log().last_index() } else { 0 };
         let target_of = |h: &Held| h.seen.unwrap_or(log_end);
         let waiting = |held: &[Held]| held.iter().filter(|h| h.refused.is_none()).map(target_of).max();
@@ -175,32 +236,75 @@ impl Durable {
                 refuse(&mut self.held, have, log_end, Refusal::Wal);
             }
         }
-        if let (Some((commit, limit)), Some(target)) = (self.quorum.as_mut(), waiting(&self.held)) {
+        if let (Some(q), Some(target)) = (self.quorum.as_mut(), waiting(&self.held)) {
             if writes {
                 // The streamer may not have seen these records yet.
                 shared.repl.appended();
             }
-            let _ = tokio::time::timeout(*limit, commit.wait_for(|c| *c >= target)).await;
-            let have = *commit.borrow();
+            let deposed = tokio::select! {
+                _ = tokio::time::timeout(q.limit, q.commit.wait_for(|c| *c >= target)) => q.deposed.is_cancelled(),
+                _ = q.deposed.cancelled() => true,
+            };
+            let have = *q.commit.borrow();
             if have < target {
-                warn!(index = target, commit = have, "no quorum: answering held replies with NO_QUORUM");
-                refuse(&mut self.held, have, log_end, Refusal::Quorum);
+                if deposed {
+                    warn!(
+                        index = target,
+                        commit = have,
+                        "no longer leading: answering held replies as a non-leader"
+                    );
+                    refuse(&mut self.held, have, log_end, Refusal::Deposed);
+                } else {
+                    warn!(index = target, commit = have, "no quorum: answering held replies with NO_QUORUM");
+                    refuse(&mut self.held, have, log_end, Refusal::Quorum);
+                }
+            }
+        } else if writes && self.quorum.is_none() && shared.repl.is_quorum_follower() {
+            // Executed as a leader that stepped down before this batch
+            // read its quorum watch: never acknowledged.
+            refuse(&mut self.held, 0, log_end, Refusal::Deposed);
+        }
+        if let (Some(q), Some((confirmed, deadline))) = (self.quorum.as_ref(), confirm) {
+            let why = tokio::select! {
+                r = tokio::time::timeout_at(deadline, confirmed) => match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(_)) => Some(Refusal::Deposed),
+                    Err(_) if q.deposed.is_cancelled() => Some(Refusal::Deposed),
+                    Err(_) => Some(Refusal::Unconfirmed),
+                },
+                _ = q.deposed.cancelled() => Some(Refusal::Deposed),
+            };
+            if let Some(why) = why {
+                warn!(?why, "leadership not confirmed by a majority: refusing held reads");
+                for h in self.held.iter_mut().filter(|h| h.refused.is_none() && h.seen.is_some()) {
+                    h.refused = Some(why);
+                }
             }
         }
     }
 
     /// Rewrites every refused reply in `wbuf` as its error.
     fn replace(&self, wbuf: &mut BytesMut, shared: &Shared) {
-        let limit = self.quorum.as_ref().map_or(0, |(_, l)| l.as_millis());
+        let limit = self.quorum.as_ref().map_or(0, |q| q.limit.as_millis());
+        let (not_leader_status, not_leader) =
+            shared.repl.refuse_write().unwrap_or((Status::NoLeader, "no leader known; retry later".into()));
         let wal_write = dispatch::wal_failure_message(shared);
         let wal_read = wal_read_message(shared);
         let quorum_write = format!(
             "write applied on the leader but not held by a majority within {limit} ms (quorum mode); \
              it may or may not survive a failover"
         );
+        let deposed_write =
+            "write applied while this node led, but it stopped leading before a majority held it \
+                             (quorum mode); it may or may not survive"
+                .to_string();
         let quorum_read = format!(
             "read refused: the value is not yet committed (its last change was not held by a majority \
              within {limit} ms, quorum mode); retry later"
+        );
+        let unconfirmed_read = format!(
+            "read refused: no majority confirmed within {limit} ms that this node still leads (quorum \
+             mode reads are linearizable; it may have been deposed); retry later or at another node"
         );
         let old = wbuf.split();
         let mut at = 0;
@@ -211,6 +315,9 @@ impl Durable {
                 (Refusal::Wal, true) => (Status::IoError, &wal_read),
                 (Refusal::Quorum, false) => (Status::NoQuorum, &quorum_write),
                 (Refusal::Quorum, true) => (Status::NoQuorum, &quorum_read),
+                (Refusal::Deposed, false) => (Status::NoQuorum, &deposed_write),
+                (Refusal::Deposed, true) => (not_leader_status, &not_leader),
+                (Refusal::Unconfirmed, _) => (Status::NoQuorum, &unconfirmed_read),
             };
             wbuf.extend_from_slice(&old[at..h.start]);
             encode_response(wbuf, h.opcode, h.id, status, BodyType::Text, &[], msg.as_bytes());

@@ -49,7 +49,19 @@ fn leader_in(mode: ReplicationMode) -> Shared {
     cluster.heartbeat = Duration::from_millis(50);
     cluster.link_timeout = Duration::from_millis(500);
     cluster.quorum_timeout = Duration::from_millis(300);
-    server(|c| c.cluster = Some(cluster))
+    // A member locks its data directory (its vote file lives there, even
+    // with persistence off): one per test. Nothing is written to it here
+    // (no election runs), so it is removed at once; the lock stays held.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("burrow-connection-test-{}-{n}", std::process::id()));
+    let shared = server(|c| {
+        c.cluster = Some(cluster);
+        c.data_dir = dir.clone();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    shared.repl.lead_without_tasks(1);
+    shared
 }
 
 /// Runs a connection over `io` until it ends. A script the connection does
@@ -293,7 +305,7 @@ async fn wait_is_deferred_and_the_requests_after_it_are_answered_after_its_reply
 }
 
 fn handshake(node_id: u64) -> (Message, Frame) {
-    let msg = Message::Handshake { node_id, session: 7, history_id: 0, last_applied: 0 };
+    let msg = Message::Handshake { node_id, session: 7, history_id: 0, last_applied: 0, last_term: 0 };
     let frame = wire::encode(&msg, 1);
     (msg, frame)
 }
@@ -303,7 +315,7 @@ async fn a_handshake_to_a_leader_hands_the_io_and_the_unread_bytes_to_replicatio
     let shared = leader();
     let p = ping(1);
     let (hello, h) = handshake(2);
-    let ack = wire::encode(&Message::Ack { node_id: 2, session: 7, applied: 0, durable: 0 }, 2);
+    let ack = wire::encode(&Message::Ack { node_id: 2, session: 7, applied: 0, durable: 0, round: 0 }, 2);
     let after = encode(std::slice::from_ref(&ack));
     // A ping answered as usual, the handshake, then a frame and a half
     // the follower sent right behind it: those bytes are not the client's.
@@ -312,7 +324,8 @@ async fn a_handshake_to_a_leader_hands_the_io_and_the_unread_bytes_to_replicatio
     raw.extend_from_slice(&after[..5]);
     let mock = Builder::new().read(&raw).write(&pong(&p)).build();
     let Ended::Upgrade(got, link) = serve(mock, &shared).await else { panic!("not upgraded") };
-    assert_eq!(got.into_message(), hello);
+    let super::Handshake::Follower(got) = got else { panic!("not a follower's handshake: {got:?}") };
+    assert_eq!(got, hello);
     assert_eq!(&link.read_buf[..], &[&after[..], &after[..5]].concat()[..]);
     assert!(link.write_buf.is_empty(), "replies before the handshake are written");
     // The mock is dropped with its script complete: nothing else was read or written.
@@ -342,12 +355,15 @@ async fn a_handshake_to_a_standalone_server_is_an_unknown_opcode() {
     assert!(matches!(serve(mock, &shared).await, Ended::Closed));
 }
 
-/// Quorum mode with the only follower away: nothing commits. A read of
-/// the uncommitted write is held with everything pipelined behind it, then
-/// answered NO_QUORUM (never the value, never a hang); a read of a key
-/// that no uncommitted write touched is answered at once.
+/// Quorum mode with the only follower away: nothing commits, and no
+/// majority confirms the leadership. A read of the uncommitted write is
+/// held with everything pipelined behind it, then answered NO_QUORUM
+/// (never the value, never a hang); a read of a key that no uncommitted
+/// write touched is held as long and refused too (linearizable reads: a
+/// leader cut off from the majority may have been replaced), with the
+/// message saying why; PING is answered.
 #[tokio::test(start_paused = true)]
-async fn a_read_of_an_uncommitted_write_waits_for_the_quorum_timeout_then_is_no_quorum() {
+async fn reads_on_a_leader_without_a_majority_are_no_quorum_after_the_quorum_timeout() {
     let shared = leader_in(ReplicationMode::Quorum);
     let limit = Duration::from_millis(300);
     // In another shard: never sharing a watermark slot with "k".
@@ -359,24 +375,19 @@ async fn a_read_of_an_uncommitted_write_waits_for_the_quorum_timeout_then_is_no_
                      it may or may not survive a failover";
     let read_msg = "read refused: the value is not yet committed (its last change was not held by a \
                     majority within 300 ms, quorum mode); retry later";
-    let nil = |f: &Frame| reply(f, Status::Ok, BodyType::Nil, &[]);
+    let unconfirmed = "read refused: no majority confirmed within 300 ms that this node still leads (quorum \
+                       mode reads are linearizable; it may have been deposed); retry later or at another node";
+    let refused = |f: &Frame, msg: &str| reply(f, Status::NoQuorum, BodyType::Text, msg.as_bytes());
     let mock = Builder::new()
         .read(&encode(std::slice::from_ref(&s)))
-        .write(&reply(&s, Status::NoQuorum, BodyType::Text, write_msg.as_bytes()))
+        .write(&refused(&s, write_msg))
         .read(&encode(&[g.clone(), p.clone(), other.clone()]))
-        .write(
-            &[reply(&g, Status::NoQuorum, BodyType::Text, read_msg.as_bytes()), pong(&p), nil(&other)]
-                .concat(),
-        )
+        .write(&[refused(&g, read_msg), pong(&p), refused(&other, unconfirmed)].concat())
         .read(&encode(std::slice::from_ref(&later)))
-        .write(&nil(&later))
+        .write(&refused(&later, unconfirmed))
         .build();
     let started = tokio::time::Instant::now();
     assert!(matches!(serve(mock, &shared).await, Ended::Closed));
-    assert_eq!(
-        started.elapsed(),
-        2 * limit,
-        "the write and the read each waited once; the last read not at all"
-    );
-    assert_eq!(shared.stats.reads_waited(), 1);
+    assert_eq!(started.elapsed(), 3 * limit, "the write and each batch of reads waited once");
+    assert_eq!(shared.stats.reads_waited(), 1, "only the read of the uncommitted write waited for it");
 }

@@ -29,12 +29,16 @@ use crate::oplog::RecordRef;
 use crate::persist::{FsyncPolicy, NodeMeta, SnapshotMeta};
 use crate::replication::wire::{self, link_limits};
 use crate::replication::{
-    Follower, FollowerConfig, FollowerOutput, HistoryId, LinkState, Message, RecordEntry, SeededRng,
+    Follower, FollowerConfig, FollowerOutput, HistoryId, LinkState, LogPosition, Message, RecordEntry,
+    SeededRng,
 };
 use crate::server::cluster::{ClusterConfig, NodeInfo};
 use crate::server::{Persistence, Shared};
 use crate::store::{Replay, ShardCovers, Store};
-use burrow_proto::{Codec, CodecError, ErrorChain, Limits, Status};
+use burrow_proto::{
+    ClusterView, Codec, CodecError, ErrorChain, Limits, LinkStatus as ViewLink, MemberRole, MemberView,
+    Status,
+};
 
 /// What INFO and the read checks need to know about the link.
 #[derive(Debug, Clone)]
@@ -58,10 +62,16 @@ struct LinkStatus {
 #[derive(Debug)]
 pub(crate) struct FollowerSide {
     cluster: ClusterConfig,
-    leader: NodeInfo,
+    /// `None`: no leader known this term (writes get NO_LEADER; no link).
+    leader: Option<NodeInfo>,
     status: Mutex<LinkStatus>,
     /// A full resync is replacing the dataset: reads get LOADING.
     loading: AtomicBool,
+    /// A full resync's snapshot is loaded, but records its shard images
+    /// already hold are still arriving: until they have, the store is at
+    /// no single log index (some shards hold the record after the log's
+    /// last), so the log cannot describe it to another leader.
+    incomplete: AtomicBool,
     full_resyncs: AtomicU64,
     partial_resyncs: AtomicU64,
     tick: Duration,
@@ -69,8 +79,11 @@ pub(crate) struct FollowerSide {
 }
 
 impl FollowerSide {
-    pub(super) fn new(cluster: &ClusterConfig, meta: NodeMeta) -> Arc<FollowerSide> {
-        let leader = cluster.initial_leader().clone();
+    pub(super) fn new(
+        cluster: &ClusterConfig,
+        meta: NodeMeta,
+        leader: Option<NodeInfo>,
+    ) -> Arc<FollowerSide> {
         Arc::new(FollowerSide {
             cluster: cluster.clone(),
             leader,
@@ -85,6 +98,7 @@ impl FollowerSide {
                 down_since: Some(Instant::now()),
             }),
             loading: AtomicBool::new(false),
+            incomplete: AtomicBool::new(false),
             full_resyncs: AtomicU64::new(0),
             partial_resyncs: AtomicU64::new(0),
             tick: tick_for(cluster.heartbeat),
@@ -92,8 +106,44 @@ impl FollowerSide {
         })
     }
 
-    pub(super) fn leader_addr(&self) -> std::net::SocketAddr {
-        self.leader.addr
+    pub(super) fn leader_addr(&self) -> Option<std::net::SocketAddr> {
+        self.leader.as_ref().map(|l| l.addr)
+    }
+
+    pub(super) fn leader_id(&self) -> Option<crate::replication::NodeId> {
+        self.leader.as_ref().map(|l| l.id)
+    }
+
+    /// The history this node's data belongs to now: none (0) while a full
+    /// resync is replacing it, or after one was cut short.
+    pub(super) fn history_id(&self) -> HistoryId {
+        if self.partial_dataset() {
+            return 0;
+        }
+        self.status().history_id
+    }
+
+    /// The store is not the image of any log prefix: a full resync is
+    /// replacing it (or was cut short), or its snapshot is loaded but not
+    /// yet completed by the records its shard images reach. Such a node
+    /// claims no log in elections and, when its side ends, empties the
+    /// store for a full resync: a partial one from its log's end would
+    /// apply twice a record some shards already hold, and a leader would
+    /// write a different record at that index over it.
+    pub(super) fn partial_dataset(&self) -> bool {
+        self.loading() || self.incomplete.load(Ordering::SeqCst)
+    }
+
+    /// A full resync is replacing the data set (or one was cut short).
+    pub(super) fn loading(&self) -> bool {
+        self.loading.load(Ordering::SeqCst)
+    }
+
+    /// When the leader last said anything, and the term it leads (0 until
+    /// a resync reply or heartbeat told): the election driver's leader contact.
+    pub(super) fn last_contact(&self) -> (Option<Instant>, u64) {
+        let st = self.status();
+        (st.last_contact, st.leader_term)
     }
 
     fn status(&self) -> std::sync::MutexGuard<'_, LinkStatus> {
@@ -111,7 +161,7 @@ impl FollowerSide {
                 Status::Stale,
                 format!(
                     "link to the leader ({}) down for {} ms, over max_stale_ms {}",
-                    self.leader.addr,
+                    self.leader_addr().map_or_else(|| "none known".into(), |a| a.to_string()),
                     down_for.as_millis(),
                     max.as_millis()
                 ),
@@ -119,7 +169,44 @@ impl FollowerSide {
         })
     }
 
-    pub(super) fn info(&self, out: &mut String) {
+    /// CLUSTER as a follower sees it: itself (`role`: follower, or
+    /// candidate while it campaigns), the leader it follows (link and last
+    /// contact), the others as unknown. Its own lag is what it knows is
+    /// committed and has yet to apply.
+    pub(super) fn cluster_view(&self, term: u64, role: MemberRole) -> ClusterView {
+        let st = self.status().clone();
+        let me = self.cluster.node_id();
+        let leader = self.leader_id();
+        let members = self
+            .cluster
+            .nodes()
+            .iter()
+            .map(|n| {
+                let mut m = MemberView::new(n.id, n.addr.to_string(), MemberRole::Unknown);
+                if n.id == me {
+                    m.role = role;
+                    m.match_index = Some(st.durable);
+                    m.lag = Some(st.leader_commit.saturating_sub(st.applied));
+                } else if Some(n.id) == leader {
+                    m.role = MemberRole::Leader;
+                    m.link = Some(cluster_link(st.link));
+                    m.last_contact_ms = st.last_contact.map(|t| t.elapsed().as_millis() as u64);
+                }
+                m
+            })
+            .collect();
+        ClusterView {
+            node_id: me,
+            role,
+            term,
+            leader_id: leader.unwrap_or(0),
+            commit_index: st.leader_commit,
+            members,
+        }
+    }
+
+    /// INFO lines; `term` is the election's current term.
+    pub(super) fn info(&self, out: &mut String, term: u64) {
         use std::fmt::Write;
         let st = self.status().clone();
         let link = link_status(st.link);
@@ -130,11 +217,11 @@ impl FollowerSide {
              durable_index:{}\nlink_status:{link}\nlast_heartbeat_s:{}\nlink_down_s:{}\n\
              loading:{}\nfull_resyncs:{}\npartial_resyncs:{}\n",
             self.cluster.node_id(),
-            self.leader.id,
-            self.leader.addr,
+            self.leader_id().unwrap_or(0),
+            self.leader_addr().map_or_else(|| "-".into(), |a| a.to_string()),
             self.cluster.mode.name(),
             st.history_id,
-            st.leader_term,
+            term,
             st.applied,
             st.leader_commit,
             st.applied,
@@ -157,6 +244,15 @@ fn link_status(link: LinkState) -> &'static str {
         LinkState::Down | LinkState::Connecting | LinkState::Handshaking => "down",
         LinkState::Syncing => "syncing",
         LinkState::Streaming => "up",
+    }
+}
+
+/// CLUSTER's link status: the same reading as INFO's `link_status`.
+fn cluster_link(link: LinkState) -> ViewLink {
+    match link_status(link) {
+        "up" => ViewLink::Up,
+        "syncing" => ViewLink::Syncing,
+        _ => ViewLink::Down,
     }
 }
 
@@ -193,9 +289,10 @@ struct Link {
 
 /// The follower's task.
 pub(super) async fn run(side: Arc<FollowerSide>, shared: Arc<Shared>, cancel: CancellationToken) {
-    let span = info_span!("repl_follower", node = side.cluster.node_id(), leader = %side.leader.addr);
+    let Some(leader) = side.leader.clone() else { return };
+    let span = info_span!("repl_follower", node = side.cluster.node_id(), leader = %leader.addr);
     async move {
-        let mut driver = Driver::new(side, shared);
+        let mut driver = Driver::new(side, leader, shared);
         driver.run(cancel).await
     }
     .instrument(span)
@@ -204,6 +301,7 @@ pub(super) async fn run(side: Arc<FollowerSide>, shared: Arc<Shared>, cancel: Ca
 
 struct Driver {
     side: Arc<FollowerSide>,
+    leader: NodeInfo,
     store: Arc<Store>,
     persist: Option<Arc<Persistence>>,
     sm: Follower,
@@ -221,7 +319,7 @@ impl Driver {
     /// # Panics
     /// Never for a validated cluster config: the state machine's tick
     /// counts are derived from it so as to pass [`FollowerConfig::validate`].
-    fn new(side: Arc<FollowerSide>, shared: Arc<Shared>) -> Driver {
+    fn new(side: Arc<FollowerSide>, leader: NodeInfo, shared: Arc<Shared>) -> Driver {
         let cluster = &side.cluster;
         let cfg = follower_config(cluster.heartbeat, cluster.link_timeout, side.tick);
         let store = shared.store.clone();
@@ -232,6 +330,9 @@ impl Driver {
             ^ cluster.node_id();
         // No history: whatever the data holds is replaced by a full resync.
         let recovered = if side.meta.history_id == 0 { 0 } else { recovered };
+        // Terms never decrease along a log: the log's term is its last record's.
+        let term = if recovered == 0 { 0 } else { store.log().stats().term };
+        let recovered = LogPosition { term, index: recovered };
         let sm = Follower::new(
             cfg.clone(),
             cluster.node_id(),
@@ -242,6 +343,7 @@ impl Driver {
         .expect("follower config built from a validated cluster config");
         Driver {
             side,
+            leader,
             store,
             persist: shared.persist.clone(),
             sm,
@@ -306,7 +408,7 @@ impl Driver {
                         Err(source) => self.drop_link(LinkEnd::BadMessage { from: End::Leader, source }),
                     },
                     Err(LinkEnd::BadFrame(source @ CodecError::BadMagic { .. })) => {
-                        self.drop_link(LinkEnd::NotServing { addr: self.side.leader.addr, source })
+                        self.drop_link(LinkEnd::NotServing { addr: self.leader.addr, source })
                     }
                     Err(end) => self.drop_link(end),
                 },
@@ -356,7 +458,7 @@ impl Driver {
             for out in outs {
                 match out {
                     FollowerOutput::Connect => {
-                        let addr = self.side.leader.addr;
+                        let addr = self.leader.addr;
                         let limit = self.side.cluster.link_timeout;
                         *dial = Some(Box::pin(async move {
                             match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
@@ -440,7 +542,7 @@ impl Driver {
             };
             if self.skip.as_ref().is_some_and(|c| rec.index > c.max()) {
                 // Past every shard image: nothing more to skip.
-                self.skip = None;
+                self.set_skip(None);
             }
             self.store.replay(Replay::Replicated, self.skip.as_ref(), &rec);
             last = Some((rec.term, rec.index));
@@ -476,7 +578,7 @@ impl Driver {
             None => None,
         };
         self.side.loading.store(true, Ordering::SeqCst);
-        self.skip = None;
+        self.set_skip(None);
         self.incoming = Some(Incoming::start(self.store.clone(), file));
         Ok(())
     }
@@ -513,6 +615,9 @@ impl Driver {
         let started = Instant::now();
         match self.load_and_install(index, history_id, term).await {
             Ok(meta) => {
+                // Incomplete before no longer loading: the node never
+                // looks whole in between (see `partial_dataset`).
+                self.set_skip((meta.max_cover() > index).then(|| ShardCovers::new(meta.covers.clone())));
                 self.side.loading.store(false, Ordering::SeqCst);
                 self.side.full_resyncs.fetch_add(1, Ordering::Relaxed);
                 info!(
@@ -523,7 +628,6 @@ impl Driver {
                     history_id = format_args!("{history_id:016x}"),
                     "full resync: snapshot loaded"
                 );
-                self.skip = (meta.max_cover() > index).then(|| ShardCovers::new(meta.covers));
                 // The snapshot is on disk (fsynced) or, persistence off,
                 // in memory: everything up to `index` is as durable as this
                 // node makes anything.
@@ -585,17 +689,29 @@ impl Driver {
         }
     }
 
+    /// The shard covers of the snapshot loaded last while records they
+    /// hold are still to come (see [`FollowerSide::partial_dataset`]).
+    fn set_skip(&mut self, skip: Option<ShardCovers>) {
+        self.side.incomplete.store(skip.is_some(), Ordering::SeqCst);
+        self.skip = skip;
+    }
+
     /// Forgets the history so the next handshake gets a full resync.
     fn force_full_resync(&mut self) {
         // Reads answer LOADING until a full resync brings a dataset back.
         self.side.loading.store(true, Ordering::SeqCst);
         self.store.clear_unlogged();
-        self.skip = None;
+        self.set_skip(None);
         self.link = None;
         self.seed = self.seed.wrapping_add(1);
-        self.sm =
-            Follower::new(self.cfg.clone(), self.side.cluster.node_id(), 0, 0, SeededRng::new(self.seed))
-                .expect("the config `Driver::new` built and validated");
+        self.sm = Follower::new(
+            self.cfg.clone(),
+            self.side.cluster.node_id(),
+            0,
+            LogPosition::default(),
+            SeededRng::new(self.seed),
+        )
+        .expect("the config `Driver::new` built and validated");
     }
 
     /// Copies the state machine's view into what INFO and reads look at.
@@ -627,7 +743,7 @@ mod tests {
     fn attempts_against_a_dead_address(heartbeat: Duration, secs: u64) -> (u64, Vec<u64>) {
         let tick = tick_for(heartbeat);
         let cfg = follower_config(heartbeat, heartbeat * 10, tick);
-        let mut f = Follower::new(cfg, 2, 1, 0, SeededRng::new(7)).unwrap();
+        let mut f = Follower::new(cfg, 2, 1, LogPosition::default(), SeededRng::new(7)).unwrap();
         let (mut attempts, mut at_ms) = (0, Vec::new());
         for t in 0..ticks(Duration::from_secs(secs), tick, 1) {
             for o in f.outputs() {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
@@ -28,13 +28,15 @@ use crate::oplog::OpLog;
 use crate::persist::{encode_snapshot, FsyncPolicy, NodeMeta};
 use crate::replication::wire::{self, link_limits, max_records_payload, max_snapshot_chunk};
 use crate::replication::{
-    BacklogSource, DownReason, FollowerState, Leader, LeaderConfig, LeaderOutput, Message, NodeId,
+    BacklogSource, DownReason, FollowerState, Leader, LeaderConfig, LeaderOutput, Message, NodeId, ReadIndex,
     ReplBacklog,
 };
 use crate::server::cluster::{ClusterConfig, ReplicationMode};
 use crate::server::Persistence;
 use crate::store::Store;
-use burrow_proto::{Codec, CodecError, ErrorChain, Frame, Limits};
+use burrow_proto::{
+    ClusterView, Codec, CodecError, ErrorChain, Frame, Limits, LinkStatus, MemberRole, MemberView,
+};
 
 /// Snapshot bytes queued on a link beyond which a full resync waits for
 /// the follower to read: bounds the leader's memory per transfer.
@@ -87,6 +89,13 @@ struct State {
     last_ack: HashMap<NodeId, Instant>,
     /// Client address each follower connected from (INFO).
     peer_addr: HashMap<NodeId, SocketAddr>,
+    /// Quorum mode: batches of linearizable reads waiting for a heartbeat
+    /// round a majority acknowledged (see [`LeaderSide::confirm_reads`]).
+    reads: ReadIndex<oneshot::Sender<()>>,
+    /// Rounds started and read batches confirmed (INFO `read_rounds`,
+    /// `read_batches`: how well rounds are shared).
+    read_rounds: u64,
+    read_batches: u64,
 }
 
 /// The leader's replication state, shared by its tasks and connections.
@@ -98,8 +107,9 @@ pub(crate) struct LeaderSide {
     persist: Option<Arc<Persistence>>,
     meta: NodeMeta,
     /// Some follower is caught up and waiting: writers wake the streamer.
-    wants: AtomicBool,
-    appended: Notify,
+    /// Owned by the node (`roles::Node`), which reads them lock-free.
+    wants: Arc<AtomicBool>,
+    appended: Arc<Notify>,
     /// Bumped on every ack (WAIT re-checks its count).
     acks: watch::Sender<u64>,
     commit: watch::Sender<u64>,
@@ -112,6 +122,8 @@ pub(crate) struct LeaderSide {
 
 impl LeaderSide {
     /// The leader's state for `cluster`, whose log ends where `store`'s does.
+    /// `wake` (the `wants` flag and the `appended` signal) is the node's,
+    /// shared with connections.
     ///
     /// # Panics
     /// Never for a validated `cluster`: the state machine's tick counts are
@@ -123,7 +135,9 @@ impl LeaderSide {
         persist: Option<Arc<Persistence>>,
         client_limits: &Limits,
         backlog_bytes: usize,
+        wake: (Arc<AtomicBool>, Arc<Notify>),
     ) -> Arc<LeaderSide> {
+        let (wants, appended) = wake;
         let tick = tick_for(cluster.heartbeat);
         // Large enough for the largest record a client can cause.
         let limits = link_limits(client_limits);
@@ -144,6 +158,9 @@ impl LeaderSide {
             max_batches_in_flight: 4,
         };
         let last_index = store.log().last_index();
+        let mut voters = cluster.peers();
+        voters.push(cluster.node_id());
+        let reads = ReadIndex::new(cluster.node_id(), meta.term.max(1), &voters);
         let sm = Leader::new(
             cfg,
             cluster.node_id(),
@@ -156,17 +173,21 @@ impl LeaderSide {
         Arc::new(LeaderSide {
             state: Mutex::new(State {
                 sm,
-                backlog: ReplBacklog::new(backlog_bytes, last_index),
+                // Terms never decrease along a log: the log's term is its last record's.
+                backlog: ReplBacklog::new(backlog_bytes, last_index, store.log().stats().term),
                 links: HashMap::new(),
                 last_ack: HashMap::new(),
                 peer_addr: HashMap::new(),
+                reads,
+                read_rounds: 0,
+                read_batches: 0,
             }),
             cluster: cluster.clone(),
             store,
             persist,
             meta,
-            wants: AtomicBool::new(false),
-            appended: Notify::new(),
+            wants,
+            appended,
             acks: watch::channel(0).0,
             commit: watch::channel(0).0,
             next_link: AtomicU64::new(1),
@@ -234,6 +255,10 @@ impl LeaderSide {
             sm.on_append(backlog.last_index(), backlog);
         }
         let commit = st.sm.commit_index();
+        if st.reads.waiting() > 0 {
+            Self::note_commit(&mut st);
+            self.advance_reads(&mut st);
+        }
         drop(st);
         self.commit.send_if_modified(|c| {
             let moved = commit > *c;
@@ -282,14 +307,75 @@ impl LeaderSide {
         }
     }
 
-    /// A connection executed writes: wake the streamer if a follower is
-    /// waiting for records (see `with_locked`); under load none is, and
-    /// writers pay one fence and one load per batch, no wake-up.
-    #[inline]
-    pub(super) fn appended(&self) {
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.wants.load(Ordering::Relaxed) {
-            self.appended.notify_one();
+    /// A batch of linearizable reads (quorum mode) executed now: resolves
+    /// once leadership is confirmed for them — a heartbeat round started
+    /// after this call, acknowledged by a majority, with a record of this
+    /// term committed (ReadIndex, see `replication::read_index`). The
+    /// sender is dropped, unanswered, if this leadership ends first.
+    ///
+    /// One round serves every batch waiting when it starts, and at most one
+    /// round is in flight: under load, each round trip to the followers
+    /// confirms all the reads that arrived during the previous one.
+    pub(super) fn confirm_reads(self: &Arc<Self>) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.lock();
+        Self::note_commit(&mut st);
+        let commit = st.sm.commit_index();
+        st.reads.request(tx, commit);
+        self.advance_reads(&mut st);
+        rx
+    }
+
+    /// Tells the reads the commit index and its record's term: reads are
+    /// held until a record of this term commits (§5.4.2, the NOOP).
+    fn note_commit(st: &mut State) {
+        if st.sm.committed_in_term() {
+            st.reads.on_commit(st.sm.commit_index(), st.sm.term());
+        }
+    }
+
+    /// Releases confirmed reads and starts the next round if reads wait
+    /// for one and none is in flight; sends its heartbeats.
+    fn advance_reads(self: &Arc<Self>, st: &mut State) {
+        Self::release_reads(st);
+        if st.reads.unconfirmed() {
+            return;
+        }
+        if let Some(round) = st.reads.start_round() {
+            st.read_rounds += 1;
+            st.sm.heartbeat_round(round);
+            self.dispatch(st);
+            // A single voter confirms its own rounds.
+            Self::release_reads(st);
+        }
+    }
+
+    fn release_reads(st: &mut State) {
+        for ready in st.reads.take_ready() {
+            st.read_batches += 1;
+            // The reader may have given up (timeout, closed connection).
+            let _ = ready.read.send(());
+        }
+    }
+
+    /// A follower acknowledged heartbeat round `round` of this term.
+    fn on_read_ack(self: &Arc<Self>, from: NodeId, round: u64) {
+        let mut st = self.lock();
+        if st.reads.waiting() == 0 && !st.reads.unconfirmed() {
+            return;
+        }
+        let term = st.reads.term();
+        st.reads.on_ack(from, term, round);
+        self.advance_reads(&mut st);
+    }
+
+    /// Repeats a round still unconfirmed (its heartbeat may have gone to a
+    /// link that then dropped; a reconnected follower echoes only rounds
+    /// it heard on its new link).
+    fn repeat_read_round(&self, st: &mut State) {
+        if st.reads.unconfirmed() {
+            let round = st.reads.round();
+            st.sm.heartbeat_round(round);
         }
     }
 
@@ -301,6 +387,11 @@ impl LeaderSide {
                 st.sm.on_link_activity(id);
             }
         }
+    }
+
+    /// Followers that acknowledged anything since `t` (check-quorum).
+    pub(super) fn acked_since(&self, t: Instant) -> Vec<NodeId> {
+        self.lock().last_ack.iter().filter(|(_, &at)| at >= t).map(|(&id, _)| id).collect()
     }
 
     /// Followers holding `index` durably. For index 0 (a connection that
@@ -343,6 +434,48 @@ impl LeaderSide {
                     d.written
                 }
             }
+        }
+    }
+
+    /// CLUSTER as the leader sees it: itself, and each follower's link,
+    /// match index, lag (records it has yet to apply) and last ack.
+    pub(super) fn cluster_view(&self) -> ClusterView {
+        let st = self.lock();
+        let sm = &st.sm;
+        let me = self.cluster.me();
+        let members = self
+            .cluster
+            .nodes()
+            .iter()
+            .map(|n| {
+                let mut m = MemberView::new(n.id, n.addr.to_string(), MemberRole::Follower);
+                if n.id == me.id {
+                    m.role = MemberRole::Leader;
+                    m.match_index = Some(sm.durable_index());
+                    m.lag = Some(0);
+                } else if let Some(p) = sm.progress(n.id) {
+                    m.link = Some(match p.state {
+                        _ if !st.links.contains_key(&n.id) => LinkStatus::Down,
+                        FollowerState::Streaming => LinkStatus::Up,
+                        FollowerState::FullSync => LinkStatus::Syncing,
+                        FollowerState::Down => LinkStatus::Down,
+                    });
+                    m.match_index = Some(p.matched);
+                    m.lag = Some(sm.last_index().saturating_sub(p.applied));
+                    m.last_contact_ms = st.last_ack.get(&n.id).map(|t| t.elapsed().as_millis() as u64);
+                } else {
+                    m.link = Some(LinkStatus::Down);
+                }
+                m
+            })
+            .collect();
+        ClusterView {
+            node_id: me.id,
+            role: MemberRole::Leader,
+            term: sm.term(),
+            leader_id: me.id,
+            commit_index: sm.commit_index(),
+            members,
         }
     }
 
@@ -396,13 +529,15 @@ impl LeaderSide {
         let _ = write!(
             out,
             "full_resyncs:{}\npartial_resyncs:{}\nbacklog_first_index:{}\nbacklog_records:{}\n\
-             backlog_bytes:{}\nbacklog_max_bytes:{}\n",
+             backlog_bytes:{}\nbacklog_max_bytes:{}\nread_rounds:{}\nread_batches:{}\n",
             self.full_resyncs.load(Ordering::Relaxed),
             self.partial_resyncs.load(Ordering::Relaxed),
             st.backlog.first_index(),
             st.backlog.len(),
             st.backlog.bytes(),
             st.backlog.max_bytes(),
+            st.read_rounds,
+            st.read_batches,
         );
     }
 }
@@ -431,6 +566,7 @@ pub(super) async fn run(side: Arc<LeaderSide>, cancel: CancellationToken) {
             _ = tick.tick() => {
                 let mut st = side.lock();
                 side.report_activity(&mut st);
+                side.repeat_read_round(&mut st);
                 // Also catches records nobody announced (expiry deletions).
                 side.with_locked(st, |sm, log| {
                     sm.on_append(log.last_index(), log);
@@ -506,9 +642,12 @@ pub(super) async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
                     Err(end) => return end,
                 };
                 match wire::decode_frame(&frame) {
-                    Ok(msg @ Message::Ack { .. }) => {
+                    Ok(msg @ Message::Ack { round, .. }) => {
                         side.lock().last_ack.insert(node_id, Instant::now());
                         side.with(|sm, log| sm.step(node_id, msg, log));
+                        if round != 0 {
+                            side.on_read_ack(node_id, round);
+                        }
                         side.acks.send_modify(|n| *n = n.wrapping_add(1));
                     }
                     Ok(other) => debug!(?other, "ignoring an unexpected message from a follower"),

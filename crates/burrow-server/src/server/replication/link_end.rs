@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn causes_read_as_the_log_has_always_said_them() {
         let reset = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "Connection reset by peer");
-        let hb = Message::Heartbeat { term: 1, last_index: 0, commit_index: 0 };
+        let hb = Message::Heartbeat { term: 1, last_index: 0, commit_index: 0, round: 0 };
         let addr: SocketAddr = "127.0.0.1:7441".parse().unwrap();
         let cases = [
             (LinkEnd::Closed { by: End::Follower }, "closed by the follower"),

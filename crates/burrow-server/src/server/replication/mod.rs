@@ -5,16 +5,25 @@
 //! background tasks carry the state machines' outputs to sockets, the
 //! store and the WAL (`leader.rs`, `follower.rs`).
 //!
-//! Roles are fixed by the cluster file for now: `initial_leader` leads and
-//! every other node follows it. Terms stay at 1 until elections exist; the
-//! formats already carry them.
+//! Roles change at run time: the election driver (`elections.rs`) decides
+//! who leads which term and [`roles::Node`] switches this node's side —
+//! stopping the old side's tasks before starting the new one's, so a
+//! store is never written by two. Connections read the role once per
+//! request through an atomic (`refuse_write`, `refuse_read`, `appended`
+//! cost what they did with fixed roles) and re-read the rest once per
+//! batch when [`Replication::generation`] moved.
 
 mod activity;
+mod elections;
 mod follower;
 mod incoming;
 mod leader;
 mod link_end;
+mod peer_refusals;
+mod peers;
 mod refusal;
+mod roles;
+mod vote_file;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,14 +38,15 @@ use tracing::{info, warn};
 
 use super::cluster::ReplicationMode;
 use super::{Config, Persistence, Shared};
-use crate::persist::{read_node_meta, write_node_meta_with, NodeMeta, PersistError};
+use crate::persist::{write_node_meta_with, FileSystem, NodeMeta, PersistError};
+use crate::replication::vote_wire::{self, PeerMessage, PeerWireError};
 use crate::replication::wire::{self, WireError};
-use crate::replication::{HistoryId, Message};
+use crate::replication::{HistoryId, Message, NodeId};
 use crate::store::Store;
-use burrow_proto::{Codec, CodecError, ErrorChain, Frame, FrameRef, Status};
+use burrow_proto::{ClusterView, Codec, CodecError, ErrorChain, Frame, FrameRef, MemberRole, Status};
 
 use link_end::{End, LinkEnd};
-use refusal::not_leader;
+use roles::Node;
 
 pub(super) use follower::FollowerSide;
 pub(super) use leader::LeaderSide;
@@ -60,23 +70,56 @@ impl Role {
     }
 }
 
-/// Replication state shared by every connection.
+/// Replication state shared by every connection: nothing for a standalone
+/// server, else this cluster member's [`Node`].
 #[derive(Debug)]
-pub(crate) enum Replication {
-    Standalone,
-    Leader(Arc<LeaderSide>),
-    Follower(Arc<FollowerSide>),
+pub(crate) struct Replication {
+    node: Option<Arc<Node>>,
 }
 
-/// A follower's replication handshake, decoded: the first frame of its
-/// link. Only [`Replication::accepts_link`] makes one.
+/// What opens a replication link: the first frame of a connection that
+/// stops being a client connection. Only [`Replication::accepts_link`]
+/// makes one.
 #[derive(Debug)]
-pub(crate) struct Handshake(Message);
+pub(crate) enum Handshake {
+    /// A follower's HANDSHAKE, sent to this node while it leads.
+    Follower(Message),
+    /// Another member's PEER_HELLO: election traffic follows.
+    Peer { cluster_id: u64, node_id: NodeId },
+}
 
-impl Handshake {
-    /// The handshake message, for the leader's state machine.
-    pub(crate) fn into_message(self) -> Message {
-        self.0
+/// A malformed link-opening frame (answered BAD_REQUEST).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkOpenError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error(transparent)]
+    Peer(#[from] PeerWireError),
+}
+
+/// Quorum mode on a leader: what a held reply waits for.
+#[derive(Debug, Clone)]
+pub(crate) struct QuorumWatch {
+    /// The leader's commit index.
+    pub commit: tokio::sync::watch::Receiver<u64>,
+    /// How long a write may wait for a majority.
+    pub limit: Duration,
+    /// Cancelled when this leadership ends: held replies then answer
+    /// NOT_LEADER / NO_LEADER instead of waiting out `limit`.
+    pub deposed: CancellationToken,
+    /// Confirms this leadership for linearizable reads (ReadIndex).
+    pub reads: ReadConfirm,
+}
+
+/// The leader's read confirmation, as a connection holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadConfirm(Arc<LeaderSide>);
+
+impl ReadConfirm {
+    /// Resolves once a majority confirmed this leadership after the call
+    /// (`LeaderSide::confirm_reads`); fails if the leadership ends first.
+    pub(crate) fn confirm(&self) -> tokio::sync::oneshot::Receiver<()> {
+        self.0.confirm_reads()
     }
 }
 
@@ -101,92 +144,52 @@ fn new_history_id() -> HistoryId {
 }
 
 impl Replication {
-    /// Decides this node's role from the cluster config and, with
-    /// persistence on, the history its data directory holds (the leader
-    /// starts a new one if there is none).
+    /// A cluster member starts as a follower of no one, with the term and
+    /// vote its data directory holds (a damaged vote file stops the start;
+    /// with persistence off too, see `vote_file.rs`: `dir_lock` is then
+    /// the directory's lock);
+    /// the election driver, started by [`start`](Self::start), finds or
+    /// becomes the leader.
     pub(crate) fn open(
         config: &Config,
         store: &Arc<Store>,
         persist: Option<&Arc<Persistence>>,
+        fs: Arc<dyn FileSystem>,
+        dir_lock: Option<std::fs::File>,
     ) -> Result<Replication, PersistError> {
-        let Some(cluster) = config.cluster.as_ref() else { return Ok(Replication::Standalone) };
-        let meta = match persist {
-            Some(p) => read_node_meta(&p.cfg.dir)?,
-            None => None,
-        };
-        if cluster.is_initial_leader() {
-            let meta = match meta {
-                Some(m) if m.clean => m,
-                previous => {
-                    // A crash may have lost records this leader had already
-                    // streamed (they were not in its WAL yet): reusing their
-                    // indexes for new writes would make followers diverge.
-                    // A new history makes every follower resync in full.
-                    let m = NodeMeta { history_id: new_history_id(), term: 1, clean: false };
-                    match previous {
-                        Some(old) => warn!(
-                            old = format_args!("{:016x}", old.history_id),
-                            new = format_args!("{:016x}", m.history_id),
-                            "the last shutdown was not clean: starting a new replication history \
-                             (followers will resync in full)"
-                        ),
-                        None => info!(
-                            history_id = format_args!("{:016x}", m.history_id),
-                            "starting a new replication history"
-                        ),
-                    }
-                    m
-                }
-            };
-            if let Some(p) = persist {
-                // Unclean until a clean shutdown says otherwise.
-                write_node_meta_with(p.fs().as_ref(), &p.cfg.dir, NodeMeta { clean: false, ..meta })?;
-            }
-            Ok(Replication::Leader(LeaderSide::new(
-                cluster,
-                meta,
-                store.clone(),
-                persist.cloned(),
-                &config.limits(),
-                config.backlog_bytes,
-            )))
-        } else {
-            store.set_replica(true);
-            // With no node file the data belongs to no known history: the
-            // leader will send a full resync.
-            let meta = meta.unwrap_or(NodeMeta { history_id: 0, term: 0, clean: false });
-            Ok(Replication::Follower(FollowerSide::new(cluster, meta)))
-        }
+        let Some(cluster) = config.cluster.as_ref() else { return Ok(Replication { node: None }) };
+        let node = Node::open(cluster, config, store, persist, fs, dir_lock)?;
+        Ok(Replication { node: Some(node) })
     }
 
     pub(crate) fn role(&self) -> Role {
-        match self {
-            Replication::Standalone => Role::Standalone,
-            Replication::Leader(_) => Role::Leader,
-            Replication::Follower(_) => Role::Follower,
+        match &self.node {
+            None => Role::Standalone,
+            Some(n) if n.is_leader() => Role::Leader,
+            Some(_) => Role::Follower,
         }
     }
 
-    /// Starts the background tasks of this node's role.
+    /// Bumped at every role switch: a connection re-reads what it caches
+    /// (quorum watch, read gating) when this moved.
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.node.as_ref().map_or(0, |n| n.generation())
+    }
+
+    /// Starts the election driver, the peer links and the first role's tasks.
     pub(crate) fn start(&self, shared: &Arc<Shared>, cancel: &CancellationToken, tracker: &TaskTracker) {
-        match self {
-            Replication::Standalone => {}
-            Replication::Leader(l) => {
-                tracker.spawn(leader::run(l.clone(), cancel.clone()));
-            }
-            Replication::Follower(f) => {
-                tracker.spawn(follower::run(f.clone(), shared.clone(), cancel.clone()));
-            }
+        if let Some(n) = &self.node {
+            n.start(shared, cancel, tracker);
         }
     }
 
-    /// Why this node refuses a write (or WAIT), if it does: a follower
-    /// answers NOT_LEADER with the leader's client address (see
-    /// [`not_leader`]).
+    /// Why this node refuses a write (or WAIT), if it does: NOT_LEADER
+    /// naming the leader it follows, NO_LEADER while it knows none.
     #[inline]
     pub(crate) fn refuse_write(&self) -> Option<(Status, String)> {
-        match self {
-            Replication::Follower(f) => Some(not_leader(Some(f.leader_addr()))),
+        match &self.node {
+            Some(n) if !n.is_leader() => Some(n.not_leader()),
             _ => None,
         }
     }
@@ -196,8 +199,8 @@ impl Replication {
     /// `max_stale_ms` (STALE).
     #[inline]
     pub(crate) fn refuse_read(&self) -> Option<(Status, String)> {
-        match self {
-            Replication::Follower(f) => f.refuse_read(),
+        match &self.node {
+            Some(n) if !n.is_leader() => n.refuse_read(),
             _ => None,
         }
     }
@@ -205,47 +208,77 @@ impl Replication {
     /// The connection executed writes: wake the leader's streamer.
     #[inline]
     pub(crate) fn appended(&self) {
-        if let Replication::Leader(l) = self {
-            l.appended();
+        if let Some(n) = &self.node {
+            n.appended();
         }
     }
 
     /// How many followers hold `index` durably (WAIT's answer).
     pub(crate) fn acked_count(&self, index: u64) -> usize {
-        match self {
-            Replication::Leader(l) => l.acked_count(index),
-            _ => 0,
+        match self.node.as_ref().and_then(|n| n.leader()) {
+            Some((l, _)) => l.acked_count(index),
+            None => 0,
         }
     }
 
-    /// Completes once `replicas` followers hold `index` durably; never, if
-    /// that many cannot (the caller bounds it with WAIT's timeout).
+    /// Completes once `replicas` followers hold `index` durably, or this
+    /// node stops leading; never, if that many cannot (the caller bounds
+    /// it with WAIT's timeout).
     pub(crate) async fn wait_acked(&self, index: u64, replicas: usize) {
-        match self {
-            Replication::Leader(l) => l.wait_acked(index, replicas).await,
-            _ if replicas == 0 => {}
-            _ => std::future::pending().await,
+        match self.node.as_ref().and_then(|n| n.leader()) {
+            Some((l, deposed)) => {
+                tokio::select! {
+                    _ = l.wait_acked(index, replicas) => {}
+                    _ = deposed.cancelled() => {}
+                }
+            }
+            None if replicas == 0 || self.node.is_some() => {}
+            None => std::future::pending().await,
         }
     }
 
-    /// Quorum mode: the commit index to wait for and how long a write may wait.
-    pub(crate) fn quorum(&self) -> Option<(tokio::sync::watch::Receiver<u64>, Duration)> {
-        match self {
-            Replication::Leader(l) if l.mode() == ReplicationMode::Quorum => Some(l.commit_watch()),
-            _ => None,
+    /// Quorum mode on a leader: what held replies wait for.
+    pub(crate) fn quorum(&self) -> Option<QuorumWatch> {
+        let (l, deposed) = self.node.as_ref()?.leader()?;
+        (l.mode() == ReplicationMode::Quorum).then(|| {
+            let (commit, limit) = l.commit_watch();
+            QuorumWatch { commit, limit, deposed, reads: ReadConfirm(l) }
+        })
+    }
+
+    /// Makes this member the leader of `term` at once, without an election
+    /// and without starting the leader's tasks (connection tests).
+    #[cfg(test)]
+    pub(crate) fn lead_without_tasks(&self, term: u64) {
+        if let Some(n) = &self.node {
+            n.lead_without_tasks(term);
         }
+    }
+
+    /// A quorum-mode cluster member that does not lead now.
+    pub(crate) fn is_quorum_follower(&self) -> bool {
+        self.node.as_ref().is_some_and(|n| !n.is_leader() && n.cluster.mode == ReplicationMode::Quorum)
     }
 
     /// Whether `frame` opens a replication link: the one place a connection
-    /// asks. `Some` for a HANDSHAKE sent to a leader (`Err`: malformed; the
-    /// connection answers BAD_REQUEST and carries on); `None` for any other
-    /// frame, and on other roles, where HANDSHAKE is an unknown opcode.
+    /// asks. `Some` for a HANDSHAKE sent to a leader, or a PEER_HELLO sent
+    /// to any cluster member (`Err`: malformed; the connection answers
+    /// BAD_REQUEST and carries on); `None` for any other frame, and on a
+    /// standalone server, where both are unknown opcodes.
     #[inline]
-    pub(crate) fn accepts_link(&self, frame: &FrameRef<'_>) -> Option<Result<Handshake, WireError>> {
-        if frame.opcode != wire::OP_HANDSHAKE || !matches!(self, Replication::Leader(_)) {
-            return None;
+    pub(crate) fn accepts_link(&self, frame: &FrameRef<'_>) -> Option<Result<Handshake, LinkOpenError>> {
+        let node = self.node.as_ref()?;
+        match frame.opcode {
+            wire::OP_HANDSHAKE if node.is_leader() => {
+                Some(wire::decode(frame).map(Handshake::Follower).map_err(LinkOpenError::from))
+            }
+            vote_wire::OP_PEER_HELLO => Some(match vote_wire::decode(frame) {
+                Ok(PeerMessage::Hello { cluster_id, node_id }) => Ok(Handshake::Peer { cluster_id, node_id }),
+                Ok(_) => Err(PeerWireError::UnknownOpcode(frame.opcode).into()),
+                Err(e) => Err(e.into()),
+            }),
+            _ => None,
         }
-        Some(wire::decode(frame).map(Handshake))
     }
 
     /// Serves a replication link a connection turned into (see
@@ -258,40 +291,66 @@ impl Replication {
         hello: Handshake,
         cancel: &CancellationToken,
     ) {
-        if let Replication::Leader(l) = self {
-            leader::serve_link(l.clone(), link, peer, hello.into_message(), cancel.clone()).await;
+        let Some(node) = &self.node else { return };
+        match hello {
+            Handshake::Follower(msg) => {
+                // Leadership may have ended since the handshake was read:
+                // then the link just closes and the follower dials again.
+                if let Some((l, deposed)) = node.leader() {
+                    leader::serve_link(l, link, peer, msg, deposed).await;
+                }
+            }
+            Handshake::Peer { cluster_id, node_id } => {
+                node.serve_peer(link, peer, cluster_id, node_id, cancel).await
+            }
         }
     }
 
     /// After a clean shutdown (final snapshot written, WAL closed): a
-    /// leader records that its history may continue at the next start.
+    /// leader records it in its node file (reported at the next start).
     /// Writes a file: call it from a blocking thread.
     pub(crate) fn mark_clean_shutdown(&self, persist: &Persistence) {
-        if let Replication::Leader(l) = self {
+        if let Some((l, _)) = self.node.as_ref().and_then(|n| n.leader()) {
             let meta = NodeMeta { clean: true, ..l.meta() };
             match write_node_meta_with(persist.fs().as_ref(), &persist.cfg.dir, meta) {
-                Ok(()) => info!("clean shutdown recorded: followers resume by partial resync"),
-                Err(e) => {
-                    warn!(error = %ErrorChain(&e), "cannot record the clean shutdown; followers will resync in full")
-                }
+                Ok(()) => info!("clean shutdown recorded"),
+                Err(e) => warn!(error = %ErrorChain(&e), "cannot record the clean shutdown"),
             }
         }
     }
 
     /// The leader's replication backlog: (records, bytes); zeros elsewhere.
     pub(crate) fn backlog(&self) -> (usize, usize) {
-        match self {
-            Replication::Leader(l) => l.backlog(),
-            _ => (0, 0),
+        match self.node.as_ref().and_then(|n| n.leader()) {
+            Some((l, _)) => l.backlog(),
+            None => (0, 0),
+        }
+    }
+
+    /// CLUSTER's answer (protocol.md §8.11). A standalone server shows
+    /// itself alone: node 0, no members, its log's term and last index.
+    pub(crate) fn cluster_view(&self, store: &Store) -> ClusterView {
+        match &self.node {
+            Some(n) => n.cluster_view(),
+            None => {
+                let log = store.log().stats();
+                ClusterView {
+                    node_id: 0,
+                    role: MemberRole::Standalone,
+                    term: log.term,
+                    leader_id: 0,
+                    commit_index: log.last_index,
+                    members: Vec::new(),
+                }
+            }
         }
     }
 
     /// The INFO `replication` section's lines.
     pub(crate) fn info(&self, out: &mut String) {
-        match self {
-            Replication::Standalone => out.push_str("role:standalone\n"),
-            Replication::Leader(l) => l.info(out),
-            Replication::Follower(f) => f.info(out),
+        match &self.node {
+            None => out.push_str("role:standalone\n"),
+            Some(n) => n.info(out),
         }
     }
 }

@@ -21,16 +21,7 @@ mod tests {
     use burrow_proto::{encode_response, BodyType, Opcode};
     use bytes::BytesMut;
 
-    /// The response bytes of protocol.md's cluster example `name`.
-    fn documented_response(name: &str) -> Vec<u8> {
-        let doc = include_str!("../../../../../protocol.md");
-        let marker = format!("<!-- cluster-example: {name} -->");
-        let from = doc.find(&marker).unwrap_or_else(|| panic!("protocol.md has no {marker}"));
-        let block = doc[from..].split("```hex response").nth(1).expect("a response block");
-        let block = &block[..block.find("```").expect("the block's end")];
-        let hex = block.lines().flat_map(|l| l.split('#').next().unwrap_or("").split_whitespace());
-        hex.map(|b| u8::from_str_radix(b, 16).expect("hex byte")).collect()
-    }
+    use crate::server::doc_examples::documented_response;
 
     #[test]
     fn a_known_leader_is_named_and_none_known_is_no_leader_as_documented() {

@@ -1,0 +1,141 @@
+//! Outbound peer links: one TCP connection from this member to each other
+//! member, carrying election messages (protocol.md §12.6). Dialed at
+//! start and again promptly whenever it breaks (50 ms doubling to 250 ms
+//! after failed attempts, immediately after a link that held). A message
+//! that cannot be sent — no link, or a full queue — is dropped: Raft
+//! tolerates loss, and a stale vote request is worse than none.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+use crate::replication::vote_wire::{self, PeerMessage};
+use crate::replication::NodeId;
+use crate::server::cluster::ClusterConfig;
+use burrow_proto::{Codec, Limits, HEADER_LEN};
+
+/// Messages queued per peer beyond which new ones are dropped.
+const QUEUE: usize = 64;
+const RECONNECT_BASE: Duration = Duration::from_millis(50);
+const RECONNECT_MAX: Duration = Duration::from_millis(250);
+
+/// Codec limits of a peer link: bare frames with small extras.
+pub(super) fn peer_limits() -> Limits {
+    Limits { max_key: 0, max_value: 0, max_frame: HEADER_LEN + u8::MAX as usize }
+}
+
+/// The sending ends of this member's peer links.
+#[derive(Debug)]
+pub(super) struct PeerLinks {
+    tx: HashMap<NodeId, mpsc::Sender<PeerMessage>>,
+}
+
+impl PeerLinks {
+    /// Starts one link task per other member. `connect_timeout` bounds a
+    /// dial (a peer's kernel may accept nothing, e.g. through a cut link).
+    pub(super) fn start(
+        cluster: &ClusterConfig,
+        cluster_id: u64,
+        connect_timeout: Duration,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> PeerLinks {
+        let me = cluster.node_id();
+        let mut tx = HashMap::new();
+        for n in cluster.nodes().iter().filter(|n| n.id != me) {
+            let (t, rx) = mpsc::channel(QUEUE);
+            tx.insert(n.id, t);
+            let hello = PeerMessage::Hello { cluster_id, node_id: me };
+            tracker.spawn(link(n.id, n.addr, hello, rx, connect_timeout, cancel.clone()));
+        }
+        PeerLinks { tx }
+    }
+
+    /// Queues `msg` for `to`, or drops it (see the module docs).
+    pub(super) fn send(&self, to: NodeId, msg: PeerMessage) {
+        if let Some(tx) = self.tx.get(&to) {
+            let _ = tx.try_send(msg);
+        }
+    }
+
+    /// Every other member.
+    pub(super) fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.tx.keys().copied()
+    }
+}
+
+/// One peer link's task: dial, say hello, write what is queued; redial
+/// when the connection breaks.
+async fn link(
+    id: NodeId,
+    addr: SocketAddr,
+    hello: PeerMessage,
+    mut rx: mpsc::Receiver<PeerMessage>,
+    connect_timeout: Duration,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Duration::ZERO;
+    loop {
+        if !backoff.is_zero() {
+            // Messages queued while there was no link are stale by now.
+            while rx.try_recv().is_ok() {}
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+        }
+        let dialed = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = tokio::time::timeout(connect_timeout, TcpStream::connect(addr)) => r,
+        };
+        let stream = match dialed {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                debug!(peer = id, %addr, error = %e, "peer link: cannot connect");
+                backoff = (backoff * 2).clamp(RECONNECT_BASE, RECONNECT_MAX);
+                continue;
+            }
+            Err(_) => {
+                debug!(peer = id, %addr, "peer link: connect timed out");
+                backoff = (backoff * 2).clamp(RECONNECT_BASE, RECONNECT_MAX);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut framed = Framed::new(stream, Codec::server(peer_limits()));
+        let mut seq = 0u32;
+        let mut next = Some(hello);
+        let held = loop {
+            if let Some(msg) = next.take() {
+                seq = seq.wrapping_add(1);
+                if let Err(e) = framed.send(vote_wire::encode(&msg, seq)).await {
+                    debug!(peer = id, error = %e, "peer link: write failed");
+                    break seq > 1;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                m = rx.recv() => match m {
+                    Some(m) => next = Some(m),
+                    None => return,
+                },
+                // Nothing is ever sent back on this link: anything read
+                // (an old server's UNKNOWN_OPCODE, EOF, an error) ends it.
+                r = framed.next() => {
+                    debug!(peer = id, read = ?r.map(|r| r.map(|f| f.opcode)), "peer link closed by the peer");
+                    break seq > 1;
+                }
+            }
+        };
+        backoff = if held { Duration::ZERO } else { (backoff * 2).clamp(RECONNECT_BASE, RECONNECT_MAX) };
+    }
+}
