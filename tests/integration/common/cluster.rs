@@ -157,16 +157,36 @@ impl Cluster {
         Cluster { dir, nodes, layout }
     }
 
-    /// Starts every node and waits until every follower is synced.
+    /// Starts every node and waits until node 1 leads and every follower
+    /// is synced. With a short election timeout a loaded machine may delay
+    /// node 1's first heartbeats until another node takes over; the tests
+    /// start from node 1 leading, so the cluster, still empty, is then
+    /// started again from scratch.
     pub async fn start(tag: &str, opts: Options) -> Cluster {
         let mut c = Cluster::new(tag, opts);
-        for n in &mut c.nodes {
-            n.start().await;
+        for attempt in 1.. {
+            for n in &mut c.nodes {
+                n.start().await;
+            }
+            let (leader, term) = c.one_leader().await;
+            if leader == 1 {
+                for n in c.nodes.iter().skip(1) {
+                    n.wait_synced().await;
+                }
+                return c;
+            }
+            assert!(
+                attempt < 5,
+                "node 1 never kept the lead at start ({attempt} tries)\n{}",
+                c.report().await
+            );
+            eprintln!("{tag}: node {leader} took over at start (term {term}): starting the cluster again");
+            for n in &mut c.nodes {
+                n.kill_9();
+                let _ = std::fs::remove_dir_all(&n.data_dir);
+            }
         }
-        for n in c.nodes.iter().skip(1) {
-            n.wait_synced().await;
-        }
-        c
+        unreachable!("the loop returns or panics")
     }
 
     /// (Re)writes node `id`'s cluster file; `leader_via` replaces the
