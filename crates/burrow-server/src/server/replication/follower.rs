@@ -540,11 +540,11 @@ impl Driver {
                     return self.force_full_resync();
                 }
             };
-            if self.skip.as_ref().is_some_and(|c| rec.index > c.max()) {
-                // Past every shard image: nothing more to skip.
+            self.store.replay(Replay::Replicated, self.skip.as_ref(), &rec);
+            if self.skip.as_ref().is_some_and(|c| rec.index >= c.max()) {
+                // Every shard image reached: the store is this log's image.
                 self.set_skip(None);
             }
-            self.store.replay(Replay::Replicated, self.skip.as_ref(), &rec);
             last = Some((rec.term, rec.index));
         }
         // The batch's bytes, as received, go to the log (and WAL) at once.
@@ -556,7 +556,7 @@ impl Driver {
     /// After a batch: write it to the WAL (or, persistence off, call it durable).
     fn after_apply(&mut self) {
         match &self.persist {
-            None => self.sm.on_durable(self.sm.last_applied()),
+            None => self.note_durable(self.sm.last_applied()),
             // The WAL thread was woken by the records being queued.
             Some(_) => self.report_durable(),
         }
@@ -566,7 +566,18 @@ impl Driver {
         let Some(p) = &self.persist else { return };
         let d = p.wal.durability();
         let index = if p.cfg.fsync == FsyncPolicy::Always { d.synced } else { d.written };
-        self.sm.on_durable(index);
+        self.note_durable(index);
+    }
+
+    /// Tells the leader (with the next ack) what this node holds durably —
+    /// unless its data set is partial: a node that empties it if its side
+    /// ends (see [`FollowerSide::partial_dataset`]) must not count toward a
+    /// commit meanwhile, or a record committed with its ack could be lost
+    /// with it (it would then vote for a node that lacks the record).
+    fn note_durable(&mut self, index: u64) {
+        if self.skip.is_none() {
+            self.sm.on_durable(index);
+        }
     }
 
     /// A full resync's first chunk: the store is emptied and a loader
@@ -630,8 +641,8 @@ impl Driver {
                 );
                 // The snapshot is on disk (fsynced) or, persistence off,
                 // in memory: everything up to `index` is as durable as this
-                // node makes anything.
-                self.sm.on_durable(index);
+                // node makes anything (reported once the data set is whole).
+                self.note_durable(index);
             }
             Err(e) => {
                 error!(error = %ErrorChain(&e), "full resync failed; the dataset is empty until the next one");
