@@ -30,13 +30,15 @@ pub(crate) fn seeds(c: &Cluster, ids: &[u64]) -> Vec<String> {
 async fn a_fresh_cluster_elects_one_leader_with_and_without_an_initial_leader() {
     for initial in [true, false] {
         let mut c = Cluster::new(&format!("elect-fresh-{initial}"), opts("async", initial));
-        for id in 1..=3 {
-            c.node(id).start().await;
-        }
-        let (leader, term) = c.one_leader().await;
-        if initial {
-            assert_eq!(leader, 1, "the initial leader is elected on a fresh cluster");
-        }
+        let (leader, term) = if initial {
+            // The initial leader is elected on a fresh cluster.
+            (1, c.start_led_by_node_1().await)
+        } else {
+            for id in 1..=3 {
+                c.node(id).start().await;
+            }
+            c.one_leader().await
+        };
         assert!(term >= 1);
         let mut client = Client::connect_cluster(&seeds(&c, &[1, 2, 3])).await.unwrap();
         client.set("k", "v").await.unwrap();
@@ -114,11 +116,7 @@ pub(crate) fn partition(proxies: &[Proxy], on: bool) {
 async fn a_leader_cut_off_from_both_followers_stops_acknowledging_and_the_majority_elects() {
     let mut c = Cluster::new("elect-cut-leader", opts("quorum", true));
     let proxies = isolate(&mut c, 1).await;
-    for id in 1..=3 {
-        c.node(id).start().await;
-    }
-    let (leader, term) = c.one_leader().await;
-    assert_eq!(leader, 1);
+    let term = c.start_led_by_node_1().await;
     let mut on_old = c.nodes[0].client().await;
     on_old.set("a", "1").await.unwrap();
     c.converged().await;
@@ -169,10 +167,7 @@ pub(crate) async fn wait_for_leader_among(c: &Cluster, ids: &[u64]) -> u64 {
 async fn a_follower_partitioned_for_long_rejoins_without_deposing_the_leader() {
     let mut c = Cluster::new("elect-prevote", opts("async", true));
     let proxies = isolate(&mut c, 3).await;
-    for id in 1..=3 {
-        c.node(id).start().await;
-    }
-    let (leader, term) = c.one_leader().await;
+    let (leader, term) = (1, c.start_led_by_node_1().await);
     c.converged().await;
 
     partition(&proxies, true);

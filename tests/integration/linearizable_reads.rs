@@ -18,10 +18,7 @@ use common::{info_field, info_u64, RawConn};
 async fn a_deposed_leader_never_reads_what_the_majority_overwrote() {
     let mut c = Cluster::new("linread-deposed", opts("quorum", true));
     let proxies = isolate(&mut c, 1).await;
-    for id in 1..=3 {
-        c.node(id).start().await;
-    }
-    assert_eq!(c.one_leader().await.0, 1);
+    c.start_led_by_node_1().await;
     c.nodes[0].client().await.set("k", "1").await.unwrap();
     c.converged().await;
 

@@ -34,11 +34,7 @@ async fn a_crashed_leader_and_a_lagging_follower_rejoin_the_new_leader_by_partia
         // Node 3 reaches node 1 through a proxy, to hold it behind.
         let to_1 = Proxy::start(c.nodes[0].addr).await;
         c.route(3, 1, Some(to_1.addr));
-        for id in 1..=3 {
-            c.node(id).start().await;
-        }
-        c.elected(1).await;
-        c.nodes[2].wait_synced().await;
+        c.start_led_by_node_1().await;
         let mut client = Client::connect_cluster(&seeds(&c, &[1, 2, 3])).await.unwrap();
         write_keys(&mut client, "a", 100).await;
         c.converged().await;

@@ -158,30 +158,38 @@ impl Cluster {
     }
 
     /// Starts every node and waits until node 1 leads and every follower
-    /// is synced. With a short election timeout a loaded machine may delay
-    /// node 1's first heartbeats until another node takes over; the tests
-    /// start from node 1 leading, so the cluster, still empty, is then
-    /// started again from scratch.
+    /// is synced.
     pub async fn start(tag: &str, opts: Options) -> Cluster {
         let mut c = Cluster::new(tag, opts);
+        c.start_led_by_node_1().await;
+        c
+    }
+
+    /// Starts every node of this fresh cluster and waits until node 1
+    /// (`initial_leader`) leads and every follower is synced; returns its
+    /// term. With a short election timeout a loaded machine may delay node
+    /// 1's first heartbeats until another node takes over; the tests start
+    /// from node 1 leading, so the cluster, still empty, is then stopped,
+    /// wiped and started again.
+    pub async fn start_led_by_node_1(&mut self) -> u64 {
         for attempt in 1.. {
-            for n in &mut c.nodes {
+            for n in &mut self.nodes {
                 n.start().await;
             }
-            let (leader, term) = c.one_leader().await;
+            let (leader, term) = self.one_leader().await;
             if leader == 1 {
-                for n in c.nodes.iter().skip(1) {
+                for n in self.nodes.iter().skip(1) {
                     n.wait_synced().await;
                 }
-                return c;
+                return term;
             }
             assert!(
                 attempt < 5,
                 "node 1 never kept the lead at start ({attempt} tries)\n{}",
-                c.report().await
+                self.report().await
             );
-            eprintln!("{tag}: node {leader} took over at start (term {term}): starting the cluster again");
-            for n in &mut c.nodes {
+            eprintln!("node {leader} took over at start (term {term}): starting the cluster again");
+            for n in &mut self.nodes {
                 n.kill_9();
                 let _ = std::fs::remove_dir_all(&n.data_dir);
             }
