@@ -24,6 +24,7 @@ mod crash;
 mod digest;
 mod elections;
 mod failover;
+mod incomplete_resync;
 mod linearizability;
 mod linearizable_reads;
 mod link_liveness;

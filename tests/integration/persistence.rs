@@ -21,7 +21,9 @@ use bytes::{Bytes, BytesMut};
 
 use burrow_client::{Client, Ttl};
 use burrow_proto::Status;
-use burrow_server::formats::{encode_record, list_segments, segment_header, segment_name, snapshot_name, Op};
+use burrow_server::formats::{
+    encode_record, list_segments, relabel_first_cover, segment_header, segment_name, snapshot_name, Op,
+};
 use burrow_server::{Config, FsyncPolicy, ServerHandle};
 
 use common::{copy_dir, info_field, info_u64, run_server_to_exit, ChildServer, TempDir};
@@ -497,23 +499,12 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
     server.shutdown().await.unwrap();
 }
 
-/// Rewrites the covered index of the first shard image in a snapshot file
-/// (fixing its block CRC), as a snapshot taken during writes would have it.
-fn lower_first_cover(bytes: &mut [u8], covers: u64) {
-    let block = 36; // header + header CRC
-    let len = u32::from_be_bytes(bytes[block..block + 4].try_into().unwrap()) as usize;
-    let body = block + 8;
-    bytes[body + 5..body + 13].copy_from_slice(&covers.to_be_bytes());
-    let crc = crc32fast::hash(&bytes[body..body + len]);
-    bytes[block + 4..block + 8].copy_from_slice(&crc.to_be_bytes());
-}
-
 #[tokio::test]
 async fn a_snapshot_with_uneven_shards_and_no_wal_survives_two_restarts() {
     let dir = TempDir::new("uneven");
     let path = snapshot_only(dir.path()).await;
     let mut bytes = std::fs::read(&path).unwrap();
-    lower_first_cover(&mut bytes, 1);
+    relabel_first_cover(&mut bytes, 1);
     std::fs::remove_file(&path).unwrap();
     std::fs::write(dir.path().join(snapshot_name(1)), &bytes).unwrap();
 

@@ -19,15 +19,15 @@
 //!   ([`read_hard_state`]).
 //!
 //! Only the readers are here, and the encoders a reader's test needs to
-//! build input (a record, a segment header): the server alone writes
+//! build input (a record, a segment header, uneven shard images): the server alone writes
 //! segments, snapshots and node files.
 
 pub use crate::oplog::{
     decode_record, encode_record, BadRecord, Op, OpDecodeError, Record, RecordError, RecordRef, Records,
 };
 pub use crate::persist::{
-    list_segments, read_hard_state, read_node_meta, read_snapshot, scan_segment, segment_header,
-    segment_name, snapshot_name, HardStateError, NodeMeta, SegmentScan, SnapshotError, SnapshotMeta,
-    WalError, WriterFailure, HARD_STATE_FILE, NODE_FILE, WAL_HEADER_LEN, WAL_MAGIC,
+    list_segments, read_hard_state, read_node_meta, read_snapshot, relabel_first_cover, scan_segment,
+    segment_header, segment_name, snapshot_name, HardStateError, NodeMeta, SegmentScan, SnapshotError,
+    SnapshotMeta, WalError, WriterFailure, HARD_STATE_FILE, NODE_FILE, WAL_HEADER_LEN, WAL_MAGIC,
 };
 pub use crate::store::{shard_for, Entry, ValueRef};

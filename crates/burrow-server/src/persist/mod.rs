@@ -19,6 +19,7 @@ mod dir_lock;
 mod faulty_fs;
 mod fs;
 mod hard_state;
+mod incomplete;
 mod node_meta;
 mod recovery;
 mod snapshot;
@@ -37,6 +38,7 @@ pub use faulty_fs::{Fault, FaultyFileSystem, FsOp, Injected};
 pub(crate) use fs::{FileSystem, FileWriter, StdFileSystem, WritableFile};
 pub(crate) use hard_state::write_hard_state_with;
 pub use hard_state::{read_hard_state, HardStateError, HARD_STATE_FILE};
+pub(crate) use incomplete::{discard_incomplete, even_out};
 pub(crate) use node_meta::write_node_meta_with;
 pub use node_meta::{read_node_meta, NodeMeta, NODE_FILE};
 pub(crate) use recovery::{recover, RecoveryReport};
@@ -45,7 +47,7 @@ pub(crate) use snapshot::write_snapshot;
 pub(crate) use snapshot::{
     encode_snapshot, list_snapshots, read_snapshot_from, write_snapshot_with, SnapshotInfo,
 };
-pub use snapshot::{read_snapshot, snapshot_name, SnapshotError, SnapshotMeta};
+pub use snapshot::{read_snapshot, relabel_first_cover, snapshot_name, SnapshotError, SnapshotMeta};
 pub use wal::{
     header as segment_header, list_segments, scan_segment, segment_name, SegmentScan, WalError,
     WAL_HEADER_LEN, WAL_MAGIC,

@@ -5,12 +5,15 @@
 //! snapshot image already contains (its index is at or below that image's
 //! covered index) is skipped, so nothing is applied twice. A torn last record is truncated (or refused, by configuration); a
 //! bad record anywhere else stops the start with the file and byte offset.
+//! Shard images that reach past the WAL's last record are reported
+//! ([`Incomplete`]); the server decides what to do with such a data set.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::incomplete::Incomplete;
 use super::snapshot::{list_snapshots, read_snapshot, SnapshotMeta};
 use super::wal::{io_err, list_segments, scan_segment, SegmentScan, WalError};
 use super::{PersistConfig, PersistError};
@@ -31,6 +34,9 @@ pub(crate) struct RecoveryReport {
     pub duration: Duration,
     /// WAL segments to keep appending to: (first index, path, valid length).
     pub segments: Vec<(u64, PathBuf, u64)>,
+    /// Some shard images reach past the WAL's last record (see
+    /// [`Incomplete`]); `None` when the data set is a log prefix's image.
+    pub incomplete: Option<Incomplete>,
 }
 
 const PROGRESS_EVERY: u64 = 1_000_000;
@@ -141,6 +147,12 @@ pub(crate) fn recover(
         report.segments.push((first, path, valid));
     }
     let max_cover = covers.as_ref().map_or(0, |c| c.max());
+    // The log this directory holds ends at its last record, or at the
+    // snapshot's lowest cover if the WAL holds none after it.
+    let log_end = last.max(base);
+    if max_cover > log_end {
+        report.incomplete = Some(Incomplete { log_end, max_cover });
+    }
     report.last_index = last.max(max_cover);
     report.term = report.term.max(1);
     store.log().set_last_index(report.term, report.last_index);

@@ -98,6 +98,18 @@ pub fn snapshot_name(index: u64) -> String {
     format!("snapshot-{index:020}.snap")
 }
 
+/// Rewrites the index a snapshot file's first shard image covers (fixing
+/// its block CRC): builds the uneven images a snapshot taken during writes
+/// has, for tests. `bytes` must be a valid snapshot file.
+pub fn relabel_first_cover(bytes: &mut [u8], covers: u64) {
+    let block = HEADER_LEN + 4;
+    let len = BigEndian::read_u32(&bytes[block..block + 4]) as usize;
+    let body = block + 8;
+    BigEndian::write_u64(&mut bytes[body + 5..body + 13], covers);
+    let crc = crc32fast::hash(&bytes[body..body + len]);
+    BigEndian::write_u32(&mut bytes[block + 4..block + 8], crc);
+}
+
 /// Snapshot files in `dir`, ordered by covered index.
 pub(crate) fn list_snapshots(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     super::numbered_files(dir, "snapshot-", ".snap")

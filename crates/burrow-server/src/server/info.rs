@@ -148,6 +148,11 @@ fn persistence(shared: &Shared, kv: &mut dyn FnMut(&str, &dyn std::fmt::Display)
         "recovery_truncated_tail",
         &r.truncated.as_ref().map_or_else(String::new, |(f, o, _)| format!("{}@{o}", f.display())),
     );
+    // `<log end>..<highest shard image>`: see `persist::incomplete`.
+    kv(
+        "recovery_incomplete",
+        &r.incomplete.map_or_else(String::new, |g| format!("{}..{}", g.log_end, g.max_cover)),
+    );
 }
 
 fn relaxed() -> std::sync::atomic::Ordering {

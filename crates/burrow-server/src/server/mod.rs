@@ -115,7 +115,9 @@ impl Server {
         }
         let store = Arc::new(Store::new(config.shards, log));
         let persist = match config.persist_config() {
-            Some(cfg) => Some(Arc::new(Persistence::open_with(cfg, &store, fs.clone())?)),
+            Some(cfg) => {
+                Some(Arc::new(Persistence::open_with(cfg, &store, fs.clone(), config.cluster.is_some())?))
+            }
             None => None,
         };
         let dir_lock = match (&persist, &config.cluster) {

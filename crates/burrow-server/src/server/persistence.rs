@@ -11,8 +11,9 @@ use tracing::{error, info};
 
 use super::now_ms;
 use crate::persist::{
-    lock_data_dir, recover, write_snapshot_with, Durability, FileSystem, PersistConfig, PersistError,
-    RecoveryReport, SnapshotError, SnapshotInfo, WalError, WalWriter, WriterFailure,
+    discard_incomplete, even_out, lock_data_dir, recover, write_snapshot_with, Durability, FileSystem,
+    PersistConfig, PersistError, RecoveryReport, SnapshotError, SnapshotInfo, WalError, WalWriter,
+    WriterFailure,
 };
 use crate::store::Store;
 use burrow_proto::ErrorChain;
@@ -64,28 +65,24 @@ pub(crate) enum SnapshotRefusal {
 
 impl Persistence {
     /// Locks the data directory, recovers it into `store`, and starts the
-    /// WAL, writing files through `fs`.
+    /// WAL, writing files through `fs`. A `member` of a cluster discards a
+    /// data set whose shard images reach past its log (see
+    /// `persist::incomplete`); a standalone server keeps it.
     pub(crate) fn open_with(
         cfg: PersistConfig,
         store: &Store,
         fs: Arc<dyn FileSystem>,
+        member: bool,
     ) -> Result<Persistence, PersistError> {
         let lock = lock_data_dir(&cfg.dir)?;
         let mut recovery = recover(&cfg, store, now_ms())?;
-        let uneven = recovery.snapshot.as_ref().is_some_and(|(_, m)| m.min_cover() != m.max_cover());
-        if uneven && recovery.segments.is_empty() {
-            // A snapshot with no WAL beside it (e.g. restored from a backup)
-            // whose shards cover different indexes: the WAL about to start at
-            // its highest index would not reach back to its lowest, and the
-            // next start would see a gap. Re-snapshot first: with no writes
-            // yet, every shard now covers the same index.
-            let term = store.log().stats().term;
-            let info = write_snapshot_with(fs.as_ref(), store, &cfg.dir, term, now_ms(), |_| Ok(()))?;
-            info!(path = %info.path.display(), index = info.index, "re-snapshotted a snapshot that had no WAL");
-            if let Some((path, meta)) = recovery.snapshot.as_mut() {
-                *path = info.path;
-                meta.covers.iter_mut().for_each(|c| *c = info.index);
-            }
+        if member {
+            discard_incomplete(fs.as_ref(), &cfg.dir, store, &mut recovery)?;
+        } else {
+            // E.g. a snapshot restored without its WAL: a WAL starting at
+            // its highest cover would not reach back to its lowest, and the
+            // next start would see a gap.
+            even_out(fs.as_ref(), &cfg.dir, store, &mut recovery, now_ms())?;
         }
         let wal = WalWriter::start(
             fs.clone(),

@@ -15,8 +15,12 @@ use burrow_proto::End;
 
 use super::*;
 use crate::oplog::{encode_record, Op, OpLog, Record};
+use crate::persist::incomplete::Incomplete;
 use crate::persist::wal::header;
-use crate::persist::{segment_name, snapshot_name, write_snapshot};
+use crate::persist::{
+    discard_incomplete, even_out, read_node_meta, relabel_first_cover, segment_name, snapshot_name,
+    write_node_meta_with, write_snapshot, NodeMeta,
+};
 use crate::server::now_ms;
 use crate::store::{SetArgs, ValueRef};
 
@@ -523,4 +527,106 @@ fn wal_records_after_a_snapshot_apply_to_entries_whose_old_ttl_passed() {
     assert!(!got.contains_key(&b"counter"[..]), "INCR resurrected an expired counter: {got:?}");
     assert!(!got.contains_key(&b"list"[..]), "RPUSH resurrected an expired list: {got:?}");
     assert_eq!(got, dump_store(&store, now_ms()));
+}
+
+// ------------------------------- shard images past the WAL (incomplete)
+
+/// INCRs of 32 counters (indexes 1..=32), snapshotted evenly at 32, then
+/// shard 0's image relabelled as covering 4: the snapshot a follower gets
+/// when the leader exported shard 0 at index 4 and the others at 32.
+/// Returns the ops, for WAL segments.
+fn fuzzy_snapshot(dir: &Path) -> Vec<Op> {
+    let store = fresh_store();
+    let ops: Vec<Op> = (0..32).map(|i| Op::IncrBy { key: b(&format!("c{i}")), delta: 1 }).collect();
+    for op in &ops {
+        let Op::IncrBy { key, delta } = op else { unreachable!() };
+        store.incr_by(key, *delta, now_ms()).unwrap();
+    }
+    let info = write_snapshot(&store, dir, 1, now_ms(), |_| Ok(())).unwrap();
+    assert_eq!(info.index, 32);
+    let mut bytes = std::fs::read(&info.path).unwrap();
+    relabel_first_cover(&mut bytes, 4);
+    std::fs::remove_file(&info.path).unwrap();
+    std::fs::write(dir.join(snapshot_name(4)), bytes).unwrap();
+    ops
+}
+
+/// Records `from..=to` of `ops` (index i is `ops[i - 1]`) as one segment.
+fn write_records(dir: &Path, ops: &[Op], from: u64, to: u64) {
+    let (data, _) = segment(from, &ops[(from - 1) as usize..to as usize]);
+    std::fs::write(seg_path(dir, from), data).unwrap();
+}
+
+#[test]
+fn shard_images_past_the_wals_last_record_are_reported_incomplete() {
+    // (WAL records held after the snapshot, expected report.)
+    let cases: [(Option<u64>, Option<Incomplete>); 4] = [
+        // A follower killed right after installing: its WAL is empty.
+        (Some(4), Some(Incomplete { log_end: 4, max_cover: 32 })),
+        // Killed while the records up to the highest cover were arriving.
+        (Some(20), Some(Incomplete { log_end: 20, max_cover: 32 })),
+        // Every record the images hold arrived: a log prefix's image.
+        (Some(32), None),
+        // A snapshot alone (crash before its WAL segment was created).
+        (None, Some(Incomplete { log_end: 4, max_cover: 32 })),
+    ];
+    for (wal_to, want) in cases {
+        let dir = TempDir::new("incomplete");
+        let ops = fuzzy_snapshot(dir.path());
+        if let Some(to) = wal_to {
+            write_records(dir.path(), &ops, 5, to);
+        }
+        let (_, report) = recover_dir(dir.path(), true).unwrap();
+        assert_eq!(report.incomplete, want, "WAL to {wal_to:?}");
+        // Standalone semantics unchanged: the log continues after the highest cover.
+        assert_eq!(report.last_index, 32, "WAL to {wal_to:?}");
+    }
+    // An even snapshot whose WAL holds only older records is whole.
+    let dir = TempDir::new("even");
+    let store = fresh_store();
+    store.incr_by(&b("c"), 1, now_ms()).unwrap();
+    store.incr_by(&b("c"), 1, now_ms()).unwrap();
+    write_snapshot(&store, dir.path(), 1, now_ms(), |_| Ok(())).unwrap();
+    let (data, _) = segment(1, &[Op::IncrBy { key: b("c"), delta: 1 }]);
+    std::fs::write(seg_path(dir.path(), 1), data).unwrap();
+    let (recovered, report) = recover_dir(dir.path(), true).unwrap();
+    assert_eq!(report.incomplete, None);
+    assert_eq!(dump_store(&recovered, now_ms()), dump_store(&store, now_ms()));
+}
+
+#[test]
+fn a_members_incomplete_data_set_is_emptied_in_memory_and_on_disk() {
+    let dir = TempDir::new("discard");
+    let ops = fuzzy_snapshot(dir.path());
+    write_records(dir.path(), &ops, 5, 20);
+    let history = NodeMeta { history_id: 0xabc, term: 7, clean: false };
+    write_node_meta_with(&crate::persist::StdFileSystem, dir.path(), history).unwrap();
+    let (store, mut report) = recover_dir(dir.path(), true).unwrap();
+    assert!(store.len() > 0);
+    discard_incomplete(&crate::persist::StdFileSystem, dir.path(), &store, &mut report).unwrap();
+    assert_eq!(store.len(), 0);
+    assert_eq!(store.log().last_index(), 0);
+    assert_eq!((report.last_index, report.segments.len(), report.snapshot.is_some()), (0, 0, false));
+    let meta = read_node_meta(dir.path()).unwrap().unwrap();
+    assert_eq!((meta.history_id, meta.term), (0, 7), "no history, same term");
+    // A restart before the full resync finds an empty directory.
+    let (again, report) = recover_dir(dir.path(), true).unwrap();
+    assert_eq!((again.len(), report.last_index, report.incomplete), (0, 0, None));
+}
+
+#[test]
+fn a_standalone_incomplete_data_set_is_kept_as_one_even_snapshot() {
+    let dir = TempDir::new("even-out");
+    let ops = fuzzy_snapshot(dir.path());
+    write_records(dir.path(), &ops, 5, 20);
+    let (store, mut report) = recover_dir(dir.path(), true).unwrap();
+    let before = dump_store(&store, now_ms());
+    even_out(&crate::persist::StdFileSystem, dir.path(), &store, &mut report, now_ms()).unwrap();
+    assert!(report.segments.is_empty(), "the covered segments are deleted");
+    assert_eq!(report.snapshot.as_ref().map(|(_, m)| m.min_cover()), Some(32));
+    // Restarting finds the same data, whole, continuing at 32.
+    let (again, report) = recover_dir(dir.path(), true).unwrap();
+    assert_eq!(report.incomplete, None);
+    assert_eq!(report.last_index, 32);
+    assert_eq!(dump_store(&again, now_ms()), before);
 }
