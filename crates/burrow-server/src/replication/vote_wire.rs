@@ -1,5 +1,5 @@
 //! Wire encoding of election traffic between members (protocol.md §12.6),
-//! beside [`wire`](super::wire)'s leader↔follower messages and under the
+//! beside [`wire`]'s leader↔follower messages and under the
 //! same rules: request frames only (magic `0xB7`), flags, byte 9 and key
 //! zero/empty, fixed-length big-endian extras, no value.
 //!
