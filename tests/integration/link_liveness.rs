@@ -32,24 +32,21 @@ async fn leader_and_proxy(tag: &str, link_timeout_ms: u64) -> (Cluster, Proxy) {
     (c, proxy)
 }
 
-/// Asserts that neither side ever gave up on the link: one resync each
-/// (the follower's first), and no log line about a dropped link.
+/// Asserts that neither side ever gave up on node 2's link: one resync
+/// (its first), and no log line about it dropping. (Node 3's link is not
+/// under test: it has the same short timeout without a slow transfer, and
+/// a loaded machine may stall a debug-build node past it.)
 async fn assert_the_link_never_dropped(c: &Cluster) {
-    let (leader, follower) = (c.leader().info().await, c.nodes[1].info().await);
+    let follower = c.nodes[1].info().await;
     let (leader_log, follower_log) = (c.leader().stderr(), c.nodes[1].stderr());
-    let dropped = [
-        // Node 3's and node 2's.
-        (info_u64(&leader, "full_resyncs"), 2),
-        (info_u64(&leader, "partial_resyncs"), 0),
-        (info_u64(&follower, "full_resyncs"), 1),
-        (info_u64(&follower, "partial_resyncs"), 0),
-    ]
-    .iter()
-    .any(|(got, want)| got != want)
+    let about_node_2 = leader_log.lines().filter(|l| l.contains("follower=2")).collect::<Vec<_>>().join("\n");
+    let dropped = [(info_u64(&follower, "full_resyncs"), 1), (info_u64(&follower, "partial_resyncs"), 0)]
+        .iter()
+        .any(|(got, want)| got != want)
         || ["replication link down", "replication link lost", "full resync interrupted"]
             .iter()
             .any(|l| follower_log.contains(l))
-        || ["follower silent", "follower link closed"].iter().any(|l| leader_log.contains(l));
+        || ["follower silent", "follower link closed"].iter().any(|l| about_node_2.contains(l));
     assert!(!dropped, "the link dropped (one full resync, no reconnection, expected)\n{}", c.report().await);
 }
 
