@@ -1,6 +1,7 @@
 //! A refused command changes nothing (protocol.md §4.2/§4.3, issue 11),
 //! over TCP: not the data set (DIGEST), not the op log (INFO
-//! `last_log_index`), not what a restart recovers.
+//! `last_log_index`), not what a restart recovers. And a second background
+//! SNAPSHOT in the same write is IN_PROGRESS (§8.8).
 
 use crate::common;
 
@@ -115,6 +116,40 @@ async fn over_tcp_a_refused_command_changes_nothing() {
         }
     }
     assert!(refused > 30, "only {refused} of 300 requests were refused: the sequence tests too little");
+    drop((c, raw));
+    server.shutdown().await.unwrap();
+}
+
+/// Two background SNAPSHOTs in one write: the first starts one, the second
+/// is IN_PROGRESS — the check is atomic, not per batch (issue 11).
+#[tokio::test]
+async fn a_second_background_snapshot_in_the_same_write_is_in_progress() {
+    let dir = TempDir::new("refused-snapshot");
+    let d = dir.path().to_owned();
+    let server = common::start_with(move |c| {
+        c.persistence = true;
+        c.data_dir = d;
+    })
+    .await;
+    let mut c = Client::connect(server.addr).await.unwrap();
+    common::set_keys(&mut c, 100, &bytes::Bytes::from_static(b"value")).await;
+    let mut raw = RawConn::connect(server.addr).await;
+    let snapshot = Request::Snapshot { background: true };
+    raw.send_requests(&[(1, snapshot.clone()), (2, snapshot)]).await;
+    let replies = raw.frames(2).await;
+    let first = burrow_proto::Reply::from_frame(&replies[0]).expect("a valid reply");
+    assert_eq!((replies[0].id, first), (1, burrow_proto::Reply::Text("background snapshot started".into())));
+    let second = common::assert_status(&replies[1], Status::InProgress, 2);
+    assert_eq!(second, "a snapshot is already being written");
+    // Exactly one was written.
+    let addr = server.addr;
+    common::wait_for("the background snapshot to finish", || async move {
+        let info = Client::connect(addr).await.unwrap().info("persistence").await.unwrap();
+        info_u64(&info, "snapshot_in_progress") == 0 && info_u64(&info, "snapshots_written") >= 1
+    })
+    .await;
+    let info = c.info("persistence").await.unwrap();
+    assert_eq!(info_u64(&info, "snapshots_written"), 1, "{info}");
     drop((c, raw));
     server.shutdown().await.unwrap();
 }
