@@ -158,6 +158,12 @@ impl Replier<'_> {
             let refusal = PopRefusal::TooLarge { bytes: len, max: self.max_reply };
             return self.error(Status::BadRequest, &refusal.to_string());
         }
+        self.array_unbounded(extras, items, len);
+    }
+    /// An ARRAY of `len` body bytes whatever `max_reply`: CLUSTER's, bounded
+    /// by the member count, which no reply limit may keep from a client
+    /// looking for its leader.
+    fn array_unbounded<T: AsRef<[u8]>>(&mut self, extras: &[u8], items: &[T], len: usize) {
         self.out.reserve(burrow_proto::HEADER_LEN + extras.len() + len);
         let mut body = BytesMut::with_capacity(len);
         burrow_proto::encode_array(items, &mut body);
@@ -305,7 +311,8 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
         }
         Request::Cluster => {
             let view = shared.repl.cluster_view(store);
-            r.array(&[], &burrow_proto::cluster_items(&view))
+            let items = burrow_proto::cluster_items(&view);
+            r.array_unbounded(&[], &items, burrow_proto::encoded_array_len(&items))
         }
         Request::Info { section } => {
             let name = String::from_utf8_lossy(section);
@@ -439,6 +446,34 @@ mod tests {
         let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
         assert_eq!((done.error, done.write, done.seen), (false, false, 0));
         assert_eq!(out[..], crate::server::doc_examples::documented_response("cluster-standalone")[..]);
+    }
+
+    /// `--max-reply-bytes` bounds data, not CLUSTER: a client finding its
+    /// leader gets the member list whatever the limit (here 32 members, a
+    /// reply of ~1.2 KiB, under a 1 KiB limit).
+    #[test]
+    fn cluster_is_not_bounded_by_the_reply_limit() {
+        use crate::server::cluster::{ClusterConfig, NodeInfo};
+        let node = |id: u64| NodeInfo {
+            id,
+            addr: format!("127.0.0.1:{}", 7000 + id).parse().expect("addr"),
+            data_dir: format!("unused-{id}").into(),
+        };
+        let cluster = ClusterConfig::new((1..=32).map(node).collect(), 1, 2).expect("a valid cluster");
+        let dir = std::env::temp_dir().join(format!("burrow-dispatch-cluster-{}", std::process::id()));
+        let config = Config {
+            persistence: false,
+            shards: 4,
+            max_reply_bytes: 1024,
+            cluster: Some(cluster),
+            data_dir: dir.clone(),
+            ..Config::default()
+        };
+        let s = Server::open(config).expect("in memory").into_shared(0).expect("a member's vote file");
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut out = BytesMut::new();
+        let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
+        assert!(!done.error && out.len() > 1024 + burrow_proto::HEADER_LEN, "{} bytes", out.len());
     }
 
     #[test]
