@@ -453,24 +453,7 @@ mod tests {
     /// reply of ~1.2 KiB, under a 1 KiB limit).
     #[test]
     fn cluster_is_not_bounded_by_the_reply_limit() {
-        use crate::server::cluster::{ClusterConfig, NodeInfo};
-        let node = |id: u64| NodeInfo {
-            id,
-            addr: format!("127.0.0.1:{}", 7000 + id).parse().expect("addr"),
-            data_dir: format!("unused-{id}").into(),
-        };
-        let cluster = ClusterConfig::new((1..=32).map(node).collect(), 1, 2).expect("a valid cluster");
-        let dir = std::env::temp_dir().join(format!("burrow-dispatch-cluster-{}", std::process::id()));
-        let config = Config {
-            persistence: false,
-            shards: 4,
-            max_reply_bytes: 1024,
-            cluster: Some(cluster),
-            data_dir: dir.clone(),
-            ..Config::default()
-        };
-        let s = Server::open(config).expect("in memory").into_shared(0).expect("a member's vote file");
-        let _ = std::fs::remove_dir_all(&dir);
+        let s = super::refusal_tests::member(32, 2, |c| c.max_reply_bytes = 1024);
         let mut out = BytesMut::new();
         let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
         assert!(!done.error && out.len() > 1024 + burrow_proto::HEADER_LEN, "{} bytes", out.len());

@@ -114,6 +114,80 @@ fn every_kind_of_refusal_changes_nothing() {
     }
 }
 
+/// A member that does not lead refuses every write (NOT_LEADER, or
+/// NO_LEADER while it knows none) before it runs: nothing changes.
+#[test]
+fn a_member_that_does_not_lead_refuses_every_write_and_changes_nothing() {
+    use crate::store::SetArgs;
+    let s = member(3, 2, |_| {});
+    for k in ["s", "n"] {
+        let args = SetArgs {
+            key: k.as_bytes(),
+            value: b"1",
+            expire_at: None,
+            condition: SetCondition::Always,
+            keep_ttl: false,
+        };
+        s.store.set(args, 0);
+    }
+    s.store.push(b"l", End::Left, vec![b"a", b"b"], 0).expect("a new list");
+    let writes = [
+        Request::Set {
+            key: b("s"),
+            value: b("2"),
+            ttl_ms: None,
+            condition: SetCondition::Always,
+            keep_ttl: false,
+        },
+        Request::Del { key: b("s") },
+        Request::Expire { key: b("s"), ttl_ms: 5 },
+        Request::Persist { key: b("s") },
+        Request::Incr { key: b("n") },
+        Request::Decr { key: b("n") },
+        Request::IncrBy { key: b("n"), delta: 3 },
+        Request::Push { key: b("l"), end: End::Right, values: vec![b("c")] },
+        Request::Pop { key: b("l"), end: End::Left, count: None },
+        Request::Pop { key: b("l"), end: End::Right, count: Some(2) },
+        Request::FlushAll,
+        Request::Wait { replicas: 1, timeout_ms: 10 },
+    ];
+    for req in writes {
+        let before = state(&s, 0);
+        let (status, error) = run_frame(&s, &req.to_frame(1), 0);
+        let refused = [Status::NotLeader as u8, Status::NoLeader as u8];
+        assert!(error && refused.contains(&status), "{req:?}: status {status:#04x}");
+        assert_eq!(state(&s, 0), before, "{req:?}");
+    }
+}
+
+/// Member `me` of a cluster of `nodes` on unused addresses, led by node 1
+/// (its roles' tasks not started: it does not lead and knows no leader).
+pub(super) fn member(nodes: u64, me: u64, tweak: impl FnOnce(&mut Config)) -> Shared {
+    use crate::server::cluster::{ClusterConfig, NodeInfo};
+    let node = |id: u64| NodeInfo {
+        id,
+        addr: format!("127.0.0.1:{}", 7000 + id).parse().expect("addr"),
+        data_dir: format!("unused-{id}").into(),
+    };
+    let cluster = ClusterConfig::new((1..=nodes).map(node).collect(), 1, me).expect("a valid cluster");
+    // A member locks its data directory (its vote file lives there):
+    // one per call, removed at once; the lock stays held.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("burrow-dispatch-member-{}-{n}", std::process::id()));
+    let mut config = Config {
+        persistence: false,
+        shards: 4,
+        cluster: Some(cluster),
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let s = Server::open(config).expect("in memory").into_shared(0).expect("a member's vote file");
+    let _ = std::fs::remove_dir_all(&dir);
+    s
+}
+
 /// Keys drawn from a small set, so commands meet each other's values.
 fn key() -> impl Strategy<Value = Bytes> {
     prop::sample::select(vec!["s", "n", "l", "m"]).prop_map(b)
