@@ -36,6 +36,7 @@ mod python_client;
 mod raw_protocol;
 mod read_visibility;
 mod redirect;
+mod refusals;
 mod rejoin;
 mod replication_inproc;
 mod vote_durability;

@@ -252,3 +252,41 @@ async fn the_binary_exits_non_zero_when_its_wal_is_failing_at_shutdown() {
     drop(c);
     server.shutdown().await.unwrap();
 }
+
+/// Issue 11: records logged while the WAL fails — here the active expiry's
+/// DEL of a key whose TTL runs out after the failure — are still unwritten
+/// at SIGTERM: the binary says which ("records N..=M could not be
+/// written") and exits non-zero, never 0.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_binary_exits_non_zero_when_records_could_not_be_written_at_shutdown() {
+    let dir = TempDir::new("fault-unwritten");
+    let server =
+        common::ChildServer::start(dir.path(), &["--fsync", "everysec", "--wal-segment-bytes", "4096"]).await;
+    let mut c = Client::connect(server.addr).await.unwrap();
+    // Expires once the WAL is failing (milliseconds from now): its DEL is
+    // logged but cannot be written.
+    c.set("doomed", "v").await.unwrap();
+    assert!(c.expire("doomed", std::time::Duration::from_secs(5)).await.unwrap());
+    // Records 1..=3 fill the first segment; the next one, from 4, cannot start.
+    let next = dir.join(&burrow_server::formats::segment_name(4));
+    std::os::unix::fs::symlink("/dev/full", &next).unwrap();
+    c.set("big", vec![b'x'; 4096]).await.unwrap();
+    let addr = server.addr;
+    common::wait_for("the WAL to fail", || async move {
+        let info = Client::connect(addr).await.unwrap().info("persistence").await.unwrap();
+        info_field(&info, "wal_status") == "failing"
+    })
+    .await;
+    let expired = || async move {
+        let info = Client::connect(addr).await.unwrap().info("keyspace").await.unwrap();
+        common::info_u64(&info, "expired_keys")
+    };
+    assert_eq!(expired().await, 0, "the key expired before the WAL failed: its DEL was written");
+    common::wait_for("the key to expire", || async move { expired().await == 1 }).await;
+    drop(c);
+    let (status, log) = server.terminate().await;
+    assert!(!status.success(), "exit status {status}; stderr:\n{log}");
+    assert!(log.contains("could not be written") && log.contains("No space left on device"), "{log}");
+    std::fs::remove_file(&next).unwrap();
+}

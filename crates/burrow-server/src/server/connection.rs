@@ -421,12 +421,14 @@ async fn snapshot(shared: &Shared, background: bool, opcode: u8, id: u32, wbuf: 
         encode_response(wbuf, opcode, id, s, BodyType::Text, &[], t.as_bytes())
     };
     if background {
-        if persist.in_progress() {
-            error(wbuf, Status::InProgress, "a snapshot is already being written");
-            return;
-        }
+        // Claimed here, before the reply, not in the task: the next frame
+        // of this batch runs before the task does (issue 11).
+        let claim = match persist.claim_snapshot() {
+            Ok(claim) => claim,
+            Err(e) => return error(wbuf, Status::InProgress, &e.to_string()),
+        };
         tokio::spawn(async move {
-            let _ = persist.snapshot(store, true).await;
+            let _ = persist.snapshot_claimed(store, claim).await;
         });
         text(wbuf, "background snapshot started");
         return;

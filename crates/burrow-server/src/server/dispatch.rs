@@ -20,13 +20,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{info, Shared};
-use crate::store::{format_int, ApplyError, SetArgs, ValueRef};
+use crate::store::{format_int, ApplyError, PopRefusal, SetArgs, ValueRef};
 use burrow_proto::{encode_response, BodyType, FrameRef, Request, Status};
-
-/// Largest reply body the server builds (LRANGE over a huge deque, SCAN
-/// with a huge COUNT): the value length field is a u32, and clients cap
-/// what they accept (the Rust client at 512 MiB).
-pub(super) const MAX_REPLY_BYTES: usize = 512 * 1024 * 1024;
 
 /// What executing one frame did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,7 +45,15 @@ pub(super) struct Executed {
 
 /// Writes the reply to `frame` into `out` (except for a deferred SNAPSHOT).
 pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut BytesMut) -> Executed {
-    let mut r = Replier { out, opcode: frame.opcode, id: frame.id, error: false, seen: 0, data_error: false };
+    let mut r = Replier {
+        out,
+        opcode: frame.opcode,
+        id: frame.id,
+        error: false,
+        seen: 0,
+        data_error: false,
+        max_reply: shared.config.max_reply_bytes,
+    };
     let mut done = Executed::default();
     match Request::parse(frame) {
         Ok(Request::Snapshot { background }) => match &shared.persist {
@@ -123,6 +126,10 @@ struct Replier<'a> {
     seen: u64,
     /// The error is about the data (WRONGTYPE, NOT_INTEGER, OVERFLOW).
     data_error: bool,
+    /// Largest ARRAY body built (`--max-reply-bytes`): the value length
+    /// field is a u32, and clients cap what they accept (the Rust client
+    /// at 512 MiB).
+    max_reply: usize,
 }
 
 impl Replier<'_> {
@@ -146,12 +153,17 @@ impl Replier<'_> {
     }
     fn array<T: AsRef<[u8]>>(&mut self, extras: &[u8], items: &[T]) {
         let len = burrow_proto::encoded_array_len(items);
-        if len > MAX_REPLY_BYTES {
-            let msg = format!(
-                "reply would be {len} bytes, over the {MAX_REPLY_BYTES}-byte reply limit; ask for fewer items"
-            );
-            return self.error(Status::BadRequest, &msg);
+        if len > self.max_reply {
+            // Only reads get here over the limit: LPOP/RPOP check before they take.
+            let refusal = PopRefusal::TooLarge { bytes: len, max: self.max_reply };
+            return self.error(Status::BadRequest, &refusal.to_string());
         }
+        self.array_unbounded(extras, items, len);
+    }
+    /// An ARRAY of `len` body bytes whatever `max_reply`: CLUSTER's, bounded
+    /// by the member count, which no reply limit may keep from a client
+    /// looking for its leader.
+    fn array_unbounded<T: AsRef<[u8]>>(&mut self, extras: &[u8], items: &[T], len: usize) {
         self.out.reserve(burrow_proto::HEADER_LEN + extras.len() + len);
         let mut body = BytesMut::with_capacity(len);
         burrow_proto::encode_array(items, &mut body);
@@ -242,12 +254,15 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             });
             r.seen = mark;
         }
-        Request::Pop { key, end, count } => match store.pop(key, end, count.unwrap_or(1), now) {
-            Err(e) => r.apply_error(e),
-            Ok(v) if v.is_empty() => r.nil(),
-            Ok(v) if count.is_none() => r.bytes(&v[0]),
-            Ok(v) => r.array(&[], &v),
-        },
+        Request::Pop { key, end, count } => {
+            match store.pop(key, end, count.unwrap_or(1), now, count.map(|_| r.max_reply)) {
+                Err(PopRefusal::Apply(e)) => r.apply_error(e),
+                Err(e @ PopRefusal::TooLarge { .. }) => r.error(Status::BadRequest, &e.to_string()),
+                Ok(v) if v.is_empty() => r.nil(),
+                Ok(v) if count.is_none() => r.bytes(&v[0]),
+                Ok(v) => r.array(&[], &v),
+            }
+        }
         Request::LLen { key } => {
             let len = r.saw(store.read_marked(key, now, |e| match e.map(|e| e.value()) {
                 None => Ok(0),
@@ -296,7 +311,8 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
         }
         Request::Cluster => {
             let view = shared.repl.cluster_view(store);
-            r.array(&[], &burrow_proto::cluster_items(&view))
+            let items = burrow_proto::cluster_items(&view);
+            r.array_unbounded(&[], &items, burrow_proto::encoded_array_len(&items))
         }
         Request::Info { section } => {
             let name = String::from_utf8_lossy(section);
@@ -324,6 +340,8 @@ pub(super) fn range(len: usize, start: i64, stop: i64) -> (usize, usize) {
     }
 }
 
+#[cfg(test)]
+mod refusal_tests;
 #[cfg(test)]
 mod tests {
     use bytes::{Bytes, BytesMut};
@@ -428,6 +446,17 @@ mod tests {
         let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
         assert_eq!((done.error, done.write, done.seen), (false, false, 0));
         assert_eq!(out[..], crate::server::doc_examples::documented_response("cluster-standalone")[..]);
+    }
+
+    /// `--max-reply-bytes` bounds data, not CLUSTER: a client finding its
+    /// leader gets the member list whatever the limit (here 32 members, a
+    /// reply of ~1.2 KiB, under a 1 KiB limit).
+    #[test]
+    fn cluster_is_not_bounded_by_the_reply_limit() {
+        let s = super::refusal_tests::member(32, 2, |c| c.max_reply_bytes = 1024);
+        let mut out = BytesMut::new();
+        let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
+        assert!(!done.error && out.len() > 1024 + burrow_proto::HEADER_LEN, "{} bytes", out.len());
     }
 
     #[test]

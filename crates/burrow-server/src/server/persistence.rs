@@ -38,8 +38,9 @@ pub(crate) struct Persistence {
     pub recovery: RecoveryReport,
     /// Every file this server writes goes through it (tests inject faults).
     fs: Arc<dyn FileSystem>,
-    /// Held while a snapshot is being written: one at a time.
-    running: tokio::sync::Mutex<()>,
+    /// Held while a snapshot is being written: one at a time. In an `Arc`
+    /// so a background snapshot's claim can outlive the request that made it.
+    running: Arc<tokio::sync::Mutex<()>>,
     in_progress: AtomicBool,
     stats: Mutex<SnapshotStats>,
     /// Holds the data directory's exclusive lock for the process's lifetime.
@@ -50,6 +51,12 @@ impl std::fmt::Debug for Persistence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Persistence").field("cfg", &self.cfg).finish()
     }
+}
+
+/// The right to write the next snapshot, taken at once (see
+/// [`Persistence::claim_snapshot`]).
+pub(crate) struct SnapshotClaim {
+    _held: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// Why a snapshot was not written.
@@ -100,7 +107,7 @@ impl Persistence {
             wal,
             recovery,
             fs,
-            running: tokio::sync::Mutex::new(()),
+            running: Arc::new(tokio::sync::Mutex::new(())),
             in_progress: AtomicBool::new(false),
             stats: Mutex::new(stats),
             _lock: lock,
@@ -144,6 +151,18 @@ impl Persistence {
         self.in_progress.load(Ordering::Relaxed)
     }
 
+    /// Claims the right to write a snapshot now, or `InProgress` if one is
+    /// being written or claimed. Synchronous: a background SNAPSHOT claims
+    /// before it replies, so a second one in the same batch, which runs
+    /// before the first's task does, is refused (protocol.md §8.8).
+    pub(crate) fn claim_snapshot(&self) -> Result<SnapshotClaim, SnapshotRefusal> {
+        self.running
+            .clone()
+            .try_lock_owned()
+            .map(|_held| SnapshotClaim { _held })
+            .map_err(|_| SnapshotRefusal::InProgress)
+    }
+
     /// Writes a snapshot (waiting for a running one first unless `exclusive`,
     /// which refuses with `InProgress` instead), then deletes the WAL
     /// segments it covers.
@@ -152,11 +171,22 @@ impl Persistence {
         store: Arc<Store>,
         exclusive: bool,
     ) -> Result<SnapshotInfo, SnapshotRefusal> {
-        let _guard = if exclusive {
-            self.running.try_lock().map_err(|_| SnapshotRefusal::InProgress)?
+        let claim = if exclusive {
+            self.claim_snapshot()?
         } else {
-            self.running.lock().await
+            SnapshotClaim { _held: self.running.clone().lock_owned().await }
         };
+        self.snapshot_claimed(store, claim).await
+    }
+
+    /// Writes a snapshot under `claim` (released when it is done), then
+    /// deletes the WAL segments it covers.
+    pub(crate) async fn snapshot_claimed(
+        self: &Arc<Self>,
+        store: Arc<Store>,
+        claim: SnapshotClaim,
+    ) -> Result<SnapshotInfo, SnapshotRefusal> {
+        let _claim = claim;
         self.in_progress.store(true, Ordering::Relaxed);
         let me = self.clone();
         let handle = tokio::runtime::Handle::current();

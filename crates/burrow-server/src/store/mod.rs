@@ -264,18 +264,34 @@ impl Store {
     }
 
     /// LPOP/RPOP: up to `count` values; empty when the key is missing.
-    pub(crate) fn pop(&self, key: &[u8], end: End, count: u32, now: u64) -> Result<Vec<Bytes>, ApplyError> {
+    /// With `max_reply`, the pop is refused, before anything is taken, if
+    /// the values as an ARRAY body would be larger (a refused command
+    /// changes nothing, so the check cannot wait for the reply).
+    pub(crate) fn pop(
+        &self,
+        key: &[u8],
+        end: End,
+        count: u32,
+        now: u64,
+        max_reply: Option<usize>,
+    ) -> Result<Vec<Bytes>, PopRefusal> {
         self.with_key(key, now, |shard, hash, slot| {
-            let len = match slot.and_then(|i| shard.table.get_bucket(i)) {
+            let list = match slot.and_then(|i| shard.table.get_bucket(i)) {
                 None => return Ok(Vec::new()),
                 Some(e) => match e.value() {
-                    ValueRef::List(l) => l.len(),
-                    _ => return Err(ApplyError::WrongType),
+                    ValueRef::List(l) => l,
+                    _ => return Err(ApplyError::WrongType.into()),
                 },
             };
-            let count = count.min(len as u32);
+            let count = count.min(list.len() as u32);
             if count == 0 {
                 return Ok(Vec::new());
+            }
+            if let Some(max) = max_reply {
+                let bytes = popped_array_len(list, end, count as usize);
+                if bytes > max {
+                    return Err(PopRefusal::TooLarge { bytes, max });
+                }
             }
             match self.write(shard, hash, slot, Op::Pop { key, end, count })? {
                 Applied::Popped(v) => Ok(v),
@@ -356,6 +372,24 @@ impl Store {
             s.mem += shard.mem;
         }
         s
+    }
+}
+
+/// Why LPOP/RPOP took nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PopRefusal {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("reply would be {bytes} bytes, over the {max}-byte reply limit; ask for fewer items")]
+    TooLarge { bytes: usize, max: usize },
+}
+
+/// The ARRAY body (`burrow_proto::encoded_array_len`) of the `n` items a
+/// pop from `end` would take, without taking them.
+fn popped_array_len(list: &List, end: End, n: usize) -> usize {
+    4 + match end {
+        End::Left => list.iter().take(n).map(|v| 4 + v.len()).sum::<usize>(),
+        End::Right => list.iter().rev().take(n).map(|v| 4 + v.len()).sum::<usize>(),
     }
 }
 
@@ -489,7 +523,7 @@ mod tests {
                         let vals: Vec<[u8; 1]> = vals.into_iter().map(|v| [v]).collect();
                         let _ = live.push(&k(key), end(l), vals.iter().map(|v| &v[..]).collect(), now);
                     }
-                    Cmd::Pop(key, l, n) => { let _ = live.pop(&k(key), end(l), n, now); }
+                    Cmd::Pop(key, l, n) => { let _ = live.pop(&k(key), end(l), n, now, None); }
                     Cmd::Flush => live.flush_all(),
                     Cmd::Noop => {
                         let term = live.log().stats().term + 1;
@@ -609,8 +643,8 @@ mod tests {
         store.incr_by(&Bytes::from_static(b"n"), 5, 0).unwrap();
         store.expire(&Bytes::from_static(b"n"), 1000, 0);
         assert!(store.keyspace_stats().mem > 5000);
-        store.pop(&k, End::Left, 60, 0).unwrap();
-        store.pop(&k, End::Right, 60, 0).unwrap();
+        store.pop(&k, End::Left, 60, 0, None).unwrap();
+        store.pop(&k, End::Right, 60, 0, None).unwrap();
         store.del(&Bytes::from_static(b"n"), 0);
         assert_eq!(store.keyspace_stats(), KeyspaceStats::default());
     }

@@ -271,6 +271,7 @@ mod tests {
             ("max_connections", "7"),
             ("max_key_bytes", "1KiB"),
             ("max_value_bytes", "2MiB"),
+            ("max_reply_bytes", "64KiB"),
             ("idle_timeout", "1.5s"),
             ("threads", "3"),
             ("backlog_bytes", "2MiB"),
@@ -297,6 +298,7 @@ mod tests {
         assert_eq!(c.wal_segment_bytes, 64 << 10);
         assert!(!c.wal_truncate_torn);
         assert_eq!(c.max_key_bytes, 1024);
+        assert_eq!(c.max_reply_bytes, 64 << 10);
         assert_eq!(c.idle_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(c.threads, 3);
         assert_eq!(c.log_format, LogFormat::Json);

@@ -67,6 +67,11 @@ declare_settings! {
     max_value_bytes: usize = "16MiB", parse Size as "SIZE", into Size::usize,
         check |n| (1..=i32::MAX as usize).contains(n) => "between 1 and 2147483647";
 
+    /// Requests whose reply would be larger (LRANGE, LPOP/RPOP with a count, SCAN) get `BAD_REQUEST`
+    /// and change nothing
+    max_reply_bytes: usize = "512MiB", parse Size as "SIZE", into Size::usize,
+        check |n| (1024..=512 << 20).contains(n) => "between 1024 (1KiB) and 536870912 (512MiB)";
+
     /// Close a connection that sends nothing, or reads none of its replies, for this long (a plain
     /// number is seconds; 0 = never)
     idle_timeout: Option<Duration> = "0", parse Seconds as "DURATION", into Seconds::non_zero;
