@@ -15,15 +15,26 @@
 # build and run. Workloads: set-c50-P1 (50 clients, one request in flight
 # each) and set-c50-P16 (pipelines of 16).
 #
+# CALLGRIND=1 counts instead the instructions the leader executes (its whole
+# run, under valgrind's callgrind, as bench/callgrind.sh does) for REQUESTS
+# SETs per workload, one cluster per build, mode and workload, one run each
+# (the count does not depend on the machine's load, which wall-clock
+# figures on a shared machine do). The leader under valgrind is slow, so
+# both builds get link_timeout_ms = 5000 and NEW election_timeout_ms =
+# "5000..10000" (its followers would otherwise depose it); the count per
+# write does not depend on either.
+#
 # Environment: BASE, NEW (server binaries), RUNS (default 3), SECS per
 # workload (default 5), MODES (default "quorum async"), BURROW_ARGS (flags
-# for every node, default "--persistence off"), SKIP_BUILD=1.
+# for every node, default "--persistence off"), CALLGRIND=1, REQUESTS (per
+# workload with CALLGRIND, default 300000), SKIP_BUILD=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 RUNS=${RUNS:-3}
 SECS=${SECS:-5}
 MODES=${MODES:-"quorum async"}
+REQUESTS=${REQUESTS:-300000}
 case "${1:-}" in
     -h|--help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     "") ;;
@@ -46,6 +57,9 @@ stop_all() {
     PIDS=""
 }
 trap 'stop_all; rm -rf "$WORK"' EXIT
+if [ -n "${CALLGRIND:-}" ]; then
+    command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install -y valgrind" >&2; exit 1; }
+fi
 trap 'exit 130' INT TERM
 
 free_port() {
@@ -70,6 +84,62 @@ declare -A ops=() p99=()
 CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo "# $(nproc) CPUs, ${CPU:-unknown CPU}; $(date -u '+%Y-%m-%d %H:%M') UTC; RUNS=$RUNS SECS=$SECS;" \
     "node flags: ${EXTRA[*]}"
+# cluster_file FILE DIR BUILD MODE PORT...: node i at PORT i.
+cluster_file() {
+    local file=$1 dir=$2 build=$3 mode=$4 i
+    shift 4
+    printf '[cluster]\ninitial_leader = 1\nreplication = "%s"\nheartbeat_ms = 100\n' "$mode" >"$file"
+    if [ -n "${CALLGRIND:-}" ]; then
+        printf 'link_timeout_ms = 5000\n' >>"$file"
+        [ "$build" = new ] && printf 'election_timeout_ms = "5000..10000"\n' >>"$file"
+    fi
+    for i in 1 2 3; do
+        printf '\n[[node]]\nid = %d\naddr = "127.0.0.1:%d"\ndata_dir = "%s/n%d"\n' "$i" "$1" "$dir" "$i" >>"$file"
+        shift
+    done
+}
+
+if [ -n "${CALLGRIND:-}" ]; then
+    echo "| mode | workload | base instructions | new instructions | new/base | per SET base / new |"
+    echo "|---|---|---:|---:|---:|---|"
+    for mode in $MODES; do
+        for w in "${WORKLOADS[@]}"; do
+            read -r name clients pipeline <<<"$w"
+            declare -A ir=()
+            for build in base new; do
+                server=$BASE
+                [ "$build" = new ] && server=$NEW
+                W="$WORK/cg-$build-$mode-$name"
+                mkdir -p "$W"
+                P=("$(free_port)" "$(free_port)" "$(free_port)")
+                cluster_file "$W/cluster.toml" "$W" "$build" "$mode" "${P[@]}"
+                valgrind --tool=callgrind --callgrind-out-file="$W/out" \
+                    "$server" --config "$W/cluster.toml" --node-id 1 "${EXTRA[@]}" 2>"$W/n1.log" &
+                leader=$!
+                PIDS="$PIDS $leader"
+                for i in 2 3; do
+                    "$server" --config "$W/cluster.toml" --node-id "$i" "${EXTRA[@]}" 2>"$W/n$i.log" &
+                    PIDS="$PIDS $!"
+                done
+                wait_until "node 1 to lead both followers" leads "${P[0]}"
+                "$BENCH" -p "${P[0]}" -t set -c "$clients" -P "$pipeline" -d 32 -r 100000 -n "$REQUESTS" \
+                    --timeout 60 --fail-on-error -q >/dev/null
+                kill -INT "$leader"
+                wait "$leader" || true
+                stop_all
+                ir[$build]=$(callgrind_annotate "$W/out" 2>/dev/null |
+                    awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}')
+                echo "$mode $name $build: ${ir[$build]} instructions" >&2
+                rm -rf "$W"
+            done
+            printf '| %s | %s | %s | %s | %.3f | %.0f / %.0f |\n' "$mode" "$name" "${ir[base]}" "${ir[new]}" \
+                "$(calc "${ir[new]} / ${ir[base]}")" "$(calc "${ir[base]} / $REQUESTS")" "$(calc "${ir[new]} / $REQUESTS")"
+        done
+    done
+    echo "(leader's whole run, start and stop included; $REQUESTS SETs per workload, 50 clients, 32-byte values)"
+    exit 0
+fi
+
 for run in $(seq 1 "$RUNS"); do
     order="base new"
     [ $((run % 2)) = 0 ] && order="new base"
@@ -80,11 +150,7 @@ for run in $(seq 1 "$RUNS"); do
             W="$WORK/$build-$mode-$run"
             mkdir -p "$W"
             P=("$(free_port)" "$(free_port)" "$(free_port)")
-            printf '[cluster]\ninitial_leader = 1\nreplication = "%s"\nheartbeat_ms = 100\n' "$mode" >"$W/cluster.toml"
-            for i in 1 2 3; do
-                printf '\n[[node]]\nid = %d\naddr = "127.0.0.1:%d"\ndata_dir = "%s/n%d"\n' \
-                    "$i" "${P[$((i - 1))]}" "$W" "$i" >>"$W/cluster.toml"
-            done
+            cluster_file "$W/cluster.toml" "$W" "$build" "$mode" "${P[@]}"
             for i in 1 2 3; do
                 "$server" --config "$W/cluster.toml" --node-id "$i" "${EXTRA[@]}" 2>"$W/n$i.log" &
                 PIDS="$PIDS $!"
@@ -93,8 +159,13 @@ for run in $(seq 1 "$RUNS"); do
             for w in "${WORKLOADS[@]}"; do
                 read -r name clients pipeline <<<"$w"
                 line=$("$BENCH" -p "${P[0]}" -t set -c "$clients" -P "$pipeline" -d 32 -r 100000 \
-                    --duration "$SECS" --csv --fail-on-error 2>/dev/null | tail -1)
+                    --duration "$SECS" --csv 2>"$W/bench.err" | tail -1) || true
                 o=$(echo "$line" | cut -d, -f10)
+                e=$(echo "$line" | cut -d, -f8)
+                if [ "${e:-x}" != 0 ]; then
+                    echo "WARNING: run $run $mode $build $name: ${e:-?} errors ($(tail -1 "$W/bench.err"));" \
+                        "node 1 is now $(info "${P[0]}" role), term $(info "${P[0]}" term)" >&2
+                fi
                 ops[$build,$mode,$name]+="$o "
                 p99[$build,$mode,$name]+="$(echo "$line" | cut -d, -f14) "
                 echo "run $run $mode $build $name: $o ops/s" >&2
