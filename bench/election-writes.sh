@@ -84,19 +84,32 @@ declare -A ops=() p99=()
 CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo "# $(nproc) CPUs, ${CPU:-unknown CPU}; $(date -u '+%Y-%m-%d %H:%M') UTC; RUNS=$RUNS SECS=$SECS;" \
     "node flags: ${EXTRA[*]}"
-# cluster_file FILE DIR BUILD MODE PORT...: node i at PORT i.
-cluster_file() {
-    local file=$1 dir=$2 build=$3 mode=$4 i
-    shift 4
-    printf '[cluster]\ninitial_leader = 1\nreplication = "%s"\nheartbeat_ms = 100\n' "$mode" >"$file"
+# start_cluster BUILD MODE DIR [WRAPPER...]: a fresh 3-node cluster of BUILD
+# (node 1 run under WRAPPER, if any), once node 1 leads both followers.
+# Ports in P, node 1's pid in LEADER.
+start_cluster() {
+    local build=$1 mode=$2 dir=$3 server=$BASE i
+    shift 3
+    [ "$build" = new ] && server=$NEW
+    mkdir -p "$dir"
+    P=("$(free_port)" "$(free_port)" "$(free_port)")
+    printf '[cluster]\ninitial_leader = 1\nreplication = "%s"\nheartbeat_ms = 100\n' "$mode" >"$dir/cluster.toml"
     if [ -n "${CALLGRIND:-}" ]; then
-        printf 'link_timeout_ms = 5000\n' >>"$file"
-        [ "$build" = new ] && printf 'election_timeout_ms = "5000..10000"\n' >>"$file"
+        printf 'link_timeout_ms = 5000\n' >>"$dir/cluster.toml"
+        [ "$build" = new ] && printf 'election_timeout_ms = "5000..10000"\n' >>"$dir/cluster.toml"
     fi
     for i in 1 2 3; do
-        printf '\n[[node]]\nid = %d\naddr = "127.0.0.1:%d"\ndata_dir = "%s/n%d"\n' "$i" "$1" "$dir" "$i" >>"$file"
-        shift
+        printf '\n[[node]]\nid = %d\naddr = "127.0.0.1:%d"\ndata_dir = "%s/n%d"\n' \
+            "$i" "${P[$((i - 1))]}" "$dir" "$i" >>"$dir/cluster.toml"
     done
+    "$@" "$server" --config "$dir/cluster.toml" --node-id 1 "${EXTRA[@]}" 2>"$dir/n1.log" &
+    LEADER=$!
+    PIDS="$PIDS $LEADER"
+    for i in 2 3; do
+        "$server" --config "$dir/cluster.toml" --node-id "$i" "${EXTRA[@]}" 2>"$dir/n$i.log" &
+        PIDS="$PIDS $!"
+    done
+    wait_until "node 1 to lead both followers" leads "${P[0]}"
 }
 
 if [ -n "${CALLGRIND:-}" ]; then
@@ -107,25 +120,12 @@ if [ -n "${CALLGRIND:-}" ]; then
             read -r name clients pipeline <<<"$w"
             declare -A ir=()
             for build in base new; do
-                server=$BASE
-                [ "$build" = new ] && server=$NEW
                 W="$WORK/cg-$build-$mode-$name"
-                mkdir -p "$W"
-                P=("$(free_port)" "$(free_port)" "$(free_port)")
-                cluster_file "$W/cluster.toml" "$W" "$build" "$mode" "${P[@]}"
-                valgrind --tool=callgrind --callgrind-out-file="$W/out" \
-                    "$server" --config "$W/cluster.toml" --node-id 1 "${EXTRA[@]}" 2>"$W/n1.log" &
-                leader=$!
-                PIDS="$PIDS $leader"
-                for i in 2 3; do
-                    "$server" --config "$W/cluster.toml" --node-id "$i" "${EXTRA[@]}" 2>"$W/n$i.log" &
-                    PIDS="$PIDS $!"
-                done
-                wait_until "node 1 to lead both followers" leads "${P[0]}"
+                start_cluster "$build" "$mode" "$W" valgrind --tool=callgrind --callgrind-out-file="$W/out"
                 "$BENCH" -p "${P[0]}" -t set -c "$clients" -P "$pipeline" -d 32 -r 100000 -n "$REQUESTS" \
                     --timeout 60 --fail-on-error -q >/dev/null
-                kill -INT "$leader"
-                wait "$leader" || true
+                kill -INT "$LEADER"
+                wait "$LEADER" || true
                 stop_all
                 ir[$build]=$(callgrind_annotate "$W/out" 2>/dev/null |
                     awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}')
@@ -145,17 +145,8 @@ for run in $(seq 1 "$RUNS"); do
     [ $((run % 2)) = 0 ] && order="new base"
     for mode in $MODES; do
         for build in $order; do
-            server=$BASE
-            [ "$build" = new ] && server=$NEW
             W="$WORK/$build-$mode-$run"
-            mkdir -p "$W"
-            P=("$(free_port)" "$(free_port)" "$(free_port)")
-            cluster_file "$W/cluster.toml" "$W" "$build" "$mode" "${P[@]}"
-            for i in 1 2 3; do
-                "$server" --config "$W/cluster.toml" --node-id "$i" "${EXTRA[@]}" 2>"$W/n$i.log" &
-                PIDS="$PIDS $!"
-            done
-            wait_until "node 1 to lead both followers" leads "${P[0]}"
+            start_cluster "$build" "$mode" "$W"
             for w in "${WORKLOADS[@]}"; do
                 read -r name clients pipeline <<<"$w"
                 line=$("$BENCH" -p "${P[0]}" -t set -c "$clients" -P "$pipeline" -d 32 -r 100000 \
