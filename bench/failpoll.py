@@ -3,20 +3,14 @@
 protocol (protocol.md §2) or Redis's RESP2, one connection per node kept
 open, so the times measure the servers and not this interpreter.
 
-  failpoll.py kill PROTO TIMEOUT_S PORT:PID,PORT:PID,...
+  failpoll.py kill PROTO TIMEOUT_S PORT:PID,PORT:PID,... [SIGNAL]
       Finds the node that accepts writes, writes to it (one SET at a time,
       each waiting for its reply, a ~2 ms pause between: a light load) for
-      about a second, SIGKILLs it, and from that instant writes to every
-      other node in turn until one acknowledges a write. Prints
-      "KILLED_PORT MS" (kill -> first acknowledged write, in ms), or
-      "KILLED_PORT none" when no node took a write within TIMEOUT_S.
-  failpoll.py restart PROTO TIMEOUT_S PORT PIDFILE LOG -- SERVER ARGS...
-      Starts a leader (its pid written to PIDFILE, stderr appended to LOG;
-      spawned from here so this interpreter's start-up is not in the time),
-      polls PORT every ms until it accepts a connection, then writes until a
-      write is acknowledged. Prints the ms from accepting connections to that
-      acknowledgement (in quorum mode: the time its followers take to come
-      back), or "none".
+      about a second, sends it SIGNAL (KILL by default; TERM: a graceful
+      stop), and from that instant writes to every other node in turn until
+      one acknowledges a write. Prints "KILLED_PORT MS" (signal -> first
+      acknowledged write, in ms), or "KILLED_PORT none" when no node took a
+      write within TIMEOUT_S.
   failpoll.py healthy PROTO TIMEOUT_S PORTS [SENTINEL_PORTS]
       Waits until exactly one node accepts writes and every other one
       streams from it (Burrow: INFO link_status:up, loading:0; Redis:
@@ -30,9 +24,7 @@ holds it) or Redis answers +OK. NOT_LEADER, NO_QUORUM, LOADING, -READONLY,
 """
 import os
 import signal
-import socket
 import struct
-import subprocess
 import sys
 import time
 
@@ -68,7 +60,7 @@ class Node:
         return self._do(lambda c: c.info()) or {}
 
 
-def kill(proto, timeout, spec):
+def kill(proto, timeout, spec, sig):
     nodes = {}
     for item in spec.split(","):
         port, pid = item.split(":")
@@ -92,7 +84,7 @@ def kill(proto, timeout, spec):
         node.write(n)
         time.sleep(0.002)
     t0 = time.monotonic()
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, sig)
     others = [nd for port, (nd, _) in nodes.items() if port != leader]
     while time.monotonic() - t0 < timeout:
         for nd in others:
@@ -102,33 +94,6 @@ def kill(proto, timeout, spec):
                 return
         time.sleep(0.001)
     print("%d none" % leader)
-
-
-def restart(proto, timeout, port, pidfile, log, cmd):
-    with open(log, "ab") as err:
-        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    with open(pidfile, "w") as f:
-        f.write("%d\n" % child.pid)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                print("none")
-                return
-            time.sleep(0.001)
-    t0 = time.monotonic()
-    node = Node(proto, port)
-    n = 0
-    while time.monotonic() < deadline:
-        n += 1
-        if node.write(n):
-            print("%.1f" % ((time.monotonic() - t0) * 1000))
-            return
-        time.sleep(0.001)
-    print("none")
 
 
 def sentinel_agrees(sentinel, master, replicas):
@@ -173,9 +138,7 @@ def main(argv):
         return 2
     cmd, proto, timeout = argv[1], argv[2], float(argv[3])
     if cmd == "kill":
-        kill(proto, timeout, argv[4])
-    elif cmd == "restart" and len(argv) > 8 and argv[7] == "--":
-        restart(proto, timeout, int(argv[4]), argv[5], argv[6], argv[8:])
+        kill(proto, timeout, argv[4], getattr(signal, "SIG" + (argv[5] if len(argv) > 5 else "KILL")))
     elif cmd == "healthy":
         ports = [int(p) for p in argv[4].split(",")]
         sentinels = [int(p) for p in argv[5].split(",")] if len(argv) > 5 and argv[5] else []
