@@ -13,33 +13,37 @@ use std::time::Duration;
 
 use burrow_proto::{ClusterView, Reply, Request};
 
-use super::{open, Client};
+use super::{open, Client, ClientError};
 
 impl Client {
     /// Asks the connected node for the leader and, if it names one other
     /// than itself, connects there, within `limit` for each step. Returns
-    /// the leader moved to, if any.
-    pub(crate) async fn move_to_named_leader(&mut self, limit: Duration) -> Option<SocketAddr> {
+    /// the leader moved to, if any; `Err` with the exchange's failure if
+    /// the connection failed meanwhile (it is then marked broken, and the
+    /// caller reports that failure, not merely "broken").
+    pub(crate) async fn move_to_named_leader(
+        &mut self,
+        limit: Duration,
+    ) -> Result<Option<SocketAddr>, ClientError> {
         if limit.is_zero() {
-            return None;
+            return Ok(None);
         }
         let mut replies = Vec::with_capacity(1);
-        // A failure marks the connection broken: the next call reconnects.
-        self.timed_exchange_into(&[Request::Cluster], &mut replies, limit).await.ok()?;
-        let Some(Reply::Cluster(view)) = replies.pop() else { return None };
-        let leader = leader_addr(&view)?;
+        self.timed_exchange_into(&[Request::Cluster], &mut replies, limit).await?;
+        let Some(Reply::Cluster(view)) = replies.pop() else { return Ok(None) };
+        let Some(leader) = leader_addr(&view) else { return Ok(None) };
         if leader == self.addr {
-            return None;
+            return Ok(None);
         }
         match open(leader, &self.config, self.config.connect_timeout.min(limit)).await {
             Ok((framed, addr)) => {
                 tracing::info!(from = %self.addr, to = %addr, "CLUSTER: connected to the leader");
                 (self.framed, self.addr, self.broken) = (framed, addr, false);
-                Some(addr)
+                Ok(Some(addr))
             }
             Err(e) => {
                 tracing::debug!(%leader, error = %burrow_proto::ErrorChain(&e), "CLUSTER named an unreachable leader");
-                None
+                Ok(None)
             }
         }
     }

@@ -130,7 +130,9 @@ impl Client {
                 Ok((framed, addr)) => {
                     let mut c = Client::new(framed, addr, config, seeds);
                     c.next_seed = attempt as usize + 1;
-                    c.move_to_named_leader(config.request_timeout.min(left(deadline))).await;
+                    // A failed exchange leaves the client marked broken:
+                    // its first call reconnects (and reports any failure).
+                    let _ = c.move_to_named_leader(config.request_timeout.min(left(deadline))).await;
                     return Ok(c);
                 }
                 Err(e) => e,
@@ -222,9 +224,10 @@ impl Client {
                     tracing::info!(from = %self.addr, to = %addr, "failover: reconnected");
                     (self.framed, self.addr, self.broken) = (framed, addr, false);
                     // Where the node knows the leader, go there before sending.
-                    self.move_to_named_leader(self.config.request_timeout.min(left(deadline))).await;
-                    if self.broken {
-                        return Step::Again { pause: true, why: ClientError::Broken };
+                    if let Err(e) =
+                        self.move_to_named_leader(self.config.request_timeout.min(left(deadline))).await
+                    {
+                        return Step::Again { pause: true, why: e };
                     }
                 }
                 Err(e) => return Step::Again { pause: true, why: e },
