@@ -33,8 +33,11 @@
 //!   ([`encode_array`], [`decode_array`], …);
 //! - the CLUSTER reply ([`ClusterView`], [`MemberView`], [`MemberRole`],
 //!   [`LinkStatus`], [`encode_cluster`], [`decode_cluster`]);
+//! - challenge–response authentication ([`Secret`], [`Nonce`], [`Proof`],
+//!   [`Purpose`], [`Prover`]) for client AUTH and member links;
 //! - [`ErrorChain`], which prints an error and each of its causes once.
 
+mod auth;
 mod body;
 mod cluster;
 mod codec;
@@ -46,6 +49,7 @@ mod request;
 mod response;
 mod status;
 
+pub use auth::{Nonce, Proof, Prover, Purpose, Secret, SecretError, MIN_SECRET_LEN, NONCE_LEN, PROOF_LEN};
 pub use body::{decode_array, decode_array_ref, encode_array, encoded_array_len, ArrayError};
 pub use cluster::{
     cluster_items, decode_cluster, encode_cluster, ClusterError, ClusterView, LinkStatus, MemberRole,
