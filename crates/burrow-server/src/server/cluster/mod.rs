@@ -110,6 +110,10 @@ pub struct ClusterConfig {
     /// starts an election; a leader that hears from no majority for its
     /// start steps down.
     pub election_timeout: std::ops::Range<Duration>,
+    /// The cluster secret every member proves it holds before a link
+    /// opens (protocol.md §12.7); `None`: links are not authenticated,
+    /// only checked against the membership.
+    pub secret: Option<burrow_proto::Secret>,
 }
 
 /// `heartbeat_ms` of `cluster.toml`, for clusters built in code.
@@ -144,6 +148,7 @@ impl ClusterConfig {
             quorum_timeout: DEFAULT_QUORUM_TIMEOUT,
             max_stale: None,
             election_timeout: DEFAULT_ELECTION_TIMEOUT,
+            secret: None,
         })
     }
 
