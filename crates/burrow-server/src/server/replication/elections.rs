@@ -84,7 +84,7 @@ pub(crate) struct Elections {
     /// Where term and vote are kept.
     votes: VoteFile,
     /// Bad peer input already logged.
-    refusals: PeerRefusals,
+    pub(super) refusals: PeerRefusals,
 }
 
 /// The driver's tick for an election timeout range starting at `min`.
