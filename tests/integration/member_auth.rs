@@ -135,6 +135,7 @@ async fn handshakes_from_non_members_get_nothing_and_leave_the_follower_list_alo
     assert_eq!(client.wait(1, 100).await.unwrap(), 0);
     let before = followers_seen(&c, true).await;
     assert_eq!(before.1, vec![1, 2, 3]);
+    assert_eq!(info_field(&c.leader().info().await, "member_auth"), "none");
 
     let addr = c.leader().addr;
     let ids = [0, 1, 4, 9, u64::MAX].into_iter().chain(100..195);
@@ -166,7 +167,9 @@ async fn handshakes_from_non_members_get_nothing_and_leave_the_follower_list_alo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_secret_strangers_and_replayed_proofs_get_nothing_and_cannot_forge_quorum() {
     let mut c = Cluster::start("member-secret", opts(Some(SECRET))).await;
-    let cluster_id = u64::from_str_radix(&info_field(&c.leader().info().await, "cluster_id"), 16).unwrap();
+    let info = c.leader().info().await;
+    assert_eq!(info_field(&info, "member_auth"), "secret");
+    let cluster_id = u64::from_str_radix(&info_field(&info, "cluster_id"), 16).unwrap();
     c.node(2).stop().await;
     c.node(3).stop().await;
     let mut client = c.leader().client().await;
