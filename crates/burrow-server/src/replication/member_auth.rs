@@ -304,7 +304,7 @@ mod tests {
     }
 
     proptest! {
-        /// What a dialer may send (`fuzz/fuzz_targets/member_auth.rs` runs
+        /// What a dialer may send (`fuzz/fuzz_targets/peer_message.rs` runs
         /// the same check): never a panic, and whatever decodes re-encodes
         /// to itself.
         #[test]
