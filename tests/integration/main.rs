@@ -35,6 +35,7 @@ mod persistence;
 mod protocol_doc;
 mod python_client;
 mod raw_protocol;
+mod read_replicas;
 mod read_visibility;
 mod redirect;
 mod refusals;

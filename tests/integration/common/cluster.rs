@@ -42,6 +42,8 @@ pub struct Options {
     /// A cluster secret: written to `cluster.secret` beside the cluster
     /// files, which name it (`[cluster] secret_file`, relative).
     pub secret: Option<&'static str>,
+    /// Nodes written with `voter = false` (read replicas).
+    pub replicas: Vec<u64>,
 }
 
 impl Default for Options {
@@ -57,6 +59,7 @@ impl Default for Options {
             initial_leader: true,
             args: Vec::new(),
             secret: None,
+            replicas: Vec::new(),
         }
     }
 }
@@ -104,6 +107,9 @@ impl Layout {
                 _ => self.routes.get(&(id, n)).copied().unwrap_or(*addr),
             };
             text += &format!("\n[[node]]\nid = {n}\naddr = \"{addr}\"\ndata_dir = \"{}\"\n", dir.display());
+            if o.replicas.contains(&n) {
+                text += "voter = false\n";
+            }
         }
         std::fs::write(&self.configs[(id - 1) as usize], text).expect("write cluster file");
     }

@@ -74,6 +74,8 @@ pub(crate) struct NodeSection {
     /// `ip:port`; parsed here so the error can name the node and file.
     addr: String,
     data_dir: PathBuf,
+    /// `false`: a read replica (default `true`).
+    voter: Option<bool>,
 }
 
 /// A cluster file's mistake; each names the file.
@@ -144,6 +146,7 @@ pub(crate) fn from_tables(
     };
 
     let mut members = Vec::with_capacity(nodes.len());
+    let non_voters: Vec<NodeId> = nodes.iter().filter(|n| n.voter == Some(false)).map(|n| n.id).collect();
     for n in nodes {
         let addr: SocketAddr = n.addr.parse().map_err(|_| ClusterFileError::NodeAddr {
             path: path(),
@@ -219,6 +222,9 @@ pub(crate) fn from_tables(
     config.quorum_timeout = quorum_timeout;
     config.max_stale = c.max_stale_ms.and_then(Millis::non_zero);
     config.election_timeout = election_timeout;
+    config
+        .set_non_voters(non_voters)
+        .map_err(|problem| ClusterFileError::Members { path: path(), problem })?;
     config.secret = secret(path(), secret_flag, c.secret_file.as_deref())?;
     if config.secret.is_none() && c.allow_unauthenticated != Some(true) {
         // Closed by default, as Redis's protected mode: only a cluster
@@ -552,5 +558,29 @@ data_dir = "data/node3"
             let err = toml_error(text);
             assert!(err.contains(want), "case {i}: {err}");
         }
+    }
+
+    #[test]
+    fn voter_false_makes_a_read_replica_and_a_cluster_keeps_a_voting_leader() {
+        let with_replica =
+            cluster_file().replace("data_dir = \"data/node3\"", "data_dir = \"data/node3\"\nvoter = false");
+        let c = parse(&with_replica, Some(2)).unwrap().unwrap();
+        assert_eq!((c.voters(), c.peers()), (vec![1, 2], vec![1]));
+        assert!(!c.is_voter(3) && c.is_voter(1));
+        let c = parse(&with_replica, Some(3)).unwrap().unwrap();
+        assert_eq!(c.peers(), vec![1, 2], "a replica's peers are the voters");
+        let leader_replica =
+            cluster_file().replace("data_dir = \"data/node1\"", "data_dir = \"data/node1\"\nvoter = false");
+        assert_eq!(
+            parse(&leader_replica, Some(2)).unwrap_err().to_string(),
+            format!("{PATH}: initial_leader = 1 has voter = false; a read replica never leads")
+        );
+        let none = cluster_file()
+            .replace("data_dir = \"data/node", "voter = false\ndata_dir = \"data/node")
+            .replace("initial_leader = 1\n", "");
+        assert_eq!(
+            parse(&none, Some(2)).unwrap_err().to_string(),
+            format!("{PATH}: every node has voter = false; at least one must vote")
+        );
     }
 }

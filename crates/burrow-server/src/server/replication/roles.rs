@@ -419,6 +419,8 @@ impl Node {
         } else {
             "member_auth:none\n"
         });
+        // A read replica (`voter = false`) never votes nor leads.
+        out.push_str(if self.cluster.is_voter(self.cluster.node_id()) { "voter:1\n" } else { "voter:0\n" });
     }
 }
 
