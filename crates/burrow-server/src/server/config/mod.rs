@@ -68,6 +68,8 @@ pub enum ConfigError {
     Cluster(#[from] ClusterFileError),
     #[error("--node-id {0} needs --config FILE with [cluster] and [[node]] tables")]
     NodeIdWithoutConfig(NodeId),
+    #[error("--cluster-secret-file needs --config FILE with [cluster] and [[node]] tables")]
+    SecretWithoutCluster,
 }
 
 /// `--max-connections`, or `FILE: [server] max_connections`.
@@ -132,13 +134,19 @@ impl ServerArgs {
         let (mut section, cluster) = match &self.config {
             Some(path) => {
                 let file = read_file(path)?;
-                (file.server, cluster::parse::from_tables(path, file.cluster, file.node, self.node_id)?)
+                let secret = self.cluster_secret_file.as_deref();
+                let cluster =
+                    cluster::parse::from_tables(path, file.cluster, file.node, self.node_id, secret)?;
+                (file.server, cluster)
             }
             None => match self.node_id {
                 Some(id) => return Err(ConfigError::NodeIdWithoutConfig(id)),
                 None => (ServerSection::default(), None),
             },
         };
+        if cluster.is_none() && self.cluster_secret_file.is_some() {
+            return Err(ConfigError::SecretWithoutCluster);
+        }
         if let Some(me) = cluster.as_ref().map(ClusterConfig::me) {
             // This node's entry takes the place of the file's [server]
             // address and directory, which every member shares.
@@ -461,5 +469,51 @@ mod tests {
         }
         let err = args(&["--config", path]).resolve().unwrap_err();
         assert!(matches!(err, ConfigError::Cluster(ClusterFileError::NodeIdRequired { .. })), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_reachable_from_other_machines_needs_a_secret_or_an_explicit_opt_out() {
+        let open = cluster_file().replace("127.0.0.2:7442", "10.0.0.2:7442");
+        let err = resolve_text(&open, &["--node-id", "1"]).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            matches!(err, ConfigError::Cluster(ClusterFileError::Unauthenticated { id: 2, .. })),
+            "{shown}"
+        );
+        for hint in
+            ["10.0.0.2:7442", "head -c 32 /dev/urandom", "secret_file", "allow_unauthenticated = true"]
+        {
+            assert!(shown.contains(hint), "{hint}: {shown}");
+        }
+        let opted_out =
+            open.replace("heartbeat_ms = 100", "heartbeat_ms = 100\nallow_unauthenticated = true");
+        assert_eq!(resolve_text(&opted_out, &["--node-id", "1"]).unwrap().cluster.unwrap().secret, None);
+        // Loopback only (127.0.0.0/8): no secret needed.
+        assert_eq!(resolve_text(&cluster_file(), &["--node-id", "1"]).unwrap().cluster.unwrap().secret, None);
+    }
+
+    #[test]
+    fn the_secret_file_is_relative_to_the_cluster_file_and_the_flag_overrides_it() {
+        let secret = TempFile::new("0123456789abcdef\n");
+        let name = secret.0.file_name().unwrap().to_str().unwrap().to_owned();
+        // The config file is written to the same directory as the secret.
+        let text = cluster_file()
+            .replace("127.0.0.2:7442", "10.0.0.2:7442")
+            .replace("heartbeat_ms = 100", &format!("heartbeat_ms = 100\nsecret_file = \"{name}\""));
+        let want = burrow_proto::Secret::from_bytes(b"0123456789abcdef", "test").unwrap();
+        let c = resolve_text(&text, &["--node-id", "1"]).unwrap();
+        assert_eq!(c.cluster.unwrap().secret, Some(want));
+
+        let short = TempFile::new("hunter2\n");
+        let err =
+            resolve_text(&text, &["--node-id", "1", "--cluster-secret-file", short.path()]).unwrap_err();
+        assert!(matches!(err, ConfigError::Cluster(ClusterFileError::Secret { .. })), "{err}");
+        assert!(err.to_string().contains("holds 7 bytes"), "{err}");
+        let missing = text.replace(&name, "no-such-secret");
+        let err = resolve_text(&missing, &["--node-id", "1"]).unwrap_err().to_string();
+        assert!(err.contains("cannot read secret file") && err.contains("no-such-secret"), "{err}");
+
+        let err = args(&["--cluster-secret-file", secret.path()]).resolve().unwrap_err();
+        assert_eq!(err, ConfigError::SecretWithoutCluster);
     }
 }

@@ -413,6 +413,14 @@ impl Node {
             Side::Follower(f) => f.info(out, term),
         }
         self.elections.info(out);
+        // Whether links are authenticated (protocol.md §12.7).
+        out.push_str(if self.cluster.secret.is_some() {
+            "member_auth:secret\n"
+        } else {
+            "member_auth:none\n"
+        });
+        // A read replica (`voter = false`) never votes nor leads.
+        out.push_str(if self.cluster.is_voter(self.cluster.node_id()) { "voter:1\n" } else { "voter:0\n" });
     }
 }
 
