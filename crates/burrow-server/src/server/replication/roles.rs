@@ -261,6 +261,10 @@ impl Node {
             (cur.side.clone(), cur.cancel.clone(), cur.tasks.clone())
         };
         cancel.cancel();
+        if let Side::Leader(l) = &old {
+            // Held replies are released now, not when its task next runs.
+            l.end();
+        }
         tasks.close();
         tasks.wait().await;
         if let Side::Follower(f) = &old {
@@ -334,6 +338,17 @@ impl Node {
         drop(cur);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.leading.store(true, Ordering::Release);
+    }
+
+    /// See `Replication::step_down_without_tasks`.
+    #[cfg(test)]
+    pub(super) fn step_down_without_tasks(&self) {
+        self.leading.store(false, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some((l, cancel)) = self.leader() {
+            cancel.cancel();
+            l.end();
+        }
     }
 
     /// A leader for `term` on this node's store and log: the log's term
