@@ -10,9 +10,10 @@
 //! batch (the quorum watch) they re-read when [`Node::generation`] moved.
 //!
 //! Stepping down flips `leading` *before* the old leader stops: writes are
-//! refused from then on, and replies held for a quorum are released with
-//! NOT_LEADER / NO_LEADER by the leadership's cancellation token (see
-//! [`super::QuorumWatch`]).
+//! refused from then on, and replies held for a quorum are released —
+//! reads with NOT_LEADER / NO_LEADER by the leadership's cancellation
+//! token, writes with NO_QUORUM by `LeaderSide::end`, which pokes the
+//! commit watch they wait on (see [`super::QuorumWatch`]).
 //!
 //! Histories: a history id names a lineage of data sets (it changes only
 //! when a fresh cluster's first leader starts one); within it, logs are
