@@ -113,6 +113,9 @@ pub(crate) struct LeaderSide {
     /// Bumped on every ack (WAIT re-checks its count).
     acks: watch::Sender<u64>,
     commit: watch::Sender<u64>,
+    /// Set when this leadership ends, and `commit` poked: a held write
+    /// learns it from the watch it already waits on (see [`end`](Self::end)).
+    ended: AtomicBool,
     next_link: AtomicU64,
     full_resyncs: AtomicU64,
     partial_resyncs: AtomicU64,
@@ -190,6 +193,7 @@ impl LeaderSide {
             appended,
             acks: watch::channel(0).0,
             commit: watch::channel(0).0,
+            ended: AtomicBool::new(false),
             next_link: AtomicU64::new(1),
             full_resyncs: AtomicU64::new(0),
             partial_resyncs: AtomicU64::new(0),
@@ -422,6 +426,24 @@ impl LeaderSide {
         (self.commit.subscribe(), self.cluster.quorum_timeout)
     }
 
+    /// This leadership ended (stepped down, or shutdown): replies held for
+    /// the commit index stop waiting. A flag and a poke of the commit watch
+    /// rather than each held reply also polling the leadership's
+    /// cancellation token: at one write per wake-up that token's mutex and
+    /// waiter list were a measurable share of a write's cost (README,
+    /// "Steady-state writes, elections vs fixed roles"). Idempotent.
+    pub(super) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        // After the flag: a waiter that checked before it is woken by this.
+        self.commit.send_modify(|_| {});
+    }
+
+    /// Whether [`end`](Self::end) was called.
+    #[inline]
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
     /// What the leader itself holds durably: fsynced under `always`,
     /// written to the OS otherwise, everything appended (`appended`) with
     /// persistence off.
@@ -564,7 +586,11 @@ pub(super) async fn run(side: Arc<LeaderSide>, cancel: CancellationToken) {
     );
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => {
+                // Stepped down or shutting down: release held replies.
+                side.end();
+                return;
+            }
             _ = tick.tick() => {
                 let mut st = side.lock();
                 side.report_activity(&mut st);

@@ -112,8 +112,9 @@ pub(crate) struct QuorumWatch {
     pub commit: tokio::sync::watch::Receiver<u64>,
     /// How long a write may wait for a majority.
     pub limit: Duration,
-    /// Cancelled when this leadership ends: held replies then answer
-    /// NOT_LEADER / NO_LEADER instead of waiting out `limit`.
+    /// Cancelled when this leadership ends: held reads then answer
+    /// NOT_LEADER / NO_LEADER instead of waiting out `limit` (held writes
+    /// look at [`ReadConfirm::ended`] instead, woken through `commit`).
     pub deposed: CancellationToken,
     /// Confirms this leadership for linearizable reads (ReadIndex).
     pub reads: ReadConfirm,
@@ -128,6 +129,13 @@ impl ReadConfirm {
     /// (`LeaderSide::confirm_reads`); fails if the leadership ends first.
     pub(crate) fn confirm(&self) -> tokio::sync::oneshot::Receiver<()> {
         self.0.confirm_reads()
+    }
+
+    /// This leadership ended; `commit` changed when it did, so a
+    /// `commit.wait_for` whose condition includes this wakes for it.
+    #[inline]
+    pub(crate) fn ended(&self) -> bool {
+        self.0.has_ended()
     }
 }
 
@@ -260,6 +268,22 @@ impl Replication {
     pub(crate) fn lead_without_tasks(&self, term: u64) {
         if let Some(n) = &self.node {
             n.lead_without_tasks(term);
+        }
+    }
+
+    /// A cluster member in quorum mode (the mode is fixed for the process's
+    /// life; only the role changes).
+    pub(crate) fn quorum_mode(&self) -> bool {
+        self.node.as_ref().is_some_and(|n| n.cluster.mode == ReplicationMode::Quorum)
+    }
+
+    /// Ends a leadership begun by `lead_without_tasks` as a switch does
+    /// (writes refused, the leadership's end signalled), without starting
+    /// a follower (connection tests).
+    #[cfg(test)]
+    pub(crate) fn step_down_without_tasks(&self) {
+        if let Some(n) = &self.node {
+            n.step_down_without_tasks();
         }
     }
 
