@@ -23,6 +23,8 @@ use super::{info, Shared};
 use crate::store::{format_int, ApplyError, PopRefusal, SetArgs, ValueRef};
 use burrow_proto::{encode_response, BodyType, FrameRef, Request, Status};
 
+mod memory;
+
 /// What executing one frame did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Executed {
@@ -70,7 +72,12 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
             done.write = req.is_write();
             done.read = req.reads_data();
             // `run`'s one call site: inlined (see there) into this hot path.
-            match refusal(shared, &req, done.write) {
+            let refused = refusal(shared, &req, done.write).or_else(|| {
+                (done.write && shared.config.maxmemory != 0)
+                    .then(|| memory::refusal(shared, &req, now))
+                    .flatten()
+            });
+            match refused {
                 Some((status, message)) => r.error(status, &message),
                 None => run(shared, req, now, &mut r),
             }
@@ -446,6 +453,29 @@ mod tests {
         let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
         assert_eq!((done.error, done.write, done.seen), (false, false, 0));
         assert_eq!(out[..], crate::server::doc_examples::documented_response("cluster-standalone")[..]);
+    }
+
+    /// protocol.md's `oom` example, byte for byte: `--maxmemory 1KiB`, ten
+    /// 64-byte values stored (980 bytes by the store's accounting).
+    #[test]
+    fn oom_is_as_documented() {
+        let config = Config { persistence: false, shards: 4, maxmemory: 1024, ..Config::default() };
+        let s = Server::open(config).expect("in memory").into_shared(0).expect("no persistence to open");
+        let set = |k: &str, v: Bytes| Request::Set {
+            key: key(k),
+            value: v,
+            ttl_ms: None,
+            condition: SetCondition::Always,
+            keep_ttl: false,
+        };
+        for i in 0..10 {
+            assert!(!run(&s, set(&format!("k{i}"), Bytes::from(vec![b'v'; 64]))).error);
+        }
+        assert_eq!(s.store.used_memory(), 980);
+        let mut out = BytesMut::new();
+        let done = execute(&s, &set("user:1", key("alice")).to_frame(1).as_ref(), 0, &mut out);
+        assert_eq!((done.error, done.write), (true, true));
+        assert_eq!(out[..], crate::server::doc_examples::documented_response("oom")[..], "{out:02x?}");
     }
 
     /// `--max-reply-bytes` bounds data, not CLUSTER: a client finding its
