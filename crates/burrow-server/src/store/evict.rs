@@ -53,6 +53,11 @@ impl EvictionPolicy {
         }
     }
 
+    /// Whether it reads the access clock.
+    pub(crate) fn lru(self) -> bool {
+        matches!(self, EvictionPolicy::AllkeysLru | EvictionPolicy::VolatileLru)
+    }
+
     fn volatile(self) -> bool {
         matches!(self, EvictionPolicy::VolatileLru | EvictionPolicy::VolatileTtl)
     }
@@ -204,7 +209,9 @@ mod tests {
     const SEC: u64 = 1000;
 
     fn store() -> Store {
-        Store::new(4, Arc::new(OpLog::new(1 << 26)))
+        let s = Store::new(4, Arc::new(OpLog::new(1 << 26)));
+        s.set_lru(true);
+        s
     }
 
     fn key(i: usize) -> Vec<u8> {
