@@ -72,12 +72,7 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
             done.write = req.is_write();
             done.read = req.reads_data();
             // `run`'s one call site: inlined (see there) into this hot path.
-            let refused = refusal(shared, &req, done.write).or_else(|| {
-                (done.write && shared.config.maxmemory != 0)
-                    .then(|| memory::refusal(shared, &req, now))
-                    .flatten()
-            });
-            match refused {
+            match refusal(shared, &req, done.write, now) {
                 Some((status, message)) => r.error(status, &message),
                 None => run(shared, req, now, &mut r),
             }
@@ -98,20 +93,25 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
 }
 
 /// Why this node will not run `req`, if it will not: a write on a follower
-/// (NOT_LEADER) or while the WAL fails (IO_ERROR); a read of the dataset on
+/// (NOT_LEADER), while the WAL fails (IO_ERROR) or with no room under
+/// `--maxmemory` (OOM, after evicting what the policy allows); a read of the dataset on
 /// a follower loading a full resync or too stale (LOADING, STALE). PING,
 /// INFO and CLUSTER show no data and are always served: CLUSTER is how a
 /// client finds the leader, so it is never refused for want of one.
 #[inline]
-fn refusal<B>(shared: &Shared, req: &Request<B>, write: bool) -> Option<(Status, String)> {
+fn refusal(shared: &Shared, req: &Request<&[u8]>, write: bool, now: u64) -> Option<(Status, String)> {
     if write {
-        shared.repl.refuse_write().or_else(|| {
-            shared
-                .persist
-                .as_ref()
-                .is_some_and(|p| p.failed())
-                .then(|| (Status::IoError, wal_failure_message(shared)))
-        })
+        shared
+            .repl
+            .refuse_write()
+            .or_else(|| {
+                shared
+                    .persist
+                    .as_ref()
+                    .is_some_and(|p| p.failed())
+                    .then(|| (Status::IoError, wal_failure_message(shared)))
+            })
+            .or_else(|| (shared.config.maxmemory != 0).then(|| memory::refusal(shared, req, now)).flatten())
     } else if !matches!(req, Request::Ping { .. } | Request::Info { .. } | Request::Cluster) {
         shared.repl.refuse_read()
     } else {
