@@ -44,6 +44,7 @@ STATUS_NAMES = {
     0x04: "NOT_INTEGER", 0x05: "OVERFLOW", 0x06: "TOO_LARGE", 0x07: "BAD_FRAME",
     0x08: "BUSY", 0x09: "LOADING", 0x0A: "NOT_LEADER", 0x0B: "IO_ERROR", 0x0C: "SHUTTING_DOWN",
     0x0D: "IN_PROGRESS", 0x0E: "NO_QUORUM", 0x0F: "STALE", 0x10: "NO_LEADER",
+    0x13: "OOM",
 }
 LOADING, NOT_LEADER, NO_LEADER = 0x09, 0x0A, 0x10
 # After these the server closes the connection (protocol.md §5).

@@ -28,6 +28,7 @@ mod incomplete_resync;
 mod linearizability;
 mod linearizable_reads;
 mod link_liveness;
+mod maxmemory;
 mod member_auth;
 mod paused_leader;
 mod peer_faults;

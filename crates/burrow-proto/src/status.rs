@@ -49,10 +49,14 @@ pub enum Status {
     /// leader) and the command needs one (a write, or WAIT): nothing ran.
     /// Retry after a short pause, here or at another node.
     NoLeader = 0x10,
+    /// The server is at its memory limit (`--maxmemory`) and the write
+    /// would grow the data set: nothing ran. Reads, DEL, LPOP/RPOP,
+    /// EXPIRE, PERSIST and FLUSHALL still work.
+    Oom = 0x13,
 }
 
 impl Status {
-    pub const ALL: [Status; 17] = [
+    pub const ALL: [Status; 18] = [
         Status::Ok,
         Status::BadRequest,
         Status::UnknownOpcode,
@@ -70,6 +74,7 @@ impl Status {
         Status::NoQuorum,
         Status::Stale,
         Status::NoLeader,
+        Status::Oom,
     ];
 
     pub fn from_u8(b: u8) -> Option<Status> {
@@ -96,6 +101,7 @@ impl Status {
             Status::NoQuorum => "NO_QUORUM",
             Status::Stale => "STALE",
             Status::NoLeader => "NO_LEADER",
+            Status::Oom => "OOM",
         }
     }
 }

@@ -44,6 +44,7 @@ pub use server::{
     ClusterConfig, ClusterFileError, Config, ConfigError, LogFormat, MembershipError, NodeInfo,
     ReplicationMode, Server, ServerArgs, ServerError, ServerHandle,
 };
+pub use store::EvictionPolicy;
 
 #[cfg(test)]
 mod error_chains;

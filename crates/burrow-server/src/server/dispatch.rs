@@ -23,6 +23,8 @@ use super::{info, Shared};
 use crate::store::{format_int, ApplyError, PopRefusal, SetArgs, ValueRef};
 use burrow_proto::{encode_response, BodyType, FrameRef, Request, Status};
 
+mod memory;
+
 /// What executing one frame did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Executed {
@@ -70,7 +72,7 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
             done.write = req.is_write();
             done.read = req.reads_data();
             // `run`'s one call site: inlined (see there) into this hot path.
-            match refusal(shared, &req, done.write) {
+            match refusal(shared, &req, done.write, now) {
                 Some((status, message)) => r.error(status, &message),
                 None => run(shared, req, now, &mut r),
             }
@@ -91,20 +93,25 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
 }
 
 /// Why this node will not run `req`, if it will not: a write on a follower
-/// (NOT_LEADER) or while the WAL fails (IO_ERROR); a read of the dataset on
+/// (NOT_LEADER), while the WAL fails (IO_ERROR) or with no room under
+/// `--maxmemory` (OOM, after evicting what the policy allows); a read of the dataset on
 /// a follower loading a full resync or too stale (LOADING, STALE). PING,
 /// INFO and CLUSTER show no data and are always served: CLUSTER is how a
 /// client finds the leader, so it is never refused for want of one.
 #[inline]
-fn refusal<B>(shared: &Shared, req: &Request<B>, write: bool) -> Option<(Status, String)> {
+fn refusal(shared: &Shared, req: &Request<&[u8]>, write: bool, now: u64) -> Option<(Status, String)> {
     if write {
-        shared.repl.refuse_write().or_else(|| {
-            shared
-                .persist
-                .as_ref()
-                .is_some_and(|p| p.failed())
-                .then(|| (Status::IoError, wal_failure_message(shared)))
-        })
+        shared
+            .repl
+            .refuse_write()
+            .or_else(|| {
+                shared
+                    .persist
+                    .as_ref()
+                    .is_some_and(|p| p.failed())
+                    .then(|| (Status::IoError, wal_failure_message(shared)))
+            })
+            .or_else(|| (shared.config.maxmemory != 0).then(|| memory::refusal(shared, req, now)).flatten())
     } else if !matches!(req, Request::Ping { .. } | Request::Info { .. } | Request::Cluster) {
         shared.repl.refuse_read()
     } else {
@@ -446,6 +453,29 @@ mod tests {
         let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
         assert_eq!((done.error, done.write, done.seen), (false, false, 0));
         assert_eq!(out[..], crate::server::doc_examples::documented_response("cluster-standalone")[..]);
+    }
+
+    /// protocol.md's `oom` example, byte for byte: `--maxmemory 1KiB`, ten
+    /// 64-byte values stored (980 bytes by the store's accounting).
+    #[test]
+    fn oom_is_as_documented() {
+        let config = Config { persistence: false, shards: 4, maxmemory: 1024, ..Config::default() };
+        let s = Server::open(config).expect("in memory").into_shared(0).expect("no persistence to open");
+        let set = |k: &str, v: Bytes| Request::Set {
+            key: key(k),
+            value: v,
+            ttl_ms: None,
+            condition: SetCondition::Always,
+            keep_ttl: false,
+        };
+        for i in 0..10 {
+            assert!(!run(&s, set(&format!("k{i}"), Bytes::from(vec![b'v'; 64]))).error);
+        }
+        assert_eq!(s.store.used_memory(), 980);
+        let mut out = BytesMut::new();
+        let done = execute(&s, &set("user:1", key("alice")).to_frame(1).as_ref(), 0, &mut out);
+        assert_eq!((done.error, done.write), (true, true));
+        assert_eq!(out[..], crate::server::doc_examples::documented_response("oom")[..], "{out:02x?}");
     }
 
     /// `--max-reply-bytes` bounds data, not CLUSTER: a client finding its

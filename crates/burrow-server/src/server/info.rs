@@ -52,8 +52,14 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
         }
         "memory" => {
             let ks = shared.store.keyspace_stats();
+            kv("used_memory", &shared.store.used_memory());
             kv("used_memory_dataset", &ks.mem);
             kv("used_memory_rss", &rss_bytes().map_or_else(|| "unknown".to_string(), |b| b.to_string()));
+            kv("maxmemory", &shared.config.maxmemory);
+            kv("maxmemory_policy", &shared.config.maxmemory_policy.name());
+            kv("maxmemory_samples", &shared.config.maxmemory_samples);
+            kv("evicted_keys", &shared.store.evicted_keys());
+            kv("oom_refusals", &stats.oom_refusals.load(relaxed()));
             kv("oplog_backlog_bytes", &shared.repl.backlog().1);
             kv("max_key_bytes", &shared.config.max_key_bytes);
             kv("max_value_bytes", &shared.config.max_value_bytes);

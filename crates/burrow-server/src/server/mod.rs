@@ -114,6 +114,7 @@ impl Server {
             log.start_retaining();
         }
         let store = Arc::new(Store::new(config.shards, log));
+        store.set_lru(config.maxmemory_policy.lru());
         let persist = match config.persist_config() {
             Some(cfg) => {
                 Some(Arc::new(Persistence::open_with(cfg, &store, fs.clone(), config.cluster.is_some())?))

@@ -76,8 +76,8 @@ pub enum LogFormat {
     Json,
 }
 
-from_str_by_value_enum!(OnOff, LogFormat, crate::persist::FsyncPolicy);
-deserialize_by_from_str!(OnOff, LogFormat, crate::persist::FsyncPolicy);
+from_str_by_value_enum!(OnOff, LogFormat, crate::persist::FsyncPolicy, crate::store::EvictionPolicy);
+deserialize_by_from_str!(OnOff, LogFormat, crate::persist::FsyncPolicy, crate::store::EvictionPolicy);
 
 #[cfg(test)]
 mod tests {

@@ -284,6 +284,9 @@ mod tests {
             ("threads", "3"),
             ("backlog_bytes", "2MiB"),
             ("log_format", "json"),
+            ("maxmemory", "3MiB"),
+            ("maxmemory_policy", "volatile-ttl"),
+            ("maxmemory_samples", "10"),
         ];
         assert_eq!(pairs.len(), SETTINGS.len(), "every declared setting is covered");
         let mut flags = Vec::new();
@@ -310,6 +313,11 @@ mod tests {
         assert_eq!(c.idle_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(c.threads, 3);
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.maxmemory, 3 << 20);
+        assert_eq!(
+            (c.maxmemory_policy, c.maxmemory_samples),
+            (crate::store::EvictionPolicy::VolatileTtl, 10)
+        );
         // Plain numbers in the file: bytes and seconds, as before units.
         let c = resolve_text("[server]\nbacklog_bytes = 4096\nidle_timeout = 0\n", &[]).unwrap();
         assert_eq!((c.backlog_bytes, c.idle_timeout), (4096, None));

@@ -19,6 +19,7 @@ use super::{default_shards, default_threads, ConfigError};
 use crate::persist::FsyncPolicy;
 use crate::replication::NodeId;
 use crate::server::cluster::ClusterConfig;
+use crate::store::EvictionPolicy;
 
 declare_settings! {
     /// Address to listen on
@@ -90,4 +91,17 @@ declare_settings! {
     /// Log lines as `text` (coloured only on a terminal) or `json` (one object per line);
     /// `RUST_LOG` filters them (default `info`)
     log_format: LogFormat = "text", parse LogFormat as "FORMAT";
+
+    /// Memory the store may hold for keys and values (its own accounting, INFO `used_memory`; see
+    /// Memory limits); 0 = no limit
+    maxmemory: usize = "0", parse Size as "SIZE", into Size::usize;
+
+    /// What a write does at `maxmemory`: `noeviction` (refused with `OOM`), `allkeys-lru`,
+    /// `volatile-lru`, `allkeys-random` or `volatile-ttl` (evict keys, approximately; see Memory
+    /// limits)
+    maxmemory_policy: EvictionPolicy = "noeviction", parse EvictionPolicy as "POLICY";
+
+    /// Keys each eviction samples to choose from (more: closer to exact, slower)
+    maxmemory_samples: usize = "5", parse usize as "N",
+        check |n| (1..=64).contains(n) => "between 1 and 64";
 }
