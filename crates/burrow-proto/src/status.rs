@@ -49,10 +49,13 @@ pub enum Status {
     /// leader) and the command needs one (a write, or WAIT): nothing ran.
     /// Retry after a short pause, here or at another node.
     NoLeader = 0x10,
+    /// The server requires authentication and this connection has not
+    /// authenticated (nothing ran), or an AUTH failed (protocol.md §8.12).
+    NoAuth = 0x11,
 }
 
 impl Status {
-    pub const ALL: [Status; 17] = [
+    pub const ALL: [Status; 18] = [
         Status::Ok,
         Status::BadRequest,
         Status::UnknownOpcode,
@@ -70,6 +73,7 @@ impl Status {
         Status::NoQuorum,
         Status::Stale,
         Status::NoLeader,
+        Status::NoAuth,
     ];
 
     pub fn from_u8(b: u8) -> Option<Status> {
@@ -96,6 +100,7 @@ impl Status {
             Status::NoQuorum => "NO_QUORUM",
             Status::Stale => "STALE",
             Status::NoLeader => "NO_LEADER",
+            Status::NoAuth => "NOAUTH",
         }
     }
 }

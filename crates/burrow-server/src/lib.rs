@@ -41,7 +41,7 @@ pub mod fault_injection;
 
 pub use persist::{FsyncPolicy, PersistError};
 pub use server::{
-    ClusterConfig, ClusterFileError, Config, ConfigError, LogFormat, MembershipError, NodeInfo,
+    AuthSetupError, ClusterConfig, ClusterFileError, Config, ConfigError, LogFormat, MembershipError, NodeInfo,
     ReplicationMode, Server, ServerArgs, ServerError, ServerHandle,
 };
 

@@ -44,6 +44,7 @@ use super::stats::BatchCounts;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
 use burrow_proto::{encode_response, BodyType, Codec, CodecError, ErrorChain, Frame, Peek, Status};
 use durable::Durable;
+use gate::{Gate, Gated};
 
 /// Write replies out once this much is buffered, even mid-batch, so a huge
 /// pipeline cannot grow the write buffer without bound.
@@ -154,6 +155,8 @@ pub(super) struct Connection<'a, S> {
     /// can turn them into errors.
     durable: Durable,
     writes: Writes,
+    /// Authentication: what runs before AUTH succeeds.
+    gate: Gate,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
@@ -168,6 +171,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             counts: BatchCounts::default(),
             durable: Durable::new(shared),
             writes: Writes::None,
+            gate: Gate::new(&shared.auth),
         }
     }
 
@@ -194,7 +198,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             match step {
                 Step::Replied => {}
                 Step::Deferred(what) => {
-                    self.carry_out(what).await?;
+                    if self.carry_out(what).await? == Next::Close {
+                        linger_close(&mut self.io).await;
+                        return Ok(Ended::Closed);
+                    }
                     // More frames may already be buffered: run them before reading.
                     continue;
                 }
@@ -292,6 +299,20 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                     continue;
                 }
             }
+            if self.gate.intercepts(frame.opcode) {
+                match self.gate.handle(shared, &frame, &mut self.wbuf) {
+                    Gated::Pass => {}
+                    Gated::Replied { error } => {
+                        self.counts.add(frame.opcode, error);
+                        continue;
+                    }
+                    Gated::Failed { message, close } => {
+                        self.counts.add(frame.opcode, true);
+                        let (opcode, id) = (frame.opcode, frame.id);
+                        break Stop::Done(Step::Deferred(Deferred::AuthFailed { opcode, id, message, close }));
+                    }
+                }
+            }
             let start = self.wbuf.len();
             let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
             self.counts.add(frame.opcode, done.error);
@@ -317,8 +338,25 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
     }
 
     /// Carries out a deferred request, then writes its reply.
-    async fn carry_out(&mut self, what: Deferred) -> io::Result<()> {
+    async fn carry_out(&mut self, what: Deferred) -> io::Result<Next> {
+        let mut next = Next::Continue;
         match what {
+            Deferred::AuthFailed { opcode, id, message, close } => {
+                // Slows guessing: nothing more is read on this connection meanwhile.
+                tokio::select! {
+                    _ = tokio::time::sleep(gate::FAILURE_DELAY) => {}
+                    _ = self.cancel.cancelled() => {}
+                }
+                let msg = if close {
+                    format!("{message}; too many failed AUTHs, closing the connection")
+                } else {
+                    message
+                };
+                encode_response(&mut self.wbuf, opcode, id, Status::NoAuth, BodyType::Text, &[], msg.as_bytes());
+                if close {
+                    next = Next::Close;
+                }
+            }
             Deferred::Snapshot { background, opcode, id } => {
                 snapshot(self.shared, background, opcode, id, &mut self.wbuf).await
             }
@@ -356,7 +394,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         }
         write_out(&mut self.io, &self.wbuf, self.cancel, self.shared.config.idle_timeout).await?;
         self.wbuf.clear();
-        Ok(())
+        Ok(next)
     }
 
     /// Releases buffers a large value grew.
@@ -381,8 +419,18 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
 /// replies to them and reads on.
 #[derive(Debug)]
 enum Deferred {
+    /// A refused AUTH: answered after a pause (`gate`), maybe closing.
+    AuthFailed { opcode: u8, id: u32, message: String, close: bool },
     Snapshot { background: bool, opcode: u8, id: u32 },
     Wait { replicas: u32, timeout_ms: u64, opcode: u8, id: u32 },
+}
+
+/// What the connection does after a deferred request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Continue,
+    /// Too many failed AUTHs: close.
+    Close,
 }
 
 /// WAIT: blocks until `replicas` followers acknowledged `index` durably, or
@@ -529,5 +577,6 @@ pub(super) async fn refuse(mut stream: TcpStream) {
 }
 
 mod durable;
+mod gate;
 #[cfg(test)]
 mod tests;

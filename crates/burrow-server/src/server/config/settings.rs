@@ -89,4 +89,12 @@ declare_settings! {
     /// Log lines as `text` (coloured only on a terminal) or `json` (one object per line);
     /// `RUST_LOG` filters them (default `info`)
     log_format: LogFormat = "text", parse LogFormat as "FORMAT";
+
+    /// File holding the client secret (at least 16 bytes); clients must then AUTH before anything
+    /// but PING, HELLO and AUTH (none = no authentication; see Security)
+    auth_secret_file: Option<PathBuf> = "none", parse PathBuf as "PATH", into super::non_empty_path;
+
+    /// Refuse to start on a non-loopback `--bind` without `--auth-secret-file` (`no`: start anyway,
+    /// with a warning; see Security)
+    protected_mode: bool = "yes", parse OnOff as "yes|no", into OnOff::is_on;
 }
