@@ -122,7 +122,8 @@ mod tests {
         }
         // Reads are all idempotent; every non-idempotent request is a write or WAIT.
         for (req, idem) in &table {
-            if !req.is_write() && !matches!(req, Request::Wait { .. } | Request::Hello | Request::Auth { .. }) {
+            if !req.is_write() && !matches!(req, Request::Wait { .. } | Request::Hello | Request::Auth { .. })
+            {
                 assert!(idem, "read {req:?}");
             }
         }

@@ -60,8 +60,8 @@ pub use cluster::{
 };
 pub use codec::{Codec, CodecError, Limits, Peek};
 pub use error_chain::ErrorChain;
-pub use hello::{decode_hello, encode_hello, HelloError, HelloInfo};
 pub use frame::{Frame, FrameKind, FrameRef, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION};
+pub use hello::{decode_hello, encode_hello, HelloError, HelloInfo};
 pub use opcode::Opcode;
 pub use request::{flags, End, Request, RequestError, SetCondition};
 pub use response::{encode_response, BodyType, Reply, ReplyError};

@@ -391,7 +391,10 @@ impl<'a> Request<&'a [u8]> {
                 extras_exact(f, name, &[NONCE_LEN])?;
                 no_flags(f, name)?;
                 let proof: [u8; PROOF_LEN] = f.value.try_into().map_err(|_| {
-                    RequestError::bad(format!("AUTH: the proof must be {PROOF_LEN} bytes, got {}", f.value.len()))
+                    RequestError::bad(format!(
+                        "AUTH: the proof must be {PROOF_LEN} bytes, got {}",
+                        f.value.len()
+                    ))
                 })?;
                 let mut nonce = [0u8; NONCE_LEN];
                 nonce.copy_from_slice(f.extras);
@@ -510,7 +513,9 @@ impl<B> Request<B> {
             Request::Cluster => Request::Cluster,
             Request::Snapshot { background } => Request::Snapshot { background },
             Request::Hello => Request::Hello,
-            Request::Auth { user, client_nonce, proof } => Request::Auth { user: f(user), client_nonce, proof },
+            Request::Auth { user, client_nonce, proof } => {
+                Request::Auth { user: f(user), client_nonce, proof }
+            }
         }
     }
 }

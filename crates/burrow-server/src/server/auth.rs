@@ -149,7 +149,9 @@ mod tests {
     fn protected_mode_refuses_a_public_bind_without_a_secret() {
         let public = Config { bind: "0.0.0.0".parse().unwrap(), ..Config::default() };
         let e = check_protected_mode(&public).unwrap_err();
-        assert!(e.to_string().contains("--auth-secret-file") && e.to_string().contains("--protected-mode no"));
+        assert!(
+            e.to_string().contains("--auth-secret-file") && e.to_string().contains("--protected-mode no")
+        );
         check_protected_mode(&Config { protected_mode: false, ..public.clone() }).unwrap();
         check_protected_mode(&Config { auth_secret_file: Some("s".into()), ..public }).unwrap();
         check_protected_mode(&Config { bind: "::1".parse().unwrap(), ..Config::default() }).unwrap();

@@ -309,7 +309,12 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                     Gated::Failed { message, close } => {
                         self.counts.add(frame.opcode, true);
                         let (opcode, id) = (frame.opcode, frame.id);
-                        break Stop::Done(Step::Deferred(Deferred::AuthFailed { opcode, id, message, close }));
+                        break Stop::Done(Step::Deferred(Deferred::AuthFailed {
+                            opcode,
+                            id,
+                            message,
+                            close,
+                        }));
                     }
                 }
             }
@@ -352,7 +357,15 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 } else {
                     message
                 };
-                encode_response(&mut self.wbuf, opcode, id, Status::NoAuth, BodyType::Text, &[], msg.as_bytes());
+                encode_response(
+                    &mut self.wbuf,
+                    opcode,
+                    id,
+                    Status::NoAuth,
+                    BodyType::Text,
+                    &[],
+                    msg.as_bytes(),
+                );
                 if close {
                     next = Next::Close;
                 }
@@ -420,9 +433,23 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
 #[derive(Debug)]
 enum Deferred {
     /// A refused AUTH: answered after a pause (`gate`), maybe closing.
-    AuthFailed { opcode: u8, id: u32, message: String, close: bool },
-    Snapshot { background: bool, opcode: u8, id: u32 },
-    Wait { replicas: u32, timeout_ms: u64, opcode: u8, id: u32 },
+    AuthFailed {
+        opcode: u8,
+        id: u32,
+        message: String,
+        close: bool,
+    },
+    Snapshot {
+        background: bool,
+        opcode: u8,
+        id: u32,
+    },
+    Wait {
+        replicas: u32,
+        timeout_ms: u64,
+        opcode: u8,
+        id: u32,
+    },
 }
 
 /// What the connection does after a deferred request.

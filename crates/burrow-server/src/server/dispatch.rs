@@ -423,8 +423,8 @@ mod tests {
         // out by the connection, HELLO and AUTH answered by it (its gate).
         use Opcode::*;
         let others = [
-            Set, Del, Expire, Persist, Incr, Decr, IncrBy, LPush, RPush, LPop, RPop, FlushAll, Wait, Snapshot,
-            Hello, Auth,
+            Set, Del, Expire, Persist, Incr, Decr, IncrBy, LPush, RPush, LPop, RPop, FlushAll, Wait,
+            Snapshot, Hello, Auth,
         ];
         classified.extend(others.map(|o| o as u8));
         for op in Opcode::ALL {

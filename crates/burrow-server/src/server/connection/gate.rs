@@ -109,20 +109,33 @@ impl Gate {
                     None
                 };
                 let verified = challenge.filter(|server_nonce| {
-                    Proof::verify(secret, Purpose::Client, Prover::Initiator, server_nonce, &client_nonce, &proof.0)
+                    Proof::verify(
+                        secret,
+                        Purpose::Client,
+                        Prover::Initiator,
+                        server_nonce,
+                        &client_nonce,
+                        &proof.0,
+                    )
                 });
                 match (refusal, verified) {
                     (None, Some(server_nonce)) => {
                         self.open = true;
                         shared.auth.successes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         debug!("AUTH succeeded");
-                        let mine =
-                            Proof::new(secret, Purpose::Client, Prover::Responder, &server_nonce, &client_nonce);
+                        let mine = Proof::new(
+                            secret,
+                            Purpose::Client,
+                            Prover::Responder,
+                            &server_nonce,
+                            &client_nonce,
+                        );
                         reply(out, Status::Ok, BodyType::Bytes, &mine.0)
                     }
                     (refusal, _) => {
-                        let message = refusal
-                            .unwrap_or("AUTH: wrong proof (a different secret, or a proof made for another challenge)");
+                        let message = refusal.unwrap_or(
+                            "AUTH: wrong proof (a different secret, or a proof made for another challenge)",
+                        );
                         self.failures += 1;
                         shared.auth.note_failure(message);
                         Gated::Failed { message: message.to_string(), close: self.failures >= MAX_FAILURES }

@@ -77,7 +77,8 @@ fn auth(secret: &Secret, server_nonce: &Nonce, client_nonce: Nonce) -> Frame {
 async fn before_auth_only_ping_hello_and_auth_run_and_nothing_changes() {
     let shared = std::sync::Arc::new(server(Some(secret())));
     let (mut c, _task) = connect(shared.clone());
-    for f in [set(1), Request::FlushAll.to_frame(2), Request::Get { key: Bytes::from_static(b"k") }.to_frame(3)]
+    for f in
+        [set(1), Request::FlushAll.to_frame(2), Request::Get { key: Bytes::from_static(b"k") }.to_frame(3)]
     {
         let r = call(&mut c, f).await;
         assert_eq!(r.flags, Status::NoAuth as u8);
