@@ -18,6 +18,7 @@ mod cli;
 mod cluster;
 mod cluster_config;
 mod cluster_view;
+mod auth;
 mod commands;
 mod connections;
 mod crash;

@@ -85,13 +85,21 @@ impl ClientAuth {
 }
 
 /// Refuses a non-loopback bind without a client secret unless protected
-/// mode is off, which is logged as a warning.
-pub(crate) fn check_protected_mode(config: &Config) -> Result<(), AuthSetupError> {
+/// mode is off.
+pub(crate) fn protected_mode_refusal(config: &Config) -> Result<(), AuthSetupError> {
+    let exposed = !config.bind.is_loopback() && config.auth_secret_file.is_none();
+    match exposed && config.protected_mode {
+        true => Err(AuthSetupError::Protected { addr: config.bind }),
+        false => Ok(()),
+    }
+}
+
+/// [`protected_mode_refusal`], and a warning when protected mode is off
+/// and the server is exposed.
+fn check_protected_mode(config: &Config) -> Result<(), AuthSetupError> {
+    protected_mode_refusal(config)?;
     if config.bind.is_loopback() || config.auth_secret_file.is_some() {
         return Ok(());
-    }
-    if config.protected_mode {
-        return Err(AuthSetupError::Protected { addr: config.bind });
     }
     warn!(
         bind = %config.bind,

@@ -214,7 +214,7 @@ impl Server {
         }
         let served = runtime.block_on(async {
             // Protected mode refuses before the port opens.
-            auth::check_protected_mode(&config)?;
+            auth::protected_mode_refusal(&config)?;
             let listener = bind(&config).await?;
             let server = tokio::task::spawn_blocking(move || Server::open(config))
                 .await
