@@ -9,10 +9,10 @@ use crate::common;
 use std::process::Command;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use burrow_client::{Client, ClientConfig, ClientError, FailoverConfig, Secret};
 use burrow_proto::{decode_hello, Nonce, Proof, Prover, Purpose, Reply, Request, SetCondition, Status};
 use burrow_server::{ServerError, ServerHandle};
+use bytes::Bytes;
 use common::proxy::Proxy;
 use common::{assert_status, info_u64, RawConn, TempDir};
 
@@ -81,7 +81,8 @@ async fn unauthenticated_commands_get_noauth_and_change_nothing() {
         Request::Wait { replicas: 0, timeout_ms: 1 },
     ];
     let mut raw = RawConn::connect(server.addr).await;
-    let reqs: Vec<(u32, Request)> = refused.iter().cloned().enumerate().map(|(i, r)| (i as u32 + 1, r)).collect();
+    let reqs: Vec<(u32, Request)> =
+        refused.iter().cloned().enumerate().map(|(i, r)| (i as u32 + 1, r)).collect();
     raw.send_requests(&reqs).await;
     for (id, req) in &reqs {
         let msg = assert_status(&raw.frame().await, Status::NoAuth, *id);
@@ -103,7 +104,8 @@ async fn unauthenticated_commands_get_noauth_and_change_nothing() {
 async fn a_wrong_secret_or_none_fails_with_a_typed_error_and_the_right_one_works() {
     let dir = TempDir::new("auth-wrong");
     let server = server(&dir).await;
-    let wrong = ClientConfig { auth: Some(secret("a different secret of some length")), ..Default::default() };
+    let wrong =
+        ClientConfig { auth: Some(secret("a different secret of some length")), ..Default::default() };
     match Client::connect_with(server.addr, wrong.clone()).await {
         Err(ClientError::AuthFailed { reason }) => assert!(reason.contains("NOAUTH"), "{reason}"),
         other => panic!("expected AuthFailed, got {other:?}"),
@@ -142,7 +144,14 @@ async fn a_recorded_auth_cannot_be_replayed() {
     raw.send_requests(&[(2, auth.clone())]).await;
     match raw.reply().await {
         (2, Reply::Bytes(theirs)) => {
-            assert!(Proof::verify(&s, Purpose::Client, Prover::Responder, &hello.nonce, &client_nonce, &theirs))
+            assert!(Proof::verify(
+                &s,
+                Purpose::Client,
+                Prover::Responder,
+                &hello.nonce,
+                &client_nonce,
+                &theirs
+            ))
         }
         other => panic!("AUTH: {other:?}"),
     }
@@ -183,7 +192,11 @@ async fn the_client_authenticates_again_on_every_reconnect() {
 }
 
 /// Runs a tool binary off the async threads (the server shares them).
-async fn run(bin: &'static str, args: Vec<String>, env: Option<(&'static str, String)>) -> std::process::Output {
+async fn run(
+    bin: &'static str,
+    args: Vec<String>,
+    env: Option<(&'static str, String)>,
+) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new(bin);
         cmd.args(&args).env_remove("BURROW_AUTH_FILE");

@@ -12,13 +12,13 @@
 
 mod common;
 
+mod auth;
 mod bench;
 mod binary_edges;
 mod cli;
 mod cluster;
 mod cluster_config;
 mod cluster_view;
-mod auth;
 mod commands;
 mod connections;
 mod crash;

@@ -27,7 +27,7 @@ pub(super) const FAILURE_DELAY: Duration = Duration::from_millis(200);
 /// Refused AUTHs after which the connection is closed.
 pub(super) const MAX_FAILURES: u32 = 5;
 /// What a command gets before AUTH.
-pub(super) const NOAUTH_MESSAGE: &str = "authentication required: send HELLO, then AUTH (protocol.md §8.12)";
+pub(super) const NOAUTH_MESSAGE: &str = "authentication required: send HELLO, then AUTH";
 
 /// Opcodes of replication and peer links: member authentication guards them, not this gate.
 const MEMBER_OPCODES: std::ops::RangeInclusive<u8> = 0x50..=0x5F;

@@ -154,3 +154,34 @@ async fn without_a_secret_nothing_is_gated_and_auth_says_so() {
     assert_eq!(r.flags, Status::BadRequest as u8);
     assert!(String::from_utf8_lossy(&r.value).contains("no client secret configured"));
 }
+
+/// protocol.md's `hello`, `auth` and `noauth` examples are what the gate
+/// answers (HELLO's nonce aside: it is random, and patched in).
+#[test]
+fn the_documented_exchange_is_what_the_gate_answers() {
+    use super::{Gate, Gated};
+    use crate::server::doc_examples::{documented_request, documented_response};
+    use burrow_proto::Peek;
+
+    let shared = server(Some(Secret::from_bytes(b"0123456789abcdef", "protocol.md").expect("16 bytes")));
+    let answer = |gate: &mut Gate, name: &str| {
+        let bytes = documented_request(name);
+        let Ok(Peek::Frame(frame, _)) = Codec::server(Limits::default()).peek(&bytes) else {
+            panic!("{name}: not one whole request")
+        };
+        let mut out = bytes::BytesMut::new();
+        assert!(matches!(gate.handle(&shared, &frame, &mut out), Gated::Replied { .. }), "{name}");
+        out.to_vec()
+    };
+    let mut gate = Gate::new(&shared.auth);
+    assert_eq!(answer(&mut gate, "noauth"), documented_response("noauth"));
+    let got = answer(&mut gate, "hello");
+    let mut want = documented_response("hello");
+    // Header, version and auth fields, then the nonce field's tag and length.
+    let at = burrow_proto::HEADER_LEN + 4 + 4 + 3;
+    want[at..at + 16].copy_from_slice(&gate.challenge.expect("a challenge").0);
+    assert_eq!(got, want);
+    gate.challenge = Some(Nonce([0xAA; 16]));
+    assert_eq!(answer(&mut gate, "auth"), documented_response("auth"));
+    assert!(gate.open);
+}
