@@ -265,6 +265,20 @@ async fn protected_mode_refuses_a_public_bind_without_auth_unless_opted_out() {
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("protected mode") && log.contains("--protected-mode no"), "{log}");
 
+    // A secret file that cannot be used refuses the start too, naming it.
+    for (content, want) in [(None, "cannot read secret file"), (Some("short\n"), "holds 5 bytes")] {
+        let path = dir.join("bad-secret");
+        let _ = std::fs::remove_file(&path);
+        if let Some(text) = content {
+            std::fs::write(&path, text).unwrap();
+        }
+        let path = path.display().to_string();
+        let args = ["--persistence", "off", "--auth-secret-file", &path];
+        let (status, log) = common::run_server_to_exit(&dir.join("data"), &args).await;
+        assert_eq!(status.code(), Some(1), "{log}");
+        assert!(log.contains("--auth-secret-file") && log.contains(want), "{log}");
+    }
+
     let open = ["--bind", "0.0.0.0", "--persistence", "off", "--protected-mode", "no"];
     let child = common::ChildServer::start(&dir.join("data"), &open).await;
     assert!(child.stderr().contains("protected mode is off"), "{}", child.stderr());

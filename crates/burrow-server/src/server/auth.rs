@@ -86,7 +86,7 @@ impl ClientAuth {
 
 /// Refuses a non-loopback bind without a client secret unless protected
 /// mode is off.
-pub(crate) fn protected_mode_refusal(config: &Config) -> Result<(), AuthSetupError> {
+fn protected_mode_refusal(config: &Config) -> Result<(), AuthSetupError> {
     let exposed = !config.bind.is_loopback() && config.auth_secret_file.is_none();
     match exposed && config.protected_mode {
         true => Err(AuthSetupError::Protected { addr: config.bind }),

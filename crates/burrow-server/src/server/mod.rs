@@ -112,6 +112,15 @@ impl Server {
     fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
         // Before any data loads: a refused start should be quick.
         let auth = auth::ClientAuth::load(&config)?;
+        Server::open_authenticated(config, fs, auth)
+    }
+
+    /// [`Server::open_with_fs`] with the client secret already read.
+    fn open_authenticated(
+        config: Config,
+        fs: Arc<dyn FileSystem>,
+        auth: auth::ClientAuth,
+    ) -> Result<Server, ServerError> {
         // Every cluster member queues records for replication (a standalone
         // server skips that work on every write), from before recovery: any
         // member may be elected, and its backlog then holds the records its
@@ -213,10 +222,11 @@ impl Server {
             worker_threads.push(thread);
         }
         let served = runtime.block_on(async {
-            // Protected mode refuses before the port opens.
-            auth::protected_mode_refusal(&config)?;
+            // Protected mode and a bad secret file refuse before the port opens.
+            let auth = auth::ClientAuth::load(&config)?;
             let listener = bind(&config).await?;
-            let server = tokio::task::spawn_blocking(move || Server::open(config))
+            let fs: Arc<dyn FileSystem> = Arc::new(StdFileSystem);
+            let server = tokio::task::spawn_blocking(move || Server::open_authenticated(config, fs, auth))
                 .await
                 .map_err(std::io::Error::other)??;
             // The main runtime takes its share of connections too.
