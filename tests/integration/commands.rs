@@ -531,6 +531,37 @@ async fn pipelined_requests_through_the_client_are_answered_in_order() {
     server.shutdown().await.unwrap();
 }
 
+/// The server stops reading while its replies go unread (protocol.md
+/// §6.1): a pipeline whose requests and replies are both far larger than
+/// the socket buffers completes only because the client reads while it
+/// writes.
+#[tokio::test]
+async fn a_pipeline_larger_than_the_socket_buffers_both_ways_completes() {
+    let server = common::start().await;
+    let mut c = connect(&server).await;
+    const PAIRS: usize = 24;
+    let value = Bytes::from(vec![b'x'; 1 << 20]);
+    let mut reqs = Vec::new();
+    for i in 0..PAIRS {
+        let key = b(&format!("big:{i}"));
+        reqs.push(Request::Set {
+            key: key.clone(),
+            value: value.clone(),
+            ttl_ms: None,
+            condition: SetCondition::Always,
+            keep_ttl: false,
+        });
+        reqs.push(Request::Get { key });
+    }
+    let replies = c.pipeline(&reqs).await.unwrap();
+    assert_eq!(replies.len(), 2 * PAIRS);
+    for pair in replies.chunks(2) {
+        assert_eq!(pair[0], Reply::Ok);
+        assert_eq!(pair[1], Reply::Bytes(value.clone()));
+    }
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn redis_edge_cases_pop_zero_and_non_canonical_counters() {
     let server = common::start().await;

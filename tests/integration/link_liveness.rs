@@ -22,7 +22,11 @@ use common::{info_u64, CpuBurners};
 /// A leader, and a follower reaching it through a proxy (not started).
 /// Node 3 makes the majority that elects node 1 (and is left alone).
 async fn leader_and_proxy(tag: &str, link_timeout_ms: u64) -> (Cluster, Proxy) {
-    let opts = Options { nodes: 3, heartbeat_ms: 50, link_timeout_ms, ..Options::default() };
+    leader_and_proxy_with(tag, Options { link_timeout_ms, ..Options::default() }).await
+}
+
+async fn leader_and_proxy_with(tag: &str, opts: Options) -> (Cluster, Proxy) {
+    let opts = Options { nodes: 3, heartbeat_ms: 50, ..opts };
     let mut c = Cluster::new(tag, opts);
     c.node(1).start().await;
     c.node(3).start().await;
@@ -100,4 +104,45 @@ async fn records_of_16_mib_stream_without_a_link_drop_on_a_loaded_machine() {
         assert!(follower.get(format!("big:{i}")).await.unwrap().as_ref() == Some(v), "big:{i}");
     }
     assert_the_link_never_dropped(&c).await;
+}
+
+/// Records a connected follower has not yet applied are held past
+/// `--backlog-bytes` (up to 4×), as Redis keeps a replica's output buffer:
+/// a follower that falls behind by more than the backlog while its link is
+/// up catches up by streaming, instead of finding its records gone and
+/// resyncing in full — which, under a steady stream of large writes, would
+/// repeat for ever (each full resync taking longer than the leader takes to
+/// write a backlog's worth).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_by_more_than_the_backlog_catches_up_without_a_full_resync() {
+    const BACKLOG: u64 = 1 << 20;
+    let opts = Options {
+        // Long enough that the stall below never counts as silence.
+        link_timeout_ms: 20_000,
+        args: vec!["--backlog-bytes".into(), BACKLOG.to_string()],
+        ..Options::default()
+    };
+    let (mut c, proxy) = leader_and_proxy_with("backlog-hold", opts).await;
+    c.node(2).start().await;
+    c.node(2).wait_synced().await;
+
+    // Node 2 applies nothing while 2 MiB of records are written.
+    proxy.stall(true);
+    let mut client = c.leader().client().await;
+    let value = Bytes::from(vec![b'h'; 256 << 10]);
+    for i in 0..8 {
+        client.set(format!("held:{i}"), value.clone()).await.unwrap();
+    }
+    let last = info_u64(&c.leader().info().await, "last_index");
+    let held = info_u64(&c.leader().info().await, "backlog_bytes");
+    assert!(held > BACKLOG && held <= 4 * BACKLOG, "backlog_bytes {held}: held for node 2 past {BACKLOG}");
+    proxy.stall(false);
+
+    c.nodes[1].wait_info("the records applied", |i| info_u64(i, "applied_index") >= last).await;
+    let mut follower = c.nodes[1].client().await;
+    assert_eq!(follower.get("held:7").await.unwrap(), Some(value));
+    assert_the_link_never_dropped(&c).await;
+    assert!(!c.leader().stderr().contains("fell out of the backlog"), "{}", c.report().await);
+    // Caught up: back within its size.
+    c.leader().wait_info("the backlog trimmed", |i| info_u64(i, "backlog_bytes") <= BACKLOG).await;
 }

@@ -67,11 +67,13 @@ mod error;
 mod failover;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, Stream};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_util::codec::Framed;
 
@@ -294,31 +296,55 @@ impl Client {
         }
     }
 
-    /// Sends every request (fed, then flushed: one write), then reads
-    /// their replies in order onto `replies`.
+    /// Sends every request and reads their replies in order onto `replies`,
+    /// both at once: the server stops reading while its replies go unread
+    /// (protocol.md §6.1), so a pipeline whose requests and replies both
+    /// outgrow the socket buffers would deadlock if it were written whole
+    /// before reading. A short pipeline still leaves in one write.
     async fn exchange(&mut self, reqs: &[Request], replies: &mut Vec<Reply>) -> Result<(), ClientError> {
         let first = self.next_id;
+        self.next_id = first.wrapping_add(reqs.len() as u32);
         let before = replies.len();
-        for req in reqs {
-            let id = self.next_id;
-            self.next_id = self.next_id.wrapping_add(1);
-            self.framed.feed(req.to_frame(id)).await?;
-        }
-        SinkExt::<Frame>::flush(&mut self.framed).await?;
-        while replies.len() - before < reqs.len() {
-            let frame = self.framed.next().await.ok_or(ClientError::Closed)??;
-            let expected = first.wrapping_add((replies.len() - before) as u32);
-            let reply = Reply::from_frame(&frame).map_err(ClientError::BadReply)?;
-            if frame.id != expected {
-                // A server that refuses a connection answers with id 0.
-                if let Reply::Error { status, message } = reply {
-                    return Err(ClientError::Server { status, message });
+        let (mut sent, mut flushed) = (0, false);
+        let framed = &mut self.framed;
+        std::future::poll_fn(|cx| {
+            while sent < reqs.len() {
+                match Sink::<Frame>::poll_ready(Pin::new(&mut *framed), cx)? {
+                    Poll::Ready(()) => {
+                        let id = first.wrapping_add(sent as u32);
+                        Sink::<Frame>::start_send(Pin::new(&mut *framed), reqs[sent].to_frame(id))?;
+                        sent += 1;
+                    }
+                    Poll::Pending => break,
                 }
-                return Err(ClientError::IdMismatch { got: frame.id, expected });
             }
-            replies.push(reply);
-        }
-        Ok(())
+            if sent == reqs.len() && !flushed {
+                flushed = Sink::<Frame>::poll_flush(Pin::new(&mut *framed), cx)?.is_ready();
+            }
+            while replies.len() - before < reqs.len() {
+                let frame = match Pin::new(&mut *framed).poll_next(cx) {
+                    Poll::Ready(Some(frame)) => frame?,
+                    Poll::Ready(None) => return Poll::Ready(Err(ClientError::Closed)),
+                    Poll::Pending => break,
+                };
+                let expected = first.wrapping_add((replies.len() - before) as u32);
+                let reply = Reply::from_frame(&frame).map_err(ClientError::BadReply)?;
+                if frame.id != expected {
+                    // A server that refuses a connection answers with id 0.
+                    if let Reply::Error { status, message } = reply {
+                        return Poll::Ready(Err(ClientError::Server { status, message }));
+                    }
+                    return Poll::Ready(Err(ClientError::IdMismatch { got: frame.id, expected }));
+                }
+                replies.push(reply);
+            }
+            if flushed && replies.len() - before == reqs.len() {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// Sends one request; an error status becomes `Err(ClientError::Server)`.
@@ -640,6 +666,7 @@ async fn authenticate(framed: &mut Framed<TcpStream, Codec>, secret: &Secret) ->
 }
 
 async fn handshake_call(framed: &mut Framed<TcpStream, Codec>, frame: Frame) -> Result<Reply, ClientError> {
+    use futures_util::{SinkExt, StreamExt};
     let id = frame.id;
     framed.send(frame).await?;
     let reply = framed.next().await.ok_or(ClientError::Closed)??;

@@ -6,6 +6,17 @@
 //! replication state, so serving followers never touches the lock writers
 //! append under. Records are slices of the taken buffers: a batch for a
 //! follower is a list of cheap clones, not copies.
+//!
+//! `max_bytes` is what is kept for followers that are not connected (to
+//! resume by partial resync when they return). Records a *connected*
+//! follower still needs — from the index after its snapshot while a full
+//! resync is under way, or after what it applied while it streams — are
+//! held past it, up to [`HOLD_FACTOR`] × `max_bytes`, as Redis keeps a
+//! replica's output buffer: without that a follower whose full resync takes
+//! longer than the leader takes to write `max_bytes` (16 MiB values at tens
+//! of MB/s) would find its records gone when its snapshot arrived, and
+//! resync in full again, for ever. The cap bounds what a stuck follower
+//! costs the leader; past it the follower falls out and resyncs in full.
 
 use std::collections::VecDeque;
 
@@ -13,6 +24,9 @@ use bytes::Bytes;
 
 use super::{BacklogSource, RecordEntry};
 use crate::oplog::Records;
+
+/// How far past `max_bytes` records a connected follower needs are held.
+pub(crate) const HOLD_FACTOR: usize = 4;
 
 #[derive(Debug)]
 pub(crate) struct ReplBacklog {
@@ -23,6 +37,9 @@ pub(crate) struct ReplBacklog {
     /// `max_bytes` between calls (the oldest records are dropped first).
     bytes: usize,
     max_bytes: usize,
+    /// Oldest index a connected follower still needs: records from it are
+    /// kept past `max_bytes`, up to `HOLD_FACTOR * max_bytes`.
+    hold_from: Option<u64>,
     /// Newest index held or, when empty, the index the next record follows.
     last: u64,
     /// (index, term) of the record just below the oldest held, when known:
@@ -46,7 +63,7 @@ impl ReplBacklog {
     /// at `last_index` is of `last_term` (0 and 0 for an empty log).
     pub(crate) fn new(max_bytes: usize, last_index: u64, last_term: u64) -> ReplBacklog {
         let prev = Some((last_index, if last_index == 0 { 0 } else { last_term }));
-        ReplBacklog { records: VecDeque::new(), bytes: 0, max_bytes, last: last_index, prev }
+        ReplBacklog { records: VecDeque::new(), bytes: 0, max_bytes, hold_from: None, last: last_index, prev }
     }
 
     /// Adds records taken from the op log: sealed, back to back, the first
@@ -85,16 +102,32 @@ impl ReplBacklog {
             self.last = rec.index;
         }
         debug_assert_eq!(records.offset(), buf.len(), "the op log hands over whole records");
-        while self.bytes > self.max_bytes {
-            match self.records.pop_front() {
-                Some(old) => {
-                    self.bytes -= old.raw.len();
-                    self.prev = Some((old.index, old.term));
-                }
-                None => break,
-            }
-        }
+        self.trim();
         debug_assert!(self.records.back().is_none_or(|r| r.index == self.last));
+    }
+
+    /// Says which records connected followers still need (see the module
+    /// docs): from `from` on, or none.
+    pub(crate) fn hold_from(&mut self, from: Option<u64>) {
+        if from != self.hold_from {
+            self.hold_from = from;
+            self.trim();
+        }
+    }
+
+    /// Drops the oldest records while over `max_bytes`, except those held
+    /// for a connected follower while under the hold cap.
+    fn trim(&mut self) {
+        let cap = self.max_bytes.saturating_mul(HOLD_FACTOR);
+        while self.bytes > self.max_bytes {
+            let Some(old) = self.records.front() else { break };
+            if self.hold_from.is_some_and(|h| old.index >= h) && self.bytes <= cap {
+                break;
+            }
+            let old = self.records.pop_front().expect("just seen");
+            self.bytes -= old.raw.len();
+            self.prev = Some((old.index, old.term));
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -184,6 +217,38 @@ mod tests {
         assert!(b.first_index() > 1);
         assert_eq!(b.last_index(), 20);
         assert!(b.since(1, 10, 1000).is_none());
+    }
+
+    #[test]
+    fn records_a_connected_follower_needs_are_held_up_to_the_cap() {
+        let log = OpLog::new(1 << 20);
+        let mut b = ReplBacklog::new(100, 0, 0);
+        b.hold_from(Some(1));
+        let took = |b: &mut ReplBacklog, n: usize| {
+            for _ in 0..n {
+                log.append(&Op::IncrBy { key: Bytes::from_static(b"k"), delta: 1 });
+            }
+            let (buf, first) = log.take_repl().unwrap();
+            b.absorb(buf.freeze(), first);
+        };
+        took(&mut b, 10);
+        let one = b.bytes() / 10;
+        assert!(b.bytes() > 100 && b.bytes() <= 100 * HOLD_FACTOR, "{}", b.bytes());
+        assert_eq!(b.first_index(), 1, "held for the follower");
+        assert_eq!(b.since(1, 100, usize::MAX).unwrap().len(), 10);
+
+        // Past the cap the oldest go even though they are wanted.
+        took(&mut b, 100);
+        assert!(b.bytes() <= 100 * HOLD_FACTOR && b.bytes() + one > 100 * HOLD_FACTOR, "{}", b.bytes());
+        assert!(b.first_index() > 1 && b.since(1, 1, 1).is_none());
+
+        // The follower caught up: back within max_bytes at once.
+        b.hold_from(Some(b.last_index() + 1));
+        assert!(b.bytes() <= 100);
+        assert_eq!(b.last_index(), 110);
+        // Released: the same.
+        b.hold_from(None);
+        assert!(b.bytes() <= 100);
     }
 
     #[test]

@@ -601,6 +601,22 @@ impl Leader {
         Ok(())
     }
 
+    /// The oldest record a connected follower still needs: after its
+    /// snapshot while a full resync is under way (after the log's end until
+    /// the snapshot is announced: it covers at least that), after what it
+    /// applied while it streams. `None` when every follower is down. The
+    /// backlog holds these past its size (`ReplBacklog::hold_from`).
+    pub fn needed_from(&self) -> Option<u64> {
+        self.peers
+            .values()
+            .filter_map(|p| match p.state {
+                FollowerState::FullSync => Some(p.snapshot.map_or(self.last_index, |s| s.index) + 1),
+                FollowerState::Streaming => Some(p.applied + 1),
+                FollowerState::Down => None,
+            })
+            .min()
+    }
+
     /// A ReadIndex round started (or one still unconfirmed is repeated):
     /// a heartbeat carrying `round` goes to every follower with a link now,
     /// rather than at the next interval, so waiting reads are confirmed
@@ -1195,6 +1211,29 @@ mod tests {
         assert_eq!(tick_and_watch(&mut l, 1, 10, false, &log), vec![6]);
         l.on_link_activity(1);
         assert_eq!(l.progress(1).unwrap().state, FollowerState::Down, "activity does not revive a link");
+    }
+
+    #[test]
+    fn the_backlog_is_asked_to_hold_what_connected_followers_still_need() {
+        let log = VecLog { first: 20, last: 30, size: 10 };
+        let mut l = leader(30, &[1, 2]);
+        assert_eq!(l.needed_from(), None, "nobody connected");
+        // Node 1 needs a full resync: everything after the log's end until
+        // its snapshot is announced, then everything after the snapshot.
+        handshake(&mut l, 1, 3, 7, 0, &log);
+        assert_eq!(l.needed_from(), Some(31));
+        l.snapshot_ready(1, 28).unwrap();
+        assert_eq!(l.needed_from(), Some(29));
+        // Node 2 streams from 25: it needs what it has not applied.
+        handshake(&mut l, 2, 4, 7, 24, &log);
+        assert_eq!(l.progress(2).unwrap().state, FollowerState::Streaming);
+        assert_eq!(l.needed_from(), Some(25));
+        ack(&mut l, 2, 4, 30, 30, &log);
+        assert_eq!(l.needed_from(), Some(29), "node 1's snapshot is now the oldest need");
+        l.on_disconnected(1);
+        assert_eq!(l.needed_from(), Some(31));
+        l.on_disconnected(2);
+        assert_eq!(l.needed_from(), None);
     }
 
     #[test]

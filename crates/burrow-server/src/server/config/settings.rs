@@ -82,7 +82,8 @@ declare_settings! {
 
     /// Recent op-log records every cluster member keeps in memory (a follower, those it received,
     /// so that once elected it can serve them) so followers that fell behind resume by partial
-    /// resync (not allocated on a standalone server)
+    /// resync (not allocated on a standalone server); a leader holds records a connected follower
+    /// still needs past it, up to 4 times it
     backlog_bytes: usize = "64MiB", parse Size as "SIZE", into Size::usize,
         check |n| *n >= 1024 => "at least 1024 (1KiB)";
 

@@ -254,6 +254,8 @@ impl LeaderSide {
             let State { sm, backlog, .. } = &mut *st;
             sm.on_append(backlog.last_index(), backlog);
         }
+        let needed = st.sm.needed_from();
+        st.backlog.hold_from(needed);
         let commit = st.sm.commit_index();
         if st.reads.waiting() > 0 {
             Self::note_commit(&mut st);
