@@ -301,4 +301,23 @@ async fn protected_mode_refuses_a_public_bind_without_auth_unless_opted_out() {
     assert!(!child.stderr().contains(SECRET.trim()), "the secret must never be logged");
     let mut c = Client::connect_with(("127.0.0.1", child.addr.port()), authed()).await.unwrap();
     c.set("k", "v").await.unwrap();
+
+    // Refusals are logged (rate-limited): a command before AUTH, a wrong AUTH.
+    let mut raw = RawConn::connect(child.addr).await;
+    raw.send_requests(&[(1, Request::Get { key: Bytes::from_static(b"k") }), (2, Request::Hello)]).await;
+    assert_status(&raw.frame().await, Status::NoAuth, 1);
+    let nonce = match raw.reply().await {
+        (2, Reply::Bytes(b)) => decode_hello(&b).unwrap().nonce,
+        other => panic!("HELLO: {other:?}"),
+    };
+    let wrong = secret("not the secret but long enough");
+    let proof = Proof::new(&wrong, Purpose::Client, Prover::Initiator, &nonce, &Nonce([1; 16]));
+    raw.send_requests(&[(3, Request::Auth { user: Bytes::new(), client_nonce: Nonce([1; 16]), proof })])
+        .await;
+    assert_status(&raw.frame().await, Status::NoAuth, 3);
+    common::wait_for("the refusals in the log", || {
+        let log = child.stderr();
+        async move { log.contains("command refused") && log.contains("AUTH failed") }
+    })
+    .await;
 }

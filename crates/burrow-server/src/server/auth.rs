@@ -39,6 +39,7 @@ pub(crate) struct ClientAuth {
     /// Commands refused with NOAUTH on connections not yet authenticated.
     pub refused: AtomicU64,
     failure_log: LogLimit,
+    refusal_log: LogLimit,
 }
 
 impl ClientAuth {
@@ -63,6 +64,7 @@ impl ClientAuth {
             failures: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             failure_log: LogLimit::default(),
+            refusal_log: LogLimit::default(),
         }
     }
 
@@ -80,6 +82,21 @@ impl ClientAuth {
         self.failures.fetch_add(1, Ordering::Relaxed);
         if let Some(unlogged) = self.failure_log.allow(now_ms()) {
             warn!(reason = why, not_logged_since_last = unlogged, "AUTH failed");
+        }
+    }
+}
+
+impl ClientAuth {
+    /// Counts a command refused with NOAUTH and logs it, at most once a
+    /// second.
+    pub(crate) fn note_refused(&self, opcode: u8) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(unlogged) = self.refusal_log.allow(now_ms()) {
+            warn!(
+                opcode = format_args!("0x{opcode:02x}"),
+                not_logged_since_last = unlogged,
+                "command refused: the connection has not authenticated (NOAUTH)"
+            );
         }
     }
 }

@@ -75,7 +75,7 @@ impl Gate {
             if self.open || op == Opcode::Ping as u8 || MEMBER_OPCODES.contains(&op) {
                 return Gated::Pass;
             }
-            shared.auth.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.auth.note_refused(op);
             return reply(out, Status::NoAuth, BodyType::Text, NOAUTH_MESSAGE.as_bytes());
         }
         match Request::parse(frame) {
