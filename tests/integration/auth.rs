@@ -124,6 +124,14 @@ async fn a_wrong_secret_or_none_fails_with_a_typed_error_and_the_right_one_works
     assert_eq!(info_u64(&text, "auth_failures"), 2);
     assert!(info_u64(&text, "auth_successes") >= 2);
     server.shutdown().await.unwrap();
+
+    // A server without a secret cannot prove it holds ours: refused too.
+    let open = common::start().await;
+    match Client::connect_with(open.addr, authed()).await {
+        Err(ClientError::AuthFailed { reason }) => assert!(reason.contains("requires no authentication")),
+        other => panic!("expected AuthFailed, got {other:?}"),
+    }
+    open.shutdown().await.unwrap();
 }
 
 #[tokio::test]
