@@ -12,6 +12,7 @@
 
 mod common;
 
+mod auth;
 mod bench;
 mod binary_edges;
 mod cli;

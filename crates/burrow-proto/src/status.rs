@@ -49,6 +49,9 @@ pub enum Status {
     /// leader) and the command needs one (a write, or WAIT): nothing ran.
     /// Retry after a short pause, here or at another node.
     NoLeader = 0x10,
+    /// The server requires authentication and this connection has not
+    /// authenticated (nothing ran), or an AUTH failed (protocol.md §8.12).
+    NoAuth = 0x11,
     /// The server is at its memory limit (`--maxmemory`) and the write
     /// would grow the data set: nothing ran. Reads, DEL, LPOP/RPOP,
     /// EXPIRE, PERSIST and FLUSHALL still work.
@@ -56,7 +59,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 18] = [
+    pub const ALL: [Status; 19] = [
         Status::Ok,
         Status::BadRequest,
         Status::UnknownOpcode,
@@ -74,6 +77,7 @@ impl Status {
         Status::NoQuorum,
         Status::Stale,
         Status::NoLeader,
+        Status::NoAuth,
         Status::Oom,
     ];
 
@@ -101,6 +105,7 @@ impl Status {
             Status::NoQuorum => "NO_QUORUM",
             Status::Stale => "STALE",
             Status::NoLeader => "NO_LEADER",
+            Status::NoAuth => "NOAUTH",
             Status::Oom => "OOM",
         }
     }

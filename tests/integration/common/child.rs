@@ -174,8 +174,13 @@ pub async fn wait_exit(child: &mut std::process::Child) -> std::process::ExitSta
 /// The address in the "burrow listening" log line, colours or not.
 fn listening_addr(log: &str) -> Option<std::net::SocketAddr> {
     let line = log.lines().find(|l| l.contains("burrow listening"))?;
-    let at = line.find("127.0.0.1:")?;
+    // A server on every address (`--bind 0.0.0.0`) is reached on loopback.
+    let at = line.find("127.0.0.1:").or_else(|| line.find("0.0.0.0:").map(|i| i + "0.0.0.0".len()))?;
     let rest = &line[at..];
     let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':')).unwrap_or(rest.len());
-    rest[..end].parse().ok()
+    let addr = &rest[..end];
+    match addr.strip_prefix(':') {
+        Some(port) => Some(std::net::SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?))),
+        None => addr.parse().ok(),
+    }
 }

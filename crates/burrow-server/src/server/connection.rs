@@ -44,6 +44,7 @@ use super::stats::BatchCounts;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
 use burrow_proto::{encode_response, BodyType, Codec, CodecError, ErrorChain, Frame, Peek, Status};
 use durable::Durable;
+use gate::{Gate, Gated};
 
 /// Write replies out once this much is buffered, even mid-batch, so a huge
 /// pipeline cannot grow the write buffer without bound.
@@ -154,6 +155,8 @@ pub(super) struct Connection<'a, S> {
     /// can turn them into errors.
     durable: Durable,
     writes: Writes,
+    /// Authentication: what runs before AUTH succeeds.
+    gate: Gate,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
@@ -168,6 +171,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             counts: BatchCounts::default(),
             durable: Durable::new(shared),
             writes: Writes::None,
+            gate: Gate::new(&shared.auth),
         }
     }
 
@@ -201,7 +205,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             match step {
                 Step::Replied => {}
                 Step::Deferred(what) => {
-                    self.carry_out(what).await?;
+                    if self.carry_out(what).await? == Next::Close {
+                        linger_close(&mut self.io).await;
+                        return Ok(Ended::Closed);
+                    }
                     // More frames may already be buffered: run them before reading.
                     continue;
                 }
@@ -301,6 +308,25 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                     continue;
                 }
             }
+            if self.gate.intercepts(frame.opcode) {
+                match self.gate.handle(shared, &frame, &mut self.wbuf) {
+                    Gated::Pass => {}
+                    Gated::Replied { error } => {
+                        self.counts.add(frame.opcode, error);
+                        continue;
+                    }
+                    Gated::Failed { message, close } => {
+                        self.counts.add(frame.opcode, true);
+                        let (opcode, id) = (frame.opcode, frame.id);
+                        break Stop::Done(Step::Deferred(Deferred::AuthFailed {
+                            opcode,
+                            id,
+                            message,
+                            close,
+                        }));
+                    }
+                }
+            }
             let start = self.wbuf.len();
             let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
             self.counts.add(frame.opcode, done.error);
@@ -326,8 +352,33 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
     }
 
     /// Carries out a deferred request, then writes its reply.
-    async fn carry_out(&mut self, what: Deferred) -> io::Result<()> {
+    async fn carry_out(&mut self, what: Deferred) -> io::Result<Next> {
+        let mut next = Next::Continue;
         match what {
+            Deferred::AuthFailed { opcode, id, message, close } => {
+                // Slows guessing: nothing more is read on this connection meanwhile.
+                tokio::select! {
+                    _ = tokio::time::sleep(gate::FAILURE_DELAY) => {}
+                    _ = self.cancel.cancelled() => {}
+                }
+                let msg = if close {
+                    format!("{message}; too many failed AUTHs, closing the connection")
+                } else {
+                    message
+                };
+                encode_response(
+                    &mut self.wbuf,
+                    opcode,
+                    id,
+                    Status::NoAuth,
+                    BodyType::Text,
+                    &[],
+                    msg.as_bytes(),
+                );
+                if close {
+                    next = Next::Close;
+                }
+            }
             Deferred::Snapshot { background, opcode, id } => {
                 snapshot(self.shared, background, opcode, id, &mut self.wbuf).await
             }
@@ -365,7 +416,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         }
         write_out(&mut self.io, &self.wbuf, self.cancel, self.shared.config.idle_timeout).await?;
         self.wbuf.clear();
-        Ok(())
+        Ok(next)
     }
 
     /// Releases buffers a large value grew.
@@ -390,8 +441,32 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
 /// replies to them and reads on.
 #[derive(Debug)]
 enum Deferred {
-    Snapshot { background: bool, opcode: u8, id: u32 },
-    Wait { replicas: u32, timeout_ms: u64, opcode: u8, id: u32 },
+    /// A refused AUTH: answered after a pause (`gate`), maybe closing.
+    AuthFailed {
+        opcode: u8,
+        id: u32,
+        message: String,
+        close: bool,
+    },
+    Snapshot {
+        background: bool,
+        opcode: u8,
+        id: u32,
+    },
+    Wait {
+        replicas: u32,
+        timeout_ms: u64,
+        opcode: u8,
+        id: u32,
+    },
+}
+
+/// What the connection does after a deferred request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Continue,
+    /// Too many failed AUTHs: close.
+    Close,
 }
 
 /// WAIT: blocks until `replicas` followers acknowledged `index` durably, or
@@ -538,5 +613,6 @@ pub(super) async fn refuse(mut stream: TcpStream) {
 }
 
 mod durable;
+mod gate;
 #[cfg(test)]
 mod tests;

@@ -68,6 +68,9 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
             Some((status, message)) => r.error(status, &message),
             None => done.wait = Some((replicas, timeout_ms)),
         },
+        Ok(Request::Hello | Request::Auth { .. }) => {
+            r.error(Status::BadRequest, "HELLO and AUTH are answered by the connection")
+        }
         Ok(req) => {
             done.write = req.is_write();
             done.read = req.reads_data();
@@ -313,8 +316,8 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             store.flush_all();
             r.ok()
         }
-        Request::Snapshot { .. } | Request::Wait { .. } => {
-            unreachable!("SNAPSHOT and WAIT are carried out by the connection")
+        Request::Snapshot { .. } | Request::Wait { .. } | Request::Hello | Request::Auth { .. } => {
+            unreachable!("SNAPSHOT, WAIT, HELLO and AUTH are carried out by the connection")
         }
         Request::Cluster => {
             let view = shared.repl.cluster_view(store);
@@ -423,10 +426,12 @@ mod tests {
             classified.push(req.opcode() as u8);
             assert_eq!(run(&s, req).seen, 0);
         }
-        // Writes wait for the whole log anyway; WAIT and SNAPSHOT are carried out by the connection.
+        // Writes wait for the whole log anyway; WAIT and SNAPSHOT are carried
+        // out by the connection, HELLO and AUTH answered by it (its gate).
         use Opcode::*;
         let others = [
-            Set, Del, Expire, Persist, Incr, Decr, IncrBy, LPush, RPush, LPop, RPop, FlushAll, Wait, Snapshot,
+            Set, Del, Expire, Persist, Incr, Decr, IncrBy, LPush, RPush, LPop, RPop, FlushAll, Wait,
+            Snapshot, Hello, Auth,
         ];
         classified.extend(others.map(|o| o as u8));
         for op in Opcode::ALL {

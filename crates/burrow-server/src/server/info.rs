@@ -49,6 +49,11 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("max_connections", &shared.config.max_connections);
             kv("rejected_connections", &stats.rejected_connections.load(relaxed()));
             kv("idle_timeout_seconds", &shared.config.idle_timeout.map_or(0, |d| d.as_secs()));
+            let auth = &shared.auth;
+            kv("auth_enabled", &(auth.required() as u8));
+            kv("auth_successes", &auth.successes.load(relaxed()));
+            kv("auth_failures", &auth.failures.load(relaxed()));
+            kv("auth_refused_commands", &auth.refused.load(relaxed()));
         }
         "memory" => {
             let ks = shared.store.keyspace_stats();

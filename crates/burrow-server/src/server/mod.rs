@@ -5,6 +5,7 @@
 //! stops accepting, lets every connection finish the batch it is executing
 //! and write its replies, and returns once all connection tasks have ended.
 
+mod auth;
 mod cluster;
 mod config;
 mod connection;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+pub use auth::AuthSetupError;
 pub use cluster::{ClusterConfig, ClusterFileError, MembershipError, NodeInfo, ReplicationMode};
 #[cfg(test)]
 pub(crate) use config::SETTINGS;
@@ -52,6 +54,8 @@ pub(crate) struct Shared {
     pub persist: Option<Arc<Persistence>>,
     /// This node's role and replication state.
     pub repl: replication::Replication,
+    /// The client secret, if any, and AUTH counters.
+    pub auth: auth::ClientAuth,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -67,6 +71,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
 }
 
 /// A server whose data is loaded, ready to serve a listener.
@@ -80,6 +86,7 @@ pub struct Server {
     /// A cluster member with persistence off: its data directory's lock
     /// (its vote file lives there; with persistence on, `persist` holds it).
     dir_lock: Option<std::fs::File>,
+    auth: auth::ClientAuth,
 }
 
 impl Server {
@@ -103,6 +110,17 @@ impl Server {
 
     /// [`Server::open`], writing every persistence file through `fs`.
     fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
+        // Before any data loads: a refused start should be quick.
+        let auth = auth::ClientAuth::load(&config)?;
+        Server::open_authenticated(config, fs, auth)
+    }
+
+    /// [`Server::open_with_fs`] with the client secret already read.
+    fn open_authenticated(
+        config: Config,
+        fs: Arc<dyn FileSystem>,
+        auth: auth::ClientAuth,
+    ) -> Result<Server, ServerError> {
         // Every cluster member queues records for replication (a standalone
         // server skips that work on every write), from before recovery: any
         // member may be elected, and its backlog then holds the records its
@@ -125,7 +143,7 @@ impl Server {
             (None, Some(_)) => Some(lock_data_dir(&config.data_dir)?),
             _ => None,
         };
-        Ok(Server { store, persist, config, fs, dir_lock })
+        Ok(Server { store, persist, config, fs, dir_lock, auth })
     }
 
     /// Serves `listener` until `shutdown` completes, then finishes requests
@@ -163,7 +181,7 @@ impl Server {
     /// node's replication role (its background tasks are not started).
     /// Blocking: reads and writes the node file.
     fn into_shared(self, local_port: u16) -> Result<Shared, ServerError> {
-        let Server { store, persist, config, fs, dir_lock } = self;
+        let Server { store, persist, config, fs, dir_lock, auth } = self;
         let repl = replication::Replication::open(&config, &store, persist.as_ref(), fs, dir_lock)?;
         Ok(Shared {
             store,
@@ -173,6 +191,7 @@ impl Server {
             config,
             persist,
             repl,
+            auth,
         })
     }
 }
@@ -204,8 +223,11 @@ impl Server {
             worker_threads.push(thread);
         }
         let served = runtime.block_on(async {
+            // Protected mode and a bad secret file refuse before the port opens.
+            let auth = auth::ClientAuth::load(&config)?;
             let listener = bind(&config).await?;
-            let server = tokio::task::spawn_blocking(move || Server::open(config))
+            let fs: Arc<dyn FileSystem> = Arc::new(StdFileSystem);
+            let server = tokio::task::spawn_blocking(move || Server::open_authenticated(config, fs, auth))
                 .await
                 .map_err(std::io::Error::other)??;
             // The main runtime takes its share of connections too.

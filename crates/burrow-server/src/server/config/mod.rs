@@ -46,6 +46,11 @@ pub(super) fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1)
 }
 
+/// `--auth-secret-file`: `none` (the default) or an empty path is no file.
+pub(super) fn non_empty_path(p: PathBuf) -> Option<PathBuf> {
+    (!p.as_os_str().is_empty() && p.as_os_str() != "none").then_some(p)
+}
+
 /// 4 × cores rounded up to a power of two, at least 16.
 pub(super) fn default_shards() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -284,6 +289,8 @@ mod tests {
             ("threads", "3"),
             ("backlog_bytes", "2MiB"),
             ("log_format", "json"),
+            ("auth_secret_file", "/etc/burrow/secret"),
+            ("protected_mode", "no"),
             ("maxmemory", "3MiB"),
             ("maxmemory_policy", "volatile-ttl"),
             ("maxmemory_samples", "10"),

@@ -92,6 +92,14 @@ declare_settings! {
     /// `RUST_LOG` filters them (default `info`)
     log_format: LogFormat = "text", parse LogFormat as "FORMAT";
 
+    /// File holding the client secret (at least 16 bytes); clients must then AUTH before anything
+    /// but PING, HELLO and AUTH (none = no authentication; see Security)
+    auth_secret_file: Option<PathBuf> = "none", parse PathBuf as "PATH", into super::non_empty_path;
+
+    /// Refuse to start on a non-loopback `--bind` without `--auth-secret-file` (`no`: start anyway,
+    /// with a warning; see Security)
+    protected_mode: bool = "yes", parse OnOff as "yes|no", into OnOff::is_on;
+
     /// Memory the store may hold for keys and values (its own accounting, INFO `used_memory`; see
     /// Memory limits); 0 = no limit
     maxmemory: usize = "0", parse Size as "SIZE", into Size::usize;
