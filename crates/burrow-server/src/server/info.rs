@@ -49,6 +49,10 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("max_connections", &shared.config.max_connections);
             kv("rejected_connections", &stats.rejected_connections.load(relaxed()));
             kv("idle_timeout_seconds", &shared.config.idle_timeout.map_or(0, |d| d.as_secs()));
+            kv("input_buffer_bytes", &shared.input.used());
+            kv("max_input_buffer", &shared.input.limit());
+            kv("input_buffer_waits", &shared.input.waits());
+            kv("clients_killed_output_limit", &stats.killed_output_limit.load(relaxed()));
         }
         "memory" => {
             let ks = shared.store.keyspace_stats();

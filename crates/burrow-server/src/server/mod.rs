@@ -12,6 +12,8 @@ mod dispatch;
 #[cfg(test)]
 mod doc_examples;
 mod info;
+mod input_budget;
+mod log_limit;
 mod persistence;
 mod replication;
 mod stats;
@@ -52,6 +54,8 @@ pub(crate) struct Shared {
     pub persist: Option<Arc<Persistence>>,
     /// This node's role and replication state.
     pub repl: replication::Replication,
+    /// Bytes connections may buffer for incomplete large requests.
+    pub input: input_budget::InputBudget,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -167,6 +171,7 @@ impl Server {
         Ok(Shared {
             store,
             stats: Stats::default(),
+            input: input_budget::InputBudget::new(config.max_input_buffer),
             started: Instant::now(),
             local_port,
             config,

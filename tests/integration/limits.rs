@@ -1,0 +1,137 @@
+//! Resource limits (issue 11): the global budget for incomplete large
+//! requests, the limits on replies a client leaves unread, and file
+//! descriptors.
+
+use crate::common;
+
+use std::time::Duration;
+
+use burrow_client::Client;
+use burrow_proto::{Request, SetCondition, Status};
+use bytes::Bytes;
+use common::{info_u64, request_bytes, wait_for, RawConn};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+/// A SET of `len` bytes to `key`, as wire bytes.
+fn big_set(id: u32, key: &str, len: usize) -> Vec<u8> {
+    let req = Request::Set {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+        value: Bytes::from(vec![b'v'; len]),
+        ttl_ms: None,
+        condition: SetCondition::Always,
+        keep_ttl: false,
+    };
+    request_bytes(&req, id)
+}
+
+async fn info(c: &Mutex<Client>) -> String {
+    c.lock().await.info("clients").await.expect("INFO")
+}
+
+/// Four clients each send the first half of a 4 MiB SET; a 6 MiB budget
+/// holds one such request: the first reads on, the others stop reading
+/// (INFO counts their waits) and buffer nothing; once every client sends
+/// the rest, each SET completes in turn, and a small client is served
+/// throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_input_budget_holds_large_requests_back_and_each_one_finishes() {
+    const VALUE: usize = 4 << 20;
+    let server = common::start_with(|c| c.max_input_buffer = 6 << 20).await;
+    let admin = Mutex::new(Client::connect(server.addr).await.expect("connect"));
+    let frames: Vec<Vec<u8>> = (0..4).map(|i| big_set(i + 1, &format!("big:{i}"), VALUE)).collect();
+    let frame_len = frames[0].len() as u64;
+    let mut conns = Vec::new();
+    let mut senders = Vec::new();
+    for f in &frames {
+        let conn = RawConn::connect(server.addr).await;
+        let (rd, mut wr) = conn.stream.into_split();
+        let half = f[..f.len() / 2].to_vec();
+        // A held-back connection's write blocks once the socket buffers
+        // fill: each half goes from its own task.
+        senders.push(tokio::spawn(async move {
+            wr.write_all(&half).await.expect("write the first half");
+            wr
+        }));
+        conns.push(rd);
+    }
+    wait_for("three requests waiting for the input budget", || async {
+        let i = info(&admin).await;
+        info_u64(&i, "input_buffer_waits") == 3 && info_u64(&i, "input_buffer_bytes") == frame_len
+    })
+    .await;
+    assert_eq!(
+        admin.lock().await.ping("").await.expect("a small request is served meanwhile"),
+        Bytes::from("PONG")
+    );
+    for (s, f) in senders.into_iter().zip(&frames) {
+        let mut wr = s.await.expect("sender");
+        let rest = f[f.len() / 2..].to_vec();
+        tokio::spawn(async move {
+            wr.write_all(&rest).await.expect("write the rest");
+            wr
+        });
+    }
+    for (i, mut rd) in conns.into_iter().enumerate() {
+        use tokio::io::AsyncReadExt;
+        // An OK reply is a bare 16-byte header; byte 3 is the status.
+        let mut head = [0u8; 16];
+        tokio::time::timeout(common::DEADLINE, rd.read_exact(&mut head))
+            .await
+            .expect("reply within the deadline")
+            .expect("read");
+        assert_eq!(head[3], Status::Ok as u8, "SET {i} answered OK: {head:02x?}");
+    }
+    let i = info(&admin).await;
+    assert_eq!(info_u64(&i, "input_buffer_bytes"), 0, "every reservation returned:\n{i}");
+    for k in 0..4 {
+        let v = admin.lock().await.get(format!("big:{k}")).await.expect("GET").expect("the SET ran");
+        assert_eq!(v.len(), VALUE);
+    }
+    server.shutdown().await.expect("clean shutdown");
+}
+
+/// A client pipelines GETs of a 4 MiB value and reads none of the replies:
+/// once more than `limit` stays unread (the hard limit: as soon as the
+/// socket stops taking bytes; the soft one: for a second), the server
+/// closes it, counts it in INFO, and serves another client throughout.
+async fn a_reader_that_does_not_read_is_cut(tweak: impl FnOnce(&mut burrow_server::Config)) {
+    const VALUE: usize = 4 << 20;
+    let server = common::start_with(tweak).await;
+    let other = Mutex::new(Client::connect(server.addr).await.expect("connect"));
+    other.lock().await.set("big", vec![b'v'; VALUE]).await.expect("SET");
+    let mut slow = RawConn::connect(server.addr).await;
+    let gets: Vec<u8> = (1..=16)
+        .flat_map(|id| request_bytes(&Request::Get { key: Bytes::from_static(b"big") }, id))
+        .collect();
+    slow.send(&gets).await;
+    wait_for("the slow reader to be disconnected", || async {
+        assert_eq!(other.lock().await.ping("").await.expect("another client is served"), Bytes::from("PONG"));
+        info_u64(&info(&other).await, "clients_killed_output_limit") == 1
+    })
+    .await;
+    // What the server had written reaches the reader, then the close.
+    slow.drain_until_closed().await;
+    // (Not a GET of `big`: a 4 MiB reply is past a 2 MiB hard limit for any reader.)
+    other.lock().await.set("small", "s").await.expect("SET after the cut");
+    assert_eq!(other.lock().await.get("small").await.expect("GET"), Some(Bytes::from("s")));
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_past_the_hard_output_limit_is_disconnected_while_others_are_served() {
+    a_reader_that_does_not_read_is_cut(|c| {
+        c.client_output_hard_limit = 2 << 20;
+        c.client_output_soft_limit = 0;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_above_the_soft_output_limit_for_its_time_is_disconnected() {
+    a_reader_that_does_not_read_is_cut(|c| {
+        c.client_output_soft_limit = 1 << 20;
+        c.client_output_soft_seconds = Duration::from_secs(1);
+    })
+    .await;
+}
