@@ -135,3 +135,62 @@ async fn a_reader_above_the_soft_output_limit_for_its_time_is_disconnected() {
     })
     .await;
 }
+
+/// With 64 descriptors and the default 10 000 connections, the server
+/// lowers its connection limit to what fits (one log line saying so);
+/// clients past it get BUSY, and it keeps serving the others and new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_open_files_limit_lowers_max_connections_and_extra_clients_get_busy() {
+    let dir = common::TempDir::new("low-fd");
+    let server = common::ChildServer::start_with_nofile(
+        dir.path(),
+        64,
+        &["--persistence", "off", "--shards", "16", "--threads", "1"],
+    )
+    .await;
+    let mut served = Vec::new();
+    let mut busy = 0;
+    for id in 1..=80u32 {
+        let mut c = RawConn::connect(server.addr).await;
+        c.send_requests(&[(id, Request::Ping { payload: Bytes::new() })]).await;
+        let f = c.frame().await;
+        if f.id == 0 {
+            common::assert_status(&f, Status::Busy, 0);
+            busy += 1;
+            c.expect_eof().await;
+        } else {
+            assert_eq!(f.id, id, "PONG to PING {id}");
+            served.push(c);
+        }
+    }
+    // Every slot is taken: one is freed for INFO (a try that comes too
+    // early gets BUSY too).
+    drop(served.pop());
+    let admin = Mutex::new(None);
+    wait_for("a slot freed for INFO", || async {
+        let Ok(mut c) = Client::connect(server.addr).await else { return false };
+        if c.ping("").await.is_err() {
+            return false;
+        }
+        *admin.lock().await = Some(c);
+        true
+    })
+    .await;
+    let mut admin = admin.into_inner().expect("a client");
+    let info = admin.info("clients").await.expect("INFO");
+    let max = info_u64(&info, "max_connections") as usize;
+    assert!(max < 64, "lowered below the descriptor limit:\n{info}");
+    assert_eq!(served.len() + 1, max, "one slot freed for INFO");
+    assert_eq!(busy, 80 - max, "every client past the limit got BUSY");
+    assert!(info_u64(&info, "rejected_connections") >= busy as u64, "{info}");
+    // The others are still served.
+    for (i, c) in served.iter_mut().enumerate() {
+        c.send_requests(&[(1000 + i as u32, Request::Ping { payload: Bytes::new() })]).await;
+        assert_eq!(c.frame().await.id, 1000 + i as u32);
+    }
+    let log = server.stderr();
+    let lowered = log.lines().filter(|l| l.contains("open-files limit is too low")).count();
+    assert_eq!(lowered, 1, "one line says the limit was lowered:\n{log}");
+    assert!(log.contains(&format!("lowered_to={max}")), "{log}");
+    assert!(!log.contains("accept failed"), "no descriptor ran out:\n{log}");
+}

@@ -522,11 +522,16 @@ async fn linger_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
 
 /// Answers a connection over the limit with BUSY, then closes it.
 pub(super) async fn refuse(mut stream: TcpStream) {
+    let _ = stream.write_all(&busy_reply()).await;
+    linger_close(&mut stream).await;
+}
+
+/// The unsolicited BUSY reply (protocol.md §6.5).
+pub(super) fn busy_reply() -> BytesMut {
     let mut buf = BytesMut::new();
     let msg = b"max connections reached; try again later";
     encode_response(&mut buf, 0, 0, Status::Busy, BodyType::Text, &[], msg);
-    let _ = stream.write_all(&buf).await;
-    linger_close(&mut stream).await;
+    buf
 }
 
 mod durable;

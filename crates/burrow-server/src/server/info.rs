@@ -46,7 +46,7 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
         "replication" => shared.repl.info(out),
         "clients" => {
             kv("connected_clients", &stats.connected_clients.load(relaxed()));
-            kv("max_connections", &shared.config.max_connections);
+            kv("max_connections", &shared.max_connections);
             kv("rejected_connections", &stats.rejected_connections.load(relaxed()));
             kv("idle_timeout_seconds", &shared.config.idle_timeout.map_or(0, |d| d.as_secs()));
             kv("input_buffer_bytes", &shared.input.used());
