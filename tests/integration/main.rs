@@ -26,6 +26,7 @@ mod digest;
 mod elections;
 mod failover;
 mod incomplete_resync;
+mod limits;
 mod linearizability;
 mod linearizable_reads;
 mod link_liveness;

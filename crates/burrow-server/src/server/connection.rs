@@ -39,12 +39,14 @@ use tokio_util::codec::FramedParts;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
+use super::input_budget::{Reservation, LARGE_FRAME};
 use super::replication::Handshake;
 use super::stats::BatchCounts;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
 use burrow_proto::{encode_response, BodyType, Codec, CodecError, ErrorChain, Frame, Peek, Status};
 use durable::Durable;
 use gate::{Gate, Gated};
+use output::write_out;
 
 /// Write replies out once this much is buffered, even mid-batch, so a huge
 /// pipeline cannot grow the write buffer without bound.
@@ -56,9 +58,6 @@ const KEEP_BUFFER: usize = 1024 * 1024;
 /// How long, and how much, a closing connection still reads and discards.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 const LINGER_BYTES: usize = 1024 * 1024;
-/// Once shutdown has begun, how long one write of replies may block. Without
-/// it a peer that stops reading would hold shutdown open forever.
-const SHUTDOWN_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves one accepted TCP connection. It arrives as a std socket
 /// (non-blocking) and is registered with the reactor of the runtime this
@@ -157,6 +156,12 @@ pub(super) struct Connection<'a, S> {
     writes: Writes,
     /// Authentication: what runs before AUTH succeeds.
     gate: Gate,
+    /// The length of the incomplete frame the read buffer holds the start
+    /// of, when it is larger than `LARGE_FRAME` (else 0): its bytes are
+    /// read only under a reservation of the global input budget.
+    large_frame: usize,
+    /// That reservation, returned once the frame is executed.
+    input: Option<Reservation<'a>>,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
@@ -172,6 +177,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             durable: Durable::new(shared),
             writes: Writes::None,
             gate: Gate::new(&shared.auth),
+            large_frame: 0,
+            input: None,
         }
     }
 
@@ -201,6 +208,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             };
             self.end_batch();
+            self.return_input();
             self.durable.flush(&mut self.io, &mut self.wbuf, self.shared, self.cancel).await?;
             match step {
                 Step::Replied => {}
@@ -223,6 +231,17 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             }
             self.shrink();
+            if self.large_frame != 0 && self.input.is_none() {
+                // Nothing more of a large frame is read until the global
+                // budget has room for all of it (issue 11).
+                let budget = &self.shared.input;
+                let reserved = tokio::select! {
+                    _ = self.cancel.cancelled() => return Ok(Ended::Closed),
+                    r = budget.reserve(self.large_frame) => r,
+                };
+                self.input = Some(reserved);
+                self.rbuf.reserve(self.large_frame.saturating_sub(self.rbuf.len()));
+            }
             // Read what the peer sent, up to the idle timeout. Shutdown is
             // only observed here, between batches: requests already read
             // are answered.
@@ -274,10 +293,22 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         let mut used = 0;
         let stop = loop {
             let (frame, len) = match self.codec.peek(&self.rbuf[used..]) {
-                Ok(Peek::Frame(frame, len)) => (frame, len),
+                Ok(Peek::Frame(frame, len)) => {
+                    if len > LARGE_FRAME {
+                        // Its reservation (if any) is returned after this step.
+                        self.large_frame = 0;
+                    }
+                    (frame, len)
+                }
                 Ok(Peek::Need(n)) => {
                     self.rbuf.advance(used);
-                    if n > self.rbuf.len() {
+                    if n > LARGE_FRAME {
+                        // Room is made once the budget grants it (`run`).
+                        if self.large_frame != n {
+                            self.input = None;
+                        }
+                        self.large_frame = n;
+                    } else if n > self.rbuf.len() {
                         // The header passed the limits: room for the rest of this frame.
                         self.rbuf.reserve(n - self.rbuf.len());
                     }
@@ -414,9 +445,24 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             }
         }
-        write_out(&mut self.io, &self.wbuf, self.cancel, self.shared.config.idle_timeout).await?;
+        write_out(&mut self.io, &self.wbuf, self.cancel, self.shared).await?;
         self.wbuf.clear();
         Ok(next)
+    }
+
+    /// Once the large frame it was for is executed, returns the input
+    /// reservation and the read buffer it grew (keeping the start of the
+    /// next request, if any).
+    fn return_input(&mut self) {
+        if self.large_frame != 0 {
+            return;
+        }
+        self.input = None;
+        if self.rbuf.capacity() > KEEP_BUFFER && self.rbuf.len() <= BUFFER {
+            let mut fresh = BytesMut::with_capacity(BUFFER);
+            fresh.extend_from_slice(&self.rbuf);
+            self.rbuf = fresh;
+        }
     }
 
     /// Releases buffers a large value grew.
@@ -534,51 +580,6 @@ async fn snapshot(shared: &Shared, background: bool, opcode: u8, id: u32, wbuf: 
     }
 }
 
-/// Writes replies. Gives up when the peer has read nothing for the idle
-/// timeout (if one is set: a client that never reads must not hold a
-/// connection slot and its buffers forever), or `SHUTDOWN_WRITE_GRACE`
-/// after shutdown begins.
-async fn write_out<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    buf: &[u8],
-    cancel: &CancellationToken,
-    stall: Option<Duration>,
-) -> std::io::Result<()> {
-    let give_up = async {
-        cancel.cancelled().await;
-        tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
-    };
-    tokio::pin!(give_up);
-    let mut pos = 0;
-    while pos < buf.len() {
-        let write = async {
-            match stall {
-                None => stream.write(&buf[pos..]).await,
-                Some(t) => tokio::time::timeout(t, stream.write(&buf[pos..])).await.unwrap_or_else(|_| {
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("the peer has read no reply for {}s (idle timeout)", t.as_secs()),
-                    ))
-                }),
-            }
-        };
-        let n = tokio::select! {
-            // Write first: a write that completes at once never touches the token.
-            biased;
-            r = write => r?,
-            _ = &mut give_up => return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "shutting down and the peer is not reading its replies",
-            )),
-        };
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        pos += n;
-    }
-    Ok(())
-}
-
 fn reply_codec_error(shared: &Shared, e: &CodecError, wbuf: &mut BytesMut) {
     shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
     warn!(error = %ErrorChain(e), "protocol error; closing connection");
@@ -605,14 +606,20 @@ async fn linger_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
 
 /// Answers a connection over the limit with BUSY, then closes it.
 pub(super) async fn refuse(mut stream: TcpStream) {
+    let _ = stream.write_all(&busy_reply()).await;
+    linger_close(&mut stream).await;
+}
+
+/// The unsolicited BUSY reply (protocol.md §6.5).
+pub(super) fn busy_reply() -> BytesMut {
     let mut buf = BytesMut::new();
     let msg = b"max connections reached; try again later";
     encode_response(&mut buf, 0, 0, Status::Busy, BodyType::Text, &[], msg);
-    let _ = stream.write_all(&buf).await;
-    linger_close(&mut stream).await;
+    buf
 }
 
 mod durable;
 mod gate;
+mod output;
 #[cfg(test)]
 mod tests;

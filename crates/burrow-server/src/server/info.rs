@@ -46,7 +46,7 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
         "replication" => shared.repl.info(out),
         "clients" => {
             kv("connected_clients", &stats.connected_clients.load(relaxed()));
-            kv("max_connections", &shared.config.max_connections);
+            kv("max_connections", &shared.max_connections);
             kv("rejected_connections", &stats.rejected_connections.load(relaxed()));
             kv("idle_timeout_seconds", &shared.config.idle_timeout.map_or(0, |d| d.as_secs()));
             let auth = &shared.auth;
@@ -54,6 +54,10 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("auth_successes", &auth.successes.load(relaxed()));
             kv("auth_failures", &auth.failures.load(relaxed()));
             kv("auth_refused_commands", &auth.refused.load(relaxed()));
+            kv("input_buffer_bytes", &shared.input.used());
+            kv("max_input_buffer", &shared.input.limit());
+            kv("input_buffer_waits", &shared.input.waits());
+            kv("clients_killed_output_limit", &stats.killed_output_limit.load(relaxed()));
         }
         "memory" => {
             let ks = shared.store.keyspace_stats();

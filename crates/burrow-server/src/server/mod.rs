@@ -12,7 +12,10 @@ mod connection;
 mod dispatch;
 #[cfg(test)]
 mod doc_examples;
+mod fd_limit;
 mod info;
+mod input_budget;
+mod log_limit;
 mod persistence;
 mod replication;
 mod stats;
@@ -41,6 +44,7 @@ use crate::oplog::OpLog;
 use crate::persist::{lock_data_dir, FileSystem, PersistError, StdFileSystem};
 use crate::store::Store;
 use burrow_proto::ErrorChain;
+use log_limit::{LogLimit, LOG_EVERY};
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -56,6 +60,11 @@ pub(crate) struct Shared {
     pub repl: replication::Replication,
     /// The client secret, if any, and AUTH counters.
     pub auth: auth::ClientAuth,
+    /// Bytes connections may buffer for incomplete large requests.
+    pub input: input_budget::InputBudget,
+    /// `config.max_connections`, or fewer if the open-files limit cannot
+    /// hold that many (`fd_limit`).
+    pub max_connections: usize,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -186,6 +195,8 @@ impl Server {
         Ok(Shared {
             store,
             stats: Stats::default(),
+            input: input_budget::InputBudget::new(config.max_input_buffer),
+            max_connections: fd_limit::fit_connections(config.max_connections),
             started: Instant::now(),
             local_port,
             config,
@@ -276,7 +287,10 @@ async fn serve_shared(
     if let Some(p) = &shared.persist {
         tracker.spawn(persistence::schedule_snapshots(p.clone(), shared.store.clone(), cancel.clone()));
     }
-    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    let limit = Arc::new(Semaphore::new(shared.max_connections));
+    let mut spare = fd_limit::Spare::open();
+    let accept_errors = LogLimit::new(LOG_EVERY);
+    let refusals = LogLimit::new(LOG_EVERY);
     info!(addr = %listener.local_addr()?, shards = shared.store.shard_count(), "burrow listening");
 
     tokio::pin!(shutdown);
@@ -288,9 +302,24 @@ async fn serve_shared(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                error!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of descriptors: the spare one lets a waiting client
+                // at least hear BUSY rather than hang.
+                let refused = fd_limit::out_of_descriptors(&e)
+                    && spare.lend(|| {
+                        if fd_limit::refuse_one(&listener, &connection::busy_reply()) {
+                            shared
+                                .stats
+                                .rejected_connections
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    });
+                if let Some(skipped) = accept_errors.allow(Instant::now()) {
+                    error!(error = %e, skipped, "accept failed (logged at most once per 10 s)");
+                }
+                if !refused {
+                    // Back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 continue;
             }
         };
@@ -316,7 +345,9 @@ async fn serve_shared(
             }
             Err(_) => {
                 shared.stats.rejected_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                warn!(%peer, max = shared.config.max_connections, "connection limit reached; refusing");
+                if let Some(skipped) = refusals.allow(Instant::now()) {
+                    warn!(%peer, max = shared.max_connections, skipped, "connection limit reached; refusing");
+                }
                 tracker.spawn(connection::refuse(stream));
             }
         }

@@ -20,6 +20,9 @@ pub(crate) struct Stats {
     pub oom_refusals: AtomicU64,
     /// When an OOM refusal was last logged (unix ms), to rate-limit the line.
     pub oom_logged_ms: AtomicU64,
+    /// Connections closed because their unread replies passed
+    /// `--client-output-*-limit`.
+    pub killed_output_limit: AtomicU64,
 }
 
 impl Default for Stats {
@@ -34,6 +37,7 @@ impl Default for Stats {
             reads_waited: AtomicU64::new(0),
             oom_refusals: AtomicU64::new(0),
             oom_logged_ms: AtomicU64::new(0),
+            killed_output_limit: AtomicU64::new(0),
         }
     }
 }

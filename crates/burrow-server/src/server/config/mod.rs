@@ -250,6 +250,10 @@ mod tests {
         assert_eq!(c.threads, default_threads());
         assert_eq!(c.backlog_bytes, 64 << 20);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.max_input_buffer, 256 << 20);
+        assert_eq!(c.client_output_hard_limit, 0);
+        assert_eq!(c.client_output_soft_limit, 64 << 20);
+        assert_eq!(c.client_output_soft_seconds, Duration::from_secs(60));
         assert_eq!(c.cluster, None);
         assert_eq!(c.validate(), Ok(()));
     }
@@ -294,6 +298,10 @@ mod tests {
             ("maxmemory", "3MiB"),
             ("maxmemory_policy", "volatile-ttl"),
             ("maxmemory_samples", "10"),
+            ("max_input_buffer", "1MiB"),
+            ("client_output_hard_limit", "8MiB"),
+            ("client_output_soft_limit", "2MiB"),
+            ("client_output_soft_seconds", "30"),
         ];
         assert_eq!(pairs.len(), SETTINGS.len(), "every declared setting is covered");
         let mut flags = Vec::new();

@@ -112,4 +112,23 @@ declare_settings! {
     /// Keys each eviction samples to choose from (more: closer to exact, slower)
     maxmemory_samples: usize = "5", parse usize as "N",
         check |n| (1..=64).contains(n) => "between 1 and 64";
+
+    /// Bytes all connections together may buffer for incomplete requests larger than 64KiB; a
+    /// connection whose next request does not fit stops reading until others finish theirs (one
+    /// request larger than this still passes, alone)
+    max_input_buffer: usize = "256MiB", parse Size as "SIZE", into Size::usize,
+        check |n| *n >= 65536 => "at least 65536 (64KiB)";
+
+    /// Close a connection at once when replies it has not read pass this size and the peer does not
+    /// take more (0 = no hard limit; a single larger reply is cut too, so keep it above the largest
+    /// reply served)
+    client_output_hard_limit: usize = "0", parse Size as "SIZE", into Size::usize;
+
+    /// Close a connection whose replies not yet read stay above this size for
+    /// `--client-output-soft-seconds` (0 = no soft limit)
+    client_output_soft_limit: usize = "64MiB", parse Size as "SIZE", into Size::usize;
+
+    /// How long replies not yet read may stay above `--client-output-soft-limit` (a plain number
+    /// is seconds)
+    client_output_soft_seconds: Duration = "60", parse Seconds as "DURATION", into Seconds::get;
 }

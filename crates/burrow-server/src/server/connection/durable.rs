@@ -221,7 +221,7 @@ impl Durable {
             self.safe = self.current_safe();
         }
         if !wbuf.is_empty() {
-            write_out(stream, wbuf, cancel, shared.config.idle_timeout).await?;
+            write_out(stream, wbuf, cancel, shared).await?;
             wbuf.clear();
         }
         Ok(())
