@@ -18,6 +18,7 @@ import hmac
 import ipaddress
 import os
 import random
+import select
 import socket
 import struct
 import sys
@@ -668,7 +669,7 @@ class Client(_Commands):
             raise ProtocolError("connection unusable: %s" % self._broken)
         got = [] if got is None else got
         ids = [self._alloc_id() for _ in cmds]
-        self._sock.sendall(b"".join(c.encode(i) for c, i in zip(cmds, ids)))
+        self._send_reading(b"".join(c.encode(i) for c, i in zip(cmds, ids)))
         # Replies arrive in request order, each with its request's id.
         while len(got) < len(ids):
             reply = self._read_reply()
@@ -681,6 +682,39 @@ class Client(_Commands):
                 raise ProtocolError(self._broken)
             got.append(reply)
         return got
+
+    def _send_reading(self, data):
+        """Sends data, reading into the buffer what arrives meanwhile: the
+        server stops reading while its replies go unread (protocol.md §6.1),
+        so a pipeline whose requests and replies both outgrow the socket
+        buffers would deadlock if written whole before reading."""
+        if len(data) <= 65536:
+            self._sock.sendall(data)
+            return
+        view, sent, timeout = memoryview(data), 0, self._sock.gettimeout()
+        self._sock.setblocking(False)
+        try:
+            while sent < len(view):
+                readable, writable, _ = select.select([self._sock], [self._sock], [], timeout)
+                if not readable and not writable:
+                    raise socket.timeout("timed out sending a pipeline")
+                if readable:
+                    try:
+                        chunk = self._sock.recv(262144)
+                    except BlockingIOError:
+                        chunk = None
+                    if chunk == b"":
+                        self._broken = "connection closed by the server"
+                        raise ProtocolError(self._broken)
+                    if chunk:
+                        self._buf += chunk
+                if writable:
+                    try:
+                        sent += self._sock.send(view[sent:sent + 262144])
+                    except BlockingIOError:
+                        pass
+        finally:
+            self._sock.settimeout(timeout)
 
     def _read_exact(self, n):
         while len(self._buf) < n:
@@ -849,6 +883,16 @@ def self_check(host, port, hosts=None, secret=None):
         _expect("pipeline of 100 INCR", results[:100], list(range(1, 101)))
         _expect("pipeline error in place", getattr(results[100], "status_name", results[100]), "NOT_INTEGER")
         _expect("pipeline continues after an error", results[101], b"100")
+
+        # Requests and replies both far larger than the socket buffers: the
+        # client reads while it writes (protocol.md §6.1).
+        big, pipe = b"x" * (1 << 20), c.pipeline()
+        for i in range(24):
+            pipe.set(k("big%d" % i), big)
+            pipe.get(k("big%d" % i))
+        results = pipe.execute(raise_on_error=True)
+        _expect("a 48 MB pipeline both ways", (results[0], results[-1] == big, len(results)), (True, True, 48))
+        want |= {_b(k("big%d" % i)) for i in range(24)}
 
         removed = c.pipeline()
         for key in sorted(want | {_b(k("p"))}):
