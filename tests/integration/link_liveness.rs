@@ -134,7 +134,15 @@ async fn a_follower_behind_by_more_than_the_backlog_catches_up_without_a_full_re
         client.set(format!("held:{i}"), value.clone()).await.unwrap();
     }
     let last = info_u64(&c.leader().info().await, "last_index");
-    let held = info_u64(&c.leader().info().await, "backlog_bytes");
+    // The backlog takes records from the op log lazily (at the next tick
+    // or ack): wait until it has taken them all.
+    let info = c
+        .leader()
+        .wait_info("the backlog took every record", |i| {
+            info_u64(i, "backlog_first_index") + info_u64(i, "backlog_records") > last
+        })
+        .await;
+    let held = info_u64(&info, "backlog_bytes");
     assert!(held > BACKLOG && held <= 4 * BACKLOG, "backlog_bytes {held}: held for node 2 past {BACKLOG}");
     proxy.stall(false);
 

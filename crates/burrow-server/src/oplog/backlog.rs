@@ -152,6 +152,12 @@ impl Backlog {
         }
     }
 
+    /// See [`OpLog::set_repl_limit`].
+    pub(super) fn set_repl_limit(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+        self.trim_repl();
+    }
+
     /// Drops the oldest queued records beyond `max_bytes`.
     fn trim_repl(&mut self) {
         let Some(repl) = &mut self.repl else { return };
@@ -335,6 +341,16 @@ impl OpLog {
 
     pub(crate) fn start_retaining(&self) {
         self.lock().start_retaining()
+    }
+
+    /// Bounds the records queued for replication (and not yet taken) to
+    /// `max_bytes`, dropping the oldest beyond it. On a follower the queue
+    /// is its backlog (`--backlog-bytes`); a leader's streamer takes it
+    /// into a backlog that may hold more for connected followers
+    /// (`replication::HOLD_FACTOR`), so a burst of writes between two
+    /// takes must fit that much.
+    pub(crate) fn set_repl_limit(&self, max_bytes: usize) {
+        self.lock().set_repl_limit(max_bytes)
     }
 
     pub(crate) fn is_retaining(&self) -> bool {
@@ -529,6 +545,24 @@ mod tests {
         b.append(&op());
         let (buf, first) = b.take_repl().unwrap();
         assert_eq!((indexes(buf), first), (vec![21], 21));
+    }
+
+    #[test]
+    fn the_queue_limit_can_be_raised_for_a_leader_and_lowered_again() {
+        let mut b = Backlog::new(200);
+        b.set_repl_limit(800);
+        for _ in 0..20 {
+            b.append(&op());
+        }
+        let queued = b.stats().pending_repl_bytes;
+        assert!(queued > 200 && queued <= 800, "{queued}");
+        // Back to a follower's limit: the oldest go at once.
+        b.set_repl_limit(200);
+        assert!(b.stats().pending_repl_bytes <= 200);
+        let (buf, first) = b.take_repl().unwrap();
+        let got = indexes(buf);
+        assert_eq!((got.first().copied(), got.last().copied()), (Some(first), Some(20)));
+        assert!(first > 1);
     }
 
     #[test]

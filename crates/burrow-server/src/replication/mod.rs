@@ -62,7 +62,7 @@ pub mod wire;
 
 use thiserror::Error;
 
-pub(crate) use backlog::ReplBacklog;
+pub(crate) use backlog::{ReplBacklog, HOLD_FACTOR};
 pub use election::{
     commit_index, majority, Election, ElectionConfig, ElectionError, ElectionMessage, ElectionOutput,
     HardState, LogPosition, RejectReason, Role, RoleChangeReason, MAX_TERM,

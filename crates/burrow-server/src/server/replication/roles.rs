@@ -308,6 +308,7 @@ impl Node {
             }
             Target::Follower { term, leader } => {
                 self.store.set_replica(true);
+                self.store.log().set_repl_limit(self.backlog_bytes);
                 let node = leader.and_then(|id| self.cluster.node(id)).cloned();
                 let meta =
                     NodeMeta { history_id: self.history.load(Ordering::Relaxed), term: 0, clean: false };
@@ -386,6 +387,7 @@ impl Node {
             log.start_retaining();
             let _ = log.take_repl();
         }
+        log.set_repl_limit(self.backlog_bytes.saturating_mul(crate::replication::HOLD_FACTOR));
         // Built before the log's term moves: the backlog takes the log's
         // term as its last record's (a follower ending there resumes by
         // partial resync only if that term matches its own).
