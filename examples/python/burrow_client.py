@@ -13,9 +13,12 @@ mismatch, 2 if it cannot talk to the server at all.
 """
 
 import argparse
+import hashlib
+import hmac
 import ipaddress
 import os
 import random
+import select
 import socket
 import struct
 import sys
@@ -36,14 +39,15 @@ OPCODES = {
     "INCR": 0x10, "DECR": 0x11, "INCRBY": 0x12,
     "LPUSH": 0x20, "RPUSH": 0x21, "LPOP": 0x22, "RPOP": 0x23, "LLEN": 0x24, "LRANGE": 0x25,
     "DBSIZE": 0x30, "SCAN": 0x31, "FLUSHALL": 0x32, "INFO": 0x33, "DIGEST": 0x34,
-    "WAIT": 0x35, "CLUSTER": 0x36,
+    "WAIT": 0x35, "CLUSTER": 0x36, "HELLO": 0x37, "AUTH": 0x38,
 }
 
 STATUS_NAMES = {
     0x00: "OK", 0x01: "BAD_REQUEST", 0x02: "UNKNOWN_OPCODE", 0x03: "WRONGTYPE",
     0x04: "NOT_INTEGER", 0x05: "OVERFLOW", 0x06: "TOO_LARGE", 0x07: "BAD_FRAME",
     0x08: "BUSY", 0x09: "LOADING", 0x0A: "NOT_LEADER", 0x0B: "IO_ERROR", 0x0C: "SHUTTING_DOWN",
-    0x0D: "IN_PROGRESS", 0x0E: "NO_QUORUM", 0x0F: "STALE", 0x10: "NO_LEADER",
+    0x0D: "IN_PROGRESS", 0x0E: "NO_QUORUM", 0x0F: "STALE", 0x10: "NO_LEADER", 0x11: "NOAUTH",
+    0x13: "OOM",
 }
 LOADING, NOT_LEADER, NO_LEADER = 0x09, 0x0A, 0x10
 # After these the server closes the connection (protocol.md §5).
@@ -60,6 +64,32 @@ FLAG_NX, FLAG_XX, FLAG_KEEPTTL = 0x01, 0x02, 0x04
 IDEMPOTENT_OPCODES = {OPCODES[n] for n in (
     "PING", "GET", "EXISTS", "TTL", "TYPE", "LLEN", "LRANGE", "DBSIZE", "SCAN", "INFO", "DIGEST",
     "CLUSTER", "DEL", "EXPIRE", "PERSIST", "FLUSHALL")} | {0x40}  # 0x40 SNAPSHOT
+
+# Client authentication (protocol.md §8.12): proofs are HMAC-SHA256 over
+# this label, a prover byte (0 client, 1 server), the server's nonce and ours.
+AUTH_LABEL = b"burrow-auth-v1/client"
+
+
+def auth_proof(secret, prover, server_nonce, client_nonce):
+    return hmac.new(secret, AUTH_LABEL + bytes([prover]) + server_nonce + client_nonce,
+                    hashlib.sha256).digest()
+
+
+def decode_hello(body):
+    """HELLO's BYTES reply: tagged fields -> {tag: value bytes}."""
+    fields, at = {}, 0
+    while at < len(body):
+        if len(body) - at < 3:
+            raise ProtocolError("HELLO reply: truncated field")
+        tag, n = body[at], struct.unpack(">H", body[at + 1:at + 3])[0]
+        if len(body) - at - 3 < n:
+            raise ProtocolError("HELLO reply: field 0x%02x runs past the end" % tag)
+        fields[tag] = bytes(body[at + 3:at + 3 + n])
+        at += 3 + n
+    if 0x02 not in fields or len(fields.get(0x03, b"")) != 16:
+        raise ProtocolError("HELLO reply without the auth flag or a 16-byte nonce")
+    return fields
+
 
 # Largest response this client accepts (responses are not bounded by the
 # server's request limits, protocol.md §7).
@@ -414,8 +444,9 @@ class Client(_Commands):
     moved to.
     """
 
-    def __init__(self, host="127.0.0.1", port=7440, timeout=10.0, max_redirects=3):
+    def __init__(self, host="127.0.0.1", port=7440, timeout=10.0, max_redirects=3, secret=None):
         self._timeout = timeout
+        self._secret = None if secret is None else _b(secret).rstrip()
         self.max_redirects = max_redirects
         self.last_redirects = []
         self.seeds = []
@@ -424,7 +455,7 @@ class Client(_Commands):
             self._connect((host, port))
 
     @classmethod
-    def cluster(cls, seeds, deadline=10.0, timeout=10.0, max_redirects=3):
+    def cluster(cls, seeds, deadline=10.0, timeout=10.0, max_redirects=3, secret=None):
         """A client of a cluster given by (host, port) seeds. It finds the
         leader and rides out leader changes (protocol.md §5.2): it follows
         NOT_LEADER; on NO_LEADER, LOADING or a failed connection it pauses
@@ -432,7 +463,7 @@ class Client(_Commands):
         ``deadline`` seconds per call, then raises UnavailableError (or the
         last refusal). A connection lost after sending re-sends only
         idempotent requests; otherwise OutcomeUnknownError."""
-        c = cls(None, None, timeout, max_redirects)
+        c = cls(None, None, timeout, max_redirects, secret)
         c.seeds, c.deadline, c._seed, c._sock, c._broken = list(seeds), deadline, 0, None, "not connected"
         c.addr = c.seeds[0]
         c._exchange_failover([])  # connects, within the deadline
@@ -447,6 +478,29 @@ class Client(_Commands):
         self.addr = addr
         self._buf = bytearray()
         self._broken = None
+        if self._secret is not None:
+            self._authenticate()
+
+    def auth(self, secret):
+        """Authenticates this connection with the client secret (the
+        contents of the server's --auth-secret-file; trailing whitespace is
+        not part of it), and every connection the client opens from now on
+        (redirects, reconnects). Raises BurrowError (NOAUTH) for a wrong
+        secret, ProtocolError if the server cannot prove it holds it."""
+        self._secret = _b(secret).rstrip()
+        self._authenticate()
+
+    def _authenticate(self):
+        hello = decode_hello(self._send_and_read([_Command(OPCODES["HELLO"])])[0].result())
+        if hello[0x02] == b"\x00":
+            raise ProtocolError("the server requires no authentication, so it cannot prove it holds the secret")
+        server_nonce, client_nonce = hello[0x03], os.urandom(16)
+        proof = auth_proof(self._secret, 0, server_nonce, client_nonce)
+        cmd = _Command(OPCODES["AUTH"], extras=client_nonce, value=proof)
+        theirs = self._send_and_read([cmd])[0].result()
+        if not hmac.compare_digest(theirs, auth_proof(self._secret, 1, server_nonce, client_nonce)):
+            self._broken = "the server's AUTH proof is wrong"
+            raise ProtocolError("the server's proof is wrong: it does not hold this secret")
 
     def close(self):
         if self._sock is not None:
@@ -615,7 +669,7 @@ class Client(_Commands):
             raise ProtocolError("connection unusable: %s" % self._broken)
         got = [] if got is None else got
         ids = [self._alloc_id() for _ in cmds]
-        self._sock.sendall(b"".join(c.encode(i) for c, i in zip(cmds, ids)))
+        self._send_reading(b"".join(c.encode(i) for c, i in zip(cmds, ids)))
         # Replies arrive in request order, each with its request's id.
         while len(got) < len(ids):
             reply = self._read_reply()
@@ -628,6 +682,39 @@ class Client(_Commands):
                 raise ProtocolError(self._broken)
             got.append(reply)
         return got
+
+    def _send_reading(self, data):
+        """Sends data, reading into the buffer what arrives meanwhile: the
+        server stops reading while its replies go unread (protocol.md §6.1),
+        so a pipeline whose requests and replies both outgrow the socket
+        buffers would deadlock if written whole before reading."""
+        if len(data) <= 65536:
+            self._sock.sendall(data)
+            return
+        view, sent, timeout = memoryview(data), 0, self._sock.gettimeout()
+        self._sock.setblocking(False)
+        try:
+            while sent < len(view):
+                readable, writable, _ = select.select([self._sock], [self._sock], [], timeout)
+                if not readable and not writable:
+                    raise socket.timeout("timed out sending a pipeline")
+                if readable:
+                    try:
+                        chunk = self._sock.recv(262144)
+                    except BlockingIOError:
+                        chunk = None
+                    if chunk == b"":
+                        self._broken = "connection closed by the server"
+                        raise ProtocolError(self._broken)
+                    if chunk:
+                        self._buf += chunk
+                if writable:
+                    try:
+                        sent += self._sock.send(view[sent:sent + 262144])
+                    except BlockingIOError:
+                        pass
+        finally:
+            self._sock.settimeout(timeout)
 
     def _read_exact(self, n):
         while len(self._buf) < n:
@@ -699,10 +786,16 @@ def _expect_error(what, status_name, fn, *args):
     raise Mismatch("%s: got %r, want a %s error" % (what, got, status_name))
 
 
-def self_check(host, port, hosts=None):
+def self_check(host, port, hosts=None, secret=None):
     p = "pyclient:%d:" % os.getpid()
     k = lambda name: p + name  # noqa: E731
-    with (Client.cluster(hosts) if hosts else Client(host, port)) as c:
+    if hosts:
+        c = Client.cluster(hosts, secret=secret)
+    else:
+        c = Client(host, port)
+        if secret is not None:
+            c.auth(secret)  # and again on any reconnect
+    with c:
         first = c.addr
         _expect("PING", c.ping(), "PONG")
         if c.last_redirects:
@@ -791,6 +884,16 @@ def self_check(host, port, hosts=None):
         _expect("pipeline error in place", getattr(results[100], "status_name", results[100]), "NOT_INTEGER")
         _expect("pipeline continues after an error", results[101], b"100")
 
+        # Requests and replies both far larger than the socket buffers: the
+        # client reads while it writes (protocol.md §6.1).
+        big, pipe = b"x" * (1 << 20), c.pipeline()
+        for i in range(24):
+            pipe.set(k("big%d" % i), big)
+            pipe.get(k("big%d" % i))
+        results = pipe.execute(raise_on_error=True)
+        _expect("a 48 MB pipeline both ways", (results[0], results[-1] == big, len(results)), (True, True, 48))
+        want |= {_b(k("big%d" % i)) for i in range(24)}
+
         removed = c.pipeline()
         for key in sorted(want | {_b(k("p"))}):
             removed.delete(key)
@@ -815,9 +918,15 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=7440)
     ap.add_argument("--hosts", type=_hosts, help="a cluster's nodes, host:port,host:port,... "
                     "(instead of --host and --port): find the leader and follow it")
+    ap.add_argument("--auth-file", help="file holding the client secret (default: $BURROW_AUTH_FILE)")
     args = ap.parse_args(argv)
+    auth_file = args.auth_file or os.environ.get("BURROW_AUTH_FILE")
     try:
-        self_check(args.host, args.port, args.hosts)
+        secret = None
+        if auth_file:
+            with open(auth_file, "rb") as f:
+                secret = f.read()
+        self_check(args.host, args.port, args.hosts, secret)
     except Mismatch as e:
         print("MISMATCH: %s" % e, file=sys.stderr)
         return 1

@@ -306,7 +306,9 @@ async fn wait_counts_the_followers_that_have_the_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_mode_acknowledges_only_writes_a_majority_holds() {
-    let opts = Options { replication: "quorum", ..Options::default() };
+    // With a cluster secret: followers killed and restarted authenticate again.
+    let secret = Some(crate::member_auth::SECRET);
+    let opts = Options { replication: "quorum", secret, ..Options::default() };
     let timeout = Duration::from_millis(opts.quorum_timeout_ms);
     let mut c = Cluster::start("cluster-quorum", opts).await;
     let mut client = c.leader().client().await;

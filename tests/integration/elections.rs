@@ -52,7 +52,9 @@ async fn a_fresh_cluster_elects_one_leader_with_and_without_an_initial_leader() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_leader_is_replaced_and_rejoins_as_a_follower() {
-    let mut c = Cluster::start("elect-kill", opts("quorum", true)).await;
+    // With a cluster secret: every link is authenticated (protocol.md §12.7).
+    let secret = Some(crate::member_auth::SECRET);
+    let mut c = Cluster::start("elect-kill", Options { secret, ..opts("quorum", true) }).await;
     let (first, term) = c.one_leader().await;
     assert_eq!(first, 1);
     let mut client = Client::connect_cluster(&seeds(&c, &[1, 2, 3])).await.unwrap();

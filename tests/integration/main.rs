@@ -12,6 +12,7 @@
 
 mod common;
 
+mod auth;
 mod bench;
 mod binary_edges;
 mod cli;
@@ -25,15 +26,19 @@ mod digest;
 mod elections;
 mod failover;
 mod incomplete_resync;
+mod limits;
 mod linearizability;
 mod linearizable_reads;
 mod link_liveness;
+mod maxmemory;
+mod member_auth;
 mod paused_leader;
 mod peer_faults;
 mod persistence;
 mod protocol_doc;
 mod python_client;
 mod raw_protocol;
+mod read_replicas;
 mod read_visibility;
 mod redirect;
 mod refusals;

@@ -209,3 +209,30 @@ async fn python_client_decodes_the_documented_cluster_view() {
          3 127.0.0.1:7443 follower down 40 2 1500\n"
     );
 }
+
+/// Against a server with a client secret: the script authenticates with
+/// `--auth-file` (`Client.auth`, and `secret=` for a cluster client) and
+/// passes; without it, its first command gets NOAUTH and it fails.
+#[tokio::test]
+async fn python_client_authenticates_with_an_auth_file() {
+    let dir = common::TempDir::new("python-auth");
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "a-python-client-secret-of-32-byte\n").unwrap();
+    let path = secret.clone();
+    let server = common::start_with(|c| c.auth_secret_file = Some(path)).await;
+    let file = secret.display().to_string();
+    let port = server.addr.port().to_string();
+    let hosts = server.addr.to_string();
+    for args in [
+        vec![SCRIPT, "--host", "127.0.0.1", "--port", &port, "--auth-file", &file],
+        vec![SCRIPT, "--hosts", &hosts, "--auth-file", &file],
+    ] {
+        let out = finish(python(&args)).await;
+        assert_eq!(out.code, Some(0), "{args:?}\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+        assert_eq!(out.stdout.lines().last(), Some("all checks passed"), "{}", out.stdout);
+    }
+    let out = finish(spawn_script(server.addr.port())).await;
+    assert_eq!(out.code, Some(1), "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("NOAUTH"), "{}", out.stderr);
+    server.shutdown().await.unwrap();
+}

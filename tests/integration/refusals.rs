@@ -99,11 +99,29 @@ fn random_request(rng: &mut SeededRng) -> Request {
 /// index are as they were before the request (300 random requests).
 #[tokio::test]
 async fn over_tcp_a_refused_command_changes_nothing() {
-    let server = common::start_with(|c| c.max_reply_bytes = MAX_REPLY).await;
+    random_refusals_change_nothing(0).await;
+}
+
+/// The same under a 1 KiB `--maxmemory` (noeviction): OOM among the
+/// refusals, and it changes nothing either.
+#[tokio::test]
+async fn over_tcp_an_oom_refusal_changes_nothing() {
+    let statuses = random_refusals_change_nothing(1024).await;
+    assert!(statuses.contains(&(Status::Oom as u8)), "no OOM in {statuses:?}");
+}
+
+/// Runs 300 random requests against a server with `maxmemory`; the error
+/// statuses seen.
+async fn random_refusals_change_nothing(maxmemory: usize) -> Vec<u8> {
+    let server = common::start_with(|c| {
+        c.max_reply_bytes = MAX_REPLY;
+        c.maxmemory = maxmemory;
+    })
+    .await;
     let mut c = Client::connect(server.addr).await.unwrap();
     let mut raw = RawConn::connect(server.addr).await;
     let mut rng = SeededRng::new(11);
-    let mut refused = 0;
+    let mut refused = Vec::new();
     for i in 0..300u32 {
         let req = random_request(&mut rng);
         let before = state(&mut c).await;
@@ -111,13 +129,18 @@ async fn over_tcp_a_refused_command_changes_nothing() {
         let reply = raw.frame().await;
         assert_eq!(reply.id, i);
         if reply.flags != Status::Ok as u8 {
-            refused += 1;
+            refused.push(reply.flags);
             assert_eq!(state(&mut c).await, before, "step {i}: status {:#04x} for {req:?}", reply.flags);
         }
     }
-    assert!(refused > 30, "only {refused} of 300 requests were refused: the sequence tests too little");
+    assert!(
+        refused.len() > 30,
+        "only {} of 300 requests were refused: the sequence tests too little",
+        refused.len()
+    );
     drop((c, raw));
     server.shutdown().await.unwrap();
+    refused
 }
 
 /// Two background SNAPSHOTs in one write: the first starts one, the second

@@ -219,3 +219,36 @@ async fn a_full_resync_whose_loader_is_slower_than_the_link_completes_without_a_
     third.shutdown().await.unwrap();
     leader.shutdown().await.unwrap();
 }
+
+/// `--maxmemory` on a 2-node cluster: the leader evicts, each eviction a
+/// logged DEL; the follower applies them and evicts nothing itself, and
+/// ends with the leader's data (DIGEST).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evictions_reach_followers_as_dels_and_digests_agree() {
+    let mut c = cluster(2, ReplicationMode::Async);
+    let limit = |config: &mut Config| {
+        config.maxmemory = 1 << 20;
+        config.maxmemory_policy = burrow_server::EvictionPolicy::AllkeysLru;
+    };
+    let leader = c.start_with(1, limit).await;
+    let follower = c.start_with(2, limit).await;
+    elected(leader.addr).await;
+    let mut client = Client::connect(leader.addr).await.unwrap();
+    common::set_keys(&mut client, 3000, &Bytes::from(vec![b'v'; 1000])).await;
+    let want = client.digest().await.unwrap();
+    let addr = follower.addr;
+    wait_for("follower digest", || async move {
+        let mut c = Client::connect(addr).await.unwrap();
+        c.digest().await.ok() == Some(want)
+    })
+    .await;
+    let on = |addr| async move { Client::connect(addr).await.unwrap().info("memory").await.unwrap() };
+    let (l, f) = (on(leader.addr).await, on(follower.addr).await);
+    // ~1000 keys of 1000 bytes fit in 1 MiB.
+    assert!(info_u64(&l, "evicted_keys") >= 1900, "{l}");
+    assert_eq!(info_u64(&f, "evicted_keys"), 0, "{f}");
+    assert_eq!(info_u64(&f, "used_memory"), info_u64(&l, "used_memory"));
+    for h in [follower, leader] {
+        h.shutdown().await.unwrap();
+    }
+}

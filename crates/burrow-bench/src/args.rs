@@ -92,6 +92,10 @@ pub struct BenchArgs {
     /// Exit with status 1 if any request got a wrong or error reply.
     #[arg(long)]
     pub fail_on_error: bool,
+    /// File holding the client secret, for a server started with
+    /// --auth-secret-file (default: the BURROW_AUTH_FILE environment variable).
+    #[arg(long, value_name = "PATH")]
+    pub auth_file: Option<std::path::PathBuf>,
 }
 
 impl BenchArgs {
@@ -126,6 +130,17 @@ impl BenchArgs {
             seed: self.seed,
             timeout: Duration::from_secs_f64(self.timeout),
             progress: !self.quiet,
+            auth: match self
+                .auth_file
+                .clone()
+                .or_else(|| std::env::var_os("BURROW_AUTH_FILE").map(Into::into))
+            {
+                None => None,
+                Some(path) => Some(std::sync::Arc::new(
+                    burrow_proto::Secret::from_file(&path)
+                        .map_err(|e| ConfigError::Secret(burrow_proto::ErrorChain(&e).to_string()))?,
+                )),
+            },
         };
         config.validate()?;
         let output = if self.json {

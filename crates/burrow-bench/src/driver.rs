@@ -85,13 +85,24 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 }
 
 /// Opens one load connection (Nagle off: requests must leave at once).
-pub(crate) async fn connect(addr: SocketAddr) -> Result<TcpStream, BenchError> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+/// With `auth`, it authenticates first.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    auth: Option<&burrow_proto::Secret>,
+) -> Result<TcpStream, BenchError> {
+    let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(source)) => return Err(BenchError::Connect { addr, source }),
         Err(_) => return Err(BenchError::ConnectTimeout { addr, after: CONNECT_TIMEOUT }),
     };
     stream.set_nodelay(true).map_err(|source| BenchError::Connect { addr, source })?;
+    if let Some(secret) = auth {
+        let handshake = super::auth::authenticate(&mut stream, addr, secret);
+        match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+            Ok(r) => r?,
+            Err(_) => return Err(BenchError::ConnectTimeout { addr, after: CONNECT_TIMEOUT }),
+        }
+    }
     Ok(stream)
 }
 
@@ -291,7 +302,7 @@ pub(crate) async fn drive<W: Wire>(
             ops.push(op);
         }
         match conn.batch(&wbuf, &ops, id).await {
-            Ok(()) if conn.refused && matches!(*target, Target::Cluster(_)) => {
+            Ok(()) if conn.refused && matches!(target.place, super::target::Place::Cluster(_)) => {
                 conn.refused = false;
                 conn.stream = target.open(plan.timeout).await?;
             }

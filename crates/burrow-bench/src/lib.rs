@@ -25,6 +25,7 @@
 //! reply checkers and the load loop are private.
 
 mod args;
+mod auth;
 mod burrow_wire;
 mod driver;
 mod report;
@@ -49,7 +50,7 @@ pub use workload::{Ratio, TestKind, MAX_KEYSPACE};
 use burrow_wire::BurrowWire;
 use driver::{drive, new_histogram, ConnResult, Counters, Plan};
 use resp::RespWire;
-use target::Target;
+use target::{Place, Target};
 use wire::Wire;
 
 /// Which protocol the load speaks.
@@ -113,6 +114,8 @@ pub struct Config {
     pub timeout: Duration,
     /// Show a live ops/s line on stderr (only when it is a terminal).
     pub progress: bool,
+    /// The client secret every connection authenticates with (`--auth-file`).
+    pub auth: Option<Arc<burrow_proto::Secret>>,
 }
 
 impl Default for Config {
@@ -141,6 +144,7 @@ impl Default for Config {
             seed: 0x5EED,
             timeout: Duration::from_secs(10),
             progress: true,
+            auth: None,
         }
     }
 }
@@ -167,6 +171,10 @@ pub enum ConfigError {
     NoTests,
     #[error("--hosts needs --protocol burrow (RESP has no leader to find)")]
     HostsNeedBurrow,
+    #[error("--auth-file needs --protocol burrow")]
+    AuthNeedsBurrow,
+    #[error("--auth-file: {0}")]
+    Secret(String),
 }
 
 impl Config {
@@ -197,6 +205,9 @@ impl Config {
         if self.tests.is_empty() {
             return Err(ConfigError::NoTests);
         }
+        if self.auth.is_some() && self.protocol != Protocol::Burrow {
+            return Err(ConfigError::AuthNeedsBurrow);
+        }
         if !self.hosts.is_empty() && self.protocol != Protocol::Burrow {
             return Err(ConfigError::HostsNeedBurrow);
         }
@@ -216,6 +227,8 @@ pub enum BenchError {
     ConnectTimeout { addr: SocketAddr, after: Duration },
     #[error("{addr} made no progress for {after:?} (use --timeout to wait longer)")]
     Stalled { addr: SocketAddr, after: Duration },
+    #[error("authenticating with {addr} failed: {reason}")]
+    Auth { addr: SocketAddr, reason: String },
     #[error("no leader found among --hosts within {after:?} (use --timeout to wait longer)")]
     NoLeader { after: Duration },
     #[error("cannot start a load thread")]
@@ -236,12 +249,13 @@ pub fn run(config: &Config) -> Result<Vec<TestResult>, BenchError> {
 /// long run can show its results test by test).
 pub fn run_with(config: &Config, each: impl FnMut(&TestResult)) -> Result<Vec<TestResult>, BenchError> {
     config.validate()?;
-    let target = if config.hosts.is_empty() {
-        Target::One(resolve(&config.host, config.port)?)
+    let place = if config.hosts.is_empty() {
+        Place::One(resolve(&config.host, config.port)?)
     } else {
         let seeds = config.hosts.iter().map(|h| resolve_host_port(h)).collect::<Result<_, _>>()?;
-        Target::Cluster(seeds)
+        Place::Cluster(seeds)
     };
+    let target = Target { place, auth: config.auth.clone() };
     let value = vec![b'x'; config.data_size];
     match config.protocol {
         Protocol::Burrow => run_tests(config, target, Arc::new(BurrowWire::new(&value)), each),

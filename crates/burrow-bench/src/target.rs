@@ -11,13 +11,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+
 use tokio::net::TcpStream;
 
-use burrow_proto::{ClusterView, Codec, Limits, MemberRole, Reply, Request};
-use tokio_util::codec::{Decoder, Encoder};
+use burrow_proto::{ClusterView, MemberRole, Reply, Request, Secret};
 
+use super::auth::exchange;
 use super::driver::connect;
 use super::BenchError;
 
@@ -26,9 +26,17 @@ use super::BenchError;
 const PAUSE_MIN: Duration = Duration::from_millis(10);
 const PAUSE_MAX: Duration = Duration::from_millis(200);
 
-/// The server(s) a run loads.
+/// The server(s) a run loads, and the secret every connection
+/// authenticates with (`--auth-file`), if any.
 #[derive(Debug, Clone)]
-pub(crate) enum Target {
+pub(crate) struct Target {
+    pub(crate) place: Place,
+    pub(crate) auth: Option<Arc<Secret>>,
+}
+
+/// Where load connections go.
+#[derive(Debug, Clone)]
+pub(crate) enum Place {
     One(SocketAddr),
     /// The seeds of a cluster; connections go to its leader.
     Cluster(Vec<SocketAddr>),
@@ -37,25 +45,26 @@ pub(crate) enum Target {
 impl Target {
     /// The address errors name: the server, or the first seed.
     pub(crate) fn addr(&self) -> SocketAddr {
-        match self {
-            Target::One(a) => *a,
-            Target::Cluster(seeds) => seeds[0],
+        match &self.place {
+            Place::One(a) => *a,
+            Place::Cluster(seeds) => seeds[0],
         }
     }
 
     /// A load connection: to the server, or to the leader a cluster has
     /// within `patience` (else the last failure, or `NoLeader`).
     pub(crate) async fn open(&self, patience: Duration) -> Result<TcpStream, BenchError> {
-        let seeds = match self {
-            Target::One(addr) => return connect(*addr).await,
-            Target::Cluster(seeds) => seeds,
+        let auth = self.auth.as_deref();
+        let seeds = match &self.place {
+            Place::One(addr) => return connect(*addr, auth).await,
+            Place::Cluster(seeds) => seeds,
         };
         let start = Instant::now();
         let mut pause = PAUSE_MIN;
         let mut hint: Option<SocketAddr> = None;
         for attempt in 0usize.. {
             let addr = hint.take().unwrap_or(seeds[attempt % seeds.len()]);
-            match ask_leader(addr).await {
+            match ask_leader(addr, auth).await {
                 Ok(Answer::Leader(stream)) => return Ok(stream),
                 Ok(Answer::Elsewhere(leader)) if attempt % 4 != 3 => {
                     hint = Some(leader);
@@ -84,22 +93,9 @@ enum Answer<S = TcpStream> {
     NoLeader,
 }
 
-async fn ask_leader(addr: SocketAddr) -> Result<Answer, BenchError> {
-    let mut stream = connect(addr).await?;
-    let mut codec = Codec::client(Limits::default());
-    let mut buf = BytesMut::new();
-    codec.encode(Request::Cluster.to_frame(0), &mut buf).expect("a CLUSTER frame encodes");
-    let io = |source| BenchError::Connect { addr, source };
-    stream.write_all(&buf).await.map_err(io)?;
-    buf.clear();
-    let frame = loop {
-        if let Some(frame) = codec.decode(&mut buf).map_err(|e| io(std::io::Error::other(e)))? {
-            break frame;
-        }
-        if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
-            return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
-        }
-    };
+async fn ask_leader(addr: SocketAddr, auth: Option<&Secret>) -> Result<Answer, BenchError> {
+    let mut stream = connect(addr, auth).await?;
+    let frame = exchange(&mut stream, addr, Request::Cluster.to_frame(0)).await?;
     Ok(match Reply::from_frame(&frame) {
         Ok(Reply::Cluster(view)) => answer(&view, stream),
         _ => Answer::NoLeader,

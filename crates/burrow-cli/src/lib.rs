@@ -61,10 +61,18 @@ pub struct CliArgs {
     #[arg(long, value_delimiter = ',', value_parser = session::parse_host_port, value_name = "HOST:PORT,...")]
     #[arg(conflicts_with_all = ["host", "port"])]
     pub hosts: Vec<String>,
+    /// File holding the client secret, for a server started with
+    /// --auth-secret-file (default: the BURROW_AUTH_FILE environment
+    /// variable). Secrets come from files, never from the command line.
+    #[arg(long, value_name = "PATH")]
+    pub auth_file: Option<std::path::PathBuf>,
     /// A command to run once, e.g. `SET k v PX 1500 NX`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
+
+/// The environment variable naming the auth file when `--auth-file` is not given.
+pub const AUTH_FILE_ENV: &str = "BURROW_AUTH_FILE";
 
 /// Runs the CLI; `Ok(false)` means a command failed (exit status 1).
 pub fn run(args: CliArgs) -> Result<bool, CliError> {
@@ -73,6 +81,10 @@ pub fn run(args: CliArgs) -> Result<bool, CliError> {
     } else {
         Session::cluster(&args.hosts)?
     };
+    let auth_file = args.auth_file.or_else(|| std::env::var_os(AUTH_FILE_ENV).map(Into::into));
+    if let Some(path) = auth_file {
+        session.set_auth(burrow_client::Secret::from_file(&path)?);
+    }
     if !args.command.is_empty() {
         let words: Vec<Vec<u8>> = args.command.into_iter().map(os_bytes).collect();
         return one_shot(&mut session, &words);
@@ -150,6 +162,8 @@ mod tests {
         assert_eq!(a.hosts, ["127.0.0.1:1", "[::1]:2"]);
         assert_eq!(a.command, ["GET", "k"].map(OsString::from));
         assert!(CliArgs::try_parse_from(["burrow-cli", "--hosts", "127.0.0.1"]).is_err());
+        let a = CliArgs::try_parse_from(["burrow-cli", "--auth-file", "/s", "PING"]).unwrap();
+        assert_eq!(a.auth_file, Some("/s".into()));
         assert!(CliArgs::try_parse_from(["burrow-cli", "--hosts", "127.0.0.1:1", "--port", "2"]).is_err());
     }
 

@@ -18,7 +18,7 @@
 
 use thiserror::Error;
 
-use burrow_client::{Client, ClientError};
+use burrow_client::{Client, ClientConfig, ClientError, Secret, SecretError};
 use burrow_proto::{ErrorChain, Reply, Request};
 
 use super::parse::Plan;
@@ -50,6 +50,9 @@ pub enum CliError {
     Io(#[from] std::io::Error),
     #[error("line editor")]
     Editor(#[from] rustyline::error::ReadlineError),
+    /// `--auth-file` (or `BURROW_AUTH_FILE`) could not be read or is too short.
+    #[error("auth file")]
+    Secret(#[from] SecretError),
 }
 
 /// Where to connect, and the connection when there is one.
@@ -61,6 +64,8 @@ pub struct Session {
     hosts: Vec<String>,
     client: Option<Client>,
     runtime: tokio::runtime::Runtime,
+    /// Settings of every connection (the auth secret).
+    config: ClientConfig,
 }
 
 impl Session {
@@ -68,7 +73,8 @@ impl Session {
     pub fn new(host: &str, port: u16) -> Result<Session, CliError> {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?;
-        Ok(Session { host: host.to_string(), port, hosts: Vec::new(), client: None, runtime })
+        let config = ClientConfig::default();
+        Ok(Session { host: host.to_string(), port, hosts: Vec::new(), client: None, runtime, config })
     }
 
     /// A session on a cluster given by its nodes' `host:port` addresses
@@ -91,6 +97,11 @@ impl Session {
         }
     }
 
+    /// Authenticates every connection from now on with `secret`.
+    pub fn set_auth(&mut self, secret: Secret) {
+        self.config.auth = Some(std::sync::Arc::new(secret));
+    }
+
     pub(crate) fn is_connected(&self) -> bool {
         self.client.is_some()
     }
@@ -101,11 +112,13 @@ impl Session {
             let client = if self.hosts.is_empty() {
                 let target = (self.host.as_str(), self.port);
                 self.runtime
-                    .block_on(Client::connect(target))
+                    .block_on(Client::connect_with(target, self.config.clone()))
                     .map_err(|e| CliError::Connect { addr: self.addr(), reason: connect_reason(&e) })?
             } else {
-                self.runtime.block_on(Client::connect_cluster(&self.hosts)).map_err(|e| {
-                    CliError::Connect { addr: self.hosts.join(","), reason: connect_reason(&e) }
+                let connect = Client::connect_cluster_with(&self.hosts, self.config.clone());
+                self.runtime.block_on(connect).map_err(|e| CliError::Connect {
+                    addr: self.hosts.join(","),
+                    reason: connect_reason(&e),
                 })?
             };
             self.at(client.addr());

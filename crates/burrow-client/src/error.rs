@@ -110,6 +110,19 @@ pub enum ClientError {
     /// given no address.
     #[error("no seed addresses given")]
     NoSeeds,
+    /// The server requires authentication (it answered `NOAUTH`) and this
+    /// client was given no secret ([`ClientConfig::auth`](crate::ClientConfig)).
+    #[error("the server requires authentication and no secret was given (an auth file)")]
+    AuthRequired,
+    /// Authentication with the configured secret failed: the server refused
+    /// the proof (another secret), its own proof was wrong (it does not
+    /// hold the secret: not the server meant), or it offers no
+    /// authentication at all and so cannot prove anything.
+    #[error("authentication failed: {reason}")]
+    AuthFailed {
+        /// What went wrong, with the server's message where it sent one.
+        reason: String,
+    },
 }
 
 impl ClientError {

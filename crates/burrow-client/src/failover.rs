@@ -128,13 +128,15 @@ impl Client {
             let seed = &seeds[attempt as usize % seeds.len()];
             let why = match open(seed.as_str(), &config, config.connect_timeout.min(left(deadline))).await {
                 Ok((framed, addr)) => {
-                    let mut c = Client::new(framed, addr, config, seeds);
+                    let mut c = Client::new(framed, addr, config.clone(), seeds);
                     c.next_seed = attempt as usize + 1;
                     // A failed exchange leaves the client marked broken:
                     // its first call reconnects (and reports any failure).
                     let _ = c.move_to_named_leader(config.request_timeout.min(left(deadline))).await;
                     return Ok(c);
                 }
+                // A wrong secret stays wrong: no point trying until the deadline.
+                Err(e @ ClientError::AuthFailed { .. }) => return Err(e),
                 Err(e) => e,
             };
             let pause = backoff.pause();

@@ -68,6 +68,7 @@ mod failover;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -76,11 +77,14 @@ use futures_util::{Sink, Stream};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_util::codec::Framed;
 
-pub use burrow_proto::{ClusterView, LinkStatus, MemberRole, MemberView};
+pub use burrow_proto::{ClusterView, LinkStatus, MemberRole, MemberView, Secret, SecretError};
 pub use error::ClientError;
 pub use failover::FailoverConfig;
 
-use burrow_proto::{Codec, End, Frame, Limits, Reply, Request, SetCondition, Status};
+use burrow_proto::{
+    decode_hello, Codec, End, Frame, Limits, Nonce, Proof, Prover, Purpose, Reply, Request, SetCondition,
+    Status,
+};
 
 /// Requests buffered before the client writes, even mid-pipeline: a
 /// pipeline up to this size goes out in one write, a larger one in pieces
@@ -88,7 +92,7 @@ use burrow_proto::{Codec, End, Frame, Limits, Reply, Request, SetCondition, Stat
 const WRITE_BATCH: usize = 256 * 1024;
 
 /// Client settings. `Default` suits a server on the same machine.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Limit on opening a connection (also each redirect's connection).
     pub connect_timeout: Duration,
@@ -105,6 +109,10 @@ pub struct ClientConfig {
     /// How a cluster client ([`Client::connect_cluster`]) rides out a
     /// leader change; unused by a client opened on one address.
     pub failover: FailoverConfig,
+    /// The client secret (protocol.md §8.12): when set, every connection
+    /// the client opens — redirects and failover reconnects too — sends
+    /// HELLO and AUTH first and checks the server's proof in return.
+    pub auth: Option<Arc<Secret>>,
 }
 
 impl Default for ClientConfig {
@@ -119,6 +127,7 @@ impl Default for ClientConfig {
             limits,
             max_redirects: 3,
             failover: FailoverConfig::default(),
+            auth: None,
         }
     }
 }
@@ -341,6 +350,9 @@ impl Client {
     /// Sends one request; an error status becomes `Err(ClientError::Server)`.
     async fn call(&mut self, req: Request) -> Result<Reply, ClientError> {
         match self.request(&req).await? {
+            Reply::Error { status: Status::NoAuth, .. } if self.config.auth.is_none() => {
+                Err(ClientError::AuthRequired)
+            }
             Reply::Error { status, message } => Err(ClientError::Server { status, message }),
             r => Ok(r),
         }
@@ -607,7 +619,65 @@ async fn open(
     let peer = stream.peer_addr().map_err(ClientError::Connect)?;
     let mut framed = Framed::with_capacity(stream, Codec::client(config.limits), 16 * 1024);
     framed.set_backpressure_boundary(WRITE_BATCH);
+    if let Some(secret) = &config.auth {
+        tokio::time::timeout(limit, authenticate(&mut framed, secret))
+            .await
+            .map_err(|_| ClientError::Timeout { what: "connect", after: limit })??;
+    }
     Ok((framed, peer))
+}
+
+/// Request ids of the handshake: outside the range a new client's own
+/// requests start from, so a stray reply cannot be taken for theirs.
+const HELLO_ID: u32 = u32::MAX - 1;
+const AUTH_ID: u32 = u32::MAX;
+
+/// HELLO, then AUTH with a proof over the server's challenge and a fresh
+/// nonce of ours; the server's proof in return shows it holds the secret.
+async fn authenticate(framed: &mut Framed<TcpStream, Codec>, secret: &Secret) -> Result<(), ClientError> {
+    let failed = |reason: String| ClientError::AuthFailed { reason };
+    let hello = match handshake_call(framed, Request::Hello.to_frame(HELLO_ID)).await? {
+        Reply::Bytes(body) => decode_hello(&body).map_err(|e| failed(e.to_string()))?,
+        Reply::Error { status, message } => {
+            return Err(failed(format!("HELLO answered {status}: {message}")))
+        }
+        other => return Err(ClientError::unexpected("a HELLO reply", other)),
+    };
+    if !hello.auth_required {
+        return Err(failed(
+            "the server requires no authentication, so it cannot prove it holds the secret".into(),
+        ));
+    }
+    let client_nonce = Nonce::random();
+    let proof = Proof::new(secret, Purpose::Client, Prover::Initiator, &hello.nonce, &client_nonce);
+    let auth = Request::Auth { user: Bytes::new(), client_nonce, proof };
+    match handshake_call(framed, auth.to_frame(AUTH_ID)).await? {
+        Reply::Bytes(theirs) => {
+            if Proof::verify(secret, Purpose::Client, Prover::Responder, &hello.nonce, &client_nonce, &theirs)
+            {
+                Ok(())
+            } else {
+                Err(failed("the server's proof is wrong: it does not hold this secret".into()))
+            }
+        }
+        Reply::Error { status, message } => Err(failed(format!("{status}: {message}"))),
+        other => Err(ClientError::unexpected("the server's proof", other)),
+    }
+}
+
+async fn handshake_call(framed: &mut Framed<TcpStream, Codec>, frame: Frame) -> Result<Reply, ClientError> {
+    use futures_util::{SinkExt, StreamExt};
+    let id = frame.id;
+    framed.send(frame).await?;
+    let reply = framed.next().await.ok_or(ClientError::Closed)??;
+    let decoded = Reply::from_frame(&reply).map_err(ClientError::BadReply)?;
+    if reply.id != id {
+        if let Reply::Error { status, message } = decoded {
+            return Err(ClientError::Server { status, message });
+        }
+        return Err(ClientError::IdMismatch { got: reply.id, expected: id });
+    }
+    Ok(decoded)
 }
 
 /// For a `NOT_LEADER` reply, `Some(leader)`: the address its message names,

@@ -18,7 +18,8 @@ impl<B> Request<B> {
     /// INCRBY, LPUSH, RPUSH, LPOP, RPOP (each run changes the data again);
     /// SET NX/XX (a retry answers from the state the first attempt made —
     /// NX says "not set" for a value it did set); and WAIT, which counts the
-    /// writes of the connection it is sent on and means nothing on a new one.
+    /// writes of the connection it is sent on and means nothing on a new one;
+    /// HELLO and AUTH, a connection's own handshake.
     pub fn is_idempotent(&self) -> bool {
         // No wildcard arm: a new command must be classified here.
         match self {
@@ -46,6 +47,8 @@ impl<B> Request<B> {
             | Request::Push { .. }
             | Request::Pop { .. }
             | Request::Wait { .. } => false,
+            // A connection's own handshake: a new connection makes its own.
+            Request::Hello | Request::Auth { .. } => false,
         }
     }
 }
@@ -100,6 +103,15 @@ mod tests {
             (Request::Cluster, true),
             (Request::Wait { replicas: 1, timeout_ms: 0 }, false),
             (Request::Snapshot { background: true }, true),
+            (Request::Hello, false),
+            (
+                Request::Auth {
+                    user: k(),
+                    client_nonce: crate::Nonce([0; 16]),
+                    proof: crate::Proof([0; 32]),
+                },
+                false,
+            ),
         ];
         for (req, want) in &table {
             assert_eq!(req.is_idempotent(), *want, "{req:?}");
@@ -110,7 +122,8 @@ mod tests {
         }
         // Reads are all idempotent; every non-idempotent request is a write or WAIT.
         for (req, idem) in &table {
-            if !req.is_write() && !matches!(req, Request::Wait { .. }) {
+            if !req.is_write() && !matches!(req, Request::Wait { .. } | Request::Hello | Request::Auth { .. })
+            {
                 assert!(idem, "read {req:?}");
             }
         }

@@ -34,7 +34,9 @@
 //! - the CLUSTER reply ([`ClusterView`], [`MemberView`], [`MemberRole`],
 //!   [`LinkStatus`], [`encode_cluster`], [`decode_cluster`]);
 //! - challenge–response authentication ([`Secret`], [`Nonce`], [`Proof`],
-//!   [`Purpose`], [`Prover`]) for client AUTH and member links;
+//!   [`Purpose`], [`Prover`]) for client AUTH and member links, and the
+//!   HELLO reply that carries a connection's challenge ([`HelloInfo`],
+//!   [`encode_hello`], [`decode_hello`]);
 //! - [`ErrorChain`], which prints an error and each of its causes once.
 
 mod auth;
@@ -43,6 +45,7 @@ mod cluster;
 mod codec;
 mod error_chain;
 mod frame;
+mod hello;
 mod idempotence;
 mod opcode;
 mod request;
@@ -58,6 +61,7 @@ pub use cluster::{
 pub use codec::{Codec, CodecError, Limits, Peek};
 pub use error_chain::ErrorChain;
 pub use frame::{Frame, FrameKind, FrameRef, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION};
+pub use hello::{decode_hello, encode_hello, HelloError, HelloInfo};
 pub use opcode::Opcode;
 pub use request::{flags, End, Request, RequestError, SetCondition};
 pub use response::{encode_response, BodyType, Reply, ReplyError};

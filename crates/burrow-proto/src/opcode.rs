@@ -30,12 +30,16 @@ pub enum Opcode {
     Digest = 0x34,
     Wait = 0x35,
     Cluster = 0x36,
+    /// Connection start: whether AUTH is needed, and the challenge (protocol.md §8.12).
+    Hello = 0x37,
+    /// Proof of the client secret over HELLO's challenge (protocol.md §8.12).
+    Auth = 0x38,
     Snapshot = 0x40,
 }
 
 impl Opcode {
     /// All known opcodes, in wire order.
-    pub const ALL: [Opcode; 26] = [
+    pub const ALL: [Opcode; 28] = [
         Opcode::Ping,
         Opcode::Get,
         Opcode::Set,
@@ -61,6 +65,8 @@ impl Opcode {
         Opcode::Digest,
         Opcode::Wait,
         Opcode::Cluster,
+        Opcode::Hello,
+        Opcode::Auth,
         Opcode::Snapshot,
     ];
 
@@ -96,6 +102,8 @@ impl Opcode {
             Opcode::Digest => "DIGEST",
             Opcode::Wait => "WAIT",
             Opcode::Cluster => "CLUSTER",
+            Opcode::Hello => "HELLO",
+            Opcode::Auth => "AUTH",
             Opcode::Snapshot => "SNAPSHOT",
         }
     }

@@ -7,6 +7,7 @@
 use byteorder::{BigEndian, ByteOrder};
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::auth::{Nonce, Proof, NONCE_LEN, PROOF_LEN};
 use super::body::{decode_array_ref, encode_array};
 use super::frame::{Frame, FrameRef};
 use super::opcode::Opcode;
@@ -133,6 +134,16 @@ pub enum Request<B = Bytes> {
     /// Write a snapshot now; `background` replies at once.
     Snapshot {
         background: bool,
+    },
+    /// Starts a connection: the reply says whether AUTH is needed and
+    /// carries this connection's challenge (protocol.md §8.12).
+    Hello,
+    /// Proves the client secret over the last HELLO's challenge; `user`
+    /// is empty or `default` (the only user in this version).
+    Auth {
+        user: B,
+        client_nonce: Nonce,
+        proof: Proof,
     },
 }
 
@@ -372,6 +383,23 @@ impl<'a> Request<&'a [u8]> {
                 }
                 Request::Snapshot { background: f.flags & flags::BACKGROUND != 0 }
             }
+            Opcode::Hello => {
+                bare(f, name)?;
+                Request::Hello
+            }
+            Opcode::Auth => {
+                extras_exact(f, name, &[NONCE_LEN])?;
+                no_flags(f, name)?;
+                let proof: [u8; PROOF_LEN] = f.value.try_into().map_err(|_| {
+                    RequestError::bad(format!(
+                        "AUTH: the proof must be {PROOF_LEN} bytes, got {}",
+                        f.value.len()
+                    ))
+                })?;
+                let mut nonce = [0u8; NONCE_LEN];
+                nonce.copy_from_slice(f.extras);
+                Request::Auth { user: f.key, client_nonce: Nonce(nonce), proof: Proof(proof) }
+            }
         };
         Ok(req)
     }
@@ -406,6 +434,8 @@ impl<B> Request<B> {
             Request::Wait { .. } => Opcode::Wait,
             Request::Cluster => Opcode::Cluster,
             Request::Snapshot { .. } => Opcode::Snapshot,
+            Request::Hello => Opcode::Hello,
+            Request::Auth { .. } => Opcode::Auth,
         }
     }
 
@@ -439,7 +469,12 @@ impl<B> Request<B> {
         !self.is_write()
             && !matches!(
                 self,
-                Request::Ping { .. } | Request::Info { .. } | Request::Wait { .. } | Request::Snapshot { .. }
+                Request::Ping { .. }
+                    | Request::Info { .. }
+                    | Request::Wait { .. }
+                    | Request::Snapshot { .. }
+                    | Request::Hello
+                    | Request::Auth { .. }
             )
     }
 }
@@ -477,6 +512,10 @@ impl<B> Request<B> {
             Request::Wait { replicas, timeout_ms } => Request::Wait { replicas, timeout_ms },
             Request::Cluster => Request::Cluster,
             Request::Snapshot { background } => Request::Snapshot { background },
+            Request::Hello => Request::Hello,
+            Request::Auth { user, client_nonce, proof } => {
+                Request::Auth { user: f(user), client_nonce, proof }
+            }
         }
     }
 }
@@ -552,6 +591,12 @@ impl Request<Bytes> {
                 if *background {
                     f.flags = flags::BACKGROUND;
                 }
+            }
+            Request::Hello => {}
+            Request::Auth { user, client_nonce, proof } => {
+                f.key = user.clone();
+                extras.put_slice(&client_nonce.0);
+                f.value = Bytes::copy_from_slice(&proof.0);
             }
         }
         f.extras = extras.freeze();

@@ -49,10 +49,17 @@ pub enum Status {
     /// leader) and the command needs one (a write, or WAIT): nothing ran.
     /// Retry after a short pause, here or at another node.
     NoLeader = 0x10,
+    /// The server requires authentication and this connection has not
+    /// authenticated (nothing ran), or an AUTH failed (protocol.md §8.12).
+    NoAuth = 0x11,
+    /// The server is at its memory limit (`--maxmemory`) and the write
+    /// would grow the data set: nothing ran. Reads, DEL, LPOP/RPOP,
+    /// EXPIRE, PERSIST and FLUSHALL still work.
+    Oom = 0x13,
 }
 
 impl Status {
-    pub const ALL: [Status; 17] = [
+    pub const ALL: [Status; 19] = [
         Status::Ok,
         Status::BadRequest,
         Status::UnknownOpcode,
@@ -70,6 +77,8 @@ impl Status {
         Status::NoQuorum,
         Status::Stale,
         Status::NoLeader,
+        Status::NoAuth,
+        Status::Oom,
     ];
 
     pub fn from_u8(b: u8) -> Option<Status> {
@@ -96,6 +105,8 @@ impl Status {
             Status::NoQuorum => "NO_QUORUM",
             Status::Stale => "STALE",
             Status::NoLeader => "NO_LEADER",
+            Status::NoAuth => "NOAUTH",
+            Status::Oom => "OOM",
         }
     }
 }

@@ -41,9 +41,10 @@ pub mod fault_injection;
 
 pub use persist::{FsyncPolicy, PersistError};
 pub use server::{
-    ClusterConfig, ClusterFileError, Config, ConfigError, LogFormat, MembershipError, NodeInfo,
-    ReplicationMode, Server, ServerArgs, ServerError, ServerHandle,
+    AuthSetupError, ClusterConfig, ClusterFileError, Config, ConfigError, LogFormat, MembershipError,
+    NodeInfo, ReplicationMode, Server, ServerArgs, ServerError, ServerHandle,
 };
+pub use store::EvictionPolicy;
 
 #[cfg(test)]
 mod error_chains;

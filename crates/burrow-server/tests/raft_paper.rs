@@ -576,3 +576,41 @@ fn s5_2_only_a_leader_or_a_granted_vote_restarts_the_election_timer() {
         assert!(matches!(g.role(), Role::Follower { .. }), "campaigned while granting votes");
     }
 }
+
+/// A member that is no voter (a read replica; Raft's learner, thesis §4.2.1)
+/// never campaigns and never answers a vote request, but follows the
+/// leaders it hears of and adopts their terms.
+#[test]
+fn learners_follow_leaders_but_never_campaign_or_vote() {
+    let voters = [1, 2, 3];
+    let hard = HardState { term: 2, voted_for: None };
+    let with_4 = [1, 2, 3, 4];
+    let mut e = Election::new(cfg(true, true), 4, &with_4, hard, pos(2, 5), SeededRng::new(4))
+        .unwrap()
+        .into_learner();
+    assert!(e.is_learner());
+    assert_eq!(e.voters(), &voters);
+    for _ in 0..MAX * 10 {
+        e.tick();
+    }
+    e.campaign();
+    assert_eq!(e.role(), Role::Follower { leader: None });
+    assert!(e.outputs().is_empty(), "no campaign, however long it hears nothing");
+
+    for pre_vote in [true, false] {
+        e.step(2, vote(3, 2, pos(2, 9), pre_vote));
+    }
+    let out = e.outputs();
+    assert!(sent(&out).is_empty(), "no vote, granted or not: {out:?}");
+    assert_eq!(e.hard_state().voted_for, None);
+
+    assert!(e.on_leader_contact(1, 5));
+    assert_eq!((e.role(), e.term()), (Role::Follower { leader: Some(1) }, 5));
+    for _ in 0..MAX * 10 {
+        e.tick();
+    }
+    assert_eq!(e.role(), Role::Follower { leader: Some(1) }, "it never times its leader out into a campaign");
+    // A voter's constructor still refuses an id that is no voter.
+    let refused = Election::new(cfg(true, true), 4, &voters, hard, pos(0, 0), SeededRng::new(4));
+    assert!(matches!(refused, Err(ElectionError::NotAVoter(4))));
+}

@@ -15,6 +15,22 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
+    /// Like [`ChildServer::start`], under `ulimit -n nofile`.
+    pub async fn start_with_nofile(data_dir: &std::path::Path, nofile: u64, args: &[&str]) -> ChildServer {
+        let stderr_path = unique_log_path(data_dir);
+        let stderr = std::fs::File::create(&stderr_path).expect("create stderr file");
+        let mut child = server_command_with_nofile(stderr, nofile)
+            .arg("--port")
+            .arg("0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .spawn()
+            .expect("spawn burrow-server under sh");
+        let addr = wait_listening(&mut child, &stderr_path, 0).await;
+        ChildServer { child, addr, stderr_path }
+    }
+
     /// Starts the binary on `data_dir` with `--port 0` plus `args`, and waits
     /// (polling its log, with a deadline) until it is listening. Panics with
     /// its stderr if it exits first.
@@ -106,7 +122,20 @@ fn spawn_server(
 /// `info,burrow_server::server::replication=debug` to follow a failing
 /// test's links), without colours, to `stderr`.
 pub fn server_command(stderr: std::fs::File) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_burrow-server"));
+    logging_to(std::process::Command::new(env!("CARGO_BIN_EXE_burrow-server")), stderr)
+}
+
+/// `burrow-server` as [`server_command`] runs it, under `ulimit -n nofile`
+/// (soft and hard, so it cannot raise it): `sh` sets it, then execs it.
+pub fn server_command_with_nofile(stderr: std::fs::File, nofile: u64) -> std::process::Command {
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_burrow-server"));
+    logging_to(sh, stderr)
+}
+
+fn logging_to(mut cmd: std::process::Command, stderr: std::fs::File) -> std::process::Command {
     cmd.env("RUST_LOG", std::env::var("BURROW_TEST_LOG").unwrap_or_else(|_| "info".into()))
         .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::null())
@@ -174,8 +203,13 @@ pub async fn wait_exit(child: &mut std::process::Child) -> std::process::ExitSta
 /// The address in the "burrow listening" log line, colours or not.
 fn listening_addr(log: &str) -> Option<std::net::SocketAddr> {
     let line = log.lines().find(|l| l.contains("burrow listening"))?;
-    let at = line.find("127.0.0.1:")?;
+    // A server on every address (`--bind 0.0.0.0`) is reached on loopback.
+    let at = line.find("127.0.0.1:").or_else(|| line.find("0.0.0.0:").map(|i| i + "0.0.0.0".len()))?;
     let rest = &line[at..];
     let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':')).unwrap_or(rest.len());
-    rest[..end].parse().ok()
+    let addr = &rest[..end];
+    match addr.strip_prefix(':') {
+        Some(port) => Some(std::net::SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?))),
+        None => addr.parse().ok(),
+    }
 }

@@ -39,6 +39,11 @@ pub struct Options {
     pub initial_leader: bool,
     /// Extra flags for every node (e.g. `--persistence off`, `--backlog-bytes N`).
     pub args: Vec<String>,
+    /// A cluster secret: written to `cluster.secret` beside the cluster
+    /// files, which name it (`[cluster] secret_file`, relative).
+    pub secret: Option<&'static str>,
+    /// Nodes written with `voter = false` (read replicas).
+    pub replicas: Vec<u64>,
 }
 
 impl Default for Options {
@@ -53,9 +58,14 @@ impl Default for Options {
             election_timeout_ms: "60000..120000",
             initial_leader: true,
             args: Vec::new(),
+            secret: None,
+            replicas: Vec::new(),
         }
     }
 }
+
+/// The secret's file, in the cluster's directory beside the cluster files.
+pub const SECRET_FILE: &str = "cluster.secret";
 
 /// What the cluster files are written from. Shared by the nodes: a node
 /// that has to move to another port rewrites every file.
@@ -86,6 +96,9 @@ impl Layout {
             o.max_stale_ms,
             o.election_timeout_ms
         );
+        if o.secret.is_some() {
+            text += &format!("secret_file = \"{SECRET_FILE}\"\n");
+        }
         let via = self.leader_via[(id - 1) as usize];
         for (i, (addr, dir)) in self.addrs.iter().zip(&self.data_dirs).enumerate() {
             let n = i as u64 + 1;
@@ -94,6 +107,9 @@ impl Layout {
                 _ => self.routes.get(&(id, n)).copied().unwrap_or(*addr),
             };
             text += &format!("\n[[node]]\nid = {n}\naddr = \"{addr}\"\ndata_dir = \"{}\"\n", dir.display());
+            if o.replicas.contains(&n) {
+                text += "voter = false\n";
+            }
         }
         std::fs::write(&self.configs[(id - 1) as usize], text).expect("write cluster file");
     }
@@ -112,7 +128,8 @@ pub struct Node {
     pub data_dir: PathBuf,
     layout: Arc<Mutex<Layout>>,
     config: PathBuf,
-    args: Vec<String>,
+    /// Flags for this node's next start ([`Options::args`] at first).
+    pub args: Vec<String>,
     child: Option<std::process::Child>,
     log: PathBuf,
     /// The port, held until the first start.
@@ -129,6 +146,9 @@ impl Cluster {
     /// Writes the cluster files (node 1 leads) without starting anything.
     pub fn new(tag: &str, opts: Options) -> Cluster {
         let dir = TempDir::new(tag);
+        if let Some(secret) = opts.secret {
+            std::fs::write(dir.join(SECRET_FILE), secret).expect("write the cluster secret");
+        }
         let ids = 1..=opts.nodes;
         let reserved: Vec<Reservation> = ids.clone().map(|_| reserve_port()).collect();
         let layout = Arc::new(Mutex::new(Layout {

@@ -53,6 +53,7 @@ mod backlog;
 mod election;
 mod follower;
 mod leader;
+pub mod member_auth;
 mod message;
 mod read_index;
 mod reconcile;

@@ -39,11 +39,14 @@ use tokio_util::codec::FramedParts;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
+use super::input_budget::{Reservation, LARGE_FRAME};
 use super::replication::Handshake;
 use super::stats::BatchCounts;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
 use burrow_proto::{encode_response, BodyType, Codec, CodecError, ErrorChain, Frame, Peek, Status};
 use durable::Durable;
+use gate::{Gate, Gated};
+use output::write_out;
 
 /// Write replies out once this much is buffered, even mid-batch, so a huge
 /// pipeline cannot grow the write buffer without bound.
@@ -55,9 +58,6 @@ const KEEP_BUFFER: usize = 1024 * 1024;
 /// How long, and how much, a closing connection still reads and discards.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 const LINGER_BYTES: usize = 1024 * 1024;
-/// Once shutdown has begun, how long one write of replies may block. Without
-/// it a peer that stops reading would hold shutdown open forever.
-const SHUTDOWN_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves one accepted TCP connection. It arrives as a std socket
 /// (non-blocking) and is registered with the reactor of the runtime this
@@ -154,6 +154,14 @@ pub(super) struct Connection<'a, S> {
     /// can turn them into errors.
     durable: Durable,
     writes: Writes,
+    /// Authentication: what runs before AUTH succeeds.
+    gate: Gate,
+    /// The length of the incomplete frame the read buffer holds the start
+    /// of, when it is larger than `LARGE_FRAME` (else 0): its bytes are
+    /// read only under a reservation of the global input budget.
+    large_frame: usize,
+    /// That reservation, returned once the frame is executed.
+    input: Option<Reservation<'a>>,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
@@ -168,6 +176,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             counts: BatchCounts::default(),
             durable: Durable::new(shared),
             writes: Writes::None,
+            gate: Gate::new(&shared.auth),
+            large_frame: 0,
+            input: None,
         }
     }
 
@@ -176,6 +187,13 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
     /// one request per wake-up (pipeline depth 1) each nesting level
     /// measurably costs instructions (~2.5 %, `bench/callgrind.sh` SET P1).
     pub(super) async fn run(mut self) -> io::Result<Ended<S>> {
+        // One wait for shutdown for the connection's life, not one per
+        // read: registered with the token once, instead of registered and
+        // removed again (two locks) at every read (`bench/callgrind.sh`,
+        // SET P1).
+        let cancel = self.cancel;
+        let shutdown = cancel.cancelled();
+        tokio::pin!(shutdown);
         loop {
             // One step: every complete request buffered, executed in order,
             // the replies written with one write (unless they pass FLUSH_AT).
@@ -190,11 +208,15 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             };
             self.end_batch();
+            self.return_input();
             self.durable.flush(&mut self.io, &mut self.wbuf, self.shared, self.cancel).await?;
             match step {
                 Step::Replied => {}
                 Step::Deferred(what) => {
-                    self.carry_out(what).await?;
+                    if self.carry_out(what).await? == Next::Close {
+                        linger_close(&mut self.io).await;
+                        return Ok(Ended::Closed);
+                    }
                     // More frames may already be buffered: run them before reading.
                     continue;
                 }
@@ -209,6 +231,17 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             }
             self.shrink();
+            if self.large_frame != 0 && self.input.is_none() {
+                // Nothing more of a large frame is read until the global
+                // budget has room for all of it (issue 11).
+                let budget = &self.shared.input;
+                let reserved = tokio::select! {
+                    _ = self.cancel.cancelled() => return Ok(Ended::Closed),
+                    r = budget.reserve(self.large_frame) => r,
+                };
+                self.input = Some(reserved);
+                self.rbuf.reserve(self.large_frame.saturating_sub(self.rbuf.len()));
+            }
             // Read what the peer sent, up to the idle timeout. Shutdown is
             // only observed here, between batches: requests already read
             // are answered.
@@ -226,7 +259,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             };
             let n = tokio::select! {
-                _ = self.cancel.cancelled() => return Ok(Ended::Closed),
+                // In order: no random draw per read.
+                biased;
+                _ = &mut shutdown => return Ok(Ended::Closed),
                 n = read => n?,
             };
             if n == 0 {
@@ -258,10 +293,22 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         let mut used = 0;
         let stop = loop {
             let (frame, len) = match self.codec.peek(&self.rbuf[used..]) {
-                Ok(Peek::Frame(frame, len)) => (frame, len),
+                Ok(Peek::Frame(frame, len)) => {
+                    if len > LARGE_FRAME {
+                        // Its reservation (if any) is returned after this step.
+                        self.large_frame = 0;
+                    }
+                    (frame, len)
+                }
                 Ok(Peek::Need(n)) => {
                     self.rbuf.advance(used);
-                    if n > self.rbuf.len() {
+                    if n > LARGE_FRAME {
+                        // Room is made once the budget grants it (`run`).
+                        if self.large_frame != n {
+                            self.input = None;
+                        }
+                        self.large_frame = n;
+                    } else if n > self.rbuf.len() {
                         // The header passed the limits: room for the rest of this frame.
                         self.rbuf.reserve(n - self.rbuf.len());
                     }
@@ -292,6 +339,25 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                     continue;
                 }
             }
+            if self.gate.intercepts(frame.opcode) {
+                match self.gate.handle(shared, &frame, &mut self.wbuf) {
+                    Gated::Pass => {}
+                    Gated::Replied { error } => {
+                        self.counts.add(frame.opcode, error);
+                        continue;
+                    }
+                    Gated::Failed { message, close } => {
+                        self.counts.add(frame.opcode, true);
+                        let (opcode, id) = (frame.opcode, frame.id);
+                        break Stop::Done(Step::Deferred(Deferred::AuthFailed {
+                            opcode,
+                            id,
+                            message,
+                            close,
+                        }));
+                    }
+                }
+            }
             let start = self.wbuf.len();
             let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
             self.counts.add(frame.opcode, done.error);
@@ -317,8 +383,33 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
     }
 
     /// Carries out a deferred request, then writes its reply.
-    async fn carry_out(&mut self, what: Deferred) -> io::Result<()> {
+    async fn carry_out(&mut self, what: Deferred) -> io::Result<Next> {
+        let mut next = Next::Continue;
         match what {
+            Deferred::AuthFailed { opcode, id, message, close } => {
+                // Slows guessing: nothing more is read on this connection meanwhile.
+                tokio::select! {
+                    _ = tokio::time::sleep(gate::FAILURE_DELAY) => {}
+                    _ = self.cancel.cancelled() => {}
+                }
+                let msg = if close {
+                    format!("{message}; too many failed AUTHs, closing the connection")
+                } else {
+                    message
+                };
+                encode_response(
+                    &mut self.wbuf,
+                    opcode,
+                    id,
+                    Status::NoAuth,
+                    BodyType::Text,
+                    &[],
+                    msg.as_bytes(),
+                );
+                if close {
+                    next = Next::Close;
+                }
+            }
             Deferred::Snapshot { background, opcode, id } => {
                 snapshot(self.shared, background, opcode, id, &mut self.wbuf).await
             }
@@ -354,9 +445,24 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             }
         }
-        write_out(&mut self.io, &self.wbuf, self.cancel, self.shared.config.idle_timeout).await?;
+        write_out(&mut self.io, &self.wbuf, self.cancel, self.shared).await?;
         self.wbuf.clear();
-        Ok(())
+        Ok(next)
+    }
+
+    /// Once the large frame it was for is executed, returns the input
+    /// reservation and the read buffer it grew (keeping the start of the
+    /// next request, if any).
+    fn return_input(&mut self) {
+        if self.large_frame != 0 {
+            return;
+        }
+        self.input = None;
+        if self.rbuf.capacity() > KEEP_BUFFER && self.rbuf.len() <= BUFFER {
+            let mut fresh = BytesMut::with_capacity(BUFFER);
+            fresh.extend_from_slice(&self.rbuf);
+            self.rbuf = fresh;
+        }
     }
 
     /// Releases buffers a large value grew.
@@ -381,8 +487,32 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
 /// replies to them and reads on.
 #[derive(Debug)]
 enum Deferred {
-    Snapshot { background: bool, opcode: u8, id: u32 },
-    Wait { replicas: u32, timeout_ms: u64, opcode: u8, id: u32 },
+    /// A refused AUTH: answered after a pause (`gate`), maybe closing.
+    AuthFailed {
+        opcode: u8,
+        id: u32,
+        message: String,
+        close: bool,
+    },
+    Snapshot {
+        background: bool,
+        opcode: u8,
+        id: u32,
+    },
+    Wait {
+        replicas: u32,
+        timeout_ms: u64,
+        opcode: u8,
+        id: u32,
+    },
+}
+
+/// What the connection does after a deferred request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Continue,
+    /// Too many failed AUTHs: close.
+    Close,
 }
 
 /// WAIT: blocks until `replicas` followers acknowledged `index` durably, or
@@ -450,51 +580,6 @@ async fn snapshot(shared: &Shared, background: bool, opcode: u8, id: u32, wbuf: 
     }
 }
 
-/// Writes replies. Gives up when the peer has read nothing for the idle
-/// timeout (if one is set: a client that never reads must not hold a
-/// connection slot and its buffers forever), or `SHUTDOWN_WRITE_GRACE`
-/// after shutdown begins.
-async fn write_out<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    buf: &[u8],
-    cancel: &CancellationToken,
-    stall: Option<Duration>,
-) -> std::io::Result<()> {
-    let give_up = async {
-        cancel.cancelled().await;
-        tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
-    };
-    tokio::pin!(give_up);
-    let mut pos = 0;
-    while pos < buf.len() {
-        let write = async {
-            match stall {
-                None => stream.write(&buf[pos..]).await,
-                Some(t) => tokio::time::timeout(t, stream.write(&buf[pos..])).await.unwrap_or_else(|_| {
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("the peer has read no reply for {}s (idle timeout)", t.as_secs()),
-                    ))
-                }),
-            }
-        };
-        let n = tokio::select! {
-            // Write first: a write that completes at once never touches the token.
-            biased;
-            r = write => r?,
-            _ = &mut give_up => return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "shutting down and the peer is not reading its replies",
-            )),
-        };
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        pos += n;
-    }
-    Ok(())
-}
-
 fn reply_codec_error(shared: &Shared, e: &CodecError, wbuf: &mut BytesMut) {
     shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
     warn!(error = %ErrorChain(e), "protocol error; closing connection");
@@ -521,13 +606,20 @@ async fn linger_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
 
 /// Answers a connection over the limit with BUSY, then closes it.
 pub(super) async fn refuse(mut stream: TcpStream) {
-    let mut buf = BytesMut::new();
-    let msg = b"max connections reached; try again later";
-    encode_response(&mut buf, 0, 0, Status::Busy, BodyType::Text, &[], msg);
-    let _ = stream.write_all(&buf).await;
+    let _ = stream.write_all(&busy_reply()).await;
     linger_close(&mut stream).await;
 }
 
+/// The unsolicited BUSY reply (protocol.md §6.5).
+pub(super) fn busy_reply() -> BytesMut {
+    let mut buf = BytesMut::new();
+    let msg = b"max connections reached; try again later";
+    encode_response(&mut buf, 0, 0, Status::Busy, BodyType::Text, &[], msg);
+    buf
+}
+
 mod durable;
+mod gate;
+mod output;
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,8 @@ use super::{info, Shared};
 use crate::store::{format_int, ApplyError, PopRefusal, SetArgs, ValueRef};
 use burrow_proto::{encode_response, BodyType, FrameRef, Request, Status};
 
+mod memory;
+
 /// What executing one frame did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Executed {
@@ -66,11 +68,14 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
             Some((status, message)) => r.error(status, &message),
             None => done.wait = Some((replicas, timeout_ms)),
         },
+        Ok(Request::Hello | Request::Auth { .. }) => {
+            r.error(Status::BadRequest, "HELLO and AUTH are answered by the connection")
+        }
         Ok(req) => {
             done.write = req.is_write();
             done.read = req.reads_data();
             // `run`'s one call site: inlined (see there) into this hot path.
-            match refusal(shared, &req, done.write) {
+            match refusal(shared, &req, done.write, now) {
                 Some((status, message)) => r.error(status, &message),
                 None => run(shared, req, now, &mut r),
             }
@@ -91,20 +96,25 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
 }
 
 /// Why this node will not run `req`, if it will not: a write on a follower
-/// (NOT_LEADER) or while the WAL fails (IO_ERROR); a read of the dataset on
+/// (NOT_LEADER), while the WAL fails (IO_ERROR) or with no room under
+/// `--maxmemory` (OOM, after evicting what the policy allows); a read of the dataset on
 /// a follower loading a full resync or too stale (LOADING, STALE). PING,
 /// INFO and CLUSTER show no data and are always served: CLUSTER is how a
 /// client finds the leader, so it is never refused for want of one.
 #[inline]
-fn refusal<B>(shared: &Shared, req: &Request<B>, write: bool) -> Option<(Status, String)> {
+fn refusal(shared: &Shared, req: &Request<&[u8]>, write: bool, now: u64) -> Option<(Status, String)> {
     if write {
-        shared.repl.refuse_write().or_else(|| {
-            shared
-                .persist
-                .as_ref()
-                .is_some_and(|p| p.failed())
-                .then(|| (Status::IoError, wal_failure_message(shared)))
-        })
+        shared
+            .repl
+            .refuse_write()
+            .or_else(|| {
+                shared
+                    .persist
+                    .as_ref()
+                    .is_some_and(|p| p.failed())
+                    .then(|| (Status::IoError, wal_failure_message(shared)))
+            })
+            .or_else(|| (shared.config.maxmemory != 0).then(|| memory::refusal(shared, req, now)).flatten())
     } else if !matches!(req, Request::Ping { .. } | Request::Info { .. } | Request::Cluster) {
         shared.repl.refuse_read()
     } else {
@@ -196,6 +206,18 @@ impl Replier<'_> {
     }
 }
 
+/// The ARRAY body of `list[from..to]`, `len` bytes long.
+fn lrange_body(list: &crate::store::List, from: usize, to: usize, len: usize) -> BytesMut {
+    use bytes::BufMut;
+    let mut body = BytesMut::with_capacity(len);
+    body.put_u32((to - from) as u32);
+    for v in list.range(from..to) {
+        body.put_u32(v.len() as u32);
+        body.extend_from_slice(v);
+    }
+    body
+}
+
 /// Runs one accepted request. Forced inline into `execute`, its only
 /// caller: left to LLVM it stopped being inlined once the crate's items
 /// became crate-private, costing ~13 instructions per GET (callgrind).
@@ -272,16 +294,24 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             r.int_result(len)
         }
         Request::LRange { key, start, stop } => {
-            let items = r.saw(store.read_marked(key, now, |e| match e.map(|e| e.value()) {
-                None => Ok(Vec::new()),
+            // Encoded straight from the list under the shard lock, its size
+            // checked first: no copy per item (1M items made 1M allocations
+            // there, and the lock was held meanwhile; issue 11).
+            let max = r.max_reply;
+            let body = r.saw(store.read_marked(key, now, |e| match e.map(|e| e.value()) {
+                None => Ok(Ok(lrange_body(&Default::default(), 0, 0, 4))),
                 Some(ValueRef::List(l)) => {
                     let (from, to) = range(l.len(), start, stop);
-                    Ok(l.range(from..to).map(|v| bytes::Bytes::copy_from_slice(v)).collect())
+                    let len = 4 + l.range(from..to).map(|v| 4 + v.len()).sum::<usize>();
+                    Ok(if len > max { Err(len) } else { Ok(lrange_body(l, from, to, len)) })
                 }
                 Some(_) => Err(ApplyError::WrongType),
             }));
-            match items {
-                Ok(items) => r.array(&[], &items),
+            match body {
+                Ok(Ok(body)) => r.send(BodyType::Array, &[], &body),
+                Ok(Err(bytes)) => {
+                    r.error(Status::BadRequest, &PopRefusal::TooLarge { bytes, max }.to_string())
+                }
                 Err(e) => r.apply_error(e),
             }
         }
@@ -306,8 +336,8 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             store.flush_all();
             r.ok()
         }
-        Request::Snapshot { .. } | Request::Wait { .. } => {
-            unreachable!("SNAPSHOT and WAIT are carried out by the connection")
+        Request::Snapshot { .. } | Request::Wait { .. } | Request::Hello | Request::Auth { .. } => {
+            unreachable!("SNAPSHOT, WAIT, HELLO and AUTH are carried out by the connection")
         }
         Request::Cluster => {
             let view = shared.repl.cluster_view(store);
@@ -416,10 +446,12 @@ mod tests {
             classified.push(req.opcode() as u8);
             assert_eq!(run(&s, req).seen, 0);
         }
-        // Writes wait for the whole log anyway; WAIT and SNAPSHOT are carried out by the connection.
+        // Writes wait for the whole log anyway; WAIT and SNAPSHOT are carried
+        // out by the connection, HELLO and AUTH answered by it (its gate).
         use Opcode::*;
         let others = [
-            Set, Del, Expire, Persist, Incr, Decr, IncrBy, LPush, RPush, LPop, RPop, FlushAll, Wait, Snapshot,
+            Set, Del, Expire, Persist, Incr, Decr, IncrBy, LPush, RPush, LPop, RPop, FlushAll, Wait,
+            Snapshot, Hello, Auth,
         ];
         classified.extend(others.map(|o| o as u8));
         for op in Opcode::ALL {
@@ -446,6 +478,29 @@ mod tests {
         let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
         assert_eq!((done.error, done.write, done.seen), (false, false, 0));
         assert_eq!(out[..], crate::server::doc_examples::documented_response("cluster-standalone")[..]);
+    }
+
+    /// protocol.md's `oom` example, byte for byte: `--maxmemory 1KiB`, ten
+    /// 64-byte values stored (980 bytes by the store's accounting).
+    #[test]
+    fn oom_is_as_documented() {
+        let config = Config { persistence: false, shards: 4, maxmemory: 1024, ..Config::default() };
+        let s = Server::open(config).expect("in memory").into_shared(0).expect("no persistence to open");
+        let set = |k: &str, v: Bytes| Request::Set {
+            key: key(k),
+            value: v,
+            ttl_ms: None,
+            condition: SetCondition::Always,
+            keep_ttl: false,
+        };
+        for i in 0..10 {
+            assert!(!run(&s, set(&format!("k{i}"), Bytes::from(vec![b'v'; 64]))).error);
+        }
+        assert_eq!(s.store.used_memory(), 980);
+        let mut out = BytesMut::new();
+        let done = execute(&s, &set("user:1", key("alice")).to_frame(1).as_ref(), 0, &mut out);
+        assert_eq!((done.error, done.write), (true, true));
+        assert_eq!(out[..], crate::server::doc_examples::documented_response("oom")[..], "{out:02x?}");
     }
 
     /// `--max-reply-bytes` bounds data, not CLUSTER: a client finding its

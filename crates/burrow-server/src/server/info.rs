@@ -46,14 +46,29 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
         "replication" => shared.repl.info(out),
         "clients" => {
             kv("connected_clients", &stats.connected_clients.load(relaxed()));
-            kv("max_connections", &shared.config.max_connections);
+            kv("max_connections", &shared.max_connections);
             kv("rejected_connections", &stats.rejected_connections.load(relaxed()));
             kv("idle_timeout_seconds", &shared.config.idle_timeout.map_or(0, |d| d.as_secs()));
+            let auth = &shared.auth;
+            kv("auth_enabled", &(auth.required() as u8));
+            kv("auth_successes", &auth.successes.load(relaxed()));
+            kv("auth_failures", &auth.failures.load(relaxed()));
+            kv("auth_refused_commands", &auth.refused.load(relaxed()));
+            kv("input_buffer_bytes", &shared.input.used());
+            kv("max_input_buffer", &shared.input.limit());
+            kv("input_buffer_waits", &shared.input.waits());
+            kv("clients_killed_output_limit", &stats.killed_output_limit.load(relaxed()));
         }
         "memory" => {
             let ks = shared.store.keyspace_stats();
+            kv("used_memory", &shared.store.used_memory());
             kv("used_memory_dataset", &ks.mem);
             kv("used_memory_rss", &rss_bytes().map_or_else(|| "unknown".to_string(), |b| b.to_string()));
+            kv("maxmemory", &shared.config.maxmemory);
+            kv("maxmemory_policy", &shared.config.maxmemory_policy.name());
+            kv("maxmemory_samples", &shared.config.maxmemory_samples);
+            kv("evicted_keys", &shared.store.evicted_keys());
+            kv("oom_refusals", &stats.oom_refusals.load(relaxed()));
             kv("oplog_backlog_bytes", &shared.repl.backlog().1);
             kv("max_key_bytes", &shared.config.max_key_bytes);
             kv("max_value_bytes", &shared.config.max_value_bytes);

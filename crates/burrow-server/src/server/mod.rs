@@ -5,13 +5,17 @@
 //! stops accepting, lets every connection finish the batch it is executing
 //! and write its replies, and returns once all connection tasks have ended.
 
+mod auth;
 mod cluster;
 mod config;
 mod connection;
 mod dispatch;
 #[cfg(test)]
 mod doc_examples;
+mod fd_limit;
 mod info;
+mod input_budget;
+mod log_limit;
 mod persistence;
 mod replication;
 mod stats;
@@ -27,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+pub use auth::AuthSetupError;
 pub use cluster::{ClusterConfig, ClusterFileError, MembershipError, NodeInfo, ReplicationMode};
 #[cfg(test)]
 pub(crate) use config::SETTINGS;
@@ -39,6 +44,7 @@ use crate::oplog::OpLog;
 use crate::persist::{lock_data_dir, FileSystem, PersistError, StdFileSystem};
 use crate::store::Store;
 use burrow_proto::ErrorChain;
+use log_limit::{LogLimit, LOG_EVERY};
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -52,6 +58,13 @@ pub(crate) struct Shared {
     pub persist: Option<Arc<Persistence>>,
     /// This node's role and replication state.
     pub repl: replication::Replication,
+    /// The client secret, if any, and AUTH counters.
+    pub auth: auth::ClientAuth,
+    /// Bytes connections may buffer for incomplete large requests.
+    pub input: input_budget::InputBudget,
+    /// `config.max_connections`, or fewer if the open-files limit cannot
+    /// hold that many (`fd_limit`).
+    pub max_connections: usize,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -67,6 +80,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
 }
 
 /// A server whose data is loaded, ready to serve a listener.
@@ -80,6 +95,7 @@ pub struct Server {
     /// A cluster member with persistence off: its data directory's lock
     /// (its vote file lives there; with persistence on, `persist` holds it).
     dir_lock: Option<std::fs::File>,
+    auth: auth::ClientAuth,
 }
 
 impl Server {
@@ -103,6 +119,17 @@ impl Server {
 
     /// [`Server::open`], writing every persistence file through `fs`.
     fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
+        // Before any data loads: a refused start should be quick.
+        let auth = auth::ClientAuth::load(&config)?;
+        Server::open_authenticated(config, fs, auth)
+    }
+
+    /// [`Server::open_with_fs`] with the client secret already read.
+    fn open_authenticated(
+        config: Config,
+        fs: Arc<dyn FileSystem>,
+        auth: auth::ClientAuth,
+    ) -> Result<Server, ServerError> {
         // Every cluster member queues records for replication (a standalone
         // server skips that work on every write), from before recovery: any
         // member may be elected, and its backlog then holds the records its
@@ -114,6 +141,7 @@ impl Server {
             log.start_retaining();
         }
         let store = Arc::new(Store::new(config.shards, log));
+        store.set_lru(config.maxmemory_policy.lru());
         let persist = match config.persist_config() {
             Some(cfg) => {
                 Some(Arc::new(Persistence::open_with(cfg, &store, fs.clone(), config.cluster.is_some())?))
@@ -124,7 +152,7 @@ impl Server {
             (None, Some(_)) => Some(lock_data_dir(&config.data_dir)?),
             _ => None,
         };
-        Ok(Server { store, persist, config, fs, dir_lock })
+        Ok(Server { store, persist, config, fs, dir_lock, auth })
     }
 
     /// Serves `listener` until `shutdown` completes, then finishes requests
@@ -162,16 +190,19 @@ impl Server {
     /// node's replication role (its background tasks are not started).
     /// Blocking: reads and writes the node file.
     fn into_shared(self, local_port: u16) -> Result<Shared, ServerError> {
-        let Server { store, persist, config, fs, dir_lock } = self;
+        let Server { store, persist, config, fs, dir_lock, auth } = self;
         let repl = replication::Replication::open(&config, &store, persist.as_ref(), fs, dir_lock)?;
         Ok(Shared {
             store,
             stats: Stats::default(),
+            input: input_budget::InputBudget::new(config.max_input_buffer),
+            max_connections: fd_limit::fit_connections(config.max_connections),
             started: Instant::now(),
             local_port,
             config,
             persist,
             repl,
+            auth,
         })
     }
 }
@@ -203,8 +234,11 @@ impl Server {
             worker_threads.push(thread);
         }
         let served = runtime.block_on(async {
+            // Protected mode and a bad secret file refuse before the port opens.
+            let auth = auth::ClientAuth::load(&config)?;
             let listener = bind(&config).await?;
-            let server = tokio::task::spawn_blocking(move || Server::open(config))
+            let fs: Arc<dyn FileSystem> = Arc::new(StdFileSystem);
+            let server = tokio::task::spawn_blocking(move || Server::open_authenticated(config, fs, auth))
                 .await
                 .map_err(std::io::Error::other)??;
             // The main runtime takes its share of connections too.
@@ -253,7 +287,10 @@ async fn serve_shared(
     if let Some(p) = &shared.persist {
         tracker.spawn(persistence::schedule_snapshots(p.clone(), shared.store.clone(), cancel.clone()));
     }
-    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    let limit = Arc::new(Semaphore::new(shared.max_connections));
+    let mut spare = fd_limit::Spare::open();
+    let accept_errors = LogLimit::new(LOG_EVERY);
+    let refusals = LogLimit::new(LOG_EVERY);
     info!(addr = %listener.local_addr()?, shards = shared.store.shard_count(), "burrow listening");
 
     tokio::pin!(shutdown);
@@ -265,9 +302,24 @@ async fn serve_shared(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                error!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of descriptors: the spare one lets a waiting client
+                // at least hear BUSY rather than hang.
+                let refused = fd_limit::out_of_descriptors(&e)
+                    && spare.lend(|| {
+                        if fd_limit::refuse_one(&listener, &connection::busy_reply()) {
+                            shared
+                                .stats
+                                .rejected_connections
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    });
+                if let Some(skipped) = accept_errors.allow(Instant::now()) {
+                    error!(error = %e, skipped, "accept failed (logged at most once per 10 s)");
+                }
+                if !refused {
+                    // Back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 continue;
             }
         };
@@ -293,7 +345,9 @@ async fn serve_shared(
             }
             Err(_) => {
                 shared.stats.rejected_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                warn!(%peer, max = shared.config.max_connections, "connection limit reached; refusing");
+                if let Some(skipped) = refusals.allow(Instant::now()) {
+                    warn!(%peer, max = shared.max_connections, skipped, "connection limit reached; refusing");
+                }
                 tracker.spawn(connection::refuse(stream));
             }
         }

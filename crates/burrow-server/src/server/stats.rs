@@ -16,6 +16,13 @@ pub(crate) struct Stats {
     /// Read replies held back because they showed a write not yet durable
     /// or committed (`connection::durable`).
     reads_waited: AtomicU64,
+    /// Writes refused with OOM (`--maxmemory`).
+    pub oom_refusals: AtomicU64,
+    /// When an OOM refusal was last logged (unix ms), to rate-limit the line.
+    pub oom_logged_ms: AtomicU64,
+    /// Connections closed because their unread replies passed
+    /// `--client-output-*-limit`.
+    pub killed_output_limit: AtomicU64,
 }
 
 impl Default for Stats {
@@ -28,6 +35,9 @@ impl Default for Stats {
             rejected_connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
             reads_waited: AtomicU64::new(0),
+            oom_refusals: AtomicU64::new(0),
+            oom_logged_ms: AtomicU64::new(0),
+            killed_output_limit: AtomicU64::new(0),
         }
     }
 }

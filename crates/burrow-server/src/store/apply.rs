@@ -24,6 +24,9 @@ pub(crate) struct Shard {
     pub(crate) mem: usize,
     /// Where the active expiry sweep resumes (a bucket index).
     pub(crate) sweep_pos: usize,
+    /// The access clock new entries are stamped with (`entry::clock_at`
+    /// of the command's time, set as the command locks the shard).
+    pub(crate) clock: u16,
     /// The log index of the last change to each key, approximately (see
     /// [`Watermarks`]); kept across `clear`.
     pub(crate) marks: Watermarks,
@@ -60,6 +63,7 @@ impl Shard {
             expires: 0,
             mem: 0,
             sweep_pos: 0,
+            clock: 0,
             marks: Watermarks::for_shard_of(shards),
         }
     }
@@ -79,7 +83,8 @@ impl Shard {
     }
 
     /// Puts `entry` (same key) in bucket `index` in place of the old one.
-    pub(crate) fn replace_at(&mut self, index: usize, entry: Entry) {
+    pub(crate) fn replace_at(&mut self, index: usize, mut entry: Entry) {
+        entry.touch(self.clock);
         self.count_in(&entry);
         let old = std::mem::replace(self.table.get_bucket_mut(index).expect("occupied bucket"), entry);
         self.forget(&old);
@@ -99,7 +104,8 @@ impl Shard {
         self.mem = self.mem.saturating_sub(entry.mem_size());
     }
 
-    pub(crate) fn insert(&mut self, hash: u64, entry: Entry) {
+    pub(crate) fn insert(&mut self, hash: u64, mut entry: Entry) {
+        entry.touch(self.clock);
         self.count_in(&entry);
         let hasher = self.hasher;
         self.table.insert_unique(hash, entry, |e| {
@@ -163,6 +169,7 @@ pub(crate) fn apply<B: AsRef<[u8]>>(
                 // A string holding digits becomes a counter; its TTL stays.
                 let before = entry.mem_size();
                 *entry = Entry::new(key.as_ref(), Value::Int(new), entry.expire_at());
+                entry.touch(shard.clock);
                 let after = entry.mem_size();
                 shard.mem = (shard.mem + after).saturating_sub(before);
             }

@@ -13,6 +13,15 @@
 //! pointer to the boxed deque (8 bytes). One allocation per key instead of
 //! three, and an 8-byte table slot instead of 48, is what keeps a 16-byte key
 //! with a 32-byte value near 80 bytes of resident memory.
+//!
+//! **Access clock.** `--maxmemory-policy *-lru` needs to know when a key was
+//! last used. The block has no spare byte, but the pointer does: user-space
+//! addresses on 64-bit Linux (x86-64, AArch64) stay below 2^48 unless a
+//! program asks the kernel for more with an `mmap` hint, which the allocator
+//! does not, so the pointer's top 16 bits are always zero. They hold the
+//! access clock ([`Entry::clock`]: seconds, modulo 2^16 — Redis keeps 24
+//! bits of seconds in its object header). An entry stays 8 bytes and no
+//! block grows; every dereference masks the tag off.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::collections::VecDeque;
@@ -29,9 +38,14 @@ const KIND_LIST: u8 = 2;
 const F_TTL: u8 = 0b100;
 /// glibc's per-allocation header, counted in `mem_size`.
 const MALLOC_OVERHEAD: usize = 16;
+/// The pointer's top bits that hold the access clock.
+const CLOCK_SHIFT: u32 = 48;
+const ADDR_MASK: usize = (1 << CLOCK_SHIFT) - 1;
+const _: () = assert!(usize::BITS == 64, "the access clock lives in a 64-bit pointer's top bits");
 
 /// One key and its value; `expire_at` is absolute unix ms, 0 = never.
 pub struct Entry {
+    /// The block's address in the low 48 bits, the access clock above.
     ptr: NonNull<u8>,
 }
 
@@ -79,6 +93,11 @@ impl Entry {
         unsafe {
             let p = alloc(layout);
             let Some(ptr) = NonNull::new(p) else { handle_alloc_error(layout) };
+            // Not reachable from input: see the module docs on the clock.
+            assert!(
+                p.addr() >> CLOCK_SHIFT == 0,
+                "heap address {p:p} above 2^48: no room for the access clock"
+            );
             let flags = kind | if expire_at != 0 { F_TTL } else { 0 };
             std::ptr::copy_nonoverlapping(total32.to_ne_bytes().as_ptr(), p, 4);
             *p.add(4) = flags;
@@ -101,12 +120,33 @@ impl Entry {
         }
     }
 
+    /// The block's address, the clock masked off.
+    #[inline(always)]
+    fn base(&self) -> *mut u8 {
+        self.ptr.as_ptr().map_addr(|a| a & ADDR_MASK)
+    }
+
+    /// When the entry was last written or read, in seconds modulo 2^16
+    /// ([`clock_at`]); 0 for an entry nothing has stamped.
+    #[inline]
+    pub(crate) fn clock(&self) -> u16 {
+        (self.ptr.as_ptr().addr() >> CLOCK_SHIFT) as u16
+    }
+
+    /// Records an access at `clock` (see [`clock_at`]).
+    #[inline(always)]
+    pub(crate) fn touch(&mut self, clock: u16) {
+        let tagged = self.base().map_addr(|a| a | (clock as usize) << CLOCK_SHIFT);
+        // SAFETY: `base` is the non-null block address; or-ing bits in keeps it non-null.
+        self.ptr = unsafe { NonNull::new_unchecked(tagged) };
+    }
+
     fn block(&self) -> &[u8] {
         // SAFETY: the first 4 bytes hold the block's length, written in `new`.
         unsafe {
             let mut len = [0u8; 4];
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), len.as_mut_ptr(), 4);
-            std::slice::from_raw_parts(self.ptr.as_ptr(), u32::from_ne_bytes(len) as usize)
+            std::ptr::copy_nonoverlapping(self.base(), len.as_mut_ptr(), 4);
+            std::slice::from_raw_parts(self.base(), u32::from_ne_bytes(len) as usize)
         }
     }
 
@@ -174,7 +214,7 @@ impl Entry {
         }
         let at = self.payload_at();
         // SAFETY: an integer payload is the 8 bytes at `at`, inside the block.
-        unsafe { std::ptr::copy_nonoverlapping(i.to_ne_bytes().as_ptr(), self.ptr.as_ptr().add(at), 8) };
+        unsafe { std::ptr::copy_nonoverlapping(i.to_ne_bytes().as_ptr(), self.base().add(at), 8) };
         true
     }
 
@@ -184,9 +224,7 @@ impl Entry {
         if has && at != 0 {
             let off = HDR + self.key_len();
             // SAFETY: the expiry is the 8 bytes at `off`, inside the block.
-            unsafe {
-                std::ptr::copy_nonoverlapping(at.to_ne_bytes().as_ptr(), self.ptr.as_ptr().add(off), 8)
-            };
+            unsafe { std::ptr::copy_nonoverlapping(at.to_ne_bytes().as_ptr(), self.base().add(off), 8) };
             return;
         }
         if !has && at == 0 {
@@ -201,11 +239,13 @@ impl Entry {
                 // the flags of the old block are rewritten to a string so Drop skips it.
                 let list = unsafe { Box::from_raw(self.list_ptr()) };
                 let e = Entry::new(self.key(), Value::List(list), at);
-                unsafe { *self.ptr.as_ptr().add(4) = KIND_STR | (self.flags() & F_TTL) };
+                unsafe { *self.base().add(4) = KIND_STR | (self.flags() & F_TTL) };
                 e
             }
         };
+        let clock = self.clock();
         *self = rebuilt;
+        self.touch(clock);
     }
 
     pub fn is_expired(&self, now_ms: u64) -> bool {
@@ -235,6 +275,18 @@ impl Entry {
     }
 }
 
+/// The access clock at `now_ms` (unix ms): whole seconds, modulo 2^16
+/// (it wraps every 18.2 hours; an entry idle longer looks idle for the
+/// remainder, as Redis's 24-bit clock does after 194 days).
+pub(crate) fn clock_at(now_ms: u64) -> u16 {
+    (now_ms / 1000) as u16
+}
+
+/// Seconds since `then` on the access clock, at clock `now`.
+pub(crate) fn idle(now: u16, then: u16) -> u16 {
+    now.wrapping_sub(then)
+}
+
 /// Bytes a deque holds beyond the entry block.
 pub(crate) fn list_mem(l: &List) -> usize {
     64 + l.capacity() * 16 + l.iter().map(|v| list_item_mem(v.len())).sum::<usize>()
@@ -253,7 +305,7 @@ impl Drop for Entry {
         }
         let len = self.block().len();
         // SAFETY: allocated in `new` with exactly this layout.
-        unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(len, 1)) };
+        unsafe { dealloc(self.base(), Layout::from_size_align_unchecked(len, 1)) };
     }
 }
 
@@ -363,5 +415,25 @@ mod tests {
     #[test]
     fn an_entry_is_one_pointer() {
         assert_eq!(std::mem::size_of::<Entry>(), 8);
+    }
+
+    /// The clock rides in the pointer: stamping it changes nothing the
+    /// entry holds, and it survives the rebuild an added TTL makes.
+    #[test]
+    fn the_access_clock_is_kept_beside_the_entry_not_in_it() {
+        let list: Box<List> = Box::new([b"a".to_vec().into()].into_iter().collect());
+        for mut e in [Entry::new(b"k", Value::Str(b"v"), 0), Entry::new(b"l", Value::List(list), 0)] {
+            let (size, value) = (e.mem_size(), format!("{:?}", e.value()));
+            assert_eq!(e.clock(), 0);
+            for clock in [1, u16::MAX, 0x8000, 7] {
+                e.touch(clock);
+                assert_eq!(e.clock(), clock);
+                assert_eq!((e.mem_size(), format!("{:?}", e.value())), (size, value.clone()));
+            }
+            e.set_expire_at(99);
+            assert_eq!((e.clock(), e.expire_at()), (7, 99));
+        }
+        assert_eq!(clock_at(65_536_000 + 3_999), 3);
+        assert_eq!(idle(2, u16::MAX), 3, "the clock wraps");
     }
 }

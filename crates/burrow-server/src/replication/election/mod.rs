@@ -206,6 +206,10 @@ pub struct Election {
     active: BTreeSet<NodeId>,
     /// Set by a failed persist; cleared only by a restart.
     disabled: bool,
+    /// A member that is no voter (a read replica): it follows the leaders
+    /// it hears of and adopts their terms, but never campaigns and never
+    /// answers a vote request (silence is no vote).
+    learner: bool,
     reported: BTreeSet<(NodeId, RejectReason)>,
     rng: SeededRng,
     out: Vec<ElectionOutput>,
@@ -245,6 +249,7 @@ impl Election {
             votes: BTreeMap::new(),
             active: BTreeSet::new(),
             disabled: false,
+            learner: false,
             reported: BTreeSet::new(),
             rng,
             out: Vec::new(),
@@ -288,6 +293,23 @@ impl Election {
         self.disabled
     }
 
+    /// Not a voter: follows leaders, never campaigns, never votes.
+    pub fn is_learner(&self) -> bool {
+        self.learner
+    }
+
+    /// This node as a member that does not vote (a read replica; Raft's
+    /// learner, thesis §4.2.1): it leaves the voters, and from now on
+    /// follows the leaders it hears of and adopts their terms, but never
+    /// campaigns and answers no vote request (silence is no vote). Build
+    /// it with [`Election::new`] and `id` among the voters first.
+    pub fn into_learner(mut self) -> Election {
+        self.voters.retain(|&v| v != self.id);
+        self.learner = true;
+        self.debug_check();
+        self
+    }
+
     pub fn voters(&self) -> &[NodeId] {
         &self.voters
     }
@@ -314,7 +336,7 @@ impl Election {
 
     /// One unit of time: election timeout, or check-quorum on a leader.
     pub fn tick(&mut self) {
-        if !self.disabled {
+        if !self.disabled && !self.learner {
             self.elapsed += 1;
             if self.role == Role::Leader {
                 if self.elapsed >= self.cfg.election_timeout_min_ticks {
@@ -331,7 +353,7 @@ impl Election {
     /// Starts an election now, as if the timeout had expired (a configured
     /// initial leader on a fresh cluster). Ignored by a leader.
     pub fn campaign(&mut self) {
-        if !self.disabled && self.role != Role::Leader {
+        if !self.disabled && !self.learner && self.role != Role::Leader {
             self.start_election(RoleChangeReason::Campaign);
         }
         self.debug_check();
@@ -476,7 +498,7 @@ impl Election {
     }
 
     fn on_vote_request(&mut self, from: NodeId, term: u64, candidate_log: LogPosition, pre_vote: bool) {
-        if term > self.hard.term && self.in_lease(from) {
+        if self.learner || (term > self.hard.term && self.in_lease(from)) {
             return;
         }
         if term < self.hard.term {
@@ -670,7 +692,11 @@ impl Election {
             !matches!(self.role, Role::Candidate | Role::Leader) || self.hard.voted_for == Some(self.id),
             "{self:?}"
         );
-        debug_assert!(self.hard.voted_for.is_none_or(|v| self.voters.contains(&v)), "{self:?}");
+        // A learner never votes; a vote it cast as a voter may remain.
+        debug_assert!(
+            self.learner || self.hard.voted_for.is_none_or(|v| self.voters.contains(&v)),
+            "{self:?}"
+        );
         debug_assert!(
             (self.cfg.election_timeout_min_ticks..self.cfg.election_timeout_max_ticks)
                 .contains(&self.timeout),

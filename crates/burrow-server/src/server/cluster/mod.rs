@@ -68,6 +68,10 @@ pub enum MembershipError {
     LeaderNotAMember { id: NodeId, nodes: Vec<NodeId> },
     #[error("node {id} is not one of the nodes ({})", id_list(.nodes))]
     NotAMember { id: NodeId, nodes: Vec<NodeId> },
+    #[error("every node has voter = false; at least one must vote")]
+    NoVoter,
+    #[error("initial_leader = {0} has voter = false; a read replica never leads")]
+    LeaderNotAVoter(NodeId),
 }
 
 /// `1, 2, 3`, for error messages.
@@ -110,6 +114,13 @@ pub struct ClusterConfig {
     /// starts an election; a leader that hears from no majority for its
     /// start steps down.
     pub election_timeout: std::ops::Range<Duration>,
+    /// The cluster secret every member proves it holds before a link
+    /// opens (protocol.md §12.7); `None`: links are not authenticated,
+    /// only checked against the membership.
+    pub secret: Option<burrow_proto::Secret>,
+    /// Members that are read replicas (`voter = false`): they receive the
+    /// stream but never vote, campaign or count toward a majority or WAIT.
+    non_voters: Vec<NodeId>,
 }
 
 /// `heartbeat_ms` of `cluster.toml`, for clusters built in code.
@@ -144,6 +155,8 @@ impl ClusterConfig {
             quorum_timeout: DEFAULT_QUORUM_TIMEOUT,
             max_stale: None,
             election_timeout: DEFAULT_ELECTION_TIMEOUT,
+            secret: None,
+            non_voters: Vec::new(),
         })
     }
 
@@ -181,9 +194,35 @@ impl ClusterConfig {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// The other members' ids (the leader's voters).
+    /// The other voting members' ids (the leader's voters).
     pub fn peers(&self) -> Vec<NodeId> {
-        self.nodes.iter().map(|n| n.id).filter(|&id| id != self.me.id).collect()
+        self.voters().into_iter().filter(|&id| id != self.me.id).collect()
+    }
+
+    /// Every voting member's id, this one's included if it votes.
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id).filter(|id| self.is_voter(*id)).collect()
+    }
+
+    /// Whether member `id` votes (a read replica does not).
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        !self.non_voters.contains(&id)
+    }
+
+    /// Makes `ids` read replicas; refused if one is no member, if no voter
+    /// would be left, or if one is the initial leader.
+    pub fn set_non_voters(&mut self, ids: Vec<NodeId>) -> Result<(), MembershipError> {
+        for &id in &ids {
+            member(&self.nodes, id)?;
+            if self.leader.as_ref().is_some_and(|l| l.id == id) {
+                return Err(MembershipError::LeaderNotAVoter(id));
+            }
+        }
+        if self.nodes.iter().all(|n| ids.contains(&n.id)) {
+            return Err(MembershipError::NoVoter);
+        }
+        self.non_voters = ids;
+        Ok(())
     }
 }
 

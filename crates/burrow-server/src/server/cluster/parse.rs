@@ -34,6 +34,11 @@ pub(crate) struct ClusterSection {
     max_stale_ms: Option<Millis>,
     /// Default: [`super::DEFAULT_ELECTION_TIMEOUT`].
     election_timeout_ms: Option<TimeoutRange>,
+    /// The cluster secret's file, relative to the cluster file's directory
+    /// (`--cluster-secret-file` overrides it).
+    secret_file: Option<PathBuf>,
+    /// Lets members on non-loopback addresses run without a secret.
+    allow_unauthenticated: Option<bool>,
 }
 
 /// `election_timeout_ms`: `"300..600"` (each end a duration as the other
@@ -69,6 +74,8 @@ pub(crate) struct NodeSection {
     /// `ip:port`; parsed here so the error can name the node and file.
     addr: String,
     data_dir: PathBuf,
+    /// `false`: a read replica (default `true`).
+    voter: Option<bool>,
 }
 
 /// A cluster file's mistake; each names the file.
@@ -100,15 +107,29 @@ pub enum ClusterFileError {
     NodeIdUnknown { path: PathBuf, id: NodeId, nodes: Vec<NodeId> },
     #[error("--node-id {id} given, but {} has no [cluster] table", .path.display())]
     NodeIdWithoutCluster { path: PathBuf, id: NodeId },
+    /// The cluster secret cannot be used (`reason` names its file).
+    #[error("{}: cluster secret: {reason}", .path.display())]
+    Secret { path: PathBuf, reason: String },
+    #[error(
+        "{}: node {id} listens on {addr}, which is not a loopback address, and the cluster has no secret: \
+         anyone who reaches it could take the data set or vote. Create one \
+         (`head -c 32 /dev/urandom | base64 > cluster.secret`, the same file on every member) and set \
+         [cluster] secret_file = \"cluster.secret\" (or --cluster-secret-file), or accept the risk \
+         with [cluster] allow_unauthenticated = true",
+        .path.display()
+    )]
+    Unauthenticated { path: PathBuf, id: NodeId, addr: SocketAddr },
 }
 
 /// The cluster the file at `path` describes, as node `node_id` sees it;
-/// `None` for a single-node file (neither table).
+/// `None` for a single-node file (neither table). `secret_flag`
+/// (`--cluster-secret-file`) takes the place of `[cluster] secret_file`.
 pub(crate) fn from_tables(
     path: &Path,
     cluster: Option<ClusterSection>,
     nodes: Option<Vec<NodeSection>>,
     node_id: Option<NodeId>,
+    secret_flag: Option<&Path>,
 ) -> Result<Option<ClusterConfig>, ClusterFileError> {
     let path = || path.to_owned();
     let (c, nodes) = match (cluster, nodes) {
@@ -125,6 +146,7 @@ pub(crate) fn from_tables(
     };
 
     let mut members = Vec::with_capacity(nodes.len());
+    let non_voters: Vec<NodeId> = nodes.iter().filter(|n| n.voter == Some(false)).map(|n| n.id).collect();
     for n in nodes {
         let addr: SocketAddr = n.addr.parse().map_err(|_| ClusterFileError::NodeAddr {
             path: path(),
@@ -200,7 +222,36 @@ pub(crate) fn from_tables(
     config.quorum_timeout = quorum_timeout;
     config.max_stale = c.max_stale_ms.and_then(Millis::non_zero);
     config.election_timeout = election_timeout;
+    config
+        .set_non_voters(non_voters)
+        .map_err(|problem| ClusterFileError::Members { path: path(), problem })?;
+    config.secret = secret(path(), secret_flag, c.secret_file.as_deref())?;
+    if config.secret.is_none() && c.allow_unauthenticated != Some(true) {
+        // Closed by default, as Redis's protected mode: only a cluster
+        // that no other machine can reach may run without a secret.
+        if let Some(n) = config.nodes().iter().find(|n| !n.addr.ip().is_loopback()) {
+            return Err(ClusterFileError::Unauthenticated { path: path(), id: n.id, addr: n.addr });
+        }
+    }
     Ok(Some(config))
+}
+
+/// The cluster secret: from the flag's file (relative to the working
+/// directory, as any flag's path), else from `secret_file` (relative to the
+/// cluster file's directory, so every member finds it wherever it starts).
+fn secret(
+    path: PathBuf,
+    flag: Option<&Path>,
+    in_file: Option<&Path>,
+) -> Result<Option<burrow_proto::Secret>, ClusterFileError> {
+    let file = match (flag, in_file) {
+        (Some(f), _) => f.to_owned(),
+        (None, Some(f)) => path.parent().map_or_else(|| f.to_owned(), |dir| dir.join(f)),
+        (None, None) => return Ok(None),
+    };
+    burrow_proto::Secret::from_file(&file)
+        .map(Some)
+        .map_err(|e| ClusterFileError::Secret { path, reason: burrow_proto::ErrorChain(&e).to_string() })
 }
 
 /// Whole milliseconds, for messages about `*_ms` keys.
@@ -225,7 +276,7 @@ pub(crate) mod tests {
 
     fn parse(text: &str, node_id: Option<NodeId>) -> Result<Option<ClusterConfig>, ClusterFileError> {
         let t: Tables = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
-        from_tables(Path::new(PATH), t.cluster, t.node, node_id)
+        from_tables(Path::new(PATH), t.cluster, t.node, node_id, None)
     }
 
     /// The TOML error of `text` (unknown or missing keys, wrong types).
@@ -507,5 +558,29 @@ data_dir = "data/node3"
             let err = toml_error(text);
             assert!(err.contains(want), "case {i}: {err}");
         }
+    }
+
+    #[test]
+    fn voter_false_makes_a_read_replica_and_a_cluster_keeps_a_voting_leader() {
+        let with_replica =
+            cluster_file().replace("data_dir = \"data/node3\"", "data_dir = \"data/node3\"\nvoter = false");
+        let c = parse(&with_replica, Some(2)).unwrap().unwrap();
+        assert_eq!((c.voters(), c.peers()), (vec![1, 2], vec![1]));
+        assert!(!c.is_voter(3) && c.is_voter(1));
+        let c = parse(&with_replica, Some(3)).unwrap().unwrap();
+        assert_eq!(c.peers(), vec![1, 2], "a replica's peers are the voters");
+        let leader_replica =
+            cluster_file().replace("data_dir = \"data/node1\"", "data_dir = \"data/node1\"\nvoter = false");
+        assert_eq!(
+            parse(&leader_replica, Some(2)).unwrap_err().to_string(),
+            format!("{PATH}: initial_leader = 1 has voter = false; a read replica never leads")
+        );
+        let none = cluster_file()
+            .replace("data_dir = \"data/node", "voter = false\ndata_dir = \"data/node")
+            .replace("initial_leader = 1\n", "");
+        assert_eq!(
+            parse(&none, Some(2)).unwrap_err().to_string(),
+            format!("{PATH}: every node has voter = false; at least one must vote")
+        );
     }
 }

@@ -76,8 +76,26 @@ pub enum LogFormat {
     Json,
 }
 
-from_str_by_value_enum!(OnOff, LogFormat, crate::persist::FsyncPolicy);
-deserialize_by_from_str!(OnOff, LogFormat, crate::persist::FsyncPolicy);
+from_str_by_value_enum!(OnOff, LogFormat, crate::persist::FsyncPolicy, crate::store::EvictionPolicy);
+deserialize_by_from_str!(LogFormat, crate::persist::FsyncPolicy, crate::store::EvictionPolicy);
+
+/// A switch in the file is a word (`persistence = "off"`) or a TOML
+/// boolean (`protected_mode = false`).
+impl<'de> serde::Deserialize<'de> for OnOff {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Bool(bool),
+            Word(String),
+        }
+        match Given::deserialize(d)? {
+            Given::Bool(true) => Ok(OnOff::On),
+            Given::Bool(false) => Ok(OnOff::Off),
+            Given::Word(w) => w.parse().map_err(<D::Error as serde::de::Error>::custom),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -101,6 +119,9 @@ mod tests {
         }
         let t: T = toml::from_str("fsync = \"Always\"\npersistence = \"off\"\n").unwrap();
         assert_eq!((t.fsync, t.persistence), (FsyncPolicy::Always, OnOff::Off));
+        // A switch may be a TOML boolean too (`protected_mode = false`).
+        let t: T = toml::from_str("fsync = \"no\"\npersistence = true\n").unwrap();
+        assert_eq!(t.persistence, OnOff::On);
         let err = toml::from_str::<T>("fsync = \"sometimes\"\npersistence = \"on\"\n").err().unwrap();
         assert!(err.to_string().contains("expected always, everysec or no, got \"sometimes\""), "{err}");
     }

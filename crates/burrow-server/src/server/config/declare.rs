@@ -100,6 +100,10 @@ macro_rules! declare_settings {
             /// unless those are given too
             #[arg(long, value_name = "N")]
             pub(crate) node_id: Option<NodeId>,
+            /// File holding the cluster secret members prove to each other (at least 16 bytes);
+            /// overrides the cluster file's [cluster] secret_file
+            #[arg(long, value_name = "FILE")]
+            pub(crate) cluster_secret_file: Option<PathBuf>,
         }
 
         /// The `[server]` table of a config file; the flags' names, with `_`.

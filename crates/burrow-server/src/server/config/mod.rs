@@ -46,6 +46,11 @@ pub(super) fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1)
 }
 
+/// `--auth-secret-file`: `none` (the default) or an empty path is no file.
+pub(super) fn non_empty_path(p: PathBuf) -> Option<PathBuf> {
+    (!p.as_os_str().is_empty() && p.as_os_str() != "none").then_some(p)
+}
+
 /// 4 × cores rounded up to a power of two, at least 16.
 pub(super) fn default_shards() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -68,6 +73,8 @@ pub enum ConfigError {
     Cluster(#[from] ClusterFileError),
     #[error("--node-id {0} needs --config FILE with [cluster] and [[node]] tables")]
     NodeIdWithoutConfig(NodeId),
+    #[error("--cluster-secret-file needs --config FILE with [cluster] and [[node]] tables")]
+    SecretWithoutCluster,
 }
 
 /// `--max-connections`, or `FILE: [server] max_connections`.
@@ -154,13 +161,19 @@ impl ServerArgs {
         let path = file.as_ref().map(|(p, _)| p.to_path_buf());
         let (mut section, cluster) = match file {
             Some((path, file)) => {
-                (file.server, cluster::parse::from_tables(path, file.cluster, file.node, self.node_id)?)
+                let secret = self.cluster_secret_file.as_deref();
+                let cluster =
+                    cluster::parse::from_tables(path, file.cluster, file.node, self.node_id, secret)?;
+                (file.server, cluster)
             }
             None => match self.node_id {
                 Some(id) => return Err(ConfigError::NodeIdWithoutConfig(id)),
                 None => (ServerSection::default(), None),
             },
         };
+        if cluster.is_none() && self.cluster_secret_file.is_some() {
+            return Err(ConfigError::SecretWithoutCluster);
+        }
         if let Some(me) = cluster.as_ref().map(ClusterConfig::me) {
             // This node's entry takes the place of the file's [server]
             // address and directory, which every member shares.
@@ -253,6 +266,10 @@ mod tests {
         assert_eq!(c.threads, default_threads());
         assert_eq!(c.backlog_bytes, 64 << 20);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.max_input_buffer, 256 << 20);
+        assert_eq!(c.client_output_hard_limit, 0);
+        assert_eq!(c.client_output_soft_limit, 64 << 20);
+        assert_eq!(c.client_output_soft_seconds, Duration::from_secs(60));
         assert_eq!(c.cluster, None);
         assert_eq!(c.validate(), Ok(()));
     }
@@ -292,6 +309,15 @@ mod tests {
             ("threads", "3"),
             ("backlog_bytes", "2MiB"),
             ("log_format", "json"),
+            ("auth_secret_file", "/etc/burrow/secret"),
+            ("protected_mode", "no"),
+            ("maxmemory", "3MiB"),
+            ("maxmemory_policy", "volatile-ttl"),
+            ("maxmemory_samples", "10"),
+            ("max_input_buffer", "1MiB"),
+            ("client_output_hard_limit", "8MiB"),
+            ("client_output_soft_limit", "2MiB"),
+            ("client_output_soft_seconds", "30"),
         ];
         assert_eq!(pairs.len(), SETTINGS.len(), "every declared setting is covered");
         let mut flags = Vec::new();
@@ -318,6 +344,11 @@ mod tests {
         assert_eq!(c.idle_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(c.threads, 3);
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.maxmemory, 3 << 20);
+        assert_eq!(
+            (c.maxmemory_policy, c.maxmemory_samples),
+            (crate::store::EvictionPolicy::VolatileTtl, 10)
+        );
         // Plain numbers in the file: bytes and seconds, as before units.
         let c = resolve_text("[server]\nbacklog_bytes = 4096\nidle_timeout = 0\n", &[]).unwrap();
         assert_eq!((c.backlog_bytes, c.idle_timeout), (4096, None));
@@ -477,5 +508,51 @@ mod tests {
         }
         let err = args(&["--config", path]).resolve().unwrap_err();
         assert!(matches!(err, ConfigError::Cluster(ClusterFileError::NodeIdRequired { .. })), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_reachable_from_other_machines_needs_a_secret_or_an_explicit_opt_out() {
+        let open = cluster_file().replace("127.0.0.2:7442", "10.0.0.2:7442");
+        let err = resolve_text(&open, &["--node-id", "1"]).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            matches!(err, ConfigError::Cluster(ClusterFileError::Unauthenticated { id: 2, .. })),
+            "{shown}"
+        );
+        for hint in
+            ["10.0.0.2:7442", "head -c 32 /dev/urandom", "secret_file", "allow_unauthenticated = true"]
+        {
+            assert!(shown.contains(hint), "{hint}: {shown}");
+        }
+        let opted_out =
+            open.replace("heartbeat_ms = 100", "heartbeat_ms = 100\nallow_unauthenticated = true");
+        assert_eq!(resolve_text(&opted_out, &["--node-id", "1"]).unwrap().cluster.unwrap().secret, None);
+        // Loopback only (127.0.0.0/8): no secret needed.
+        assert_eq!(resolve_text(&cluster_file(), &["--node-id", "1"]).unwrap().cluster.unwrap().secret, None);
+    }
+
+    #[test]
+    fn the_secret_file_is_relative_to_the_cluster_file_and_the_flag_overrides_it() {
+        let secret = TempFile::new("0123456789abcdef\n");
+        let name = secret.0.file_name().unwrap().to_str().unwrap().to_owned();
+        // The config file is written to the same directory as the secret.
+        let text = cluster_file()
+            .replace("127.0.0.2:7442", "10.0.0.2:7442")
+            .replace("heartbeat_ms = 100", &format!("heartbeat_ms = 100\nsecret_file = \"{name}\""));
+        let want = burrow_proto::Secret::from_bytes(b"0123456789abcdef", "test").unwrap();
+        let c = resolve_text(&text, &["--node-id", "1"]).unwrap();
+        assert_eq!(c.cluster.unwrap().secret, Some(want));
+
+        let short = TempFile::new("hunter2\n");
+        let err =
+            resolve_text(&text, &["--node-id", "1", "--cluster-secret-file", short.path()]).unwrap_err();
+        assert!(matches!(err, ConfigError::Cluster(ClusterFileError::Secret { .. })), "{err}");
+        assert!(err.to_string().contains("holds 7 bytes"), "{err}");
+        let missing = text.replace(&name, "no-such-secret");
+        let err = resolve_text(&missing, &["--node-id", "1"]).unwrap_err().to_string();
+        assert!(err.contains("cannot read secret file") && err.contains("no-such-secret"), "{err}");
+
+        let err = args(&["--cluster-secret-file", secret.path()]).resolve().unwrap_err();
+        assert_eq!(err, ConfigError::SecretWithoutCluster);
     }
 }

@@ -19,6 +19,7 @@ use super::{default_shards, default_threads, ConfigError};
 use crate::persist::FsyncPolicy;
 use crate::replication::NodeId;
 use crate::server::cluster::ClusterConfig;
+use crate::store::EvictionPolicy;
 
 declare_settings! {
     /// Address to listen on
@@ -90,4 +91,44 @@ declare_settings! {
     /// Log lines as `text` (coloured only on a terminal) or `json` (one object per line);
     /// `RUST_LOG` filters them (default `info`)
     log_format: LogFormat = "text", parse LogFormat as "FORMAT";
+
+    /// File holding the client secret (at least 16 bytes); clients must then AUTH before anything
+    /// but PING, HELLO and AUTH (none = no authentication; see Security)
+    auth_secret_file: Option<PathBuf> = "none", parse PathBuf as "PATH", into super::non_empty_path;
+
+    /// Refuse to start on a non-loopback `--bind` without `--auth-secret-file` (`no`: start anyway,
+    /// with a warning; see Security)
+    protected_mode: bool = "yes", parse OnOff as "yes|no", into OnOff::is_on;
+
+    /// Memory the store may hold for keys and values (its own accounting, INFO `used_memory`; see
+    /// Memory limits); 0 = no limit
+    maxmemory: usize = "0", parse Size as "SIZE", into Size::usize;
+
+    /// What a write does at `maxmemory`: `noeviction` (refused with `OOM`), `allkeys-lru`,
+    /// `volatile-lru`, `allkeys-random` or `volatile-ttl` (evict keys, approximately; see Memory
+    /// limits)
+    maxmemory_policy: EvictionPolicy = "noeviction", parse EvictionPolicy as "POLICY";
+
+    /// Keys each eviction samples to choose from (more: closer to exact, slower)
+    maxmemory_samples: usize = "5", parse usize as "N",
+        check |n| (1..=64).contains(n) => "between 1 and 64";
+
+    /// Bytes all connections together may buffer for incomplete requests larger than 64KiB; a
+    /// connection whose next request does not fit stops reading until others finish theirs (one
+    /// request larger than this still passes, alone)
+    max_input_buffer: usize = "256MiB", parse Size as "SIZE", into Size::usize,
+        check |n| *n >= 65536 => "at least 65536 (64KiB)";
+
+    /// Close a connection at once when replies it has not read pass this size and the peer does not
+    /// take more (0 = no hard limit; a single larger reply is cut too, so keep it above the largest
+    /// reply served)
+    client_output_hard_limit: usize = "0", parse Size as "SIZE", into Size::usize;
+
+    /// Close a connection whose replies not yet read stay above this size for
+    /// `--client-output-soft-seconds` (0 = no soft limit)
+    client_output_soft_limit: usize = "64MiB", parse Size as "SIZE", into Size::usize;
+
+    /// How long replies not yet read may stay above `--client-output-soft-limit` (a plain number
+    /// is seconds)
+    client_output_soft_seconds: Duration = "60", parse Seconds as "DURATION", into Seconds::get;
 }

@@ -46,9 +46,14 @@
 //! are committed is for the elections work to settle as well (Raft: a new
 //! leader's own no-op commits them).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
 use bytes::BytesMut;
 use tokio::io::AsyncWrite;
 use tokio::sync::watch;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -95,8 +100,10 @@ pub(super) struct Durable {
     quorum: Option<QuorumWatch>,
     /// Reads are held too: anything to wait for, and not a follower.
     gate_reads: bool,
-    /// Writes are held: persistence on, or a cluster member (whose role,
-    /// and with it the quorum watch, may change within a batch).
+    /// Writes are held: persistence on, or a quorum-mode cluster member
+    /// (whose role, and with it the quorum watch, may change within a
+    /// batch). Not in async mode without persistence: nothing to wait for,
+    /// as with fixed roles, so a write's reply costs no wait at all.
     hold_writes: bool,
     /// The role generation `quorum` and `gate_reads` were read at.
     generation: u64,
@@ -104,13 +111,19 @@ pub(super) struct Durable {
     safe: u64,
     /// The held replies, in buffer order.
     held: Vec<Held>,
+    /// Quorum mode: bounds a wait for a majority by the quorum timeout.
+    /// Kept for the connection's life and moved forward at each wait: a
+    /// timer registered once and moved later is one compare-and-swap,
+    /// where a `tokio::time::timeout` per wait registered and removed one
+    /// (at pipeline 1, once per write).
+    limit: Option<Pin<Box<Sleep>>>,
 }
 
 impl Durable {
     pub(super) fn new(shared: &Shared) -> Durable {
         let rx = shared.persist.as_ref().map(|p| p.durability());
         let fsynced = shared.persist.as_ref().is_some_and(|p| p.cfg.fsync == FsyncPolicy::Always);
-        let hold_writes = rx.is_some() || shared.repl.role() != Role::Standalone;
+        let hold_writes = rx.is_some() || shared.repl.quorum_mode();
         let mut d = Durable {
             rx,
             fsynced,
@@ -120,6 +133,7 @@ impl Durable {
             generation: u64::MAX,
             safe: 0,
             held: Vec::new(),
+            limit: None,
         };
         d.refresh(shared);
         d
@@ -130,6 +144,11 @@ impl Durable {
     /// before waiting.
     #[inline]
     pub(super) fn refresh(&mut self, shared: &Shared) {
+        if !self.hold_writes {
+            // No WAL and not quorum mode: nothing cached here depends on
+            // the role (no quorum watch, no read gating).
+            return;
+        }
         let generation = shared.repl.generation();
         if generation != self.generation {
             self.generation = generation;
@@ -202,7 +221,7 @@ impl Durable {
             self.safe = self.current_safe();
         }
         if !wbuf.is_empty() {
-            write_out(stream, wbuf, cancel, shared.config.idle_timeout).await?;
+            write_out(stream, wbuf, cancel, shared).await?;
             wbuf.clear();
         }
         Ok(())
@@ -241,13 +260,30 @@ impl Durable {
                 // The streamer may not have seen these records yet.
                 shared.repl.appended();
             }
-            let deposed = tokio::select! {
-                _ = tokio::time::timeout(q.limit, q.commit.wait_for(|c| *c >= target)) => q.deposed.is_cancelled(),
-                _ = q.deposed.cancelled() => true,
+            // One watch and this connection's timer: the leadership's end
+            // pokes the commit watch (`ReadConfirm::ended`), so no
+            // cancellation token is polled beside them.
+            let deadline = tokio::time::Instant::now() + q.limit;
+            let timer = match &mut self.limit {
+                Some(timer) => {
+                    timer.as_mut().reset(deadline);
+                    timer
+                }
+                None => self.limit.insert(Box::pin(tokio::time::sleep_until(deadline))),
             };
+            {
+                let QuorumWatch { commit, reads, .. } = &mut *q;
+                let committed = commit.wait_for(|c| *c >= target || reads.ended());
+                tokio::pin!(committed);
+                std::future::poll_fn(|cx| match committed.as_mut().poll(cx) {
+                    Poll::Ready(_) => Poll::Ready(()),
+                    Poll::Pending => timer.as_mut().poll(cx),
+                })
+                .await;
+            }
             let have = *q.commit.borrow();
             if have < target {
-                if deposed {
+                if q.reads.ended() {
                     warn!(
                         index = target,
                         commit = have,

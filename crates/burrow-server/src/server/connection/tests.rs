@@ -391,3 +391,27 @@ async fn reads_on_a_leader_without_a_majority_are_no_quorum_after_the_quorum_tim
     assert_eq!(started.elapsed(), 3 * limit, "the write and each batch of reads waited once");
     assert_eq!(shared.stats.reads_waited(), 1, "only the read of the uncommitted write waited for it");
 }
+
+/// A quorum write held for a majority when this node stops leading is
+/// answered at once, not after the quorum timeout: NO_QUORUM saying that
+/// the leadership ended (the leadership's end wakes the held reply through
+/// the commit watch it waits on).
+#[tokio::test(start_paused = true)]
+async fn a_held_quorum_write_is_answered_when_the_leadership_ends() {
+    let shared = leader_in(ReplicationMode::Quorum);
+    let s = set(1, "k", "v");
+    let msg = "write applied while this node led, but it stopped leading before a majority held it \
+               (quorum mode); it may or may not survive";
+    let mock = Builder::new()
+        .read(&encode(std::slice::from_ref(&s)))
+        .write(&reply(&s, Status::NoQuorum, BodyType::Text, msg.as_bytes()))
+        .build();
+    let started = tokio::time::Instant::now();
+    let step_down = async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        shared.repl.step_down_without_tasks();
+    };
+    let (ended, ()) = tokio::join!(serve(mock, &shared), step_down);
+    assert!(matches!(ended, Ended::Closed));
+    assert_eq!(started.elapsed(), Duration::from_millis(10), "released by the step-down, not the timeout");
+}

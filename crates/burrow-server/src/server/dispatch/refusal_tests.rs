@@ -13,7 +13,13 @@ use burrow_proto::{End, Frame, Request, SetCondition, Status};
 const MAX_REPLY: usize = 1024;
 
 fn shared() -> Shared {
-    let config = Config { persistence: false, shards: 4, max_reply_bytes: MAX_REPLY, ..Config::default() };
+    limited(0)
+}
+
+/// As `shared`, with `--maxmemory maxmemory` (noeviction; 0: no limit).
+fn limited(maxmemory: usize) -> Shared {
+    let config =
+        Config { persistence: false, shards: 4, max_reply_bytes: MAX_REPLY, maxmemory, ..Config::default() };
     Server::open(config).expect("in memory").into_shared(0).expect("no persistence to open")
 }
 
@@ -112,6 +118,71 @@ fn every_kind_of_refusal_changes_nothing() {
         assert_eq!(run_frame(&s, &frame, 0), (status as u8, true), "{frame:?}");
         assert_eq!(state(&s, 0), before, "{frame:?}");
     }
+}
+
+/// Past `--maxmemory` (noeviction) every write that can grow the data set
+/// is OOM and changes nothing; reads and the writes that free memory
+/// (DEL, pops, EXPIRE, PERSIST, FLUSHALL) still run, and once they freed
+/// room writes are taken again.
+#[test]
+fn a_write_past_maxmemory_is_oom_and_changes_nothing_while_reads_and_deletes_work() {
+    let s = limited(4096);
+    let set = |k: &str, n: usize| Request::Set {
+        key: b(k),
+        value: Bytes::from(vec![b'v'; n]),
+        ttl_ms: None,
+        condition: SetCondition::Always,
+        keep_ttl: false,
+    };
+    assert_eq!(
+        run_frame(
+            &s,
+            &Request::Push { key: b("l"), end: End::Left, values: vec![b("a"), b("b")] }.to_frame(1),
+            0
+        ),
+        (Status::Ok as u8, false)
+    );
+    let mut stored = 0;
+    while run_frame(&s, &set(&format!("k{stored}"), 200).to_frame(1), 0) == (Status::Ok as u8, false) {
+        stored += 1;
+    }
+    assert!((10..20).contains(&stored), "{stored} values of 200 bytes under 4 KiB");
+    // Then small ones, until not even those fit.
+    let mut small = 0;
+    while run_frame(&s, &set(&format!("s{small}"), 1).to_frame(1), 0) == (Status::Ok as u8, false) {
+        small += 1;
+    }
+    assert!(s.store.used_memory() <= 4096);
+    let growing = [
+        set("k0", 200),
+        set("s0", 1),
+        set("new", 1),
+        Request::Incr { key: b("counter") },
+        Request::IncrBy { key: b("counter"), delta: 2 },
+        Request::Push { key: b("l"), end: End::Right, values: vec![Bytes::from(vec![b'x'; 300])] },
+    ];
+    for req in growing {
+        let before = state(&s, 0);
+        let mut out = BytesMut::new();
+        let done = execute(&s, &req.to_frame(1).as_ref(), 0, &mut out);
+        assert!(done.error && out[3] == Status::Oom as u8, "{req:?}: {out:?}");
+        let text = String::from_utf8_lossy(&out[16..]);
+        assert!(text.contains("would pass maxmemory 4096 (policy noeviction)"), "{text}");
+        assert_eq!(state(&s, 0), before, "{req:?}");
+    }
+    let ok = |req: Request| {
+        let (status, error) = run_frame(&s, &req.to_frame(1), 0);
+        assert_eq!((status, error), (Status::Ok as u8, false), "{req:?}");
+    };
+    ok(Request::Get { key: b("k0") });
+    ok(Request::Expire { key: b("k1"), ttl_ms: 100_000 });
+    ok(Request::Persist { key: b("k1") });
+    ok(Request::Pop { key: b("l"), end: End::Left, count: None });
+    ok(Request::Del { key: b("k0") });
+    ok(set("k0", 100));
+    assert!(s.stats.oom_refusals.load(std::sync::atomic::Ordering::Relaxed) >= 6);
+    ok(Request::FlushAll);
+    ok(set("k0", 200));
 }
 
 /// A member that does not lead refuses every write (NOT_LEADER, or
@@ -281,7 +352,8 @@ fn frame(req: &Request, bend: &Bend) -> Frame {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// For every reply with an error status, DIGEST and the op log's last
+    /// For every reply with an error status (OOM too: half the runs have
+    /// a 4 KiB `--maxmemory`), DIGEST and the op log's last
     /// index are the same after the command as before it; and a reply's
     /// status byte says error exactly when `execute` reports one. The
     /// clock moves so keys expire between commands (lazily deleted, and
@@ -289,8 +361,9 @@ proptest! {
     #[test]
     fn a_refused_command_changes_nothing(
         steps in prop::collection::vec((request(), bend(), 0u64..4), 1..80),
+        maxmemory in prop_oneof![Just(0usize), Just(4096)],
     ) {
-        let s = shared();
+        let s = limited(maxmemory);
         let mut now = 1_000;
         for (i, (req, bend, tick)) in steps.iter().enumerate() {
             now += tick;

@@ -84,7 +84,7 @@ pub(crate) struct Elections {
     /// Where term and vote are kept.
     votes: VoteFile,
     /// Bad peer input already logged.
-    refusals: PeerRefusals,
+    pub(super) refusals: PeerRefusals,
 }
 
 /// The driver's tick for an election timeout range starting at `min`.
@@ -110,24 +110,28 @@ impl Elections {
             pre_vote: true,
             check_quorum: true,
         };
-        let voters: Vec<NodeId> = cluster.nodes().iter().map(|n| n.id).collect();
+        let voters = cluster.voters();
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ cluster.node_id().rotate_left(32);
-        let election =
-            Election::new(cfg, cluster.node_id(), &voters, hard, last_log(store), SeededRng::new(seed))
-                .map_err(|e| match e {
-                    ElectionError::TermOutOfRange(_) => PersistError::HardState(HardStateError::Damaged {
-                        path: votes.dir().join(crate::persist::HARD_STATE_FILE),
-                        reason: e.to_string(),
-                    }),
-                    // The membership and timings were validated with the cluster file.
-                    other => PersistError::HardState(HardStateError::Damaged {
-                        path: "cluster file".into(),
-                        reason: other.to_string(),
-                    }),
-                })?;
+        // A read replica follows the leaders it hears of and never campaigns.
+        let me = cluster.node_id();
+        let voter = cluster.is_voter(me);
+        let with_me: Vec<NodeId> = voters.iter().copied().chain((!voter).then_some(me)).collect();
+        let election = Election::new(cfg, me, &with_me, hard, last_log(store), SeededRng::new(seed))
+            .map(|e| if voter { e } else { e.into_learner() })
+            .map_err(|e| match e {
+                ElectionError::TermOutOfRange(_) => PersistError::HardState(HardStateError::Damaged {
+                    path: votes.dir().join(crate::persist::HARD_STATE_FILE),
+                    reason: e.to_string(),
+                }),
+                // The membership and timings were validated with the cluster file.
+                other => PersistError::HardState(HardStateError::Damaged {
+                    path: "cluster file".into(),
+                    reason: other.to_string(),
+                }),
+            })?;
         let (inbox, rx) = mpsc::channel(INBOX);
         let ms = |d: Duration| d.as_millis() as u64;
         Ok(Elections {

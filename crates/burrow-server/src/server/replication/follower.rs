@@ -24,9 +24,11 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::activity::{Activity, Metered};
 use super::incoming::{self, Incoming, ResyncError};
+use super::member_link;
 use super::{next_frame, secs_since, tick_for, ticks, End, LinkEnd};
 use crate::oplog::RecordRef;
 use crate::persist::{FsyncPolicy, NodeMeta, SnapshotMeta};
+use crate::replication::member_auth::LinkParties;
 use crate::replication::wire::{self, link_limits};
 use crate::replication::{
     Follower, FollowerConfig, FollowerOutput, HistoryId, LinkState, LogPosition, Message, RecordEntry,
@@ -313,6 +315,8 @@ struct Driver {
     /// already hold are still arriving.
     skip: Option<ShardCovers>,
     seed: u64,
+    /// The member-auth failure logged last (see `run`).
+    auth_warned: Option<String>,
 }
 
 impl Driver {
@@ -354,6 +358,7 @@ impl Driver {
             incoming: None,
             skip: None,
             seed,
+            auth_warned: None,
         }
     }
 
@@ -391,11 +396,23 @@ impl Driver {
                             let io = Metered::new(stream, activity.clone());
                             let framed = Framed::with_capacity(io, Codec::server(limits), 64 * 1024);
                             *link = Some(Link { framed, activity, seq: 0 });
+                            self.auth_warned = None;
                             debug!("connected to the leader; handshaking");
                             self.sm.on_connected();
                         }
                         Err(e) => {
-                            debug!(error = %e, "cannot reach the leader");
+                            match e.get_ref().and_then(|e| e.downcast_ref::<member_link::AuthError>()) {
+                                // Said once until a link succeeds: the dial
+                                // is retried several times a second.
+                                Some(auth) => {
+                                    let why = ErrorChain(auth).to_string();
+                                    if self.auth_warned.as_deref() != Some(why.as_str()) {
+                                        warn!(error = %why, "the leader failed member authentication; retrying");
+                                        self.auth_warned = Some(why);
+                                    }
+                                }
+                                None => debug!(error = %e, "cannot reach the leader"),
+                            }
                             self.sm.on_connect_failed();
                         }
                     }
@@ -460,10 +477,24 @@ impl Driver {
                     FollowerOutput::Connect => {
                         let addr = self.leader.addr;
                         let limit = self.side.cluster.link_timeout;
+                        let cluster = &self.side.cluster;
+                        // With a secret, the leader proves it is the member
+                        // dialed before anything is sent (protocol.md §12.7).
+                        let auth = cluster.secret.clone().map(|s| {
+                            let dialer = cluster.node_id();
+                            let cluster_id = member_link::cluster_id_of(cluster);
+                            (s, LinkParties { cluster_id, dialer, acceptor: self.leader.id })
+                        });
                         *dial = Some(Box::pin(async move {
-                            match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
-                                Ok(r) => r,
-                                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+                            let stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+                                Ok(r) => r?,
+                                Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+                            };
+                            match auth {
+                                None => Ok(stream),
+                                Some((secret, parties)) => member_link::dial(stream, &secret, parties, limit)
+                                    .await
+                                    .map_err(std::io::Error::other),
                             }
                         }));
                     }

@@ -22,6 +22,8 @@ use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
+use crate::server::log_limit::{LogLimit, LOG_EVERY};
+
 use super::activity::{Activity, Metered};
 use super::{next_frame, secs_since, tick_for, ticks, End, LinkEnd};
 use crate::oplog::OpLog;
@@ -57,6 +59,10 @@ struct LinkTx {
     queued: Arc<AtomicUsize>,
     /// Signalled whenever the writer wrote something.
     drained: Arc<Notify>,
+    /// `queued` past this holds records back ([`link_queue_limit`]).
+    limit: usize,
+    /// The first record index held back (0: none).
+    hole: Arc<AtomicU64>,
     /// Bytes moving either way: the follower's proof of life between acks.
     activity: Arc<Activity>,
     close: CancellationToken,
@@ -64,11 +70,55 @@ struct LinkTx {
 
 impl LinkTx {
     fn send(&self, msg: Message) {
+        let over = self.queued.load(Ordering::Relaxed) > self.limit;
+        match &msg {
+            Message::Records { records, .. } if !records.is_empty() => {
+                let first = records[0].index;
+                let hole = self.hole.load(Ordering::Relaxed);
+                // Once a batch is held back, later ones are too, until one
+                // that starts at or before it (a retransmit) goes through:
+                // the follower never sees a gap.
+                if over || (hole != 0 && first > hole) {
+                    if hole == 0 || first < hole {
+                        self.hole.store(first, Ordering::Relaxed);
+                    }
+                    if hole == 0 && HELD_BACK.allow(std::time::Instant::now()).is_some() {
+                        warn!(
+                            queued = self.queued.load(Ordering::Relaxed),
+                            limit = self.limit,
+                            "follower reads its replication stream too slowly; holding records back until \
+                             it catches up (the retransmit resends them)"
+                        );
+                    }
+                    return;
+                }
+                self.hole.store(0, Ordering::Relaxed);
+            }
+            // Proof of life is what bytes moving already give.
+            Message::Heartbeat { .. } if over => return,
+            _ => {}
+        }
         self.queued.fetch_add(approx_len(&msg), Ordering::Relaxed);
         // A closed link's receiver is gone; the state machine learns of it
         // through `on_disconnected`.
         let _ = self.tx.send(msg);
     }
+}
+
+/// Records held back for slow followers: one line per `LOG_EVERY`.
+static HELD_BACK: LogLimit = LogLimit::new(LOG_EVERY);
+
+/// Bytes queued on one follower link beyond which the leader queues no
+/// more RECORDS or HEARTBEATs for it. A follower that stops reading is
+/// dropped after `link_timeout_ms`, but one that reads a trickle keeps its
+/// link alive, and each retransmit (every half link timeout without
+/// progress) queues its records again: without this bound its queue grows
+/// with every write and every retransmit. A follower that keeps up never
+/// comes near it: the state machine has at most `max_batches_in_flight`
+/// (4) batches of up to 1 MiB or one record out. Snapshot chunks are
+/// bounded on their own (`MAX_QUEUED_SNAPSHOT`) and never held back.
+fn link_queue_limit(limits: &Limits) -> usize {
+    (4 * limits.max_frame).max(16 << 20)
 }
 
 fn approx_len(msg: &Message) -> usize {
@@ -113,6 +163,9 @@ pub(crate) struct LeaderSide {
     /// Bumped on every ack (WAIT re-checks its count).
     acks: watch::Sender<u64>,
     commit: watch::Sender<u64>,
+    /// Set when this leadership ends, and `commit` poked: a held write
+    /// learns it from the watch it already waits on (see [`end`](Self::end)).
+    ended: AtomicBool,
     next_link: AtomicU64,
     full_resyncs: AtomicU64,
     partial_resyncs: AtomicU64,
@@ -190,6 +243,7 @@ impl LeaderSide {
             appended,
             acks: watch::channel(0).0,
             commit: watch::channel(0).0,
+            ended: AtomicBool::new(false),
             next_link: AtomicU64::new(1),
             full_resyncs: AtomicU64::new(0),
             partial_resyncs: AtomicU64::new(0),
@@ -422,6 +476,24 @@ impl LeaderSide {
         (self.commit.subscribe(), self.cluster.quorum_timeout)
     }
 
+    /// This leadership ended (stepped down, or shutdown): replies held for
+    /// the commit index stop waiting. A flag and a poke of the commit watch
+    /// rather than each held reply also polling the leadership's
+    /// cancellation token: at one write per wake-up that token's mutex and
+    /// waiter list were a measurable share of a write's cost (README,
+    /// "Steady-state writes, elections vs fixed roles"). Idempotent.
+    pub(super) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        // After the flag: a waiter that checked before it is woken by this.
+        self.commit.send_modify(|_| {});
+    }
+
+    /// Whether [`end`](Self::end) was called.
+    #[inline]
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
     /// What the leader itself holds durably: fsynced under `always`,
     /// written to the OS otherwise, everything appended (`appended`) with
     /// persistence off.
@@ -564,7 +636,11 @@ pub(super) async fn run(side: Arc<LeaderSide>, cancel: CancellationToken) {
     );
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => {
+                // Stepped down or shutting down: release held replies.
+                side.end();
+                return;
+            }
             _ = tick.tick() => {
                 let mut st = side.lock();
                 side.report_activity(&mut st);
@@ -612,6 +688,8 @@ pub(super) async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
             tx,
             queued: Arc::new(AtomicUsize::new(0)),
             drained: Arc::new(Notify::new()),
+            limit: link_queue_limit(&side.limits),
+            hole: Arc::new(AtomicU64::new(0)),
             activity: Arc::new(Activity::default()),
             close: cancel.child_token(),
         };
@@ -834,5 +912,68 @@ impl std::io::Write for ChunkWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use crate::replication::RecordEntry;
+
+    fn link(limit: usize) -> (LinkTx, mpsc::UnboundedReceiver<Message>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let link = LinkTx {
+            id: 1,
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            drained: Arc::new(Notify::new()),
+            limit,
+            hole: Arc::new(AtomicU64::new(0)),
+            activity: Arc::new(Activity::default()),
+            close: CancellationToken::new(),
+        };
+        (link, rx)
+    }
+
+    fn records(from: u64, to: u64) -> Message {
+        let records = (from..=to)
+            .map(|index| RecordEntry { index, term: 1, bytes: Bytes::from(vec![0u8; 100]) })
+            .collect();
+        Message::Records { records, commit_index: 0 }
+    }
+
+    fn first_index(m: &Message) -> u64 {
+        match m {
+            Message::Records { records, .. } => records[0].index,
+            other => panic!("expected records, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn past_the_limit_records_are_held_back_without_a_gap_until_a_retransmit() {
+        let (link, mut rx) = link(300);
+        link.send(records(1, 2)); // 232 bytes queued
+        link.send(records(3, 4)); // 464: over the limit from here on
+        link.send(records(5, 6));
+        link.send(Message::Heartbeat { term: 1, last_index: 6, commit_index: 0, round: 0 });
+        // The writer drains the queue.
+        assert_eq!(first_index(&rx.try_recv().unwrap()), 1);
+        assert_eq!(first_index(&rx.try_recv().unwrap()), 3);
+        assert!(rx.try_recv().is_err(), "5..6 and the heartbeat were held back");
+        link.queued.store(0, Ordering::Relaxed);
+        link.send(records(7, 8));
+        assert!(rx.try_recv().is_err(), "7..8 would leave a gap after 4: held back too");
+        link.send(records(5, 8));
+        assert_eq!(first_index(&rx.try_recv().unwrap()), 5, "the retransmit from 5 goes through");
+        link.queued.store(0, Ordering::Relaxed);
+        link.send(records(9, 9));
+        assert_eq!(first_index(&rx.try_recv().unwrap()), 9);
+    }
+
+    #[test]
+    fn the_queue_limit_holds_what_a_follower_that_keeps_up_is_sent() {
+        let limits = link_limits(&Limits::default());
+        // Four batches of the largest record.
+        assert!(link_queue_limit(&limits) >= 4 * limits.max_frame);
     }
 }

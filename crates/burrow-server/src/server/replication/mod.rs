@@ -19,6 +19,7 @@ mod follower;
 mod incoming;
 mod leader;
 mod link_end;
+mod member_link;
 mod peer_refusals;
 mod peers;
 mod refusal;
@@ -39,6 +40,7 @@ use tracing::{info, warn};
 use super::cluster::ReplicationMode;
 use super::{Config, Persistence, Shared};
 use crate::persist::{write_node_meta_with, FileSystem, NodeMeta, PersistError};
+use crate::replication::member_auth::{self, MemberAuth, MemberAuthWireError};
 use crate::replication::vote_wire::{self, PeerMessage, PeerWireError};
 use crate::replication::wire::{self, WireError};
 use crate::replication::{HistoryId, Message, NodeId};
@@ -46,6 +48,7 @@ use crate::store::Store;
 use burrow_proto::{ClusterView, Codec, CodecError, ErrorChain, Frame, FrameRef, MemberRole, Status};
 
 use link_end::{End, LinkEnd};
+use peer_refusals::PeerRefusal;
 use roles::Node;
 
 pub(super) use follower::FollowerSide;
@@ -86,6 +89,9 @@ pub(crate) enum Handshake {
     Follower(Message),
     /// Another member's PEER_HELLO: election traffic follows.
     Peer { cluster_id: u64, node_id: NodeId },
+    /// MEMBER_HELLO: member authentication, then HANDSHAKE or PEER_HELLO
+    /// (protocol.md §12.7).
+    Member { cluster_id: u64, node_id: NodeId, nonce: burrow_proto::Nonce },
 }
 
 /// A malformed link-opening frame (answered BAD_REQUEST).
@@ -95,6 +101,8 @@ pub(crate) enum LinkOpenError {
     Wire(#[from] WireError),
     #[error(transparent)]
     Peer(#[from] PeerWireError),
+    #[error(transparent)]
+    Member(#[from] MemberAuthWireError),
 }
 
 /// Quorum mode on a leader: what a held reply waits for.
@@ -104,8 +112,9 @@ pub(crate) struct QuorumWatch {
     pub commit: tokio::sync::watch::Receiver<u64>,
     /// How long a write may wait for a majority.
     pub limit: Duration,
-    /// Cancelled when this leadership ends: held replies then answer
-    /// NOT_LEADER / NO_LEADER instead of waiting out `limit`.
+    /// Cancelled when this leadership ends: held reads then answer
+    /// NOT_LEADER / NO_LEADER instead of waiting out `limit` (held writes
+    /// look at [`ReadConfirm::ended`] instead, woken through `commit`).
     pub deposed: CancellationToken,
     /// Confirms this leadership for linearizable reads (ReadIndex).
     pub reads: ReadConfirm,
@@ -120,6 +129,13 @@ impl ReadConfirm {
     /// (`LeaderSide::confirm_reads`); fails if the leadership ends first.
     pub(crate) fn confirm(&self) -> tokio::sync::oneshot::Receiver<()> {
         self.0.confirm_reads()
+    }
+
+    /// This leadership ended; `commit` changed when it did, so a
+    /// `commit.wait_for` whose condition includes this wakes for it.
+    #[inline]
+    pub(crate) fn ended(&self) -> bool {
+        self.0.has_ended()
     }
 }
 
@@ -255,6 +271,22 @@ impl Replication {
         }
     }
 
+    /// A cluster member in quorum mode (the mode is fixed for the process's
+    /// life; only the role changes).
+    pub(crate) fn quorum_mode(&self) -> bool {
+        self.node.as_ref().is_some_and(|n| n.cluster.mode == ReplicationMode::Quorum)
+    }
+
+    /// Ends a leadership begun by `lead_without_tasks` as a switch does
+    /// (writes refused, the leadership's end signalled), without starting
+    /// a follower (connection tests).
+    #[cfg(test)]
+    pub(crate) fn step_down_without_tasks(&self) {
+        if let Some(n) = &self.node {
+            n.step_down_without_tasks();
+        }
+    }
+
     /// A quorum-mode cluster member that does not lead now.
     pub(crate) fn is_quorum_follower(&self) -> bool {
         self.node.as_ref().is_some_and(|n| !n.is_leader() && n.cluster.mode == ReplicationMode::Quorum)
@@ -277,6 +309,13 @@ impl Replication {
                 Ok(_) => Err(PeerWireError::UnknownOpcode(frame.opcode).into()),
                 Err(e) => Err(e.into()),
             }),
+            member_auth::OP_MEMBER_HELLO => Some(match member_auth::decode(frame) {
+                Ok(MemberAuth::Hello { cluster_id, node_id, nonce }) => {
+                    Ok(Handshake::Member { cluster_id, node_id, nonce })
+                }
+                Ok(_) => Err(MemberAuthWireError::UnknownOpcode(frame.opcode).into()),
+                Err(e) => Err(e.into()),
+            }),
             _ => None,
         }
     }
@@ -292,8 +331,32 @@ impl Replication {
         cancel: &CancellationToken,
     ) {
         let Some(node) = &self.node else { return };
+        let refusals = &node.elections.refusals;
+        let (hello, link) = match hello {
+            Handshake::Member { cluster_id, node_id, nonce } => {
+                match member_link::accept(node, link, peer, cluster_id, node_id, nonce).await {
+                    Some(authenticated) => authenticated,
+                    None => return,
+                }
+            }
+            // With a secret, nothing opens without member authentication
+            // (protocol.md §12.7).
+            Handshake::Follower(Message::Handshake { node_id, .. }) | Handshake::Peer { node_id, .. }
+                if node.cluster.secret.is_some() =>
+            {
+                let what = if matches!(hello, Handshake::Follower(_)) { "HANDSHAKE" } else { "PEER_HELLO" };
+                return refusals.log_once(node_id, PeerRefusal::Unauthenticated, Some(peer), what);
+            }
+            other => (other, link),
+        };
         match hello {
             Handshake::Follower(msg) => {
+                let Message::Handshake { node_id, .. } = msg else { return };
+                // Only another member is followed: an unknown id, 0 or
+                // this node's own never reaches the follower table.
+                if node_id == node.cluster.node_id() || node.cluster.node(node_id).is_none() {
+                    return refusals.log_once(node_id, PeerRefusal::FollowerNotMember, Some(peer), "");
+                }
                 // Leadership may have ended since the handshake was read:
                 // then the link just closes and the follower dials again.
                 if let Some((l, deposed)) = node.leader() {
@@ -303,6 +366,7 @@ impl Replication {
             Handshake::Peer { cluster_id, node_id } => {
                 node.serve_peer(link, peer, cluster_id, node_id, cancel).await
             }
+            Handshake::Member { .. } => {}
         }
     }
 

@@ -1,6 +1,7 @@
-//! Bad input on peer links, logged once: a link from another cluster or
-//! from an id that is not another member, a malformed frame, a vote
-//! request from a stale term. A buggy or hostile peer retrying every few
+//! Bad input on peer and replication links, logged once: a link from
+//! another cluster or from an id that is not another member, a malformed
+//! frame, a vote request from a stale term, a member-auth failure
+//! (protocol.md §12.7). A buggy or hostile peer retrying every few
 //! milliseconds must not flood the log, so each (claimed node id, kind)
 //! is logged the first time only; the set is bounded so that a peer
 //! cycling through ids cannot grow it without limit.
@@ -28,6 +29,17 @@ pub(super) enum PeerRefusal {
     /// A vote request for a term below this node's (answered per Raft,
     /// with the current term and no vote).
     StaleTerm,
+    /// HANDSHAKE claiming node id 0, this node's own id or one not in the
+    /// cluster.
+    FollowerNotMember,
+    /// HANDSHAKE or PEER_HELLO without member authentication, while this
+    /// node has a cluster secret.
+    Unauthenticated,
+    /// MEMBER_HELLO, but this node has no cluster secret.
+    NoSecret,
+    /// A member-auth exchange that failed: a wrong proof, a malformed or
+    /// unexpected frame, a timeout, or a link opener naming another id.
+    AuthFailed,
 }
 
 /// Which refusals were logged already.
@@ -82,6 +94,25 @@ impl PeerRefusals {
             }
             PeerRefusal::StaleTerm => {
                 warn!(node_id, "{detail}: refused with the current term (logged once per peer)")
+            }
+            PeerRefusal::FollowerNotMember => warn!(
+                %peer,
+                node_id,
+                "refusing a replication handshake: its node id is not another member of this cluster"
+            ),
+            PeerRefusal::Unauthenticated => warn!(
+                %peer,
+                node_id,
+                "refusing a {detail} that did not authenticate: this cluster has a secret (protocol.md §12.7)"
+            ),
+            PeerRefusal::NoSecret => warn!(
+                %peer,
+                node_id,
+                "refusing member authentication: this node has no cluster secret (give every member the same \
+                 [cluster] secret_file)"
+            ),
+            PeerRefusal::AuthFailed => {
+                warn!(%peer, node_id, error = detail, "closing a link: member authentication failed")
             }
         }
     }

@@ -15,12 +15,14 @@ use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{debug, warn};
 
+use super::member_link;
+use crate::replication::member_auth::LinkParties;
 use crate::replication::vote_wire::{self, PeerMessage};
 use crate::replication::NodeId;
 use crate::server::cluster::ClusterConfig;
-use burrow_proto::{Codec, Limits, HEADER_LEN};
+use burrow_proto::{Codec, ErrorChain, Limits, Secret, HEADER_LEN};
 
 /// Messages queued per peer beyond which new ones are dropped.
 const QUEUE: usize = 64;
@@ -54,7 +56,9 @@ impl PeerLinks {
             let (t, rx) = mpsc::channel(QUEUE);
             tx.insert(n.id, t);
             let hello = PeerMessage::Hello { cluster_id, node_id: me };
-            tracker.spawn(link(n.id, n.addr, hello, rx, connect_timeout, cancel.clone()));
+            let auth =
+                cluster.secret.clone().map(|s| (s, LinkParties { cluster_id, dialer: me, acceptor: n.id }));
+            tracker.spawn(link(n.id, n.addr, hello, auth, rx, connect_timeout, cancel.clone()));
         }
         PeerLinks { tx }
     }
@@ -78,11 +82,14 @@ async fn link(
     id: NodeId,
     addr: SocketAddr,
     hello: PeerMessage,
+    auth: Option<(Secret, LinkParties)>,
     mut rx: mpsc::Receiver<PeerMessage>,
     connect_timeout: Duration,
     cancel: CancellationToken,
 ) {
     let mut backoff = Duration::ZERO;
+    // The member-auth failure logged last: said once until a link holds.
+    let mut auth_warned: Option<String> = None;
     loop {
         if !backoff.is_zero() {
             // Messages queued while there was no link are stale by now.
@@ -110,6 +117,27 @@ async fn link(
             }
         };
         let _ = stream.set_nodelay(true);
+        let stream = match &auth {
+            None => stream,
+            Some((secret, parties)) => {
+                let proved = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = member_link::dial(stream, secret, *parties, connect_timeout) => r,
+                };
+                match proved {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let why = ErrorChain(&e).to_string();
+                        if auth_warned.as_deref() != Some(why.as_str()) {
+                            warn!(peer = id, %addr, error = %why, "peer link: member authentication failed; retrying");
+                            auth_warned = Some(why);
+                        }
+                        backoff = (backoff * 2).clamp(RECONNECT_BASE, RECONNECT_MAX);
+                        continue;
+                    }
+                }
+            }
+        };
         let mut framed = Framed::new(stream, Codec::server(peer_limits()));
         let mut seq = 0u32;
         let mut next = Some(hello);
@@ -136,6 +164,9 @@ async fn link(
                 }
             }
         };
+        if held {
+            auth_warned = None;
+        }
         backoff = if held { Duration::ZERO } else { (backoff * 2).clamp(RECONNECT_BASE, RECONNECT_MAX) };
     }
 }

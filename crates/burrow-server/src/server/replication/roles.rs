@@ -10,9 +10,10 @@
 //! batch (the quorum watch) they re-read when [`Node::generation`] moved.
 //!
 //! Stepping down flips `leading` *before* the old leader stops: writes are
-//! refused from then on, and replies held for a quorum are released with
-//! NOT_LEADER / NO_LEADER by the leadership's cancellation token (see
-//! [`super::QuorumWatch`]).
+//! refused from then on, and replies held for a quorum are released —
+//! reads with NOT_LEADER / NO_LEADER by the leadership's cancellation
+//! token, writes with NO_QUORUM by `LeaderSide::end`, which pokes the
+//! commit watch they wait on (see [`super::QuorumWatch`]).
 //!
 //! Histories: a history id names a lineage of data sets (it changes only
 //! when a fresh cluster's first leader starts one); within it, logs are
@@ -261,6 +262,10 @@ impl Node {
             (cur.side.clone(), cur.cancel.clone(), cur.tasks.clone())
         };
         cancel.cancel();
+        if let Side::Leader(l) = &old {
+            // Held replies are released now, not when its task next runs.
+            l.end();
+        }
         tasks.close();
         tasks.wait().await;
         if let Side::Follower(f) = &old {
@@ -334,6 +339,17 @@ impl Node {
         drop(cur);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.leading.store(true, Ordering::Release);
+    }
+
+    /// See `Replication::step_down_without_tasks`.
+    #[cfg(test)]
+    pub(super) fn step_down_without_tasks(&self) {
+        self.leading.store(false, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some((l, cancel)) = self.leader() {
+            cancel.cancel();
+            l.end();
+        }
     }
 
     /// A leader for `term` on this node's store and log: the log's term
@@ -413,6 +429,14 @@ impl Node {
             Side::Follower(f) => f.info(out, term),
         }
         self.elections.info(out);
+        // Whether links are authenticated (protocol.md §12.7).
+        out.push_str(if self.cluster.secret.is_some() {
+            "member_auth:secret\n"
+        } else {
+            "member_auth:none\n"
+        });
+        // A read replica (`voter = false`) never votes nor leads.
+        out.push_str(if self.cluster.is_voter(self.cluster.node_id()) { "voter:1\n" } else { "voter:0\n" });
     }
 }
 
