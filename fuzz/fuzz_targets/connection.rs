@@ -80,6 +80,9 @@ const OPCODES: &[(u8, &[u8])] = &[
     (0x35, &[12]),
     (0x36, &[0]),
     (0x40, &[0]),
+    // Appended (indexes above stay as seeds use them): HELLO, AUTH (§8.12).
+    (0x37, &[0]),
+    (0x38, &[16]),
 ];
 const KEYS: &[&[u8]] = &[b"a", b"b", b"l", b"n", b"oplog", b"all", b"a*"];
 const NUMBERS: &[&[u8]] =
