@@ -51,10 +51,15 @@ pub fn read_hard_state(dir: &Path) -> Result<Option<HardState>, HardStateError> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err("read vote file", &path)(e)),
     };
-    decode(&bytes).map(Some).map_err(|reason| HardStateError::Damaged { path, reason: reason.to_owned() })
+    decode_hard_state(&bytes)
+        .map(Some)
+        .map_err(|reason| HardStateError::Damaged { path, reason: reason.to_owned() })
 }
 
-fn decode(bytes: &[u8]) -> Result<HardState, &'static str> {
+/// Decodes a vote file's bytes (protocol.md §11.4): [`read_hard_state`]
+/// without the file, so the format can be fuzzed; the error is the reason
+/// the file is refused.
+pub fn decode_hard_state(bytes: &[u8]) -> Result<HardState, &'static str> {
     if bytes.len() != LEN || &bytes[..4] != MAGIC {
         return Err("not a Burrow vote file (wrong size or magic)");
     }
@@ -78,7 +83,8 @@ fn decode(bytes: &[u8]) -> Result<HardState, &'static str> {
     })
 }
 
-fn encode(hs: HardState) -> [u8; LEN] {
+/// The vote file's bytes for `hs`, as the server writes them.
+pub fn encode_hard_state(hs: HardState) -> [u8; LEN] {
     let mut buf = [0u8; LEN];
     buf[..4].copy_from_slice(MAGIC);
     BigEndian::write_u16(&mut buf[4..6], VERSION);
@@ -101,7 +107,9 @@ pub(crate) fn write_hard_state_with(
 ) -> Result<(), HardStateError> {
     let tmp = dir.join(format!("{HARD_STATE_FILE}.tmp"));
     let f = fs.create(&tmp).map_err(io_err("create vote file", &tmp))?;
-    f.write_all_at(&encode(hs), 0).and_then(|_| f.sync_data()).map_err(io_err("write vote file", &tmp))?;
+    f.write_all_at(&encode_hard_state(hs), 0)
+        .and_then(|_| f.sync_data())
+        .map_err(io_err("write vote file", &tmp))?;
     let path = dir.join(HARD_STATE_FILE);
     fs.rename(&tmp, &path).map_err(io_err("rename vote file", &path))?;
     fs.sync_dir(dir).map_err(io_err("fsync directory", dir))
@@ -159,11 +167,11 @@ mod tests {
             b.extend_from_slice(&crc.to_be_bytes());
             b.extend_from_slice(&[0, 0]);
             b.truncate(cut);
-            if let Ok(hs) = decode(&b) {
-                prop_assert_eq!(&encode(hs)[..], &b[..]);
+            if let Ok(hs) = decode_hard_state(&b) {
+                prop_assert_eq!(&encode_hard_state(hs)[..], &b[..]);
             }
             let hs = HardState { term, voted_for: (flags & 1 == 1).then_some(voted) };
-            prop_assert_eq!(decode(&encode(hs)), Ok(hs));
+            prop_assert_eq!(decode_hard_state(&encode_hard_state(hs)), Ok(hs));
         }
     }
 
@@ -180,8 +188,8 @@ mod tests {
             .map(|t| u8::from_str_radix(t, 16).expect("hex byte"))
             .collect();
         let hs = HardState { term: 7, voted_for: Some(2) };
-        assert_eq!(&encode(hs)[..], &bytes[..]);
-        assert_eq!(decode(&bytes), Ok(hs));
+        assert_eq!(&encode_hard_state(hs)[..], &bytes[..]);
+        assert_eq!(decode_hard_state(&bytes), Ok(hs));
     }
 
     #[test]

@@ -37,10 +37,12 @@ pub(crate) use dir_lock::lock_data_dir;
 pub use faulty_fs::{Fault, FaultyFileSystem, FsOp, Injected};
 pub(crate) use fs::{FileSystem, FileWriter, StdFileSystem, WritableFile};
 pub(crate) use hard_state::write_hard_state_with;
-pub use hard_state::{read_hard_state, HardStateError, HARD_STATE_FILE};
+pub use hard_state::{
+    decode_hard_state, encode_hard_state, read_hard_state, HardStateError, HARD_STATE_FILE,
+};
 pub(crate) use incomplete::{discard_incomplete, even_out};
 pub(crate) use node_meta::write_node_meta_with;
-pub use node_meta::{read_node_meta, NodeMeta, NODE_FILE};
+pub use node_meta::{decode_node_meta, encode_node_meta, read_node_meta, NodeMeta, NODE_FILE};
 pub(crate) use recovery::{recover, RecoveryReport};
 #[cfg(test)]
 pub(crate) use snapshot::write_snapshot;

@@ -45,21 +45,42 @@ pub fn read_node_meta(dir: &Path) -> Result<Option<NodeMeta>, WalError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err("read node file", &path)(e)),
     };
-    let bad = |reason: &str| WalError::NodeFile { path: path.clone(), reason: reason.to_owned() };
+    decode_node_meta(&bytes)
+        .map(Some)
+        .map_err(|reason| WalError::NodeFile { path, reason: reason.to_owned() })
+}
+
+/// Decodes a node file's bytes (protocol.md §11.3): [`read_node_meta`]
+/// without the file, so the format can be fuzzed; the error is the reason
+/// the file is refused. Flag bits other than "clean" are ignored.
+pub fn decode_node_meta(bytes: &[u8]) -> Result<NodeMeta, &'static str> {
     if bytes.len() != LEN || &bytes[..4] != MAGIC {
-        return Err(bad("not a Burrow node file (wrong size or magic)"));
+        return Err("not a Burrow node file (wrong size or magic)");
     }
     if BigEndian::read_u16(&bytes[4..6]) != VERSION {
-        return Err(bad("unsupported node file version"));
+        return Err("unsupported node file version");
     }
     if BigEndian::read_u32(&bytes[24..]) != crc32fast::hash(&bytes[..24]) {
-        return Err(bad("node file CRC mismatch"));
+        return Err("node file CRC mismatch");
     }
-    Ok(Some(NodeMeta {
+    Ok(NodeMeta {
         history_id: BigEndian::read_u64(&bytes[8..16]),
         term: BigEndian::read_u64(&bytes[16..24]),
         clean: BigEndian::read_u16(&bytes[6..8]) & FLAG_CLEAN != 0,
-    }))
+    })
+}
+
+/// The node file's bytes for `meta`, as the server writes them.
+pub fn encode_node_meta(meta: NodeMeta) -> [u8; LEN] {
+    let mut buf = [0u8; LEN];
+    buf[..4].copy_from_slice(MAGIC);
+    BigEndian::write_u16(&mut buf[4..6], VERSION);
+    BigEndian::write_u16(&mut buf[6..8], if meta.clean { FLAG_CLEAN } else { 0 });
+    BigEndian::write_u64(&mut buf[8..16], meta.history_id);
+    BigEndian::write_u64(&mut buf[16..24], meta.term);
+    let crc = crc32fast::hash(&buf[..24]);
+    BigEndian::write_u32(&mut buf[24..], crc);
+    buf
 }
 
 /// Replaces `dir/NODE` atomically (temp file, fsync, rename, directory fsync).
@@ -70,14 +91,7 @@ pub(super) fn write_node_meta(dir: &Path, meta: NodeMeta) -> Result<(), WalError
 
 /// [`write_node_meta`] through `fs`.
 pub(crate) fn write_node_meta_with(fs: &dyn FileSystem, dir: &Path, meta: NodeMeta) -> Result<(), WalError> {
-    let mut buf = [0u8; LEN];
-    buf[..4].copy_from_slice(MAGIC);
-    BigEndian::write_u16(&mut buf[4..6], VERSION);
-    BigEndian::write_u16(&mut buf[6..8], if meta.clean { FLAG_CLEAN } else { 0 });
-    BigEndian::write_u64(&mut buf[8..16], meta.history_id);
-    BigEndian::write_u64(&mut buf[16..24], meta.term);
-    let crc = crc32fast::hash(&buf[..24]);
-    BigEndian::write_u32(&mut buf[24..], crc);
+    let buf = encode_node_meta(meta);
     let tmp: PathBuf = dir.join(format!("{NODE_FILE}.tmp"));
     let f = fs.create(&tmp).map_err(io_err("create node file", &tmp))?;
     f.write_all_at(&buf, 0).and_then(|_| f.sync_data()).map_err(io_err("write node file", &tmp))?;

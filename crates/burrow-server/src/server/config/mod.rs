@@ -136,9 +136,31 @@ struct FileConfig {
 impl ServerArgs {
     /// Defaults ← file ← flags, then validated.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
-        let (mut section, cluster) = match &self.config {
+        match &self.config {
             Some(path) => {
-                let file = read_file(path)?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read { path: path.to_owned(), reason: e.to_string() })?;
+                self.resolve_file_text(path, &text)
+            }
+            None => self.resolve_parsed(None),
+        }
+    }
+
+    /// [`ServerArgs::resolve`] with `text` as the content of the config
+    /// file at `path` (in place of `--config`), read by the caller: the
+    /// whole parse — `[server]`, `[cluster]`, `[[node]]` — with no file
+    /// IO, so it can be fuzzed (`fuzz/`, target `config_file`).
+    pub fn resolve_file_text(&self, path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), reason: e.to_string() })?;
+        self.resolve_parsed(Some((path, file)))
+    }
+
+    /// Defaults ← the parsed file at its path, if any ← flags, then validated.
+    fn resolve_parsed(&self, file: Option<(&Path, FileConfig)>) -> Result<Config, ConfigError> {
+        let path = file.as_ref().map(|(p, _)| p.to_path_buf());
+        let (mut section, cluster) = match file {
+            Some((path, file)) => {
                 let secret = self.cluster_secret_file.as_deref();
                 let cluster =
                     cluster::parse::from_tables(path, file.cluster, file.node, self.node_id, secret)?;
@@ -161,20 +183,14 @@ impl ServerArgs {
         }
         let (mut config, from_file) = self.merge(section);
         config.cluster = cluster;
-        config.validate().map_err(|e| match (e, &self.config) {
+        config.validate().map_err(|e| match (e, path) {
             (ConfigError::Invalid { name, expected, got, .. }, Some(path)) if from_file.contains(&name) => {
-                ConfigError::Invalid { name, expected, got, file: Some(path.clone()) }
+                ConfigError::Invalid { name, expected, got, file: Some(path) }
             }
             (e, _) => e,
         })?;
         Ok(config)
     }
-}
-
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Read { path: path.to_owned(), reason: e.to_string() })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), reason: e.to_string() })
 }
 
 #[cfg(test)]
