@@ -141,31 +141,40 @@ impl Entry {
         self.ptr = unsafe { NonNull::new_unchecked(tagged) };
     }
 
-    fn block(&self) -> &[u8] {
+    /// The block's length (its first 4 bytes).
+    #[inline(always)]
+    fn total(&self) -> usize {
         // SAFETY: the first 4 bytes hold the block's length, written in `new`.
-        unsafe {
-            let mut len = [0u8; 4];
-            std::ptr::copy_nonoverlapping(self.base(), len.as_mut_ptr(), 4);
-            std::slice::from_raw_parts(self.base(), u32::from_ne_bytes(len) as usize)
-        }
+        unsafe { u32::from_ne_bytes(self.base().cast::<[u8; 4]>().read()) as usize }
     }
 
+    // The accessors below read the header through `base` directly, not
+    // through a slice of the block: one mask and no bounds checks on every
+    // lookup and read (the header's layout is fixed by `new`).
+
+    #[inline(always)]
     fn flags(&self) -> u8 {
-        self.block()[4]
+        // SAFETY: byte 4 of every block is its flags (HDR = 7 bytes are always there).
+        unsafe { *self.base().add(4) }
     }
 
+    #[inline(always)]
     fn key_len(&self) -> usize {
-        let b = self.block();
-        u16::from_ne_bytes([b[5], b[6]]) as usize
+        // SAFETY: bytes 5..7 of every block are the key's length.
+        unsafe { u16::from_ne_bytes(self.base().add(5).cast::<[u8; 2]>().read()) as usize }
     }
 
     /// Offset of the payload within the block.
+    #[inline(always)]
     fn payload_at(&self) -> usize {
         HDR + self.key_len() + if self.flags() & F_TTL != 0 { 8 } else { 0 }
     }
 
+    #[inline(always)]
     fn payload(&self) -> &[u8] {
-        &self.block()[self.payload_at()..]
+        let at = self.payload_at();
+        // SAFETY: the payload runs from `at` to the block's end (`new`).
+        unsafe { std::slice::from_raw_parts(self.base().add(at), self.total() - at) }
     }
 
     fn read_u64(b: &[u8]) -> u64 {
@@ -176,18 +185,22 @@ impl Entry {
         Entry::read_u64(self.payload()) as usize as *mut List
     }
 
+    #[inline(always)]
     pub fn key(&self) -> &[u8] {
-        &self.block()[HDR..HDR + self.key_len()]
+        // SAFETY: the key is the `key_len` bytes after the header (`new`).
+        unsafe { std::slice::from_raw_parts(self.base().add(HDR), self.key_len()) }
     }
 
+    #[inline]
     pub fn expire_at(&self) -> u64 {
         if self.flags() & F_TTL == 0 {
             return 0;
         }
-        let at = HDR + self.key_len();
-        Entry::read_u64(&self.block()[at..])
+        // SAFETY: with F_TTL, the 8 bytes after the key are the expiry (`new`).
+        unsafe { u64::from_ne_bytes(self.base().add(HDR + self.key_len()).cast::<[u8; 8]>().read()) }
     }
 
+    #[inline]
     pub fn value(&self) -> ValueRef<'_> {
         match self.flags() & KIND_MASK {
             KIND_STR => ValueRef::Str(self.payload()),
@@ -264,9 +277,8 @@ impl Entry {
     /// Approximate resident bytes: the block, its malloc header, the table
     /// slot, and for a deque its items. O(items) for deques.
     pub(crate) fn mem_size(&self) -> usize {
-        let block = self.block();
-        let base = block.len() + MALLOC_OVERHEAD + std::mem::size_of::<Entry>() + 1;
-        if block[4] & KIND_MASK == KIND_LIST {
+        let base = self.total() + MALLOC_OVERHEAD + std::mem::size_of::<Entry>() + 1;
+        if self.flags() & KIND_MASK == KIND_LIST {
             // SAFETY: as in `value`.
             base + list_mem(unsafe { &*self.list_ptr() })
         } else {
@@ -303,7 +315,7 @@ impl Drop for Entry {
             // SAFETY: the pointer came from Box::into_raw and is still owned here.
             drop(unsafe { Box::from_raw(self.list_ptr()) });
         }
-        let len = self.block().len();
+        let len = self.total();
         // SAFETY: allocated in `new` with exactly this layout.
         unsafe { dealloc(self.base(), Layout::from_size_align_unchecked(len, 1)) };
     }

@@ -60,11 +60,23 @@ pub(super) fn growth(req: &Request<&[u8]>) -> Option<usize> {
 
 /// Makes room for `req` under `--maxmemory`, evicting by the policy; the
 /// OOM refusal when there is none. Kept out of line: the dispatch path of
-/// a server without a limit stays as it was.
+/// a server without a limit stays as it was. A write that fits, the common
+/// case, costs its growth bound, one load and one comparison (callgrind:
+/// going through `make_room` each time cost ~70 instructions a SET).
 #[inline(never)]
 pub(super) fn refusal(shared: &Shared, req: &Request<&[u8]>, now: u64) -> Option<(Status, String)> {
-    let config = &shared.config;
     let need = growth(req)?;
+    if shared.store.used_memory().saturating_add(need) <= shared.config.maxmemory {
+        return None;
+    }
+    make_room(shared, need, now)
+}
+
+/// [`refusal`] when the write does not fit as things stand: evict, or refuse.
+#[cold]
+#[inline(never)]
+fn make_room(shared: &Shared, need: usize, now: u64) -> Option<(Status, String)> {
+    let config = &shared.config;
     let store = &shared.store;
     let result =
         store.make_room(config.maxmemory, need, config.maxmemory_policy, config.maxmemory_samples, now);
