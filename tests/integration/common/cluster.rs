@@ -190,11 +190,25 @@ impl Cluster {
     /// term. With a short election timeout a loaded machine may delay node
     /// 1's first heartbeats until another node takes over; the tests start
     /// from node 1 leading, so the cluster, still empty, is then stopped,
-    /// wiped and started again.
+    /// wiped and started again. So is a cluster one of whose nodes had to
+    /// move to another port (another process took its own) after others
+    /// had started: those read the old address and would never reach it.
     pub async fn start_led_by_node_1(&mut self) -> u64 {
         for attempt in 1.. {
-            for n in &mut self.nodes {
-                n.start().await;
+            let mut moved_late = false;
+            for i in 0..self.nodes.len() {
+                let before = self.nodes[i].addr;
+                self.nodes[i].start().await;
+                moved_late |= i > 0 && self.nodes[i].addr != before;
+            }
+            if moved_late {
+                assert!(attempt < 5, "nodes kept losing their ports at start ({attempt} tries)");
+                eprintln!("a node moved to another port after others started: starting the cluster again");
+                for n in &mut self.nodes {
+                    n.kill_9();
+                    let _ = std::fs::remove_dir_all(&n.data_dir);
+                }
+                continue;
             }
             let (leader, term) = self.one_leader().await;
             if leader == 1 {
