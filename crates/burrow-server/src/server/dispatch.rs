@@ -241,6 +241,11 @@ fn lrange_reply(
     max: usize,
 ) -> Result<(), usize> {
     use bytes::BufMut;
+    // Sized from the first item (exact for a list of equal items, the
+    // common large case): growing by doubling instead copied the reply
+    // again at each step, under the lock.
+    let guess = list.get(from).map_or(0, |v| (to - from).saturating_mul(4 + v.len()));
+    r.out.reserve(burrow_proto::HEADER_LEN + 4 + guess.min(max));
     let header = r.array_header(&[]);
     let start = r.out.len();
     r.out.put_u32((to - from) as u32);
