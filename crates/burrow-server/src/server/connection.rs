@@ -230,12 +230,6 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             self.end_batch();
             self.return_input();
             self.durable.flush(&mut self.io, &mut self.wbuf, self.shared, self.cancel).await?;
-            if self.turn >= TURN_BUDGET {
-                // Reads that find bytes waiting do not yield: a client
-                // streaming large requests would otherwise keep the thread.
-                self.turn = 0;
-                tokio::task::yield_now().await;
-            }
             match step {
                 Step::Replied => {}
                 Step::Deferred(what) => {
@@ -331,6 +325,13 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 Ok(Peek::Need(n)) => {
                     self.rbuf.advance(used);
                     self.turn += used + self.wbuf.len();
+                    if self.turn >= TURN_BUDGET {
+                        // Reads that find bytes waiting do not yield: a
+                        // client streaming large requests would keep the
+                        // thread. `run` writes, yields and calls again,
+                        // which ends here with the turn reset.
+                        return Stop::Full;
+                    }
                     if n > LARGE_FRAME {
                         // Room is made once the budget grants it (`run`).
                         if self.large_frame != n {
