@@ -244,3 +244,49 @@ async fn a_huge_scan_count_is_capped_and_a_concurrent_ping_is_served_promptly() 
     assert!(p99 < Duration::from_millis(250), "PING p99 {p99:?} beside huge SCANs (max {:?})", lat.last());
     server.shutdown().await.expect("clean shutdown");
 }
+
+/// Fairness (issue 11 item 8): a client looping `LRANGE 0 -1` over a
+/// 200 000-item list (a 4 MB reply) on the same runtime as a client
+/// PINGing: the reply is built in one pass and written in 1 MiB chunks
+/// with a yield between them, so the PINGs are answered meanwhile. The
+/// bound is loose (250 ms at p99, as for SCAN above) so that a loaded
+/// machine does not fail it; release figures are in README (Limits and
+/// fairness).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_ping_is_served_promptly_beside_huge_lranges() {
+    const ITEMS: usize = 200_000;
+    let server = common::start_with(|c| c.threads = 1).await;
+    let mut loader = Client::connect(server.addr).await.expect("connect");
+    let item = Bytes::from_static(b"0123456789abcdef");
+    for _ in 0..ITEMS / 10_000 {
+        loader.rpush("big", std::iter::repeat_n(item.clone(), 10_000)).await.expect("RPUSH");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut calls = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let items = loader.lrange("big", 0, -1).await.expect("LRANGE");
+                assert_eq!(items.len(), ITEMS, "the whole list, every time");
+                calls += 1;
+            }
+            calls
+        })
+    };
+    let mut pinger = Client::connect(server.addr).await.expect("connect");
+    let mut lat = Vec::new();
+    for _ in 0..300 {
+        let t = std::time::Instant::now();
+        pinger.ping("").await.expect("PING");
+        lat.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let calls = reader.await.expect("reader");
+    assert!(calls >= 3, "the LRANGEs ran alongside: {calls} calls");
+    lat.sort();
+    let p99 = lat[lat.len() * 99 / 100];
+    assert!(p99 < Duration::from_millis(250), "PING p99 {p99:?} beside huge LRANGEs (max {:?})", lat.last());
+    server.shutdown().await.expect("clean shutdown");
+}

@@ -51,6 +51,14 @@ use output::write_out;
 /// Write replies out once this much is buffered, even mid-batch, so a huge
 /// pipeline cannot grow the write buffer without bound.
 const FLUSH_AT: usize = 256 * 1024;
+/// Request and reply bytes a connection handles before it yields to the
+/// other tasks on its runtime thread (other clients, and on a cluster
+/// member the replication and election tasks). Without it one connection
+/// executed every buffered request (64 MiB of SETs) in one turn and a
+/// follower's election timer fired (issue 11 item 8). Small requests never
+/// reach it within a batch: pipeline 1 and 16 run as before, yielding once
+/// per MiB of traffic at most.
+const TURN_BUDGET: usize = 1024 * 1024;
 /// Initial size of the read and write buffers.
 const BUFFER: usize = 16 * 1024;
 /// A read buffer that grew past this (a large value) is released afterwards.
@@ -125,7 +133,8 @@ enum Step {
 
 /// Where executing the buffered requests stopped.
 enum Stop {
-    /// `FLUSH_AT` bytes of replies are waiting: write them, then go on.
+    /// `FLUSH_AT` bytes of replies are waiting, or the turn's budget is
+    /// spent: write them (and yield, past `TURN_BUDGET`), then go on.
     Full,
     Done(Step),
 }
@@ -162,6 +171,9 @@ pub(super) struct Connection<'a, S> {
     large_frame: usize,
     /// That reservation, returned once the frame is executed.
     input: Option<Reservation<'a>>,
+    /// Request and reply bytes handled since this connection last yielded
+    /// (`TURN_BUDGET`).
+    turn: usize,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
@@ -179,6 +191,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             gate: Gate::new(&shared.auth),
             large_frame: 0,
             input: None,
+            turn: 0,
         }
     }
 
@@ -197,12 +210,19 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         loop {
             // One step: every complete request buffered, executed in order,
             // the replies written with one write (unless they pass FLUSH_AT).
-            let now = now_ms();
+            let mut now = now_ms();
             self.durable.refresh(self.shared);
             let step = loop {
                 match crate::oplog::defer_wal_wakes(|| self.execute_buffered(now)) {
                     Stop::Full => {
-                        self.durable.flush(&mut self.io, &mut self.wbuf, self.shared, self.cancel).await?
+                        self.durable.flush(&mut self.io, &mut self.wbuf, self.shared, self.cancel).await?;
+                        if self.turn >= TURN_BUDGET {
+                            // The turn's work is done and written: let the
+                            // other tasks run before executing more.
+                            self.turn = 0;
+                            tokio::task::yield_now().await;
+                            now = now_ms();
+                        }
                     }
                     Stop::Done(step) => break step,
                 }
@@ -291,6 +311,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
     fn execute_buffered(&mut self, now: u64) -> Stop {
         let shared = self.shared;
         let mut used = 0;
+        // Past this many request bytes the batch stops (`TURN_BUDGET`).
+        let budget = TURN_BUDGET.saturating_sub(self.turn);
         let stop = loop {
             let (frame, len) = match self.codec.peek(&self.rbuf[used..]) {
                 Ok(Peek::Frame(frame, len)) => {
@@ -302,6 +324,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
                 Ok(Peek::Need(n)) => {
                     self.rbuf.advance(used);
+                    self.turn += used + self.wbuf.len();
+                    if self.turn >= TURN_BUDGET {
+                        // Reads that find bytes waiting do not yield: a
+                        // client streaming large requests would keep the
+                        // thread. `run` writes, yields and calls again,
+                        // which ends here with the turn reset.
+                        return Stop::Full;
+                    }
                     if n > LARGE_FRAME {
                         // Room is made once the budget grants it (`run`).
                         if self.large_frame != n {
@@ -374,11 +404,12 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             if let Some((replicas, timeout_ms)) = done.wait {
                 break Stop::Done(Step::Deferred(Deferred::Wait { replicas, timeout_ms, opcode, id }));
             }
-            if self.wbuf.len() >= FLUSH_AT {
+            if self.wbuf.len() >= FLUSH_AT || used >= budget {
                 break Stop::Full;
             }
         };
         self.rbuf.advance(used);
+        self.turn += used + self.wbuf.len();
         stop
     }
 
