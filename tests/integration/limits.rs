@@ -25,6 +25,20 @@ fn big_set(id: u32, key: &str, len: usize) -> Vec<u8> {
     request_bytes(&req, id)
 }
 
+/// 300 PINGs 1 ms apart from a client of its own: their latencies, sorted.
+async fn ping_latencies(addr: std::net::SocketAddr) -> Vec<Duration> {
+    let mut pinger = Client::connect(addr).await.expect("connect");
+    let mut lat = Vec::new();
+    for _ in 0..300 {
+        let t = std::time::Instant::now();
+        pinger.ping("").await.expect("PING");
+        lat.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    lat.sort();
+    lat
+}
+
 async fn info(c: &Mutex<Client>) -> String {
     c.lock().await.info("clients").await.expect("INFO")
 }
@@ -231,19 +245,11 @@ async fn a_huge_scan_count_is_capped_and_a_concurrent_ping_is_served_promptly() 
             (calls, most)
         })
     };
-    let mut pinger = Client::connect(server.addr).await.expect("connect");
-    let mut lat = Vec::new();
-    for _ in 0..300 {
-        let t = std::time::Instant::now();
-        pinger.ping("").await.expect("PING");
-        lat.push(t.elapsed());
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let lat = ping_latencies(server.addr).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (calls, most) = scanner.await.expect("scanner");
     assert!(calls >= 50, "the scans ran alongside: {calls} calls");
     assert!(most <= 1000, "a call returned {most} keys");
-    lat.sort();
     let p99 = lat[lat.len() * 99 / 100];
     assert!(p99 < Duration::from_millis(250), "PING p99 {p99:?} beside huge SCANs (max {:?})", lat.last());
     server.shutdown().await.expect("clean shutdown");
@@ -278,18 +284,10 @@ async fn a_concurrent_ping_is_served_promptly_beside_huge_lranges() {
             calls
         })
     };
-    let mut pinger = Client::connect(server.addr).await.expect("connect");
-    let mut lat = Vec::new();
-    for _ in 0..300 {
-        let t = std::time::Instant::now();
-        pinger.ping("").await.expect("PING");
-        lat.push(t.elapsed());
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let lat = ping_latencies(server.addr).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let calls = reader.await.expect("reader");
     assert!(calls >= 3, "the LRANGEs ran alongside: {calls} calls");
-    lat.sort();
     let p99 = lat[lat.len() * 99 / 100];
     assert!(p99 < Duration::from_millis(250), "PING p99 {p99:?} beside huge LRANGEs (max {:?})", lat.last());
     server.shutdown().await.expect("clean shutdown");
