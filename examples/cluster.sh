@@ -16,7 +16,9 @@
 # file's relative data_dirs land in ./data/node1..3. Logs and pid files go
 # to ./data/cluster-logs/. Environment: CONFIG (default cluster.toml),
 # START_TIMEOUT and STOP_TIMEOUT in seconds (default 60 each: a start
-# replays the WAL, a stop writes a snapshot).
+# replays the WAL, a stop writes a snapshot), BIN_DIR (where burrow-server
+# and burrow-cli are, e.g. ~/.cargo/bin after `cargo install --path .`:
+# then nothing is built; default: a release build of this repository).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,8 +26,9 @@ CONFIG=${CONFIG:-cluster.toml}
 RUN_DIR=data/cluster-logs
 START_TIMEOUT=${START_TIMEOUT:-60}
 STOP_TIMEOUT=${STOP_TIMEOUT:-60}
-SERVER=target/release/burrow-server
-CLI=target/release/burrow-cli
+BIN_DIR=${BIN_DIR:-}
+SERVER=${BIN_DIR:-target/release}/burrow-server
+CLI=${BIN_DIR:-target/release}/burrow-cli
 
 die() {
   echo "cluster.sh: $*" >&2
@@ -89,8 +92,11 @@ log_tail() {
 
 cmd_start() {
   load_nodes
-  echo "building: cargo build --release --bins"
-  cargo build --release --bins
+  if [[ -z $BIN_DIR ]]; then
+    echo "building: cargo build --release --bins"
+    cargo build --release --bins
+  fi
+  [[ -x $SERVER ]] || die "no $SERVER"
   mkdir -p "$RUN_DIR"
   local entry id addr pid
   for entry in "${NODES[@]}"; do

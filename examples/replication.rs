@@ -8,6 +8,22 @@
 use burrow_client::Client;
 use burrow_proto::Status;
 
+/// Connects to a node of the example cluster; if none answers there, says
+/// which address was tried and how to start the cluster, and exits 1 (a
+/// bare "connection refused" would not say what is missing).
+async fn connect(addr: &str) -> Client {
+    match Client::connect(addr).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot reach a cluster node at {addr}: {e}");
+            eprintln!("This example needs the 3-node example cluster of cluster.toml. Start it with");
+            eprintln!("    examples/cluster.sh start");
+            eprintln!("or name two followers: cargo run --example replication -- HOST:PORT HOST:PORT");
+            std::process::exit(1);
+        }
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -16,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Connected to a follower: the write gets NOT_LEADER naming the leader,
     // and the client follows it there (and stays).
-    let mut c = Client::connect(follower.as_str()).await?;
+    let mut c = connect(&follower).await;
     c.set("order:1", "paid").await?;
     println!("SET went to {} (redirects: {:?})", c.addr(), c.last_redirects());
 
@@ -26,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Reads may be served by any follower (possibly a little stale: WAIT
     // above makes this one current).
-    let mut reader = Client::connect(other.as_str()).await?;
+    let mut reader = connect(&other).await;
     match reader.get("order:1").await {
         Ok(v) => println!("GET on {other} -> {:?}", v.as_deref().map(String::from_utf8_lossy)),
         Err(e) if e.status() == Some(Status::Stale) => println!("{other} refuses reads: {e}"),

@@ -1,4 +1,4 @@
-//! Runs `examples/python/burrow_client.py`, a client written from
+//! Runs the self-check of `examples/python` (`python3 -m burrow_client`), a client written from
 //! `protocol.md` alone, against an in-process server: if the document and
 //! the server disagree, its self-check fails. Also through fake followers,
 //! to check it follows NOT_LEADER redirects (and stops following a loop),
@@ -13,23 +13,29 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/burrow_client.py");
+/// The package's directory, put on `PYTHONPATH`.
+const PACKAGE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python");
+/// `python3 -m burrow_client` runs the self-check.
+const SCRIPT: [&str; 2] = ["-m", "burrow_client"];
 
 fn spawn_script(port: u16) -> Child {
-    python(&[SCRIPT, "--host", "127.0.0.1", "--port", &port.to_string()])
+    python(&[&SCRIPT[..], &["--host", "127.0.0.1", "--port", &port.to_string()]].concat())
 }
 
-/// `python3 args...`.
+/// `python3 args...`, with the package importable.
 fn python(args: &[&str]) -> Child {
     Command::new("python3")
         .args(args)
+        .env("PYTHONPATH", PACKAGE_DIR)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
-                panic!("python3 is not on PATH; this test runs {SCRIPT} and needs a Python 3 interpreter")
+                panic!(
+                    "python3 is not on PATH; this test runs {PACKAGE_DIR} and needs a Python 3 interpreter"
+                )
             }
             _ => panic!("cannot start python3: {e}"),
         })
@@ -139,7 +145,7 @@ async fn python_cluster_client_passes_over_a_node_without_a_leader() {
     let server = common::start().await;
     let no_leader = NotLeader::no_leader().await;
     let hosts = format!("{},{}", no_leader.addr, server.addr);
-    let out = finish(python(&[SCRIPT, "--hosts", &hosts])).await;
+    let out = finish(python(&[&SCRIPT[..], &["--hosts", &hosts]].concat())).await;
     assert_eq!(out.code, Some(0), "self-check failed\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
     let line = format!("# moved to {}", server.addr);
     assert!(out.stdout.lines().any(|l| l == line), "missing {line:?} in:\n{}", out.stdout);
@@ -156,10 +162,8 @@ async fn python_cluster_client_reports_an_incr_of_unknown_outcome() {
     let server = common::start().await;
     let proxy = common::proxy::Proxy::start(server.addr).await;
     proxy.limit(Some(0));
-    let dir = std::path::Path::new(SCRIPT).parent().unwrap().to_str().unwrap().to_string();
     let code = format!(
-        "import sys; sys.path.insert(0, {dir:?})\n\
-         from burrow_client import Client, OutcomeUnknownError\n\
+        "from burrow_client import Client, OutcomeUnknownError\n\
          c = Client.cluster([('127.0.0.1', {port})], deadline=60)\n\
          try:\n    print('applied', c.incr('n'))\n\
          except OutcomeUnknownError as e:\n    print('outcome unknown', e.unknown)\n\
@@ -189,10 +193,8 @@ async fn python_client_decodes_the_documented_cluster_view() {
     let block = doc[from..].split("```hex response").nth(1).unwrap();
     let block = &block[..block.find("```").unwrap()];
     let hex: String = block.lines().map(|l| l.split('#').next().unwrap_or("")).collect::<Vec<_>>().join(" ");
-    let dir = std::path::Path::new(SCRIPT).parent().unwrap().to_str().unwrap().to_string();
     let code = format!(
-        "import sys; sys.path.insert(0, {dir:?})\n\
-         from burrow_client import Reply, HEADER\n\
+        "from burrow_client import Reply, HEADER\n\
          b = bytes.fromhex({hex:?})\n\
          h = HEADER.unpack(b[:16])\n\
          v = Reply(h[2], h[3], h[4], h[6], b'', b[16:]).result()\n\
@@ -224,8 +226,8 @@ async fn python_client_authenticates_with_an_auth_file() {
     let port = server.addr.port().to_string();
     let hosts = server.addr.to_string();
     for args in [
-        vec![SCRIPT, "--host", "127.0.0.1", "--port", &port, "--auth-file", &file],
-        vec![SCRIPT, "--hosts", &hosts, "--auth-file", &file],
+        [&SCRIPT[..], &["--host", "127.0.0.1", "--port", &port, "--auth-file", &file]].concat(),
+        [&SCRIPT[..], &["--hosts", &hosts, "--auth-file", &file]].concat(),
     ] {
         let out = finish(python(&args)).await;
         assert_eq!(out.code, Some(0), "{args:?}\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);

@@ -196,8 +196,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         "INFO",
         "[section]",
         "Server information and statistics",
-        "Sections: server, clients, memory, persistence, keyspace, oplog, stats; none (or all)\n\
-         for every one.",
+        "Sections: server, clients, memory, persistence, replication, keyspace, oplog, stats;\n\
+         none (or all) for every one.",
     ),
     remote(
         "SAVE",
