@@ -23,6 +23,7 @@ use super::{info, Shared};
 use crate::store::{format_int, ApplyError, PopRefusal, SetArgs, ValueRef};
 use burrow_proto::{encode_response, BodyType, FrameRef, Request, Status};
 
+mod lrange;
 mod memory;
 
 /// What executing one frame did.
@@ -220,54 +221,6 @@ impl Replier<'_> {
     }
 }
 
-/// Appends LRANGE's ARRAY reply of `list[from..to]` to `r.out` in one pass
-/// over the items: each is copied once, straight from the list (issue 11:
-/// the pass runs under the shard lock, and a separate pass to size the
-/// reply first, over 1M boxed items, cost as much again in cache misses).
-/// Past `max` body bytes it stops, takes the partial reply back out and
-/// returns the full size for the error.
-///
-/// The whole range is copied under one lock hold, not in chunks with the
-/// lock released between them: a command sees one consistent list, and
-/// the items are owned boxes, not shared handles that could be taken
-/// cheaply and copied later. What bounds the stall of other clients is
-/// the connection's turn: after a reply this large it writes in chunks and
-/// yields (`connection::TURN_BUDGET`).
-fn lrange_reply(
-    r: &mut Replier<'_>,
-    list: &crate::store::List,
-    from: usize,
-    to: usize,
-    max: usize,
-) -> Result<(), usize> {
-    use bytes::BufMut;
-    // Sized from the first item (exact for a list of equal items, the
-    // common large case): growing by doubling instead copied the reply
-    // again at each step, under the lock.
-    let guess = list.get(from).map_or(0, |v| (to - from).saturating_mul(4 + v.len()));
-    r.out.reserve(burrow_proto::HEADER_LEN + 4 + guess.min(max));
-    let header = r.array_header(&[]);
-    let start = r.out.len();
-    r.out.put_u32((to - from) as u32);
-    let mut items = list.range(from..to);
-    let mut body = 4;
-    for v in items.by_ref() {
-        body += 4 + v.len();
-        if body > max {
-            break;
-        }
-        r.out.put_u32(v.len() as u32);
-        r.out.extend_from_slice(v);
-    }
-    if body > max {
-        r.out.truncate(header);
-        return Err(body + items.map(|v| 4 + v.len()).sum::<usize>());
-    }
-    debug_assert_eq!(r.out.len() - start, body);
-    r.end_array(header);
-    Ok(())
-}
-
 /// Runs one accepted request. Forced inline into `execute`, its only
 /// caller: left to LLVM it stopped being inlined once the crate's items
 /// became crate-private, costing ~13 instructions per GET (callgrind).
@@ -343,26 +296,7 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             }));
             r.int_result(len)
         }
-        Request::LRange { key, start, stop } => {
-            // Encoded straight from the list under the shard lock (see `lrange_reply`).
-            let max = r.max_reply;
-            let (done, mark) = store.read_marked(key, now, |e| match e.map(|e| e.value()) {
-                None => Ok(lrange_reply(r, &Default::default(), 0, 0, max)),
-                Some(ValueRef::List(l)) => {
-                    let (from, to) = range(l.len(), start, stop);
-                    Ok(lrange_reply(r, l, from, to, max))
-                }
-                Some(_) => Err(ApplyError::WrongType),
-            });
-            r.seen = mark;
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(bytes)) => {
-                    r.error(Status::BadRequest, &PopRefusal::TooLarge { bytes, max }.to_string())
-                }
-                Err(e) => r.apply_error(e),
-            }
-        }
+        Request::LRange { key, start, stop } => r.seen = lrange::lrange(store, key, start, stop, now, r),
         Request::DbSize => {
             let n = store.len();
             r.seen = store.log().last_index();

@@ -30,6 +30,25 @@ use std::ptr::NonNull;
 /// A deque value.
 pub(crate) type List = VecDeque<Box<[u8]>>;
 
+/// What a list entry's payload points to: the deque and its version.
+struct ListCell {
+    items: List,
+    version: ListVersion,
+}
+
+/// Tells a reader that copies a list in several lock holds (LRANGE, issue
+/// 11) whether the list changed between them: `id` is unique to the deque
+/// (drawn when the entry is built, so a list deleted and built again, even
+/// at the same address, differs) and `writes` counts every mutable access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListVersion {
+    id: u64,
+    writes: u64,
+}
+
+/// Source of [`ListVersion::id`]s.
+static NEXT_LIST_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 const HDR: usize = 4 + 1 + 2;
 const KIND_MASK: u8 = 0b11;
 const KIND_STR: u8 = 0;
@@ -112,7 +131,9 @@ impl Entry {
                 Value::Str(s) => std::ptr::copy_nonoverlapping(s.as_ptr(), p.add(at), s.len()),
                 Value::Int(i) => std::ptr::copy_nonoverlapping(i.to_ne_bytes().as_ptr(), p.add(at), 8),
                 Value::List(l) => {
-                    let raw = Box::into_raw(l) as usize;
+                    let id = NEXT_LIST_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let cell = Box::new(ListCell { items: *l, version: ListVersion { id, writes: 0 } });
+                    let raw = Box::into_raw(cell) as usize;
                     std::ptr::copy_nonoverlapping(raw.to_ne_bytes().as_ptr(), p.add(at), 8);
                 }
             }
@@ -181,8 +202,8 @@ impl Entry {
         u64::from_ne_bytes(b[..8].try_into().expect("8 bytes"))
     }
 
-    fn list_ptr(&self) -> *mut List {
-        Entry::read_u64(self.payload()) as usize as *mut List
+    fn list_ptr(&self) -> *mut ListCell {
+        Entry::read_u64(self.payload()) as usize as *mut ListCell
     }
 
     #[inline(always)]
@@ -207,17 +228,30 @@ impl Entry {
             KIND_INT => ValueRef::Int(Entry::read_u64(self.payload()) as i64),
             // SAFETY: a list payload is the pointer produced by Box::into_raw
             // in `new`, owned by this entry until Drop.
-            _ => ValueRef::List(unsafe { &*self.list_ptr() }),
+            _ => ValueRef::List(unsafe { &(*self.list_ptr()).items }),
         }
     }
 
-    /// The deque, if this entry holds one.
+    /// The deque, if this entry holds one. Counts as a write to it
+    /// ([`ListVersion`]) whether or not the caller changes anything.
     pub(crate) fn list_mut(&mut self) -> Option<&mut List> {
         if self.flags() & KIND_MASK != KIND_LIST {
             return None;
         }
         // SAFETY: as in `value`; `&mut self` makes the access unique.
-        Some(unsafe { &mut *self.list_ptr() })
+        let cell = unsafe { &mut *self.list_ptr() };
+        cell.version.writes += 1;
+        Some(&mut cell.items)
+    }
+
+    /// The list's version, if this entry holds one: equal versions mean
+    /// equal contents.
+    pub(crate) fn list_version(&self) -> Option<ListVersion> {
+        if self.flags() & KIND_MASK != KIND_LIST {
+            return None;
+        }
+        // SAFETY: as in `value`.
+        Some(unsafe { (*self.list_ptr()).version })
     }
 
     /// Overwrites an integer value in place; false if this is not an integer.
@@ -247,12 +281,17 @@ impl Entry {
             ValueRef::Str(s) => Entry::new(self.key(), Value::Str(s), at),
             ValueRef::Int(i) => Entry::new(self.key(), Value::Int(i), at),
             ValueRef::List(_) => {
-                // Move the deque into the new block; this block must then not free it.
-                // SAFETY: ownership of the pointer passes to the rebuilt entry, and
-                // the flags of the old block are rewritten to a string so Drop skips it.
-                let list = unsafe { Box::from_raw(self.list_ptr()) };
-                let e = Entry::new(self.key(), Value::List(list), at);
-                unsafe { *self.base().add(4) = KIND_STR | (self.flags() & F_TTL) };
+                // Move the deque (and its version) into the new block; this
+                // block must then not free it.
+                let placeholder = Box::<List>::default();
+                let e = Entry::new(self.key(), Value::List(placeholder), at);
+                // SAFETY: both payloads are cell pointers from Box::into_raw.
+                // The rebuilt entry takes this one's cell and this block takes
+                // the placeholder's, which it frees on Drop.
+                unsafe {
+                    let (mine, theirs) = (self.payload_at(), e.payload_at());
+                    std::ptr::swap_nonoverlapping(self.base().add(mine), e.base().add(theirs), 8);
+                }
                 e
             }
         };
@@ -280,7 +319,7 @@ impl Entry {
         let base = self.total() + MALLOC_OVERHEAD + std::mem::size_of::<Entry>() + 1;
         if self.flags() & KIND_MASK == KIND_LIST {
             // SAFETY: as in `value`.
-            base + list_mem(unsafe { &*self.list_ptr() })
+            base + list_mem(unsafe { &(*self.list_ptr()).items })
         } else {
             base
         }
@@ -299,7 +338,8 @@ pub(crate) fn idle(now: u16, then: u16) -> u16 {
     now.wrapping_sub(then)
 }
 
-/// Bytes a deque holds beyond the entry block.
+/// Bytes a deque holds beyond the entry block (64: the cell, 48 bytes
+/// with its version, and its malloc header).
 pub(crate) fn list_mem(l: &List) -> usize {
     64 + l.capacity() * 16 + l.iter().map(|v| list_item_mem(v.len())).sum::<usize>()
 }
@@ -417,7 +457,10 @@ mod tests {
         assert!(entries[2].set_int(i64::MIN));
         assert!(matches!(entries[2].value(), ValueRef::Int(i64::MIN)));
         assert!(!entries[0].set_int(1));
+        let before = entries[3].list_version().expect("a list");
         entries[3].list_mut().unwrap().push_back(b"c".to_vec().into());
+        assert_ne!(entries[3].list_version(), Some(before), "a write is a new version");
+        assert_eq!(entries[0].list_version(), None);
         assert_eq!(entries[3].type_name(), "list");
         assert!(matches!(entries[3].value(), ValueRef::List(l) if l.len() == 3));
         assert!(entries[0].list_mut().is_none());
@@ -442,8 +485,10 @@ mod tests {
                 assert_eq!(e.clock(), clock);
                 assert_eq!((e.mem_size(), format!("{:?}", e.value())), (size, value.clone()));
             }
+            let version = e.list_version();
             e.set_expire_at(99);
             assert_eq!((e.clock(), e.expire_at()), (7, 99));
+            assert_eq!(e.list_version(), version, "the rebuilt block keeps the list's version");
         }
         assert_eq!(clock_at(65_536_000 + 3_999), 3);
         assert_eq!(idle(2, u16::MAX), 3, "the clock wraps");

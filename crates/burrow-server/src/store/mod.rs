@@ -20,6 +20,7 @@ mod expiry;
 mod lock;
 mod replay;
 mod scan;
+mod steps;
 mod used;
 mod watermark;
 
@@ -34,6 +35,7 @@ pub(crate) use entry::{format_int, List, Value};
 pub use entry::{Entry, ValueRef};
 pub use evict::EvictionPolicy;
 pub(crate) use replay::{Replay, Replayed, ShardCovers};
+pub(crate) use steps::{Resume, Step};
 
 use crate::oplog::{Op, OpLog};
 use burrow_proto::{End, SetCondition};
