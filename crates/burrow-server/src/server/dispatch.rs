@@ -2,7 +2,10 @@
 //!
 //! Replies are encoded straight into the connection's write buffer, with
 //! values copied out of the store under the shard lock — no intermediate
-//! reply objects on the hot path.
+//! reply objects on the hot path. Two exceptions bound how long one
+//! command holds a shard (issue 11, fairness): a GET of a string of
+//! `SHARED_VALUE` bytes or more takes a refcounted handle under the lock and
+//! copies after it, and LRANGE copies in steps (`dispatch/lrange.rs`).
 //!
 //! **What a reply shows.** A write is applied before it is durable (or, in
 //! quorum mode, committed), and its reply waits. A reply that shows data —
@@ -20,7 +23,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{info, Shared};
-use crate::store::{format_int, ApplyError, PopRefusal, SetArgs, ValueRef};
+use crate::store::{format_int, ApplyError, Entry, PopRefusal, SetArgs, ValueRef, SHARED_VALUE};
 use burrow_proto::{encode_response, BodyType, FrameRef, Request, Status};
 
 mod lrange;
@@ -231,12 +234,25 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
         Request::Ping { payload: [] } => r.text("PONG"),
         Request::Ping { payload } => r.bytes(payload),
         Request::Get { key } => {
-            let (_, mark) = store.read_marked(key, now, |e| match e.map(|e| e.value()) {
-                None => r.nil(),
-                Some(ValueRef::Str(s)) => r.bytes(s),
-                Some(ValueRef::Int(i)) => r.bytes(format_int(i, &mut [0; 20])),
-                Some(ValueRef::List(_)) => r.apply_error(ApplyError::WrongType),
+            let (shared, mark) = store.read_marked(key, now, |e| {
+                match e.map(|e| e.value()) {
+                    None => r.nil(),
+                    // A long string: a handle under the lock, copied below.
+                    Some(ValueRef::Str(s)) if s.len() >= SHARED_VALUE => {
+                        match e.and_then(Entry::shared_str) {
+                            Some(handle) => return Some(handle),
+                            None => r.bytes(s),
+                        }
+                    }
+                    Some(ValueRef::Str(s)) => r.bytes(s),
+                    Some(ValueRef::Int(i)) => r.bytes(format_int(i, &mut [0; 20])),
+                    Some(ValueRef::List(_)) => r.apply_error(ApplyError::WrongType),
+                }
+                None
             });
+            if let Some(v) = shared {
+                r.bytes(&v);
+            }
             r.seen = mark;
         }
         Request::Set { key, value, ttl_ms, condition, keep_ttl } => {
@@ -494,6 +510,32 @@ mod tests {
         let mut out = BytesMut::new();
         let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
         assert!(!done.error && out.len() > 1024 + burrow_proto::HEADER_LEN, "{} bytes", out.len());
+    }
+
+    /// GET answers a string of any length the same way, whether it lives
+    /// inline in the entry or in a shared block (`SHARED_VALUE`), and its
+    /// watermark is the SET's.
+    #[test]
+    fn get_answers_inline_and_shared_strings_alike() {
+        let s = shared();
+        for len in [0, 1, crate::store::SHARED_VALUE - 1, crate::store::SHARED_VALUE, 1 << 20] {
+            let value: Bytes = (0..len).map(|i| i as u8).collect();
+            let set = Request::Set {
+                key: key("k"),
+                value: value.clone(),
+                ttl_ms: None,
+                condition: SetCondition::Always,
+                keep_ttl: false,
+            };
+            assert!(!run(&s, set).error);
+            let at = s.store.log().last_index();
+            let mut out = BytesMut::new();
+            let frame: Frame = Request::Get { key: key("k") }.to_frame(1);
+            let done = execute(&s, &frame.as_ref(), 0, &mut out);
+            assert!(!done.error);
+            assert_eq!(done.seen, at);
+            assert_eq!(&out[burrow_proto::HEADER_LEN..], &value[..], "{len} bytes");
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub(crate) use apply::{apply, Applied, ApplyError, Shard};
-pub(crate) use entry::{format_int, List, Value};
+pub(crate) use entry::{format_int, List, Value, SHARED_VALUE};
 pub use entry::{Entry, ValueRef};
 pub use evict::EvictionPolicy;
 pub(crate) use replay::{Replay, Replayed, ShardCovers};
