@@ -134,7 +134,8 @@ impl Store {
     /// dataset with the leader's snapshot.
     pub(crate) fn clear_unlogged(&self) {
         for i in 0..self.shards.len() {
-            self.lock(i).clear();
+            let old = self.lock(i).clear();
+            drop(old);
         }
     }
 
@@ -362,16 +363,18 @@ impl Store {
         })
     }
 
-    /// FLUSHALL: one logged record; every shard is locked (in order) while it applies.
+    /// FLUSHALL: one logged record; every shard is locked (in order) while
+    /// it applies, and the entries are freed after.
     pub(crate) fn flush_all(&self) {
         let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
-        for shard in guards.iter_mut() {
-            shard.clear();
-        }
+        let old: Vec<_> = guards.iter_mut().map(|shard| shard.clear()).collect();
         let index = self.log.append(&Op::<&[u8]>::FlushAll);
         for shard in guards.iter_mut() {
             shard.marks.raise_all(index);
         }
+        drop(guards);
+        // The entries are freed with every lock released (see `Shard::clear`).
+        drop(old);
     }
 
     /// Logs a NOOP of `term` (issue 10: a new leader's first record, so
