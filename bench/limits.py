@@ -7,6 +7,7 @@
   bench/limits.py lrange-shard BIN ITEMS        GET latency of another key of the list's shard, beside
                                                 the same LRANGEs (--threads 2 --shards 16: the GET's
                                                 connection on the other thread, so it waits only for the lock)
+  bench/limits.py get-shard BIN BYTES           the same GET beside a client looping GET of a BYTES-long value
 
 BIN is the server binary (target/release/burrow-server); it is started on a
 free port with --persistence off --threads 1 (all clients on one runtime)
@@ -138,7 +139,7 @@ def scan_loop(port, count):
 def main():
     mode, binary = sys.argv[1], sys.argv[2]
     flags = sys.argv[3:] if mode == "input" else []
-    if mode == "lrange-shard":
+    if mode in ("lrange-shard", "get-shard"):
         p, port = start(binary, ["--shards", "16"], threads=2)
     else:
         p, port = start(binary, flags)
@@ -169,14 +170,19 @@ def main():
             worker = multiprocessing.Process(
                 target=loop_requests, args=(port, lambda: frame(0x25, 1, extras=struct.pack(">qq", 0, -1), key=b"big")))
             label = f"LRANGE 0 -1 of {n} items"
-            if mode == "lrange-shard":
-                near = next(b"k%d" % i for i in range(1000) if shard_for(b"k%d" % i, 16) == shard_for(b"big", 16))
-                s.sendall(frame(3, 1, key=near, val=b"v"))
-                _, buf = read_reply(s, buf)
-                probe = frame(2, 7, key=near)
-                label += f"; GET {near.decode()} (same shard)"
+        elif mode == "get-shard":
+            s.sendall(frame(3, 1, key=b"big", val=b"x" * n))
+            _, buf = read_reply(s, buf)
+            worker = multiprocessing.Process(target=loop_requests, args=(port, lambda: frame(2, 1, key=b"big")))
+            label = f"GET of a {n}-byte value"
         else:
             sys.exit(f"unknown mode {mode}")
+        if mode in ("lrange-shard", "get-shard"):
+            near = next(b"k%d" % i for i in range(1000) if shard_for(b"k%d" % i, 16) == shard_for(b"big", 16))
+            s.sendall(frame(3, 1, key=near, val=b"v"))
+            _, buf = read_reply(s, buf)
+            probe = frame(2, 7, key=near)
+            label += f"; GET {near.decode()} (same shard)"
         worker.start()
         try:
             ping_latency(port, label, probe)
