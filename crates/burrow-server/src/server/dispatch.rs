@@ -2,7 +2,10 @@
 //!
 //! Replies are encoded straight into the connection's write buffer, with
 //! values copied out of the store under the shard lock — no intermediate
-//! reply objects on the hot path.
+//! reply objects on the hot path. Two exceptions bound how long one
+//! command holds a shard (issue 11, fairness): a GET of a string of
+//! `SHARED_VALUE` bytes or more takes a refcounted handle under the lock and
+//! copies after it, and LRANGE copies in steps (`dispatch/lrange.rs`).
 //!
 //! **What a reply shows.** A write is applied before it is durable (or, in
 //! quorum mode, committed), and its reply waits. A reply that shows data —
@@ -20,9 +23,10 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{info, Shared};
-use crate::store::{format_int, ApplyError, PopRefusal, SetArgs, ValueRef};
+use crate::store::{format_int, ApplyError, Entry, PopRefusal, SetArgs, ValueRef, SHARED_VALUE};
 use burrow_proto::{encode_response, BodyType, FrameRef, Request, Status};
 
+mod lrange;
 mod memory;
 
 /// What executing one frame did.
@@ -220,52 +224,25 @@ impl Replier<'_> {
     }
 }
 
-/// Appends LRANGE's ARRAY reply of `list[from..to]` to `r.out` in one pass
-/// over the items: each is copied once, straight from the list (issue 11:
-/// the pass runs under the shard lock, and a separate pass to size the
-/// reply first, over 1M boxed items, cost as much again in cache misses).
-/// Past `max` body bytes it stops, takes the partial reply back out and
-/// returns the full size for the error.
-///
-/// The whole range is copied under one lock hold, not in chunks with the
-/// lock released between them: a command sees one consistent list, and
-/// the items are owned boxes, not shared handles that could be taken
-/// cheaply and copied later. What bounds the stall of other clients is
-/// the connection's turn: after a reply this large it writes in chunks and
-/// yields (`connection::TURN_BUDGET`).
-fn lrange_reply(
-    r: &mut Replier<'_>,
-    list: &crate::store::List,
-    from: usize,
-    to: usize,
-    max: usize,
-) -> Result<(), usize> {
-    use bytes::BufMut;
-    // Sized from the first item (exact for a list of equal items, the
-    // common large case): growing by doubling instead copied the reply
-    // again at each step, under the lock.
-    let guess = list.get(from).map_or(0, |v| (to - from).saturating_mul(4 + v.len()));
-    r.out.reserve(burrow_proto::HEADER_LEN + 4 + guess.min(max));
-    let header = r.array_header(&[]);
-    let start = r.out.len();
-    r.out.put_u32((to - from) as u32);
-    let mut items = list.range(from..to);
-    let mut body = 4;
-    for v in items.by_ref() {
-        body += 4 + v.len();
-        if body > max {
-            break;
-        }
-        r.out.put_u32(v.len() as u32);
-        r.out.extend_from_slice(v);
+/// GET of a string of `SHARED_VALUE` bytes or more, under the shard lock:
+/// its handle (the bytes are copied by [`copy_shared`] once the lock is
+/// released), or the reply itself if the string is inline after all. Out
+/// of line: GET's common path stays as short as before (callgrind).
+#[cold]
+#[inline(never)]
+fn take_shared(e: Option<&Entry>, s: &[u8], r: &mut Replier<'_>) -> Option<std::sync::Arc<[u8]>> {
+    let handle = e.and_then(Entry::shared_str);
+    if handle.is_none() {
+        r.bytes(s);
     }
-    if body > max {
-        r.out.truncate(header);
-        return Err(body + items.map(|v| 4 + v.len()).sum::<usize>());
-    }
-    debug_assert_eq!(r.out.len() - start, body);
-    r.end_array(header);
-    Ok(())
+    handle
+}
+
+/// The reply to a GET of a shared string, copied outside the lock.
+#[cold]
+#[inline(never)]
+fn copy_shared(r: &mut Replier<'_>, handle: std::sync::Arc<[u8]>) {
+    r.bytes(&handle);
 }
 
 /// Runs one accepted request. Forced inline into `execute`, its only
@@ -278,12 +255,18 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
         Request::Ping { payload: [] } => r.text("PONG"),
         Request::Ping { payload } => r.bytes(payload),
         Request::Get { key } => {
+            let mut shared = None;
             let (_, mark) = store.read_marked(key, now, |e| match e.map(|e| e.value()) {
                 None => r.nil(),
-                Some(ValueRef::Str(s)) => r.bytes(s),
+                Some(ValueRef::Str(s)) if s.len() < SHARED_VALUE => r.bytes(s),
+                // A long string: a handle under the lock, copied below.
+                Some(ValueRef::Str(s)) => shared = take_shared(e, s, r),
                 Some(ValueRef::Int(i)) => r.bytes(format_int(i, &mut [0; 20])),
                 Some(ValueRef::List(_)) => r.apply_error(ApplyError::WrongType),
             });
+            if let Some(handle) = shared {
+                copy_shared(r, handle);
+            }
             r.seen = mark;
         }
         Request::Set { key, value, ttl_ms, condition, keep_ttl } => {
@@ -343,26 +326,7 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             }));
             r.int_result(len)
         }
-        Request::LRange { key, start, stop } => {
-            // Encoded straight from the list under the shard lock (see `lrange_reply`).
-            let max = r.max_reply;
-            let (done, mark) = store.read_marked(key, now, |e| match e.map(|e| e.value()) {
-                None => Ok(lrange_reply(r, &Default::default(), 0, 0, max)),
-                Some(ValueRef::List(l)) => {
-                    let (from, to) = range(l.len(), start, stop);
-                    Ok(lrange_reply(r, l, from, to, max))
-                }
-                Some(_) => Err(ApplyError::WrongType),
-            });
-            r.seen = mark;
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(bytes)) => {
-                    r.error(Status::BadRequest, &PopRefusal::TooLarge { bytes, max }.to_string())
-                }
-                Err(e) => r.apply_error(e),
-            }
-        }
+        Request::LRange { key, start, stop } => r.seen = lrange::lrange(store, key, start, stop, now, r),
         Request::DbSize => {
             let n = store.len();
             r.seen = store.log().last_index();
@@ -560,6 +524,32 @@ mod tests {
         let mut out = BytesMut::new();
         let done = execute(&s, &Request::Cluster.to_frame(1).as_ref(), 0, &mut out);
         assert!(!done.error && out.len() > 1024 + burrow_proto::HEADER_LEN, "{} bytes", out.len());
+    }
+
+    /// GET answers a string of any length the same way, whether it lives
+    /// inline in the entry or in a shared block (`SHARED_VALUE`), and its
+    /// watermark is the SET's.
+    #[test]
+    fn get_answers_inline_and_shared_strings_alike() {
+        let s = shared();
+        for len in [0, 1, crate::store::SHARED_VALUE - 1, crate::store::SHARED_VALUE, 1 << 20] {
+            let value: Bytes = (0..len).map(|i| i as u8).collect();
+            let set = Request::Set {
+                key: key("k"),
+                value: value.clone(),
+                ttl_ms: None,
+                condition: SetCondition::Always,
+                keep_ttl: false,
+            };
+            assert!(!run(&s, set).error);
+            let at = s.store.log().last_index();
+            let mut out = BytesMut::new();
+            let frame: Frame = Request::Get { key: key("k") }.to_frame(1);
+            let done = execute(&s, &frame.as_ref(), 0, &mut out);
+            assert!(!done.error);
+            assert_eq!(done.seen, at);
+            assert_eq!(&out[burrow_proto::HEADER_LEN..], &value[..], "{len} bytes");
+        }
     }
 
     #[test]

@@ -114,11 +114,16 @@ impl Shard {
         });
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.table = HashTable::new();
+    /// Empties the shard and returns the old table, to be dropped once the
+    /// lock is released: freeing every entry of a large shard takes tens of
+    /// milliseconds, and FLUSHALL holds every shard's lock (issue 11,
+    /// fairness).
+    #[must_use = "drop the old table after releasing the lock"]
+    pub(crate) fn clear(&mut self) -> HashTable<Entry> {
         self.expires = 0;
         self.mem = 0;
         self.sweep_pos = 0;
+        std::mem::replace(&mut self.table, HashTable::new())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -217,7 +222,7 @@ pub(crate) fn apply<B: AsRef<[u8]>>(
             Ok(Applied::Popped(out))
         }
         Op::FlushAll => {
-            shard.clear();
+            drop(shard.clear());
             Ok(Applied::Done)
         }
         Op::Noop => Ok(Applied::Done),

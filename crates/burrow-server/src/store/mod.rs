@@ -20,6 +20,7 @@ mod expiry;
 mod lock;
 mod replay;
 mod scan;
+mod steps;
 mod used;
 mod watermark;
 
@@ -30,10 +31,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub(crate) use apply::{apply, Applied, ApplyError, Shard};
-pub(crate) use entry::{format_int, List, Value};
+pub(crate) use entry::{format_int, List, Value, SHARED_VALUE};
 pub use entry::{Entry, ValueRef};
 pub use evict::EvictionPolicy;
 pub(crate) use replay::{Replay, Replayed, ShardCovers};
+pub(crate) use steps::{Resume, Step};
 
 use crate::oplog::{Op, OpLog};
 use burrow_proto::{End, SetCondition};
@@ -132,7 +134,8 @@ impl Store {
     /// dataset with the leader's snapshot.
     pub(crate) fn clear_unlogged(&self) {
         for i in 0..self.shards.len() {
-            self.lock(i).clear();
+            let old = self.lock(i).clear();
+            drop(old);
         }
     }
 
@@ -360,16 +363,18 @@ impl Store {
         })
     }
 
-    /// FLUSHALL: one logged record; every shard is locked (in order) while it applies.
+    /// FLUSHALL: one logged record; every shard is locked (in order) while
+    /// it applies, and the entries are freed after.
     pub(crate) fn flush_all(&self) {
         let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
-        for shard in guards.iter_mut() {
-            shard.clear();
-        }
+        let old: Vec<_> = guards.iter_mut().map(|shard| shard.clear()).collect();
         let index = self.log.append(&Op::<&[u8]>::FlushAll);
         for shard in guards.iter_mut() {
             shard.marks.raise_all(index);
         }
+        drop(guards);
+        // The entries are freed with every lock released (see `Shard::clear`).
+        drop(old);
     }
 
     /// Logs a NOOP of `term` (issue 10: a new leader's first record, so

@@ -130,13 +130,17 @@ impl Store {
         let marked = mode == Replay::Replicated;
         let Some(key) = rec.op.key() else {
             let mut guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
+            let mut old = Vec::with_capacity(guards.len());
             for shard in guards.iter_mut() {
-                shard.clear();
+                old.push(shard.clear());
                 if marked {
                     shard.marks.raise_all(rec.index);
                 }
             }
             self.log_replayed(mode, rec);
+            drop(guards);
+            // Freed with the locks released (see `Shard::clear`).
+            drop(old);
             return Ok(Applied::Done);
         };
         let (i, hash) = self.locate(key);
