@@ -437,6 +437,7 @@ mod tests {
             ("HELP set", Command::Help(Some(b"set".to_vec()))),
             ("quit", Command::Quit),
             ("EXIT", Command::Quit),
+            ("clear", Command::Clear),
         ];
         for (i, (line, want)) in cases.into_iter().enumerate() {
             assert_eq!(parse_line(line), Ok(want), "case {i}: {line}");
@@ -511,6 +512,8 @@ mod tests {
             ("WAIT one 100", nan("one")),
             ("HELP a b", arity("HELP")),
             ("QUIT now", arity("QUIT")),
+            ("CLEAR all", arity("CLEAR")),
+            ("GTE k", ParseError::DidYouMean { typed: "GTE".into(), near: "GET" }),
         ];
         for (i, (line, want)) in cases.into_iter().enumerate() {
             assert_eq!(parse_line(line), Err(want), "case {i}: {line}");

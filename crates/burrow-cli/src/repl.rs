@@ -5,6 +5,7 @@
 //! `not connected> ` and every command tries to connect again first.
 
 use std::borrow::Cow;
+use std::io::Write;
 use std::path::PathBuf;
 
 use burrow_proto::ErrorChain;
@@ -96,7 +97,14 @@ fn execute(session: &mut Session, line: &str, style: Style) -> Next {
             Ok(text) | Err(text) => println!("{text}"),
         },
         Ok(Command::Remote(plan)) => match session.run(&plan) {
-            Ok(reply) => println!("{}", String::from_utf8_lossy(&format::render_bytes(&reply, style))),
+            Ok(reply) => {
+                // Raw values go out as their bytes, not as lossy text.
+                let mut out = std::io::stdout().lock();
+                let shown = format::render_bytes(&reply, style);
+                if let Err(e) = out.write_all(&shown).and_then(|()| out.write_all(b"\n")) {
+                    eprintln!("Cannot write the reply: {e}");
+                }
+            }
             Err(e @ CliError::Lost { .. }) => {
                 eprintln!("{} (will reconnect on the next command)", ErrorChain(&e))
             }
