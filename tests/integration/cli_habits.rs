@@ -233,3 +233,67 @@ fn latency_prints_samples_and_history_prints_ranges() {
         assert!(line.starts_with("min: ") && line.ends_with(" seconds range"), "{line}");
     }
 }
+
+/// The REPL in a pseudo-terminal (util-linux `script`): "did you mean",
+/// `clear`, and Tab completion of INFO sections and of the command after
+/// `help`. Each line is typed once the prompt is back: the line editor
+/// drops input typed ahead of it.
+#[test]
+fn the_repl_suggests_clears_and_completes() {
+    use std::io::{Read, Write};
+    let s = Server::start();
+    let home = crate::common::TempDir::new("cli-repl-home");
+    let cmd = format!("{} -p {}", env!("CARGO_BIN_EXE_burrow-cli"), s.port);
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("util-linux script runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let prompt = format!("127.0.0.1:{}> ", s.port);
+    let mut seen: Vec<u8> = Vec::new();
+    let mut from = 0;
+    // Waits for `want` in the output after what was matched before.
+    let mut wait = |want: &str| {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(at) = seen[from..].windows(want.len()).position(|w| w == want.as_bytes()) {
+                from += at + want.len();
+                return;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => seen.extend(chunk),
+                Err(e) => panic!("{e} waiting for {want:?} in {:?}", String::from_utf8_lossy(&seen)),
+            }
+        }
+    };
+    for (typed, shown) in [
+        ("GTE k\r", "did you mean 'GET'?"),
+        ("clear\r", "\x1b[H\x1b[J"),
+        ("info repl\t\r", "role:"),
+        ("help lra\t\r", "LRANGE key start stop"),
+    ] {
+        wait(&prompt);
+        stdin.write_all(typed.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        wait(shown);
+    }
+    wait(&prompt);
+    stdin.write_all(b"quit\r").unwrap();
+    stdin.flush().unwrap();
+    assert!(child.wait().unwrap().success());
+}
