@@ -75,14 +75,14 @@ for run in $(seq 1 "$RUNS"); do
     : >"$dir.log"
     t0=$(now); start_burrow "$dir" "$port"; wal_ready+=("$(wait_burrow "$t0" "$port")")
     wal_logged+=("$(logged_recovery_ms "$dir.log")")
-    [ "$("$CLI" --port "$port" DBSIZE)" = "(integer) $KEYS" ] || { echo "WAL recovery lost keys" >&2; exit 1; }
+    [ "$("$CLI" --port "$port" DBSIZE)" = "$KEYS" ] || { echo "WAL recovery lost keys" >&2; exit 1; }
     "$CLI" --port "$port" SAVE >/dev/null
     kill -9 "$BURROW_PID"; wait "$BURROW_PID" 2>/dev/null || true
     # Snapshot (SAVE closed and deleted the WAL segment it covers).
     : >"$dir.log"
     t0=$(now); start_burrow "$dir" "$port"; snap_ready+=("$(wait_burrow "$t0" "$port")")
     snap_logged+=("$(logged_recovery_ms "$dir.log")")
-    [ "$("$CLI" --port "$port" DBSIZE)" = "(integer) $KEYS" ] || { echo "snapshot recovery lost keys" >&2; exit 1; }
+    [ "$("$CLI" --port "$port" DBSIZE)" = "$KEYS" ] || { echo "snapshot recovery lost keys" >&2; exit 1; }
     kill -9 "$BURROW_PID"; wait "$BURROW_PID" 2>/dev/null || true
 
     if [ -z "${NO_REDIS:-}" ] && command -v redis-server >/dev/null; then

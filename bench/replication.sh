@@ -201,7 +201,7 @@ if want sync; then
         wait_burrow "${BL_PORT[$mode]}"
         "$BENCH" -p "${BL_PORT[$mode]}" -t set -n "$KEYS" -r "$KEYS" --sequential -d 32 -c 50 -P 64 -q >/dev/null
         BL_TARGET[$mode]=$(info_field "${BL_PORT[$mode]}" last_index)
-        [ "$("$CLI" --port "${BL_PORT[$mode]}" DBSIZE)" = "(integer) $KEYS" ] || { echo "leader fill failed" >&2; exit 1; }
+        [ "$("$CLI" --port "${BL_PORT[$mode]}" DBSIZE)" = "$KEYS" ] || { echo "leader fill failed" >&2; exit 1; }
     done
     if [ -n "$WITH_REDIS" ]; then
         RM_DIR="$WORK/sync-redis-master"; RM_PORT=$(free_port); RR_PORT=$(free_port)

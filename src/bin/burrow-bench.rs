@@ -21,29 +21,40 @@ fn main() -> ExitCode {
 
 fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let (config, output) = args.resolve().context("invalid arguments")?;
-    // The human report goes out test by test, like redis-benchmark's; CSV
-    // and JSON are one document each, printed at the end.
-    let mut write_error = None;
-    let results = bench::run_with(&config, |r| {
-        if output == Output::Human && write_error.is_none() {
-            let block = bench::human(std::slice::from_ref(r));
-            write_error = std::io::stdout().lock().write_all(block.as_bytes()).err();
+    let precision = usize::from(args.precision);
+    loop {
+        // The human and -q reports go out test by test, like
+        // redis-benchmark's; CSV and JSON are one document each, printed at
+        // the end of a round.
+        let mut write_error = None;
+        let results = bench::run_with(&config, |r| {
+            let text = match output {
+                Output::Human => bench::human_with(std::slice::from_ref(r), precision),
+                Output::Quiet => bench::quiet(std::slice::from_ref(r), precision),
+                Output::Csv | Output::Json => return,
+            };
+            if write_error.is_none() {
+                let mut out = std::io::stdout().lock();
+                write_error = out.write_all(text.as_bytes()).and_then(|()| out.flush()).err();
+            }
+        })
+        .with_context(|| format!("benchmark against {}:{} failed", config.host, config.port))?;
+        if let Some(e) = write_error {
+            return Err(e).context("cannot write the report");
         }
-    })
-    .with_context(|| format!("benchmark against {}:{} failed", config.host, config.port))?;
-    if let Some(e) = write_error {
-        return Err(e).context("cannot write the report");
+        let text = match output {
+            Output::Human | Output::Quiet => String::new(),
+            Output::Csv => bench::csv(&results),
+            Output::Json => bench::json(&results),
+        };
+        std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write the report")?;
+        let errors: u64 = results.iter().map(|r| r.errors).sum();
+        if args.fail_on_error && errors > 0 {
+            eprintln!("burrow-bench: {errors} request(s) got a wrong or error reply");
+            return Ok(ExitCode::FAILURE);
+        }
+        if !args.forever {
+            return Ok(ExitCode::SUCCESS);
+        }
     }
-    let text = match output {
-        Output::Human => String::new(),
-        Output::Csv => bench::csv(&results),
-        Output::Json => bench::json(&results),
-    };
-    std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write the report")?;
-    let errors: u64 = results.iter().map(|r| r.errors).sum();
-    if args.fail_on_error && errors > 0 {
-        eprintln!("burrow-bench: {errors} request(s) got a wrong or error reply");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -231,7 +231,7 @@ async fn cli_and_bench_authenticate_with_an_auth_file() {
     let out = run(cli, base(&["--auth-file", &file, "SET", "k", "v"]), None).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run(cli, base(&["GET", "k"]), Some(("BURROW_AUTH_FILE", file.clone()))).await;
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"v\"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v");
     let out = run(cli, base(&["GET", "k"]), None).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("NOAUTH"), "{out:?}");

@@ -267,11 +267,15 @@ async fn error_replies_are_counted_not_hidden() {
         assert!(o.raw("first_error").contains("WRONGTYPE"), "{}", o.0);
     }
     // --fail-on-error turns errors into a failing exit status; without it, 0.
-    let out = bench(args(addr, "-t set -n 10 -c 1 --fail-on-error -q")).await;
+    let out = bench(args(addr, "-t set -n 10 -c 1 --fail-on-error")).await;
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("errors: 10") && text.contains("first error:"), "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("10 request(s)"));
+    // -q says so on its one line.
+    let out = bench(args(addr, "-t set -n 10 -c 1 -q")).await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("SET: 0.00 requests per second") && text.ends_with(", 10 errors\n"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,4 +368,77 @@ async fn with_hosts_a_run_survives_losing_its_node() {
     assert!(on_a + on_b >= answered && on_a + on_b <= 3000, "A {on_a} + B {on_b}, answered {answered}");
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
+}
+
+/// Issue 12: redis-benchmark habits. `-q` prints exactly one line per test,
+/// `--precision` sets the latency decimals, `-h` is the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_prints_one_line_per_test() {
+    let server = common::start().await;
+    let port = server.addr.port().to_string();
+    let a: Vec<String> =
+        ["-h", "127.0.0.1", "-p", &port, "-q", "-n", "1000", "-t", "set,get"].map(String::from).into();
+    let out = bench(a).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (line, name) in lines.iter().zip(["SET", "GET"]) {
+        let rest = line.strip_prefix(&format!("{name}: ")).unwrap_or_else(|| panic!("{text}"));
+        let (rate, p50) = rest.split_once(" requests per second, p50=").unwrap_or_else(|| panic!("{text}"));
+        assert!(rate.parse::<f64>().unwrap() > 0.0, "{text}");
+        let ms = p50.strip_suffix(" msec").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(ms.split_once('.').unwrap().1.len(), 3, "three decimals by default: {text}");
+    }
+    let out = bench(args(server.addr, "-q -n 100 -t ping --precision 5")).await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    let ms = text.trim_end().rsplit_once('=').unwrap().1.strip_suffix(" msec").unwrap();
+    assert_eq!(ms.split_once('.').unwrap().1.len(), 5, "{text}");
+    let mut c = Client::connect(server.addr).await.unwrap();
+    assert_eq!(calls(&mut c, "set").await, 1000);
+    server.shutdown().await.unwrap();
+}
+
+/// `-k 0` opens a connection for every request, as redis-benchmark does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_zero_reconnects_for_every_request() {
+    let server = common::start().await;
+    let mut c = Client::connect(server.addr).await.unwrap();
+    let connections = |info: &str| common::info_u64(info, "total_connections_received");
+    let before = connections(&c.info("stats").await.unwrap());
+    let out = bench(args(server.addr, "-k 0 -n 200 -c 2 -t ping --json")).await;
+    assert_clean(&parse_json(&out), &["ping"], 200);
+    let opened = connections(&c.info("stats").await.unwrap()) - before;
+    assert!(opened >= 200, "{opened} connections for 200 requests at -k 0");
+    let before = connections(&c.info("stats").await.unwrap());
+    let out = bench(args(server.addr, "-k 1 -n 200 -c 2 -t ping --json")).await;
+    assert_clean(&parse_json(&out), &["ping"], 200);
+    assert_eq!(connections(&c.info("stats").await.unwrap()) - before, 2, "-k 1 keeps its 2 connections");
+    server.shutdown().await.unwrap();
+}
+
+/// `-l` runs the tests again until interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loop_runs_the_tests_again_until_killed() {
+    use std::io::BufRead;
+    let server = common::start().await;
+    let a = args(server.addr, "-l -q -n 100 -c 1 -t ping,get");
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_burrow-bench"))
+            .args(&a)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("burrow-bench runs");
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        // Five lines: two whole rounds and the start of a third.
+        let lines: Vec<String> = out.lines().take(5).map(Result::unwrap).collect();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        lines
+    })
+    .await
+    .unwrap();
+    let names: Vec<&str> = lines.iter().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(names, ["PING", "GET", "PING", "GET", "PING"], "{lines:?}");
+    server.shutdown().await.unwrap();
 }

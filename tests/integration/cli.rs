@@ -15,17 +15,21 @@ use burrow_server::ServerHandle;
 use common::not_leader::NotLeader;
 
 /// A server on its own runtime, so tests can block on child processes.
-struct Server {
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) port: u16,
     handle: Option<ServerHandle>,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Server {
-    fn start() -> Server {
+    pub(crate) fn start() -> Server {
+        Server::start_with(|_| {})
+    }
+
+    pub(crate) fn start_with(tweak: impl FnOnce(&mut burrow_server::Config)) -> Server {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let handle = runtime.block_on(common::start());
+        let handle = runtime.block_on(common::start_with(tweak));
         Server { port: handle.addr.port(), handle: Some(handle), runtime }
     }
 
@@ -37,6 +41,15 @@ impl Server {
     /// Runs `burrow-cli --port <port>` with `input` on standard input.
     fn pipe(&self, input: String) -> Output {
         cli_at(self.port, Vec::<OsString>::new(), Some(input))
+    }
+
+    /// A client of this server, on its runtime.
+    pub(crate) fn runtime_client(&self) -> burrow_client::Client {
+        self.block_on(burrow_client::Client::connect(("127.0.0.1", self.port))).expect("connect")
+    }
+
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
     }
 
     /// A fake follower on this server's runtime, naming `leader`.
@@ -66,13 +79,16 @@ impl Drop for Server {
     }
 }
 
+/// Runs `burrow-cli --port PORT --no-raw args...`: the output these tests
+/// expect is redis-cli's formatted one (the raw default on a pipe is
+/// tested in `cli_habits`).
 fn cli_at<A: Into<OsString>>(port: u16, args: impl IntoIterator<Item = A>, input: Option<String>) -> Output {
-    let port: [OsString; 2] = ["--port".into(), port.to_string().into()];
+    let port: [OsString; 3] = ["--port".into(), port.to_string().into(), "--no-raw".into()];
     cli_args(port.into_iter().chain(args.into_iter().map(Into::into)), input)
 }
 
 /// Runs `burrow-cli args...`, with `input` on standard input if given.
-fn cli_args(args: impl IntoIterator<Item = OsString>, input: Option<String>) -> Output {
+pub(crate) fn cli_args(args: impl IntoIterator<Item = OsString>, input: Option<String>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_burrow-cli"))
         .args(args)
         .stdin(Stdio::piped())
@@ -94,7 +110,7 @@ fn cli_args(args: impl IntoIterator<Item = OsString>, input: Option<String>) -> 
     out
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("utf-8 output")
 }
 

@@ -16,6 +16,7 @@ mod auth;
 mod bench;
 mod binary_edges;
 mod cli;
+mod cli_habits;
 mod cluster;
 mod cluster_config;
 mod cluster_view;

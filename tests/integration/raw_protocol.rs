@@ -131,7 +131,10 @@ async fn an_over_limit_key_is_refused_from_the_header_alone() {
     conn.send(&header(MAGIC_REQUEST, VERSION, Opcode::Get as u8, 0, 77, 0, 17, 0)).await;
     let msg = assert_status(&conn.frame().await, Status::TooLarge, 77);
     assert_eq!(msg, "key length 17 over the limit of 16 bytes");
-    conn.expect_eof().await;
+    // The key bytes that follow are skipped and the connection goes on.
+    conn.send(&[b'k'; 17]).await;
+    conn.send(&ping(79)).await;
+    assert_eq!(conn.reply().await, (79, Reply::Text("PONG".into())));
 
     // A key exactly at the limit is fine.
     let mut conn = RawConn::connect(server.addr).await;
@@ -148,9 +151,17 @@ async fn an_over_limit_value_is_refused_from_the_header_alone() {
     conn.send(&header(MAGIC_REQUEST, VERSION, Opcode::Set as u8, 0, 90, 0, 1, 1025)).await;
     let msg = assert_status(&conn.frame().await, Status::TooLarge, 90);
     assert_eq!(msg, "value length 1025 over the limit of 1024 bytes");
-    conn.expect_eof().await;
+    // Issue 12: the payload is read and dropped, the next request answered.
+    let mut rest = vec![b'k'];
+    rest.extend(std::iter::repeat_n(b'v', 1025));
+    rest.extend(ping(92));
+    conn.send(&rest).await;
+    assert_eq!(conn.reply().await, (92, Reply::Text("PONG".into())));
+    let mut c = Client::connect(server.addr).await.unwrap();
+    assert_eq!(c.get("k").await.unwrap(), None, "the refused SET changed nothing");
 
-    // Impossible lengths (4 GiB value) get the same answer, not an allocation.
+    // Impossible lengths (4 GiB value, over twice the frame limit) get the
+    // same answer, not an allocation, and close the connection.
     let mut conn = RawConn::connect(server.addr).await;
     conn.send(&header(MAGIC_REQUEST, VERSION, Opcode::Set as u8, 0, 91, 255, 16, u32::MAX)).await;
     assert_status(&conn.frame().await, Status::TooLarge, 91);
@@ -435,6 +446,7 @@ async fn every_rejection_is_logged() {
         assert!(text.contains(message), "case {i}: log mentions {message:?}:\n{text}");
     }
     let text = logs::text();
-    assert_eq!(text.matches("protocol error; closing connection").count(), 4, "{text}");
+    assert_eq!(text.matches("protocol error; closing connection").count(), 3, "{text}");
+    assert_eq!(text.matches("request over a limit refused; its payload is skipped").count(), 1, "{text}");
     server.shutdown().await.unwrap();
 }

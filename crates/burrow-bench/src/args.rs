@@ -13,6 +13,8 @@ use super::{Config, ConfigError, Protocol};
 pub enum Output {
     /// One block per test, like redis-benchmark's summary.
     Human,
+    /// One line per test (`-q`): `SET: 123456.78 requests per second, p50=0.191 msec`.
+    Quiet,
     Csv,
     /// One JSON array, one object per test.
     Json,
@@ -24,10 +26,14 @@ pub enum Output {
 /// reply; a wrong or error reply counts as an error. Latency of a pipelined
 /// request is measured from its batch's write to its reply's arrival.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "burrow-bench", version)]
+// `-h` is the host, as in redis-benchmark; help is `--help` only.
+#[command(name = "burrow-bench", version, disable_help_flag = true)]
 pub struct BenchArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Server host name or address.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(short = 'h', long, default_value = "127.0.0.1")]
     pub host: String,
     /// Server port [default: 7440 for burrow, 6379 for resp].
     #[arg(short = 'p', long)]
@@ -86,9 +92,23 @@ pub struct BenchArgs {
     /// Print one JSON array, one object per test.
     #[arg(long)]
     pub json: bool,
-    /// No live progress line (it is only shown when stderr is a terminal anyway).
+    /// Quiet: one line per test, `SET: 123456.78 requests per second,
+    /// p50=0.191 msec`, as redis-benchmark -q, and no progress line. With
+    /// --csv or --json, only the latter.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Loop: run the tests again and again until interrupted, as
+    /// redis-benchmark -l.
+    #[arg(short = 'l', long = "loop")]
+    pub forever: bool,
+    /// Keep connections alive (1, the default) or open a new connection for
+    /// every request (0; with -P, for every batch), as redis-benchmark -k.
+    #[arg(short = 'k', long, value_name = "0|1", default_value = "1", value_parser = parse_keepalive)]
+    #[arg(action = clap::ArgAction::Set)]
+    pub keepalive: bool,
+    /// Decimals of the latencies in the human and -q reports.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub precision: u8,
     /// Exit with status 1 if any request got a wrong or error reply.
     #[arg(long)]
     pub fail_on_error: bool,
@@ -96,6 +116,15 @@ pub struct BenchArgs {
     /// --auth-secret-file (default: the BURROW_AUTH_FILE environment variable).
     #[arg(long, value_name = "PATH")]
     pub auth_file: Option<std::path::PathBuf>,
+}
+
+/// `-k`: 1 keeps connections, 0 reconnects for each request.
+fn parse_keepalive(s: &str) -> Result<bool, String> {
+    match s {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        _ => Err(format!("'{s}' is not 0 or 1")),
+    }
 }
 
 impl BenchArgs {
@@ -130,6 +159,7 @@ impl BenchArgs {
             seed: self.seed,
             timeout: Duration::from_secs_f64(self.timeout),
             progress: !self.quiet,
+            keepalive: self.keepalive,
             auth: match self
                 .auth_file
                 .clone()
@@ -147,6 +177,8 @@ impl BenchArgs {
             Output::Json
         } else if self.csv {
             Output::Csv
+        } else if self.quiet {
+            Output::Quiet
         } else {
             Output::Human
         };
@@ -202,6 +234,23 @@ mod tests {
         assert_eq!(c.keyspace, 10);
         assert_eq!(c.tests, vec![TestKind::Set, TestKind::Get, TestKind::Mixed]);
         assert_eq!(o, Output::Json);
+    }
+
+    #[test]
+    fn redis_benchmark_habits() {
+        let a = BenchArgs::try_parse_from(["burrow-bench", "-h", "10.0.0.2", "-q", "-l", "-k", "0"]).unwrap();
+        assert_eq!(a.host, "10.0.0.2");
+        assert!(a.forever);
+        let (c, o) = a.resolve().unwrap();
+        assert!(!c.keepalive);
+        assert_eq!(o, Output::Quiet);
+        assert!(parse(&[]).unwrap().0.keepalive);
+        let a = BenchArgs::try_parse_from(["burrow-bench", "--precision", "5"]).unwrap();
+        assert_eq!(a.precision, 5);
+        for bad in [&["-k", "2"][..], &["--precision", "10"], &["--nope"]] {
+            let e = BenchArgs::try_parse_from(std::iter::once("burrow-bench").chain(bad.iter().copied()));
+            assert_eq!(e.unwrap_err().exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

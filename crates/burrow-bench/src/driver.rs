@@ -54,6 +54,10 @@ pub(crate) struct Plan {
     /// How long a connection may wait for the server to make any progress
     /// before the run is abandoned as stalled.
     pub timeout: Duration,
+    /// `false` (`-k 0`): a new connection for every batch, as
+    /// redis-benchmark reconnects for every request. The connect is not in
+    /// the latency (measured from the write), but it is in the throughput.
+    pub keepalive: bool,
 }
 
 /// Counters shared by all connections of one test.
@@ -305,6 +309,10 @@ pub(crate) async fn drive<W: Wire>(
             Ok(()) if conn.refused && matches!(target.place, super::target::Place::Cluster(_)) => {
                 conn.refused = false;
                 conn.stream = target.open(plan.timeout).await?;
+            }
+            Ok(()) if !plan.keepalive => {
+                conn.stream = target.open(plan.timeout).await?;
+                conn.rbuf.clear();
             }
             Ok(()) => {}
             Err(Broken::Stream { got, why }) => {

@@ -44,7 +44,7 @@ use thiserror::Error;
 
 pub use args::{BenchArgs, Output};
 pub use driver::Stop;
-pub use report::{csv, human, json, Summary, TestResult};
+pub use report::{csv, human, human_with, json, quiet, Summary, TestResult};
 pub use workload::{Ratio, TestKind, MAX_KEYSPACE};
 
 use burrow_wire::BurrowWire;
@@ -114,6 +114,9 @@ pub struct Config {
     pub timeout: Duration,
     /// Show a live ops/s line on stderr (only when it is a terminal).
     pub progress: bool,
+    /// Keep each connection for the whole test (`-k 1`), or open a new one
+    /// for every batch (`-k 0`).
+    pub keepalive: bool,
     /// The client secret every connection authenticates with (`--auth-file`).
     pub auth: Option<Arc<burrow_proto::Secret>>,
 }
@@ -144,6 +147,7 @@ impl Default for Config {
             seed: 0x5EED,
             timeout: Duration::from_secs(10),
             progress: true,
+            keepalive: true,
             auth: None,
         }
     }
@@ -393,6 +397,7 @@ fn run_test<W: Wire>(
         sequential: config.sequential,
         stop: config.stop,
         timeout: config.timeout,
+        keepalive: config.keepalive,
     });
     let counters = Arc::new(Counters::default());
     let shares = split(config.clients, config.threads);

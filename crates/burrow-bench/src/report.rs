@@ -73,6 +73,37 @@ impl TestResult {
 
 /// One block per test, in the spirit of redis-benchmark's summary.
 pub fn human(results: &[TestResult]) -> String {
+    human_with(results, 3)
+}
+
+/// One line per test, as redis-benchmark -q: `SET: 123456.78 requests per
+/// second, p50=0.191 msec` (latency with `precision` decimals), then
+/// `, N errors` if any request failed.
+pub fn quiet(results: &[TestResult], precision: usize) -> String {
+    let mut out = String::new();
+    for r in results {
+        let s = r.summary();
+        let _ = write!(
+            out,
+            "{}: {:.2} requests per second, p50={:.precision$} msec",
+            r.test.name().to_uppercase(),
+            s.ops_per_sec,
+            s.p50_ms
+        );
+        // Not in redis-benchmark's line, but a fast error must not pass for speed.
+        match r.errors {
+            0 => out.push('\n'),
+            n => {
+                let _ = writeln!(out, ", {n} errors");
+            }
+        }
+    }
+    out
+}
+
+/// [`human`] with latencies shown to `precision` decimals (`--precision`).
+pub fn human_with(results: &[TestResult], precision: usize) -> String {
+    let p = precision;
     let mut out = String::new();
     for r in results {
         let s = r.summary();
@@ -91,7 +122,7 @@ pub fn human(results: &[TestResult]) -> String {
         let _ = writeln!(out, "  throughput: {:.2} ops/s", s.ops_per_sec);
         let _ = writeln!(
             out,
-            "  latency ms: min {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+            "  latency ms: min {:.p$}  p50 {:.p$}  p90 {:.p$}  p99 {:.p$}  p99.9 {:.p$}  max {:.p$}",
             s.min_ms, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms
         );
         match r.unknown {
@@ -233,6 +264,22 @@ mod tests {
         assert!((s.p99_ms - 0.99).abs() < 0.001, "{}", s.p99_ms);
         assert!((s.max_ms - 1.0).abs() < 0.001, "{}", s.max_ms);
         assert_eq!(result(1000, None).summary().ops_per_sec, 2000.0);
+    }
+
+    #[test]
+    fn quiet_is_one_line_per_test_with_the_chosen_precision() {
+        let rs = [result(0, None), result(0, None)];
+        let q = quiet(&rs, 3);
+        assert_eq!(q.lines().count(), 2, "{q}");
+        let line = q.lines().next().unwrap();
+        assert!(line.starts_with("SET: 2000.00 requests per second, p50=0.5"), "{line}");
+        assert_eq!(line.rsplit_once('=').unwrap().1.len(), "0.500 msec".len(), "{line}");
+        let q = quiet(&rs[..1], 5);
+        assert!(q.ends_with(" msec\n") && q.contains("p50=0.50"), "{q}");
+        assert_eq!(q.trim_end().rsplit_once('=').unwrap().1.len(), "0.50000 msec".len(), "{q}");
+        assert!(quiet(&[result(7, None)], 3).ends_with(" msec, 7 errors\n"));
+        let h = human_with(&rs[..1], 1);
+        assert!(h.contains("latency ms: min 0.0  p50 0.5  "), "{h}");
     }
 
     #[test]

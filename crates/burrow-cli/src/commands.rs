@@ -241,9 +241,20 @@ pub const COMMANDS: &[CommandSpec] = &[
         "List the commands, or show one command's syntax and description",
         "Without an argument, lists every command with a one-line summary.",
     ),
+    local(
+        "CLEAR",
+        "",
+        "Clear the screen",
+        "Clears the terminal, as redis-cli's clear (Ctrl-L does the same).",
+    ),
     local("QUIT", "", "Leave the CLI", "Same as EXIT or Ctrl-D."),
     local("EXIT", "", "Leave the CLI", "Same as QUIT or Ctrl-D."),
 ];
+
+/// The sections INFO knows, in the server's order (completion after
+/// `INFO `); a test checks them against a live server's list.
+pub const INFO_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "replication", "keyspace", "oplog", "stats"];
 
 /// Looks a command up by name, ignoring case.
 pub(crate) fn find(name: &[u8]) -> Option<&'static CommandSpec> {
@@ -261,8 +272,10 @@ Replies: strings are quoted with unprintable bytes escaped, integers print as
 reconnects to the leader it names, says so on standard error
 (-> redirected to leader at ADDRESS) and stays with the leader.
 
-With commands on the command line, burrow-cli runs that one command and exits
-non-zero if it failed. With standard input not a terminal, it runs one command
+With commands on the command line, burrow-cli runs that one command (-r COUNT
+times, -i SECONDS apart) and exits non-zero if it failed. When standard output
+is not a terminal it prints replies raw (--raw; --no-raw to keep the quotes):
+values as their bytes, integers as digits, list items one per line. With standard input not a terminal, it runs one command
 per line (blank lines and lines starting with # are skipped), pipelined, and
 prints exactly one line per command in order: lists print on that line as their
 quoted items separated by spaces (SCAN: the cursor first), multi-line text such

@@ -10,6 +10,10 @@
 //!   to one: list items are quoted and separated by spaces (SCAN prints its
 //!   cursor first), and multi-line text such as INFO is quoted with `\n`
 //!   escapes. Quoting keeps this unambiguous and re-readable by the tokenizer.
+//! - [`Style::Raw`] (`--raw`, and one-shot commands whose output is not a
+//!   terminal, as redis-cli): the bytes themselves, integers as digits, list
+//!   items one per line, `(nil)` as an empty line, errors as `STATUS message`,
+//!   so `burrow-cli GET k > file` stores the value (and a newline).
 
 use burrow_proto::{Reply, Status};
 
@@ -20,6 +24,30 @@ pub(crate) enum Style {
     Human,
     /// One line per reply, for scripts and mass loading.
     Line,
+    /// Unquoted bytes, as redis-cli --raw.
+    Raw,
+}
+
+/// Renders `reply` as bytes without a trailing newline: [`Style::Raw`] keeps
+/// the value's own bytes, the other styles are [`render`]'s text.
+pub(crate) fn render_bytes(reply: &Reply, style: Style) -> Vec<u8> {
+    if style != Style::Raw {
+        return render(reply, style).into_bytes();
+    }
+    match reply {
+        Reply::Nil => Vec::new(),
+        Reply::Bytes(b) => b.to_vec(),
+        Reply::Int(n) => n.to_string().into_bytes(),
+        Reply::Error { status, message } => error(*status, message).as_bytes()["(error) ".len()..].to_vec(),
+        Reply::Text(t) => t.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
+        Reply::Array(items) => items.join(&b"\n"[..]),
+        Reply::Scan { cursor, keys } => {
+            let mut lines = vec![cursor.to_string().into_bytes()];
+            lines.extend(keys.iter().map(|k| k.to_vec()));
+            lines.join(&b"\n"[..])
+        }
+        Reply::Ok | Reply::Cluster(_) => render(reply, Style::Human).into_bytes(),
+    }
 }
 
 /// Renders `reply` without a trailing newline.
@@ -31,20 +59,20 @@ pub(crate) fn render(reply: &Reply, style: Style) -> String {
         Reply::Int(n) => format!("(integer) {n}"),
         Reply::Error { status, message } => error(*status, message),
         Reply::Text(t) => match style {
-            Style::Human => t.trim_end_matches(['\r', '\n']).to_string(),
+            Style::Human | Style::Raw => t.trim_end_matches(['\r', '\n']).to_string(),
             Style::Line if t.bytes().any(|b| b.is_ascii_control()) => quote(t.as_bytes()),
             Style::Line => t.clone(),
         },
         Reply::Array(items) if items.is_empty() => "(empty array)".to_string(),
         Reply::Array(items) => match style {
-            Style::Human => numbered(items.iter().map(|i| vec![quote(i)]).collect()),
+            Style::Human | Style::Raw => numbered(items.iter().map(|i| vec![quote(i)]).collect()),
             Style::Line => items.iter().map(|i| quote(i)).collect::<Vec<_>>().join(" "),
         },
         Reply::Cluster(view) => crate::cluster_table::render_cluster(view, style == Style::Line),
         Reply::Scan { cursor, keys } => {
             let cursor = quote(cursor.to_string().as_bytes());
             match style {
-                Style::Human => {
+                Style::Human | Style::Raw => {
                     let keys = match keys.is_empty() {
                         true => vec!["(empty array)".to_string()],
                         false => numbered(keys.iter().map(|k| vec![quote(k)]).collect())
@@ -212,6 +240,22 @@ mod tests {
         let info = Reply::Text("# keyspace\nkeys:3\n".into());
         assert_eq!(render(&info, Style::Human), "# keyspace\nkeys:3");
         assert_eq!(render(&info, Style::Line), r##""# keyspace\nkeys:3\n""##);
+    }
+
+    #[test]
+    fn raw_output_is_the_bytes_themselves() {
+        let raw = |r: &Reply| String::from_utf8_lossy(&render_bytes(r, Style::Raw)).into_owned();
+        assert_eq!(render_bytes(&Reply::Bytes(b(b"a\"\x00\xff")), Style::Raw), b"a\"\x00\xff");
+        assert_eq!(raw(&Reply::Int(-3)), "-3");
+        assert_eq!(raw(&Reply::Nil), "");
+        assert_eq!(raw(&Reply::Ok), "OK");
+        assert_eq!(raw(&Reply::Array(vec![b(b"x"), b(b"y z")])), "x\ny z");
+        assert_eq!(raw(&Reply::Array(vec![])), "");
+        assert_eq!(raw(&Reply::Scan { cursor: 7, keys: vec![b(b"k")] }), "7\nk");
+        assert_eq!(raw(&Reply::Text("# keyspace\nkeys:3\n".into())), "# keyspace\nkeys:3");
+        let e = Reply::Error { status: Status::NotInteger, message: "value is not an integer".into() };
+        assert_eq!(raw(&e), "NOT_INTEGER value is not an integer");
+        assert_eq!(render_bytes(&Reply::Int(5), Style::Human), b"(integer) 5");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! parameter. When the line no longer fits the syntax no hint is shown, rather
 //! than a wrong one.
 
-use super::commands::{self, COMMANDS};
+use super::commands::{self, COMMANDS, INFO_SECTIONS};
 use super::token::tokenize;
 
 /// One group of a syntax string: `key`, `[count]`, `[key ...]`, `[NX|XX]`.
@@ -109,23 +109,31 @@ pub(crate) fn hint(line: &str) -> Option<String> {
     Some(if line.ends_with(|c: char| c.is_ascii_whitespace()) { text } else { format!(" {text}") })
 }
 
-/// Command names completing the first word of `line` up to `pos`: the byte
-/// offset where the word starts and the candidates, in the word's case.
+/// Completions of the word of `line` ending at `pos`: the byte offset where
+/// the word starts and the candidates, in the word's case. The first word
+/// completes to command names; the word after `help` too, and the word after
+/// `INFO` to its section names.
 pub(crate) fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
     let before = &line[..pos];
-    let start = before.len() - before.trim_start().len();
+    let first_start = before.len() - before.trim_start().len();
+    let start = before.rfind(|c: char| c.is_ascii_whitespace()).map_or(0, |i| i + 1).max(first_start);
     let word = &before[start..];
-    if word.contains(|c: char| c.is_ascii_whitespace()) {
-        return (pos, Vec::new());
-    }
-    let lower = !word.is_empty() && !word.chars().any(|c| c.is_ascii_uppercase());
-    let names = COMMANDS
-        .iter()
-        .filter(|c| {
-            c.name.len() >= word.len()
-                && c.name.as_bytes()[..word.len()].eq_ignore_ascii_case(word.as_bytes())
+    let earlier: Vec<&str> = before[..start].split_ascii_whitespace().collect();
+    let candidates: Vec<&str> = match earlier.as_slice() {
+        [] => COMMANDS.iter().map(|c| c.name).collect(),
+        [cmd] if cmd.eq_ignore_ascii_case("help") => COMMANDS.iter().map(|c| c.name).collect(),
+        [cmd] if cmd.eq_ignore_ascii_case("info") => INFO_SECTIONS.to_vec(),
+        _ => return (pos, Vec::new()),
+    };
+    // Section names are lower case; command names follow the typed case.
+    let lower = word.is_empty() || !word.chars().any(|c| c.is_ascii_uppercase());
+    let lower = if earlier.is_empty() { !word.is_empty() && lower } else { lower };
+    let names = candidates
+        .into_iter()
+        .filter(|name| {
+            name.len() >= word.len() && name.as_bytes()[..word.len()].eq_ignore_ascii_case(word.as_bytes())
         })
-        .map(|c| if lower { c.name.to_ascii_lowercase() } else { c.name.to_string() })
+        .map(|name| if lower { name.to_ascii_lowercase() } else { name.to_ascii_uppercase() })
         .collect();
     (start, names)
 }
@@ -182,5 +190,13 @@ mod tests {
         assert_eq!(complete("wa", 2), (0, vec!["wait".to_string()]));
         assert_eq!(complete("CLU", 3), (0, vec!["CLUSTER".to_string()]));
         assert_eq!(complete("", 0).1.len(), COMMANDS.len());
+        // After `help`: command names; after `INFO`: its sections.
+        assert_eq!(complete("help lr", 7), (5, vec!["lrange".to_string()]));
+        assert_eq!(complete("HELP LR", 7), (5, vec!["LRANGE".to_string()]));
+        assert_eq!(complete("help ", 5).1.len(), COMMANDS.len());
+        assert_eq!(complete("info re", 7), (5, vec!["replication".to_string()]));
+        assert_eq!(complete("INFO ", 5), (5, INFO_SECTIONS.iter().map(|s| s.to_string()).collect()));
+        assert_eq!(complete("INFO memory ", 12), (12, vec![]));
+        assert_eq!(complete("help get x", 10), (10, vec![]));
     }
 }

@@ -9,6 +9,11 @@
 //! - **REPL**: otherwise, an interactive prompt with history, completion,
 //!   hints and `help` (`repl.rs`, `hint.rs`).
 //!
+//! and two monitoring modes of redis-cli: `--stat` (`stat.rs`) and
+//! `--latency` / `--latency-history` (`latency.rs`). Flags follow redis-cli
+//! (`-h` host, `-p` port, `-r` repeat, `-i` interval, `--raw`); help is
+//! `--help` only.
+//!
 //! Input goes through the tokenizer (`token.rs`, redis-cli quoting) and the
 //! parser (`parse.rs`, redis-cli syntax, checked locally) into plans of
 //! protocol requests; replies are printed by `format.rs`. The command table
@@ -25,10 +30,13 @@ mod cluster_table;
 mod commands;
 mod format;
 mod hint;
+mod latency;
 mod parse;
 mod pipe;
 mod repl;
 mod session;
+mod stat;
+mod suggest;
 mod token;
 
 use std::ffi::OsString;
@@ -36,7 +44,7 @@ use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 
-pub use commands::{CommandSpec, COMMANDS};
+pub use commands::{CommandSpec, COMMANDS, INFO_SECTIONS};
 pub use session::{CliError, Session};
 
 /// Command-line flags of `burrow-cli`.
@@ -46,11 +54,18 @@ pub use session::{CliError, Session};
     version,
     about = "Command-line client for Burrow, with redis-cli syntax",
     after_help = "Without a command: an interactive prompt when standard input is a terminal, \
-                  otherwise one command per input line, pipelined. Type \"help\" for the commands."
+                  otherwise one command per input line, pipelined. Type \"help\" for the commands.\n\
+                  Flags go before the command; words after the command name are its arguments, \
+                  even when they start with '-' (SET k -1).",
+    // `-h` is the host, as in redis-cli; help is `--help` only.
+    disable_help_flag = true
 )]
 pub struct CliArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Server host name or address.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(short = 'h', long, default_value = "127.0.0.1")]
     pub host: String,
     /// Server port.
     #[arg(short = 'p', long, default_value_t = 7440)]
@@ -66,9 +81,54 @@ pub struct CliArgs {
     /// variable). Secrets come from files, never from the command line.
     #[arg(long, value_name = "PATH")]
     pub auth_file: Option<std::path::PathBuf>,
-    /// A command to run once, e.g. `SET k v PX 1500 NX`.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    /// Run the command COUNT times (-1: until interrupted), as redis-cli -r.
+    #[arg(short = 'r', value_name = "COUNT", default_value_t = 1, allow_negative_numbers = true)]
+    #[arg(value_parser = parse_repeat)]
+    pub repeat: i64,
+    /// Seconds between repeats (-r) and between --stat lines (default 1);
+    /// the length of each --latency-history sample (default 15). Fractions
+    /// are allowed: -i 0.1.
+    #[arg(short = 'i', value_name = "SECONDS", value_parser = parse_seconds)]
+    pub interval: Option<f64>,
+    /// Print replies raw: strings as their bytes, integers as digits, list
+    /// items one per line, no quotes (the default when standard output is
+    /// not a terminal, for one-shot commands and the REPL).
+    #[arg(long, overrides_with = "no_raw")]
+    pub raw: bool,
+    /// Print replies formatted (quoted, `(integer)`) even when standard output
+    /// is not a terminal.
+    #[arg(long, overrides_with = "raw")]
+    pub no_raw: bool,
+    /// A rolling line every second (-i): keys, memory, clients, requests and
+    /// ops/s, from INFO, as redis-cli --stat.
+    #[arg(long, conflicts_with_all = ["latency", "latency_history", "command"])]
+    pub stat: bool,
+    /// Sample PING round trips until interrupted: min, max, average (ms).
+    #[arg(long, conflicts_with_all = ["latency_history", "command"])]
+    pub latency: bool,
+    /// As --latency, one line per -i seconds (default 15), each a new sample.
+    #[arg(long, conflicts_with = "command")]
+    pub latency_history: bool,
+    /// A command to run once, e.g. `SET k v PX 1500 NX`. Words after its
+    /// name are its arguments, even when they start with `-`.
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// `-r COUNT`: a positive count, or -1 for "until interrupted".
+fn parse_repeat(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(n) if n >= 1 || n == -1 => Ok(n),
+        _ => Err(format!("'{s}' is not a count (1 or more, or -1 for ever)")),
+    }
+}
+
+/// `-i SECONDS`: a finite, non-negative number of seconds.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.0..=86_400.0).contains(&x) => Ok(x),
+        _ => Err(format!("'{s}' is not a number of seconds (0 to 86400, e.g. 0.5)")),
+    }
 }
 
 /// The environment variable naming the auth file when `--auth-file` is not given.
@@ -85,39 +145,80 @@ pub fn run(args: CliArgs) -> Result<bool, CliError> {
     if let Some(path) = auth_file {
         session.set_auth(burrow_client::Secret::from_file(&path)?);
     }
+    let interval = |default: f64| std::time::Duration::from_secs_f64(args.interval.unwrap_or(default));
+    let tty = std::io::stdout().is_terminal();
+    if args.stat {
+        return stat::run(&mut session, interval(1.0), &mut std::io::stdout().lock());
+    }
+    if args.latency || args.latency_history {
+        let history = args.latency_history.then(|| interval(latency::HISTORY_SECONDS));
+        return latency::run(&mut session, history, tty, &mut std::io::stdout().lock());
+    }
+    // As redis-cli: raw unless standard output is a terminal, or asked.
+    let raw = args.raw || (!args.no_raw && !tty);
     if !args.command.is_empty() {
         let words: Vec<Vec<u8>> = args.command.into_iter().map(os_bytes).collect();
-        return one_shot(&mut session, &words);
+        let style = if raw { format::Style::Raw } else { format::Style::Human };
+        let repeat = Repeat { count: args.repeat, every: interval(0.0) };
+        return one_shot(&mut session, &words, style, repeat);
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        repl::run(&mut session)?;
+        repl::run(&mut session, if raw { format::Style::Raw } else { format::Style::Human })?;
         Ok(true)
     } else {
+        // One line per command unless --raw is given: the default keeps
+        // output lines matching input lines, whatever the replies hold.
+        let style = if args.raw { format::Style::Raw } else { format::Style::Line };
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        pipe::run(&mut session, stdin.lock(), &mut out)
+        pipe::run(&mut session, stdin.lock(), &mut out, style)
     }
 }
 
+/// `-r COUNT -i SECONDS`: how often a one-shot command runs.
+#[derive(Debug, Clone, Copy)]
+struct Repeat {
+    /// -1: until interrupted.
+    count: i64,
+    every: std::time::Duration,
+}
+
 /// Runs one command given as separate words (already split by the shell, so
-/// no quote processing).
-fn one_shot(session: &mut Session, words: &[Vec<u8>]) -> Result<bool, CliError> {
+/// no quote processing), `repeat.count` times.
+fn one_shot(
+    session: &mut Session,
+    words: &[Vec<u8>],
+    style: format::Style,
+    repeat: Repeat,
+) -> Result<bool, CliError> {
     let mut out = std::io::stdout().lock();
-    let (text, ok) = match parse::parse(words) {
-        Err(e) => (format::local_error(&e.to_string()), false),
-        Ok(parse::Command::Quit) => return Ok(true),
-        Ok(parse::Command::Help(name)) => match help_text(name.as_deref()) {
-            Ok(text) => (text, true),
-            Err(text) => (text, false),
-        },
-        Ok(parse::Command::Remote(plan)) => {
-            let reply = session.run(&plan)?;
-            let ok = !matches!(reply, burrow_proto::Reply::Error { .. });
-            (format::render(&reply, format::Style::Human), ok)
+    let mut all_ok = true;
+    let mut done = 0i64;
+    while repeat.count < 0 || done < repeat.count {
+        if done > 0 && !repeat.every.is_zero() {
+            std::thread::sleep(repeat.every);
         }
-    };
-    writeln!(out, "{text}")?;
-    Ok(ok)
+        done += 1;
+        let (text, ok) = match parse::parse(words) {
+            Err(e) => (format::local_error(&e.to_string()).into_bytes(), false),
+            Ok(parse::Command::Quit) => return Ok(all_ok),
+            Ok(parse::Command::Clear) => (Vec::new(), true),
+            Ok(parse::Command::Help(name)) => match help_text(name.as_deref()) {
+                Ok(text) => (text.into_bytes(), true),
+                Err(text) => (text.into_bytes(), false),
+            },
+            Ok(parse::Command::Remote(plan)) => {
+                let reply = session.run(&plan)?;
+                let ok = !matches!(reply, burrow_proto::Reply::Error { .. });
+                (format::render_bytes(&reply, style), ok)
+            }
+        };
+        all_ok &= ok;
+        out.write_all(&text)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+    }
+    Ok(all_ok)
 }
 
 /// The text of `help` / `help NAME`; `Err` (an error line) for an unknown name.
@@ -164,6 +265,31 @@ mod tests {
         assert!(CliArgs::try_parse_from(["burrow-cli", "--hosts", "127.0.0.1"]).is_err());
         let a = CliArgs::try_parse_from(["burrow-cli", "--auth-file", "/s", "PING"]).unwrap();
         assert_eq!(a.auth_file, Some("/s".into()));
+        // redis-cli habits: -h is the host, words after the command are its own.
+        let a =
+            CliArgs::try_parse_from(["burrow-cli", "-h", "10.0.0.1", "-p", "7", "SET", "k", "-1"]).unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("10.0.0.1", 7));
+        assert_eq!(a.command, ["SET", "k", "-1"].map(OsString::from));
+        let a =
+            CliArgs::try_parse_from(["burrow-cli", "-r", "3", "-i", "0.01", "--raw", "INCR", "c"]).unwrap();
+        assert_eq!((a.repeat, a.interval, a.raw), (3, Some(0.01), true));
+        let a = CliArgs::try_parse_from(["burrow-cli", "--raw", "--no-raw", "GET", "k"]).unwrap();
+        assert!(!a.raw && a.no_raw, "the last of --raw/--no-raw wins");
+        let a = CliArgs::try_parse_from(["burrow-cli", "-r", "-1", "PING"]).unwrap();
+        assert_eq!(a.repeat, -1);
+        for bad in [
+            &["burrow-cli", "--bogus", "GET", "k"][..],
+            &["burrow-cli", "-r", "0", "PING"],
+            &["burrow-cli", "-i", "-1", "PING"],
+            &["burrow-cli", "-i", "nan", "PING"],
+            &["burrow-cli", "--stat", "PING"],
+            &["burrow-cli", "--latency", "--stat"],
+        ] {
+            let e = CliArgs::try_parse_from(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");
+        }
+        let e = CliArgs::try_parse_from(["burrow-cli", "--help"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
         assert!(CliArgs::try_parse_from(["burrow-cli", "--hosts", "127.0.0.1:1", "--port", "2"]).is_err());
     }
 

@@ -20,6 +20,8 @@ pub(crate) enum Command {
     Help(Option<Vec<u8>>),
     /// `quit` / `exit`.
     Quit,
+    /// `clear`: clears the screen (REPL).
+    Clear,
     Remote(Plan),
 }
 
@@ -78,6 +80,9 @@ impl Plan {
 pub(crate) enum ParseError {
     #[error("unknown command '{0}', type 'help' for the list of commands")]
     UnknownCommand(String),
+    /// An unknown name close to a known one (a typo).
+    #[error("unknown command '{typed}', did you mean '{near}'? (type 'help' for the list of commands)")]
+    DidYouMean { typed: String, near: &'static str },
     #[error("wrong number of arguments for '{name}'; usage: {usage}")]
     Arity { name: &'static str, usage: String },
     #[error("value '{value}' is not an integer or out of range")]
@@ -93,7 +98,13 @@ pub(crate) fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
     let Some((name, rest)) = args.split_first() else {
         return Err(ParseError::UnknownCommand(String::new()));
     };
-    let spec = commands::find(name).ok_or_else(|| ParseError::UnknownCommand(lossy(name).into_owned()))?;
+    let spec = commands::find(name).ok_or_else(|| {
+        let typed = lossy(name).into_owned();
+        match super::suggest::nearest(name) {
+            Some(near) => ParseError::DidYouMean { typed, near },
+            None => ParseError::UnknownCommand(typed),
+        }
+    })?;
     let p = Parser { spec, args: rest };
     let key = |i: usize| Bytes::copy_from_slice(&rest[i]);
     let plan = match spec.name {
@@ -104,6 +115,10 @@ pub(crate) fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
         "QUIT" | "EXIT" => {
             p.arity(0, 0)?;
             return Ok(Command::Quit);
+        }
+        "CLEAR" => {
+            p.arity(0, 0)?;
+            return Ok(Command::Clear);
         }
         "PING" => {
             p.arity(0, 1)?;
@@ -422,6 +437,7 @@ mod tests {
             ("HELP set", Command::Help(Some(b"set".to_vec()))),
             ("quit", Command::Quit),
             ("EXIT", Command::Quit),
+            ("clear", Command::Clear),
         ];
         for (i, (line, want)) in cases.into_iter().enumerate() {
             assert_eq!(parse_line(line), Ok(want), "case {i}: {line}");
@@ -496,6 +512,8 @@ mod tests {
             ("WAIT one 100", nan("one")),
             ("HELP a b", arity("HELP")),
             ("QUIT now", arity("QUIT")),
+            ("CLEAR all", arity("CLEAR")),
+            ("GTE k", ParseError::DidYouMean { typed: "GTE".into(), near: "GET" }),
         ];
         for (i, (line, want)) in cases.into_iter().enumerate() {
             assert_eq!(parse_line(line), Err(want), "case {i}: {line}");

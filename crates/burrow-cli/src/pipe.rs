@@ -7,7 +7,13 @@
 //! [`Style::Line`], in input order; a line the CLI refuses prints its
 //! `(error) ERR ...` line in its place without being sent. Blank lines and
 //! lines starting with `#` are skipped; `quit`/`exit` stop reading; `help`
-//! prints its (multi-line) text.
+//! prints its (multi-line) text. A request over the server's key or value
+//! limit (asked once, `Session::refuse_oversized`) is not sent: its line
+//! prints TOO_LARGE and the lines after it run (issue 12: a 17 MB value
+//! used to cost the connection and the commands after it).
+//!
+//! With `--raw` replies print as `Style::Raw` (multi-line replies then take
+//! several lines).
 
 use std::io::{BufRead, BufReader, Read, Write};
 
@@ -32,7 +38,12 @@ enum Pending {
 
 /// Runs every command in `input`, printing results to `out`. Returns whether
 /// every command succeeded.
-pub(crate) fn run(session: &mut Session, input: impl Read, out: &mut impl Write) -> Result<bool, CliError> {
+pub(crate) fn run(
+    session: &mut Session,
+    input: impl Read,
+    out: &mut impl Write,
+    style: Style,
+) -> Result<bool, CliError> {
     let mut input = BufReader::with_capacity(64 * 1024, input);
     let mut all_ok = true;
     let mut pending = Vec::new();
@@ -46,6 +57,7 @@ pub(crate) fn run(session: &mut Session, input: impl Read, out: &mut impl Write)
             match interpret(&line) {
                 None => {}
                 Some(Ok(Command::Quit)) => quit = true,
+                Some(Ok(Command::Clear)) => {}
                 Some(Ok(Command::Help(name))) => {
                     let (text, failed) = match super::help_text(name.as_deref()) {
                         Ok(text) => (text, false),
@@ -53,18 +65,24 @@ pub(crate) fn run(session: &mut Session, input: impl Read, out: &mut impl Write)
                     };
                     pending.push(Pending::Text { text, failed });
                 }
-                Some(Ok(Command::Remote(mut plan))) => {
-                    let count = plan.requests.len();
-                    batch.append(&mut plan.requests);
-                    pending.push(Pending::Remote { plan, count });
-                }
+                Some(Ok(Command::Remote(mut plan))) => match session.refuse_oversized(&plan)? {
+                    Some(refusal) => pending.push(Pending::Text {
+                        text: String::from_utf8_lossy(&format::render_bytes(&refusal, style)).into_owned(),
+                        failed: true,
+                    }),
+                    None => {
+                        let count = plan.requests.len();
+                        batch.append(&mut plan.requests);
+                        pending.push(Pending::Remote { plan, count });
+                    }
+                },
                 Some(Err(message)) => {
                     pending.push(Pending::Text { text: format::local_error(&message), failed: true })
                 }
             }
         }
         if eof || quit || batch.len() >= BATCH || input.buffer().is_empty() {
-            all_ok &= flush(session, &mut pending, &mut batch, out)?;
+            all_ok &= flush(session, &mut pending, &mut batch, out, style)?;
         }
         if eof || quit {
             return Ok(all_ok);
@@ -93,6 +111,7 @@ fn flush(
     pending: &mut Vec<Pending>,
     batch: &mut Vec<Request>,
     out: &mut impl Write,
+    style: Style,
 ) -> Result<bool, CliError> {
     let mut replies = if batch.is_empty() { Vec::new() } else { session.exchange(batch)? }.into_iter();
     batch.clear();
@@ -106,7 +125,8 @@ fn flush(
             Pending::Remote { plan, count } => {
                 let reply = plan.finish(replies.by_ref().take(count).collect());
                 all_ok &= !matches!(reply, burrow_proto::Reply::Error { .. });
-                writeln!(out, "{}", format::render(&reply, Style::Line))?;
+                out.write_all(&format::render_bytes(&reply, style))?;
+                out.write_all(b"\n")?;
             }
         }
     }

@@ -5,6 +5,7 @@
 //! `not connected> ` and every command tries to connect again first.
 
 use std::borrow::Cow;
+use std::io::Write;
 use std::path::PathBuf;
 
 use burrow_proto::ErrorChain;
@@ -27,7 +28,7 @@ pub(crate) const HISTORY_FILE: &str = ".burrow_history";
 const HISTORY_LEN: usize = 1000;
 
 /// Runs the REPL until `quit`, Ctrl-D or Ctrl-C.
-pub(crate) fn run(session: &mut Session) -> Result<(), CliError> {
+pub(crate) fn run(session: &mut Session, style: Style) -> Result<(), CliError> {
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .max_history_size(HISTORY_LEN)?
@@ -64,36 +65,53 @@ pub(crate) fn run(session: &mut Session) -> Result<(), CliError> {
                 eprintln!("Cannot save history to {}: {e}", path.display());
             }
         }
-        if !execute(session, &line) {
-            return Ok(());
+        match execute(session, &line, style) {
+            Next::Continue => {}
+            Next::Clear => editor.clear_screen()?,
+            Next::Quit => return Ok(()),
         }
     }
 }
 
-/// Runs one line and prints its result; `false` when the user asked to quit.
-fn execute(session: &mut Session, line: &str) -> bool {
+/// What the REPL does after a line.
+enum Next {
+    Continue,
+    Clear,
+    Quit,
+}
+
+/// Runs one line and prints its result.
+fn execute(session: &mut Session, line: &str, style: Style) -> Next {
     let args = match tokenize(line.as_bytes()) {
         Ok(args) => args,
         Err(e) => {
             println!("{}", format::local_error(&format!("Invalid argument(s): {e}")));
-            return true;
+            return Next::Continue;
         }
     };
     match parse::parse(&args) {
         Err(e) => println!("{}", format::local_error(&e.to_string())),
-        Ok(Command::Quit) => return false,
+        Ok(Command::Quit) => return Next::Quit,
+        Ok(Command::Clear) => return Next::Clear,
         Ok(Command::Help(name)) => match super::help_text(name.as_deref()) {
             Ok(text) | Err(text) => println!("{text}"),
         },
         Ok(Command::Remote(plan)) => match session.run(&plan) {
-            Ok(reply) => println!("{}", format::render(&reply, Style::Human)),
+            Ok(reply) => {
+                // Raw values go out as their bytes, not as lossy text.
+                let mut out = std::io::stdout().lock();
+                let shown = format::render_bytes(&reply, style);
+                if let Err(e) = out.write_all(&shown).and_then(|()| out.write_all(b"\n")) {
+                    eprintln!("Cannot write the reply: {e}");
+                }
+            }
             Err(e @ CliError::Lost { .. }) => {
                 eprintln!("{} (will reconnect on the next command)", ErrorChain(&e))
             }
             Err(e) => eprintln!("{}", ErrorChain(&e)),
         },
     }
-    true
+    Next::Continue
 }
 
 /// `$HOME/.burrow_history`, or `None` (no history) when HOME is unset.

@@ -19,7 +19,7 @@
 use thiserror::Error;
 
 use burrow_client::{Client, ClientConfig, ClientError, Secret, SecretError};
-use burrow_proto::{ErrorChain, Reply, Request};
+use burrow_proto::{ErrorChain, Reply, Request, Status};
 
 use super::parse::Plan;
 
@@ -66,6 +66,21 @@ pub struct Session {
     runtime: tokio::runtime::Runtime,
     /// Settings of every connection (the auth secret).
     config: ClientConfig,
+    /// The server's key and value limits (INFO memory), asked the first
+    /// time a request is large enough to matter; forgotten on reconnect.
+    limits: Option<Limits>,
+}
+
+/// Requests whose key and value together are at most this size are sent
+/// without asking the server's limits (a server refusing one answers
+/// TOO_LARGE cheaply and keeps the connection).
+const CHECK_ABOVE: usize = 64 * 1024;
+
+/// What the server accepts, from INFO memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    max_key: usize,
+    max_value: usize,
 }
 
 impl Session {
@@ -74,7 +89,15 @@ impl Session {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?;
         let config = ClientConfig::default();
-        Ok(Session { host: host.to_string(), port, hosts: Vec::new(), client: None, runtime, config })
+        Ok(Session {
+            host: host.to_string(),
+            port,
+            hosts: Vec::new(),
+            client: None,
+            runtime,
+            config,
+            limits: None,
+        })
     }
 
     /// A session on a cluster given by its nodes' `host:port` addresses
@@ -123,6 +146,7 @@ impl Session {
             };
             self.at(client.addr());
             self.client = Some(client);
+            self.limits = None;
         }
         Ok(())
     }
@@ -163,10 +187,56 @@ impl Session {
         }
     }
 
-    /// Runs one command's plan and combines its replies.
+    /// Runs one command's plan and combines its replies; a request over the
+    /// server's limits is refused here, unsent.
     pub(crate) fn run(&mut self, plan: &Plan) -> Result<Reply, CliError> {
+        if let Some(refusal) = self.refuse_oversized(plan)? {
+            return Ok(refusal);
+        }
         let replies = self.exchange(&plan.requests)?;
         Ok(plan.finish(replies))
+    }
+
+    /// TOO_LARGE, worded as the server words it, for a plan with a key or
+    /// value over the server's limits, so a large value is not uploaded
+    /// for nothing; `None` to send it. Only large requests cost a question
+    /// to the server (once per connection); a server that does not say its
+    /// limits is left to judge for itself.
+    pub(crate) fn refuse_oversized(&mut self, plan: &Plan) -> Result<Option<Reply>, CliError> {
+        let frames: Vec<_> = plan.requests.iter().map(|r| r.to_frame(0)).collect();
+        if frames.iter().all(|f| f.key.len() + f.value.len() <= CHECK_ABOVE) {
+            return Ok(None);
+        }
+        let Some(limits) = self.limits()? else { return Ok(None) };
+        for f in &frames {
+            let (what, len, max) = if f.key.len() > limits.max_key {
+                ("key", f.key.len(), limits.max_key)
+            } else if f.value.len() > limits.max_value {
+                ("value", f.value.len(), limits.max_value)
+            } else {
+                continue;
+            };
+            let message = format!("{what} length {len} over the limit of {max} bytes (not sent)");
+            return Ok(Some(Reply::Error { status: Status::TooLarge, message }));
+        }
+        Ok(None)
+    }
+
+    /// The server's limits, asked once per connection.
+    fn limits(&mut self) -> Result<Option<Limits>, CliError> {
+        if self.limits.is_none() {
+            let info = match self.exchange(&[Request::Info { section: "memory".into() }])?.pop() {
+                Some(Reply::Text(t)) => t,
+                _ => return Ok(None),
+            };
+            let fields = burrow_client::parse_info(&info);
+            let field =
+                |name: &str| fields.iter().find(|(k, _)| *k == name).and_then(|(_, v)| v.parse().ok());
+            if let (Some(max_key), Some(max_value)) = (field("max_key_bytes"), field("max_value_bytes")) {
+                self.limits = Some(Limits { max_key, max_value });
+            }
+        }
+        Ok(self.limits)
     }
 }
 

@@ -39,9 +39,11 @@ impl Default for Limits {
 }
 
 /// Why a byte stream cannot be framed. Every variant but `Io` is answered with
-/// [`CodecError::status`] (echoing the id where the header gave one), then the
-/// connection closes: after a bad header the stream cannot be resynchronised.
-/// `Truncated` and `Io` have nothing left to answer.
+/// [`CodecError::status`] (echoing the id where the header gave one). After a
+/// bad magic or version the stream cannot be resynchronised and the connection
+/// closes; after a length over a limit the server may skip the declared
+/// payload instead ([`Codec::declared_len`]). `Truncated` and `Io` have
+/// nothing left to answer.
 #[derive(Debug, Error)]
 pub enum CodecError {
     #[error("bad magic byte 0x{got:02x} (expected 0x{expected:02x})")]
@@ -155,6 +157,17 @@ fn check_lengths(
         return Err(CodecError::FrameTooLarge { len: total, max: limits.max_frame, id, opcode });
     }
     Ok(())
+}
+
+impl Codec {
+    /// The whole length (header and payload) that the header at the start
+    /// of `src` declares, whatever the limits; `None` until 16 bytes are
+    /// there. A server that refused a frame as over a limit uses it to skip
+    /// the payload and keep the connection (protocol.md §7).
+    pub fn declared_len(src: &[u8]) -> Option<u64> {
+        let h = Header::parse(src.get(..HEADER_LEN)?);
+        Some(HEADER_LEN as u64 + h.payload_len())
+    }
 }
 
 /// What [`Codec::peek`] found at the start of a buffer.

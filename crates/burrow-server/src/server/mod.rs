@@ -65,6 +65,9 @@ pub(crate) struct Shared {
     /// `config.max_connections`, or fewer if the open-files limit cannot
     /// hold that many (`fd_limit`).
     pub max_connections: usize,
+    /// Warnings about over-limit requests whose payload is skipped
+    /// (per server, so one server's flood does not hide another's).
+    pub too_large_log: LogLimit,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -196,6 +199,7 @@ impl Server {
             store,
             stats: Stats::default(),
             input: input_budget::InputBudget::new(config.max_input_buffer),
+            too_large_log: LogLimit::new(LOG_EVERY),
             max_connections: fd_limit::fit_connections(config.max_connections),
             started: Instant::now(),
             local_port,
