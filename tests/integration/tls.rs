@@ -177,3 +177,63 @@ async fn bad_tls_files_are_refused_at_start_naming_the_file() {
         assert!(text.contains(expect), "#{i}: {text:?} should say {expect:?}");
     }
 }
+
+/// Runs a tool binary off the async threads (the server shares them).
+async fn run(bin: &'static str, args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(&args)
+            .env_remove("BURROW_AUTH_FILE")
+            .output()
+            .expect("the tool runs")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn cli_and_bench_speak_tls_with_cacert_cert_key_and_sni() {
+    let dir = TempDir::new("tls-tools");
+    let ca = Ca::new(dir.path(), "ca");
+    let other = Ca::new(dir.path(), "other");
+    let s = server(&ca.leaf("server", &["127.0.0.1", "burrow.test"]), |c| {
+        c.tls_ca_file = Some(ca.pem.clone());
+        c.tls_client_auth = TlsClientAuth::Required;
+    })
+    .await;
+    let client = ca.local("client");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let port = s.addr.port().to_string();
+    let tls = |ca_pem: &std::path::Path, rest: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> =
+            ["--port", &port, "--tls", "--cacert", &path(ca_pem)].iter().map(|s| s.to_string()).collect();
+        a.extend(["--cert".into(), path(&client.cert), "--key".into(), path(&client.key)]);
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a
+    };
+    let cli = env!("CARGO_BIN_EXE_burrow-cli");
+    let out = run(cli, tls(&ca.pem, &["SET", "k", "v"])).await;
+    assert!(out.status.success(), "{out:?}");
+    let out = run(cli, tls(&ca.pem, &["--sni", "burrow.test", "GET", "k"])).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"v\"", "{out:?}");
+    // Another CA, a name the certificate lacks, no TLS at all: refused.
+    for args in [
+        tls(&other.pem, &["GET", "k"]),
+        tls(&ca.pem, &["--sni", "other.test", "GET", "k"]),
+        vec!["--port".into(), port.clone(), "GET".into(), "k".into()],
+    ] {
+        let out = run(cli, args.clone()).await;
+        assert!(!out.status.success(), "{args:?} succeeded: {out:?}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("\"v\""), "{args:?} was served: {out:?}");
+    }
+    let out = run(cli, tls(&other.pem, &["GET", "k"])).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS handshake failed"), "{out:?}");
+
+    let bench = env!("CARGO_BIN_EXE_burrow-bench");
+    let load = ["-t", "set,get", "-n", "2000", "-c", "4", "-P", "4", "--json", "-q", "--fail-on-error"];
+    let out = run(bench, tls(&ca.pem, &load)).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(bench, tls(&other.pem, &load)).await;
+    assert!(!out.status.success(), "the bench trusting another CA must fail: {out:?}");
+    s.shutdown().await.unwrap();
+}

@@ -7,18 +7,18 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, Encoder};
 
 use burrow_proto::{
     decode_hello, Codec, Frame, Limits, Nonce, Proof, Prover, Purpose, Reply, Request, Secret,
 };
 
+use super::stream::Stream;
 use super::BenchError;
 
 /// Sends `frame` and reads one reply frame.
 pub(crate) async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     addr: SocketAddr,
     frame: Frame,
 ) -> Result<Frame, BenchError> {
@@ -40,7 +40,7 @@ pub(crate) async fn exchange(
 
 /// Authenticates `stream` with `secret`.
 pub(crate) async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     addr: SocketAddr,
     secret: &Secret,
 ) -> Result<(), BenchError> {

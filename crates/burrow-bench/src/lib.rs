@@ -30,6 +30,7 @@ mod burrow_wire;
 mod driver;
 mod report;
 mod resp;
+mod stream;
 mod target;
 mod wire;
 mod workload;
@@ -116,6 +117,8 @@ pub struct Config {
     pub progress: bool,
     /// The client secret every connection authenticates with (`--auth-file`).
     pub auth: Option<Arc<burrow_proto::Secret>>,
+    /// TLS for every connection (`--tls`).
+    pub tls: Option<burrow_client::TlsOptions>,
 }
 
 impl Default for Config {
@@ -145,6 +148,7 @@ impl Default for Config {
             timeout: Duration::from_secs(10),
             progress: true,
             auth: None,
+            tls: None,
         }
     }
 }
@@ -175,6 +179,8 @@ pub enum ConfigError {
     AuthNeedsBurrow,
     #[error("--auth-file: {0}")]
     Secret(String),
+    #[error("--tls: {0}")]
+    Tls(String),
 }
 
 impl Config {
@@ -255,7 +261,7 @@ pub fn run_with(config: &Config, each: impl FnMut(&TestResult)) -> Result<Vec<Te
         let seeds = config.hosts.iter().map(|h| resolve_host_port(h)).collect::<Result<_, _>>()?;
         Place::Cluster(seeds)
     };
-    let target = Target { place, auth: config.auth.clone() };
+    let target = Target { place, auth: config.auth.clone(), tls: config.tls.clone() };
     let value = vec![b'x'; config.data_size];
     match config.protocol {
         Protocol::Burrow => run_tests(config, target, Arc::new(BurrowWire::new(&value)), each),

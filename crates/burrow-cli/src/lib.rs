@@ -66,6 +66,22 @@ pub struct CliArgs {
     /// variable). Secrets come from files, never from the command line.
     #[arg(long, value_name = "PATH")]
     pub auth_file: Option<std::path::PathBuf>,
+    /// Connect with TLS (a server started with --tls-cert-file); needs --cacert.
+    #[arg(long, requires = "cacert")]
+    pub tls: bool,
+    /// PEM file of the CA certificates the server's certificate must chain to.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// PEM client certificate to present (servers with --tls-client-auth), with --key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+    /// Name the server's certificate must carry (default: --host when it is
+    /// a name, else the address connected to).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub sni: Option<String>,
     /// A command to run once, e.g. `SET k v PX 1500 NX`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -84,6 +100,16 @@ pub fn run(args: CliArgs) -> Result<bool, CliError> {
     let auth_file = args.auth_file.or_else(|| std::env::var_os(AUTH_FILE_ENV).map(Into::into));
     if let Some(path) = auth_file {
         session.set_auth(burrow_client::Secret::from_file(&path)?);
+    }
+    if let (true, Some(ca)) = (args.tls, &args.cacert) {
+        let client = args.cert.as_deref().zip(args.key.as_deref());
+        let mut tls = burrow_client::TlsOptions::from_files(ca, client)?;
+        let host_name =
+            (args.hosts.is_empty() && args.host.parse::<std::net::IpAddr>().is_err()).then_some(&args.host);
+        if let Some(name) = args.sni.as_ref().or(host_name) {
+            tls = tls.server_name(name)?;
+        }
+        session.set_tls(tls);
     }
     if !args.command.is_empty() {
         let words: Vec<Vec<u8>> = args.command.into_iter().map(os_bytes).collect();

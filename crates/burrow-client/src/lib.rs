@@ -85,7 +85,7 @@ type Conn = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
 pub use burrow_proto::{ClusterView, LinkStatus, MemberRole, MemberView, Secret, SecretError};
 pub use error::ClientError;
 pub use failover::FailoverConfig;
-pub use tls::{TlsConfigError, TlsOptions};
+pub use tls::{TlsConfigError, TlsOptions, TlsStream};
 
 use burrow_proto::{
     decode_hello, Codec, End, Frame, Limits, Nonce, Proof, Prover, Purpose, Reply, Request, SetCondition,
@@ -630,8 +630,7 @@ async fn open(
     let stream = match &config.tls {
         None => Either::Left(stream),
         Some(tls) => {
-            let handshake = tls.connector().connect(tls.name_for(peer.ip()), stream);
-            let tls_stream = tokio::time::timeout(limit, handshake)
+            let tls_stream = tokio::time::timeout(limit, tls.handshake(stream))
                 .await
                 .map_err(|_| ClientError::Timeout { what: "connect", after: limit })?
                 .map_err(ClientError::Tls)?;

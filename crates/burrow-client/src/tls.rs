@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::net::TcpStream;
+pub use tokio_rustls::client::TlsStream;
 
 /// A client's TLS settings, ready to connect with. Build it with
 /// [`TlsOptions::from_files`]; cheap to clone.
@@ -17,6 +19,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 pub struct TlsOptions {
     config: Arc<rustls::ClientConfig>,
     server_name: Option<ServerName<'static>>,
+}
+
+/// Equal when built by the same [`TlsOptions::from_files`] call, with the
+/// same server name.
+impl PartialEq for TlsOptions {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.config, &other.config) && self.server_name == other.server_name
+    }
 }
 
 impl std::fmt::Debug for TlsOptions {
@@ -78,12 +88,16 @@ impl TlsOptions {
         self.server_name.is_some()
     }
 
-    pub(crate) fn connector(&self) -> tokio_rustls::TlsConnector {
-        tokio_rustls::TlsConnector::from(self.config.clone())
+    /// Runs the client handshake on `tcp`, verifying the server's
+    /// certificate (for tools that drive their own sockets, as
+    /// `burrow-bench` does).
+    pub async fn handshake(&self, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        let ip = tcp.peer_addr()?.ip();
+        tokio_rustls::TlsConnector::from(self.config.clone()).connect(self.name_for(ip), tcp).await
     }
 
     /// The name to verify for a connection to `ip`.
-    pub(crate) fn name_for(&self, ip: std::net::IpAddr) -> ServerName<'static> {
+    fn name_for(&self, ip: std::net::IpAddr) -> ServerName<'static> {
         self.server_name.clone().unwrap_or_else(|| ServerName::IpAddress(ip.into()))
     }
 }
