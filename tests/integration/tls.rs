@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use burrow_client::{Client, ClientConfig, ClientError, TlsOptions};
 use burrow_server::{Config, ServerError, ServerHandle, TlsClientAuth};
-use common::certs::{Ca, Leaf};
-use common::{info_u64, RawConn, TempDir};
+use common::certs::{Ca, ClusterTls, Leaf};
+use common::cluster::{Cluster, Options};
+use common::{info_field, info_u64, RawConn, TempDir};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// A server presenting `leaf`, with `tweak` applied.
 async fn server(leaf: &Leaf, tweak: impl FnOnce(&mut Config)) -> ServerHandle {
@@ -46,7 +48,7 @@ async fn the_rust_client_sets_and_gets_over_tls() {
     c.set("big", big.clone()).await.unwrap();
     assert_eq!(c.get("big").await.unwrap().as_deref(), Some(&big[..]));
     let info = c.info("clients").await.unwrap();
-    assert_eq!(common::info_field(&info, "tls_enabled"), "1");
+    assert_eq!(info_field(&info, "tls_enabled"), "1");
     assert!(info_u64(&info, "tls_handshakes") >= 1, "{info}");
     assert_eq!(info_u64(&info, "tls_handshake_failures"), 0, "{info}");
     s.shutdown().await.unwrap();
@@ -236,4 +238,126 @@ async fn cli_and_bench_speak_tls_with_cacert_cert_key_and_sni() {
     let out = run(bench, tls(&other.pem, &load)).await;
     assert!(!out.status.success(), "the bench trusting another CA must fail: {out:?}");
     s.shutdown().await.unwrap();
+}
+
+fn cluster_opts(tls: &ClusterTls) -> Options {
+    Options {
+        replication: "quorum",
+        quorum_timeout_ms: 300,
+        election_timeout_ms: "400..800",
+        tls: Some(tls.clone()),
+        ..Options::default()
+    }
+}
+
+fn seeds(c: &Cluster, ids: &[u64]) -> Vec<String> {
+    ids.iter().map(|&id| c.nodes[(id - 1) as usize].addr.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_over_mutual_tls_elects_replicates_and_fails_over() {
+    let certs = TempDir::new("tls-cluster-certs");
+    let tls = ClusterTls::new(certs.path());
+    // With a cluster secret too: member authentication runs inside TLS.
+    let opts = Options { secret: Some(crate::member_auth::SECRET), ..cluster_opts(&tls) };
+    let mut c = Cluster::start("tls-cluster", opts).await;
+    let (first, term) = c.one_leader().await;
+    assert_eq!(first, 1);
+    let config = ClientConfig { tls: Some(tls.client()), ..ClientConfig::default() };
+    let mut client = Client::connect_cluster_with(&seeds(&c, &[1, 2, 3]), config.clone()).await.unwrap();
+    for i in 0..100 {
+        client.set(format!("k{i}"), "before").await.unwrap();
+    }
+    assert_eq!(client.wait(2, 5000).await.unwrap(), 2);
+    c.converged().await;
+    // Both followers and both peer links came over TLS with a certificate.
+    let info = c.leader().client().await.info("clients").await.unwrap();
+    assert!(info_u64(&info, "tls_handshakes") >= 4, "{info}");
+    assert_eq!(info_field(&c.leader().info().await, "member_auth"), "secret");
+
+    c.node(1).kill_9();
+    let mut survivors = Client::connect_cluster_with(&seeds(&c, &[2, 3]), config).await.unwrap();
+    survivors.set("after", "kill").await.unwrap();
+    let (second, new_term) = c.one_leader().await;
+    assert_ne!(second, 1);
+    assert!(new_term > term, "a new term: {new_term} after {term}");
+
+    c.node(1).start().await;
+    c.nodes[0]
+        .wait_info("node 1 to follow the new leader over TLS", |i| {
+            info_field(i, "role") == "follower"
+                && info_u64(i, "leader_id") == second
+                && info_field(i, "link_status") == "up"
+        })
+        .await;
+    survivors.set("rejoined", "yes").await.unwrap();
+    c.converged().await;
+    let mut old = c.nodes[0].client().await;
+    assert_eq!(old.get("after").await.unwrap().as_deref(), Some(&b"kill"[..]));
+    assert_eq!(old.get("k99").await.unwrap().as_deref(), Some(&b"before"[..]));
+}
+
+/// Writes `bytes` on `stream` and reads until the server closes it.
+async fn refused<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, bytes: &[u8]) -> Vec<u8> {
+    // The server may close while this is written: that is the refusal.
+    let _ = stream.write_all(bytes).await;
+    let mut got = Vec::new();
+    match tokio::time::timeout(common::DEADLINE, stream.read_to_end(&mut got)).await {
+        Ok(_) => got,
+        Err(_) => panic!("the server kept the connection open; it sent {got:02x?}"),
+    }
+}
+
+async fn tcp(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(addr).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_without_a_certificate_from_the_cluster_ca_is_refused() {
+    let certs = TempDir::new("tls-stranger-certs");
+    let tls = ClusterTls::new(certs.path());
+    let other = Ca::new(certs.path(), "other");
+    // The default (long) election timeout: with both followers stopped the
+    // leader must keep leading (check-quorum would depose it) while it is
+    // tested.
+    let opts = Options { election_timeout_ms: Options::default().election_timeout_ms, ..cluster_opts(&tls) };
+    let mut c = Cluster::start("tls-stranger", opts).await;
+    c.node(2).stop().await;
+    c.node(3).stop().await;
+    let mut client = c.leader().client().await;
+    let addr = c.leader().addr;
+    let forged = crate::member_auth::handshake_and_ack(2);
+
+    // TLS without a client certificate (the port takes it: clients need
+    // none), claiming member 2: closed, nothing sent, logged once.
+    let no_cert = TlsOptions::from_files(&tls.ca, None).unwrap();
+    for _ in 0..3 {
+        let got = refused(no_cert.handshake(tcp(addr).await).await.unwrap(), &forged).await;
+        assert!(got.is_empty(), "a HANDSHAKE without a certificate was answered: {got:02x?}");
+    }
+    // A certificate from another CA fails the handshake; plain TCP is no
+    // TLS ClientHello. Neither gets a Burrow byte.
+    let stranger = other.local("stranger");
+    let wrong_ca = TlsOptions::from_files(&tls.ca, Some((&stranger.cert, &stranger.key))).unwrap();
+    if let Ok(s) = wrong_ca.handshake(tcp(addr).await).await {
+        let got = refused(s, &forged).await;
+        assert!(got.is_empty(), "a HANDSHAKE with another CA's certificate was answered: {got:02x?}");
+    }
+    let got = refused(tcp(addr).await, &forged).await;
+    assert!(got.first() != Some(&0xB7), "plain TCP got a Burrow frame: {got:02x?}");
+
+    let info = c.leader().info().await;
+    assert_eq!(info_u64(&info, "connected_followers"), 0, "{info}");
+    let err = client.set("k", "v").await.unwrap_err();
+    assert_eq!(err.status(), Some(burrow_proto::Status::NoQuorum), "{err}");
+    assert_eq!(client.wait(1, 100).await.unwrap(), 0, "no forged ACK counts");
+    let log = c.leader().stderr();
+    assert_eq!(log.matches("without a verified TLS client certificate").count(), 1, "{log}");
+    let clients = client.info("clients").await.unwrap();
+    assert!(info_u64(&clients, "tls_handshake_failures") >= 2, "{clients}");
+
+    // The real members, with their certificates, still get in.
+    c.node(2).start().await;
+    c.node(2).wait_synced().await;
+    client.set("k", "v").await.unwrap();
 }

@@ -59,3 +59,38 @@ impl Ca {
         self.leaf(file, &["127.0.0.1", "localhost"])
     }
 }
+
+/// What a cluster with `[cluster] tls = true` runs with: one CA, and one
+/// certificate every member presents (as server and as client).
+#[derive(Debug, Clone)]
+pub struct ClusterTls {
+    pub ca: PathBuf,
+    pub member: Leaf,
+}
+
+impl ClusterTls {
+    /// A CA and a member certificate for 127.0.0.1, in `dir`.
+    pub fn new(dir: &Path) -> ClusterTls {
+        let ca = Ca::new(dir, "cluster-ca");
+        ClusterTls { member: ca.local("member"), ca: ca.pem }
+    }
+
+    /// The server flags of a member.
+    pub fn args(&self) -> Vec<String> {
+        let p = |p: &Path| p.display().to_string();
+        vec![
+            "--tls-cert-file".into(),
+            p(&self.member.cert),
+            "--tls-key-file".into(),
+            p(&self.member.key),
+            "--tls-ca-file".into(),
+            p(&self.ca),
+        ]
+    }
+
+    /// A client trusting the CA and presenting the member certificate.
+    pub fn client(&self) -> burrow_client::TlsOptions {
+        burrow_client::TlsOptions::from_files(&self.ca, Some((&self.member.cert, &self.member.key)))
+            .expect("client TLS options")
+    }
+}

@@ -419,6 +419,17 @@ data_dir = "data/node3"
     }
 
     #[test]
+    fn tls_and_its_server_name_are_read_and_off_by_default() {
+        let off = parse(&cluster_file(), Some(1)).unwrap().unwrap();
+        assert!(!off.tls);
+        assert_eq!(off.tls_server_name, None);
+        let text = format!("{CLUSTER_TABLE}tls = true\ntls_server_name = \"members.burrow\"\n{NODES}");
+        let on = parse(&text, Some(1)).unwrap().unwrap();
+        assert!(on.tls);
+        assert_eq!(on.tls_server_name.as_deref(), Some("members.burrow"));
+    }
+
+    #[test]
     fn no_cluster_tables_is_a_single_node() {
         assert_eq!(parse("", None), Ok(None));
     }

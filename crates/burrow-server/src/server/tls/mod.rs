@@ -186,3 +186,41 @@ fn server_name(cluster: &ClusterConfig) -> Result<Option<ServerName<'static>>, T
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checks that refuse before any file is read.
+    #[test]
+    fn settings_that_do_not_go_together_are_refused() {
+        let cluster_tls = || {
+            let mut c = ClusterConfig::new(
+                vec![crate::NodeInfo {
+                    id: 1,
+                    addr: "127.0.0.1:7441".parse().unwrap(),
+                    data_dir: "d".into(),
+                }],
+                None,
+                1,
+            )
+            .unwrap();
+            c.tls = true;
+            Some(c)
+        };
+        let cases = [
+            (Config { tls_key_file: Some("k".into()), ..Config::default() }, "only --tls-key-file is set"),
+            (Config { tls_ca_file: Some("ca".into()), ..Config::default() }, "--tls-ca-file needs"),
+            (Config { cluster: cluster_tls(), ..Config::default() }, "[cluster] tls = true needs"),
+            (
+                Config { tls_handshake_timeout: std::time::Duration::ZERO, ..Config::default() },
+                "must be above 0",
+            ),
+        ];
+        for (i, (config, want)) in cases.into_iter().enumerate() {
+            let err = load(&config).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(want), "#{i}: {err:?} should say {want:?}");
+        }
+        assert!(load(&Config::default()).unwrap().is_none());
+    }
+}
