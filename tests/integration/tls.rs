@@ -361,3 +361,32 @@ async fn a_member_without_a_certificate_from_the_cluster_ca_is_refused() {
     c.node(2).wait_synced().await;
     client.set("k", "v").await.unwrap();
 }
+
+#[tokio::test]
+async fn the_python_example_connects_with_an_ssl_context() {
+    let dir = TempDir::new("tls-python");
+    let ca = Ca::new(dir.path(), "ca");
+    let s = server(&ca.local("server"), |_| {}).await;
+    let script = format!(
+        "import ssl, sys\n\
+         sys.path.insert(0, {dir:?})\n\
+         import burrow_client as b\n\
+         c = b.Client('127.0.0.1', {port}, ssl_context=ssl.create_default_context(cafile={ca:?}))\n\
+         c.set(b'small', b'v')\n\
+         big = b'x' * 300000\n\
+         c.set(b'big', big)\n\
+         assert c.get(b'big') == big and c.get(b'small') == b'v'\n\
+         print('ok')\n",
+        dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python"),
+        port = s.addr.port(),
+        ca = ca.pem.display().to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").args(["-c", &script]).output().expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    s.shutdown().await.unwrap();
+}
