@@ -335,6 +335,15 @@ async fn a_member_without_a_certificate_from_the_cluster_ca_is_refused() {
         let got = refused(no_cert.handshake(tcp(addr).await).await.unwrap(), &forged).await;
         assert!(got.is_empty(), "a HANDSHAKE without a certificate was answered: {got:02x?}");
     }
+    // A PEER_HELLO (the elections' link) as member 3 likewise.
+    let info = c.leader().info().await;
+    let cluster_id = u64::from_str_radix(&info_field(&info, "cluster_id"), 16).expect("hex cluster id");
+    let got = refused(
+        no_cert.handshake(tcp(addr).await).await.unwrap(),
+        &common::fake_member::hello(cluster_id, 3),
+    )
+    .await;
+    assert!(got.is_empty(), "a PEER_HELLO without a certificate was answered: {got:02x?}");
     // A certificate from another CA fails the handshake; plain TCP is no
     // TLS ClientHello. Neither gets a Burrow byte.
     let stranger = other.local("stranger");
@@ -352,7 +361,8 @@ async fn a_member_without_a_certificate_from_the_cluster_ca_is_refused() {
     assert_eq!(err.status(), Some(burrow_proto::Status::NoQuorum), "{err}");
     assert_eq!(client.wait(1, 100).await.unwrap(), 0, "no forged ACK counts");
     let log = c.leader().stderr();
-    assert_eq!(log.matches("without a verified TLS client certificate").count(), 1, "{log}");
+    // Once per claimed id: member 2's HANDSHAKEs, member 3's PEER_HELLO.
+    assert_eq!(log.matches("without a verified TLS client certificate").count(), 2, "{log}");
     let clients = client.info("clients").await.unwrap();
     assert!(info_u64(&clients, "tls_handshake_failures") >= 2, "{clients}");
 
