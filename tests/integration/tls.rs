@@ -400,3 +400,40 @@ async fn the_python_example_connects_with_an_ssl_context() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
     s.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_large_reply_to_a_slow_reader_arrives_whole() {
+    // TLS buffers the end of a record it could not write at once: the
+    // server must flush it, or a reader that fell behind waits for ever.
+    let dir = TempDir::new("tls-slow-reader");
+    let ca = Ca::new(dir.path(), "ca");
+    let s = server(&ca.local("server"), |_| {}).await;
+    let mut c = Client::connect_with(s.addr, tls_client(&ca, None)).await.unwrap();
+    let big = vec![b'x'; 8 << 20];
+    c.set("big", big.clone()).await.unwrap();
+    let tls = TlsOptions::from_files(&ca.pem, None).unwrap();
+    for round in 0..5 {
+        let mut stream = tls.handshake(tcp(s.addr).await).await.unwrap();
+        let get = burrow_proto::Request::Get { key: bytes::Bytes::from_static(b"big") };
+        stream.write_all(&common::request_bytes(&get, 1)).await.unwrap();
+        stream.flush().await.unwrap();
+        // Let the server fill the socket buffers and block.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Then read slowly, so that the server's last write finds the
+        // socket full.
+        let mut reply = vec![0u8; 16 + big.len()];
+        let mut got = 0;
+        while got < reply.len() {
+            let end = reply.len().min(got + 32 * 1024);
+            let n = tokio::time::timeout(common::DEADLINE, stream.read(&mut reply[got..end]))
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: stuck at byte {got} of {}", reply.len()))
+                .unwrap();
+            assert_ne!(n, 0, "round {round}: closed at byte {got}");
+            got += n;
+            tokio::time::sleep(Duration::from_micros(300)).await;
+        }
+        assert!(reply[16..].iter().all(|&b| b == b'x'), "round {round}");
+    }
+    s.shutdown().await.unwrap();
+}

@@ -27,6 +27,7 @@ pub(crate) async fn exchange(
     codec.encode(frame, &mut buf).expect("a request frame encodes");
     let io = |source| BenchError::Connect { addr, source };
     stream.write_all(&buf).await.map_err(io)?;
+    stream.flush().await.map_err(io)?;
     buf.clear();
     loop {
         if let Some(frame) = codec.decode(&mut buf).map_err(|e| io(std::io::Error::other(e)))? {

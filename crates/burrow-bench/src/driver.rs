@@ -159,7 +159,11 @@ impl<W: Wire> Conn<'_, W> {
         self.progress = sent;
         let written = {
             let Conn { stream, stall, progress, timeout, .. } = self;
-            let mut write = std::pin::pin!(stream.write_all(wbuf));
+            // Flushed: TLS may hold the end of the batch until then.
+            let mut write = std::pin::pin!(async {
+                stream.write_all(wbuf).await?;
+                stream.flush().await
+            });
             loop {
                 tokio::select! {
                     biased;
