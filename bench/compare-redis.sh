@@ -135,15 +135,8 @@ cpu_us() { awk -v n="$1" '{printf "%.3f", ($1 + $2) * 1e6 / (2 * n)}' "$WORK/cpu
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# json_field JSON TEST KEY: a number from burrow-bench --json output.
-json_field() {
-    printf '%s' "$1" | tr '{' '\n' | grep "\"test\":\"$2\"" | tr ',' '\n' | grep "\"$3\":" | head -1 | cut -d: -f2
-}
-
-# median of the numbers on stdin.
-median() {
-    sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "nan"} else if (NR%2) {print v[(NR+1)/2]} else {printf "%.3f\n", (v[NR/2]+v[NR/2+1])/2}}'
-}
+# json_field and median: bench/lib.sh.
+. "$ROOT/bench/lib.sh"
 
 # Requests per run for CLIENTS/PIPELINE, aiming at ~2-3 s on a small machine.
 requests_for() {

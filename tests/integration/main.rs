@@ -47,5 +47,6 @@ mod redirect;
 mod refusals;
 mod rejoin;
 mod replication_inproc;
+mod tls;
 mod vote_durability;
 mod wal_faults;

@@ -36,7 +36,7 @@ fn u64s(values: &[u64]) -> Vec<u8> {
 
 /// HANDSHAKE as `node_id` with an empty log, then an ACK claiming index
 /// 1,000,000 durable: what a fake follower forging quorum sends.
-fn handshake_and_ack(node_id: u64) -> Vec<u8> {
+pub(crate) fn handshake_and_ack(node_id: u64) -> Vec<u8> {
     let mut out = peer_frame(HANDSHAKE, 1, &u64s(&[node_id, 77, 0, 0, 0]));
     out.extend(peer_frame(ACK, 2, &u64s(&[node_id, 77, 1_000_000, 1_000_000, 0])));
     out

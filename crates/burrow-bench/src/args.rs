@@ -116,6 +116,21 @@ pub struct BenchArgs {
     /// --auth-secret-file (default: the BURROW_AUTH_FILE environment variable).
     #[arg(long, value_name = "PATH")]
     pub auth_file: Option<std::path::PathBuf>,
+    /// Connect with TLS (a server started with --tls-cert-file); needs --cacert.
+    #[arg(long, requires = "cacert")]
+    pub tls: bool,
+    /// PEM file of the CA certificates the server's certificate must chain to.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// PEM client certificate to present (servers with --tls-client-auth), with --key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+    /// Name the server's certificate must carry (default: the address connected to).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub sni: Option<String>,
 }
 
 /// `-k`: 1 keeps connections, 0 reconnects for each request.
@@ -128,6 +143,18 @@ fn parse_keepalive(s: &str) -> Result<bool, String> {
 }
 
 impl BenchArgs {
+    /// `--tls`, `--cacert`, `--cert`, `--key`, `--sni` as client options.
+    fn tls_options(&self) -> Result<Option<burrow_client::TlsOptions>, ConfigError> {
+        let (true, Some(ca)) = (self.tls, &self.cacert) else { return Ok(None) };
+        let bad = |e: burrow_client::TlsConfigError| ConfigError::Tls(e.to_string());
+        let tls = burrow_client::TlsOptions::from_files(ca, self.cert.as_deref().zip(self.key.as_deref()))
+            .map_err(bad)?;
+        match &self.sni {
+            Some(name) => tls.server_name(name).map(Some).map_err(bad),
+            None => Ok(Some(tls)),
+        }
+    }
+
     /// The validated run configuration and the output format.
     pub fn resolve(&self) -> Result<(Config, Output), ConfigError> {
         let stop = match (self.duration, self.requests) {
@@ -160,6 +187,7 @@ impl BenchArgs {
             timeout: Duration::from_secs_f64(self.timeout),
             progress: !self.quiet,
             keepalive: self.keepalive,
+            tls: self.tls_options()?,
             auth: match self
                 .auth_file
                 .clone()

@@ -7,18 +7,18 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, Encoder};
 
 use burrow_proto::{
     decode_hello, Codec, Frame, Limits, Nonce, Proof, Prover, Purpose, Reply, Request, Secret,
 };
 
+use super::stream::Stream;
 use super::BenchError;
 
 /// Sends `frame` and reads one reply frame.
 pub(crate) async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     addr: SocketAddr,
     frame: Frame,
 ) -> Result<Frame, BenchError> {
@@ -27,6 +27,7 @@ pub(crate) async fn exchange(
     codec.encode(frame, &mut buf).expect("a request frame encodes");
     let io = |source| BenchError::Connect { addr, source };
     stream.write_all(&buf).await.map_err(io)?;
+    stream.flush().await.map_err(io)?;
     buf.clear();
     loop {
         if let Some(frame) = codec.decode(&mut buf).map_err(|e| io(std::io::Error::other(e)))? {
@@ -40,7 +41,7 @@ pub(crate) async fn exchange(
 
 /// Authenticates `stream` with `secret`.
 pub(crate) async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     addr: SocketAddr,
     secret: &Secret,
 ) -> Result<(), BenchError> {

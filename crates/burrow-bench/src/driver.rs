@@ -17,6 +17,9 @@ use bytes::{Buf, BytesMut};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
+
+use super::stream::Stream;
 
 use super::target::Target;
 use super::wire::Wire;
@@ -93,13 +96,21 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 pub(crate) async fn connect(
     addr: SocketAddr,
     auth: Option<&burrow_proto::Secret>,
-) -> Result<TcpStream, BenchError> {
-    let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+    tls: Option<&burrow_client::TlsOptions>,
+) -> Result<Stream, BenchError> {
+    let open = async {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        match tls {
+            None => Ok(Either::Left(tcp)),
+            Some(tls) => tls.handshake(tcp).await.map(Either::Right),
+        }
+    };
+    let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
         Ok(Ok(s)) => s,
         Ok(Err(source)) => return Err(BenchError::Connect { addr, source }),
         Err(_) => return Err(BenchError::ConnectTimeout { addr, after: CONNECT_TIMEOUT }),
     };
-    stream.set_nodelay(true).map_err(|source| BenchError::Connect { addr, source })?;
     if let Some(secret) = auth {
         let handshake = super::auth::authenticate(&mut stream, addr, secret);
         match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
@@ -131,7 +142,7 @@ struct Conn<'a, W> {
     /// no progress for `timeout`. (A `tokio::time::timeout` per read, or a
     /// reset per read, cost 5 % of the generator's CPU.)
     stall: Pin<Box<tokio::time::Sleep>>,
-    stream: TcpStream,
+    stream: Stream,
     rbuf: BytesMut,
     result: ConnResult,
     /// A reply of the last batch said this node is not the leader.
@@ -152,7 +163,11 @@ impl<W: Wire> Conn<'_, W> {
         self.progress = sent;
         let written = {
             let Conn { stream, stall, progress, timeout, .. } = self;
-            let mut write = std::pin::pin!(stream.write_all(wbuf));
+            // Flushed: TLS may hold the end of the batch until then.
+            let mut write = std::pin::pin!(async {
+                stream.write_all(wbuf).await?;
+                stream.flush().await
+            });
             loop {
                 tokio::select! {
                     biased;
@@ -245,7 +260,7 @@ fn stalled(stall: &mut Pin<Box<tokio::time::Sleep>>, progress: Instant, timeout:
 /// to the leader, found again, as after a reply saying this node does not
 /// lead; failing to reopen it within the timeout ends the run.
 pub(crate) async fn drive<W: Wire>(
-    stream: TcpStream,
+    stream: Stream,
     target: Arc<Target>,
     wire: Arc<W>,
     plan: Arc<Plan>,

@@ -30,6 +30,7 @@ mod burrow_wire;
 mod driver;
 mod report;
 mod resp;
+mod stream;
 mod target;
 mod wire;
 mod workload;
@@ -119,6 +120,8 @@ pub struct Config {
     pub keepalive: bool,
     /// The client secret every connection authenticates with (`--auth-file`).
     pub auth: Option<Arc<burrow_proto::Secret>>,
+    /// TLS for every connection (`--tls`).
+    pub tls: Option<burrow_client::TlsOptions>,
 }
 
 impl Default for Config {
@@ -149,6 +152,7 @@ impl Default for Config {
             progress: true,
             keepalive: true,
             auth: None,
+            tls: None,
         }
     }
 }
@@ -179,6 +183,8 @@ pub enum ConfigError {
     AuthNeedsBurrow,
     #[error("--auth-file: {0}")]
     Secret(String),
+    #[error("--tls: {0}")]
+    Tls(String),
 }
 
 impl Config {
@@ -259,7 +265,7 @@ pub fn run_with(config: &Config, each: impl FnMut(&TestResult)) -> Result<Vec<Te
         let seeds = config.hosts.iter().map(|h| resolve_host_port(h)).collect::<Result<_, _>>()?;
         Place::Cluster(seeds)
     };
-    let target = Target { place, auth: config.auth.clone() };
+    let target = Target { place, auth: config.auth.clone(), tls: config.tls.clone() };
     let value = vec![b'x'; config.data_size];
     match config.protocol {
         Protocol::Burrow => run_tests(config, target, Arc::new(BurrowWire::new(&value)), each),

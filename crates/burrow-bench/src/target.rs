@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
-
 use burrow_proto::{ClusterView, MemberRole, Reply, Request, Secret};
 
 use super::auth::exchange;
 use super::driver::connect;
+use super::stream::Stream;
 use super::BenchError;
 
 /// Pauses between attempts to find a leader: doubling from the first to
@@ -32,6 +31,7 @@ const PAUSE_MAX: Duration = Duration::from_millis(200);
 pub(crate) struct Target {
     pub(crate) place: Place,
     pub(crate) auth: Option<Arc<Secret>>,
+    pub(crate) tls: Option<burrow_client::TlsOptions>,
 }
 
 /// Where load connections go.
@@ -53,10 +53,10 @@ impl Target {
 
     /// A load connection: to the server, or to the leader a cluster has
     /// within `patience` (else the last failure, or `NoLeader`).
-    pub(crate) async fn open(&self, patience: Duration) -> Result<TcpStream, BenchError> {
+    pub(crate) async fn open(&self, patience: Duration) -> Result<Stream, BenchError> {
         let auth = self.auth.as_deref();
         let seeds = match &self.place {
-            Place::One(addr) => return connect(*addr, auth).await,
+            Place::One(addr) => return connect(*addr, auth, self.tls.as_ref()).await,
             Place::Cluster(seeds) => seeds,
         };
         let start = Instant::now();
@@ -64,7 +64,7 @@ impl Target {
         let mut hint: Option<SocketAddr> = None;
         for attempt in 0usize.. {
             let addr = hint.take().unwrap_or(seeds[attempt % seeds.len()]);
-            match ask_leader(addr, auth).await {
+            match ask_leader(addr, auth, self.tls.as_ref()).await {
                 Ok(Answer::Leader(stream)) => return Ok(stream),
                 Ok(Answer::Elsewhere(leader)) if attempt % 4 != 3 => {
                     hint = Some(leader);
@@ -85,7 +85,7 @@ impl Target {
 }
 
 /// What a node said to `CLUSTER`.
-enum Answer<S = TcpStream> {
+enum Answer<S = Stream> {
     Leader(S),
     /// Not the leader; it named this one.
     Elsewhere(SocketAddr),
@@ -93,8 +93,12 @@ enum Answer<S = TcpStream> {
     NoLeader,
 }
 
-async fn ask_leader(addr: SocketAddr, auth: Option<&Secret>) -> Result<Answer, BenchError> {
-    let mut stream = connect(addr, auth).await?;
+async fn ask_leader(
+    addr: SocketAddr,
+    auth: Option<&Secret>,
+    tls: Option<&burrow_client::TlsOptions>,
+) -> Result<Answer, BenchError> {
+    let mut stream = connect(addr, auth, tls).await?;
     let frame = exchange(&mut stream, addr, Request::Cluster.to_frame(0)).await?;
     Ok(match Reply::from_frame(&frame) {
         Ok(Reply::Cluster(view)) => answer(&view, stream),

@@ -109,6 +109,22 @@ pub struct CliArgs {
     /// As --latency, one line per -i seconds (default 15), each a new sample.
     #[arg(long, conflicts_with = "command")]
     pub latency_history: bool,
+    /// Connect with TLS (a server started with --tls-cert-file); needs --cacert.
+    #[arg(long, requires = "cacert")]
+    pub tls: bool,
+    /// PEM file of the CA certificates the server's certificate must chain to.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// PEM client certificate to present (servers with --tls-client-auth), with --key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+    /// Name the server's certificate must carry (default: --host when it is
+    /// a name, else the address connected to).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub sni: Option<String>,
     /// A command to run once, e.g. `SET k v PX 1500 NX`. Words after its
     /// name are its arguments, even when they start with `-`.
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
@@ -144,6 +160,16 @@ pub fn run(args: CliArgs) -> Result<bool, CliError> {
     let auth_file = args.auth_file.or_else(|| std::env::var_os(AUTH_FILE_ENV).map(Into::into));
     if let Some(path) = auth_file {
         session.set_auth(burrow_client::Secret::from_file(&path)?);
+    }
+    if let (true, Some(ca)) = (args.tls, &args.cacert) {
+        let client = args.cert.as_deref().zip(args.key.as_deref());
+        let mut tls = burrow_client::TlsOptions::from_files(ca, client)?;
+        let host_name =
+            (args.hosts.is_empty() && args.host.parse::<std::net::IpAddr>().is_err()).then_some(&args.host);
+        if let Some(name) = args.sni.as_ref().or(host_name) {
+            tls = tls.server_name(name)?;
+        }
+        session.set_tls(tls);
     }
     let interval = |default: f64| std::time::Duration::from_secs_f64(args.interval.unwrap_or(default));
     let tty = std::io::stdout().is_terminal();

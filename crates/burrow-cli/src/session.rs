@@ -53,6 +53,9 @@ pub enum CliError {
     /// `--auth-file` (or `BURROW_AUTH_FILE`) could not be read or is too short.
     #[error("auth file")]
     Secret(#[from] SecretError),
+    /// `--cacert`, `--cert`, `--key` or `--sni` is unusable.
+    #[error("TLS settings")]
+    Tls(#[from] burrow_client::TlsConfigError),
 }
 
 /// Where to connect, and the connection when there is one.
@@ -123,6 +126,11 @@ impl Session {
     /// Authenticates every connection from now on with `secret`.
     pub fn set_auth(&mut self, secret: Secret) {
         self.config.auth = Some(std::sync::Arc::new(secret));
+    }
+
+    /// Connects with TLS from now on.
+    pub fn set_tls(&mut self, tls: burrow_client::TlsOptions) {
+        self.config.tls = Some(tls);
     }
 
     pub(crate) fn is_connected(&self) -> bool {

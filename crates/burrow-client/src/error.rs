@@ -13,6 +13,11 @@ pub enum ClientError {
     /// The TCP connection could not be opened.
     #[error("cannot connect")]
     Connect(#[source] std::io::Error),
+    /// The TLS handshake failed: the server's certificate is not signed by
+    /// the CA given or does not name the server, the server wants a client
+    /// certificate, or the server does not speak TLS.
+    #[error("TLS handshake failed")]
+    Tls(#[source] std::io::Error),
     /// `what` (`connect` or `request`) took longer than the configured limit.
     #[error("{what} timed out after {after:?}")]
     Timeout {

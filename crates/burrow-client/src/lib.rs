@@ -65,6 +65,7 @@ mod backoff;
 mod discovery;
 mod error;
 mod failover;
+mod tls;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -76,10 +77,15 @@ use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_util::codec::Framed;
+use tokio_util::either::Either;
+
+/// A connection: plain TCP, or TLS ([`ClientConfig::tls`]).
+type Conn = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
 
 pub use burrow_proto::{ClusterView, LinkStatus, MemberRole, MemberView, Secret, SecretError};
 pub use error::ClientError;
 pub use failover::FailoverConfig;
+pub use tls::{TlsConfigError, TlsOptions, TlsStream};
 
 use burrow_proto::{
     decode_hello, Codec, End, Frame, Limits, Nonce, Proof, Prover, Purpose, Reply, Request, SetCondition,
@@ -113,6 +119,9 @@ pub struct ClientConfig {
     /// the client opens — redirects and failover reconnects too — sends
     /// HELLO and AUTH first and checks the server's proof in return.
     pub auth: Option<Arc<Secret>>,
+    /// TLS (servers with `--tls-cert-file`): every connection the client
+    /// opens verifies the server's certificate; `None` speaks plain TCP.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for ClientConfig {
@@ -128,6 +137,7 @@ impl Default for ClientConfig {
             max_redirects: 3,
             failover: FailoverConfig::default(),
             auth: None,
+            tls: None,
         }
     }
 }
@@ -159,7 +169,7 @@ pub enum Ttl {
 #[derive(Debug)]
 pub struct Client {
     /// Requests out, replies in: one stream of frames.
-    framed: Framed<TcpStream, Codec>,
+    framed: Framed<Conn, Codec>,
     /// The server `framed` is connected to.
     addr: SocketAddr,
     /// Leader addresses the last call was redirected to, in order.
@@ -189,7 +199,7 @@ impl Client {
     }
 
     fn new(
-        framed: Framed<TcpStream, Codec>,
+        framed: Framed<Conn, Codec>,
         addr: SocketAddr,
         config: ClientConfig,
         seeds: Vec<String>,
@@ -610,13 +620,23 @@ async fn open(
     addr: impl ToSocketAddrs,
     config: &ClientConfig,
     limit: Duration,
-) -> Result<(Framed<TcpStream, Codec>, SocketAddr), ClientError> {
+) -> Result<(Framed<Conn, Codec>, SocketAddr), ClientError> {
     let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
         .await
         .map_err(|_| ClientError::Timeout { what: "connect", after: limit })?
         .map_err(ClientError::Connect)?;
     stream.set_nodelay(true).map_err(ClientError::Connect)?;
     let peer = stream.peer_addr().map_err(ClientError::Connect)?;
+    let stream = match &config.tls {
+        None => Either::Left(stream),
+        Some(tls) => {
+            let tls_stream = tokio::time::timeout(limit, tls.handshake(stream))
+                .await
+                .map_err(|_| ClientError::Timeout { what: "connect", after: limit })?
+                .map_err(ClientError::Tls)?;
+            Either::Right(tls_stream)
+        }
+    };
     let mut framed = Framed::with_capacity(stream, Codec::client(config.limits), 16 * 1024);
     framed.set_backpressure_boundary(WRITE_BATCH);
     if let Some(secret) = &config.auth {
@@ -634,7 +654,7 @@ const AUTH_ID: u32 = u32::MAX;
 
 /// HELLO, then AUTH with a proof over the server's challenge and a fresh
 /// nonce of ours; the server's proof in return shows it holds the secret.
-async fn authenticate(framed: &mut Framed<TcpStream, Codec>, secret: &Secret) -> Result<(), ClientError> {
+async fn authenticate(framed: &mut Framed<Conn, Codec>, secret: &Secret) -> Result<(), ClientError> {
     let failed = |reason: String| ClientError::AuthFailed { reason };
     let hello = match handshake_call(framed, Request::Hello.to_frame(HELLO_ID)).await? {
         Reply::Bytes(body) => decode_hello(&body).map_err(|e| failed(e.to_string()))?,
@@ -665,7 +685,7 @@ async fn authenticate(framed: &mut Framed<TcpStream, Codec>, secret: &Secret) ->
     }
 }
 
-async fn handshake_call(framed: &mut Framed<TcpStream, Codec>, frame: Frame) -> Result<Reply, ClientError> {
+async fn handshake_call(framed: &mut Framed<Conn, Codec>, frame: Frame) -> Result<Reply, ClientError> {
     use futures_util::{SinkExt, StreamExt};
     let id = frame.id;
     framed.send(frame).await?;

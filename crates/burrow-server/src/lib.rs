@@ -42,7 +42,7 @@ pub mod fault_injection;
 pub use persist::{FsyncPolicy, PersistError};
 pub use server::{
     AuthSetupError, ClusterConfig, ClusterFileError, Config, ConfigError, LogFormat, MembershipError,
-    NodeInfo, ReplicationMode, Server, ServerArgs, ServerError, ServerHandle,
+    NodeInfo, ReplicationMode, Server, ServerArgs, ServerError, ServerHandle, TlsClientAuth, TlsSetupError,
 };
 pub use store::EvictionPolicy;
 

@@ -16,6 +16,7 @@ import os
 import random
 import select
 import socket
+import ssl
 import struct
 import time
 
@@ -439,7 +440,10 @@ class Client(_Commands):
     moved to.
     """
 
-    def __init__(self, host="127.0.0.1", port=7440, timeout=10.0, max_redirects=3, secret=None):
+    def __init__(self, host="127.0.0.1", port=7440, timeout=10.0, max_redirects=3, secret=None, ssl_context=None):
+        # ssl_context: an ssl.SSLContext for a TLS port (protocol.md §13),
+        # e.g. ssl.create_default_context(cafile="ca.pem"); None: plain TCP.
+        self._ssl = ssl_context
         self._timeout = timeout
         self._secret = None if secret is None else _b(secret).rstrip()
         self.max_redirects = max_redirects
@@ -450,7 +454,7 @@ class Client(_Commands):
             self._connect((host, port))
 
     @classmethod
-    def cluster(cls, seeds, deadline=10.0, timeout=10.0, max_redirects=3, secret=None):
+    def cluster(cls, seeds, deadline=10.0, timeout=10.0, max_redirects=3, secret=None, ssl_context=None):
         """A client of a cluster given by (host, port) seeds. It finds the
         leader and rides out leader changes (protocol.md §5.2): it follows
         NOT_LEADER; on NO_LEADER, LOADING or a failed connection it pauses
@@ -458,7 +462,7 @@ class Client(_Commands):
         ``deadline`` seconds per call, then raises UnavailableError (or the
         last refusal). A connection lost after sending re-sends only
         idempotent requests; otherwise OutcomeUnknownError."""
-        c = cls(None, None, timeout, max_redirects, secret)
+        c = cls(None, None, timeout, max_redirects, secret, ssl_context)
         c.seeds, c.deadline, c._seed, c._sock, c._broken = list(seeds), deadline, 0, None, "not connected"
         c.addr = c.seeds[0]
         c._exchange_failover([])  # connects, within the deadline
@@ -466,6 +470,8 @@ class Client(_Commands):
     def _connect(self, addr, timeout=None):
         sock = socket.create_connection(addr, timeout=timeout or self._timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._ssl is not None:
+            sock = self._ssl.wrap_socket(sock, server_hostname=addr[0])
         sock.settimeout(self._timeout)
         if getattr(self, "_sock", None) is not None:
             self._sock.close()
@@ -696,7 +702,7 @@ class Client(_Commands):
                 if readable:
                     try:
                         chunk = self._sock.recv(262144)
-                    except BlockingIOError:
+                    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                         chunk = None
                     if chunk == b"":
                         self._broken = "connection closed by the server"
@@ -706,7 +712,7 @@ class Client(_Commands):
                 if writable:
                     try:
                         sent += self._sock.send(view[sent:sent + 262144])
-                    except BlockingIOError:
+                    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                         pass
         finally:
             self._sock.settimeout(timeout)

@@ -44,6 +44,9 @@ pub struct Options {
     pub secret: Option<&'static str>,
     /// Nodes written with `voter = false` (read replicas).
     pub replicas: Vec<u64>,
+    /// `[cluster] tls = true`, every member with these certificates (and
+    /// the tests' clients too).
+    pub tls: Option<super::certs::ClusterTls>,
 }
 
 impl Default for Options {
@@ -60,6 +63,7 @@ impl Default for Options {
             args: Vec::new(),
             secret: None,
             replicas: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -98,6 +102,9 @@ impl Layout {
         );
         if o.secret.is_some() {
             text += &format!("secret_file = \"{SECRET_FILE}\"\n");
+        }
+        if o.tls.is_some() {
+            text += "tls = true\n";
         }
         let via = self.leader_via[(id - 1) as usize];
         for (i, (addr, dir)) in self.addrs.iter().zip(&self.data_dirs).enumerate() {
@@ -167,7 +174,7 @@ impl Cluster {
                 data_dir: dir.join(&format!("node{id}")),
                 layout: layout.clone(),
                 config: dir.join(&format!("cluster-{id}.toml")),
-                args: opts.args.clone(),
+                args: opts.args.iter().cloned().chain(opts.tls.iter().flat_map(|t| t.args())).collect(),
                 child: None,
                 log: unique_log_path(&dir.join(&format!("node{id}"))),
                 reserved: Some(r),
@@ -495,13 +502,19 @@ impl Node {
         }
     }
 
+    /// TLS options for a client of this cluster (`None`: plain TCP).
+    pub fn client_tls(&self) -> Option<burrow_client::TlsOptions> {
+        self.layout.lock().unwrap().opts.tls.as_ref().map(|t| t.client())
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// A client that does not follow redirects (tests look at raw replies).
     pub async fn client(&self) -> Client {
-        let config = burrow_client::ClientConfig { max_redirects: 0, ..Default::default() };
+        let config =
+            burrow_client::ClientConfig { max_redirects: 0, tls: self.client_tls(), ..Default::default() };
         Client::connect_with(self.addr, config).await.expect("connect to node")
     }
 

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 mod burner;
+pub mod certs;
 mod child;
 pub mod cluster;
 pub mod fake_member;

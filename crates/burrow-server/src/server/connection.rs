@@ -88,20 +88,45 @@ pub(super) async fn serve(
     let span = info_span!("conn", %peer);
     async {
         debug!("connected");
-        let ended = match register(stream) {
-            Ok(io) => Connection::new(io, &shared, &cancel).run().await,
-            Err(e) => Err(e),
-        };
-        match ended {
-            Ok(Ended::Closed) => debug!("closed"),
-            // From here on this connection is a follower's replication link.
-            Ok(Ended::Upgrade(hello, link)) => shared.repl.serve_link(link, peer, hello, &cancel).await,
-            Err(e) => debug!(error = %e, "closed on i/o error"),
+        match (register(stream), &shared.tls) {
+            (Err(e), _) => debug!(error = %e, "closed on i/o error"),
+            (Ok(io), None) => serve_io(io, peer, &shared, &cancel, false).await,
+            // The handshake runs here, in the connection's own task, under
+            // its deadline: never in the accept loop.
+            (Ok(io), Some(tls)) => {
+                let accepted = tokio::select! {
+                    _ = cancel.cancelled() => None,
+                    a = tls.accept(io, peer) => a,
+                };
+                if let Some(a) = accepted {
+                    serve_io(a.stream, peer, &shared, &cancel, a.client_certificate).await
+                }
+            }
         }
     }
     .instrument(span)
     .await;
     shared.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Serves requests on `io` (TCP or TLS) until the connection ends, then a
+/// replication link if it turned into one. `client_certificate`: the TLS
+/// peer presented a verified client certificate.
+async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    peer: SocketAddr,
+    shared: &Shared,
+    cancel: &CancellationToken,
+    client_certificate: bool,
+) {
+    match Connection::new(io, shared, cancel).run().await {
+        Ok(Ended::Closed) => debug!("closed"),
+        // From here on this connection is a follower's replication link.
+        Ok(Ended::Upgrade(hello, link)) => {
+            shared.repl.serve_link(link, peer, hello, client_certificate, cancel).await
+        }
+        Err(e) => debug!(error = %e, "closed on i/o error"),
+    }
 }
 
 /// The TCP specifics of a new connection: this runtime's reactor, and

@@ -58,6 +58,10 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("max_input_buffer", &shared.input.limit());
             kv("input_buffer_waits", &shared.input.waits());
             kv("clients_killed_output_limit", &stats.killed_output_limit.load(relaxed()));
+            let tls = shared.tls.as_ref();
+            kv("tls_enabled", &(tls.is_some() as u8));
+            kv("tls_handshakes", &tls.map_or(0, |t| t.handshakes.load(relaxed())));
+            kv("tls_handshake_failures", &tls.map_or(0, |t| t.failures.load(relaxed())));
         }
         "memory" => {
             let ks = shared.store.keyspace_stats();

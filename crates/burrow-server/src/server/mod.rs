@@ -19,6 +19,7 @@ mod log_limit;
 mod persistence;
 mod replication;
 mod stats;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,10 +36,11 @@ pub use auth::AuthSetupError;
 pub use cluster::{ClusterConfig, ClusterFileError, MembershipError, NodeInfo, ReplicationMode};
 #[cfg(test)]
 pub(crate) use config::SETTINGS;
-pub use config::{Config, ConfigError, LogFormat, ServerArgs};
+pub use config::{Config, ConfigError, LogFormat, ServerArgs, TlsClientAuth};
 pub(crate) use persistence::{Persistence, SnapshotRefusal};
 pub(crate) use replication::Role;
 pub(crate) use stats::Stats;
+pub use tls::TlsSetupError;
 
 use crate::oplog::OpLog;
 use crate::persist::{lock_data_dir, FileSystem, PersistError, StdFileSystem};
@@ -68,6 +70,15 @@ pub(crate) struct Shared {
     /// Warnings about over-limit requests whose payload is skipped
     /// (per server, so one server's flood does not hide another's).
     pub too_large_log: LogLimit,
+    /// The client port's TLS (`--tls-cert-file`), and how members dial.
+    pub tls: Option<tls::ServerTls>,
+}
+
+impl Shared {
+    /// How this node dials other members: TLS under `[cluster] tls`.
+    pub(crate) fn member_dialer(&self) -> tls::MemberDialer {
+        self.tls.as_ref().map_or_else(tls::MemberDialer::plain, |t| t.dialer.clone())
+    }
 }
 
 /// Why the server could not start or stopped with an error.
@@ -85,6 +96,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Auth(#[from] AuthSetupError),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
 }
 
 /// A server whose data is loaded, ready to serve a listener.
@@ -99,6 +112,7 @@ pub struct Server {
     /// (its vote file lives there; with persistence on, `persist` holds it).
     dir_lock: Option<std::fs::File>,
     auth: auth::ClientAuth,
+    tls: Option<tls::ServerTls>,
 }
 
 impl Server {
@@ -124,7 +138,8 @@ impl Server {
     fn open_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Server, ServerError> {
         // Before any data loads: a refused start should be quick.
         let auth = auth::ClientAuth::load(&config)?;
-        Server::open_authenticated(config, fs, auth)
+        let tls = tls::load(&config)?;
+        Server::open_authenticated(config, fs, auth, tls)
     }
 
     /// [`Server::open_with_fs`] with the client secret already read.
@@ -132,6 +147,7 @@ impl Server {
         config: Config,
         fs: Arc<dyn FileSystem>,
         auth: auth::ClientAuth,
+        tls: Option<tls::ServerTls>,
     ) -> Result<Server, ServerError> {
         // Every cluster member queues records for replication (a standalone
         // server skips that work on every write), from before recovery: any
@@ -155,7 +171,7 @@ impl Server {
             (None, Some(_)) => Some(lock_data_dir(&config.data_dir)?),
             _ => None,
         };
-        Ok(Server { store, persist, config, fs, dir_lock, auth })
+        Ok(Server { store, persist, config, fs, dir_lock, auth, tls })
     }
 
     /// Serves `listener` until `shutdown` completes, then finishes requests
@@ -193,7 +209,7 @@ impl Server {
     /// node's replication role (its background tasks are not started).
     /// Blocking: reads and writes the node file.
     fn into_shared(self, local_port: u16) -> Result<Shared, ServerError> {
-        let Server { store, persist, config, fs, dir_lock, auth } = self;
+        let Server { store, persist, config, fs, dir_lock, auth, tls } = self;
         let repl = replication::Replication::open(&config, &store, persist.as_ref(), fs, dir_lock)?;
         Ok(Shared {
             store,
@@ -207,6 +223,7 @@ impl Server {
             persist,
             repl,
             auth,
+            tls,
         })
     }
 }
@@ -240,11 +257,13 @@ impl Server {
         let served = runtime.block_on(async {
             // Protected mode and a bad secret file refuse before the port opens.
             let auth = auth::ClientAuth::load(&config)?;
+            let tls = tls::load(&config)?;
             let listener = bind(&config).await?;
             let fs: Arc<dyn FileSystem> = Arc::new(StdFileSystem);
-            let server = tokio::task::spawn_blocking(move || Server::open_authenticated(config, fs, auth))
-                .await
-                .map_err(std::io::Error::other)??;
+            let server =
+                tokio::task::spawn_blocking(move || Server::open_authenticated(config, fs, auth, tls))
+                    .await
+                    .map_err(std::io::Error::other)??;
             // The main runtime takes its share of connections too.
             let mut handles = vec![tokio::runtime::Handle::current()];
             handles.extend(workers);

@@ -118,6 +118,13 @@ pub struct ClusterConfig {
     /// opens (protocol.md §12.7); `None`: links are not authenticated,
     /// only checked against the membership.
     pub secret: Option<burrow_proto::Secret>,
+    /// `[cluster] tls`: members dial each other with TLS, verify each
+    /// other's certificates against `--tls-ca-file` and present their own;
+    /// a link opener must arrive with a verified client certificate.
+    pub tls: bool,
+    /// The name members' certificates are checked against; `None`: the
+    /// host of each member's `addr`.
+    pub tls_server_name: Option<String>,
     /// Members that are read replicas (`voter = false`): they receive the
     /// stream but never vote, campaign or count toward a majority or WAIT.
     non_voters: Vec<NodeId>,
@@ -156,6 +163,8 @@ impl ClusterConfig {
             max_stale: None,
             election_timeout: DEFAULT_ELECTION_TIMEOUT,
             secret: None,
+            tls: false,
+            tls_server_name: None,
             non_voters: Vec::new(),
         })
     }

@@ -39,6 +39,10 @@ pub(crate) struct ClusterSection {
     secret_file: Option<PathBuf>,
     /// Lets members on non-loopback addresses run without a secret.
     allow_unauthenticated: Option<bool>,
+    /// Members dial each other with mutual TLS.
+    tls: Option<bool>,
+    /// The name members' certificates must carry (default: each `addr`'s IP).
+    tls_server_name: Option<String>,
 }
 
 /// `election_timeout_ms`: `"300..600"` (each end a duration as the other
@@ -226,6 +230,8 @@ pub(crate) fn from_tables(
         .set_non_voters(non_voters)
         .map_err(|problem| ClusterFileError::Members { path: path(), problem })?;
     config.secret = secret(path(), secret_flag, c.secret_file.as_deref())?;
+    config.tls = c.tls == Some(true);
+    config.tls_server_name = c.tls_server_name.clone();
     if config.secret.is_none() && c.allow_unauthenticated != Some(true) {
         // Closed by default, as Redis's protected mode: only a cluster
         // that no other machine can reach may run without a secret.
@@ -410,6 +416,17 @@ data_dir = "data/node3"
         assert_eq!(cluster.link_timeout, Duration::from_millis(1500));
         assert_eq!(cluster.quorum_timeout, Duration::from_millis(50));
         assert_eq!(cluster.max_stale, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn tls_and_its_server_name_are_read_and_off_by_default() {
+        let off = parse(&cluster_file(), Some(1)).unwrap().unwrap();
+        assert!(!off.tls);
+        assert_eq!(off.tls_server_name, None);
+        let text = format!("{CLUSTER_TABLE}tls = true\ntls_server_name = \"members.burrow\"\n{NODES}");
+        let on = parse(&text, Some(1)).unwrap().unwrap();
+        assert!(on.tls);
+        assert_eq!(on.tls_server_name.as_deref(), Some("members.burrow"));
     }
 
     #[test]

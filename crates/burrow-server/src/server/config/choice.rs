@@ -76,8 +76,39 @@ pub enum LogFormat {
     Json,
 }
 
-from_str_by_value_enum!(OnOff, LogFormat, crate::persist::FsyncPolicy, crate::store::EvictionPolicy);
-deserialize_by_from_str!(LogFormat, crate::persist::FsyncPolicy, crate::store::EvictionPolicy);
+/// `--tls-client-auth`: whether the TLS port asks for client certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TlsClientAuth {
+    /// `Optional` with a CA file, else `None`.
+    #[default]
+    Auto,
+    /// Not asked for.
+    None,
+    /// Asked for and verified when presented; clients without one still connect.
+    Optional,
+    /// A connection without a verified certificate fails its handshake.
+    Required,
+}
+
+impl TlsClientAuth {
+    /// `Auto` made definite by whether a CA file is given.
+    pub(crate) fn resolve(self, have_ca: bool) -> TlsClientAuth {
+        match self {
+            TlsClientAuth::Auto if have_ca => TlsClientAuth::Optional,
+            TlsClientAuth::Auto => TlsClientAuth::None,
+            m => m,
+        }
+    }
+}
+
+from_str_by_value_enum!(
+    OnOff,
+    LogFormat,
+    TlsClientAuth,
+    crate::persist::FsyncPolicy,
+    crate::store::EvictionPolicy
+);
+deserialize_by_from_str!(LogFormat, TlsClientAuth, crate::persist::FsyncPolicy, crate::store::EvictionPolicy);
 
 /// A switch in the file is a word (`persistence = "off"`) or a TOML
 /// boolean (`protected_mode = false`).

@@ -30,8 +30,8 @@ use crate::replication::NodeId;
 use burrow_proto::{Limits, HEADER_LEN};
 use settings::ServerSection;
 
-pub use choice::LogFormat;
 pub(crate) use choice::{deserialize_by_from_str, expected_one_of, from_str_by_value_enum};
+pub use choice::{LogFormat, TlsClientAuth};
 #[cfg(test)]
 pub(crate) use settings::SETTINGS;
 pub use settings::{Config, ServerArgs};
@@ -318,6 +318,11 @@ mod tests {
             ("client_output_hard_limit", "8MiB"),
             ("client_output_soft_limit", "2MiB"),
             ("client_output_soft_seconds", "30"),
+            ("tls_cert_file", "/etc/burrow/tls.crt"),
+            ("tls_key_file", "/etc/burrow/tls.key"),
+            ("tls_ca_file", "/etc/burrow/ca.pem"),
+            ("tls_client_auth", "required"),
+            ("tls_handshake_timeout", "2s"),
         ];
         assert_eq!(pairs.len(), SETTINGS.len(), "every declared setting is covered");
         let mut flags = Vec::new();

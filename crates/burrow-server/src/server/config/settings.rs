@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::choice::{LogFormat, OnOff};
+use super::choice::{LogFormat, OnOff, TlsClientAuth};
 use super::declare::declare_settings;
 use super::units::{Seconds, Size};
 use super::{default_shards, default_threads, ConfigError};
@@ -131,4 +131,23 @@ declare_settings! {
     /// How long replies not yet read may stay above `--client-output-soft-limit` (a plain number
     /// is seconds)
     client_output_soft_seconds: Duration = "60", parse Seconds as "DURATION", into Seconds::get;
+
+    /// PEM certificate chain the client port presents; with `--tls-key-file`, the port speaks TLS
+    /// only (see Security)
+    tls_cert_file: Option<PathBuf> = "none", parse PathBuf as "PATH", into super::non_empty_path;
+
+    /// PEM private key of `--tls-cert-file`
+    tls_key_file: Option<PathBuf> = "none", parse PathBuf as "PATH", into super::non_empty_path;
+
+    /// PEM CA bundle client certificates (and, with `[cluster] tls`, members' certificates) must
+    /// chain to
+    tls_ca_file: Option<PathBuf> = "none", parse PathBuf as "PATH", into super::non_empty_path;
+
+    /// Client certificates: `none` (not asked for), `optional` (verified when presented) or
+    /// `required`; `auto` = `optional` with `--tls-ca-file`, else `none`
+    tls_client_auth: TlsClientAuth = "auto", parse TlsClientAuth as "MODE";
+
+    /// A TLS connection that has not completed its handshake within this long is closed (a plain
+    /// number is seconds; must be above 0)
+    tls_handshake_timeout: Duration = "10", parse Seconds as "DURATION", into Seconds::get;
 }

@@ -89,12 +89,9 @@ pub(super) async fn write_out<S: AsyncWrite + Unpin>(
             }
             match stall {
                 None => stream.write(chunk).await,
-                Some(t) => tokio::time::timeout(t, stream.write(chunk)).await.unwrap_or_else(|_| {
-                    Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("the peer has read no reply for {}s (idle timeout)", t.as_secs()),
-                    ))
-                }),
+                Some(t) => {
+                    tokio::time::timeout(t, stream.write(chunk)).await.unwrap_or_else(|_| Err(unread(t)))
+                }
             }
         };
         let n = tokio::select! {
@@ -109,7 +106,34 @@ pub(super) async fn write_out<S: AsyncWrite + Unpin>(
         };
         pos += written(n)?;
     }
-    Ok(())
+    // A TLS stream may still hold the end of its last record (the socket
+    // took only part of it): without a flush a reader that fell behind
+    // never gets it. A plain socket's flush returns at once: no await then.
+    if let Some(r) = stream.flush().now_or_never() {
+        return r;
+    }
+    let flush = async {
+        match stall {
+            None => stream.flush().await,
+            Some(t) => tokio::time::timeout(t, stream.flush()).await.unwrap_or_else(|_| Err(unread(t))),
+        }
+    };
+    tokio::select! {
+        biased;
+        r = flush => r,
+        _ = &mut give_up => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "shutting down and the peer is not reading its replies",
+        )),
+    }
+}
+
+/// The idle timeout passed with replies unread.
+fn unread(t: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("the peer has read no reply for {}s (idle timeout)", t.as_secs()),
+    )
 }
 
 fn written(r: io::Result<usize>) -> io::Result<usize> {

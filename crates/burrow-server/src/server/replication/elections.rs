@@ -48,6 +48,7 @@ use crate::replication::{
     Role, RoleChangeReason, SeededRng,
 };
 use crate::server::cluster::ClusterConfig;
+use crate::server::tls::MemberDialer;
 use crate::store::Store;
 use burrow_proto::{Codec, ErrorChain, Frame};
 
@@ -248,12 +249,18 @@ fn last_log(store: &Store) -> LogPosition {
 }
 
 /// Starts the peer links and the driver (once).
-pub(super) fn start(node: Arc<Node>, cancel: &CancellationToken, tracker: &TaskTracker) {
+pub(super) fn start(
+    node: Arc<Node>,
+    dialer: &MemberDialer,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) {
     let Some((election, rx)) = node.elections.pending.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return;
     };
     let connect_timeout = node.cluster.link_timeout.min(node.cluster.election_timeout.start);
-    let peers = PeerLinks::start(&node.cluster, node.elections.cluster_id, connect_timeout, cancel, tracker);
+    let peers =
+        PeerLinks::start(&node.cluster, node.elections.cluster_id, connect_timeout, dialer, cancel, tracker);
     tracker.spawn(run(node, election, rx, peers, cancel.clone()));
 }
 

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
@@ -35,6 +34,8 @@ use crate::replication::{
     SeededRng,
 };
 use crate::server::cluster::{ClusterConfig, NodeInfo};
+use crate::server::tls::MemberDialer;
+use crate::server::tls::MemberStream;
 use crate::server::{Persistence, Shared};
 use crate::store::{Replay, ShardCovers, Store};
 use burrow_proto::{
@@ -284,7 +285,7 @@ fn follower_config(heartbeat: Duration, link_timeout: Duration, tick: Duration) 
 struct Link {
     /// Metered: bytes moving are the leader's proof of life while a big
     /// message arrives.
-    framed: Framed<Metered<TcpStream>, Codec>,
+    framed: Framed<Metered<MemberStream>, Codec>,
     activity: Arc<Activity>,
     seq: u32,
 }
@@ -317,6 +318,8 @@ struct Driver {
     seed: u64,
     /// The member-auth failure logged last (see `run`).
     auth_warned: Option<String>,
+    /// Dials the leader: TLS under `[cluster] tls`.
+    dialer: MemberDialer,
 }
 
 impl Driver {
@@ -359,6 +362,7 @@ impl Driver {
             skip: None,
             seed,
             auth_warned: None,
+            dialer: shared.member_dialer(),
         }
     }
 
@@ -372,7 +376,7 @@ impl Driver {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut durable = self.persist.as_ref().map(|p| p.durability());
         let mut dial: Option<
-            std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>,
+            std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<MemberStream>> + Send>>,
         > = None;
         loop {
             self.carry_out(&mut dial).await;
@@ -391,7 +395,6 @@ impl Driver {
                     dial = None;
                     match r {
                         Ok(stream) => {
-                            let _ = stream.set_nodelay(true);
                             let activity = Arc::new(Activity::default());
                             let io = Metered::new(stream, activity.clone());
                             let framed = Framed::with_capacity(io, Codec::server(limits), 64 * 1024);
@@ -463,7 +466,7 @@ impl Driver {
     async fn carry_out(
         &mut self,
         dial: &mut Option<
-            std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>,
+            std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<MemberStream>> + Send>>,
         >,
     ) {
         loop {
@@ -485,11 +488,9 @@ impl Driver {
                             let cluster_id = member_link::cluster_id_of(cluster);
                             (s, LinkParties { cluster_id, dialer, acceptor: self.leader.id })
                         });
+                        let dialer = self.dialer.clone();
                         *dial = Some(Box::pin(async move {
-                            let stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
-                                Ok(r) => r?,
-                                Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
-                            };
+                            let stream = dialer.dial(addr, limit).await?;
                             match auth {
                                 None => Ok(stream),
                                 Some((secret, parties)) => member_link::dial(stream, &secret, parties, limit)

@@ -322,16 +322,28 @@ impl Replication {
 
     /// Serves a replication link a connection turned into (see
     /// [`accepts_link`](Self::accepts_link)): its IO and the bytes it read
-    /// after the handshake.
+    /// after the handshake. `client_certificate`: it came over TLS with a
+    /// verified client certificate, which `[cluster] tls` requires.
     pub(crate) async fn serve_link<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         link: FramedParts<S, Codec>,
         peer: SocketAddr,
         hello: Handshake,
+        client_certificate: bool,
         cancel: &CancellationToken,
     ) {
         let Some(node) = &self.node else { return };
         let refusals = &node.elections.refusals;
+        if node.cluster.tls && !client_certificate {
+            // Refused as an unknown member is: closed, nothing sent.
+            let (node_id, what) = match &hello {
+                Handshake::Follower(Message::Handshake { node_id, .. }) => (*node_id, "HANDSHAKE"),
+                Handshake::Peer { node_id, .. } => (*node_id, "PEER_HELLO"),
+                Handshake::Member { node_id, .. } => (*node_id, "MEMBER_HELLO"),
+                Handshake::Follower(_) => (0, "HANDSHAKE"),
+            };
+            return refusals.log_once(node_id, PeerRefusal::NoClientCertificate, Some(peer), what);
+        }
         let (hello, link) = match hello {
             Handshake::Member { cluster_id, node_id, nonce } => {
                 match member_link::accept(node, link, peer, cluster_id, node_id, nonce).await {

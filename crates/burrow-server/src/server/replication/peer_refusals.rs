@@ -40,6 +40,9 @@ pub(super) enum PeerRefusal {
     /// A member-auth exchange that failed: a wrong proof, a malformed or
     /// unexpected frame, a timeout, or a link opener naming another id.
     AuthFailed,
+    /// A link opener over a connection without a verified client
+    /// certificate, while `[cluster] tls` is on.
+    NoClientCertificate,
 }
 
 /// Which refusals were logged already.
@@ -114,6 +117,11 @@ impl PeerRefusals {
             PeerRefusal::AuthFailed => {
                 warn!(%peer, node_id, error = detail, "closing a link: member authentication failed")
             }
+            PeerRefusal::NoClientCertificate => warn!(
+                %peer,
+                node_id,
+                "refusing a {detail} without a verified TLS client certificate: [cluster] tls is on"
+            ),
         }
     }
 }

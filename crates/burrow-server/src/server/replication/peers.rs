@@ -6,11 +6,9 @@
 //! tolerates loss, and a stale vote request is worse than none.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +19,8 @@ use super::member_link;
 use crate::replication::member_auth::LinkParties;
 use crate::replication::vote_wire::{self, PeerMessage};
 use crate::replication::NodeId;
-use crate::server::cluster::ClusterConfig;
+use crate::server::cluster::{ClusterConfig, NodeInfo};
+use crate::server::tls::MemberDialer;
 use burrow_proto::{Codec, ErrorChain, Limits, Secret, HEADER_LEN};
 
 /// Messages queued per peer beyond which new ones are dropped.
@@ -47,6 +46,7 @@ impl PeerLinks {
         cluster: &ClusterConfig,
         cluster_id: u64,
         connect_timeout: Duration,
+        dialer: &MemberDialer,
         cancel: &CancellationToken,
         tracker: &TaskTracker,
     ) -> PeerLinks {
@@ -58,7 +58,7 @@ impl PeerLinks {
             let hello = PeerMessage::Hello { cluster_id, node_id: me };
             let auth =
                 cluster.secret.clone().map(|s| (s, LinkParties { cluster_id, dialer: me, acceptor: n.id }));
-            tracker.spawn(link(n.id, n.addr, hello, auth, rx, connect_timeout, cancel.clone()));
+            tracker.spawn(link(n.clone(), hello, auth, dialer.clone(), rx, connect_timeout, cancel.clone()));
         }
         PeerLinks { tx }
     }
@@ -79,14 +79,15 @@ impl PeerLinks {
 /// One peer link's task: dial, say hello, write what is queued; redial
 /// when the connection breaks.
 async fn link(
-    id: NodeId,
-    addr: SocketAddr,
+    member: NodeInfo,
     hello: PeerMessage,
     auth: Option<(Secret, LinkParties)>,
+    dialer: MemberDialer,
     mut rx: mpsc::Receiver<PeerMessage>,
     connect_timeout: Duration,
     cancel: CancellationToken,
 ) {
+    let (id, addr) = (member.id, member.addr);
     let mut backoff = Duration::ZERO;
     // The member-auth failure logged last: said once until a link holds.
     let mut auth_warned: Option<String> = None;
@@ -101,22 +102,16 @@ async fn link(
         }
         let dialed = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = tokio::time::timeout(connect_timeout, TcpStream::connect(addr)) => r,
+            r = dialer.dial(addr, connect_timeout) => r,
         };
         let stream = match dialed {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+            Ok(s) => s,
+            Err(e) => {
                 debug!(peer = id, %addr, error = %e, "peer link: cannot connect");
                 backoff = (backoff * 2).clamp(RECONNECT_BASE, RECONNECT_MAX);
                 continue;
             }
-            Err(_) => {
-                debug!(peer = id, %addr, "peer link: connect timed out");
-                backoff = (backoff * 2).clamp(RECONNECT_BASE, RECONNECT_MAX);
-                continue;
-            }
         };
-        let _ = stream.set_nodelay(true);
         let stream = match &auth {
             None => stream,
             Some((secret, parties)) => {

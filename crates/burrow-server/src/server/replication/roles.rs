@@ -166,7 +166,7 @@ impl Node {
         if let Some(rx) = self.switch_rx.lock().unwrap_or_else(|e| e.into_inner()).take() {
             tracker.spawn(switcher(self.clone(), rx, cancel.clone()));
         }
-        elections::start(self.clone(), cancel, tracker);
+        elections::start(self.clone(), &shared.member_dialer(), cancel, tracker);
     }
 
     #[inline]
