@@ -26,6 +26,7 @@ mod digest;
 mod elections;
 mod failover;
 mod incomplete_resync;
+mod large_record_elections;
 mod limits;
 mod linearizability;
 mod linearizable_reads;

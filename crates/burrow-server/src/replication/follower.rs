@@ -303,17 +303,25 @@ impl Follower {
     /// so counting only whole messages would drop a working link (and a
     /// full resync longer than the timeout would never complete). Every
     /// `keepalive_ticks` meanwhile an ack tells the leader the same.
-    pub fn on_link_activity(&mut self) {
+    ///
+    /// Returns whether the bytes count as the leader's sign of life: only
+    /// on a link that reached the leader process (not one given up, nor a
+    /// dial still under way). The driver then counts them as contact with
+    /// the leader for the election timer too, which otherwise would run
+    /// out while a large message crosses.
+    pub fn on_link_activity(&mut self) -> bool {
         if self.state == LinkState::Handshaking {
             // Only the leader process writes to this connection.
             self.state = LinkState::Syncing;
         }
-        if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
-            self.ticks_silent = 0;
-            if self.ticks_unacked >= self.cfg.keepalive_ticks {
-                self.ack();
-            }
+        if !matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
+            return false;
         }
+        self.ticks_silent = 0;
+        if self.ticks_unacked >= self.cfg.keepalive_ticks {
+            self.ack();
+        }
+        true
     }
 
     /// The driver persisted everything up to `index` (fsync where promised).
@@ -873,7 +881,7 @@ mod tests {
         let mut f = streaming(0, 1);
         let mut keepalives = 0;
         for t in 0..50 {
-            f.on_link_activity();
+            assert!(f.on_link_activity(), "tick {t}: the leader's bytes are its sign of life");
             f.tick();
             let outs = f.outputs();
             assert!(!went_down(&outs), "tick {t}: bytes moved, the link is alive");
@@ -892,7 +900,7 @@ mod tests {
         }
         assert_eq!(downs, vec![6], "down after more than 5 silent ticks");
         assert_eq!(f.link_state(), LinkState::Connecting, "a link that held is redialled at once");
-        f.on_link_activity();
+        assert!(!f.on_link_activity(), "bytes of a link given up are no contact with the leader");
         assert_eq!(f.link_state(), LinkState::Connecting, "no link, nothing to keep alive");
         assert!(f.outputs().is_empty());
     }
@@ -949,7 +957,11 @@ mod tests {
         // (name, what arrives, state after)
         type Arrival = fn(&mut Follower, u64);
         let cases: &[(&str, Arrival, LinkState)] = &[
-            ("bytes of a message", |f, _| f.on_link_activity(), LinkState::Syncing),
+            (
+                "bytes of a message",
+                |f, _| assert!(f.on_link_activity(), "the leader process wrote them"),
+                LinkState::Syncing,
+            ),
             (
                 "heartbeat",
                 |f, _| f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0, round: 0 }),
