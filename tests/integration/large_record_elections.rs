@@ -31,8 +31,11 @@ const ELECTION_RANGE: &str = "2000..4000";
 /// record takes about 8 s, twice the longest election timeout.
 const RATE: u64 = 2 << 20;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_receiving_16_mib_records_slowly_starts_no_election_and_a_silent_leader_is_found_out() {
+/// Node 1 leading (elected with node 3), node 2 not started: its
+/// replication link to node 1 goes through the first proxy returned, node
+/// 1's peer link to it through the second (to be stalled once node 2
+/// knows who leads).
+async fn leader_and_proxies(tag: &str) -> (Cluster, Proxy, Proxy) {
     let opts = Options {
         nodes: 3,
         heartbeat_ms: 50,
@@ -40,9 +43,7 @@ async fn a_follower_receiving_16_mib_records_slowly_starts_no_election_and_a_sil
         election_timeout_ms: ELECTION_RANGE,
         ..Options::default()
     };
-    let mut c = Cluster::new("large-record-elections", opts);
-    // Node 1's peer link to node 2 goes through a proxy, stalled once node
-    // 2 has learned who leads.
+    let mut c = Cluster::new(tag, opts);
     let announces = Proxy::start(c.nodes[1].addr).await;
     c.route(1, 2, Some(announces.addr));
     c.node(1).start().await;
@@ -50,6 +51,25 @@ async fn a_follower_receiving_16_mib_records_slowly_starts_no_election_and_a_sil
     c.elected(1).await;
     let link = Proxy::start(c.leader().addr).await;
     c.write_config(2, Some(link.addr));
+    (c, link, announces)
+}
+
+/// Neither node 2's log nor the leader's says node 2's link dropped.
+async fn assert_node_2_kept_its_link(c: &Cluster) {
+    let (leader_log, follower_log) = (c.leader().stderr(), c.nodes[1].stderr());
+    let about_node_2 = leader_log.lines().filter(|l| l.contains("follower=2")).collect::<Vec<_>>().join("\n");
+    let leader_dropped = ["follower silent", "follower link closed", "fell out of the backlog"]
+        .iter()
+        .any(|l| about_node_2.contains(l));
+    let follower_dropped = ["replication link down", "replication link lost", "full resync interrupted"]
+        .iter()
+        .any(|l| follower_log.contains(l));
+    assert!(!leader_dropped && !follower_dropped, "the link dropped\n{}", c.report().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_receiving_16_mib_records_slowly_starts_no_election_and_a_silent_leader_is_found_out() {
+    let (mut c, link, announces) = leader_and_proxies("large-record-elections").await;
     c.node(2).start().await;
     c.node(2).wait_synced().await;
     announces.stall(true);
@@ -81,16 +101,7 @@ async fn a_follower_receiving_16_mib_records_slowly_starts_no_election_and_a_sil
     let leader = c.leader().info().await;
     assert_eq!(info_field(&leader, "role"), "leader", "the leader stepped down\n{}", c.report().await);
     assert_eq!(info_u64(&leader, "term"), term);
-    let (leader_log, follower_log) = (c.leader().stderr(), c.nodes[1].stderr());
-    let about_node_2 = leader_log.lines().filter(|l| l.contains("follower=2")).collect::<Vec<_>>().join("\n");
-    assert!(
-        !["follower silent", "follower link closed", "fell out of the backlog"]
-            .iter()
-            .any(|l| about_node_2.contains(l))
-            && !["replication link down", "replication link lost"].iter().any(|l| follower_log.contains(l)),
-        "the link dropped\n{}",
-        c.report().await
-    );
+    assert_node_2_kept_its_link(&c).await;
     let mut follower = c.nodes[1].client().await;
     for (i, v) in values.iter().enumerate() {
         assert!(follower.get(format!("big:{i}")).await.unwrap().as_ref() == Some(v), "big:{i}");
@@ -110,4 +121,35 @@ async fn a_follower_receiving_16_mib_records_slowly_starts_no_election_and_a_sil
         c.report().await
     );
     last.abort();
+}
+
+/// A full resync several election timeouts long: snapshot chunks crawl in
+/// with heartbeats queued behind them, and the follower, its data set half
+/// replaced meanwhile, starts no election (it could not win one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_resync_longer_than_the_election_timeout_starts_no_election() {
+    let (mut c, link, announces) = leader_and_proxies("large-resync-elections").await;
+    let mut client = c.leader().client().await;
+    // ~6 MB of snapshot at 1 MiB/s: about 6 s, 1.5 times the longest timeout.
+    let value = Bytes::from(vec![b'v'; 100]);
+    common::set_keys(&mut client, 50_000, &value).await;
+    link.throttle(Some(1 << 20));
+    let started = Instant::now();
+    c.node(2).start().await;
+    c.nodes[1].wait_info("node 2 following node 1", |i| info_u64(i, "leader_id") == 1).await;
+    announces.stall(true);
+    c.node(2).wait_synced().await;
+    let took = started.elapsed();
+
+    let info = c.nodes[1].info().await;
+    assert_eq!(
+        (info_u64(&info, "elections_started"), info_u64(&info, "full_resyncs")),
+        (0, 1),
+        "node 2 campaigned or resynced again during a {took:?} transfer\n{}",
+        c.report().await
+    );
+    assert!(took > Duration::from_millis(ELECTION_MS.1), "a transfer of {took:?} tests nothing");
+    assert_node_2_kept_its_link(&c).await;
+    let mut follower = c.nodes[1].client().await;
+    assert_eq!(follower.dbsize().await.unwrap(), 50_000);
 }

@@ -49,7 +49,8 @@ struct LinkStatus {
     applied: u64,
     durable: u64,
     leader_commit: u64,
-    leader_term: u64,
+    /// `Follower::link_term`: the term the leader's contact counts in.
+    link_term: u64,
     history_id: HistoryId,
     /// Last sign of life from the leader on the current link: a message
     /// of any kind, or bytes of one arriving (`Follower::on_link_activity`).
@@ -99,7 +100,7 @@ impl FollowerSide {
                 applied: 0,
                 durable: 0,
                 leader_commit: 0,
-                leader_term: 0,
+                link_term: 0,
                 history_id: meta.history_id,
                 last_contact: None,
                 busy_at: None,
@@ -149,13 +150,13 @@ impl FollowerSide {
 
     /// When the leader last showed life (a message, or bytes of one
     /// arriving), or this node last spent a tick on work the leader sent
-    /// instead of listening; and the term it leads (0 until a resync reply
-    /// or heartbeat told): the election driver's leader contact. A large
+    /// instead of listening; and the term it claimed on this link (0 until
+    /// a resync reply or heartbeat told): the election driver's leader contact. A large
     /// record or snapshot crossing a slow link is contact all along; a
     /// leader that sends nothing is not, however busy the link was before.
     pub(super) fn last_contact(&self) -> (Option<Instant>, u64) {
         let st = self.status();
-        (st.last_contact.max(st.busy_at), st.leader_term)
+        (st.last_contact.max(st.busy_at), st.link_term)
     }
 
     fn status(&self) -> std::sync::MutexGuard<'_, LinkStatus> {
@@ -785,7 +786,7 @@ impl Driver {
         st.applied = self.sm.last_applied();
         st.durable = self.sm.durable_index();
         st.leader_commit = self.sm.leader_commit();
-        st.leader_term = self.sm.leader_term();
+        st.link_term = self.sm.link_term();
         st.history_id = self.sm.history_id();
     }
 }
