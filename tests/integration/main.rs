@@ -29,6 +29,7 @@ mod docs;
 mod elections;
 mod failover;
 mod incomplete_resync;
+mod large_record_elections;
 mod limits;
 mod linearizability;
 mod linearizable_reads;

@@ -159,6 +159,11 @@ pub struct Follower {
     durable: u64,
     /// Highest term seen from the leader; records below it are stale.
     leader_term: u64,
+    /// The term the leader claimed on the current link (its resync reply's,
+    /// its heartbeats'); 0 until it claimed one there. Its bytes arriving
+    /// are contact with a leader of this term, for the election timer: a
+    /// fresh follower's `leader_term` stays 0 until its full resync ends.
+    link_term: u64,
     /// Leader's commit index as last reported (never decreases).
     leader_commit: u64,
     state: LinkState,
@@ -208,6 +213,7 @@ impl Follower {
             last_term: recovered.term,
             durable: recovered_index,
             leader_term: 0,
+            link_term: 0,
             leader_commit: 0,
             state: LinkState::Connecting,
             sync: Sync::AwaitingReply,
@@ -253,6 +259,11 @@ impl Follower {
         self.leader_term
     }
 
+    /// The term the leader claimed on the current link (0: none yet).
+    pub fn link_term(&self) -> u64 {
+        self.link_term
+    }
+
     pub fn link_state(&self) -> LinkState {
         self.state
     }
@@ -269,6 +280,7 @@ impl Follower {
         }
         self.session = self.session.wrapping_add(1);
         self.read_round = 0;
+        self.link_term = 0;
         self.state = LinkState::Handshaking;
         self.sync = Sync::AwaitingReply;
         self.ticks_silent = 0;
@@ -303,17 +315,25 @@ impl Follower {
     /// so counting only whole messages would drop a working link (and a
     /// full resync longer than the timeout would never complete). Every
     /// `keepalive_ticks` meanwhile an ack tells the leader the same.
-    pub fn on_link_activity(&mut self) {
+    ///
+    /// Returns whether the bytes count as the leader's sign of life: only
+    /// on a link that reached the leader process (not one given up, nor a
+    /// dial still under way). The driver then counts them as contact with
+    /// the leader for the election timer too, which otherwise would run
+    /// out while a large message crosses.
+    pub fn on_link_activity(&mut self) -> bool {
         if self.state == LinkState::Handshaking {
             // Only the leader process writes to this connection.
             self.state = LinkState::Syncing;
         }
-        if matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
-            self.ticks_silent = 0;
-            if self.ticks_unacked >= self.cfg.keepalive_ticks {
-                self.ack();
-            }
+        if !matches!(self.state, LinkState::Syncing | LinkState::Streaming) {
+            return false;
         }
+        self.ticks_silent = 0;
+        if self.ticks_unacked >= self.cfg.keepalive_ticks {
+            self.ack();
+        }
+        true
     }
 
     /// The driver persisted everything up to `index` (fsync where promised).
@@ -392,6 +412,7 @@ impl Follower {
                     return;
                 }
                 self.leader_term = term;
+                self.link_term = term;
                 self.read_round = self.read_round.max(round);
                 self.ticks_silent = 0;
                 self.leader_commit = self.leader_commit.max(commit_index);
@@ -411,6 +432,7 @@ impl Follower {
                     return;
                 }
                 self.leader_term = term;
+                self.link_term = term;
                 self.synced();
             }
             Message::FullResync { session, snapshot_index, history_id, term } => {
@@ -428,6 +450,7 @@ impl Follower {
                 }
                 self.ticks_silent = 0;
                 self.ticks_sync = 0;
+                self.link_term = term;
                 self.sync = Sync::Snapshot { index: snapshot_index, history_id, term, offset: 0 };
             }
             Message::SnapshotChunk { session, offset, bytes, last } => {
@@ -873,7 +896,7 @@ mod tests {
         let mut f = streaming(0, 1);
         let mut keepalives = 0;
         for t in 0..50 {
-            f.on_link_activity();
+            assert!(f.on_link_activity(), "tick {t}: the leader's bytes are its sign of life");
             f.tick();
             let outs = f.outputs();
             assert!(!went_down(&outs), "tick {t}: bytes moved, the link is alive");
@@ -892,7 +915,7 @@ mod tests {
         }
         assert_eq!(downs, vec![6], "down after more than 5 silent ticks");
         assert_eq!(f.link_state(), LinkState::Connecting, "a link that held is redialled at once");
-        f.on_link_activity();
+        assert!(!f.on_link_activity(), "bytes of a link given up are no contact with the leader");
         assert_eq!(f.link_state(), LinkState::Connecting, "no link, nothing to keep alive");
         assert!(f.outputs().is_empty());
     }
@@ -949,7 +972,11 @@ mod tests {
         // (name, what arrives, state after)
         type Arrival = fn(&mut Follower, u64);
         let cases: &[(&str, Arrival, LinkState)] = &[
-            ("bytes of a message", |f, _| f.on_link_activity(), LinkState::Syncing),
+            (
+                "bytes of a message",
+                |f, _| assert!(f.on_link_activity(), "the leader process wrote them"),
+                LinkState::Syncing,
+            ),
             (
                 "heartbeat",
                 |f, _| f.step(Message::Heartbeat { term: 1, last_index: 0, commit_index: 0, round: 0 }),
@@ -1024,6 +1051,23 @@ mod tests {
             f.outputs().as_slice(),
             [FollowerOutput::LinkDown { reconnect_after_ticks: 1..=2 }]
         ));
+    }
+
+    #[test]
+    fn the_term_claimed_on_a_link_is_its_bytes_contact_term_and_a_new_link_starts_without_one() {
+        let mut f = Follower::new(cfg(), 9, 7, at(0), SeededRng::new(2)).unwrap();
+        let session = connect(&mut f);
+        assert_eq!(f.link_term(), 0, "nothing claimed yet");
+        f.step(Message::FullResync { session, snapshot_index: 40, history_id: 8, term: 3 });
+        assert_eq!((f.link_term(), f.leader_term()), (3, 0), "claimed by the resync reply, before it ends");
+        f.step(Message::Heartbeat { term: 4, last_index: 40, commit_index: 0, round: 0 });
+        assert_eq!(f.link_term(), 4);
+        f.on_disconnected();
+        while f.link_state() != LinkState::Connecting {
+            f.tick();
+        }
+        connect(&mut f);
+        assert_eq!(f.link_term(), 0, "a new link has claimed nothing");
     }
 
     #[test]

@@ -17,9 +17,13 @@
 //!
 //! What the machine learns from the streaming side, once a tick: a
 //! follower's link heard from its leader (`on_leader_contact` with the
-//! term of the leader's heartbeats), a leader's followers acknowledged
-//! something (`on_peer_active`, for check-quorum), and where the log ends
-//! (`set_last_log`). A leader also announces itself to every member once
+//! term of the leader's heartbeats) — a message, or bytes of one arriving,
+//! so a 16 MiB record or a snapshot crossing a slow link never looks like
+//! a dead leader — a leader's followers acknowledged something or moved
+//! bytes on their links (`on_peer_active`, for check-quorum), and where
+//! the log ends (`set_last_log`). A pre-candidate keeps its follower side
+//! and link: most pre-votes fail (the leader was only slow to be heard),
+//! and a word from the leader on that link ends the pre-vote. A leader also announces itself to every member once
 //! a heartbeat interval (followers dial the leader, so one that knows none
 //! would never hear from it); a stale leader's announce is answered with
 //! TERM_NOTICE by the machine itself, and it steps down.
@@ -310,10 +314,17 @@ async fn run(node: Arc<Node>, mut e: Election, mut rx: Inbox, peers: PeerLinks, 
                             }
                         }
                     }
-                    Role::Follower { leader: Some(id) } => {
-                        if let Some(f) = node.follower().filter(|f| f.leader_id() == Some(id)) {
+                    // A pre-candidate still follows its leader's link
+                    // (see `carry_out`): a word from it ends the pre-vote.
+                    Role::Follower { leader: Some(_) } | Role::PreCandidate => {
+                        if let Some(f) = node.follower() {
                             let (at, term) = f.last_contact();
-                            if term > 0 && at.is_some_and(|t| t >= last_tick) {
+                            let fresh = term > 0 && at.is_some_and(|t| t >= last_tick);
+                            let followed = match e.role() {
+                                Role::Follower { leader } => leader,
+                                _ => f.leader_id(),
+                            };
+                            if let Some(id) = f.leader_id().filter(|&id| fresh && Some(id) == followed) {
                                 e.on_leader_contact(id, term);
                             }
                         }
@@ -406,10 +417,13 @@ async fn carry_out(node: &Arc<Node>, e: &mut Election, peers: &PeerLinks) {
                             announce(e, peers);
                         }
                         Role::Follower { leader } => node.switch(Target::Follower { term, leader }),
-                        // A (pre-)candidate keeps following no one.
-                        Role::PreCandidate | Role::Candidate => {
-                            node.switch(Target::Follower { term, leader: None })
-                        }
+                        // A pre-vote changes no term and fails while the
+                        // leader is alive (it was only slow to be heard):
+                        // the link to it, and any resync under way, stay
+                        // until the pre-vote is won.
+                        Role::PreCandidate => {}
+                        // A candidate follows no one.
+                        Role::Candidate => node.switch(Target::Follower { term, leader: None }),
                     }
                 }
                 ElectionOutput::Rejected { from, reason } => {

@@ -50,10 +50,16 @@ struct LinkStatus {
     applied: u64,
     durable: u64,
     leader_commit: u64,
-    leader_term: u64,
+    /// `Follower::link_term`: the term the leader's contact counts in.
+    link_term: u64,
     history_id: HistoryId,
-    /// Last message of any kind from the leader.
+    /// Last sign of life from the leader on the current link: a message
+    /// of any kind, or bytes of one arriving (`Follower::on_link_activity`).
     last_contact: Option<Instant>,
+    /// Last tick this node spent on work its leader sent (loading a
+    /// snapshot chunk, installing the snapshot) without reading the link:
+    /// the leader cannot be heard then, and that silence is this node's own.
+    busy_at: Option<Instant>,
     /// Since when the link has not been streaming (`None` while it is):
     /// from the leader's last message before it went down, so that a
     /// leader that fell silent counts as down from then, not from when the
@@ -95,9 +101,10 @@ impl FollowerSide {
                 applied: 0,
                 durable: 0,
                 leader_commit: 0,
-                leader_term: 0,
+                link_term: 0,
                 history_id: meta.history_id,
                 last_contact: None,
+                busy_at: None,
                 down_since: Some(Instant::now()),
             }),
             loading: AtomicBool::new(false),
@@ -142,11 +149,15 @@ impl FollowerSide {
         self.loading.load(Ordering::SeqCst)
     }
 
-    /// When the leader last said anything, and the term it leads (0 until
-    /// a resync reply or heartbeat told): the election driver's leader contact.
+    /// When the leader last showed life (a message, or bytes of one
+    /// arriving), or this node last spent a tick on work the leader sent
+    /// instead of listening; and the term it claimed on this link (0 until
+    /// a resync reply or heartbeat told): the election driver's leader contact. A large
+    /// record or snapshot crossing a slow link is contact all along; a
+    /// leader that sends nothing is not, however busy the link was before.
     pub(super) fn last_contact(&self) -> (Option<Instant>, u64) {
         let st = self.status();
-        (st.last_contact, st.leader_term)
+        (st.last_contact.max(st.busy_at), st.link_term)
     }
 
     fn status(&self) -> std::sync::MutexGuard<'_, LinkStatus> {
@@ -386,8 +397,8 @@ impl Driver {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tick.tick() => {
-                    if link.as_ref().is_some_and(|l| l.activity.moved()) {
-                        self.sm.on_link_activity();
+                    if link.as_ref().is_some_and(|l| l.activity.moved()) && self.sm.on_link_activity() {
+                        self.side.status().last_contact = Some(Instant::now());
                     }
                     self.sm.tick();
                 }
@@ -713,7 +724,9 @@ impl Driver {
     /// lasts. No frame is read meanwhile and the leader's writes to this
     /// link block, so without them the leader would see a silent follower
     /// and drop a link that is only slow, or that just completed a full
-    /// resync.
+    /// resync. Nor does this node's election timer run out meanwhile
+    /// (`busy_at`): it would leave a resync it is in the middle of for a
+    /// campaign its partial data set cannot win.
     async fn keep_alive_while<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
         tokio::pin!(work);
         let period = self.side.tick;
@@ -725,6 +738,9 @@ impl Driver {
                 done = &mut work => return done,
                 _ = tick.tick() => {
                     if let Some(ack) = self.sm.keepalive() {
+                        // Not listening, so not hearing the leader: no
+                        // election over this node's own stall.
+                        self.side.status().busy_at = Some(Instant::now());
                         self.send(ack).await;
                     }
                 }
@@ -771,7 +787,7 @@ impl Driver {
         st.applied = self.sm.last_applied();
         st.durable = self.sm.durable_index();
         st.leader_commit = self.sm.leader_commit();
-        st.leader_term = self.sm.leader_term();
+        st.link_term = self.sm.link_term();
         st.history_id = self.sm.history_id();
     }
 }

@@ -137,6 +137,9 @@ struct State {
     links: HashMap<NodeId, LinkTx>,
     /// When each follower last acknowledged anything (INFO).
     last_ack: HashMap<NodeId, Instant>,
+    /// When each follower's current link last moved bytes (check-quorum,
+    /// beside `last_ack`: a follower receiving a long transfer is alive).
+    last_active: HashMap<NodeId, Instant>,
     /// Client address each follower connected from (INFO).
     peer_addr: HashMap<NodeId, SocketAddr>,
     /// Quorum mode: batches of linearizable reads waiting for a heartbeat
@@ -230,6 +233,7 @@ impl LeaderSide {
                 backlog: ReplBacklog::new(backlog_bytes, last_index, store.log().stats().term),
                 links: HashMap::new(),
                 last_ack: HashMap::new(),
+                last_active: HashMap::new(),
                 peer_addr: HashMap::new(),
                 reads,
                 read_rounds: 0,
@@ -438,16 +442,25 @@ impl LeaderSide {
     /// Tells the state machine which links moved bytes since the last tick
     /// (a follower busy receiving a long transfer acks nothing meanwhile).
     fn report_activity(&self, st: &mut State) {
+        let now = Instant::now();
         for (&id, link) in &st.links {
             if link.activity.moved() {
                 st.sm.on_link_activity(id);
+                st.last_active.insert(id, now);
             }
         }
     }
 
-    /// Followers that acknowledged anything since `t` (check-quorum).
+    /// Followers that acknowledged anything, or whose link moved bytes,
+    /// since `t` (check-quorum).
     pub(super) fn acked_since(&self, t: Instant) -> Vec<NodeId> {
-        self.lock().last_ack.iter().filter(|(_, &at)| at >= t).map(|(&id, _)| id).collect()
+        let st = self.lock();
+        let since = |m: &HashMap<NodeId, Instant>, id: &NodeId| m.get(id).is_some_and(|&at| at >= t);
+        st.peer_addr
+            .keys()
+            .filter(|id| since(&st.last_ack, id) || since(&st.last_active, id))
+            .copied()
+            .collect()
     }
 
     /// Followers holding `index` durably. For index 0 (a connection that
