@@ -48,6 +48,7 @@ mod redirect;
 mod refusals;
 mod rejoin;
 mod replication_inproc;
+mod slowlog;
 mod tls;
 mod vote_durability;
 mod wal_faults;

@@ -235,6 +235,15 @@ pub const COMMANDS: &[CommandSpec] = &[
          follower knows itself and its leader. Served by every node, also one that knows\n\
          no leader; run with --hosts it asks the node the CLI is connected to.",
     ),
+    remote(
+        "SLOWLOG",
+        "GET [count]|LEN|RESET",
+        "Commands that ran slower than --slowlog-threshold",
+        "GET shows the newest count entries (10 by default, -1 for all), newest first:\n\
+         id, start time (unix microseconds), duration (microseconds), command and key\n\
+         (binary-safe, truncated to 64 bytes with its full length), client address.\n\
+         LEN counts the entries; RESET empties the log. The log is the connected node's own.",
+    ),
     local(
         "HELP",
         "[command]",
@@ -255,6 +264,9 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// `INFO `); a test checks them against a live server's list.
 pub const INFO_SECTIONS: &[&str] =
     &["server", "clients", "memory", "persistence", "replication", "keyspace", "oplog", "stats"];
+
+/// SLOWLOG's subcommands (completion after `SLOWLOG `).
+pub(crate) const SLOWLOG_SUBCOMMANDS: &[&str] = &["GET", "LEN", "RESET"];
 
 /// Looks a command up by name, ignoring case.
 pub(crate) fn find(name: &[u8]) -> Option<&'static CommandSpec> {

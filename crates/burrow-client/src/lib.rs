@@ -82,7 +82,9 @@ use tokio_util::either::Either;
 /// A connection: plain TCP, or TLS ([`ClientConfig::tls`]).
 type Conn = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
 
-pub use burrow_proto::{ClusterView, LinkStatus, MemberRole, MemberView, Secret, SecretError};
+pub use burrow_proto::{
+    ClusterView, LinkStatus, MemberRole, MemberView, Secret, SecretError, SlowLogCommand, SlowLogEntry,
+};
 pub use error::ClientError;
 pub use failover::FailoverConfig;
 pub use tls::{TlsConfigError, TlsOptions, TlsStream};
@@ -602,6 +604,28 @@ impl Client {
         match self.call(Request::Cluster).await? {
             Reply::Cluster(view) => Ok(view),
             other => Err(ClientError::unexpected("a CLUSTER view", other)),
+        }
+    }
+
+    /// SLOWLOG GET: the newest `count` slow commands of the connected node,
+    /// newest first (`None`: 10, as Redis; `Some(u32::MAX)`: all).
+    pub async fn slowlog_get(&mut self, count: Option<u32>) -> Result<Vec<SlowLogEntry>, ClientError> {
+        match self.call(Request::SlowLog(SlowLogCommand::Get { count })).await? {
+            Reply::SlowLog(entries) => Ok(entries),
+            other => Err(ClientError::unexpected("SLOWLOG entries", other)),
+        }
+    }
+
+    /// SLOWLOG LEN: how many entries the connected node's log holds.
+    pub async fn slowlog_len(&mut self) -> Result<i64, ClientError> {
+        self.call_int(Request::SlowLog(SlowLogCommand::Len)).await
+    }
+
+    /// SLOWLOG RESET: empties the connected node's log.
+    pub async fn slowlog_reset(&mut self) -> Result<(), ClientError> {
+        match self.call(Request::SlowLog(SlowLogCommand::Reset)).await? {
+            Reply::Ok => Ok(()),
+            other => Err(ClientError::unexpected("OK", other)),
         }
     }
 

@@ -11,6 +11,7 @@ use super::auth::{Nonce, Proof, NONCE_LEN, PROOF_LEN};
 use super::body::{decode_array_ref, encode_array};
 use super::frame::{Frame, FrameRef};
 use super::opcode::Opcode;
+use super::slowlog::SlowLogCommand;
 use super::status::Status;
 
 /// Request flag bits (byte 3 of a request). Only SET defines any in v1.
@@ -145,6 +146,8 @@ pub enum Request<B = Bytes> {
         client_nonce: Nonce,
         proof: Proof,
     },
+    /// The slow-command log (protocol.md §8.13).
+    SlowLog(SlowLogCommand),
 }
 
 /// A request that could not be parsed: answered with `status` and `message`.
@@ -400,6 +403,14 @@ impl<'a> Request<&'a [u8]> {
                 nonce.copy_from_slice(f.extras);
                 Request::Auth { user: f.key, client_nonce: Nonce(nonce), proof: Proof(proof) }
             }
+            Opcode::SlowLog => {
+                no_value(f, name)?;
+                no_flags(f, name)?;
+                if !f.key.is_empty() {
+                    return Err(RequestError::bad("SLOWLOG: takes no key"));
+                }
+                Request::SlowLog(SlowLogCommand::parse(f.extras).map_err(RequestError::bad)?)
+            }
         };
         Ok(req)
     }
@@ -436,6 +447,7 @@ impl<B> Request<B> {
             Request::Snapshot { .. } => Opcode::Snapshot,
             Request::Hello => Opcode::Hello,
             Request::Auth { .. } => Opcode::Auth,
+            Request::SlowLog(_) => Opcode::SlowLog,
         }
     }
 
@@ -475,6 +487,7 @@ impl<B> Request<B> {
                     | Request::Snapshot { .. }
                     | Request::Hello
                     | Request::Auth { .. }
+                    | Request::SlowLog(_)
             )
     }
 }
@@ -516,6 +529,7 @@ impl<B> Request<B> {
             Request::Auth { user, client_nonce, proof } => {
                 Request::Auth { user: f(user), client_nonce, proof }
             }
+            Request::SlowLog(c) => Request::SlowLog(c),
         }
     }
 }
@@ -598,6 +612,7 @@ impl Request<Bytes> {
                 extras.put_slice(&client_nonce.0);
                 f.value = Bytes::copy_from_slice(&proof.0);
             }
+            Request::SlowLog(c) => c.put(&mut extras),
         }
         f.extras = extras.freeze();
         f

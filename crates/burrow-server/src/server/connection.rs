@@ -29,7 +29,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -119,7 +119,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
     cancel: &CancellationToken,
     client_certificate: bool,
 ) {
-    match Connection::new(io, shared, cancel).run().await {
+    match Connection::new(io, shared, cancel).with_peer(peer).run().await {
         Ok(Ended::Closed) => debug!("closed"),
         // From here on this connection is a follower's replication link.
         Ok(Ended::Upgrade(hello, link)) => {
@@ -210,6 +210,8 @@ pub(super) struct Connection<'a, S> {
     /// dropped. They never stay in the read buffer, so they need no
     /// reservation of the input budget.
     discard: u64,
+    /// The client's address, for SLOWLOG.
+    peer: SocketAddr,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
@@ -229,7 +231,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             input: None,
             turn: 0,
             discard: 0,
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
         }
+    }
+
+    /// The client's address, as SLOWLOG reports it.
+    pub(super) fn with_peer(mut self, peer: SocketAddr) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// Serves requests until the connection ends; an I/O error ends it too.
@@ -357,6 +366,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             }
         }
         let mut used = 0;
+        // Read once per batch: SLOWLOG costs one comparison per command.
+        let slow = shared.slowlog.threshold();
         // Past this many request bytes the batch stops (`TURN_BUDGET`).
         let budget = TURN_BUDGET.saturating_sub(self.turn);
         let stop = loop {
@@ -442,7 +453,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             }
             let start = self.wbuf.len();
+            let started = slow.map(|_| Instant::now());
             let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
+            if let (Some(threshold), Some(started)) = (slow, started) {
+                let took = started.elapsed();
+                if took >= threshold {
+                    shared.slowlog.record(frame.opcode, frame.key, took, self.peer);
+                }
+            }
             self.counts.add(frame.opcode, done.error);
             if done.write && !done.error {
                 self.durable.note_write(start, self.wbuf.len(), frame.opcode, frame.id);

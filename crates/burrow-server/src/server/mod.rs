@@ -18,6 +18,7 @@ mod input_budget;
 mod log_limit;
 mod persistence;
 mod replication;
+mod slowlog;
 mod stats;
 mod tls;
 
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
     pub too_large_log: LogLimit,
     /// The client port's TLS (`--tls-cert-file`), and how members dial.
     pub tls: Option<tls::ServerTls>,
+    /// Commands slower than `--slowlog-threshold` (SLOWLOG).
+    pub slowlog: slowlog::SlowLog,
 }
 
 impl Shared {
@@ -216,6 +219,7 @@ impl Server {
             stats: Stats::default(),
             input: input_budget::InputBudget::new(config.max_input_buffer),
             too_large_log: LogLimit::new(LOG_EVERY),
+            slowlog: slowlog::SlowLog::new(config.slowlog_threshold, config.slowlog_max_len),
             max_connections: fd_limit::fit_connections(config.max_connections),
             started: Instant::now(),
             local_port,
