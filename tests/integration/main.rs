@@ -21,6 +21,7 @@ mod cluster;
 mod cluster_config;
 mod cluster_view;
 mod commands;
+mod config_command;
 mod connections;
 mod crash;
 mod deploy;

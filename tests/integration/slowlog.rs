@@ -2,15 +2,15 @@
 //! `--slowlog-threshold 0` logs every command with its key and client
 //! address, newest first, bounded by `--slowlog-max-len`; `off` logs
 //! nothing; keys are kept binary and cut to 64 bytes; malformed requests
-//! are BAD_REQUEST on an open connection; auth is required like for every
-//! command; the CLI renders entries as redis-cli does.
+//! are BAD_REQUEST on an open connection; the CLI renders entries as
+//! redis-cli does. (Auth: `config_command`.)
 
 use crate::common;
 
 use burrow_client::{Client, SlowLogEntry};
 use burrow_proto::{Opcode, Reply, Request, SlowLogCommand, Status, MAGIC_REQUEST, VERSION};
 use bytes::Bytes;
-use common::{assert_status, header, RawConn, TempDir};
+use common::{assert_status, header, RawConn};
 
 fn get(key: &[u8]) -> Request {
     Request::Get { key: Bytes::copy_from_slice(key) }
@@ -97,34 +97,12 @@ async fn off_logs_nothing_and_malformed_requests_are_refused_on_an_open_connecti
 }
 
 #[tokio::test]
-async fn slowlog_needs_auth_when_the_server_has_a_secret() {
-    let dir = TempDir::new("slowlog-auth");
-    let server = crate::auth::server(&dir).await;
-    let mut raw = RawConn::connect(server.addr).await;
-    raw.send_requests(&[
-        (1, slowlog(SlowLogCommand::Reset)),
-        (2, slowlog(SlowLogCommand::Get { count: None })),
-    ])
-    .await;
-    assert_status(&raw.frame().await, Status::NoAuth, 1);
-    assert_status(&raw.frame().await, Status::NoAuth, 2);
-    let mut client = Client::connect_with(server.addr, crate::auth::authed()).await.unwrap();
-    assert_eq!(client.slowlog_len().await.unwrap(), 0);
-    server.shutdown().await.unwrap();
-}
-
-#[tokio::test]
 async fn the_cli_renders_entries_binary_safe() {
     let server = common::start_with(|c| c.slowlog_threshold = Some(0)).await;
     let port = server.addr.port().to_string();
     let mut client = Client::connect(server.addr).await.unwrap();
     client.get(Bytes::from_static(b"k\x00\xff")).await.unwrap();
-    // Off this thread: the server runs on the test's runtime.
-    let cli = |args: &[&str]| {
-        let all: Vec<std::ffi::OsString> =
-            ["--port", port.as_str(), "--no-raw"].iter().chain(args).map(|a| a.into()).collect();
-        tokio::task::spawn_blocking(move || crate::cli::cli_args(all, None))
-    };
+    let cli = |args: &[&str]| cli_at(&port, args);
     let out = cli(&["SLOWLOG", "GET", "1"]).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
@@ -143,4 +121,12 @@ async fn the_cli_renders_entries_binary_safe() {
     let out = cli(&["SLOWLOG", "FETCH"]).await.unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("SLOWLOG GET [count]|LEN|RESET"), "{out:?}");
     server.shutdown().await.unwrap();
+}
+
+/// Runs `burrow-cli --port PORT --no-raw args...` off this thread: an
+/// in-process server runs on the test's runtime.
+pub(crate) fn cli_at(port: &str, args: &[&str]) -> tokio::task::JoinHandle<std::process::Output> {
+    let all: Vec<std::ffi::OsString> =
+        ["--port", port, "--no-raw"].iter().chain(args).map(|a| a.into()).collect();
+    tokio::task::spawn_blocking(move || crate::cli::cli_args(all, None))
 }

@@ -244,6 +244,15 @@ pub const COMMANDS: &[CommandSpec] = &[
          (binary-safe, truncated to 64 bytes with its full length), client address.\n\
          LEN counts the entries; RESET empties the log. The log is the connected node's own.",
     ),
+    remote(
+        "CONFIG",
+        "GET pattern|SET name value",
+        "Show settings, or change one that can change at run time",
+        "GET lists every setting whose name (as the server's flag, e.g. slowlog-threshold)\n\
+         matches the glob pattern (* for all), name then value; files show their path,\n\
+         never their contents. SET changes a setting the server allows at run time (README's\n\
+         settings table marks them); any other is refused with the reason and nothing changes.",
+    ),
     local(
         "HELP",
         "[command]",
@@ -265,8 +274,14 @@ pub const COMMANDS: &[CommandSpec] = &[
 pub const INFO_SECTIONS: &[&str] =
     &["server", "clients", "memory", "persistence", "replication", "keyspace", "oplog", "stats"];
 
-/// SLOWLOG's subcommands (completion after `SLOWLOG `).
-pub(crate) const SLOWLOG_SUBCOMMANDS: &[&str] = &["GET", "LEN", "RESET"];
+/// The subcommands of `name` (completion after `SLOWLOG `, `CONFIG `).
+pub(crate) fn subcommands(name: &str) -> &'static [&'static str] {
+    match name.to_ascii_uppercase().as_str() {
+        "SLOWLOG" => &["GET", "LEN", "RESET"],
+        "CONFIG" => &["GET", "SET"],
+        _ => &[],
+    }
+}
 
 /// Looks a command up by name, ignoring case.
 pub(crate) fn find(name: &[u8]) -> Option<&'static CommandSpec> {

@@ -233,6 +233,15 @@ pub(crate) fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
             };
             Plan::single(Request::SlowLog(command))
         }
+        "CONFIG" => {
+            p.arity(2, 3)?;
+            let sub = lossy(&rest[0]).to_ascii_uppercase();
+            match (sub.as_str(), rest.len()) {
+                ("GET", 2) => Plan::single(Request::ConfigGet { pattern: key(1) }),
+                ("SET", 3) => Plan::single(Request::ConfigSet { name: key(1), value: key(2) }),
+                _ => return Err(ParseError::Arity { name: p.spec.name, usage: p.spec.usage() }),
+            }
+        }
         // A table entry without a parser; `table_and_parser_agree` keeps this unreachable.
         other => return Err(ParseError::UnknownCommand(other.to_string())),
     };
@@ -452,6 +461,14 @@ mod tests {
             ("SLOWLOG GET -1", one(Request::SlowLog(SlowLogCommand::Get { count: Some(u32::MAX) }))),
             ("SLOWLOG len", one(Request::SlowLog(SlowLogCommand::Len))),
             ("SLOWLOG RESET", one(Request::SlowLog(SlowLogCommand::Reset))),
+            ("config get slow*", one(Request::ConfigGet { pattern: Bytes::from_static(b"slow*") })),
+            (
+                "CONFIG SET slowlog-max-len 5",
+                one(Request::ConfigSet {
+                    name: Bytes::from_static(b"slowlog-max-len"),
+                    value: Bytes::from_static(b"5"),
+                }),
+            ),
             ("wait 2 1500", one(Request::Wait { replicas: 2, timeout_ms: 1500 })),
             ("help", Command::Help(None)),
             ("HELP set", Command::Help(Some(b"set".to_vec()))),
@@ -527,6 +544,9 @@ mod tests {
             ("SLOWLOG LEN 1", arity("SLOWLOG")),
             ("SLOWLOG FOO", arity("SLOWLOG")),
             ("SLOWLOG GET x", nan("x")),
+            ("CONFIG GET", arity("CONFIG")),
+            ("CONFIG SET a", arity("CONFIG")),
+            ("CONFIG GET a b", arity("CONFIG")),
             ("INFO a b", arity("INFO")),
             ("WAIT", arity("WAIT")),
             ("WAIT 1", arity("WAIT")),
@@ -549,7 +569,11 @@ mod tests {
     fn table_and_parser_agree() {
         for c in commands::COMMANDS {
             // A command with subcommands takes its first word from them.
-            let first = if c.name == "SLOWLOG" { "LEN" } else { "1" };
+            let first = match c.name {
+                "SLOWLOG" => "LEN",
+                "CONFIG" => "GET",
+                _ => "1",
+            };
             let args: Vec<Vec<u8>> =
                 [c.name, first, "2", "3"].iter().map(|a| a.as_bytes().to_vec()).collect();
             let parsed = (0..args.len()).map(|n| parse(&args[..=n])).collect::<Vec<_>>();

@@ -629,6 +629,36 @@ impl Client {
         }
     }
 
+    /// CONFIG GET: every setting of the connected node whose name
+    /// (`slowlog-threshold`) matches the glob `pattern` (empty: all), with
+    /// its value as text.
+    pub async fn config_get(&mut self, pattern: &str) -> Result<Vec<(String, String)>, ClientError> {
+        let req = Request::ConfigGet { pattern: Bytes::copy_from_slice(pattern.as_bytes()) };
+        match self.call(req).await? {
+            Reply::Array(items) if items.len() % 2 == 0 => Ok(items
+                .chunks(2)
+                .map(|p| {
+                    (String::from_utf8_lossy(&p[0]).into_owned(), String::from_utf8_lossy(&p[1]).into_owned())
+                })
+                .collect()),
+            other => Err(ClientError::unexpected("CONFIG name/value pairs", other)),
+        }
+    }
+
+    /// CONFIG SET: changes a setting of the connected node that can change
+    /// at run time (README's settings table says which); any other is
+    /// refused with the reason and nothing changes.
+    pub async fn config_set(&mut self, name: &str, value: &str) -> Result<(), ClientError> {
+        let req = Request::ConfigSet {
+            name: Bytes::copy_from_slice(name.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        };
+        match self.call(req).await? {
+            Reply::Ok => Ok(()),
+            other => Err(ClientError::unexpected("OK", other)),
+        }
+    }
+
     /// INFO text; `section` empty for all sections.
     pub async fn info(&mut self, section: &str) -> Result<String, ClientError> {
         match self.call(Request::Info { section: Bytes::copy_from_slice(section.as_bytes()) }).await? {

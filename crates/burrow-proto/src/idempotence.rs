@@ -20,7 +20,7 @@ impl<B> Request<B> {
     /// NX says "not set" for a value it did set); and WAIT, which counts the
     /// writes of the connection it is sent on and means nothing on a new one;
     /// HELLO and AUTH, a connection's own handshake; SLOWLOG, whose answer
-    /// belongs to the node asked.
+    /// belongs to the node asked, and CONFIG SET (it changes the node asked).
     pub fn is_idempotent(&self) -> bool {
         // No wildcard arm: a new command must be classified here.
         match self {
@@ -51,7 +51,8 @@ impl<B> Request<B> {
             // A connection's own handshake: a new connection makes its own.
             Request::Hello | Request::Auth { .. } => false,
             // Node-local: a retry at another node reads or clears another log.
-            Request::SlowLog(_) => false,
+            Request::SlowLog(_) | Request::ConfigSet { .. } => false,
+            Request::ConfigGet { .. } => true,
         }
     }
 }
@@ -116,6 +117,8 @@ mod tests {
                 false,
             ),
             (Request::SlowLog(crate::SlowLogCommand::Len), false),
+            (Request::ConfigGet { pattern: k() }, true),
+            (Request::ConfigSet { name: k(), value: k() }, false),
         ];
         for (req, want) in &table {
             assert_eq!(req.is_idempotent(), *want, "{req:?}");
@@ -129,7 +132,11 @@ mod tests {
             if !req.is_write()
                 && !matches!(
                     req,
-                    Request::Wait { .. } | Request::Hello | Request::Auth { .. } | Request::SlowLog(_)
+                    Request::Wait { .. }
+                        | Request::Hello
+                        | Request::Auth { .. }
+                        | Request::SlowLog(_)
+                        | Request::ConfigSet { .. }
                 )
             {
                 assert!(idem, "read {req:?}");

@@ -66,7 +66,7 @@ pub use error_chain::ErrorChain;
 pub use frame::{Frame, FrameKind, FrameRef, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION};
 pub use hello::{decode_hello, encode_hello, HelloError, HelloInfo};
 pub use opcode::Opcode;
-pub use request::{flags, End, Request, RequestError, SetCondition};
+pub use request::{config, flags, End, Request, RequestError, SetCondition};
 pub use response::{encode_response, BodyType, Reply, ReplyError};
 pub use slowlog::{
     decode_slowlog, encode_slowlog, SlowLogCommand, SlowLogEntry, SlowLogError, SLOWLOG_DEFAULT_COUNT,

@@ -37,11 +37,13 @@ pub enum Opcode {
     Snapshot = 0x40,
     /// Slow commands: GET, LEN, RESET (protocol.md §8.13).
     SlowLog = 0x41,
+    /// Settings: GET pattern, SET name value (protocol.md §8.14).
+    Config = 0x44,
 }
 
 impl Opcode {
     /// All known opcodes, in wire order.
-    pub const ALL: [Opcode; 29] = [
+    pub const ALL: [Opcode; 30] = [
         Opcode::Ping,
         Opcode::Get,
         Opcode::Set,
@@ -71,6 +73,7 @@ impl Opcode {
         Opcode::Auth,
         Opcode::Snapshot,
         Opcode::SlowLog,
+        Opcode::Config,
     ];
 
     pub fn from_u8(b: u8) -> Option<Opcode> {
@@ -109,6 +112,7 @@ impl Opcode {
             Opcode::Auth => "AUTH",
             Opcode::Snapshot => "SNAPSHOT",
             Opcode::SlowLog => "SLOWLOG",
+            Opcode::Config => "CONFIG",
         }
     }
 }

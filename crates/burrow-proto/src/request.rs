@@ -26,6 +26,14 @@ pub mod flags {
     pub const BACKGROUND: u8 = 0x01;
 }
 
+/// CONFIG's subcommands: byte 0 of the request's extras.
+pub mod config {
+    /// Key: a glob over setting names (empty: all).
+    pub const GET: u8 = 0x01;
+    /// Key: the setting's name; value: its new value as text.
+    pub const SET: u8 = 0x02;
+}
+
 /// When SET is allowed to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SetCondition {
@@ -148,6 +156,16 @@ pub enum Request<B = Bytes> {
     },
     /// The slow-command log (protocol.md §8.13).
     SlowLog(SlowLogCommand),
+    /// Every setting whose name matches the glob `pattern` (empty: all),
+    /// as name/value pairs (protocol.md §8.14).
+    ConfigGet {
+        pattern: B,
+    },
+    /// Changes a setting that can change at run time (protocol.md §8.14).
+    ConfigSet {
+        name: B,
+        value: B,
+    },
 }
 
 /// A request that could not be parsed: answered with `status` and `message`.
@@ -411,6 +429,33 @@ impl<'a> Request<&'a [u8]> {
                 }
                 Request::SlowLog(SlowLogCommand::parse(f.extras).map_err(RequestError::bad)?)
             }
+            Opcode::Config => {
+                no_flags(f, name)?;
+                match f.extras {
+                    [config::GET] => {
+                        no_value(f, "CONFIG GET")?;
+                        Request::ConfigGet { pattern: f.key }
+                    }
+                    [config::SET] if f.key.is_empty() => {
+                        return Err(RequestError::bad("CONFIG SET: the key must hold the setting's name"))
+                    }
+                    [config::SET] => Request::ConfigSet { name: f.key, value: f.value },
+                    [] => {
+                        return Err(RequestError::bad(
+                            "CONFIG: extras must hold a subcommand (0x01 GET, 0x02 SET)",
+                        ))
+                    }
+                    [other] => {
+                        return Err(RequestError::bad(format!("CONFIG: unknown subcommand 0x{other:02x}")))
+                    }
+                    _ => {
+                        return Err(RequestError::bad(format!(
+                            "CONFIG: extras must be 1 byte, got {}",
+                            f.extras.len()
+                        )))
+                    }
+                }
+            }
         };
         Ok(req)
     }
@@ -448,6 +493,7 @@ impl<B> Request<B> {
             Request::Hello => Opcode::Hello,
             Request::Auth { .. } => Opcode::Auth,
             Request::SlowLog(_) => Opcode::SlowLog,
+            Request::ConfigGet { .. } | Request::ConfigSet { .. } => Opcode::Config,
         }
     }
 
@@ -488,6 +534,8 @@ impl<B> Request<B> {
                     | Request::Hello
                     | Request::Auth { .. }
                     | Request::SlowLog(_)
+                    | Request::ConfigGet { .. }
+                    | Request::ConfigSet { .. }
             )
     }
 }
@@ -530,6 +578,8 @@ impl<B> Request<B> {
                 Request::Auth { user: f(user), client_nonce, proof }
             }
             Request::SlowLog(c) => Request::SlowLog(c),
+            Request::ConfigGet { pattern } => Request::ConfigGet { pattern: f(pattern) },
+            Request::ConfigSet { name, value } => Request::ConfigSet { name: f(name), value: f(value) },
         }
     }
 }
@@ -613,6 +663,15 @@ impl Request<Bytes> {
                 f.value = Bytes::copy_from_slice(&proof.0);
             }
             Request::SlowLog(c) => c.put(&mut extras),
+            Request::ConfigGet { pattern } => {
+                extras.put_u8(config::GET);
+                f.key = pattern.clone();
+            }
+            Request::ConfigSet { name, value } => {
+                extras.put_u8(config::SET);
+                f.key = name.clone();
+                f.value = value.clone();
+            }
         }
         f.extras = extras.freeze();
         f

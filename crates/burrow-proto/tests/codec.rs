@@ -420,6 +420,9 @@ fn request() -> impl Strategy<Value = Request> {
             Just(SlowLogCommand::Reset),
         ]
         .prop_map(Request::SlowLog),
+        key().prop_map(|pattern| Request::ConfigGet { pattern }),
+        (small_bytes(30).prop_filter("a name", |n| !n.is_empty()), small_bytes(30))
+            .prop_map(|(name, value)| Request::ConfigSet { name, value }),
     ]
 }
 

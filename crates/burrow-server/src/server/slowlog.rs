@@ -4,7 +4,7 @@
 //! The hot path pays one comparison per command when nothing is slow: the
 //! connection reads the threshold once per batch ([`SlowLog::threshold`])
 //! and only a command at or over it takes the log's lock. Both settings
-//! are atomics, to be changed at run time.
+//! are atomics, so CONFIG SET can change them at run time.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -46,6 +46,17 @@ impl SlowLog {
             OFF => None,
             us => Some(Duration::from_micros(us)),
         }
+    }
+
+    /// Changes the threshold (`None` = off): CONFIG SET.
+    pub(crate) fn set_threshold(&self, us: Option<u64>) {
+        self.threshold_us.store(us.unwrap_or(OFF), Ordering::Relaxed);
+    }
+
+    /// Changes how many entries are kept, dropping the oldest at once: CONFIG SET.
+    pub(crate) fn set_max_len(&self, n: usize) {
+        self.max_len.store(n, Ordering::Relaxed);
+        self.lock().truncate(n);
     }
 
     /// Whether commands with this opcode are logged: not SLOWLOG itself (so

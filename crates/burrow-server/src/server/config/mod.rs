@@ -15,6 +15,7 @@
 mod choice;
 mod declare;
 mod settings;
+pub(crate) mod show;
 mod table;
 mod units;
 

@@ -154,8 +154,8 @@ declare_settings! {
     /// Commands that run at least this many microseconds go to SLOWLOG (0 = every command; `off`
     /// or a negative number, written `--slowlog-threshold=-1`, = none; see Introspection)
     slowlog_threshold: Option<u64> = "10000", parse Threshold as "MICROSECONDS",
-        into Threshold::get;
+        into Threshold::get, runtime true;
 
     /// Entries SLOWLOG keeps; the oldest go first (0 = keep none)
-    slowlog_max_len: usize = "128", parse usize as "N";
+    slowlog_max_len: usize = "128", parse usize as "N", runtime true;
 }

@@ -23,15 +23,14 @@ pub(super) fn slowlog(shared: &Shared, command: SlowLogCommand, r: &mut Replier<
 #[cfg(test)]
 mod tests {
     use crate::server::dispatch::execute;
+    use crate::server::dispatch::tests::shared;
     use crate::server::doc_examples::{documented_request, documented_response};
-    use crate::server::{Config, Server};
     use burrow_proto::{Codec, Limits, Opcode, Peek, SlowLogEntry};
     use bytes::{Bytes, BytesMut};
 
     #[test]
     fn slowlog_get_is_as_documented() {
-        let config = Config { persistence: false, shards: 4, ..Config::default() };
-        let s = Server::open(config).expect("in memory").into_shared(0).expect("no persistence");
+        let s = shared();
         s.slowlog.push(SlowLogEntry {
             id: 0,
             unix_us: 1_700_000_000_000_000,
