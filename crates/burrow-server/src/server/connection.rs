@@ -366,8 +366,13 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             }
         }
         let mut used = 0;
-        // Read once per batch: SLOWLOG costs one comparison per command.
+        // Read once per batch. Each command's time runs from the end of the
+        // one before (or the batch start): one clock read per command.
+        // `bench/callgrind.sh` (SET P16, 100k): 187.1 M instructions at the
+        // default threshold, 175.8 M with `off` (+6.4 %; two reads per
+        // command measured the same, 187.2 M).
         let slow = shared.slowlog.threshold();
+        let mut mark = slow.map(|_| Instant::now());
         // Past this many request bytes the batch stops (`TURN_BUDGET`).
         let budget = TURN_BUDGET.saturating_sub(self.turn);
         let stop = loop {
@@ -453,10 +458,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             }
             let start = self.wbuf.len();
-            let started = slow.map(|_| Instant::now());
             let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
-            if let (Some(threshold), Some(started)) = (slow, started) {
-                let took = started.elapsed();
+            if let (Some(threshold), Some(started)) = (slow, mark) {
+                let ended = Instant::now();
+                let took = ended - started;
+                mark = Some(ended);
                 if took >= threshold {
                     shared.slowlog.record(frame.opcode, frame.key, took, self.peer);
                 }

@@ -1,9 +1,10 @@
 //! SLOWLOG: the last commands that took at least `--slowlog-threshold`
 //! microseconds to execute (protocol.md §8.13).
 //!
-//! The hot path pays one comparison per command when nothing is slow: the
-//! connection reads the threshold once per batch ([`SlowLog::threshold`])
-//! and only a command at or over it takes the log's lock. Both settings
+//! The hot path pays one clock read and one comparison per command when
+//! nothing is slow (nothing when off): the connection reads the threshold
+//! once per batch ([`SlowLog::threshold`]) and only a command at or over
+//! it takes the log's lock. Both settings
 //! are atomics, so CONFIG SET can change them at run time.
 
 use std::collections::VecDeque;
