@@ -30,6 +30,7 @@ mod docs;
 mod elections;
 mod failover;
 mod incomplete_resync;
+mod introspect;
 mod large_record_elections;
 mod limits;
 mod linearizability;

@@ -253,6 +253,28 @@ pub const COMMANDS: &[CommandSpec] = &[
          never their contents. SET changes a setting the server allows at run time (README's\n\
          settings table marks them); any other is refused with the reason and nothing changes.",
     ),
+    remote(
+        "CLIENT",
+        "LIST|ID|KILL id|addr",
+        "List client connections, show this one's id, or close one",
+        "LIST shows one line per client connection of the connected node: id, addr,\n\
+         age and idle (seconds), cmd (the last command), qbuf and obuf (request bytes not\n\
+         yet executed, reply bytes not yet written), auth, tls, and flags (O: a monitor).\n\
+         Replication links are not clients. ID is this connection's id (a one-shot CLI\n\
+         command is a connection of its own). KILL closes the connection with that id (a\n\
+         number) or address (ip:port; KILL ID n and KILL ADDR a also work) at once, and\n\
+         replies 1; an unknown one is an error and nothing is closed.",
+    ),
+    remote(
+        "MONITOR",
+        "",
+        "Stream every command other clients run, until Ctrl-C",
+        "Prints one line per command the connected node's other clients run, as redis-cli:\n\
+         unix time with microseconds, [client address], command, key, value and extras,\n\
+         quoted with escapes (binary-safe; keys and values cut to 256 bytes with their\n\
+         length). AUTH shows no secret. It shows keys and values: whoever can run it sees\n\
+         the data. A monitor that cannot keep up is closed by the server.",
+    ),
     local(
         "HELP",
         "[command]",
@@ -274,9 +296,10 @@ pub const COMMANDS: &[CommandSpec] = &[
 pub const INFO_SECTIONS: &[&str] =
     &["server", "clients", "memory", "persistence", "replication", "keyspace", "oplog", "stats"];
 
-/// The subcommands of `name` (completion after `SLOWLOG `, `CONFIG `).
+/// The subcommands of `name` (completion after `SLOWLOG `, `CONFIG `, `CLIENT `).
 pub(crate) fn subcommands(name: &str) -> &'static [&'static str] {
     match name.to_ascii_uppercase().as_str() {
+        "CLIENT" => &["LIST", "ID", "KILL"],
         "SLOWLOG" => &["GET", "LEN", "RESET"],
         "CONFIG" => &["GET", "SET"],
         _ => &[],

@@ -112,7 +112,7 @@ pub(crate) fn hint(line: &str) -> Option<String> {
 /// Completions of the word of `line` ending at `pos`: the byte offset where
 /// the word starts and the candidates, in the word's case. The first word
 /// completes to command names; the word after `help` too, and the word after
-/// `INFO` to its section names, after `SLOWLOG` and `CONFIG` to their subcommands.
+/// `INFO` to its section names, after `SLOWLOG`, `CONFIG` and `CLIENT` to their subcommands.
 pub(crate) fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
     let before = &line[..pos];
     let first_start = before.len() - before.trim_start().len();
@@ -201,6 +201,7 @@ mod tests {
         assert_eq!(complete("SLOWLOG R", 9), (8, vec!["RESET".to_string()]));
         assert_eq!(complete("slowlog ", 8).1, ["get", "len", "reset"]);
         assert_eq!(complete("CONFIG S", 8), (7, vec!["SET".to_string()]));
+        assert_eq!(complete("client k", 8), (7, vec!["kill".to_string()]));
         assert_eq!(complete("help get x", 10), (10, vec![]));
     }
 }

@@ -22,6 +22,8 @@ pub(crate) enum Command {
     Quit,
     /// `clear`: clears the screen (REPL).
     Clear,
+    /// `MONITOR`: the connection becomes a stream (not a request and one reply).
+    Monitor,
     Remote(Plan),
 }
 
@@ -232,6 +234,28 @@ pub(crate) fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
                 _ => return Err(ParseError::Arity { name: p.spec.name, usage: p.spec.usage() }),
             };
             Plan::single(Request::SlowLog(command))
+        }
+        "CLIENT" => {
+            p.arity(1, 3)?;
+            let sub = lossy(&rest[0]).to_ascii_uppercase();
+            let by = rest.get(1).map(|b| lossy(b).to_ascii_uppercase());
+            let req = match (sub.as_str(), rest.len(), by.as_deref()) {
+                ("LIST", 1, _) => Request::ClientList,
+                ("ID", 1, _) => Request::ClientId,
+                ("KILL", 3, Some("ID")) => Request::ClientKillId { id: number::<u64>(&rest[2])? },
+                ("KILL", 3, Some("ADDR")) => Request::ClientKillAddr { addr: key(2) },
+                // A bare target: an id if it is a number, else an address.
+                ("KILL", 2, _) => match lossy(&rest[1]).parse::<u64>() {
+                    Ok(id) => Request::ClientKillId { id },
+                    Err(_) => Request::ClientKillAddr { addr: key(1) },
+                },
+                _ => return Err(ParseError::Arity { name: p.spec.name, usage: p.spec.usage() }),
+            };
+            Plan::single(req)
+        }
+        "MONITOR" => {
+            p.arity(0, 0)?;
+            return Ok(Command::Monitor);
         }
         "CONFIG" => {
             p.arity(2, 3)?;
@@ -461,6 +485,15 @@ mod tests {
             ("SLOWLOG GET -1", one(Request::SlowLog(SlowLogCommand::Get { count: Some(u32::MAX) }))),
             ("SLOWLOG len", one(Request::SlowLog(SlowLogCommand::Len))),
             ("SLOWLOG RESET", one(Request::SlowLog(SlowLogCommand::Reset))),
+            ("client list", one(Request::ClientList)),
+            ("CLIENT ID", one(Request::ClientId)),
+            ("CLIENT KILL 7", one(Request::ClientKillId { id: 7 })),
+            ("CLIENT KILL id 7", one(Request::ClientKillId { id: 7 })),
+            (
+                "CLIENT KILL 127.0.0.1:5000",
+                one(Request::ClientKillAddr { addr: Bytes::from_static(b"127.0.0.1:5000") }),
+            ),
+            ("CLIENT KILL ADDR 7", one(Request::ClientKillAddr { addr: Bytes::from_static(b"7") })),
             ("config get slow*", one(Request::ConfigGet { pattern: Bytes::from_static(b"slow*") })),
             (
                 "CONFIG SET slowlog-max-len 5",
@@ -545,6 +578,11 @@ mod tests {
             ("SLOWLOG FOO", arity("SLOWLOG")),
             ("SLOWLOG GET x", nan("x")),
             ("CONFIG GET", arity("CONFIG")),
+            ("CLIENT", arity("CLIENT")),
+            ("CLIENT LIST x", arity("CLIENT")),
+            ("CLIENT KILL", arity("CLIENT")),
+            ("CLIENT KILL ID x", nan("x")),
+            ("MONITOR now", arity("MONITOR")),
             ("CONFIG SET a", arity("CONFIG")),
             ("CONFIG GET a b", arity("CONFIG")),
             ("INFO a b", arity("INFO")),
@@ -572,6 +610,7 @@ mod tests {
             let first = match c.name {
                 "SLOWLOG" => "LEN",
                 "CONFIG" => "GET",
+                "CLIENT" => "LIST",
                 _ => "1",
             };
             let args: Vec<Vec<u8>> =

@@ -65,6 +65,7 @@ mod backoff;
 mod discovery;
 mod error;
 mod failover;
+mod introspect;
 mod tls;
 
 use std::net::SocketAddr;
@@ -82,11 +83,13 @@ use tokio_util::either::Either;
 /// A connection: plain TCP, or TLS ([`ClientConfig::tls`]).
 type Conn = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
 
+pub use burrow_proto::MonitorEvent;
 pub use burrow_proto::{
     ClusterView, LinkStatus, MemberRole, MemberView, Secret, SecretError, SlowLogCommand, SlowLogEntry,
 };
 pub use error::ClientError;
 pub use failover::FailoverConfig;
+pub use introspect::{ClientInfo, Monitor};
 pub use tls::{TlsConfigError, TlsOptions, TlsStream};
 
 use burrow_proto::{
@@ -655,6 +658,40 @@ impl Client {
         };
         match self.call(req).await? {
             Reply::Ok => Ok(()),
+            other => Err(ClientError::unexpected("OK", other)),
+        }
+    }
+
+    /// CLIENT LIST: the connected node's client connections, by id.
+    pub async fn client_list(&mut self) -> Result<Vec<ClientInfo>, ClientError> {
+        match self.call(Request::ClientList).await? {
+            Reply::Text(t) => ClientInfo::parse_list(&t),
+            other => Err(ClientError::unexpected("CLIENT LIST text", other)),
+        }
+    }
+
+    /// CLIENT ID: this connection's id (a reconnect gets a new one).
+    pub async fn client_id(&mut self) -> Result<u64, ClientError> {
+        Ok(self.call_int(Request::ClientId).await? as u64)
+    }
+
+    /// CLIENT KILL by id: closes that connection; 1, or a BAD_REQUEST
+    /// error ("no such client") if there is none.
+    pub async fn client_kill_id(&mut self, id: u64) -> Result<i64, ClientError> {
+        self.call_int(Request::ClientKillId { id }).await
+    }
+
+    /// CLIENT KILL by address (`ip:port`, as CLIENT LIST shows it).
+    pub async fn client_kill_addr(&mut self, addr: &str) -> Result<i64, ClientError> {
+        self.call_int(Request::ClientKillAddr { addr: Bytes::copy_from_slice(addr.as_bytes()) }).await
+    }
+
+    /// MONITOR: turns this connection into a stream of every command the
+    /// node's other clients run (protocol.md §8.16). It shows keys and
+    /// values: anyone allowed to run it sees the data.
+    pub async fn monitor(mut self) -> Result<Monitor, ClientError> {
+        match self.call(Request::Monitor).await? {
+            Reply::Ok => Ok(Monitor::new(self.framed)),
             other => Err(ClientError::unexpected("OK", other)),
         }
     }

@@ -53,6 +53,13 @@ impl<B> Request<B> {
             // Node-local: a retry at another node reads or clears another log.
             Request::SlowLog(_) | Request::ConfigSet { .. } => false,
             Request::ConfigGet { .. } => true,
+            // Node- and connection-local: another node has other clients,
+            // a new connection another id; a KILL retried may close another.
+            Request::ClientList
+            | Request::ClientId
+            | Request::ClientKillId { .. }
+            | Request::ClientKillAddr { .. }
+            | Request::Monitor => false,
         }
     }
 }
@@ -119,6 +126,9 @@ mod tests {
             (Request::SlowLog(crate::SlowLogCommand::Len), false),
             (Request::ConfigGet { pattern: k() }, true),
             (Request::ConfigSet { name: k(), value: k() }, false),
+            (Request::ClientList, false),
+            (Request::ClientKillId { id: 1 }, false),
+            (Request::Monitor, false),
         ];
         for (req, want) in &table {
             assert_eq!(req.is_idempotent(), *want, "{req:?}");
@@ -137,6 +147,9 @@ mod tests {
                         | Request::Auth { .. }
                         | Request::SlowLog(_)
                         | Request::ConfigSet { .. }
+                        | Request::ClientList
+                        | Request::ClientKillId { .. }
+                        | Request::Monitor
                 )
             {
                 assert!(idem, "read {req:?}");

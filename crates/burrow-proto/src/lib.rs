@@ -39,6 +39,8 @@
 //!   [`encode_hello`], [`decode_hello`]);
 //! - SLOWLOG's subcommands and entries ([`SlowLogCommand`], [`SlowLogEntry`],
 //!   [`encode_slowlog`], [`decode_slowlog`]);
+//! - MONITOR's pushed events ([`MonitorEvent`], [`encode_monitor`],
+//!   [`decode_monitor`]);
 //! - [`ErrorChain`], which prints an error and each of its causes once.
 
 mod auth;
@@ -49,6 +51,7 @@ mod error_chain;
 mod frame;
 mod hello;
 mod idempotence;
+mod monitor;
 mod opcode;
 mod request;
 mod response;
@@ -65,8 +68,9 @@ pub use codec::{Codec, CodecError, Limits, Peek};
 pub use error_chain::ErrorChain;
 pub use frame::{Frame, FrameKind, FrameRef, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION};
 pub use hello::{decode_hello, encode_hello, HelloError, HelloInfo};
+pub use monitor::{decode_monitor, encode_monitor, MonitorError, MonitorEvent, MONITOR_ARG_BYTES};
 pub use opcode::Opcode;
-pub use request::{config, flags, End, Request, RequestError, SetCondition};
+pub use request::{client, config, flags, End, Request, RequestError, SetCondition};
 pub use response::{encode_response, BodyType, Reply, ReplyError};
 pub use slowlog::{
     decode_slowlog, encode_slowlog, SlowLogCommand, SlowLogEntry, SlowLogError, SLOWLOG_DEFAULT_COUNT,

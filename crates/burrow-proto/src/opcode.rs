@@ -37,13 +37,17 @@ pub enum Opcode {
     Snapshot = 0x40,
     /// Slow commands: GET, LEN, RESET (protocol.md §8.13).
     SlowLog = 0x41,
+    /// Connected clients: LIST, ID, KILL (protocol.md §8.15).
+    Client = 0x42,
+    /// The connection becomes a stream of every command others run (protocol.md §8.16).
+    Monitor = 0x43,
     /// Settings: GET pattern, SET name value (protocol.md §8.14).
     Config = 0x44,
 }
 
 impl Opcode {
     /// All known opcodes, in wire order.
-    pub const ALL: [Opcode; 30] = [
+    pub const ALL: [Opcode; 32] = [
         Opcode::Ping,
         Opcode::Get,
         Opcode::Set,
@@ -73,6 +77,8 @@ impl Opcode {
         Opcode::Auth,
         Opcode::Snapshot,
         Opcode::SlowLog,
+        Opcode::Client,
+        Opcode::Monitor,
         Opcode::Config,
     ];
 
@@ -112,6 +118,8 @@ impl Opcode {
             Opcode::Auth => "AUTH",
             Opcode::Snapshot => "SNAPSHOT",
             Opcode::SlowLog => "SLOWLOG",
+            Opcode::Client => "CLIENT",
+            Opcode::Monitor => "MONITOR",
             Opcode::Config => "CONFIG",
         }
     }

@@ -34,6 +34,18 @@ pub mod config {
     pub const SET: u8 = 0x02;
 }
 
+/// CLIENT's subcommands: byte 0 of the request's extras.
+pub mod client {
+    /// Every client connection, one line each.
+    pub const LIST: u8 = 0x01;
+    /// This connection's id (an INT).
+    pub const ID: u8 = 0x02;
+    /// Closes the connection with the id in extras bytes 1..9 (u64).
+    pub const KILL_ID: u8 = 0x03;
+    /// Closes the connection whose address is the key.
+    pub const KILL_ADDR: u8 = 0x04;
+}
+
 /// When SET is allowed to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SetCondition {
@@ -166,6 +178,20 @@ pub enum Request<B = Bytes> {
         name: B,
         value: B,
     },
+    /// Every client connection, one line each (protocol.md §8.15).
+    ClientList,
+    /// The id of the connection asking.
+    ClientId,
+    /// Closes the client connection with this id.
+    ClientKillId {
+        id: u64,
+    },
+    /// Closes the client connection with this address (`ip:port`).
+    ClientKillAddr {
+        addr: B,
+    },
+    /// Turns the connection into a stream of the commands others run (protocol.md §8.16).
+    Monitor,
 }
 
 /// A request that could not be parsed: answered with `status` and `message`.
@@ -429,6 +455,55 @@ impl<'a> Request<&'a [u8]> {
                 }
                 Request::SlowLog(SlowLogCommand::parse(f.extras).map_err(RequestError::bad)?)
             }
+            Opcode::Client => {
+                no_flags(f, name)?;
+                no_value(f, name)?;
+                let no_key = |req| {
+                    if f.key.is_empty() {
+                        Ok(req)
+                    } else {
+                        Err(RequestError::bad("CLIENT LIST and ID take no key"))
+                    }
+                };
+                match f.extras {
+                    [client::LIST] => no_key(Request::ClientList)?,
+                    [client::ID] => no_key(Request::ClientId)?,
+                    [client::KILL_ID, id @ ..] if id.len() == 8 => {
+                        if !f.key.is_empty() {
+                            return Err(RequestError::bad("CLIENT KILL by id takes no key"));
+                        }
+                        Request::ClientKillId { id: u64::from_be_bytes(id.try_into().expect("8 bytes")) }
+                    }
+                    [client::KILL_ID, ..] => {
+                        return Err(RequestError::bad(format!(
+                            "CLIENT KILL by id: extras must be 9 bytes (0x03 and the id), got {}",
+                            f.extras.len()
+                        )))
+                    }
+                    [client::KILL_ADDR] if f.key.is_empty() => {
+                        return Err(RequestError::bad("CLIENT KILL by address: the key must hold the address"))
+                    }
+                    [client::KILL_ADDR] => Request::ClientKillAddr { addr: f.key },
+                    [] => {
+                        return Err(RequestError::bad(
+                            "CLIENT: extras must hold a subcommand (0x01 LIST, 0x02 ID, 0x03 KILL id, 0x04 KILL addr)",
+                        ))
+                    }
+                    [other, ..] => {
+                        return Err(RequestError::bad(format!(
+                            "CLIENT: unknown subcommand 0x{other:02x}, or extras of the wrong length"
+                        )))
+                    }
+                }
+            }
+            Opcode::Monitor => {
+                no_flags(f, name)?;
+                no_value(f, name)?;
+                if !f.key.is_empty() || !f.extras.is_empty() {
+                    return Err(RequestError::bad("MONITOR takes no key and no extras"));
+                }
+                Request::Monitor
+            }
             Opcode::Config => {
                 no_flags(f, name)?;
                 match f.extras {
@@ -494,6 +569,11 @@ impl<B> Request<B> {
             Request::Auth { .. } => Opcode::Auth,
             Request::SlowLog(_) => Opcode::SlowLog,
             Request::ConfigGet { .. } | Request::ConfigSet { .. } => Opcode::Config,
+            Request::ClientList
+            | Request::ClientId
+            | Request::ClientKillId { .. }
+            | Request::ClientKillAddr { .. } => Opcode::Client,
+            Request::Monitor => Opcode::Monitor,
         }
     }
 
@@ -536,6 +616,11 @@ impl<B> Request<B> {
                     | Request::SlowLog(_)
                     | Request::ConfigGet { .. }
                     | Request::ConfigSet { .. }
+                    | Request::ClientList
+                    | Request::ClientId
+                    | Request::ClientKillId { .. }
+                    | Request::ClientKillAddr { .. }
+                    | Request::Monitor
             )
     }
 }
@@ -580,6 +665,11 @@ impl<B> Request<B> {
             Request::SlowLog(c) => Request::SlowLog(c),
             Request::ConfigGet { pattern } => Request::ConfigGet { pattern: f(pattern) },
             Request::ConfigSet { name, value } => Request::ConfigSet { name: f(name), value: f(value) },
+            Request::ClientList => Request::ClientList,
+            Request::ClientId => Request::ClientId,
+            Request::ClientKillId { id } => Request::ClientKillId { id },
+            Request::ClientKillAddr { addr } => Request::ClientKillAddr { addr: f(addr) },
+            Request::Monitor => Request::Monitor,
         }
     }
 }
@@ -672,6 +762,17 @@ impl Request<Bytes> {
                 f.key = name.clone();
                 f.value = value.clone();
             }
+            Request::ClientList => extras.put_u8(client::LIST),
+            Request::ClientId => extras.put_u8(client::ID),
+            Request::ClientKillId { id } => {
+                extras.put_u8(client::KILL_ID);
+                extras.put_u64(*id);
+            }
+            Request::ClientKillAddr { addr } => {
+                extras.put_u8(client::KILL_ADDR);
+                f.key = addr.clone();
+            }
+            Request::Monitor => {}
         }
         f.extras = extras.freeze();
         f

@@ -8,6 +8,7 @@ use thiserror::Error;
 use super::body::{decode_array, ArrayError};
 use super::cluster::{decode_cluster, encode_cluster, ClusterError, ClusterView};
 use super::frame::{put_header, Frame, FrameKind, MAGIC_RESPONSE};
+use super::monitor::{decode_monitor, encode_monitor, MonitorError, MonitorEvent};
 use super::slowlog::{decode_slowlog, encode_slowlog, SlowLogEntry, SlowLogError};
 use super::status::Status;
 
@@ -82,6 +83,8 @@ pub enum Reply {
     Cluster(ClusterView),
     /// SLOWLOG GET: the entries, newest first (an ARRAY body on the wire).
     SlowLog(Vec<SlowLogEntry>),
+    /// MONITOR: events pushed after MONITOR's OK (an ARRAY body on the wire).
+    Monitor(Vec<MonitorEvent>),
     /// Any status other than OK, with the server's message.
     Error {
         status: Status,
@@ -110,12 +113,14 @@ pub enum ReplyError {
     Cluster(#[from] ClusterError),
     #[error("bad SLOWLOG reply")]
     SlowLog(#[from] SlowLogError),
+    #[error("bad MONITOR event")]
+    Monitor(#[from] MonitorError),
 }
 
 impl Reply {
-    /// Decodes a response frame. Three opcodes read their ARRAY body their
+    /// Decodes a response frame. Four opcodes read their ARRAY body their
     /// own way: SCAN (the next cursor in the extras), CLUSTER (items of
-    /// tagged fields) and SLOWLOG (fixed-layout entries).
+    /// tagged fields), SLOWLOG and MONITOR (fixed-layout entries).
     pub fn from_frame(f: &Frame) -> Result<Reply, ReplyError> {
         let status = Status::from_u8(f.flags).ok_or(ReplyError::UnknownStatus(f.flags))?;
         let body = BodyType::from_u8(f.aux).ok_or(ReplyError::UnknownBodyType(f.aux))?;
@@ -145,6 +150,9 @@ impl Reply {
             }
             BodyType::Array if f.opcode == super::Opcode::SlowLog as u8 => {
                 Reply::SlowLog(decode_slowlog(&f.value)?)
+            }
+            BodyType::Array if f.opcode == super::Opcode::Monitor as u8 => {
+                Reply::Monitor(decode_monitor(&f.value)?)
             }
             BodyType::Array => {
                 let items = decode_array(&f.value)?;
@@ -188,6 +196,11 @@ impl Reply {
             Reply::SlowLog(entries) => {
                 let mut b = BytesMut::new();
                 encode_slowlog(entries, &mut b);
+                (Status::Ok, BodyType::Array, vec![], b.freeze())
+            }
+            Reply::Monitor(events) => {
+                let mut b = BytesMut::new();
+                encode_monitor(events, &mut b);
                 (Status::Ok, BodyType::Array, vec![], b.freeze())
             }
             Reply::Text(t) => (Status::Ok, BodyType::Text, vec![], Bytes::copy_from_slice(t.as_bytes())),

@@ -77,6 +77,14 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
         Ok(Request::Hello | Request::Auth { .. }) => {
             r.error(Status::BadRequest, "HELLO and AUTH are answered by the connection")
         }
+        // Answered by the connection (`connection::introspect`): they are about connections.
+        Ok(
+            Request::ClientList
+            | Request::ClientId
+            | Request::ClientKillId { .. }
+            | Request::ClientKillAddr { .. }
+            | Request::Monitor,
+        ) => r.error(Status::BadRequest, "CLIENT and MONITOR are answered by the connection"),
         Ok(req) => {
             done.write = req.is_write();
             done.read = req.reads_data();
@@ -358,8 +366,16 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             store.flush_all();
             r.ok()
         }
-        Request::Snapshot { .. } | Request::Wait { .. } | Request::Hello | Request::Auth { .. } => {
-            unreachable!("SNAPSHOT, WAIT, HELLO and AUTH are carried out by the connection")
+        Request::Snapshot { .. }
+        | Request::Wait { .. }
+        | Request::Hello
+        | Request::Auth { .. }
+        | Request::ClientList
+        | Request::ClientId
+        | Request::ClientKillId { .. }
+        | Request::ClientKillAddr { .. }
+        | Request::Monitor => {
+            unreachable!("SNAPSHOT, WAIT, HELLO, AUTH, CLIENT and MONITOR are carried out by the connection")
         }
         Request::Cluster => {
             let view = shared.repl.cluster_view(store);
@@ -475,11 +491,12 @@ mod tests {
             assert_eq!(run(&s, req).seen, 0);
         }
         // Writes wait for the whole log anyway; WAIT and SNAPSHOT are carried
-        // out by the connection, HELLO and AUTH answered by it (its gate).
+        // out by the connection, HELLO and AUTH answered by it (its gate),
+        // CLIENT and MONITOR too (they show connections, not data).
         use Opcode::*;
         let others = [
             Set, Del, Expire, Persist, Incr, Decr, IncrBy, LPush, RPush, LPop, RPop, FlushAll, Wait,
-            Snapshot, Hello, Auth,
+            Snapshot, Hello, Auth, Client, Monitor,
         ];
         classified.extend(others.map(|o| o as u8));
         for op in Opcode::ALL {

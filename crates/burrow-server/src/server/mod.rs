@@ -6,6 +6,7 @@
 //! and write its replies, and returns once all connection tasks have ended.
 
 mod auth;
+mod clients;
 mod cluster;
 mod config;
 mod connection;
@@ -16,6 +17,7 @@ mod fd_limit;
 mod info;
 mod input_budget;
 mod log_limit;
+mod monitor;
 mod persistence;
 mod replication;
 mod slowlog;
@@ -79,6 +81,10 @@ pub(crate) struct Shared {
     /// SET changed since (only for runtime settings, whose effect lives
     /// elsewhere, e.g. in `slowlog`). Locked by CONFIG only.
     pub settings: std::sync::Mutex<Config>,
+    /// Client connections (CLIENT LIST / KILL / ID).
+    pub clients: clients::Clients,
+    /// Monitoring connections (MONITOR).
+    pub monitors: monitor::Monitors,
 }
 
 impl Shared {
@@ -225,6 +231,8 @@ impl Server {
             too_large_log: LogLimit::new(LOG_EVERY),
             slowlog: slowlog::SlowLog::new(config.slowlog_threshold, config.slowlog_max_len),
             settings: std::sync::Mutex::new(config.clone()),
+            clients: clients::Clients::default(),
+            monitors: monitor::Monitors::default(),
             max_connections: fd_limit::fit_connections(config.max_connections),
             started: Instant::now(),
             local_port,
