@@ -117,6 +117,13 @@ async fn kill_by_id_and_by_addr_closes_at_once_and_unknown_targets_change_nothin
         Err(ClientError::Server { status: Status::BadRequest, .. }) => {}
         other => panic!("{other:?}"),
     }
+    // A connection may kill itself: the reply comes first, then the close.
+    let mut own = RawConn::connect(server.addr).await;
+    own.send_requests(&[(1, Request::ClientId)]).await;
+    let (_, Reply::Int(own_id)) = own.reply().await else { panic!("CLIENT ID is an INT") };
+    own.send_requests(&[(2, Request::ClientKillId { id: own_id as u64 })]).await;
+    assert_eq!(own.reply().await, (2, Reply::Int(1)));
+    own.expect_eof().await;
     server.shutdown().await.unwrap();
 }
 
