@@ -235,6 +235,46 @@ pub const COMMANDS: &[CommandSpec] = &[
          follower knows itself and its leader. Served by every node, also one that knows\n\
          no leader; run with --hosts it asks the node the CLI is connected to.",
     ),
+    remote(
+        "SLOWLOG",
+        "GET [count]|LEN|RESET",
+        "Commands that ran slower than --slowlog-threshold",
+        "GET shows the newest count entries (10 by default, -1 for all), newest first:\n\
+         id, start time (unix microseconds), duration (microseconds), command and key\n\
+         (binary-safe, truncated to 64 bytes with its full length), client address.\n\
+         LEN counts the entries; RESET empties the log. The log is the connected node's own.",
+    ),
+    remote(
+        "CONFIG",
+        "GET pattern|SET name value",
+        "Show settings, or change one that can change at run time",
+        "GET lists every setting whose name (as the server's flag, e.g. slowlog-threshold)\n\
+         matches the glob pattern (* for all), name then value; files show their path,\n\
+         never their contents. SET changes a setting the server allows at run time (README's\n\
+         settings table marks them); any other is refused with the reason and nothing changes.",
+    ),
+    remote(
+        "CLIENT",
+        "LIST|ID|KILL id|addr",
+        "List client connections, show this one's id, or close one",
+        "LIST shows one line per client connection of the connected node: id, addr,\n\
+         age and idle (seconds), cmd (the last command), qbuf and obuf (request bytes not\n\
+         yet executed, reply bytes not yet written), auth, tls, and flags (O: a monitor).\n\
+         Replication links are not clients. ID is this connection's id (a one-shot CLI\n\
+         command is a connection of its own). KILL closes the connection with that id (a\n\
+         number) or address (ip:port; KILL ID n and KILL ADDR a also work) at once, and\n\
+         replies 1; an unknown one is an error and nothing is closed.",
+    ),
+    remote(
+        "MONITOR",
+        "",
+        "Stream every command other clients run, until Ctrl-C",
+        "Prints one line per command the connected node's other clients run, as redis-cli:\n\
+         unix time with microseconds, [client address], command, key, value and extras,\n\
+         quoted with escapes (binary-safe; keys and values cut to 256 bytes with their\n\
+         length). AUTH shows no secret. It shows keys and values: whoever can run it sees\n\
+         the data. A monitor that cannot keep up is closed by the server.",
+    ),
     local(
         "HELP",
         "[command]",
@@ -255,6 +295,16 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// `INFO `); a test checks them against a live server's list.
 pub const INFO_SECTIONS: &[&str] =
     &["server", "clients", "memory", "persistence", "replication", "keyspace", "oplog", "stats"];
+
+/// The subcommands of `name` (completion after `SLOWLOG `, `CONFIG `, `CLIENT `).
+pub(crate) fn subcommands(name: &str) -> &'static [&'static str] {
+    match name.to_ascii_uppercase().as_str() {
+        "CLIENT" => &["LIST", "ID", "KILL"],
+        "SLOWLOG" => &["GET", "LEN", "RESET"],
+        "CONFIG" => &["GET", "SET"],
+        _ => &[],
+    }
+}
 
 /// Looks a command up by name, ignoring case.
 pub(crate) fn find(name: &[u8]) -> Option<&'static CommandSpec> {

@@ -31,10 +31,12 @@ mod commands;
 mod format;
 mod hint;
 mod latency;
+mod monitor_view;
 mod parse;
 mod pipe;
 mod repl;
 mod session;
+mod slowlog_view;
 mod stat;
 mod suggest;
 mod token;
@@ -233,6 +235,7 @@ fn one_shot(
                 Ok(text) => (text.into_bytes(), true),
                 Err(text) => (text.into_bytes(), false),
             },
+            Ok(parse::Command::Monitor) => return Ok(session.monitor(&mut out)? && all_ok),
             Ok(parse::Command::Remote(plan)) => {
                 let reply = session.run(&plan)?;
                 let ok = !matches!(reply, burrow_proto::Reply::Error { .. });

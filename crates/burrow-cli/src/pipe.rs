@@ -58,6 +58,13 @@ pub(crate) fn run(
                 None => {}
                 Some(Ok(Command::Quit)) => quit = true,
                 Some(Ok(Command::Clear)) => {}
+                // A stream, not one reply: it would swallow the lines after it.
+                Some(Ok(Command::Monitor)) => pending.push(Pending::Text {
+                    text: format::local_error(
+                        "MONITOR streams until interrupted: run it as `burrow-cli MONITOR`",
+                    ),
+                    failed: true,
+                }),
                 Some(Ok(Command::Help(name))) => {
                     let (text, failed) = match super::help_text(name.as_deref()) {
                         Ok(text) => (text, false),

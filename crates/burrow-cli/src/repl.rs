@@ -96,6 +96,11 @@ fn execute(session: &mut Session, line: &str, style: Style) -> Next {
         Ok(Command::Help(name)) => match super::help_text(name.as_deref()) {
             Ok(text) | Err(text) => println!("{text}"),
         },
+        Ok(Command::Monitor) => {
+            if let Err(e) = session.monitor(&mut std::io::stdout().lock()) {
+                eprintln!("{}", ErrorChain(&e));
+            }
+        }
         Ok(Command::Remote(plan)) => match session.run(&plan) {
             Ok(reply) => {
                 // Raw values go out as their bytes, not as lossy text.

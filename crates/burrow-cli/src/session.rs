@@ -195,6 +195,37 @@ impl Session {
         }
     }
 
+    /// MONITOR: prints `OK`, then one line per event (`monitor_view`) to
+    /// `out` until the server ends the stream (or the user interrupts).
+    /// The connection is used up: a next command reconnects. `Ok(false)`:
+    /// the server refused MONITOR (the error is printed).
+    pub(crate) fn monitor(&mut self, out: &mut impl std::io::Write) -> Result<bool, CliError> {
+        self.connect()?;
+        let client = self.client.take().expect("connected above");
+        let addr = self.addr();
+        let mut monitor = match self.runtime.block_on(client.monitor()) {
+            Ok(m) => m,
+            Err(ClientError::Server { status, message }) => {
+                let reply = Reply::Error { status, message };
+                writeln!(out, "{}", crate::format::render(&reply, crate::format::Style::Human))?;
+                return Ok(false);
+            }
+            Err(source) => return Err(CliError::Lost { addr, source }),
+        };
+        writeln!(out, "OK")?;
+        out.flush()?;
+        loop {
+            match self.runtime.block_on(monitor.next()) {
+                Ok(Some(event)) => {
+                    writeln!(out, "{}", crate::monitor_view::render_event(&event))?;
+                    out.flush()?;
+                }
+                Ok(None) => return Ok(true),
+                Err(source) => return Err(CliError::Lost { addr, source }),
+            }
+        }
+    }
+
     /// Runs one command's plan and combines its replies; a request over the
     /// server's limits is refused here, unsent.
     pub(crate) fn run(&mut self, plan: &Plan) -> Result<Reply, CliError> {

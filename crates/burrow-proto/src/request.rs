@@ -11,6 +11,7 @@ use super::auth::{Nonce, Proof, NONCE_LEN, PROOF_LEN};
 use super::body::{decode_array_ref, encode_array};
 use super::frame::{Frame, FrameRef};
 use super::opcode::Opcode;
+use super::slowlog::SlowLogCommand;
 use super::status::Status;
 
 /// Request flag bits (byte 3 of a request). Only SET defines any in v1.
@@ -23,6 +24,26 @@ pub mod flags {
     pub const KEEPTTL: u8 = 0x04;
     /// SNAPSHOT: reply at once and write the snapshot in the background (Redis `BGSAVE`).
     pub const BACKGROUND: u8 = 0x01;
+}
+
+/// CONFIG's subcommands: byte 0 of the request's extras.
+pub mod config {
+    /// Key: a glob over setting names (empty: all).
+    pub const GET: u8 = 0x01;
+    /// Key: the setting's name; value: its new value as text.
+    pub const SET: u8 = 0x02;
+}
+
+/// CLIENT's subcommands: byte 0 of the request's extras.
+pub mod client {
+    /// Every client connection, one line each.
+    pub const LIST: u8 = 0x01;
+    /// This connection's id (an INT).
+    pub const ID: u8 = 0x02;
+    /// Closes the connection with the id in extras bytes 1..9 (u64).
+    pub const KILL_ID: u8 = 0x03;
+    /// Closes the connection whose address is the key.
+    pub const KILL_ADDR: u8 = 0x04;
 }
 
 /// When SET is allowed to write.
@@ -145,6 +166,32 @@ pub enum Request<B = Bytes> {
         client_nonce: Nonce,
         proof: Proof,
     },
+    /// The slow-command log (protocol.md §8.13).
+    SlowLog(SlowLogCommand),
+    /// Every setting whose name matches the glob `pattern` (empty: all),
+    /// as name/value pairs (protocol.md §8.14).
+    ConfigGet {
+        pattern: B,
+    },
+    /// Changes a setting that can change at run time (protocol.md §8.14).
+    ConfigSet {
+        name: B,
+        value: B,
+    },
+    /// Every client connection, one line each (protocol.md §8.15).
+    ClientList,
+    /// The id of the connection asking.
+    ClientId,
+    /// Closes the client connection with this id.
+    ClientKillId {
+        id: u64,
+    },
+    /// Closes the client connection with this address (`ip:port`).
+    ClientKillAddr {
+        addr: B,
+    },
+    /// Turns the connection into a stream of the commands others run (protocol.md §8.16).
+    Monitor,
 }
 
 /// A request that could not be parsed: answered with `status` and `message`.
@@ -400,6 +447,90 @@ impl<'a> Request<&'a [u8]> {
                 nonce.copy_from_slice(f.extras);
                 Request::Auth { user: f.key, client_nonce: Nonce(nonce), proof: Proof(proof) }
             }
+            Opcode::SlowLog => {
+                no_value(f, name)?;
+                no_flags(f, name)?;
+                if !f.key.is_empty() {
+                    return Err(RequestError::bad("SLOWLOG: takes no key"));
+                }
+                Request::SlowLog(SlowLogCommand::parse(f.extras).map_err(RequestError::bad)?)
+            }
+            Opcode::Client => {
+                no_flags(f, name)?;
+                no_value(f, name)?;
+                let no_key = |req| {
+                    if f.key.is_empty() {
+                        Ok(req)
+                    } else {
+                        Err(RequestError::bad("CLIENT LIST and ID take no key"))
+                    }
+                };
+                match f.extras {
+                    [client::LIST] => no_key(Request::ClientList)?,
+                    [client::ID] => no_key(Request::ClientId)?,
+                    [client::KILL_ID, id @ ..] if id.len() == 8 => {
+                        if !f.key.is_empty() {
+                            return Err(RequestError::bad("CLIENT KILL by id takes no key"));
+                        }
+                        Request::ClientKillId { id: u64::from_be_bytes(id.try_into().expect("8 bytes")) }
+                    }
+                    [client::KILL_ID, ..] => {
+                        return Err(RequestError::bad(format!(
+                            "CLIENT KILL by id: extras must be 9 bytes (0x03 and the id), got {}",
+                            f.extras.len()
+                        )))
+                    }
+                    [client::KILL_ADDR] if f.key.is_empty() => {
+                        return Err(RequestError::bad("CLIENT KILL by address: the key must hold the address"))
+                    }
+                    [client::KILL_ADDR] => Request::ClientKillAddr { addr: f.key },
+                    [] => {
+                        return Err(RequestError::bad(
+                            "CLIENT: extras must hold a subcommand (0x01 LIST, 0x02 ID, 0x03 KILL id, 0x04 KILL addr)",
+                        ))
+                    }
+                    [other, ..] => {
+                        return Err(RequestError::bad(format!(
+                            "CLIENT: unknown subcommand 0x{other:02x}, or extras of the wrong length"
+                        )))
+                    }
+                }
+            }
+            Opcode::Monitor => {
+                no_flags(f, name)?;
+                no_value(f, name)?;
+                if !f.key.is_empty() || !f.extras.is_empty() {
+                    return Err(RequestError::bad("MONITOR takes no key and no extras"));
+                }
+                Request::Monitor
+            }
+            Opcode::Config => {
+                no_flags(f, name)?;
+                match f.extras {
+                    [config::GET] => {
+                        no_value(f, "CONFIG GET")?;
+                        Request::ConfigGet { pattern: f.key }
+                    }
+                    [config::SET] if f.key.is_empty() => {
+                        return Err(RequestError::bad("CONFIG SET: the key must hold the setting's name"))
+                    }
+                    [config::SET] => Request::ConfigSet { name: f.key, value: f.value },
+                    [] => {
+                        return Err(RequestError::bad(
+                            "CONFIG: extras must hold a subcommand (0x01 GET, 0x02 SET)",
+                        ))
+                    }
+                    [other] => {
+                        return Err(RequestError::bad(format!("CONFIG: unknown subcommand 0x{other:02x}")))
+                    }
+                    _ => {
+                        return Err(RequestError::bad(format!(
+                            "CONFIG: extras must be 1 byte, got {}",
+                            f.extras.len()
+                        )))
+                    }
+                }
+            }
         };
         Ok(req)
     }
@@ -436,6 +567,13 @@ impl<B> Request<B> {
             Request::Snapshot { .. } => Opcode::Snapshot,
             Request::Hello => Opcode::Hello,
             Request::Auth { .. } => Opcode::Auth,
+            Request::SlowLog(_) => Opcode::SlowLog,
+            Request::ConfigGet { .. } | Request::ConfigSet { .. } => Opcode::Config,
+            Request::ClientList
+            | Request::ClientId
+            | Request::ClientKillId { .. }
+            | Request::ClientKillAddr { .. } => Opcode::Client,
+            Request::Monitor => Opcode::Monitor,
         }
     }
 
@@ -475,6 +613,14 @@ impl<B> Request<B> {
                     | Request::Snapshot { .. }
                     | Request::Hello
                     | Request::Auth { .. }
+                    | Request::SlowLog(_)
+                    | Request::ConfigGet { .. }
+                    | Request::ConfigSet { .. }
+                    | Request::ClientList
+                    | Request::ClientId
+                    | Request::ClientKillId { .. }
+                    | Request::ClientKillAddr { .. }
+                    | Request::Monitor
             )
     }
 }
@@ -516,6 +662,14 @@ impl<B> Request<B> {
             Request::Auth { user, client_nonce, proof } => {
                 Request::Auth { user: f(user), client_nonce, proof }
             }
+            Request::SlowLog(c) => Request::SlowLog(c),
+            Request::ConfigGet { pattern } => Request::ConfigGet { pattern: f(pattern) },
+            Request::ConfigSet { name, value } => Request::ConfigSet { name: f(name), value: f(value) },
+            Request::ClientList => Request::ClientList,
+            Request::ClientId => Request::ClientId,
+            Request::ClientKillId { id } => Request::ClientKillId { id },
+            Request::ClientKillAddr { addr } => Request::ClientKillAddr { addr: f(addr) },
+            Request::Monitor => Request::Monitor,
         }
     }
 }
@@ -598,6 +752,27 @@ impl Request<Bytes> {
                 extras.put_slice(&client_nonce.0);
                 f.value = Bytes::copy_from_slice(&proof.0);
             }
+            Request::SlowLog(c) => c.put(&mut extras),
+            Request::ConfigGet { pattern } => {
+                extras.put_u8(config::GET);
+                f.key = pattern.clone();
+            }
+            Request::ConfigSet { name, value } => {
+                extras.put_u8(config::SET);
+                f.key = name.clone();
+                f.value = value.clone();
+            }
+            Request::ClientList => extras.put_u8(client::LIST),
+            Request::ClientId => extras.put_u8(client::ID),
+            Request::ClientKillId { id } => {
+                extras.put_u8(client::KILL_ID);
+                extras.put_u64(*id);
+            }
+            Request::ClientKillAddr { addr } => {
+                extras.put_u8(client::KILL_ADDR);
+                f.key = addr.clone();
+            }
+            Request::Monitor => {}
         }
         f.extras = extras.freeze();
         f

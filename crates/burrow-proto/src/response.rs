@@ -8,6 +8,8 @@ use thiserror::Error;
 use super::body::{decode_array, ArrayError};
 use super::cluster::{decode_cluster, encode_cluster, ClusterError, ClusterView};
 use super::frame::{put_header, Frame, FrameKind, MAGIC_RESPONSE};
+use super::monitor::{decode_monitor, encode_monitor, MonitorError, MonitorEvent};
+use super::slowlog::{decode_slowlog, encode_slowlog, SlowLogEntry, SlowLogError};
 use super::status::Status;
 
 /// How a response's value is to be read (byte 9 of a response).
@@ -79,6 +81,10 @@ pub enum Reply {
     },
     /// CLUSTER: the cluster as the node sees it (an ARRAY body on the wire).
     Cluster(ClusterView),
+    /// SLOWLOG GET: the entries, newest first (an ARRAY body on the wire).
+    SlowLog(Vec<SlowLogEntry>),
+    /// MONITOR: events pushed after MONITOR's OK (an ARRAY body on the wire).
+    Monitor(Vec<MonitorEvent>),
     /// Any status other than OK, with the server's message.
     Error {
         status: Status,
@@ -105,12 +111,16 @@ pub enum ReplyError {
     Array(#[from] ArrayError),
     #[error("bad CLUSTER reply")]
     Cluster(#[from] ClusterError),
+    #[error("bad SLOWLOG reply")]
+    SlowLog(#[from] SlowLogError),
+    #[error("bad MONITOR event")]
+    Monitor(#[from] MonitorError),
 }
 
 impl Reply {
-    /// Decodes a response frame. Two opcodes read their ARRAY body their
-    /// own way: SCAN (the next cursor in the extras) and CLUSTER (items of
-    /// tagged fields).
+    /// Decodes a response frame. Four opcodes read their ARRAY body their
+    /// own way: SCAN (the next cursor in the extras), CLUSTER (items of
+    /// tagged fields), SLOWLOG and MONITOR (fixed-layout entries).
     pub fn from_frame(f: &Frame) -> Result<Reply, ReplyError> {
         let status = Status::from_u8(f.flags).ok_or(ReplyError::UnknownStatus(f.flags))?;
         let body = BodyType::from_u8(f.aux).ok_or(ReplyError::UnknownBodyType(f.aux))?;
@@ -137,6 +147,12 @@ impl Reply {
             }
             BodyType::Array if f.opcode == super::Opcode::Cluster as u8 => {
                 Reply::Cluster(decode_cluster(&f.value)?)
+            }
+            BodyType::Array if f.opcode == super::Opcode::SlowLog as u8 => {
+                Reply::SlowLog(decode_slowlog(&f.value)?)
+            }
+            BodyType::Array if f.opcode == super::Opcode::Monitor as u8 => {
+                Reply::Monitor(decode_monitor(&f.value)?)
             }
             BodyType::Array => {
                 let items = decode_array(&f.value)?;
@@ -175,6 +191,16 @@ impl Reply {
             Reply::Cluster(view) => {
                 let mut b = BytesMut::new();
                 encode_cluster(view, &mut b);
+                (Status::Ok, BodyType::Array, vec![], b.freeze())
+            }
+            Reply::SlowLog(entries) => {
+                let mut b = BytesMut::new();
+                encode_slowlog(entries, &mut b);
+                (Status::Ok, BodyType::Array, vec![], b.freeze())
+            }
+            Reply::Monitor(events) => {
+                let mut b = BytesMut::new();
+                encode_monitor(events, &mut b);
                 (Status::Ok, BodyType::Array, vec![], b.freeze())
             }
             Reply::Text(t) => (Status::Ok, BodyType::Text, vec![], Bytes::copy_from_slice(t.as_bytes())),

@@ -8,8 +8,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use burrow_proto::{
     decode_cluster, encode_array, encode_cluster, flags, ClusterView, Codec, CodecError, End, Frame,
-    FrameKind, Limits, LinkStatus, MemberRole, MemberView, Opcode, Reply, Request, SetCondition, Status,
-    HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION,
+    FrameKind, Limits, LinkStatus, MemberRole, MemberView, MonitorEvent, Opcode, Reply, Request,
+    SetCondition, SlowLogCommand, SlowLogEntry, Status, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION,
 };
 
 /// Small limits so over-limit cases are cheap to build.
@@ -414,7 +414,55 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         Just(Request::FlushAll),
         key().prop_map(|section| Request::Info { section }),
+        prop_oneof![
+            prop::option::of(any::<u32>()).prop_map(|count| SlowLogCommand::Get { count }),
+            Just(SlowLogCommand::Len),
+            Just(SlowLogCommand::Reset),
+        ]
+        .prop_map(Request::SlowLog),
+        key().prop_map(|pattern| Request::ConfigGet { pattern }),
+        (small_bytes(30).prop_filter("a name", |n| !n.is_empty()), small_bytes(30))
+            .prop_map(|(name, value)| Request::ConfigSet { name, value }),
+        Just(Request::ClientList),
+        Just(Request::ClientId),
+        any::<u64>().prop_map(|id| Request::ClientKillId { id }),
+        small_bytes(30)
+            .prop_filter("an address", |a| !a.is_empty())
+            .prop_map(|addr| Request::ClientKillAddr { addr }),
+        Just(Request::Monitor),
     ]
+}
+
+/// SLOWLOG GET entries; keys within the 64 bytes an entry keeps.
+fn slowlog_entries() -> impl Strategy<Value = Vec<SlowLogEntry>> {
+    let entry = (any::<u64>(), any::<u64>(), any::<u64>(), any::<u8>(), small_bytes(64), ".{0,30}").prop_map(
+        |(id, unix_us, duration_us, opcode, key, client)| SlowLogEntry {
+            id,
+            unix_us,
+            duration_us,
+            opcode,
+            key_len: key.len() as u32,
+            key,
+            client,
+        },
+    );
+    proptest::collection::vec(entry, 0..5)
+}
+
+/// MONITOR events; keys and values within the bytes an event keeps.
+fn monitor_events() -> impl Strategy<Value = Vec<MonitorEvent>> {
+    let event = (any::<u64>(), any::<u8>(), ".{0,30}", small_bytes(64), small_bytes(64), small_bytes(9))
+        .prop_map(|(unix_us, opcode, client, key, value, extras)| MonitorEvent {
+            unix_us,
+            opcode,
+            client,
+            key_len: key.len() as u32,
+            key,
+            value_len: value.len() as u32,
+            value,
+            extras,
+        });
+    proptest::collection::vec(event, 0..5)
 }
 
 fn status_not_ok() -> impl Strategy<Value = Status> {
@@ -469,10 +517,11 @@ fn cluster_view() -> impl Strategy<Value = ClusterView> {
 }
 
 /// A reply and an opcode it can answer (SCAN replies only come from SCAN,
-/// CLUSTER's from CLUSTER, plain arrays only from other opcodes: the opcode
+/// CLUSTER's from CLUSTER, SLOWLOG's from SLOWLOG, plain arrays only from other opcodes: the opcode
 /// decides how ARRAY is read).
 fn reply() -> impl Strategy<Value = (u8, Reply)> {
-    let array_reader = [Opcode::Scan as u8, Opcode::Cluster as u8];
+    let array_reader =
+        [Opcode::Scan as u8, Opcode::Cluster as u8, Opcode::SlowLog as u8, Opcode::Monitor as u8];
     let non_scan = proptest::sample::select(
         Opcode::ALL.iter().map(|o| *o as u8).filter(|o| !array_reader.contains(o)).collect::<Vec<_>>(),
     );
@@ -486,6 +535,8 @@ fn reply() -> impl Strategy<Value = (u8, Reply)> {
         (any::<u64>(), proptest::collection::vec(small_bytes(20), 0..8))
             .prop_map(|(cursor, keys)| (Opcode::Scan as u8, Reply::Scan { cursor, keys })),
         cluster_view().prop_map(|view| (Opcode::Cluster as u8, Reply::Cluster(view))),
+        slowlog_entries().prop_map(|e| (Opcode::SlowLog as u8, Reply::SlowLog(e))),
+        monitor_events().prop_map(|e| (Opcode::Monitor as u8, Reply::Monitor(e))),
         (non_scan.clone(), ".{0,40}").prop_map(|(op, t)| (op, Reply::Text(t))),
         (any::<u8>(), status_not_ok(), ".{0,40}")
             .prop_map(|(op, status, message)| (op, Reply::Error { status, message })),

@@ -26,6 +26,11 @@ impl RawConn {
             .await
             .expect("connect within the deadline")
             .expect("connect");
+        RawConn::from_stream(stream)
+    }
+
+    /// Wraps a connected stream (one set up by hand, e.g. with a small buffer).
+    pub fn from_stream(stream: tokio::net::TcpStream) -> RawConn {
         stream.set_nodelay(true).expect("nodelay");
         // Responses can be larger than requests (INFO, LRANGE): generous limits.
         let limits = burrow_proto::Limits { max_key: 65535, max_value: 64 << 20, max_frame: 65 << 20 };

@@ -26,8 +26,10 @@ use super::{info, Shared};
 use crate::store::{format_int, ApplyError, Entry, PopRefusal, SetArgs, ValueRef, SHARED_VALUE};
 use burrow_proto::{encode_response, BodyType, FrameRef, Request, Status};
 
+mod config;
 mod lrange;
 mod memory;
+mod slowlog;
 
 /// What executing one frame did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,6 +77,14 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
         Ok(Request::Hello | Request::Auth { .. }) => {
             r.error(Status::BadRequest, "HELLO and AUTH are answered by the connection")
         }
+        // Answered by the connection (`connection::introspect`): they are about connections.
+        Ok(
+            Request::ClientList
+            | Request::ClientId
+            | Request::ClientKillId { .. }
+            | Request::ClientKillAddr { .. }
+            | Request::Monitor,
+        ) => r.error(Status::BadRequest, "CLIENT and MONITOR are answered by the connection"),
         Ok(req) => {
             done.write = req.is_write();
             done.read = req.reads_data();
@@ -103,7 +113,7 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
 /// (NOT_LEADER), while the WAL fails (IO_ERROR) or with no room under
 /// `--maxmemory` (OOM, after evicting what the policy allows); a read of the dataset on
 /// a follower loading a full resync or too stale (LOADING, STALE). PING,
-/// INFO and CLUSTER show no data and are always served: CLUSTER is how a
+/// INFO, CLUSTER, SLOWLOG and CONFIG show no data and are always served: CLUSTER is how a
 /// client finds the leader, so it is never refused for want of one.
 #[inline]
 fn refusal(shared: &Shared, req: &Request<&[u8]>, write: bool, now: u64) -> Option<(Status, String)> {
@@ -119,7 +129,15 @@ fn refusal(shared: &Shared, req: &Request<&[u8]>, write: bool, now: u64) -> Opti
                     .then(|| (Status::IoError, wal_failure_message(shared)))
             })
             .or_else(|| (shared.config.maxmemory != 0).then(|| memory::refusal(shared, req, now)).flatten())
-    } else if !matches!(req, Request::Ping { .. } | Request::Info { .. } | Request::Cluster) {
+    } else if !matches!(
+        req,
+        Request::Ping { .. }
+            | Request::Info { .. }
+            | Request::Cluster
+            | Request::SlowLog(_)
+            | Request::ConfigGet { .. }
+            | Request::ConfigSet { .. }
+    ) {
         shared.repl.refuse_read()
     } else {
         None
@@ -348,14 +366,25 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             store.flush_all();
             r.ok()
         }
-        Request::Snapshot { .. } | Request::Wait { .. } | Request::Hello | Request::Auth { .. } => {
-            unreachable!("SNAPSHOT, WAIT, HELLO and AUTH are carried out by the connection")
+        Request::Snapshot { .. }
+        | Request::Wait { .. }
+        | Request::Hello
+        | Request::Auth { .. }
+        | Request::ClientList
+        | Request::ClientId
+        | Request::ClientKillId { .. }
+        | Request::ClientKillAddr { .. }
+        | Request::Monitor => {
+            unreachable!("SNAPSHOT, WAIT, HELLO, AUTH, CLIENT and MONITOR are carried out by the connection")
         }
         Request::Cluster => {
             let view = shared.repl.cluster_view(store);
             let items = burrow_proto::cluster_items(&view);
             r.array_unbounded(&[], &items, burrow_proto::encoded_array_len(&items))
         }
+        Request::SlowLog(command) => slowlog::slowlog(shared, command, r),
+        Request::ConfigGet { pattern } => config::get(shared, pattern, r),
+        Request::ConfigSet { name, value } => config::set(shared, name, value, r),
         Request::Info { section } => {
             let name = String::from_utf8_lossy(section);
             match info::render(shared, &name) {
@@ -392,7 +421,8 @@ mod tests {
     use crate::server::{Config, Server, Shared};
     use burrow_proto::{End, Frame, Opcode, Request, SetCondition};
 
-    fn shared() -> Shared {
+    /// An in-memory server's shared state (also for `dispatch/*` tests).
+    pub(super) fn shared() -> Shared {
         let config = Config { persistence: false, shards: 4, ..Config::default() };
         Server::open(config).expect("in memory").into_shared(0).expect("no persistence to open")
     }
@@ -454,16 +484,19 @@ mod tests {
             Request::Ping { payload: Bytes::new() },
             Request::Info { section: Bytes::new() },
             Request::Cluster,
+            Request::SlowLog(burrow_proto::SlowLogCommand::Len),
+            Request::ConfigGet { pattern: Bytes::new() },
         ] {
             classified.push(req.opcode() as u8);
             assert_eq!(run(&s, req).seen, 0);
         }
         // Writes wait for the whole log anyway; WAIT and SNAPSHOT are carried
-        // out by the connection, HELLO and AUTH answered by it (its gate).
+        // out by the connection, HELLO and AUTH answered by it (its gate),
+        // CLIENT and MONITOR too (they show connections, not data).
         use Opcode::*;
         let others = [
             Set, Del, Expire, Persist, Incr, Decr, IncrBy, LPush, RPush, LPop, RPop, FlushAll, Wait,
-            Snapshot, Hello, Auth,
+            Snapshot, Hello, Auth, Client, Monitor,
         ];
         classified.extend(others.map(|o| o as u8));
         for op in Opcode::ALL {

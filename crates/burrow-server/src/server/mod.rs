@@ -6,6 +6,7 @@
 //! and write its replies, and returns once all connection tasks have ended.
 
 mod auth;
+mod clients;
 mod cluster;
 mod config;
 mod connection;
@@ -16,8 +17,10 @@ mod fd_limit;
 mod info;
 mod input_budget;
 mod log_limit;
+mod monitor;
 mod persistence;
 mod replication;
+mod slowlog;
 mod stats;
 mod tls;
 
@@ -72,6 +75,16 @@ pub(crate) struct Shared {
     pub too_large_log: LogLimit,
     /// The client port's TLS (`--tls-cert-file`), and how members dial.
     pub tls: Option<tls::ServerTls>,
+    /// Commands slower than `--slowlog-threshold` (SLOWLOG).
+    pub slowlog: slowlog::SlowLog,
+    /// The settings as CONFIG GET shows them: `config`, with what CONFIG
+    /// SET changed since (only for runtime settings, whose effect lives
+    /// elsewhere, e.g. in `slowlog`). Locked by CONFIG only.
+    pub settings: std::sync::Mutex<Config>,
+    /// Client connections (CLIENT LIST / KILL / ID).
+    pub clients: clients::Clients,
+    /// Monitoring connections (MONITOR).
+    pub monitors: monitor::Monitors,
 }
 
 impl Shared {
@@ -216,6 +229,10 @@ impl Server {
             stats: Stats::default(),
             input: input_budget::InputBudget::new(config.max_input_buffer),
             too_large_log: LogLimit::new(LOG_EVERY),
+            slowlog: slowlog::SlowLog::new(config.slowlog_threshold, config.slowlog_max_len),
+            settings: std::sync::Mutex::new(config.clone()),
+            clients: clients::Clients::default(),
+            monitors: monitor::Monitors::default(),
             max_connections: fd_limit::fit_connections(config.max_connections),
             started: Instant::now(),
             local_port,

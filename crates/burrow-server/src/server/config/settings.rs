@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::choice::{LogFormat, OnOff, TlsClientAuth};
 use super::declare::declare_settings;
-use super::units::{Seconds, Size};
+use super::units::{Seconds, Size, Threshold};
 use super::{default_shards, default_threads, ConfigError};
 use crate::persist::FsyncPolicy;
 use crate::replication::NodeId;
@@ -150,4 +150,12 @@ declare_settings! {
     /// A TLS connection that has not completed its handshake within this long is closed (a plain
     /// number is seconds; must be above 0)
     tls_handshake_timeout: Duration = "10", parse Seconds as "DURATION", into Seconds::get;
+
+    /// Commands that run at least this many microseconds go to SLOWLOG (0 = every command; `off`
+    /// or a negative number, written `--slowlog-threshold=-1`, = none; see Introspection)
+    slowlog_threshold: Option<u64> = "10000", parse Threshold as "MICROSECONDS",
+        into Threshold::get, runtime true;
+
+    /// Entries SLOWLOG keeps; the oldest go first (0 = keep none)
+    slowlog_max_len: usize = "128", parse usize as "N", runtime true;
 }

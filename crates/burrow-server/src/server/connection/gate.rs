@@ -32,6 +32,12 @@ pub(super) const NOAUTH_MESSAGE: &str = "authentication required: send HELLO, th
 /// Opcodes of replication and peer links: member authentication guards them, not this gate.
 const MEMBER_OPCODES: std::ops::RangeInclusive<u8> = 0x50..=0x5F;
 
+/// HELLO (0x37) to MONITOR (0x43): the opcodes the connection looks at
+/// before dispatch, kept in one range so the hot path tests it once.
+pub(super) const OWN_OPCODES: std::ops::RangeInclusive<u8> = 0x37..=0x43;
+const _: () = assert!(Opcode::Hello as u8 == 0x37 && Opcode::Monitor as u8 == 0x43);
+const _: () = assert!(Opcode::Auth as u8 == 0x38 && Opcode::Client as u8 == 0x42);
+
 /// What the gate made of a frame.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Gated {
@@ -59,10 +65,17 @@ impl Gate {
     }
 
     /// Whether the gate must see this frame: every frame before AUTH, and
-    /// HELLO and AUTH always. One test on the hot path once open.
+    /// always those in [`OWN_OPCODES`] (HELLO, AUTH, and CLIENT and
+    /// MONITOR, which the connection answers itself; the others there pass).
+    /// One range test on the hot path once open.
     #[inline]
     pub(super) fn intercepts(&self, opcode: u8) -> bool {
-        !self.open || opcode == Opcode::Hello as u8 || opcode == Opcode::Auth as u8
+        !self.open || OWN_OPCODES.contains(&opcode)
+    }
+
+    /// Authenticated, or no authentication configured.
+    pub(super) fn is_open(&self) -> bool {
+        self.open
     }
 
     pub(super) fn handle(&mut self, shared: &Shared, frame: &FrameRef<'_>, out: &mut BytesMut) -> Gated {
