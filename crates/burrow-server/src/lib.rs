@@ -43,6 +43,7 @@ pub use persist::{FsyncPolicy, PersistError};
 pub use server::{
     AuthSetupError, ClusterConfig, ClusterFileError, Config, ConfigError, LogFormat, MembershipError,
     NodeInfo, ReplicationMode, Server, ServerArgs, ServerError, ServerHandle, TlsClientAuth, TlsSetupError,
+    UnixSocketError,
 };
 pub use store::EvictionPolicy;
 

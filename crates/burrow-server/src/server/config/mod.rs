@@ -14,6 +14,7 @@
 
 mod choice;
 mod declare;
+mod file_mode;
 mod settings;
 mod table;
 mod units;
@@ -323,6 +324,8 @@ mod tests {
             ("tls_ca_file", "/etc/burrow/ca.pem"),
             ("tls_client_auth", "required"),
             ("tls_handshake_timeout", "2s"),
+            ("unix_socket", "/run/burrow.sock"),
+            ("unix_socket_perm", "770"),
         ];
         assert_eq!(pairs.len(), SETTINGS.len(), "every declared setting is covered");
         let mut flags = Vec::new();
@@ -342,6 +345,7 @@ mod tests {
         assert_eq!(c.bind.to_string(), "0.0.0.0");
         assert!(!c.persistence);
         assert_eq!(c.snapshot_wal_bytes, 1_000_000_000);
+        assert_eq!(c.unix_socket_perm, 0o770, "a bare 770 in the file is octal, as on the command line");
         assert_eq!(c.wal_segment_bytes, 64 << 10);
         assert!(!c.wal_truncate_torn);
         assert_eq!(c.max_key_bytes, 1024);

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::choice::{LogFormat, OnOff, TlsClientAuth};
 use super::declare::declare_settings;
+use super::file_mode::FileMode;
 use super::units::{Seconds, Size};
 use super::{default_shards, default_threads, ConfigError};
 use crate::persist::FsyncPolicy;
@@ -150,4 +151,12 @@ declare_settings! {
     /// A TLS connection that has not completed its handshake within this long is closed (a plain
     /// number is seconds; must be above 0)
     tls_handshake_timeout: Duration = "10", parse Seconds as "DURATION", into Seconds::get;
+
+    /// Also listen on this Unix domain socket, for clients on the same machine (plain, never TLS;
+    /// replaced if stale, removed at shutdown; see Security); none = no Unix socket
+    unix_socket: Option<PathBuf> = "none", parse PathBuf as "PATH", into super::non_empty_path;
+
+    /// Permissions of `--unix-socket`, in octal, set before it accepts (connecting needs write
+    /// permission: 0700 = this user only, 0770 = its group too)
+    unix_socket_perm: u32 = "0700", parse FileMode as "OCTAL", into FileMode::bits;
 }
