@@ -49,5 +49,6 @@ mod refusals;
 mod rejoin;
 mod replication_inproc;
 mod tls;
+mod unix_socket;
 mod vote_durability;
 mod wal_faults;

@@ -512,10 +512,12 @@ impl ServerHandle {
     /// one) and serves in the background.
     pub async fn start(config: Config) -> Result<ServerHandle, ServerError> {
         let bind = (config.bind, config.port);
-        let server = tokio::task::spawn_blocking(move || Server::open(config))
+        let mut server = tokio::task::spawn_blocking(move || Server::open(config))
             .await
             .map_err(std::io::Error::other)??;
         let listener = TcpListener::bind(bind).await?;
+        // Bound here, like the port, so a client may connect once this returns.
+        server.unix = bind_unix(&server.config)?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
