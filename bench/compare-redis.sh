@@ -5,6 +5,10 @@
 #   bench/compare-redis.sh               throughput/latency table + memory per key
 #   bench/compare-redis.sh --crosscheck  burrow-bench vs redis-benchmark, both on Redis:
 #                                        burrow-bench must reach >= 90 % or it is the bottleneck
+#   bench/compare-redis.sh --uds         Unix domain sockets: Burrow and Redis each over TCP and
+#                                        over its Unix socket (--unix-socket / unixsocket), the four
+#                                        alternated run by run (UDS_CASES="50/1 50/16",
+#                                        UDS_PLACEMENTS="unpinned")
 #
 # Environment:
 #   RUNS=3            runs per case and server (alternating servers); the median is reported
@@ -29,9 +33,10 @@ MEMORY_KEYS=${MEMORY_KEYS:-1000000}
 MODE=compare
 case "${1:-}" in
     --crosscheck) MODE=crosscheck ;;
+    --uds) MODE=uds ;;
     "") ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "usage: $0 [--crosscheck]" >&2; exit 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [--crosscheck|--uds]" >&2; exit 2 ;;
 esac
 
 if ! command -v redis-server >/dev/null; then
@@ -100,9 +105,11 @@ wait_ping() {
 # start_redis / start_burrow PLACEMENT: a fresh server under the placement.
 pin_for() { [ "$1" = 1core ] && echo "taskset -c 0" || true; }
 start_redis() {
+    local placement=$1
+    shift
     REDIS_PORT=$(free_port)
-    $(pin_for "$1") redis-server --save '' --appendonly no --port "$REDIS_PORT" --bind 127.0.0.1 \
-        --daemonize no >"$WORK/redis-$1.log" 2>&1 &
+    $(pin_for "$placement") redis-server --save '' --appendonly no --port "$REDIS_PORT" --bind 127.0.0.1 \
+        --daemonize no "$@" >"$WORK/redis-$placement.log" 2>&1 &
     REDIS_PID=$!
     wait_ping resp "$REDIS_PORT"
 }
@@ -134,6 +141,8 @@ cpu_of() {
 cpu_us() { awk -v n="$1" '{printf "%.3f", ($1 + $2) * 1e6 / (2 * n)}' "$WORK/cpu"; }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# cpu_ticks PID: the process's user+system CPU so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # json_field and median: bench/lib.sh.
 . "$ROOT/bench/lib.sh"
@@ -210,6 +219,104 @@ if [ "$MODE" = crosscheck ]; then
         exit 1
     fi
     echo "OK: burrow-bench reaches >= 90 % of redis-benchmark on every case"
+    exit 0
+fi
+
+if [ "$MODE" = uds ]; then
+    # Four targets, same placement, one load generator: each server over
+    # loopback TCP and over its Unix socket, alternated run by run (the
+    # order rotates so that drift hits all alike); medians of RUNS.
+    CASES=${UDS_CASES:-"50/1 50/16"}
+    TARGETS="burrow-tcp burrow-uds redis-tcp redis-uds"
+    : >"$WORK/uds"
+    for placement in ${UDS_PLACEMENTS:-unpinned}; do
+        read -r -a pin <<<"$(pin_for "$placement")"
+        start_redis "$placement" --unixsocket "$WORK/redis.sock" --unixsocketperm 700
+        start_burrow "$placement" --unix-socket "$WORK/burrow.sock"
+        for case in $CASES; do
+            c=${case%/*}; P=${case#*/}
+            n=$(requests_for "$c" "$P")
+            args=(-t set,get -n "$n" -c "$c" -P "$P" -d 32 -r 100000 --json -q)
+            echo "# [$placement] ${pin[*]} burrow-bench ${args[*]}, with -p PORT (tcp) or -s SOCKET (uds);" \
+                "--protocol resp for Redis" >&2
+            for run in $(seq "$RUNS"); do
+                read -r -a order <<<"$TARGETS"
+                shift_by=$(((run - 1) % 4))
+                order=("${order[@]:$shift_by}" "${order[@]:0:$shift_by}")
+                for target in "${order[@]}"; do
+                    case $target in
+                        burrow-tcp) to=(--protocol burrow -p "$BURROW_PORT") ;;
+                        burrow-uds) to=(--protocol burrow -s "$WORK/burrow.sock") ;;
+                        redis-tcp) to=(--protocol resp -p "$REDIS_PORT") ;;
+                        redis-uds) to=(--protocol resp -s "$WORK/redis.sock") ;;
+                    esac
+                    pid=$BURROW_PID
+                    [ "${target%-*}" = redis ] && pid=$REDIS_PID
+                    before=$(cpu_ticks "$pid")
+                    out=$(cpu_of "${pin[@]}" "$BENCH" "${to[@]}" "${args[@]}")
+                    gen=$(cpu_us "$n")
+                    # The server's own CPU per request (SET and GET runs together):
+                    # the kernel's TCP work shows here, whatever the machine's load.
+                    cpu=$(awk -v a="$before" -v b="$(cpu_ticks "$pid")" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+                        'BEGIN {printf "%.3f", (b - a) / hz * 1e6 / (2 * n)}')
+                    for t in set get; do
+                        errs=$(json_field "$out" "$t" errors)
+                        [ "$errs" = 0 ] || echo "WARNING: $target $t saw $errs errors" >&2
+                        echo "$placement $t $case $target $(json_field "$out" "$t" ops_per_sec)" \
+                            "$(json_field "$out" "$t" p99_ms) $cpu $gen" >>"$WORK/uds"
+                    done
+                done
+            done
+        done
+        stop_servers
+    done
+    echo
+    printf '%-9s %-4s %7s %8s %12s %12s %12s %12s %9s %9s %9s %9s\n' placement test clients pipeline \
+        "burrow-tcp" "burrow-uds" "redis-tcp" "redis-uds" "B uds/tcp" "R uds/tcp" "uds B/R" "tcp B/R"
+    for placement in ${UDS_PLACEMENTS:-unpinned}; do
+        for case in $CASES; do
+            for t in set get; do
+                pick() { awk -v p="$placement" -v t="$t" -v c="$case" -v s="$1" -v f="$2" \
+                    '$1==p && $2==t && $3==c && $4==s {print $f}' "$WORK/uds" | median; }
+                bt=$(pick burrow-tcp 5); bu=$(pick burrow-uds 5); rt=$(pick redis-tcp 5); ru=$(pick redis-uds 5)
+                ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+                printf '%-9s %-4s %7s %8s %12.0f %12.0f %12.0f %12.0f %9s %9s %9s %9s\n' "$placement" "$t" \
+                    "${case%/*}" "${case#*/}" "$bt" "$bu" "$rt" "$ru" "$(ratio "$bu" "$bt")" "$(ratio "$ru" "$rt")" \
+                    "$(ratio "$bu" "$ru")" "$(ratio "$bt" "$rt")"
+            done
+        done
+    done
+    echo
+    printf '%-9s %-4s %7s %8s %12s %12s %12s %12s\n' placement test clients pipeline \
+        "B-tcp p99" "B-uds p99" "R-tcp p99" "R-uds p99"
+    for placement in ${UDS_PLACEMENTS:-unpinned}; do
+        for case in $CASES; do
+            for t in set get; do
+                pick() { awk -v p="$placement" -v t="$t" -v c="$case" -v s="$1" -v f="$2" \
+                    '$1==p && $2==t && $3==c && $4==s {print $f}' "$WORK/uds" | median; }
+                printf '%-9s %-4s %7s %8s %12.3f %12.3f %12.3f %12.3f\n' "$placement" "$t" "${case%/*}" \
+                    "${case#*/}" "$(pick burrow-tcp 6)" "$(pick burrow-uds 6)" "$(pick redis-tcp 6)" \
+                    "$(pick redis-uds 6)"
+            done
+        done
+    done
+    echo
+    printf '%-9s %7s %8s %-10s %12s %12s %12s %12s\n' placement clients pipeline cpu \
+        "burrow-tcp" "burrow-uds" "redis-tcp" "redis-uds"
+    for placement in ${UDS_PLACEMENTS:-unpinned}; do
+        for case in $CASES; do
+            for what in server generator total; do
+                pick() { awk -v p="$placement" -v c="$case" -v s="$1" -v w="$what" \
+                    '$1==p && $2=="set" && $3==c && $4==s {print (w=="server" ? $7 : w=="generator" ? $8 : $7+$8)}' \
+                    "$WORK/uds" | median; }
+                printf '%-9s %7s %8s %-10s %12.2f %12.2f %12.2f %12.2f\n' "$placement" "${case%/*}" "${case#*/}" \
+                    "$what" "$(pick burrow-tcp)" "$(pick burrow-uds)" "$(pick redis-tcp)" "$(pick redis-uds)"
+            done
+        done
+    done
+    echo "(median of $RUNS runs; ops/s, p99 in ms; cpu = user+sys CPU in us per request of the server, of"
+    echo " the load generator, and both, SET and GET runs together: over loopback TCP the kernel delivers"
+    echo " to the receiver in the sender's context, so only the total compares fairly; B = Burrow, R = Redis)"
     exit 0
 fi
 

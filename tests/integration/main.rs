@@ -52,5 +52,6 @@ mod rejoin;
 mod replication_inproc;
 mod slowlog;
 mod tls;
+mod unix_socket;
 mod vote_durability;
 mod wal_faults;

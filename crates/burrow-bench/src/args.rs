@@ -32,9 +32,14 @@ pub struct BenchArgs {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
-    /// Server host name or address.
+    /// Server host name or address; `unix:PATH` is a Unix socket (as -s).
     #[arg(short = 'h', long, default_value = "127.0.0.1")]
     pub host: String,
+    /// The server's Unix socket (Burrow's --unix-socket, Redis's unixsocket),
+    /// as redis-benchmark -s; instead of --host and --port. Never TLS.
+    #[arg(short = 's', long = "socket", value_name = "PATH")]
+    #[arg(conflicts_with_all = ["host", "port", "hosts", "tls"])]
+    pub socket: Option<std::path::PathBuf>,
     /// Server port [default: 7440 for burrow, 6379 for resp].
     #[arg(short = 'p', long)]
     pub port: Option<u16>,
@@ -173,6 +178,7 @@ impl BenchArgs {
             host: self.host.clone(),
             port: self.port.unwrap_or_else(|| self.protocol.default_port()),
             hosts: self.hosts.clone(),
+            unix_socket: self.socket.clone(),
             protocol: self.protocol,
             clients: self.clients,
             stop,

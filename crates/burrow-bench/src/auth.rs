@@ -3,7 +3,7 @@
 //! challenge, checking the server's proof in return — before the clock
 //! starts, so the handshake is not measured.
 
-use std::net::SocketAddr;
+use super::endpoint::Endpoint;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,13 +19,13 @@ use super::BenchError;
 /// Sends `frame` and reads one reply frame.
 pub(crate) async fn exchange(
     stream: &mut Stream,
-    addr: SocketAddr,
+    addr: &Endpoint,
     frame: Frame,
 ) -> Result<Frame, BenchError> {
     let mut codec = Codec::client(Limits::default());
     let mut buf = BytesMut::new();
     codec.encode(frame, &mut buf).expect("a request frame encodes");
-    let io = |source| BenchError::Connect { addr, source };
+    let io = |source| BenchError::Connect { addr: addr.clone(), source };
     stream.write_all(&buf).await.map_err(io)?;
     stream.flush().await.map_err(io)?;
     buf.clear();
@@ -42,10 +42,10 @@ pub(crate) async fn exchange(
 /// Authenticates `stream` with `secret`.
 pub(crate) async fn authenticate(
     stream: &mut Stream,
-    addr: SocketAddr,
+    addr: &Endpoint,
     secret: &Secret,
 ) -> Result<(), BenchError> {
-    let failed = |reason: String| BenchError::Auth { addr, reason };
+    let failed = |reason: String| BenchError::Auth { addr: addr.clone(), reason };
     let reply = |f: &Frame| Reply::from_frame(f).map_err(|e| failed(e.to_string()));
     let hello = match reply(&exchange(stream, addr, Request::Hello.to_frame(0)).await?)? {
         Reply::Bytes(body) => decode_hello(&body).map_err(|e| failed(e.to_string()))?,

@@ -7,7 +7,6 @@
 //! that completed its reply. A batch therefore contributes P samples, and the
 //! percentiles are over requests, not batches.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
+use super::endpoint::Endpoint;
 use super::stream::Stream;
 
 use super::target::Target;
@@ -94,28 +94,32 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 /// Opens one load connection (Nagle off: requests must leave at once).
 /// With `auth`, it authenticates first.
 pub(crate) async fn connect(
-    addr: SocketAddr,
+    addr: &Endpoint,
     auth: Option<&burrow_proto::Secret>,
     tls: Option<&burrow_client::TlsOptions>,
 ) -> Result<Stream, BenchError> {
     let open = async {
-        let tcp = TcpStream::connect(addr).await?;
+        let tcp = match addr {
+            Endpoint::Tcp(a) => TcpStream::connect(a).await?,
+            // Never TLS: refused before the run (`TlsOnUnixSocket`).
+            Endpoint::Unix(path) => return tokio::net::UnixStream::connect(path).await.map(Either::Right),
+        };
         tcp.set_nodelay(true)?;
         match tls {
-            None => Ok(Either::Left(tcp)),
-            Some(tls) => tls.handshake(tcp).await.map(Either::Right),
+            None => Ok(Either::Left(Either::Left(tcp))),
+            Some(tls) => tls.handshake(tcp).await.map(|t| Either::Left(Either::Right(t))),
         }
     };
     let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
         Ok(Ok(s)) => s,
-        Ok(Err(source)) => return Err(BenchError::Connect { addr, source }),
-        Err(_) => return Err(BenchError::ConnectTimeout { addr, after: CONNECT_TIMEOUT }),
+        Ok(Err(source)) => return Err(BenchError::Connect { addr: addr.clone(), source }),
+        Err(_) => return Err(BenchError::ConnectTimeout { addr: addr.clone(), after: CONNECT_TIMEOUT }),
     };
     if let Some(secret) = auth {
         let handshake = super::auth::authenticate(&mut stream, addr, secret);
         match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
             Ok(r) => r?,
-            Err(_) => return Err(BenchError::ConnectTimeout { addr, after: CONNECT_TIMEOUT }),
+            Err(_) => return Err(BenchError::ConnectTimeout { addr: addr.clone(), after: CONNECT_TIMEOUT }),
         }
     }
     Ok(stream)

@@ -28,6 +28,7 @@ mod args;
 mod auth;
 mod burrow_wire;
 mod driver;
+mod endpoint;
 mod report;
 mod resp;
 mod stream;
@@ -45,6 +46,7 @@ use thiserror::Error;
 
 pub use args::{BenchArgs, Output};
 pub use driver::Stop;
+pub use endpoint::Endpoint;
 pub use report::{csv, human, human_with, json, quiet, Summary, TestResult};
 pub use workload::{Ratio, TestKind, MAX_KEYSPACE};
 
@@ -122,6 +124,9 @@ pub struct Config {
     pub auth: Option<Arc<burrow_proto::Secret>>,
     /// TLS for every connection (`--tls`).
     pub tls: Option<burrow_client::TlsOptions>,
+    /// The server's Unix socket (`-s PATH`), instead of `host` and `port`;
+    /// a `host` of `unix:PATH` means the same.
+    pub unix_socket: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -153,6 +158,7 @@ impl Default for Config {
             keepalive: true,
             auth: None,
             tls: None,
+            unix_socket: None,
         }
     }
 }
@@ -232,13 +238,15 @@ pub enum BenchError {
     #[error("cannot resolve {host}:{port}")]
     Resolve { host: String, port: u16, source: std::io::Error },
     #[error("cannot connect to {addr}")]
-    Connect { addr: SocketAddr, source: std::io::Error },
+    Connect { addr: Endpoint, source: std::io::Error },
     #[error("connecting to {addr} timed out after {after:?}")]
-    ConnectTimeout { addr: SocketAddr, after: Duration },
+    ConnectTimeout { addr: Endpoint, after: Duration },
     #[error("{addr} made no progress for {after:?} (use --timeout to wait longer)")]
-    Stalled { addr: SocketAddr, after: Duration },
+    Stalled { addr: Endpoint, after: Duration },
     #[error("authenticating with {addr} failed: {reason}")]
-    Auth { addr: SocketAddr, reason: String },
+    Auth { addr: Endpoint, reason: String },
+    #[error("TLS does not apply to a Unix socket (the server serves it plain); drop --tls")]
+    TlsOnUnixSocket,
     #[error("no leader found among --hosts within {after:?} (use --timeout to wait longer)")]
     NoLeader { after: Duration },
     #[error("cannot start a load thread")]
@@ -259,8 +267,14 @@ pub fn run(config: &Config) -> Result<Vec<TestResult>, BenchError> {
 /// long run can show its results test by test).
 pub fn run_with(config: &Config, each: impl FnMut(&TestResult)) -> Result<Vec<TestResult>, BenchError> {
     config.validate()?;
-    let place = if config.hosts.is_empty() {
-        Place::One(resolve(&config.host, config.port)?)
+    let unix = config.unix_socket.clone().or_else(|| config.host.strip_prefix("unix:").map(Into::into));
+    let place = if let Some(path) = unix {
+        if config.tls.is_some() {
+            return Err(BenchError::TlsOnUnixSocket);
+        }
+        Place::One(Endpoint::Unix(path.into()))
+    } else if config.hosts.is_empty() {
+        Place::One(resolve(&config.host, config.port)?.into())
     } else {
         let seeds = config.hosts.iter().map(|h| resolve_host_port(h)).collect::<Result<_, _>>()?;
         Place::Cluster(seeds)
@@ -585,10 +599,10 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:7440".parse().unwrap();
         let errors: [&(dyn std::error::Error + 'static); 7] = [
             &BenchError::Resolve { host: "nowhere".into(), port: 7440, source: io() },
-            &BenchError::Connect { addr, source: io() },
+            &BenchError::Connect { addr: addr.into(), source: io() },
             &BenchError::Thread(io()),
             &BenchError::Config(ConfigError::NoClients),
-            &BenchError::Stalled { addr, after: Duration::from_secs(1) },
+            &BenchError::Stalled { addr: addr.into(), after: Duration::from_secs(1) },
             &BenchError::NoLeader { after: Duration::from_secs(1) },
             &FramingError("bad magic 0x2b".into()),
         ];

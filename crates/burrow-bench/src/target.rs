@@ -17,6 +17,7 @@ use burrow_proto::{ClusterView, MemberRole, Reply, Request, Secret};
 
 use super::auth::exchange;
 use super::driver::connect;
+use super::endpoint::Endpoint;
 use super::stream::Stream;
 use super::BenchError;
 
@@ -37,17 +38,17 @@ pub(crate) struct Target {
 /// Where load connections go.
 #[derive(Debug, Clone)]
 pub(crate) enum Place {
-    One(SocketAddr),
+    One(Endpoint),
     /// The seeds of a cluster; connections go to its leader.
     Cluster(Vec<SocketAddr>),
 }
 
 impl Target {
     /// The address errors name: the server, or the first seed.
-    pub(crate) fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> Endpoint {
         match &self.place {
-            Place::One(a) => *a,
-            Place::Cluster(seeds) => seeds[0],
+            Place::One(a) => a.clone(),
+            Place::Cluster(seeds) => seeds[0].into(),
         }
     }
 
@@ -56,7 +57,7 @@ impl Target {
     pub(crate) async fn open(&self, patience: Duration) -> Result<Stream, BenchError> {
         let auth = self.auth.as_deref();
         let seeds = match &self.place {
-            Place::One(addr) => return connect(*addr, auth, self.tls.as_ref()).await,
+            Place::One(addr) => return connect(addr, auth, self.tls.as_ref()).await,
             Place::Cluster(seeds) => seeds,
         };
         let start = Instant::now();
@@ -98,8 +99,9 @@ async fn ask_leader(
     auth: Option<&Secret>,
     tls: Option<&burrow_client::TlsOptions>,
 ) -> Result<Answer, BenchError> {
-    let mut stream = connect(addr, auth, tls).await?;
-    let frame = exchange(&mut stream, addr, Request::Cluster.to_frame(0)).await?;
+    let addr = Endpoint::Tcp(addr);
+    let mut stream = connect(&addr, auth, tls).await?;
+    let frame = exchange(&mut stream, &addr, Request::Cluster.to_frame(0)).await?;
     Ok(match Reply::from_frame(&frame) {
         Ok(Reply::Cluster(view)) => answer(&view, stream),
         _ => Answer::NoLeader,

@@ -66,7 +66,7 @@ pub struct CliArgs {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
-    /// Server host name or address.
+    /// Server host name or address; `unix:PATH` is a Unix socket (as -s).
     #[arg(short = 'h', long, default_value = "127.0.0.1")]
     pub host: String,
     /// Server port.
@@ -78,6 +78,11 @@ pub struct CliArgs {
     #[arg(long, value_delimiter = ',', value_parser = session::parse_host_port, value_name = "HOST:PORT,...")]
     #[arg(conflicts_with_all = ["host", "port"])]
     pub hosts: Vec<String>,
+    /// The server's Unix socket (a server started with --unix-socket), as
+    /// redis-cli -s; instead of --host and --port. Never TLS.
+    #[arg(short = 's', long = "socket", value_name = "PATH")]
+    #[arg(conflicts_with_all = ["host", "port", "hosts", "tls"])]
+    pub socket: Option<std::path::PathBuf>,
     /// File holding the client secret, for a server started with
     /// --auth-secret-file (default: the BURROW_AUTH_FILE environment
     /// variable). Secrets come from files, never from the command line.
@@ -154,10 +159,11 @@ pub const AUTH_FILE_ENV: &str = "BURROW_AUTH_FILE";
 
 /// Runs the CLI; `Ok(false)` means a command failed (exit status 1).
 pub fn run(args: CliArgs) -> Result<bool, CliError> {
-    let mut session = if args.hosts.is_empty() {
-        Session::new(&args.host, args.port)?
-    } else {
-        Session::cluster(&args.hosts)?
+    let unix = args.socket.clone().or_else(|| args.host.strip_prefix("unix:").map(Into::into));
+    let mut session = match unix {
+        Some(path) => Session::unix(path)?,
+        None if args.hosts.is_empty() => Session::new(&args.host, args.port)?,
+        None => Session::cluster(&args.hosts)?,
     };
     let auth_file = args.auth_file.or_else(|| std::env::var_os(AUTH_FILE_ENV).map(Into::into));
     if let Some(path) = auth_file {
@@ -320,6 +326,13 @@ mod tests {
         let e = CliArgs::try_parse_from(["burrow-cli", "--help"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
         assert!(CliArgs::try_parse_from(["burrow-cli", "--hosts", "127.0.0.1:1", "--port", "2"]).is_err());
+        // -s is the Unix socket, as in redis-cli; never with TLS or a host.
+        let a = CliArgs::try_parse_from(["burrow-cli", "-s", "/tmp/b.sock", "PING"]).unwrap();
+        assert_eq!(a.socket.as_deref(), Some(std::path::Path::new("/tmp/b.sock")));
+        assert!(CliArgs::try_parse_from(["burrow-cli", "-s", "/tmp/b.sock", "-p", "1"]).is_err());
+        assert!(
+            CliArgs::try_parse_from(["burrow-cli", "-s", "/tmp/b.sock", "--tls", "--cacert", "c"]).is_err()
+        );
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub struct Session {
     port: u16,
     /// `--hosts`: the seeds of a cluster client (empty: one server).
     hosts: Vec<String>,
+    /// `-s PATH`: the server's Unix socket, until a redirect moves the
+    /// session to a leader's TCP address.
+    unix: Option<std::path::PathBuf>,
     client: Option<Client>,
     runtime: tokio::runtime::Runtime,
     /// Settings of every connection (the auth secret).
@@ -96,6 +99,7 @@ impl Session {
             host: host.to_string(),
             port,
             hosts: Vec::new(),
+            unix: None,
             client: None,
             runtime,
             config,
@@ -114,9 +118,18 @@ impl Session {
         Ok(session)
     }
 
-    /// `host:port` as users write it (IPv6 hosts bracketed).
+    /// A session on the server's Unix socket at `path`.
+    pub fn unix(path: std::path::PathBuf) -> Result<Session, CliError> {
+        let mut session = Session::new("", 0)?;
+        session.unix = Some(path);
+        Ok(session)
+    }
+
+    /// `host:port` as users write it (IPv6 hosts bracketed), or `unix:PATH`.
     pub fn addr(&self) -> String {
-        if self.host.contains(':') {
+        if let Some(path) = &self.unix {
+            format!("unix:{}", path.display())
+        } else if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
@@ -140,7 +153,11 @@ impl Session {
     /// Connects unless already connected.
     pub fn connect(&mut self) -> Result<(), CliError> {
         if self.client.is_none() {
-            let client = if self.hosts.is_empty() {
+            let client = if let Some(path) = &self.unix {
+                self.runtime
+                    .block_on(Client::connect_unix_with(path, self.config.clone()))
+                    .map_err(|e| CliError::Connect { addr: self.addr(), reason: connect_reason(&e) })?
+            } else if self.hosts.is_empty() {
                 let target = (self.host.as_str(), self.port);
                 self.runtime
                     .block_on(Client::connect_with(target, self.config.clone()))
@@ -152,15 +169,20 @@ impl Session {
                     reason: connect_reason(&e),
                 })?
             };
-            self.at(client.addr());
+            self.at(&client);
             self.client = Some(client);
             self.limits = None;
         }
         Ok(())
     }
 
-    /// Names `addr` as the server the session is on.
-    fn at(&mut self, addr: std::net::SocketAddr) {
+    /// Names the server `client` is on as the session's.
+    fn at(&mut self, client: &Client) {
+        if client.unix_socket().is_some() {
+            return;
+        }
+        let addr = client.addr();
+        self.unix = None;
         self.host = addr.ip().to_string();
         self.port = addr.port();
     }
@@ -181,7 +203,9 @@ impl Session {
         if hops.last().map_or(now != before, |&last| last != now) {
             eprintln!("-> reconnected to {now}");
         }
-        self.at(now);
+        let client = self.client.take().expect("connected above");
+        self.at(&client);
+        self.client = Some(client);
         match result {
             Ok(replies) => Ok(replies),
             Err(e @ ClientError::Redirect { .. }) => Err(CliError::Redirect(e)),

@@ -10,9 +10,14 @@ use burrow_proto::{CodecError, Opcode, Reply, ReplyError, Status};
 /// Why a call failed: the connection, the server's reply, or its bytes.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    /// The TCP connection could not be opened.
+    /// The connection (TCP or Unix socket) could not be opened.
     #[error("cannot connect")]
     Connect(#[source] std::io::Error),
+    /// [`ClientConfig::tls`](crate::ClientConfig) was given for a Unix
+    /// socket, which the server serves plain only: refused rather than
+    /// silently sent in the clear.
+    #[error("TLS does not apply to a Unix socket (the server serves it plain); connect without TLS")]
+    TlsOnUnixSocket,
     /// The TLS handshake failed: the server's certificate is not signed by
     /// the CA given or does not name the server, the server wants a client
     /// certificate, or the server does not speak TLS.

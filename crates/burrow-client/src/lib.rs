@@ -52,6 +52,14 @@
 //! whichever node the client is connected to, possibly a follower (possibly
 //! stale), until a write moves it. [`Client::addr`] tells which.
 //!
+//! **Unix sockets.** A server on the same machine started with
+//! `--unix-socket PATH` also serves that socket: [`Client::connect_unix`]
+//! opens it (no TCP stack: less kernel work per request), and
+//! [`Client::connect_to`] takes an address as users write it, `host:port`
+//! or `unix:PATH`. Same protocol, AUTH included; never TLS. A redirect
+//! from there to the leader goes over TCP (leaders are named by their TCP
+//! address).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), burrow_client::ClientError> {
 //! let mut c = burrow_client::Client::connect("127.0.0.1:7440").await?;
@@ -69,6 +77,7 @@ mod introspect;
 mod tls;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -76,12 +85,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
-use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::net::{TcpStream, ToSocketAddrs, UnixStream};
 use tokio_util::codec::Framed;
 use tokio_util::either::Either;
 
-/// A connection: plain TCP, or TLS ([`ClientConfig::tls`]).
-type Conn = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+/// A connection: plain TCP, or TLS ([`ClientConfig::tls`]), or a Unix socket.
+type Conn = Either<Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>, UnixStream>;
+
+/// What [`Client::addr`] says for a client on a Unix socket (which has no
+/// IP address): `0.0.0.0:0`; [`Client::unix_socket`] has its path.
+const NO_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 pub use burrow_proto::MonitorEvent;
 pub use burrow_proto::{
@@ -189,6 +202,8 @@ pub struct Client {
     seeds: Vec<String>,
     /// Which seed a cluster client tries next.
     next_seed: usize,
+    /// The Unix socket `framed` is connected to, if that is what it is.
+    unix: Option<Arc<Path>>,
 }
 
 impl Client {
@@ -209,13 +224,63 @@ impl Client {
         config: ClientConfig,
         seeds: Vec<String>,
     ) -> Client {
-        Client { framed, addr, redirects: Vec::new(), next_id: 1, config, broken: false, seeds, next_seed: 0 }
+        Client {
+            framed,
+            addr,
+            redirects: Vec::new(),
+            next_id: 1,
+            config,
+            broken: false,
+            seeds,
+            next_seed: 0,
+            unix: None,
+        }
+    }
+
+    /// Connects to a server's Unix socket (`--unix-socket PATH`) with the
+    /// default [`ClientConfig`].
+    pub async fn connect_unix(path: impl AsRef<Path>) -> Result<Client, ClientError> {
+        Client::connect_unix_with(path, ClientConfig::default()).await
+    }
+
+    /// Connects to a server's Unix socket with `config` (whose `tls` must be
+    /// `None`: the socket is served plain, [`ClientError::TlsOnUnixSocket`]).
+    pub async fn connect_unix_with(
+        path: impl AsRef<Path>,
+        config: ClientConfig,
+    ) -> Result<Client, ClientError> {
+        let path: Arc<Path> = Arc::from(path.as_ref());
+        let framed = open_unix(&path, &config, config.connect_timeout).await?;
+        let mut c = Client::new(framed, NO_ADDR, config, Vec::new());
+        c.unix = Some(path);
+        Ok(c)
+    }
+
+    /// Connects to an address as users write it: `unix:PATH` for a Unix
+    /// socket, anything else as `host:port` (with the default config).
+    pub async fn connect_to(addr: &str) -> Result<Client, ClientError> {
+        Client::connect_to_with(addr, ClientConfig::default()).await
+    }
+
+    /// [`Client::connect_to`] with `config`.
+    pub async fn connect_to_with(addr: &str, config: ClientConfig) -> Result<Client, ClientError> {
+        match unix_path(addr) {
+            Some(path) => Client::connect_unix_with(path, config).await,
+            None => Client::connect_with(addr, config).await,
+        }
     }
 
     /// The server this client is connected to: the one it was opened on, or
-    /// the leader a redirect moved it to.
+    /// the leader a redirect moved it to; `0.0.0.0:0` on a Unix socket
+    /// (see [`Client::unix_socket`]).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The Unix socket this client is connected to, if it is (a redirect
+    /// moves it to the leader's TCP address, and this becomes `None`).
+    pub fn unix_socket(&self) -> Option<&Path> {
+        self.unix.as_deref()
     }
 
     /// The leaders the last [`request`](Client::request) or
@@ -273,6 +338,7 @@ impl Client {
         tracing::info!(%from, to = %addr, "NOT_LEADER: redirected to the leader");
         self.framed = framed;
         self.addr = addr;
+        self.unix = None;
         self.broken = false;
         self.redirects.push(addr);
         Ok(())
@@ -719,15 +785,45 @@ async fn open(
     stream.set_nodelay(true).map_err(ClientError::Connect)?;
     let peer = stream.peer_addr().map_err(ClientError::Connect)?;
     let stream = match &config.tls {
-        None => Either::Left(stream),
+        None => Either::Left(Either::Left(stream)),
         Some(tls) => {
             let tls_stream = tokio::time::timeout(limit, tls.handshake(stream))
                 .await
                 .map_err(|_| ClientError::Timeout { what: "connect", after: limit })?
                 .map_err(ClientError::Tls)?;
-            Either::Right(tls_stream)
+            Either::Left(Either::Right(tls_stream))
         }
     };
+    Ok((frame_and_authenticate(stream, config, limit).await?, peer))
+}
+
+/// `PATH` of `unix:PATH`.
+fn unix_path(addr: &str) -> Option<&str> {
+    addr.strip_prefix("unix:")
+}
+
+/// [`open`] for a Unix socket: no TLS (the server serves it plain).
+async fn open_unix(
+    path: &Path,
+    config: &ClientConfig,
+    limit: Duration,
+) -> Result<Framed<Conn, Codec>, ClientError> {
+    if config.tls.is_some() {
+        return Err(ClientError::TlsOnUnixSocket);
+    }
+    let stream = tokio::time::timeout(limit, UnixStream::connect(path))
+        .await
+        .map_err(|_| ClientError::Timeout { what: "connect", after: limit })?
+        .map_err(ClientError::Connect)?;
+    frame_and_authenticate(Either::Right(stream), config, limit).await
+}
+
+/// The stream as frames, authenticated when the config has a secret.
+async fn frame_and_authenticate(
+    stream: Conn,
+    config: &ClientConfig,
+    limit: Duration,
+) -> Result<Framed<Conn, Codec>, ClientError> {
     let mut framed = Framed::with_capacity(stream, Codec::client(config.limits), 16 * 1024);
     framed.set_backpressure_boundary(WRITE_BATCH);
     if let Some(secret) = &config.auth {
@@ -735,7 +831,7 @@ async fn open(
             .await
             .map_err(|_| ClientError::Timeout { what: "connect", after: limit })??;
     }
-    Ok((framed, peer))
+    Ok(framed)
 }
 
 /// Request ids of the handshake: outside the range a new client's own

@@ -41,8 +41,9 @@ pub mod fault_injection;
 
 pub use persist::{FsyncPolicy, PersistError};
 pub use server::{
-    AuthSetupError, ClusterConfig, ClusterFileError, Config, ConfigError, LogFormat, MembershipError,
-    NodeInfo, ReplicationMode, Server, ServerArgs, ServerError, ServerHandle, TlsClientAuth, TlsSetupError,
+    AuthSetupError, ClusterConfig, ClusterFileError, Config, ConfigError, FileMode, LogFormat,
+    MembershipError, NodeInfo, ReplicationMode, Server, ServerArgs, ServerError, ServerHandle, TlsClientAuth,
+    TlsSetupError, UnixSocketError,
 };
 pub use store::EvictionPolicy;
 

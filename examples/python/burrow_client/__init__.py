@@ -440,9 +440,12 @@ class Client(_Commands):
     moved to.
     """
 
-    def __init__(self, host="127.0.0.1", port=7440, timeout=10.0, max_redirects=3, secret=None, ssl_context=None):
+    def __init__(self, host="127.0.0.1", port=7440, timeout=10.0, max_redirects=3, secret=None, ssl_context=None,
+                 unix_socket=None):
         # ssl_context: an ssl.SSLContext for a TLS port (protocol.md §13),
         # e.g. ssl.create_default_context(cafile="ca.pem"); None: plain TCP.
+        # unix_socket: the path of the server's --unix-socket, used instead
+        # of host and port (same protocol; never TLS).
         self._ssl = ssl_context
         self._timeout = timeout
         self._secret = None if secret is None else _b(secret).rstrip()
@@ -450,7 +453,9 @@ class Client(_Commands):
         self.last_redirects = []
         self.seeds = []
         self._next_id = 1
-        if host is not None:
+        if unix_socket is not None:
+            self._connect(os.fspath(unix_socket))
+        elif host is not None:
             self._connect((host, port))
 
     @classmethod
@@ -468,10 +473,22 @@ class Client(_Commands):
         c._exchange_failover([])  # connects, within the deadline
         return c
     def _connect(self, addr, timeout=None):
-        sock = socket.create_connection(addr, timeout=timeout or self._timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._ssl is not None:
-            sock = self._ssl.wrap_socket(sock, server_hostname=addr[0])
+        if isinstance(addr, str):
+            # A Unix socket path: the server serves it plain only.
+            if self._ssl is not None:
+                raise ValueError("TLS does not apply to a Unix socket (the server serves it plain)")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout or self._timeout)
+            try:
+                sock.connect(addr)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection(addr, timeout=timeout or self._timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._ssl is not None:
+                sock = self._ssl.wrap_socket(sock, server_hostname=addr[0])
         sock.settimeout(self._timeout)
         if getattr(self, "_sock", None) is not None:
             self._sock.close()

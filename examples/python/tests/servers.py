@@ -97,14 +97,16 @@ def _bound_elsewhere(node):
 
 
 class Standalone:
-    """A standalone server: ``with Standalone() as s: Client("127.0.0.1", s.port)``."""
+    """A standalone server: ``with Standalone() as s: Client("127.0.0.1", s.port)``,
+    also on a Unix socket: ``Client(unix_socket=s.unix_socket)``."""
 
     def __enter__(self):
         self.dir = tempfile.mkdtemp(prefix="burrow-py-")
         for attempt in range(5):
             port = free_port()
+            self.unix_socket = os.path.join(self.dir, "burrow.sock")
             self.node = Node(["--bind", "127.0.0.1", "--port", str(port), "--persistence", "off",
-                              "--data-dir", os.path.join(self.dir, "data")],
+                              "--data-dir", os.path.join(self.dir, "data"), "--unix-socket", self.unix_socket],
                              os.path.join(self.dir, "server-%d.log" % attempt), port)
             try:
                 wait_for("the server on port %d" % port, self.node.answers)

@@ -56,6 +56,15 @@ class StandaloneTest(WithServers):
         with Client("127.0.0.1", self.server.port) as c:
             self.assertEqual(c.dbsize(), 0, "the self-check cleans up after itself")
 
+    def test_unix_socket_round_trip(self):
+        """`unix_socket=`: the same protocol over the server's --unix-socket."""
+        with Client(unix_socket=self.server.unix_socket) as c:
+            c.set("py:uds", "over a unix socket")
+            self.assertEqual(c.addr, self.server.unix_socket)
+            with Client("127.0.0.1", self.server.port) as tcp:
+                self.assertEqual(tcp.get("py:uds"), b"over a unix socket")
+            c.delete("py:uds")
+
     def test_module_runs_as_a_command(self):
         """`python3 -m burrow_client` (the installed `burrow-client-check`)."""
         env = dict(os.environ, PYTHONPATH=PACKAGE_DIR, PYTHONDONTWRITEBYTECODE="1")

@@ -110,6 +110,49 @@ pub(super) async fn serve(
     shared.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Serves one accepted Unix socket connection: the same loop, limits and
+/// AUTH as TCP; never TLS, and never a replication or peer link (members
+/// dial each other's TCP address: a handshake here closes the connection
+/// without a reply, as from an unknown member, logged at most once per
+/// `LOG_EVERY`). `peer` is `unix:PATH`, what logs (and client listings) show.
+pub(super) async fn serve_unix(
+    stream: std::os::unix::net::UnixStream,
+    peer: Arc<str>,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    shared.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
+    let span = info_span!("conn", peer = %peer);
+    async {
+        debug!("connected");
+        let io = match tokio::net::UnixStream::from_std(stream) {
+            Ok(io) => io,
+            Err(e) => return debug!(error = %e, "closed on i/o error"),
+        };
+        // Listed by CLIENT as `unix:PATH`; SLOWLOG shows no IP address for it.
+        let registered = shared.clients.register(peer.to_string(), false, !shared.auth.required(), &cancel);
+        let record = registered.record.clone();
+        let ended = Connection::new(io, &shared, &record.kill).with_client(record.clone()).run().await;
+        drop(registered);
+        match ended {
+            Ok(Ended::Closed) => debug!("closed"),
+            Ok(Ended::Upgrade(..)) => {
+                if let Some(skipped) = shared.unix_link_log.allow(std::time::Instant::now()) {
+                    warn!(
+                        skipped,
+                        "replication handshake on the unix socket refused (members link over TCP)"
+                    );
+                }
+            }
+            Err(e) => debug!(error = %e, "closed on i/o error"),
+        }
+    }
+    .instrument(span)
+    .await;
+    shared.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
+}
+
 /// Serves requests on `io` (TCP or TLS) until the connection ends, then a
 /// replication link if it turned into one. `client_certificate`: the TLS
 /// peer presented a verified client certificate.
@@ -835,7 +878,7 @@ async fn linger_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
 }
 
 /// Answers a connection over the limit with BUSY, then closes it.
-pub(super) async fn refuse(mut stream: TcpStream) {
+pub(super) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     let _ = stream.write_all(&busy_reply()).await;
     linger_close(&mut stream).await;
 }

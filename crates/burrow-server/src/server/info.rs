@@ -39,6 +39,10 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("protocol_version", &burrow_proto::VERSION);
             kv("process_id", &std::process::id());
             kv("tcp_port", &shared.local_port);
+            kv(
+                "unix_socket",
+                &shared.config.unix_socket.as_ref().map_or(String::new(), |p| p.display().to_string()),
+            );
             kv("uptime_in_seconds", &shared.started.elapsed().as_secs());
             kv("shards", &shared.store.shard_count());
             kv("role", &shared.repl.role().name());

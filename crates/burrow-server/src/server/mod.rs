@@ -23,6 +23,7 @@ mod replication;
 mod slowlog;
 mod stats;
 mod tls;
+mod unix_socket;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,11 +40,12 @@ pub use auth::AuthSetupError;
 pub use cluster::{ClusterConfig, ClusterFileError, MembershipError, NodeInfo, ReplicationMode};
 #[cfg(test)]
 pub(crate) use config::SETTINGS;
-pub use config::{Config, ConfigError, LogFormat, ServerArgs, TlsClientAuth};
+pub use config::{Config, ConfigError, FileMode, LogFormat, ServerArgs, TlsClientAuth};
 pub(crate) use persistence::{Persistence, SnapshotRefusal};
 pub(crate) use replication::Role;
 pub(crate) use stats::Stats;
 pub use tls::TlsSetupError;
+pub use unix_socket::UnixSocketError;
 
 use crate::oplog::OpLog;
 use crate::persist::{lock_data_dir, FileSystem, PersistError, StdFileSystem};
@@ -85,6 +87,8 @@ pub(crate) struct Shared {
     pub clients: clients::Clients,
     /// Monitoring connections (MONITOR).
     pub monitors: monitor::Monitors,
+    /// Replication handshakes refused on the Unix socket (a client can loop them).
+    pub unix_link_log: LogLimit,
 }
 
 impl Shared {
@@ -111,6 +115,8 @@ pub enum ServerError {
     Auth(#[from] AuthSetupError),
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    UnixSocket(#[from] UnixSocketError),
 }
 
 /// A server whose data is loaded, ready to serve a listener.
@@ -126,6 +132,9 @@ pub struct Server {
     dir_lock: Option<std::fs::File>,
     auth: auth::ClientAuth,
     tls: Option<tls::ServerTls>,
+    /// `--unix-socket`, once bound (`run_threads` binds it before loading
+    /// the data; otherwise `serve_on` does).
+    unix: Option<unix_socket::UnixSocket>,
 }
 
 impl Server {
@@ -184,7 +193,7 @@ impl Server {
             (None, Some(_)) => Some(lock_data_dir(&config.data_dir)?),
             _ => None,
         };
-        Ok(Server { store, persist, config, fs, dir_lock, auth, tls })
+        Ok(Server { store, persist, config, fs, dir_lock, auth, tls, unix: None })
     }
 
     /// Serves `listener` until `shutdown` completes, then finishes requests
@@ -204,25 +213,29 @@ impl Server {
     /// cross cores. The current runtime accepts and runs the background
     /// tasks; an empty `workers` serves connections on it as well.
     pub async fn serve_on(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
         workers: Vec<tokio::runtime::Handle>,
     ) -> Result<(), ServerError> {
         let local_port = listener.local_addr()?.port();
+        let unix = match self.unix.take() {
+            Some(u) => Some(u),
+            None => bind_unix(&self.config)?,
+        };
         // Opening the replication role reads and writes the node file: off
         // the runtime's threads.
         let shared = tokio::task::spawn_blocking(move || self.into_shared(local_port))
             .await
             .map_err(std::io::Error::other)??;
-        serve_shared(listener, Arc::new(shared), shutdown, workers).await
+        serve_shared(listener, unix, Arc::new(shared), shutdown, workers).await
     }
 
     /// What every connection shares: the data, the settings and this
     /// node's replication role (its background tasks are not started).
     /// Blocking: reads and writes the node file.
     fn into_shared(self, local_port: u16) -> Result<Shared, ServerError> {
-        let Server { store, persist, config, fs, dir_lock, auth, tls } = self;
+        let Server { store, persist, config, fs, dir_lock, auth, tls, unix: _ } = self;
         let repl = replication::Replication::open(&config, &store, persist.as_ref(), fs, dir_lock)?;
         Ok(Shared {
             store,
@@ -233,6 +246,7 @@ impl Server {
             settings: std::sync::Mutex::new(config.clone()),
             clients: clients::Clients::default(),
             monitors: monitor::Monitors::default(),
+            unix_link_log: LogLimit::new(LOG_EVERY),
             max_connections: fd_limit::fit_connections(config.max_connections),
             started: Instant::now(),
             local_port,
@@ -276,11 +290,13 @@ impl Server {
             let auth = auth::ClientAuth::load(&config)?;
             let tls = tls::load(&config)?;
             let listener = bind(&config).await?;
+            let unix = bind_unix(&config)?;
             let fs: Arc<dyn FileSystem> = Arc::new(StdFileSystem);
-            let server =
+            let mut server =
                 tokio::task::spawn_blocking(move || Server::open_authenticated(config, fs, auth, tls))
                     .await
                     .map_err(std::io::Error::other)??;
+            server.unix = unix;
             // The main runtime takes its share of connections too.
             let mut handles = vec![tokio::runtime::Handle::current()];
             handles.extend(workers);
@@ -301,6 +317,14 @@ async fn bind(config: &Config) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })
 }
 
+/// Binds `--unix-socket`, if given.
+fn bind_unix(config: &Config) -> Result<Option<unix_socket::UnixSocket>, ServerError> {
+    match &config.unix_socket {
+        Some(path) => Ok(Some(unix_socket::UnixSocket::bind(path, config.unix_socket_perm.bits())?)),
+        None => Ok(None),
+    }
+}
+
 /// Milliseconds since the unix epoch: the clock expiry is measured against.
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -313,8 +337,23 @@ const SWEEP_BUCKETS: usize = 64;
 /// Longest one sweep round may run before yielding to clients.
 const SWEEP_BUDGET: Duration = Duration::from_millis(2);
 
+/// A connection the accept loop took, from either listener.
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+/// The next connection on the Unix socket; never, without one.
+async fn accept_unix(unix: Option<&unix_socket::UnixSocket>) -> std::io::Result<Accepted> {
+    match unix {
+        Some(u) => u.accept().await.map(Accepted::Unix),
+        None => std::future::pending().await,
+    }
+}
+
 async fn serve_shared(
     listener: TcpListener,
+    unix: Option<unix_socket::UnixSocket>,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
     workers: Vec<tokio::runtime::Handle>,
@@ -335,16 +374,19 @@ async fn serve_shared(
 
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
+        let (accepted, from_unix) = tokio::select! {
             _ = &mut shutdown => break,
-            r = listener.accept() => r,
+            r = listener.accept() => (r.map(|(s, peer)| Accepted::Tcp(s, peer)), false),
+            r = accept_unix(unix.as_ref()) => (r, true),
         };
-        let (stream, peer) = match accepted {
+        let accepted = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // Out of descriptors: the spare one lets a waiting client
-                // at least hear BUSY rather than hang.
+                // at least hear BUSY rather than hang (TCP only: a Unix
+                // client waits in the socket's backlog meanwhile).
                 let refused = fd_limit::out_of_descriptors(&e)
+                    && !from_unix
                     && spare.lend(|| {
                         if fd_limit::refuse_one(&listener, &connection::busy_reply()) {
                             shared
@@ -364,36 +406,52 @@ async fn serve_shared(
             }
         };
         shared.stats.total_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match limit.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let stream = match stream.into_std() {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warn!(%peer, error = %e, "cannot take over the accepted socket");
-                        continue;
-                    }
-                };
-                let conn = connection::serve(stream, peer, shared.clone(), cancel.clone(), permit);
-                if workers.is_empty() {
-                    tracker.spawn(conn);
-                } else {
-                    // Round-robin; the socket moves to the worker's own reactor.
-                    let worker = &workers[next_worker % workers.len()];
-                    next_worker = next_worker.wrapping_add(1);
-                    tracker.spawn_on(conn, worker);
-                }
-            }
+        // One limit for both listeners: a connection is a connection.
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(permit) => permit,
             Err(_) => {
                 shared.stats.rejected_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let peer = match &accepted {
+                    Accepted::Tcp(_, peer) => peer.to_string(),
+                    Accepted::Unix(_) => unix.as_ref().map_or_else(String::new, |u| u.peer().to_string()),
+                };
                 if let Some(skipped) = refusals.allow(Instant::now()) {
                     warn!(%peer, max = shared.max_connections, skipped, "connection limit reached; refusing");
                 }
-                tracker.spawn(connection::refuse(stream));
+                match accepted {
+                    Accepted::Tcp(stream, _) => tracker.spawn(connection::refuse(stream)),
+                    Accepted::Unix(stream) => tracker.spawn(connection::refuse(stream)),
+                };
+                continue;
+            }
+        };
+        // Round-robin over the workers; the socket moves to the worker's own reactor.
+        let worker = (!workers.is_empty()).then(|| {
+            let i = next_worker;
+            next_worker = next_worker.wrapping_add(1);
+            &workers[i % workers.len()]
+        });
+        let (shared, cancel) = (shared.clone(), cancel.clone());
+        match accepted {
+            Accepted::Tcp(stream, peer) => match stream.into_std() {
+                Ok(s) => spawn_conn(&tracker, worker, connection::serve(s, peer, shared, cancel, permit)),
+                Err(e) => warn!(%peer, error = %e, "cannot take over the accepted socket"),
+            },
+            Accepted::Unix(stream) => {
+                let peer = unix.as_ref().map_or_else(|| Arc::from(""), |u| u.peer().clone());
+                match stream.into_std() {
+                    Ok(s) => {
+                        spawn_conn(&tracker, worker, connection::serve_unix(s, peer, shared, cancel, permit))
+                    }
+                    Err(e) => warn!(%peer, error = %e, "cannot take over the accepted socket"),
+                }
             }
         }
     }
     info!("shutting down: no longer accepting; finishing requests in flight");
     drop(listener);
+    // Removes the socket file: new clients get "no such file" at once.
+    drop(unix);
     cancel.cancel();
     tracker.close();
     tracker.wait().await;
@@ -421,6 +479,18 @@ async fn serve_shared(
     }
     info!("shutdown complete");
     outcome
+}
+
+/// Runs a connection on `worker`'s runtime, or on this one.
+fn spawn_conn(
+    tracker: &TaskTracker,
+    worker: Option<&tokio::runtime::Handle>,
+    conn: impl Future<Output = ()> + Send + 'static,
+) {
+    match worker {
+        Some(w) => drop(tracker.spawn_on(conn, w)),
+        None => drop(tracker.spawn(conn)),
+    }
 }
 
 async fn sweep_expired(shared: Arc<Shared>, cancel: CancellationToken) {
@@ -459,10 +529,12 @@ impl ServerHandle {
     /// one) and serves in the background.
     pub async fn start(config: Config) -> Result<ServerHandle, ServerError> {
         let bind = (config.bind, config.port);
-        let server = tokio::task::spawn_blocking(move || Server::open(config))
+        let mut server = tokio::task::spawn_blocking(move || Server::open(config))
             .await
             .map_err(std::io::Error::other)??;
         let listener = TcpListener::bind(bind).await?;
+        // Bound here, like the port, so a client may connect once this returns.
+        server.unix = bind_unix(&server.config)?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();

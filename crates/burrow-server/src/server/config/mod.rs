@@ -14,6 +14,7 @@
 
 mod choice;
 mod declare;
+mod file_mode;
 mod settings;
 pub(crate) mod show;
 mod table;
@@ -33,6 +34,7 @@ use settings::ServerSection;
 
 pub(crate) use choice::{deserialize_by_from_str, expected_one_of, from_str_by_value_enum};
 pub use choice::{LogFormat, TlsClientAuth};
+pub use file_mode::FileMode;
 #[cfg(test)]
 pub(crate) use settings::SETTINGS;
 pub use settings::{Config, ServerArgs};
@@ -340,6 +342,8 @@ mod tests {
             ("tls_handshake_timeout", "2s"),
             ("slowlog_threshold", "250"),
             ("slowlog_max_len", "16"),
+            ("unix_socket", "/run/burrow.sock"),
+            ("unix_socket_perm", "770"),
         ];
         assert_eq!(pairs.len(), SETTINGS.len(), "every declared setting is covered");
         let mut flags = Vec::new();
@@ -359,6 +363,11 @@ mod tests {
         assert_eq!(c.bind.to_string(), "0.0.0.0");
         assert!(!c.persistence);
         assert_eq!(c.snapshot_wal_bytes, 1_000_000_000);
+        assert_eq!(
+            c.unix_socket_perm.bits(),
+            0o770,
+            "a bare 770 in the file is octal, as on the command line"
+        );
         assert_eq!(c.wal_segment_bytes, 64 << 10);
         assert!(!c.wal_truncate_torn);
         assert_eq!(c.max_key_bytes, 1024);

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::choice::{LogFormat, OnOff, TlsClientAuth};
 use super::declare::declare_settings;
+use super::file_mode::FileMode;
 use super::units::{Seconds, Size, Threshold};
 use super::{default_shards, default_threads, ConfigError};
 use crate::persist::FsyncPolicy;
@@ -158,4 +159,11 @@ declare_settings! {
 
     /// Entries SLOWLOG keeps; the oldest go first (0 = keep none)
     slowlog_max_len: usize = "128", parse usize as "N", runtime true;
+    /// Also listen on this Unix domain socket, for clients on the same machine (plain, never TLS;
+    /// replaced if stale, removed at shutdown; see Security); none = no Unix socket
+    unix_socket: Option<PathBuf> = "none", parse PathBuf as "PATH", into super::non_empty_path;
+
+    /// Permissions of `--unix-socket`, in octal, set before it accepts (connecting needs write
+    /// permission: 0700 = this user only, 0770 = its group too)
+    unix_socket_perm: FileMode = "0700", parse FileMode as "OCTAL";
 }

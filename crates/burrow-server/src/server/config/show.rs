@@ -44,6 +44,13 @@ impl Show for PathBuf {
     }
 }
 
+/// `--unix-socket-perm`: octal, as the flag reads it.
+impl Show for super::FileMode {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
 /// An optional file: `none` when not given (as README's defaults say).
 impl Show for Option<PathBuf> {
     fn show(&self) -> String {

@@ -486,3 +486,23 @@ async fn a_connection_with_many_large_requests_buffered_yields_between_them() {
         "the other task ran between the SETs, not only before or after them: saw {seen:?}"
     );
 }
+
+#[tokio::test]
+async fn a_handshake_on_the_unix_socket_closes_it_and_opens_no_link() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let shared = Arc::new(leader());
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    theirs.set_nonblocking(true).unwrap();
+    let mut peer = tokio::net::UnixStream::from_std(theirs).unwrap();
+    let p = ping(1);
+    let (_, h) = handshake(2);
+    peer.write_all(&encode(&[p.clone(), h])).await.unwrap();
+    let permit = Arc::new(tokio::sync::Semaphore::new(1)).try_acquire_owned().unwrap();
+    super::serve_unix(ours, "unix:/test.sock".into(), shared.clone(), CancellationToken::new(), permit).await;
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).await.unwrap();
+    assert_eq!(&got[..], &pong(&p)[..], "the PING answered, the HANDSHAKE closed without a reply");
+    let info = crate::server::info::render(&shared, "replication").unwrap();
+    assert!(info.contains("connected_followers:0"), "{info}");
+}
