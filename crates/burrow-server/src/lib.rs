@@ -27,6 +27,7 @@
 //! connection and dispatch code, the replication drivers — is private to
 //! the crate: it is reached through the server, and tested inside the crate.
 
+mod latency;
 mod oplog;
 mod persist;
 mod rng;

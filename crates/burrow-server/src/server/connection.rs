@@ -41,6 +41,7 @@ use tracing::{debug, info_span, warn, Instrument};
 
 use super::input_budget::{Reservation, LARGE_FRAME};
 use super::replication::Handshake;
+use super::commands::lap;
 use super::stats::BatchCounts;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
 use burrow_proto::{
@@ -357,6 +358,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             }
         }
         let mut used = 0;
+        // Each command's latency runs from the end of the one before it
+        // (its decoding included): one clock read per command.
+        let mut clock = std::time::Instant::now();
         // Past this many request bytes the batch stops (`TURN_BUDGET`).
         let budget = TURN_BUDGET.saturating_sub(self.turn);
         let stop = loop {
@@ -423,14 +427,16 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             }
             if self.gate.intercepts(frame.opcode) {
+                let start_gate = self.wbuf.len();
                 match self.gate.handle(shared, &frame, &mut self.wbuf) {
                     Gated::Pass => {}
                     Gated::Replied { error } => {
-                        self.counts.add(frame.opcode, error);
+                        let status = status_at(&self.wbuf, start_gate);
+                        self.counts.add(frame.opcode, status, error, lap(&mut clock));
                         continue;
                     }
                     Gated::Failed { message, close } => {
-                        self.counts.add(frame.opcode, true);
+                        self.counts.add(frame.opcode, Status::NoAuth as u8, true, lap(&mut clock));
                         let (opcode, id) = (frame.opcode, frame.id);
                         break Stop::Done(Step::Deferred(Deferred::AuthFailed {
                             opcode,
@@ -443,7 +449,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             }
             let start = self.wbuf.len();
             let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
-            self.counts.add(frame.opcode, done.error);
+            self.counts.add(frame.opcode, status_at(&self.wbuf, start), done.error, lap(&mut clock));
             if done.write && !done.error {
                 self.durable.note_write(start, self.wbuf.len(), frame.opcode, frame.id);
                 self.writes = Writes::Unannounced;
@@ -766,3 +772,10 @@ mod gate;
 mod output;
 #[cfg(test)]
 mod tests;
+
+/// The status byte of the reply written at `start` of `wbuf` (OK when the
+/// reply is deferred and not written yet).
+#[inline]
+fn status_at(wbuf: &[u8], start: usize) -> u8 {
+    wbuf.get(start + 3).copied().unwrap_or(0)
+}

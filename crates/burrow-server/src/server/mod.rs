@@ -7,6 +7,7 @@
 
 mod auth;
 mod cluster;
+mod commands;
 mod config;
 mod connection;
 mod dispatch;
@@ -16,6 +17,7 @@ mod fd_limit;
 mod info;
 mod input_budget;
 mod log_limit;
+mod metrics;
 mod persistence;
 mod replication;
 mod stats;
@@ -72,6 +74,8 @@ pub(crate) struct Shared {
     pub too_large_log: LogLimit,
     /// The client port's TLS (`--tls-cert-file`), and how members dial.
     pub tls: Option<tls::ServerTls>,
+    /// Where `--metrics-addr` is bound, once it is (INFO `metrics_addr`).
+    pub metrics_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 impl Shared {
@@ -224,6 +228,7 @@ impl Server {
             repl,
             auth,
             tls,
+            metrics_addr: std::sync::OnceLock::new(),
         })
     }
 }
@@ -309,6 +314,13 @@ async fn serve_shared(
     shared.repl.start(&shared, &cancel, &tracker);
     if let Some(p) = &shared.persist {
         tracker.spawn(persistence::schedule_snapshots(p.clone(), shared.store.clone(), cancel.clone()));
+    }
+    if let Some(addr) = shared.config.metrics_addr {
+        let l = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+        let bound = l.local_addr()?;
+        let _ = shared.metrics_addr.set(bound);
+        metrics::announce(bound);
+        tracker.spawn(metrics::serve(l, shared.clone(), cancel.clone()));
     }
     let limit = Arc::new(Semaphore::new(shared.max_connections));
     let mut spare = fd_limit::Spare::open();

@@ -14,6 +14,7 @@
 
 mod choice;
 mod declare;
+mod listen_addr;
 mod settings;
 mod table;
 mod units;
@@ -323,6 +324,7 @@ mod tests {
             ("tls_ca_file", "/etc/burrow/ca.pem"),
             ("tls_client_auth", "required"),
             ("tls_handshake_timeout", "2s"),
+            ("metrics_addr", "127.0.0.1:9440"),
         ];
         assert_eq!(pairs.len(), SETTINGS.len(), "every declared setting is covered");
         let mut flags = Vec::new();

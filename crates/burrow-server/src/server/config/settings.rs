@@ -8,12 +8,13 @@
 //! names). Docs are one sentence in README's voice: they are the `--help`
 //! line and README's "meaning" column alike.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::choice::{LogFormat, OnOff, TlsClientAuth};
 use super::declare::declare_settings;
+use super::listen_addr::ListenAddr;
 use super::units::{Seconds, Size};
 use super::{default_shards, default_threads, ConfigError};
 use crate::persist::FsyncPolicy;
@@ -150,4 +151,8 @@ declare_settings! {
     /// A TLS connection that has not completed its handshake within this long is closed (a plain
     /// number is seconds; must be above 0)
     tls_handshake_timeout: Duration = "10", parse Seconds as "DURATION", into Seconds::get;
+
+    /// Serve Prometheus metrics over plain HTTP at `GET /metrics` on this `IP:PORT` (none = off; a
+    /// non-loopback address is allowed, with a log line; see Metrics)
+    metrics_addr: Option<SocketAddr> = "none", parse ListenAddr as "IP:PORT", into ListenAddr::get;
 }
