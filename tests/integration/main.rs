@@ -36,6 +36,7 @@ mod linearizable_reads;
 mod link_liveness;
 mod maxmemory;
 mod member_auth;
+mod metrics;
 mod paused_leader;
 mod peer_faults;
 mod persistence;

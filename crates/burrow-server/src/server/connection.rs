@@ -39,9 +39,9 @@ use tokio_util::codec::FramedParts;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
+use super::commands::lap;
 use super::input_budget::{Reservation, LARGE_FRAME};
 use super::replication::Handshake;
-use super::commands::lap;
 use super::stats::BatchCounts;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
 use burrow_proto::{

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use burrow_proto::Opcode;
 
-pub(crate) use super::commands::{BatchCounts, CommandTotals};
 use super::commands::Slots;
+pub(crate) use super::commands::{BatchCounts, CommandTotals};
 
 #[derive(Debug)]
 pub(crate) struct Stats {

@@ -78,14 +78,25 @@ impl Gathered {
     }
 }
 
+/// Whole numbers (most of INFO's) print without a fraction.
+fn whole(v: f64) -> Option<i64> {
+    (v.fract() == 0.0 && v.abs() < 9e15).then_some(v as i64)
+}
+
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<&Unit>, v: f64) -> Result {
-    let c = ConstCounter::new(v);
-    c.encode(e.encode_descriptor(name, help, unit, c.metric_type())?)
+    let m = e.encode_descriptor(name, help, unit, MetricType::Counter)?;
+    match whole(v) {
+        Some(n) if n >= 0 => ConstCounter::new(n as u64).encode(m),
+        _ => ConstCounter::new(v).encode(m),
+    }
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<&Unit>, v: f64) -> Result {
-    let g = ConstGauge::new(v);
-    g.encode(e.encode_descriptor(name, help, unit, g.metric_type())?)
+    let m = e.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    match whole(v) {
+        Some(n) => ConstGauge::new(n).encode(m),
+        None => ConstGauge::new(v).encode(m),
+    }
 }
 
 fn histogram(m: &mut prometheus_client::encoding::MetricEncoder, s: &Snapshot) -> Result {
@@ -145,16 +156,40 @@ impl Collector for Gathered {
 
         let n = |k: &str| self.num(k).unwrap_or(0.0);
         gauge(&mut e, "connections", "Client connections open now", None, n("connected_clients"))?;
-        counter(&mut e, "connections_accepted", "Client connections accepted since start", None, n("total_connections_received"))?;
-        counter(&mut e, "connections_refused", "Client connections refused at max_connections (BUSY)", None, n("rejected_connections"))?;
-        counter(&mut e, "protocol_errors", "Connections closed because their framing broke", None, n("protocol_errors"))?;
+        counter(
+            &mut e,
+            "connections_accepted",
+            "Client connections accepted since start",
+            None,
+            n("total_connections_received"),
+        )?;
+        counter(
+            &mut e,
+            "connections_refused",
+            "Client connections refused at max_connections (BUSY)",
+            None,
+            n("rejected_connections"),
+        )?;
+        counter(
+            &mut e,
+            "protocol_errors",
+            "Connections closed because their framing broke",
+            None,
+            n("protocol_errors"),
+        )?;
         gauge(&mut e, "uptime", "Seconds since the server started", secs, n("uptime_in_seconds"))?;
 
         gauge(&mut e, "keys", "Keys in the store", None, n("keys"))?;
         gauge(&mut e, "expiring_keys", "Keys with a TTL", None, n("expires"))?;
         counter(&mut e, "expired_keys", "Keys expired since start", None, n("expired_keys"))?;
         counter(&mut e, "evicted_keys", "Keys evicted at maxmemory since start", None, n("evicted_keys"))?;
-        gauge(&mut e, "memory_used", "The store's own accounting of keys and values (INFO used_memory)", bytes, n("used_memory"))?;
+        gauge(
+            &mut e,
+            "memory_used",
+            "The store's own accounting of keys and values (INFO used_memory)",
+            bytes,
+            n("used_memory"),
+        )?;
         if let Some(rss) = self.rss {
             gauge(&mut e, "memory_rss", "Resident memory of the process", bytes, rss as f64)?;
         }
@@ -164,11 +199,22 @@ impl Collector for Gathered {
             counter(&mut e, "wal_written", "Bytes written to the WAL since start", bytes, written as f64)?;
             gauge(&mut e, "wal_size", "Bytes of WAL segments on disk", bytes, n("wal_bytes"))?;
             counter(&mut e, "wal_fsync_failures", "WAL fsyncs that failed", None, failures as f64)?;
-            let mut m = e.encode_descriptor("wal_fsync_duration", "Time a WAL fsync took", secs, MetricType::Histogram)?;
+            let mut m = e.encode_descriptor(
+                "wal_fsync_duration",
+                "Time a WAL fsync took",
+                secs,
+                MetricType::Histogram,
+            )?;
             histogram(&mut m, fsync)?;
             counter(&mut e, "snapshots", "Snapshots written since start", None, n("snapshots_written"))?;
             if n("snapshots_written") > 0.0 {
-                gauge(&mut e, "snapshot_duration", "How long the last snapshot took", secs, n("last_snapshot_duration_ms") / 1e3)?;
+                gauge(
+                    &mut e,
+                    "snapshot_duration",
+                    "How long the last snapshot took",
+                    secs,
+                    n("last_snapshot_duration_ms") / 1e3,
+                )?;
                 let age = (super::super::now_ms() as f64 - n("last_snapshot_time_ms")).max(0.0) / 1e3;
                 gauge(&mut e, "snapshot_age", "Seconds since the last snapshot was written", secs, age)?;
             }
@@ -189,19 +235,37 @@ impl Collector for Gathered {
         if role != "standalone" {
             gauge(&mut e, "commit_index", "Highest index known committed", None, n("commit_index"))?;
             gauge(&mut e, "applied_index", "Highest index applied to the store", None, n("applied_index"))?;
-            counter(&mut e, "elections_started", "Election rounds this node started", None, n("elections_started"))?;
+            counter(
+                &mut e,
+                "elections_started",
+                "Election rounds this node started",
+                None,
+                n("elections_started"),
+            )?;
             counter(&mut e, "elections_won", "Elections this node won", None, n("elections_won"))?;
         }
         if role == "leader" {
-            let mut m = e.encode_descriptor("resyncs", "Follower resyncs served, by kind", None, MetricType::Counter)?;
+            let mut m = e.encode_descriptor(
+                "resyncs",
+                "Follower resyncs served, by kind",
+                None,
+                MetricType::Counter,
+            )?;
             for kind in ["full", "partial"] {
-                ConstCounter::new(n(&format!("{kind}_resyncs"))).encode(m.encode_family(&[("kind", kind)])?)?;
+                ConstCounter::new(n(&format!("{kind}_resyncs")) as u64)
+                    .encode(m.encode_family(&[("kind", kind)])?)?;
             }
             let followers = self.followers();
-            let mut m = e.encode_descriptor("follower_lag_records", "Records a follower has yet to apply", None, MetricType::Gauge)?;
+            let mut m = e.encode_descriptor(
+                "follower_lag_records",
+                "Records a follower has yet to apply",
+                None,
+                MetricType::Gauge,
+            )?;
             for f in &followers {
                 let lag: f64 = f.get("lag").and_then(|v| v.parse().ok()).unwrap_or(0.0);
-                ConstGauge::new(lag).encode(m.encode_family(&[("follower", f.get("id").copied().unwrap_or("?"))])?)?;
+                ConstGauge::new(lag)
+                    .encode(m.encode_family(&[("follower", f.get("id").copied().unwrap_or("?"))])?)?;
             }
             let mut m = e.encode_descriptor(
                 "follower_lag",
@@ -213,8 +277,15 @@ impl Collector for Gathered {
                 let lag: f64 = f.get("lag").and_then(|v| v.parse().ok()).unwrap_or(0.0);
                 let ack: f64 = f.get("last_ack_s").and_then(|v| v.parse().ok()).unwrap_or(-1.0);
                 // Never acked: as old as the process, the longest it can be.
-                let secs = if lag == 0.0 { 0.0 } else if ack < 0.0 { n("uptime_in_seconds") } else { ack };
-                ConstGauge::new(secs).encode(m.encode_family(&[("follower", f.get("id").copied().unwrap_or("?"))])?)?;
+                let secs = if lag == 0.0 {
+                    0.0
+                } else if ack < 0.0 {
+                    n("uptime_in_seconds")
+                } else {
+                    ack
+                };
+                ConstGauge::new(secs)
+                    .encode(m.encode_family(&[("follower", f.get("id").copied().unwrap_or("?"))])?)?;
             }
         }
         Ok(())

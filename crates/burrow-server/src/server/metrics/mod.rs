@@ -117,12 +117,29 @@ async fn answer(mut stream: TcpStream, peer: SocketAddr, shared: &Shared, log: &
     let write = async {
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body.as_bytes()).await?;
-        stream.shutdown().await
+        stream.shutdown().await?;
+        // Read what the client still sends before closing: closing with
+        // unread bytes resets the connection, which can destroy the reply
+        // before the client reads it (a refused over-size request).
+        let mut sink = [0u8; 4096];
+        let mut left = DRAIN_LIMIT;
+        while left > 0 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        Ok::<(), std::io::Error>(())
     };
-    if let Err(e) = tokio::time::timeout(READ_TIMEOUT, write).await.unwrap_or(Err(std::io::ErrorKind::TimedOut.into())) {
-        debug!(%peer, error = %e, "metrics reply not delivered");
+    match tokio::time::timeout(READ_TIMEOUT, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!(%peer, error = %e, "metrics reply not delivered"),
+        Err(_) => debug!(%peer, "metrics client did not close in time"),
     }
 }
+
+/// Bytes read and dropped after a reply while waiting for the client to close.
+const DRAIN_LIMIT: usize = 64 * 1024;
 
 enum Head {
     /// `\r\n\r\n` seen.

@@ -13,7 +13,8 @@ pub(super) fn parse(head: &[u8]) -> Result<Request<'_>, &'static str> {
     let end = head.windows(2).position(|w| w == b"\r\n").ok_or("no request line")?;
     let line = std::str::from_utf8(&head[..end]).map_err(|_| "request line is not UTF-8")?;
     let mut parts = line.split(' ');
-    let (Some(method), Some(path), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(path), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err("request line is not METHOD PATH VERSION");
     };
