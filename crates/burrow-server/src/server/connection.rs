@@ -39,7 +39,7 @@ use tokio_util::codec::FramedParts;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
-use super::commands::lap;
+use super::commands::{lap, mono_nanos};
 use super::input_budget::{Reservation, LARGE_FRAME};
 use super::replication::Handshake;
 use super::stats::BatchCounts;
@@ -360,7 +360,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         let mut used = 0;
         // Each command's latency runs from the end of the one before it
         // (its decoding included): one clock read per command.
-        let mut clock = std::time::Instant::now();
+        let mut clock = mono_nanos();
         // Past this many request bytes the batch stops (`TURN_BUDGET`).
         let budget = TURN_BUDGET.saturating_sub(self.turn);
         let stop = loop {
