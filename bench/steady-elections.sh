@@ -26,33 +26,10 @@ REPLICATION=${REPLICATION:-quorum}
 RATIO=${RATIO:-1:1}
 CLIENTS=${CLIENTS:-50}
 PIPELINE=${PIPELINE:-1}
-case "${1:-}" in
-    -h|--help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
-    "") ;;
-    *) echo "usage: $0 (settings through the environment; see --help)" >&2; exit 2 ;;
-esac
-read -r -a EXTRA <<<"${BURROW_ARGS:-}"
-if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release --quiet --bin burrow-server --bin burrow-bench --bin burrow-cli
-fi
-SERVER="${BURROW_SERVER:-$ROOT/target/release/burrow-server}"
-BENCH="$ROOT/target/release/burrow-bench"
-CLI="$ROOT/target/release/burrow-cli"
-WORK=$(mktemp -d)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
-    for p in $PIDS; do wait "$p" 2>/dev/null || true; done
-    if [ -n "${KEEP_WORK:-}" ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-info() { "$CLI" --port "$1" INFO replication 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
-plain_log() { sed 's/\x1b\[[0-9;]*m//g' "$WORK/n$1.log"; }
+DEFAULT_ARGS=""
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+cluster_bench_setup "$@"
 role_changes() { plain_log "$1" | grep -c 'role changed' || true; }
 healthy() { # one leader, node 1, both followers linked
     [ "$(info "${P[0]}" role)" = leader ] && [ "$(info "${P[0]}" connected_followers)" = 2 ] &&

@@ -6,7 +6,9 @@
 //!   with an error status, DIGEST and INFO `oplog` `last_index` are equal
 //!   before and after (the held-reply statuses, NO_QUORUM and IO_ERROR after
 //!   a WAL failure, cannot occur here: no cluster, no WAL);
-//! - the server closes the connection only after TOO_LARGE or BAD_FRAME;
+//! - the server closes the connection, if at all, only after TOO_LARGE or
+//!   BAD_FRAME (an over-limit frame is normally skipped and the connection
+//!   goes on; only one over twice the frame limit closes, §6.2);
 //! - every request gets its reply, in order, with its id; the server stays up.
 //!
 //! The input is read structurally, so most of it reaches command logic: a
