@@ -35,12 +35,12 @@ fn secret(text: &str) -> Arc<Secret> {
 }
 
 /// A server requiring `SECRET`.
-async fn server(dir: &TempDir) -> ServerHandle {
+pub(crate) async fn server(dir: &TempDir) -> ServerHandle {
     let path = secret_file(dir, SECRET);
     common::start_with(|c| c.auth_secret_file = Some(path)).await
 }
 
-fn authed() -> ClientConfig {
+pub(crate) fn authed() -> ClientConfig {
     ClientConfig { auth: Some(secret(SECRET)), ..ClientConfig::default() }
 }
 

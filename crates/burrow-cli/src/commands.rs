@@ -235,6 +235,24 @@ pub const COMMANDS: &[CommandSpec] = &[
          follower knows itself and its leader. Served by every node, also one that knows\n\
          no leader; run with --hosts it asks the node the CLI is connected to.",
     ),
+    remote(
+        "SLOWLOG",
+        "GET [count]|LEN|RESET",
+        "Commands that ran slower than --slowlog-threshold",
+        "GET shows the newest count entries (10 by default, -1 for all), newest first:\n\
+         id, start time (unix microseconds), duration (microseconds), command and key\n\
+         (binary-safe, truncated to 64 bytes with its full length), client address.\n\
+         LEN counts the entries; RESET empties the log. The log is the connected node's own.",
+    ),
+    remote(
+        "CONFIG",
+        "GET pattern|SET name value",
+        "Show settings, or change one that can change at run time",
+        "GET lists every setting whose name (as the server's flag, e.g. slowlog-threshold)\n\
+         matches the glob pattern (* for all), name then value; files show their path,\n\
+         never their contents. SET changes a setting the server allows at run time (README's\n\
+         settings table marks them); any other is refused with the reason and nothing changes.",
+    ),
     local(
         "HELP",
         "[command]",
@@ -255,6 +273,15 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// `INFO `); a test checks them against a live server's list.
 pub const INFO_SECTIONS: &[&str] =
     &["server", "clients", "memory", "persistence", "replication", "keyspace", "oplog", "stats"];
+
+/// The subcommands of `name` (completion after `SLOWLOG `, `CONFIG `).
+pub(crate) fn subcommands(name: &str) -> &'static [&'static str] {
+    match name.to_ascii_uppercase().as_str() {
+        "SLOWLOG" => &["GET", "LEN", "RESET"],
+        "CONFIG" => &["GET", "SET"],
+        _ => &[],
+    }
+}
 
 /// Looks a command up by name, ignoring case.
 pub(crate) fn find(name: &[u8]) -> Option<&'static CommandSpec> {

@@ -46,7 +46,7 @@ pub(crate) fn render_bytes(reply: &Reply, style: Style) -> Vec<u8> {
             lines.extend(keys.iter().map(|k| k.to_vec()));
             lines.join(&b"\n"[..])
         }
-        Reply::Ok | Reply::Cluster(_) => render(reply, Style::Human).into_bytes(),
+        Reply::Ok | Reply::Cluster(_) | Reply::SlowLog(_) => render(reply, Style::Human).into_bytes(),
     }
 }
 
@@ -69,6 +69,7 @@ pub(crate) fn render(reply: &Reply, style: Style) -> String {
             Style::Line => items.iter().map(|i| quote(i)).collect::<Vec<_>>().join(" "),
         },
         Reply::Cluster(view) => crate::cluster_table::render_cluster(view, style == Style::Line),
+        Reply::SlowLog(entries) => crate::slowlog_view::render_slowlog(entries, style == Style::Line),
         Reply::Scan { cursor, keys } => {
             let cursor = quote(cursor.to_string().as_bytes());
             match style {

@@ -9,7 +9,7 @@
 //! parameter. When the line no longer fits the syntax no hint is shown, rather
 //! than a wrong one.
 
-use super::commands::{self, COMMANDS, INFO_SECTIONS};
+use super::commands::{self, subcommands, COMMANDS, INFO_SECTIONS};
 use super::token::tokenize;
 
 /// One group of a syntax string: `key`, `[count]`, `[key ...]`, `[NX|XX]`.
@@ -112,7 +112,7 @@ pub(crate) fn hint(line: &str) -> Option<String> {
 /// Completions of the word of `line` ending at `pos`: the byte offset where
 /// the word starts and the candidates, in the word's case. The first word
 /// completes to command names; the word after `help` too, and the word after
-/// `INFO` to its section names.
+/// `INFO` to its section names, after `SLOWLOG` and `CONFIG` to their subcommands.
 pub(crate) fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
     let before = &line[..pos];
     let first_start = before.len() - before.trim_start().len();
@@ -123,6 +123,7 @@ pub(crate) fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
         [] => COMMANDS.iter().map(|c| c.name).collect(),
         [cmd] if cmd.eq_ignore_ascii_case("help") => COMMANDS.iter().map(|c| c.name).collect(),
         [cmd] if cmd.eq_ignore_ascii_case("info") => INFO_SECTIONS.to_vec(),
+        [cmd] if !subcommands(cmd).is_empty() => subcommands(cmd).to_vec(),
         _ => return (pos, Vec::new()),
     };
     // Section names are lower case; command names follow the typed case.
@@ -197,6 +198,9 @@ mod tests {
         assert_eq!(complete("info re", 7), (5, vec!["replication".to_string()]));
         assert_eq!(complete("INFO ", 5), (5, INFO_SECTIONS.iter().map(|s| s.to_string()).collect()));
         assert_eq!(complete("INFO memory ", 12), (12, vec![]));
+        assert_eq!(complete("SLOWLOG R", 9), (8, vec!["RESET".to_string()]));
+        assert_eq!(complete("slowlog ", 8).1, ["get", "len", "reset"]);
+        assert_eq!(complete("CONFIG S", 8), (7, vec!["SET".to_string()]));
         assert_eq!(complete("help get x", 10), (10, vec![]));
     }
 }

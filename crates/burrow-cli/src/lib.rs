@@ -35,6 +35,7 @@ mod parse;
 mod pipe;
 mod repl;
 mod session;
+mod slowlog_view;
 mod stat;
 mod suggest;
 mod token;

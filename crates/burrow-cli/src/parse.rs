@@ -11,7 +11,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::commands::{self, CommandSpec};
-use burrow_proto::{End, Reply, Request, SetCondition};
+use burrow_proto::{End, Reply, Request, SetCondition, SlowLogCommand};
 
 /// A parsed line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +217,30 @@ pub(crate) fn parse(args: &[Vec<u8>]) -> Result<Command, ParseError> {
                 replicas: number::<u32>(&rest[0])?,
                 timeout_ms: number::<u64>(&rest[1])?,
             })
+        }
+        "SLOWLOG" => {
+            p.arity(1, 2)?;
+            let sub = lossy(&rest[0]).to_ascii_uppercase();
+            let command = match (sub.as_str(), rest.get(1)) {
+                ("GET", None) => SlowLogCommand::Get { count: None },
+                // -1 (or any negative count) shows every entry, as in Redis.
+                ("GET", Some(n)) => {
+                    SlowLogCommand::Get { count: Some(u32::try_from(int(n)?).unwrap_or(u32::MAX)) }
+                }
+                ("LEN", None) => SlowLogCommand::Len,
+                ("RESET", None) => SlowLogCommand::Reset,
+                _ => return Err(ParseError::Arity { name: p.spec.name, usage: p.spec.usage() }),
+            };
+            Plan::single(Request::SlowLog(command))
+        }
+        "CONFIG" => {
+            p.arity(2, 3)?;
+            let sub = lossy(&rest[0]).to_ascii_uppercase();
+            match (sub.as_str(), rest.len()) {
+                ("GET", 2) => Plan::single(Request::ConfigGet { pattern: key(1) }),
+                ("SET", 3) => Plan::single(Request::ConfigSet { name: key(1), value: key(2) }),
+                _ => return Err(ParseError::Arity { name: p.spec.name, usage: p.spec.usage() }),
+            }
         }
         // A table entry without a parser; `table_and_parser_agree` keeps this unreachable.
         other => return Err(ParseError::UnknownCommand(other.to_string())),
@@ -432,6 +456,19 @@ mod tests {
             ("SAVE", one(Request::Snapshot { background: false })),
             ("bgsave", one(Request::Snapshot { background: true })),
             ("WAIT 0 0", one(Request::Wait { replicas: 0, timeout_ms: 0 })),
+            ("slowlog get", one(Request::SlowLog(SlowLogCommand::Get { count: None }))),
+            ("SLOWLOG GET 5", one(Request::SlowLog(SlowLogCommand::Get { count: Some(5) }))),
+            ("SLOWLOG GET -1", one(Request::SlowLog(SlowLogCommand::Get { count: Some(u32::MAX) }))),
+            ("SLOWLOG len", one(Request::SlowLog(SlowLogCommand::Len))),
+            ("SLOWLOG RESET", one(Request::SlowLog(SlowLogCommand::Reset))),
+            ("config get slow*", one(Request::ConfigGet { pattern: Bytes::from_static(b"slow*") })),
+            (
+                "CONFIG SET slowlog-max-len 5",
+                one(Request::ConfigSet {
+                    name: Bytes::from_static(b"slowlog-max-len"),
+                    value: Bytes::from_static(b"5"),
+                }),
+            ),
             ("wait 2 1500", one(Request::Wait { replicas: 2, timeout_ms: 1500 })),
             ("help", Command::Help(None)),
             ("HELP set", Command::Help(Some(b"set".to_vec()))),
@@ -503,6 +540,13 @@ mod tests {
             ("FLUSHALL now", arity("FLUSHALL")),
             ("DIGEST x", arity("DIGEST")),
             ("CLUSTER nodes", arity("CLUSTER")),
+            ("SLOWLOG", arity("SLOWLOG")),
+            ("SLOWLOG LEN 1", arity("SLOWLOG")),
+            ("SLOWLOG FOO", arity("SLOWLOG")),
+            ("SLOWLOG GET x", nan("x")),
+            ("CONFIG GET", arity("CONFIG")),
+            ("CONFIG SET a", arity("CONFIG")),
+            ("CONFIG GET a b", arity("CONFIG")),
             ("INFO a b", arity("INFO")),
             ("WAIT", arity("WAIT")),
             ("WAIT 1", arity("WAIT")),
@@ -524,7 +568,14 @@ mod tests {
     #[test]
     fn table_and_parser_agree() {
         for c in commands::COMMANDS {
-            let args: Vec<Vec<u8>> = [c.name, "1", "2", "3"].iter().map(|a| a.as_bytes().to_vec()).collect();
+            // A command with subcommands takes its first word from them.
+            let first = match c.name {
+                "SLOWLOG" => "LEN",
+                "CONFIG" => "GET",
+                _ => "1",
+            };
+            let args: Vec<Vec<u8>> =
+                [c.name, first, "2", "3"].iter().map(|a| a.as_bytes().to_vec()).collect();
             let parsed = (0..args.len()).map(|n| parse(&args[..=n])).collect::<Vec<_>>();
             assert!(
                 parsed.iter().all(|r| !matches!(r, Err(ParseError::UnknownCommand(_)))),

@@ -82,7 +82,9 @@ use tokio_util::either::Either;
 /// A connection: plain TCP, or TLS ([`ClientConfig::tls`]).
 type Conn = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
 
-pub use burrow_proto::{ClusterView, LinkStatus, MemberRole, MemberView, Secret, SecretError};
+pub use burrow_proto::{
+    ClusterView, LinkStatus, MemberRole, MemberView, Secret, SecretError, SlowLogCommand, SlowLogEntry,
+};
 pub use error::ClientError;
 pub use failover::FailoverConfig;
 pub use tls::{TlsConfigError, TlsOptions, TlsStream};
@@ -602,6 +604,58 @@ impl Client {
         match self.call(Request::Cluster).await? {
             Reply::Cluster(view) => Ok(view),
             other => Err(ClientError::unexpected("a CLUSTER view", other)),
+        }
+    }
+
+    /// SLOWLOG GET: the newest `count` slow commands of the connected node,
+    /// newest first (`None`: 10, as Redis; `Some(u32::MAX)`: all).
+    pub async fn slowlog_get(&mut self, count: Option<u32>) -> Result<Vec<SlowLogEntry>, ClientError> {
+        match self.call(Request::SlowLog(SlowLogCommand::Get { count })).await? {
+            Reply::SlowLog(entries) => Ok(entries),
+            other => Err(ClientError::unexpected("SLOWLOG entries", other)),
+        }
+    }
+
+    /// SLOWLOG LEN: how many entries the connected node's log holds.
+    pub async fn slowlog_len(&mut self) -> Result<i64, ClientError> {
+        self.call_int(Request::SlowLog(SlowLogCommand::Len)).await
+    }
+
+    /// SLOWLOG RESET: empties the connected node's log.
+    pub async fn slowlog_reset(&mut self) -> Result<(), ClientError> {
+        match self.call(Request::SlowLog(SlowLogCommand::Reset)).await? {
+            Reply::Ok => Ok(()),
+            other => Err(ClientError::unexpected("OK", other)),
+        }
+    }
+
+    /// CONFIG GET: every setting of the connected node whose name
+    /// (`slowlog-threshold`) matches the glob `pattern` (empty: all), with
+    /// its value as text.
+    pub async fn config_get(&mut self, pattern: &str) -> Result<Vec<(String, String)>, ClientError> {
+        let req = Request::ConfigGet { pattern: Bytes::copy_from_slice(pattern.as_bytes()) };
+        match self.call(req).await? {
+            Reply::Array(items) if items.len() % 2 == 0 => Ok(items
+                .chunks(2)
+                .map(|p| {
+                    (String::from_utf8_lossy(&p[0]).into_owned(), String::from_utf8_lossy(&p[1]).into_owned())
+                })
+                .collect()),
+            other => Err(ClientError::unexpected("CONFIG name/value pairs", other)),
+        }
+    }
+
+    /// CONFIG SET: changes a setting of the connected node that can change
+    /// at run time (README's settings table says which); any other is
+    /// refused with the reason and nothing changes.
+    pub async fn config_set(&mut self, name: &str, value: &str) -> Result<(), ClientError> {
+        let req = Request::ConfigSet {
+            name: Bytes::copy_from_slice(name.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        };
+        match self.call(req).await? {
+            Reply::Ok => Ok(()),
+            other => Err(ClientError::unexpected("OK", other)),
         }
     }
 

@@ -19,7 +19,8 @@ impl<B> Request<B> {
     /// SET NX/XX (a retry answers from the state the first attempt made —
     /// NX says "not set" for a value it did set); and WAIT, which counts the
     /// writes of the connection it is sent on and means nothing on a new one;
-    /// HELLO and AUTH, a connection's own handshake.
+    /// HELLO and AUTH, a connection's own handshake; SLOWLOG, whose answer
+    /// belongs to the node asked, and CONFIG SET (it changes the node asked).
     pub fn is_idempotent(&self) -> bool {
         // No wildcard arm: a new command must be classified here.
         match self {
@@ -49,6 +50,9 @@ impl<B> Request<B> {
             | Request::Wait { .. } => false,
             // A connection's own handshake: a new connection makes its own.
             Request::Hello | Request::Auth { .. } => false,
+            // Node-local: a retry at another node reads or clears another log.
+            Request::SlowLog(_) | Request::ConfigSet { .. } => false,
+            Request::ConfigGet { .. } => true,
         }
     }
 }
@@ -112,6 +116,9 @@ mod tests {
                 },
                 false,
             ),
+            (Request::SlowLog(crate::SlowLogCommand::Len), false),
+            (Request::ConfigGet { pattern: k() }, true),
+            (Request::ConfigSet { name: k(), value: k() }, false),
         ];
         for (req, want) in &table {
             assert_eq!(req.is_idempotent(), *want, "{req:?}");
@@ -122,7 +129,15 @@ mod tests {
         }
         // Reads are all idempotent; every non-idempotent request is a write or WAIT.
         for (req, idem) in &table {
-            if !req.is_write() && !matches!(req, Request::Wait { .. } | Request::Hello | Request::Auth { .. })
+            if !req.is_write()
+                && !matches!(
+                    req,
+                    Request::Wait { .. }
+                        | Request::Hello
+                        | Request::Auth { .. }
+                        | Request::SlowLog(_)
+                        | Request::ConfigSet { .. }
+                )
             {
                 assert!(idem, "read {req:?}");
             }

@@ -37,6 +37,8 @@
 //!   [`Purpose`], [`Prover`]) for client AUTH and member links, and the
 //!   HELLO reply that carries a connection's challenge ([`HelloInfo`],
 //!   [`encode_hello`], [`decode_hello`]);
+//! - SLOWLOG's subcommands and entries ([`SlowLogCommand`], [`SlowLogEntry`],
+//!   [`encode_slowlog`], [`decode_slowlog`]);
 //! - [`ErrorChain`], which prints an error and each of its causes once.
 
 mod auth;
@@ -50,6 +52,7 @@ mod idempotence;
 mod opcode;
 mod request;
 mod response;
+mod slowlog;
 mod status;
 
 pub use auth::{Nonce, Proof, Prover, Purpose, Secret, SecretError, MIN_SECRET_LEN, NONCE_LEN, PROOF_LEN};
@@ -63,8 +66,12 @@ pub use error_chain::ErrorChain;
 pub use frame::{Frame, FrameKind, FrameRef, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION};
 pub use hello::{decode_hello, encode_hello, HelloError, HelloInfo};
 pub use opcode::Opcode;
-pub use request::{flags, End, Request, RequestError, SetCondition};
+pub use request::{config, flags, End, Request, RequestError, SetCondition};
 pub use response::{encode_response, BodyType, Reply, ReplyError};
+pub use slowlog::{
+    decode_slowlog, encode_slowlog, SlowLogCommand, SlowLogEntry, SlowLogError, SLOWLOG_DEFAULT_COUNT,
+    SLOWLOG_KEY_BYTES,
+};
 pub use status::Status;
 
 /// The TCP port a server listens on unless told otherwise.

@@ -35,11 +35,15 @@ pub enum Opcode {
     /// Proof of the client secret over HELLO's challenge (protocol.md §8.12).
     Auth = 0x38,
     Snapshot = 0x40,
+    /// Slow commands: GET, LEN, RESET (protocol.md §8.13).
+    SlowLog = 0x41,
+    /// Settings: GET pattern, SET name value (protocol.md §8.14).
+    Config = 0x44,
 }
 
 impl Opcode {
     /// All known opcodes, in wire order.
-    pub const ALL: [Opcode; 28] = [
+    pub const ALL: [Opcode; 30] = [
         Opcode::Ping,
         Opcode::Get,
         Opcode::Set,
@@ -68,6 +72,8 @@ impl Opcode {
         Opcode::Hello,
         Opcode::Auth,
         Opcode::Snapshot,
+        Opcode::SlowLog,
+        Opcode::Config,
     ];
 
     pub fn from_u8(b: u8) -> Option<Opcode> {
@@ -105,6 +111,8 @@ impl Opcode {
             Opcode::Hello => "HELLO",
             Opcode::Auth => "AUTH",
             Opcode::Snapshot => "SNAPSHOT",
+            Opcode::SlowLog => "SLOWLOG",
+            Opcode::Config => "CONFIG",
         }
     }
 }

@@ -11,6 +11,7 @@ use super::auth::{Nonce, Proof, NONCE_LEN, PROOF_LEN};
 use super::body::{decode_array_ref, encode_array};
 use super::frame::{Frame, FrameRef};
 use super::opcode::Opcode;
+use super::slowlog::SlowLogCommand;
 use super::status::Status;
 
 /// Request flag bits (byte 3 of a request). Only SET defines any in v1.
@@ -23,6 +24,14 @@ pub mod flags {
     pub const KEEPTTL: u8 = 0x04;
     /// SNAPSHOT: reply at once and write the snapshot in the background (Redis `BGSAVE`).
     pub const BACKGROUND: u8 = 0x01;
+}
+
+/// CONFIG's subcommands: byte 0 of the request's extras.
+pub mod config {
+    /// Key: a glob over setting names (empty: all).
+    pub const GET: u8 = 0x01;
+    /// Key: the setting's name; value: its new value as text.
+    pub const SET: u8 = 0x02;
 }
 
 /// When SET is allowed to write.
@@ -144,6 +153,18 @@ pub enum Request<B = Bytes> {
         user: B,
         client_nonce: Nonce,
         proof: Proof,
+    },
+    /// The slow-command log (protocol.md §8.13).
+    SlowLog(SlowLogCommand),
+    /// Every setting whose name matches the glob `pattern` (empty: all),
+    /// as name/value pairs (protocol.md §8.14).
+    ConfigGet {
+        pattern: B,
+    },
+    /// Changes a setting that can change at run time (protocol.md §8.14).
+    ConfigSet {
+        name: B,
+        value: B,
     },
 }
 
@@ -400,6 +421,41 @@ impl<'a> Request<&'a [u8]> {
                 nonce.copy_from_slice(f.extras);
                 Request::Auth { user: f.key, client_nonce: Nonce(nonce), proof: Proof(proof) }
             }
+            Opcode::SlowLog => {
+                no_value(f, name)?;
+                no_flags(f, name)?;
+                if !f.key.is_empty() {
+                    return Err(RequestError::bad("SLOWLOG: takes no key"));
+                }
+                Request::SlowLog(SlowLogCommand::parse(f.extras).map_err(RequestError::bad)?)
+            }
+            Opcode::Config => {
+                no_flags(f, name)?;
+                match f.extras {
+                    [config::GET] => {
+                        no_value(f, "CONFIG GET")?;
+                        Request::ConfigGet { pattern: f.key }
+                    }
+                    [config::SET] if f.key.is_empty() => {
+                        return Err(RequestError::bad("CONFIG SET: the key must hold the setting's name"))
+                    }
+                    [config::SET] => Request::ConfigSet { name: f.key, value: f.value },
+                    [] => {
+                        return Err(RequestError::bad(
+                            "CONFIG: extras must hold a subcommand (0x01 GET, 0x02 SET)",
+                        ))
+                    }
+                    [other] => {
+                        return Err(RequestError::bad(format!("CONFIG: unknown subcommand 0x{other:02x}")))
+                    }
+                    _ => {
+                        return Err(RequestError::bad(format!(
+                            "CONFIG: extras must be 1 byte, got {}",
+                            f.extras.len()
+                        )))
+                    }
+                }
+            }
         };
         Ok(req)
     }
@@ -436,6 +492,8 @@ impl<B> Request<B> {
             Request::Snapshot { .. } => Opcode::Snapshot,
             Request::Hello => Opcode::Hello,
             Request::Auth { .. } => Opcode::Auth,
+            Request::SlowLog(_) => Opcode::SlowLog,
+            Request::ConfigGet { .. } | Request::ConfigSet { .. } => Opcode::Config,
         }
     }
 
@@ -475,6 +533,9 @@ impl<B> Request<B> {
                     | Request::Snapshot { .. }
                     | Request::Hello
                     | Request::Auth { .. }
+                    | Request::SlowLog(_)
+                    | Request::ConfigGet { .. }
+                    | Request::ConfigSet { .. }
             )
     }
 }
@@ -516,6 +577,9 @@ impl<B> Request<B> {
             Request::Auth { user, client_nonce, proof } => {
                 Request::Auth { user: f(user), client_nonce, proof }
             }
+            Request::SlowLog(c) => Request::SlowLog(c),
+            Request::ConfigGet { pattern } => Request::ConfigGet { pattern: f(pattern) },
+            Request::ConfigSet { name, value } => Request::ConfigSet { name: f(name), value: f(value) },
         }
     }
 }
@@ -597,6 +661,16 @@ impl Request<Bytes> {
                 f.key = user.clone();
                 extras.put_slice(&client_nonce.0);
                 f.value = Bytes::copy_from_slice(&proof.0);
+            }
+            Request::SlowLog(c) => c.put(&mut extras),
+            Request::ConfigGet { pattern } => {
+                extras.put_u8(config::GET);
+                f.key = pattern.clone();
+            }
+            Request::ConfigSet { name, value } => {
+                extras.put_u8(config::SET);
+                f.key = name.clone();
+                f.value = value.clone();
             }
         }
         f.extras = extras.freeze();

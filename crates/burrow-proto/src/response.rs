@@ -8,6 +8,7 @@ use thiserror::Error;
 use super::body::{decode_array, ArrayError};
 use super::cluster::{decode_cluster, encode_cluster, ClusterError, ClusterView};
 use super::frame::{put_header, Frame, FrameKind, MAGIC_RESPONSE};
+use super::slowlog::{decode_slowlog, encode_slowlog, SlowLogEntry, SlowLogError};
 use super::status::Status;
 
 /// How a response's value is to be read (byte 9 of a response).
@@ -79,6 +80,8 @@ pub enum Reply {
     },
     /// CLUSTER: the cluster as the node sees it (an ARRAY body on the wire).
     Cluster(ClusterView),
+    /// SLOWLOG GET: the entries, newest first (an ARRAY body on the wire).
+    SlowLog(Vec<SlowLogEntry>),
     /// Any status other than OK, with the server's message.
     Error {
         status: Status,
@@ -105,12 +108,14 @@ pub enum ReplyError {
     Array(#[from] ArrayError),
     #[error("bad CLUSTER reply")]
     Cluster(#[from] ClusterError),
+    #[error("bad SLOWLOG reply")]
+    SlowLog(#[from] SlowLogError),
 }
 
 impl Reply {
-    /// Decodes a response frame. Two opcodes read their ARRAY body their
-    /// own way: SCAN (the next cursor in the extras) and CLUSTER (items of
-    /// tagged fields).
+    /// Decodes a response frame. Three opcodes read their ARRAY body their
+    /// own way: SCAN (the next cursor in the extras), CLUSTER (items of
+    /// tagged fields) and SLOWLOG (fixed-layout entries).
     pub fn from_frame(f: &Frame) -> Result<Reply, ReplyError> {
         let status = Status::from_u8(f.flags).ok_or(ReplyError::UnknownStatus(f.flags))?;
         let body = BodyType::from_u8(f.aux).ok_or(ReplyError::UnknownBodyType(f.aux))?;
@@ -137,6 +142,9 @@ impl Reply {
             }
             BodyType::Array if f.opcode == super::Opcode::Cluster as u8 => {
                 Reply::Cluster(decode_cluster(&f.value)?)
+            }
+            BodyType::Array if f.opcode == super::Opcode::SlowLog as u8 => {
+                Reply::SlowLog(decode_slowlog(&f.value)?)
             }
             BodyType::Array => {
                 let items = decode_array(&f.value)?;
@@ -175,6 +183,11 @@ impl Reply {
             Reply::Cluster(view) => {
                 let mut b = BytesMut::new();
                 encode_cluster(view, &mut b);
+                (Status::Ok, BodyType::Array, vec![], b.freeze())
+            }
+            Reply::SlowLog(entries) => {
+                let mut b = BytesMut::new();
+                encode_slowlog(entries, &mut b);
                 (Status::Ok, BodyType::Array, vec![], b.freeze())
             }
             Reply::Text(t) => (Status::Ok, BodyType::Text, vec![], Bytes::copy_from_slice(t.as_bytes())),

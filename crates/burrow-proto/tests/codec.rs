@@ -8,8 +8,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use burrow_proto::{
     decode_cluster, encode_array, encode_cluster, flags, ClusterView, Codec, CodecError, End, Frame,
-    FrameKind, Limits, LinkStatus, MemberRole, MemberView, Opcode, Reply, Request, SetCondition, Status,
-    HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION,
+    FrameKind, Limits, LinkStatus, MemberRole, MemberView, Opcode, Reply, Request, SetCondition,
+    SlowLogCommand, SlowLogEntry, Status, HEADER_LEN, MAGIC_REQUEST, MAGIC_RESPONSE, VERSION,
 };
 
 /// Small limits so over-limit cases are cheap to build.
@@ -414,7 +414,32 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         Just(Request::FlushAll),
         key().prop_map(|section| Request::Info { section }),
+        prop_oneof![
+            prop::option::of(any::<u32>()).prop_map(|count| SlowLogCommand::Get { count }),
+            Just(SlowLogCommand::Len),
+            Just(SlowLogCommand::Reset),
+        ]
+        .prop_map(Request::SlowLog),
+        key().prop_map(|pattern| Request::ConfigGet { pattern }),
+        (small_bytes(30).prop_filter("a name", |n| !n.is_empty()), small_bytes(30))
+            .prop_map(|(name, value)| Request::ConfigSet { name, value }),
     ]
+}
+
+/// SLOWLOG GET entries; keys within the 64 bytes an entry keeps.
+fn slowlog_entries() -> impl Strategy<Value = Vec<SlowLogEntry>> {
+    let entry = (any::<u64>(), any::<u64>(), any::<u64>(), any::<u8>(), small_bytes(64), ".{0,30}").prop_map(
+        |(id, unix_us, duration_us, opcode, key, client)| SlowLogEntry {
+            id,
+            unix_us,
+            duration_us,
+            opcode,
+            key_len: key.len() as u32,
+            key,
+            client,
+        },
+    );
+    proptest::collection::vec(entry, 0..5)
 }
 
 fn status_not_ok() -> impl Strategy<Value = Status> {
@@ -469,10 +494,10 @@ fn cluster_view() -> impl Strategy<Value = ClusterView> {
 }
 
 /// A reply and an opcode it can answer (SCAN replies only come from SCAN,
-/// CLUSTER's from CLUSTER, plain arrays only from other opcodes: the opcode
+/// CLUSTER's from CLUSTER, SLOWLOG's from SLOWLOG, plain arrays only from other opcodes: the opcode
 /// decides how ARRAY is read).
 fn reply() -> impl Strategy<Value = (u8, Reply)> {
-    let array_reader = [Opcode::Scan as u8, Opcode::Cluster as u8];
+    let array_reader = [Opcode::Scan as u8, Opcode::Cluster as u8, Opcode::SlowLog as u8];
     let non_scan = proptest::sample::select(
         Opcode::ALL.iter().map(|o| *o as u8).filter(|o| !array_reader.contains(o)).collect::<Vec<_>>(),
     );
@@ -486,6 +511,7 @@ fn reply() -> impl Strategy<Value = (u8, Reply)> {
         (any::<u64>(), proptest::collection::vec(small_bytes(20), 0..8))
             .prop_map(|(cursor, keys)| (Opcode::Scan as u8, Reply::Scan { cursor, keys })),
         cluster_view().prop_map(|view| (Opcode::Cluster as u8, Reply::Cluster(view))),
+        slowlog_entries().prop_map(|e| (Opcode::SlowLog as u8, Reply::SlowLog(e))),
         (non_scan.clone(), ".{0,40}").prop_map(|(op, t)| (op, Reply::Text(t))),
         (any::<u8>(), status_not_ok(), ".{0,40}")
             .prop_map(|(op, status, message)| (op, Reply::Error { status, message })),

@@ -120,7 +120,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
     cancel: &CancellationToken,
     client_certificate: bool,
 ) {
-    match Connection::new(io, shared, cancel).run().await {
+    match Connection::new(io, shared, cancel).with_peer(peer).run().await {
         Ok(Ended::Closed) => debug!("closed"),
         // From here on this connection is a follower's replication link.
         Ok(Ended::Upgrade(hello, link)) => {
@@ -211,6 +211,8 @@ pub(super) struct Connection<'a, S> {
     /// dropped. They never stay in the read buffer, so they need no
     /// reservation of the input budget.
     discard: u64,
+    /// The client's address, for SLOWLOG.
+    peer: SocketAddr,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
@@ -230,7 +232,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             input: None,
             turn: 0,
             discard: 0,
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
         }
+    }
+
+    /// The client's address, as SLOWLOG reports it.
+    pub(super) fn with_peer(mut self, peer: SocketAddr) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// Serves requests until the connection ends; an I/O error ends it too.
@@ -358,9 +367,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             }
         }
         let mut used = 0;
-        // Each command's latency runs from the end of the one before it
-        // (its decoding included): one clock read per command.
+        // Each command's time runs from the end of the one before it (its
+        // decoding included): one clock read per command, shared by the
+        // latency histograms and SLOWLOG (threshold read once per batch).
         let mut clock = mono_nanos();
+        let slow = shared.slowlog.threshold().map_or(u64::MAX, crate::latency::nanos);
         // Past this many request bytes the batch stops (`TURN_BUDGET`).
         let budget = TURN_BUDGET.saturating_sub(self.turn);
         let stop = loop {
@@ -449,7 +460,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             }
             let start = self.wbuf.len();
             let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
-            self.counts.add(frame.opcode, status_at(&self.wbuf, start), done.error, lap(&mut clock));
+            let took = lap(&mut clock);
+            if took >= slow {
+                shared.slowlog.record(frame.opcode, frame.key, Duration::from_nanos(took), self.peer);
+            }
+            self.counts.add(frame.opcode, status_at(&self.wbuf, start), done.error, took);
             if done.write && !done.error {
                 self.durable.note_write(start, self.wbuf.len(), frame.opcode, frame.id);
                 self.writes = Writes::Unannounced;

@@ -26,8 +26,10 @@ use super::{info, Shared};
 use crate::store::{format_int, ApplyError, Entry, PopRefusal, SetArgs, ValueRef, SHARED_VALUE};
 use burrow_proto::{encode_response, BodyType, FrameRef, Request, Status};
 
+mod config;
 mod lrange;
 mod memory;
+mod slowlog;
 
 /// What executing one frame did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,7 +105,7 @@ pub(super) fn execute(shared: &Shared, frame: &FrameRef<'_>, now: u64, out: &mut
 /// (NOT_LEADER), while the WAL fails (IO_ERROR) or with no room under
 /// `--maxmemory` (OOM, after evicting what the policy allows); a read of the dataset on
 /// a follower loading a full resync or too stale (LOADING, STALE). PING,
-/// INFO and CLUSTER show no data and are always served: CLUSTER is how a
+/// INFO, CLUSTER, SLOWLOG and CONFIG show no data and are always served: CLUSTER is how a
 /// client finds the leader, so it is never refused for want of one.
 #[inline]
 fn refusal(shared: &Shared, req: &Request<&[u8]>, write: bool, now: u64) -> Option<(Status, String)> {
@@ -119,7 +121,15 @@ fn refusal(shared: &Shared, req: &Request<&[u8]>, write: bool, now: u64) -> Opti
                     .then(|| (Status::IoError, wal_failure_message(shared)))
             })
             .or_else(|| (shared.config.maxmemory != 0).then(|| memory::refusal(shared, req, now)).flatten())
-    } else if !matches!(req, Request::Ping { .. } | Request::Info { .. } | Request::Cluster) {
+    } else if !matches!(
+        req,
+        Request::Ping { .. }
+            | Request::Info { .. }
+            | Request::Cluster
+            | Request::SlowLog(_)
+            | Request::ConfigGet { .. }
+            | Request::ConfigSet { .. }
+    ) {
         shared.repl.refuse_read()
     } else {
         None
@@ -356,6 +366,9 @@ fn run(shared: &Shared, req: Request<&[u8]>, now: u64, r: &mut Replier<'_>) {
             let items = burrow_proto::cluster_items(&view);
             r.array_unbounded(&[], &items, burrow_proto::encoded_array_len(&items))
         }
+        Request::SlowLog(command) => slowlog::slowlog(shared, command, r),
+        Request::ConfigGet { pattern } => config::get(shared, pattern, r),
+        Request::ConfigSet { name, value } => config::set(shared, name, value, r),
         Request::Info { section } => {
             let name = String::from_utf8_lossy(section);
             match info::render(shared, &name) {
@@ -392,7 +405,8 @@ mod tests {
     use crate::server::{Config, Server, Shared};
     use burrow_proto::{End, Frame, Opcode, Request, SetCondition};
 
-    fn shared() -> Shared {
+    /// An in-memory server's shared state (also for `dispatch/*` tests).
+    pub(super) fn shared() -> Shared {
         let config = Config { persistence: false, shards: 4, ..Config::default() };
         Server::open(config).expect("in memory").into_shared(0).expect("no persistence to open")
     }
@@ -454,6 +468,8 @@ mod tests {
             Request::Ping { payload: Bytes::new() },
             Request::Info { section: Bytes::new() },
             Request::Cluster,
+            Request::SlowLog(burrow_proto::SlowLogCommand::Len),
+            Request::ConfigGet { pattern: Bytes::new() },
         ] {
             classified.push(req.opcode() as u8);
             assert_eq!(run(&s, req).seen, 0);

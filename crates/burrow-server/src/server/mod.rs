@@ -20,6 +20,7 @@ mod log_limit;
 mod metrics;
 mod persistence;
 mod replication;
+mod slowlog;
 mod stats;
 mod tls;
 
@@ -76,6 +77,12 @@ pub(crate) struct Shared {
     pub tls: Option<tls::ServerTls>,
     /// Where `--metrics-addr` is bound, once it is (INFO `metrics_addr`).
     pub metrics_addr: std::sync::OnceLock<SocketAddr>,
+    /// Commands slower than `--slowlog-threshold` (SLOWLOG).
+    pub slowlog: slowlog::SlowLog,
+    /// The settings as CONFIG GET shows them: `config`, with what CONFIG
+    /// SET changed since (only for runtime settings, whose effect lives
+    /// elsewhere, e.g. in `slowlog`). Locked by CONFIG only.
+    pub settings: std::sync::Mutex<Config>,
 }
 
 impl Shared {
@@ -220,6 +227,8 @@ impl Server {
             stats: Stats::default(),
             input: input_budget::InputBudget::new(config.max_input_buffer),
             too_large_log: LogLimit::new(LOG_EVERY),
+            slowlog: slowlog::SlowLog::new(config.slowlog_threshold, config.slowlog_max_len),
+            settings: std::sync::Mutex::new(config.clone()),
             max_connections: fd_limit::fit_connections(config.max_connections),
             started: Instant::now(),
             local_port,

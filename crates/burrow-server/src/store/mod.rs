@@ -20,6 +20,7 @@ mod expiry;
 mod lock;
 mod replay;
 mod scan;
+pub(crate) use scan::glob_match;
 mod steps;
 mod used;
 mod watermark;

@@ -81,7 +81,7 @@ impl Store {
 }
 
 /// Redis-style glob: `*`, `?`, `[abc]`, `[^a-z]`, `\x`. Empty matches all.
-pub(super) fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
+pub(crate) fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
     if pattern.is_empty() || pattern == b"*" {
         return true;
     }

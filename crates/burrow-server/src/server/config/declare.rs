@@ -11,8 +11,12 @@
 //! name: FieldType = "default" [computed by_fn],
 //!     parse InputType as "VALUE_NAME"
 //!     [, into conversion]
-//!     [, check predicate => "what is expected"];
+//!     [, check predicate => "what is expected"]
+//!     [, runtime true];
 //! ```
+//!
+//! `runtime true` marks a setting CONFIG SET may change while the server
+//! runs (README's table says so); the server applies it in `dispatch/config.rs`.
 //!
 //! `InputType` is what the flag and the file take (`FromStr` for the
 //! default and, unless it is a `clap::ValueEnum`, the flag; `Deserialize`
@@ -46,13 +50,16 @@ macro_rules! declare_settings {
         ($into)($crate::server::config::declare::parse_default::<$In>(stringify!($name), $default))
     };
     (@default $name:ident, $default:literal, $In:ty, $into:expr, $computed:path) => { $computed() };
+    (@runtime) => { false };
+    (@runtime $runtime:literal) => { $runtime };
 
     ($(
         $(#[doc = $doc:literal])+
         $name:ident: $Out:ty = $default:literal $(computed $computed:path)?,
             parse $In:ty as $value:literal
             $(, into $into:expr)?
-            $(, check $check:expr => $expected:literal)?;
+            $(, check $check:expr => $expected:literal)?
+            $(, runtime $runtime:literal)?;
     )+) => {
         /// Everything the server needs to run.
         #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +94,7 @@ macro_rules! declare_settings {
                         &[$($doc),+],
                         declare_settings!(@expected $($expected)?),
                         $default,
+                        declare_settings!(@runtime $($runtime)?),
                     ),
                 )]
                 pub(crate) $name: Option<$In>,
@@ -153,6 +161,41 @@ macro_rules! declare_settings {
             }
         }
 
+        impl Config {
+            /// Every setting's `[server]` name and value as text (CONFIG GET).
+            pub(crate) fn entries(&self) -> Vec<(&'static str, String)> {
+                vec![$( (stringify!($name), $crate::server::config::show::Show::show(&self.$name)), )+]
+            }
+
+            /// This config with setting `name` set from `text`, parsed and
+            /// checked as its flag is (CONFIG SET); `Err` says why not.
+            pub(crate) fn with_setting(&self, name: &str, text: &str) -> Result<Config, String> {
+                let mut c = self.clone();
+                match name {
+                    $( stringify!($name) => {
+                        let v: $In = text.parse().map_err(|e| format!("{e}"))?;
+                        c.$name = (declare_settings!(@into $($into)?))(v);
+                        $(
+                            if !$crate::server::config::declare::passes(&c.$name, $check) {
+                                return Err(format!("must be {}", $expected));
+                            }
+                        )?
+                    } )+
+                    _ => return Err(format!("unknown setting '{name}'")),
+                }
+                Ok(c)
+            }
+
+            /// Whether setting `name` may change at run time (`runtime
+            /// true` in its declaration); `None` for an unknown name.
+            pub(crate) fn runtime_settable(name: &str) -> Option<bool> {
+                match name {
+                    $( stringify!($name) => Some(declare_settings!(@runtime $($runtime)?)), )+
+                    _ => None,
+                }
+            }
+        }
+
         /// Every setting, in declaration order: README's table (checked by a test).
         #[cfg(test)]
         pub(crate) const SETTINGS: &[$crate::server::config::table::Setting] = &[
@@ -161,6 +204,7 @@ macro_rules! declare_settings {
                 default: $default,
                 doc: &[$($doc),+],
                 expected: declare_settings!(@expected $($expected)?),
+                runtime: declare_settings!(@runtime $($runtime)?),
             }, )+
         ];
     };

@@ -16,6 +16,7 @@ mod choice;
 mod declare;
 mod listen_addr;
 mod settings;
+pub(crate) mod show;
 mod table;
 mod units;
 
@@ -271,6 +272,7 @@ mod tests {
         assert_eq!(c.client_output_hard_limit, 0);
         assert_eq!(c.client_output_soft_limit, 64 << 20);
         assert_eq!(c.client_output_soft_seconds, Duration::from_secs(60));
+        assert_eq!((c.slowlog_threshold, c.slowlog_max_len), (Some(10_000), 128));
         assert_eq!(c.cluster, None);
         assert_eq!(c.validate(), Ok(()));
     }
@@ -287,6 +289,19 @@ mod tests {
         assert_eq!(c.max_connections, 10_000, "default");
         let c = resolve_text(text, &[]).unwrap();
         assert_eq!((c.port, c.fsync), (9000, FsyncPolicy::No));
+    }
+
+    #[test]
+    fn the_slowlog_threshold_turns_off_as_in_redis() {
+        for flag in [&["--slowlog-threshold", "off"][..], &["--slowlog-threshold=-1"]] {
+            assert_eq!(args(flag).resolve().unwrap().slowlog_threshold, None, "{flag:?}");
+        }
+        for text in ["slowlog_threshold = -1", "slowlog_threshold = \"off\""] {
+            let c = resolve_text(&format!("[server]\n{text}\n"), &[]).unwrap();
+            assert_eq!(c.slowlog_threshold, None, "{text}");
+        }
+        assert_eq!(args(&["--slowlog-threshold", "0"]).resolve().unwrap().slowlog_threshold, Some(0));
+        assert!(try_args(&["--slowlog-threshold", "slow"]).is_err());
     }
 
     #[test]
@@ -325,6 +340,8 @@ mod tests {
             ("tls_client_auth", "required"),
             ("tls_handshake_timeout", "2s"),
             ("metrics_addr", "127.0.0.1:9440"),
+            ("slowlog_threshold", "250"),
+            ("slowlog_max_len", "16"),
         ];
         assert_eq!(pairs.len(), SETTINGS.len(), "every declared setting is covered");
         let mut flags = Vec::new();

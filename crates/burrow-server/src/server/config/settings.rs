@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::choice::{LogFormat, OnOff, TlsClientAuth};
 use super::declare::declare_settings;
 use super::listen_addr::ListenAddr;
-use super::units::{Seconds, Size};
+use super::units::{Seconds, Size, Threshold};
 use super::{default_shards, default_threads, ConfigError};
 use crate::persist::FsyncPolicy;
 use crate::replication::NodeId;
@@ -155,4 +155,12 @@ declare_settings! {
     /// Serve Prometheus metrics over plain HTTP at `GET /metrics` on this `IP:PORT` (none = off; a
     /// non-loopback address is allowed, with a log line; see Metrics)
     metrics_addr: Option<SocketAddr> = "none", parse ListenAddr as "IP:PORT", into ListenAddr::get;
+
+    /// Commands that run at least this many microseconds go to SLOWLOG (0 = every command; `off`
+    /// or a negative number, written `--slowlog-threshold=-1`, = none; see Introspection)
+    slowlog_threshold: Option<u64> = "10000", parse Threshold as "MICROSECONDS",
+        into Threshold::get, runtime true;
+
+    /// Entries SLOWLOG keeps; the oldest go first (0 = keep none)
+    slowlog_max_len: usize = "128", parse usize as "N", runtime true;
 }

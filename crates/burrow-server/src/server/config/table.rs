@@ -15,6 +15,8 @@ pub(crate) struct Setting {
     pub doc: &'static [&'static str],
     /// What the setting's check expects, if it has one.
     pub expected: Option<&'static str>,
+    /// CONFIG SET may change it at run time.
+    pub runtime: bool,
 }
 
 #[cfg(test)]
@@ -25,21 +27,26 @@ impl Setting {
 
     /// The doc comment as one line, and what the check expects.
     pub(crate) fn doc(&self) -> String {
-        describe(self.doc, self.expected)
+        describe(self.doc, self.expected, self.runtime)
     }
 }
 
-fn describe(doc: &[&str], expected: Option<&str>) -> String {
+fn describe(doc: &[&str], expected: Option<&str>, runtime: bool) -> String {
     let text = doc.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
-    match expected {
+    let text = match expected {
         Some(e) => format!("{text}; must be {e}"),
         None => text,
+    };
+    if runtime {
+        format!("{text}; `CONFIG SET` changes it at run time")
+    } else {
+        text
     }
 }
 
 /// A flag's `--help` text: its doc, what it must be, and its default.
-pub(super) fn help(doc: &[&str], expected: Option<&str>, default: &str) -> String {
-    format!("{} [default: {default}]", describe(doc, expected))
+pub(super) fn help(doc: &[&str], expected: Option<&str>, default: &str, runtime: bool) -> String {
+    format!("{} [default: {default}]", describe(doc, expected, runtime))
 }
 
 /// The header README's table starts with.

@@ -115,6 +115,54 @@ impl<U: PlainUnit> FromStr for Span<U> {
     }
 }
 
+/// A slow-command threshold in microseconds, as Redis's
+/// `slowlog-log-slower-than`: `0` logs every command; `off` or a negative
+/// number logs none (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Threshold(pub Option<u64>);
+
+impl Threshold {
+    pub(crate) fn get(self) -> Option<u64> {
+        self.0
+    }
+}
+
+impl FromStr for Threshold {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Threshold, String> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("off") {
+            return Ok(Threshold(None));
+        }
+        t.parse::<i64>()
+            .map(|n| Threshold(u64::try_from(n).ok()))
+            .map_err(|_| format!("expected microseconds (0 = every command) or off, got {s:?}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Threshold;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("microseconds or \"off\"")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Threshold, E> {
+                Ok(Threshold(u64::try_from(n).ok()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Threshold, E> {
+                Ok(Threshold(Some(n)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Threshold, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A TOML integer (in the plain unit) or string (with a unit), parsed as
 /// the flag would be.
 struct NumberOrText<T>(PhantomData<T>);
@@ -205,6 +253,10 @@ mod tests {
         let err = ms("-5").unwrap_err();
         assert!(err.ends_with("or a number of milliseconds, got \"-5\""), "{err}");
         assert_eq!(Seconds::new(Duration::ZERO).non_zero(), None);
+        for (text, want) in [("0", Some(0)), ("10000", Some(10000)), ("-1", None), ("OFF", None)] {
+            assert_eq!(text.parse::<Threshold>(), Ok(Threshold(want)), "{text}");
+        }
+        assert!("fast".parse::<Threshold>().is_err());
         assert_eq!(Seconds::new(Duration::from_secs(1)).non_zero(), Some(Duration::from_secs(1)));
     }
 
