@@ -112,6 +112,7 @@ async fn a_scrape_parses_and_counts_what_ran() {
     let server = common::start_with(|c| c.metrics_addr = Some("127.0.0.1:0".parse().unwrap())).await;
     let mut c = Client::connect(server.addr).await.expect("connect");
     let addr = metrics_addr(&mut c).await;
+    let began = Instant::now();
     for i in 0..7 {
         c.set(format!("k{i}"), "v").await.unwrap();
     }
@@ -122,6 +123,7 @@ async fn a_scrape_parses_and_counts_what_ran() {
     c.get("missing").await.unwrap();
     assert!(c.incr("k2").await.is_err(), "not an integer");
     let dbsize = c.dbsize().await.unwrap();
+    let elapsed = began.elapsed().as_secs_f64();
 
     let text = scrape(addr).await;
     let Some(s) = parse_with_python(&text) else { return };
@@ -130,7 +132,11 @@ async fn a_scrape_parses_and_counts_what_ran() {
     assert_eq!(value(&s, r#"burrow_commands_total{command="incr",status="not_integer"}"#), 1.0);
     assert_eq!(value(&s, r#"burrow_command_duration_seconds_count{command="get"}"#), 6.0);
     assert_eq!(value(&s, r#"burrow_command_duration_seconds_bucket{command="get",le="+Inf"}"#), 6.0);
-    assert!(value(&s, r#"burrow_command_duration_seconds_sum{command="get"}"#) > 0.0);
+    let get_seconds = value(&s, r#"burrow_command_duration_seconds_sum{command="get"}"#);
+    assert!(
+        get_seconds > 0.0 && get_seconds < elapsed,
+        "6 GETs took {get_seconds} s of {elapsed} s (clock ticks converted)"
+    );
     assert_eq!(value(&s, "burrow_keys{}"), dbsize as f64, "keys gauge = DBSIZE");
     assert_eq!(value(&s, "burrow_expiring_keys{}"), 1.0);
     assert_eq!(value(&s, "burrow_connections{}"), 1.0);
@@ -147,6 +153,8 @@ async fn a_scrape_parses_and_counts_what_ran() {
     {
         assert!(get.contains(field), "cmd_get:{get} lacks {field}");
     }
+    let clock = info_field(&info, "command_clock");
+    assert!(["tsc", "monotonic"].contains(&clock.as_str()), "command_clock:{clock}");
     server.shutdown().await.unwrap();
 }
 
@@ -243,6 +251,17 @@ async fn a_leader_shows_follower_lag_and_every_dashboard_metric_exists() {
         c.set(format!("k{i}"), "v").await.unwrap();
     }
     c.get("k1").await.unwrap();
+    // The commit index follows the follower's acks: wait for them rather
+    // than race them on a loaded machine.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let info = c.info("replication").await.unwrap();
+        if info_field(&info, "commit_index").parse::<u64>().is_ok_and(|n| n >= 20) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "commit index below 20 after {DEADLINE:?}: {info}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let addr = metrics_addr(&mut c).await;
     let text = scrape(addr).await;
     let Some(s) = parse_with_python(&text) else {

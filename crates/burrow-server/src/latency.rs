@@ -16,7 +16,12 @@ pub(crate) const BUCKETS: usize = FINITE + 1;
 /// The bucket of a duration in nanoseconds.
 #[inline]
 pub(crate) fn bucket(nanos: u64) -> usize {
-    let us = nanos / 1000;
+    bucket_us(nanos / 1000)
+}
+
+/// The bucket of a duration in whole microseconds.
+#[inline]
+pub(crate) fn bucket_us(us: u64) -> usize {
     ((u64::BITS - us.leading_zeros()) as usize).min(FINITE)
 }
 
@@ -52,11 +57,13 @@ impl Histogram {
 
     /// Records where this thread is the only writer (a per-thread slot):
     /// a plain load and store, no locked instruction. Readers on other
-    /// threads see whole values, possibly a little late.
+    /// threads see whole values, possibly a little late. `amount` goes to
+    /// the sum in whatever unit the owner keeps it (commands: clock ticks,
+    /// converted when read).
     #[inline]
-    pub(crate) fn observe_single_writer(&self, nanos: u64) {
-        bump(&self.counts[bucket(nanos)], 1);
-        bump(&self.sum_nanos, nanos);
+    pub(crate) fn observe_single_writer(&self, bucket: usize, amount: u64) {
+        bump(&self.counts[bucket], 1);
+        bump(&self.sum_nanos, amount);
     }
 
     /// Adds the current counts to `into`.
@@ -157,7 +164,7 @@ mod tests {
         for _ in 0..98 {
             h.observe(1_500); // ≤ 2 µs
         }
-        h.observe_single_writer(100_000); // ≤ 128 µs
+        h.observe_single_writer(bucket(100_000), 100_000); // ≤ 128 µs
         h.observe(10_000_000_000); // +Inf
         let s = h.snapshot();
         assert_eq!(s.count(), 100);

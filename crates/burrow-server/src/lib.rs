@@ -33,6 +33,7 @@ mod persist;
 mod rng;
 mod server;
 mod store;
+mod ticks;
 
 pub mod formats;
 pub mod replication;

@@ -1,15 +1,16 @@
 //! Per-command calls, statuses and latencies, counted in one slot per
-//! thread and summed when INFO or a scrape reads them. A connection keeps
-//! its batch's samples and hands them over once per batch
-//! ([`BatchCounts`]); the thread that does so is the only writer of its
-//! slot, so counting takes plain loads and stores, never a locked
-//! instruction or a cache line another core writes.
+//! thread and summed when INFO or a scrape reads them. A connection holds a
+//! [`Counter`] on its thread's slot, checked once per batch (a task may
+//! move between threads), and adds each command straight into it: the
+//! thread is the only writer of its slot, so counting takes plain loads and
+//! stores, never a locked instruction or a cache line another core writes.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::latency::{bump, Histogram, Snapshot};
+use crate::latency::{bucket_us, bump, Histogram, Snapshot};
+use crate::ticks::{self, Clock};
 
 /// Status bytes counted apart; higher ones share the last entry.
 const STATUSES: usize = 32;
@@ -21,6 +22,7 @@ struct Slot {
     calls: Box<[[AtomicU64; STATUSES]; 256]>,
     /// Calls per opcode that dispatch reported as errors (INFO's `errors=`).
     errors: Box<[AtomicU64; 256]>,
+    /// Sums in clock ticks ([`ticks`]), converted when read.
     latency: Box<[Histogram; 256]>,
 }
 
@@ -56,38 +58,43 @@ impl Default for Slots {
     }
 }
 
+thread_local! {
+    /// Its address tells this thread from every other live thread.
+    static HERE: u8 = const { 0 };
+}
+
+fn this_thread() -> usize {
+    HERE.with(|h| std::ptr::from_ref(h) as usize)
+}
+
 impl Slots {
-    /// Adds a batch's samples to this thread's slot.
-    pub(crate) fn record(&self, batch: &BatchCounts) {
-        if batch.samples.is_empty() {
-            return;
-        }
-        MINE.with(|mine| {
-            let mut mine = mine.borrow_mut();
-            let slot = match mine.iter().position(|(id, _)| *id == self.id) {
-                Some(i) => &mine[i].1,
-                None => {
-                    // Slots of servers since dropped (only their cache holds them).
-                    mine.retain(|(_, s)| Arc::strong_count(s) > 1);
-                    let slot = Arc::new(Slot::default());
-                    self.all.lock().unwrap_or_else(|e| e.into_inner()).push(slot.clone());
-                    mine.push((self.id, slot));
-                    &mine[mine.len() - 1].1
-                }
-            };
-            for s in &batch.samples {
-                let op = s.opcode as usize;
-                bump(&slot.calls[op][(s.status as usize).min(STATUSES - 1)], 1);
-                if s.error {
-                    bump(&slot.errors[op], 1);
-                }
-                slot.latency[op].observe_single_writer(s.nanos);
-            }
-        });
+    /// A handle on this thread's slot, for one connection.
+    pub(crate) fn counter(&self) -> Counter {
+        Counter { thread: this_thread(), slot: self.slot_here() }
     }
 
-    /// Every slot summed.
+    /// This thread's slot, made on first use.
+    fn slot_here(&self) -> Arc<Slot> {
+        MINE.with(|mine| {
+            let mut mine = mine.borrow_mut();
+            if let Some((_, slot)) = mine.iter().find(|(id, _)| *id == self.id) {
+                return slot.clone();
+            }
+            // Slots of servers since dropped (only their cache holds them).
+            mine.retain(|(_, s)| Arc::strong_count(s) > 1);
+            let slot = Arc::new(Slot::default());
+            self.all.lock().unwrap_or_else(|e| e.into_inner()).push(slot.clone());
+            mine.push((self.id, slot.clone()));
+            slot
+        })
+    }
+
+    /// Every slot summed, latency sums in nanoseconds.
     pub(crate) fn totals(&self) -> CommandTotals {
+        self.totals_with(ticks::clock())
+    }
+
+    fn totals_with(&self, clock: &Clock) -> CommandTotals {
         let mut t = CommandTotals::default();
         for slot in self.all.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             for op in 0..256 {
@@ -97,6 +104,9 @@ impl Slots {
                 t.errors[op] += slot.errors[op].load(Ordering::Relaxed);
                 slot.latency[op].add_to(&mut t.latency[op]);
             }
+        }
+        for l in t.latency.iter_mut() {
+            l.sum_nanos = clock.nanos(l.sum_nanos);
         }
         t
     }
@@ -145,58 +155,44 @@ impl CommandTotals {
     }
 }
 
-/// One executed command, as a connection notes it.
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    opcode: u8,
-    status: u8,
-    error: bool,
-    nanos: u64,
+/// A connection's handle on the slot of the thread it runs on.
+#[derive(Debug)]
+pub(crate) struct Counter {
+    /// The thread `slot` belongs to ([`this_thread`]).
+    thread: usize,
+    slot: Arc<Slot>,
 }
 
-/// The samples of one batch, kept on the connection and recorded once the
-/// batch ends, so a pipelined batch looks up its thread's slot once.
-#[derive(Debug, Default)]
-pub(crate) struct BatchCounts {
-    samples: Vec<Sample>,
-}
-
-impl BatchCounts {
-    /// Notes a command answered with `status` after `nanos` of execution.
+impl Counter {
+    /// Before a batch: moves to this thread's slot if the task has moved
+    /// since the last one, so a slot keeps a single writer.
     #[inline]
-    pub(crate) fn add(&mut self, opcode: u8, status: u8, error: bool, nanos: u64) {
-        self.samples.push(Sample { opcode, status, error, nanos });
+    pub(crate) fn on_this_thread(&mut self, slots: &Slots) {
+        let here = this_thread();
+        if here != self.thread {
+            self.rebind(slots, here);
+        }
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.samples.clear();
+    #[cold]
+    #[inline(never)]
+    fn rebind(&mut self, slots: &Slots, here: usize) {
+        self.thread = here;
+        self.slot = slots.slot_here();
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+    /// Counts a command answered with `status` after `ticks` of execution
+    /// ([`ticks`]). Call [`Counter::on_this_thread`] first in each batch.
+    #[inline]
+    pub(crate) fn add(&self, clock: &Clock, opcode: u8, status: u8, error: bool, ticks: u64) {
+        let slot = &*self.slot;
+        let op = opcode as usize;
+        bump(&slot.calls[op][(status as usize).min(STATUSES - 1)], 1);
+        if error {
+            bump(&slot.errors[op], 1);
+        }
+        slot.latency[op].observe_single_writer(bucket_us(clock.micros(ticks)), ticks);
     }
-}
-
-/// Nanoseconds from `*since` to now; moves `*since` to now, so one clock
-/// read per command times a whole batch.
-#[inline]
-pub(crate) fn lap(since: &mut u64) -> u64 {
-    let now = mono_nanos();
-    let n = now.saturating_sub(*since);
-    *since = now;
-    n
-}
-
-/// The monotonic clock `Instant` reads, as nanoseconds in one `u64`: a
-/// difference is one subtraction, where `Instant`'s goes through
-/// `Duration` normalisation (a third of per-command timing's cost under
-/// `bench/callgrind.sh`).
-#[inline]
-pub(crate) fn mono_nanos() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
 #[cfg(test)]
@@ -204,34 +200,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn laps_measure_time_between_calls() {
-        let mut t = mono_nanos();
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        let n = lap(&mut t);
-        assert!(n >= 2_000_000, "{n} ns");
-        let at = t;
-        let m = lap(&mut t);
-        assert_eq!(t - at, m, "the second lap starts where the first ended");
-    }
-
-    #[test]
     fn threads_count_apart_and_sum_on_read() {
+        let clock = ticks::clock();
+        let t = |ns| clock.ticks_in(std::time::Duration::from_nanos(ns));
         let slots = Arc::new(Slots::default());
         let other = Slots::default();
-        let mut batch = BatchCounts::default();
-        batch.add(0x01, 0, false, 1_500);
-        batch.add(0x01, 0x0A, true, 3_000);
-        slots.record(&batch);
-        other.record(&batch);
+        let mut counter = slots.counter();
+        counter.on_this_thread(&slots);
+        counter.add(clock, 0x01, 0, false, t(1_500));
+        counter.add(clock, 0x01, 0x0A, true, t(3_000));
+        let mut elsewhere = other.counter();
+        elsewhere.on_this_thread(&other);
+        elsewhere.add(clock, 0x01, 0, false, t(1_500));
+        elsewhere.add(clock, 0x01, 0x0A, true, t(3_000));
         let s = slots.clone();
-        std::thread::spawn(move || {
-            let mut b = BatchCounts::default();
-            b.add(0x01, 0, false, 100_000);
-            b.add(0x02, 0x01, true, 10);
-            s.record(&b);
+        // A counter that moves to another thread writes that thread's slot.
+        let counter = std::thread::spawn(move || {
+            counter.on_this_thread(&s);
+            counter.add(clock, 0x01, 0, false, t(100_000));
+            counter.add(clock, 0x02, 0x01, true, t(10));
+            counter
         })
         .join()
         .unwrap();
+        assert_eq!(slots.all.lock().unwrap().len(), 2, "one slot per thread");
+        assert!(Arc::ptr_eq(&counter.slot, &slots.all.lock().unwrap()[1]), "the second thread's slot");
+        let sum = t(1_500) + t(3_000) + t(100_000);
         let t = slots.totals();
         assert_eq!(t.calls(0x01), 3);
         assert_eq!(t.errors(0x01), 1);
@@ -239,7 +233,9 @@ mod tests {
         assert_eq!(t.calls(0x02), 1);
         assert_eq!(t.total_calls(), 4);
         assert_eq!(t.latency(0x01).count(), 3);
-        assert_eq!(t.latency(0x01).sum_nanos, 104_500);
+        let nanos = t.latency(0x01).sum_nanos;
+        assert_eq!(nanos, clock.nanos(sum), "summed in ticks ({sum}), read in nanoseconds");
+        assert!(nanos.abs_diff(104_500) <= 3, "{nanos} ns");
         assert_eq!(t.latency(0x01).quantile_us(0.5), Some(4));
         assert_eq!(other.totals().total_calls(), 2, "another server's slots are its own");
     }

@@ -39,11 +39,11 @@ use tokio_util::codec::FramedParts;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
-use super::commands::{lap, mono_nanos};
 use super::input_budget::{Reservation, LARGE_FRAME};
 use super::replication::Handshake;
-use super::stats::BatchCounts;
+use super::stats::Counter;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
+use crate::ticks;
 use burrow_proto::{
     encode_response, BodyType, Codec, CodecError, ErrorChain, Frame, Peek, Status, HEADER_LEN,
 };
@@ -189,7 +189,8 @@ pub(super) struct Connection<'a, S> {
     codec: Codec,
     rbuf: BytesMut,
     wbuf: BytesMut,
-    counts: BatchCounts,
+    /// Per-command counts and latencies (`commands`).
+    counts: Counter,
     /// With persistence or quorum on, write replies, and read replies that
     /// show recent writes, wait for the WAL (and a majority); it knows
     /// their places in `wbuf`, so a failed write or fsync, or no majority,
@@ -224,7 +225,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             codec: Codec::server(shared.config.limits()),
             rbuf: BytesMut::with_capacity(BUFFER),
             wbuf: BytesMut::with_capacity(BUFFER),
-            counts: BatchCounts::default(),
+            counts: shared.stats.counter(),
             durable: Durable::new(shared),
             writes: Writes::None,
             gate: Gate::new(&shared.auth),
@@ -344,13 +345,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         }
     }
 
-    /// After a batch: per-opcode counts into the shared stats, and the
-    /// leader's streamer woken if the batch wrote.
+    /// After a batch: the leader's streamer woken if the batch wrote.
     fn end_batch(&mut self) {
-        if !self.counts.is_empty() {
-            self.shared.stats.record(&self.counts);
-            self.counts.clear();
-        }
         if self.writes == Writes::Unannounced {
             self.writes = Writes::Announced;
             self.shared.repl.appended();
@@ -367,11 +363,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             }
         }
         let mut used = 0;
-        // Each command's time runs from the end of the one before it (its
-        // decoding included): one clock read per command, shared by the
-        // latency histograms and SLOWLOG (threshold read once per batch).
-        let mut clock = mono_nanos();
-        let slow = shared.slowlog.threshold().map_or(u64::MAX, crate::latency::nanos);
+        // The one timing point for the latency histograms and SLOWLOG: each
+        // command's time runs from the end of the one before it (its
+        // decoding included), one counter read per command (`ticks`); the
+        // threshold is read once per batch, in ticks.
+        let clock = ticks::clock();
+        let slow = shared.slowlog.threshold_ticks();
+        shared.stats.on_this_thread(&mut self.counts);
+        let mut mark = clock.now();
         // Past this many request bytes the batch stops (`TURN_BUDGET`).
         let budget = TURN_BUDGET.saturating_sub(self.turn);
         let stop = loop {
@@ -443,11 +442,17 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                     Gated::Pass => {}
                     Gated::Replied { error } => {
                         let status = status_at(&self.wbuf, start_gate);
-                        self.counts.add(frame.opcode, status, error, lap(&mut clock));
+                        self.counts.add(clock, frame.opcode, status, error, clock.lap(&mut mark));
                         continue;
                     }
                     Gated::Failed { message, close } => {
-                        self.counts.add(frame.opcode, Status::NoAuth as u8, true, lap(&mut clock));
+                        self.counts.add(
+                            clock,
+                            frame.opcode,
+                            Status::NoAuth as u8,
+                            true,
+                            clock.lap(&mut mark),
+                        );
                         let (opcode, id) = (frame.opcode, frame.id);
                         break Stop::Done(Step::Deferred(Deferred::AuthFailed {
                             opcode,
@@ -460,11 +465,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             }
             let start = self.wbuf.len();
             let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
-            let took = lap(&mut clock);
+            let took = clock.lap(&mut mark);
             if took >= slow {
-                shared.slowlog.record(frame.opcode, frame.key, Duration::from_nanos(took), self.peer);
+                shared.slowlog.record_ticks(frame.opcode, frame.key, took, self.peer);
             }
-            self.counts.add(frame.opcode, status_at(&self.wbuf, start), done.error, took);
+            self.counts.add(clock, frame.opcode, status_at(&self.wbuf, start), done.error, took);
             if done.write && !done.error {
                 self.durable.note_write(start, self.wbuf.len(), frame.opcode, frame.id);
                 self.writes = Writes::Unannounced;

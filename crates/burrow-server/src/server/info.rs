@@ -104,6 +104,7 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("reads_waited", &stats.reads_waited());
             kv("unknown_opcode_calls", &super::stats::unknown_calls(&commands));
             kv("metrics_addr", &shared.metrics_addr.get().map_or_else(String::new, |a| a.to_string()));
+            kv("command_clock", &if crate::ticks::clock().is_tsc() { "tsc" } else { "monotonic" });
             for op in Opcode::ALL {
                 let calls = commands.calls(op as u8);
                 if calls > 0 {

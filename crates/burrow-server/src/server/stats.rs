@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use burrow_proto::Opcode;
 
 use super::commands::Slots;
-pub(crate) use super::commands::{BatchCounts, CommandTotals};
+pub(crate) use super::commands::{CommandTotals, Counter};
 
 #[derive(Debug)]
 pub(crate) struct Stats {
@@ -48,10 +48,15 @@ impl Default for Stats {
 }
 
 impl Stats {
-    /// Records a batch of per-command samples gathered on one connection,
-    /// into this thread's slot.
-    pub(crate) fn record(&self, batch: &BatchCounts) {
-        self.commands.record(batch);
+    /// A connection's handle for counting its commands.
+    pub(crate) fn counter(&self) -> Counter {
+        self.commands.counter()
+    }
+
+    /// Before a batch: `counter` counts into this thread's slot.
+    #[inline]
+    pub(crate) fn on_this_thread(&self, counter: &mut Counter) {
+        counter.on_this_thread(&self.commands);
     }
 
     /// Every opcode's calls, statuses and latencies, summed over threads.
