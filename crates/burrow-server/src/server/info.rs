@@ -68,7 +68,7 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("used_memory", &shared.store.used_memory());
             kv("used_memory_dataset", &ks.mem);
             kv("used_memory_rss", &rss_bytes().map_or_else(|| "unknown".to_string(), |b| b.to_string()));
-            kv("maxmemory", &shared.config.maxmemory);
+            kv("maxmemory", &shared.maxmemory.load(std::sync::atomic::Ordering::Relaxed));
             kv("maxmemory_policy", &shared.config.maxmemory_policy.name());
             kv("maxmemory_samples", &shared.config.maxmemory_samples);
             kv("evicted_keys", &shared.store.evicted_keys());

@@ -83,6 +83,9 @@ pub(crate) struct Shared {
     /// SET changed since (only for runtime settings, whose effect lives
     /// elsewhere, e.g. in `slowlog`). Locked by CONFIG only.
     pub settings: std::sync::Mutex<Config>,
+    /// `--maxmemory` as it is now (CONFIG SET changes it): what writes
+    /// and INFO read instead of `config.maxmemory`.
+    pub maxmemory: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -229,6 +232,7 @@ impl Server {
             too_large_log: LogLimit::new(LOG_EVERY),
             slowlog: slowlog::SlowLog::new(config.slowlog_threshold, config.slowlog_max_len),
             settings: std::sync::Mutex::new(config.clone()),
+            maxmemory: std::sync::atomic::AtomicUsize::new(config.maxmemory),
             max_connections: fd_limit::fit_connections(config.max_connections),
             started: Instant::now(),
             local_port,

@@ -103,7 +103,7 @@ declare_settings! {
 
     /// Memory the store may hold for keys and values (its own accounting, INFO `used_memory`; see
     /// Memory limits); 0 = no limit
-    maxmemory: usize = "0", parse Size as "SIZE", into Size::usize;
+    maxmemory: usize = "0", parse Size as "SIZE", into Size::usize, runtime true;
 
     /// What a write does at `maxmemory`: `noeviction` (refused with `OOM`), `allkeys-lru`,
     /// `volatile-lru`, `allkeys-random` or `volatile-ttl` (evict keys, approximately; see Memory
