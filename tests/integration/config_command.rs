@@ -25,8 +25,17 @@ async fn set_takes_effect_at_once_and_a_refused_set_changes_nothing() {
     assert_eq!(logged.iter().map(|e| &e.key[..]).collect::<Vec<_>>(), [&b"after"[..]]);
     client.config_set("slowlog-max-len", "0").await.unwrap();
     assert_eq!(client.slowlog_len().await.unwrap(), 0, "lowering the length drops entries at once");
+    client.config_set("maxmemory", "1MiB").await.unwrap();
+    let mem = client.info("memory").await.unwrap();
+    assert!(mem.contains("maxmemory:1048576"), "INFO shows the new limit: {mem}");
     let before = client.config_get("").await.unwrap();
-    for (name, value) in [("port", "1"), ("maxmemory", "1MiB"), ("nope", "1"), ("slowlog-max-len", "many")] {
+    for (name, value) in [
+        ("port", "1"),
+        ("maxmemory-policy", "allkeys-lru"),
+        ("maxmemory", "lots"),
+        ("nope", "1"),
+        ("slowlog-max-len", "many"),
+    ] {
         match client.config_set(name, value).await {
             Err(ClientError::Server { status: Status::BadRequest, message }) => {
                 assert!(message.starts_with("CONFIG SET"), "{name}: {message}")

@@ -38,6 +38,7 @@ mod linearizable_reads;
 mod link_liveness;
 mod maxmemory;
 mod member_auth;
+mod metrics;
 mod paused_leader;
 mod peer_faults;
 mod persistence;

@@ -27,11 +27,13 @@
 //! connection and dispatch code, the replication drivers — is private to
 //! the crate: it is reached through the server, and tested inside the crate.
 
+mod latency;
 mod oplog;
 mod persist;
 mod rng;
 mod server;
 mod store;
+mod ticks;
 
 pub mod formats;
 pub mod replication;

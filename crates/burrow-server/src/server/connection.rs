@@ -29,7 +29,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -42,8 +42,9 @@ use tracing::{debug, info_span, warn, Instrument};
 use super::clients::ClientRecord;
 use super::input_budget::{Reservation, LARGE_FRAME};
 use super::replication::Handshake;
-use super::stats::BatchCounts;
+use super::stats::Counter;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
+use crate::ticks;
 use burrow_proto::{
     encode_response, BodyType, Codec, CodecError, ErrorChain, Frame, Opcode, Peek, Status, HEADER_LEN,
 };
@@ -239,7 +240,8 @@ pub(super) struct Connection<'a, S> {
     codec: Codec,
     rbuf: BytesMut,
     wbuf: BytesMut,
-    counts: BatchCounts,
+    /// Per-command counts and latencies (`commands`).
+    counts: Counter,
     /// With persistence or quorum on, write replies, and read replies that
     /// show recent writes, wait for the WAL (and a majority); it knows
     /// their places in `wbuf`, so a failed write or fsync, or no majority,
@@ -278,7 +280,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             codec: Codec::server(shared.config.limits()),
             rbuf: BytesMut::with_capacity(BUFFER),
             wbuf: BytesMut::with_capacity(BUFFER),
-            counts: BatchCounts::default(),
+            counts: shared.stats.counter(),
             durable: Durable::new(shared),
             writes: Writes::None,
             gate: Gate::new(&shared.auth),
@@ -408,13 +410,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         }
     }
 
-    /// After a batch: per-opcode counts into the shared stats, and the
-    /// leader's streamer woken if the batch wrote.
+    /// After a batch: the leader's streamer woken if the batch wrote.
     fn end_batch(&mut self) {
-        if !self.counts.is_empty() {
-            self.shared.stats.record(&self.counts);
-            self.counts.clear();
-        }
         if self.writes == Writes::Unannounced {
             self.writes = Writes::Announced;
             self.shared.repl.appended();
@@ -431,15 +428,16 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             }
         }
         let mut used = 0;
-        // Read once per batch. Each command's time runs from the end of the
-        // one before (or the batch start): one clock read per command.
-        // `bench/callgrind.sh` (SET P16, 100k): 187.1 M instructions at the
-        // default threshold, 175.8 M with `off` (+6.4 %; two reads per
-        // command measured the same, 187.2 M).
-        let slow = shared.slowlog.threshold();
+        // The one timing point for the latency histograms and SLOWLOG: each
+        // command's time runs from the end of the one before it (its
+        // decoding included), one counter read per command (`ticks`); the
+        // threshold is read once per batch, in ticks.
+        let clock = ticks::clock();
+        let slow = shared.slowlog.threshold_ticks();
+        shared.stats.on_this_thread(&mut self.counts);
         // Read once per batch: nobody monitoring costs one load.
         let monitoring = shared.monitors.watching();
-        let mut mark = slow.map(|_| Instant::now());
+        let mut mark = clock.now();
         // Past this many request bytes the batch stops (`TURN_BUDGET`).
         let budget = TURN_BUDGET.saturating_sub(self.turn);
         let stop = loop {
@@ -506,16 +504,24 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             }
             if self.gate.intercepts(frame.opcode) {
+                let start_gate = self.wbuf.len();
                 let gated = self.gate.handle(shared, &frame, &mut self.wbuf);
                 self.client.set_authenticated(self.gate.is_open());
                 match gated {
                     Gated::Pass => {}
                     Gated::Replied { error } => {
-                        self.counts.add(frame.opcode, error);
+                        let status = status_at(&self.wbuf, start_gate);
+                        self.counts.add(clock, frame.opcode, status, error, clock.lap(&mut mark));
                         continue;
                     }
                     Gated::Failed { message, close } => {
-                        self.counts.add(frame.opcode, true);
+                        self.counts.add(
+                            clock,
+                            frame.opcode,
+                            Status::NoAuth as u8,
+                            true,
+                            clock.lap(&mut mark),
+                        );
                         let (opcode, id) = (frame.opcode, frame.id);
                         break Stop::Done(Step::Deferred(Deferred::AuthFailed {
                             opcode,
@@ -531,14 +537,17 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                     if monitoring {
                         shared.monitors.publish(&frame, &self.client.addr);
                     }
+                    let start = self.wbuf.len();
                     let error = introspect::client(shared, &self.client, &frame, now, &mut self.wbuf);
-                    self.counts.add(frame.opcode, error);
+                    let status = status_at(&self.wbuf, start);
+                    self.counts.add(clock, frame.opcode, status, error, clock.lap(&mut mark));
                     self.last_opcode = frame.opcode;
                     continue;
                 }
                 if frame.opcode == Opcode::Monitor as u8 {
                     let parsed = introspect::monitor_request(&frame);
-                    self.counts.add(frame.opcode, parsed.is_err());
+                    let status = parsed.as_ref().map_or_else(|e| e.status as u8, |()| Status::Ok as u8);
+                    self.counts.add(clock, frame.opcode, status, parsed.is_err(), clock.lap(&mut mark));
                     self.last_opcode = frame.opcode;
                     match parsed {
                         Ok(()) => break Stop::Done(Step::Deferred(Deferred::Monitor { id: frame.id })),
@@ -556,15 +565,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             }
             let start = self.wbuf.len();
             let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
-            if let (Some(threshold), Some(started)) = (slow, mark) {
-                let ended = Instant::now();
-                let took = ended - started;
-                mark = Some(ended);
-                if took >= threshold {
-                    shared.slowlog.record(frame.opcode, frame.key, took, self.peer);
-                }
+            let took = clock.lap(&mut mark);
+            if took >= slow {
+                shared.slowlog.record_ticks(frame.opcode, frame.key, took, self.peer);
             }
-            self.counts.add(frame.opcode, done.error);
+            self.counts.add(clock, frame.opcode, status_at(&self.wbuf, start), done.error, took);
             self.last_opcode = frame.opcode;
             if done.write && !done.error {
                 self.durable.note_write(start, self.wbuf.len(), frame.opcode, frame.id);
@@ -897,3 +902,10 @@ mod introspect;
 mod output;
 #[cfg(test)]
 mod tests;
+
+/// The status byte of the reply written at `start` of `wbuf` (OK when the
+/// reply is deferred and not written yet).
+#[inline]
+fn status_at(wbuf: &[u8], start: usize) -> u8 {
+    wbuf.get(start + 3).copied().unwrap_or(0)
+}

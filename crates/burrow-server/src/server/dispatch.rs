@@ -128,7 +128,11 @@ fn refusal(shared: &Shared, req: &Request<&[u8]>, write: bool, now: u64) -> Opti
                     .is_some_and(|p| p.failed())
                     .then(|| (Status::IoError, wal_failure_message(shared)))
             })
-            .or_else(|| (shared.config.maxmemory != 0).then(|| memory::refusal(shared, req, now)).flatten())
+            .or_else(|| {
+                (shared.maxmemory.load(std::sync::atomic::Ordering::Relaxed) != 0)
+                    .then(|| memory::refusal(shared, req, now))
+                    .flatten()
+            })
     } else if !matches!(
         req,
         Request::Ping { .. }

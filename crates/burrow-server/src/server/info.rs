@@ -72,7 +72,7 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
             kv("used_memory", &shared.store.used_memory());
             kv("used_memory_dataset", &ks.mem);
             kv("used_memory_rss", &rss_bytes().map_or_else(|| "unknown".to_string(), |b| b.to_string()));
-            kv("maxmemory", &shared.config.maxmemory);
+            kv("maxmemory", &shared.maxmemory.load(std::sync::atomic::Ordering::Relaxed));
             kv("maxmemory_policy", &shared.config.maxmemory_policy.name());
             kv("maxmemory_samples", &shared.config.maxmemory_samples);
             kv("evicted_keys", &shared.store.evicted_keys());
@@ -102,16 +102,18 @@ fn section_body(shared: &Shared, name: &str, out: &mut String) {
         }
         "stats" => {
             kv("total_connections_received", &stats.total_connections.load(relaxed()));
-            kv("total_commands_processed", &stats.total_calls());
+            let commands = stats.commands();
+            kv("total_commands_processed", &commands.total_calls());
             kv("protocol_errors", &stats.protocol_errors.load(relaxed()));
             kv("reads_waited", &stats.reads_waited());
-            kv("unknown_opcode_calls", &stats.unknown_calls());
+            kv("unknown_opcode_calls", &super::stats::unknown_calls(&commands));
+            kv("metrics_addr", &shared.metrics_addr.get().map_or_else(String::new, |a| a.to_string()));
+            kv("command_clock", &if crate::ticks::clock().is_tsc() { "tsc" } else { "monotonic" });
             for op in Opcode::ALL {
-                let calls = stats.calls(op as u8);
+                let calls = commands.calls(op as u8);
                 if calls > 0 {
-                    let errors = stats.errors(op as u8);
                     let key = format!("cmd_{}", op.name().to_ascii_lowercase());
-                    kv(&key, &format_args!("calls={calls},errors={errors}"));
+                    kv(&key, &command_line(&commands, op as u8));
                 }
             }
         }
@@ -176,6 +178,24 @@ fn persistence(shared: &Shared, kv: &mut dyn FnMut(&str, &dyn std::fmt::Display)
         "recovery_incomplete",
         &r.incomplete.map_or_else(String::new, |g| format!("{}..{}", g.log_end, g.max_cover)),
     );
+}
+
+/// A `cmd_*` line's value: `calls=…,errors=…,usec=…,usec_per_call=…,`
+/// then the p50/p99/p99.9 latency in µs (upper bounds of the power-of-two
+/// buckets that hold them, `inf` past the last; `crate::latency`).
+fn command_line(commands: &super::stats::CommandTotals, op: u8) -> String {
+    let calls = commands.calls(op);
+    let lat = commands.latency(op);
+    let usec = lat.sum_nanos / 1000;
+    let q = |q: f64| lat.quantile_us(q).map_or_else(|| "inf".to_string(), |us| us.to_string());
+    format!(
+        "calls={calls},errors={},usec={usec},usec_per_call={:.2},p50_usec={},p99_usec={},p999_usec={}",
+        commands.errors(op),
+        lat.sum_nanos as f64 / 1000.0 / calls.max(1) as f64,
+        q(0.5),
+        q(0.99),
+        q(0.999),
+    )
 }
 
 fn relaxed() -> std::sync::atomic::Ordering {

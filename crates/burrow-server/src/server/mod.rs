@@ -8,6 +8,7 @@
 mod auth;
 mod clients;
 mod cluster;
+mod commands;
 mod config;
 mod connection;
 mod dispatch;
@@ -17,6 +18,7 @@ mod fd_limit;
 mod info;
 mod input_budget;
 mod log_limit;
+mod metrics;
 mod monitor;
 mod persistence;
 mod replication;
@@ -77,6 +79,8 @@ pub(crate) struct Shared {
     pub too_large_log: LogLimit,
     /// The client port's TLS (`--tls-cert-file`), and how members dial.
     pub tls: Option<tls::ServerTls>,
+    /// Where `--metrics-addr` is bound, once it is (INFO `metrics_addr`).
+    pub metrics_addr: std::sync::OnceLock<SocketAddr>,
     /// Commands slower than `--slowlog-threshold` (SLOWLOG).
     pub slowlog: slowlog::SlowLog,
     /// The settings as CONFIG GET shows them: `config`, with what CONFIG
@@ -89,6 +93,9 @@ pub(crate) struct Shared {
     pub monitors: monitor::Monitors,
     /// Replication handshakes refused on the Unix socket (a client can loop them).
     pub unix_link_log: LogLimit,
+    /// `--maxmemory` as it is now (CONFIG SET changes it): what writes
+    /// and INFO read instead of `config.maxmemory`.
+    pub maxmemory: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -247,6 +254,7 @@ impl Server {
             clients: clients::Clients::default(),
             monitors: monitor::Monitors::default(),
             unix_link_log: LogLimit::new(LOG_EVERY),
+            maxmemory: std::sync::atomic::AtomicUsize::new(config.maxmemory),
             max_connections: fd_limit::fit_connections(config.max_connections),
             started: Instant::now(),
             local_port,
@@ -255,6 +263,7 @@ impl Server {
             repl,
             auth,
             tls,
+            metrics_addr: std::sync::OnceLock::new(),
         })
     }
 }
@@ -365,6 +374,13 @@ async fn serve_shared(
     shared.repl.start(&shared, &cancel, &tracker);
     if let Some(p) = &shared.persist {
         tracker.spawn(persistence::schedule_snapshots(p.clone(), shared.store.clone(), cancel.clone()));
+    }
+    if let Some(addr) = shared.config.metrics_addr {
+        let l = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+        let bound = l.local_addr()?;
+        let _ = shared.metrics_addr.set(bound);
+        metrics::announce(bound);
+        tracker.spawn(metrics::serve(l, shared.clone(), cancel.clone()));
     }
     let limit = Arc::new(Semaphore::new(shared.max_connections));
     let mut spare = fd_limit::Spare::open();

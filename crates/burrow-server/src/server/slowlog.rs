@@ -1,11 +1,12 @@
 //! SLOWLOG: the last commands that took at least `--slowlog-threshold`
 //! microseconds to execute (protocol.md §8.13).
 //!
-//! The hot path pays one clock read and one comparison per command when
-//! nothing is slow (nothing when off): the connection reads the threshold
-//! once per batch ([`SlowLog::threshold`]) and only a command at or over
-//! it takes the log's lock. Both settings
-//! are atomics, so CONFIG SET can change them at run time.
+//! The hot path pays one comparison per command when nothing is slow: the
+//! connection times each command once for the latency histograms too
+//! ([`crate::ticks`]), reads the threshold in clock ticks once per batch
+//! ([`SlowLog::threshold_ticks`]), and only a command at or over it takes
+//! the log's lock. Both settings are atomics, so CONFIG SET can change them
+//! at run time.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -16,6 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use burrow_proto::{Opcode, SlowLogEntry, SLOWLOG_KEY_BYTES};
 use bytes::Bytes;
 
+use crate::ticks;
+
 /// Threshold value that stands for "off".
 const OFF: u64 = u64::MAX;
 
@@ -24,6 +27,9 @@ const OFF: u64 = u64::MAX;
 pub(crate) struct SlowLog {
     /// Microseconds; [`OFF`] = log nothing.
     threshold_us: AtomicU64,
+    /// The same in clock ticks, converted when set, so a command costs one
+    /// comparison; [`OFF`] = log nothing.
+    threshold_ticks: AtomicU64,
     max_len: AtomicUsize,
     /// Newest at the front.
     entries: Mutex<VecDeque<SlowLogEntry>>,
@@ -34,14 +40,22 @@ impl SlowLog {
     pub(crate) fn new(threshold_us: Option<u64>, max_len: usize) -> SlowLog {
         SlowLog {
             threshold_us: AtomicU64::new(threshold_us.unwrap_or(OFF)),
+            threshold_ticks: AtomicU64::new(to_ticks(threshold_us)),
             max_len: AtomicUsize::new(max_len),
             entries: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(0),
         }
     }
 
-    /// The threshold as a duration, `None` when off: read once per batch.
+    /// The threshold in clock ticks, `u64::MAX` when off (no command takes
+    /// that long): read once per batch.
     #[inline]
+    pub(crate) fn threshold_ticks(&self) -> u64 {
+        self.threshold_ticks.load(Ordering::Relaxed)
+    }
+
+    /// The threshold as a duration, `None` when off.
+    #[cfg(test)]
     pub(crate) fn threshold(&self) -> Option<Duration> {
         match self.threshold_us.load(Ordering::Relaxed) {
             OFF => None,
@@ -52,6 +66,7 @@ impl SlowLog {
     /// Changes the threshold (`None` = off): CONFIG SET.
     pub(crate) fn set_threshold(&self, us: Option<u64>) {
         self.threshold_us.store(us.unwrap_or(OFF), Ordering::Relaxed);
+        self.threshold_ticks.store(to_ticks(us), Ordering::Relaxed);
     }
 
     /// Changes how many entries are kept, dropping the oldest at once: CONFIG SET.
@@ -67,11 +82,16 @@ impl SlowLog {
         !matches!(Opcode::from_u8(opcode), Some(Opcode::SlowLog | Opcode::Hello | Opcode::Auth))
     }
 
-    /// Notes a command that took `took` (already known to be at least the
-    /// threshold). Out of line: only slow commands get here.
+    /// Notes a command that took `took_ticks` (already known to be at least
+    /// the threshold). Out of line: only slow commands get here.
     #[cold]
     #[inline(never)]
-    pub(crate) fn record(&self, opcode: u8, key: &[u8], took: Duration, client: SocketAddr) {
+    pub(crate) fn record_ticks(&self, opcode: u8, key: &[u8], took_ticks: u64, client: SocketAddr) {
+        self.record(opcode, key, ticks::clock().duration(took_ticks), client);
+    }
+
+    /// Notes a command that took `took`.
+    fn record(&self, opcode: u8, key: &[u8], took: Duration, client: SocketAddr) {
         let max = self.max_len.load(Ordering::Relaxed);
         if max == 0 || !Self::logs(opcode) {
             return;
@@ -116,6 +136,11 @@ impl SlowLog {
     }
 }
 
+/// A threshold in microseconds as clock ticks ([`OFF`] when off).
+fn to_ticks(us: Option<u64>) -> u64 {
+    us.map_or(OFF, |us| ticks::clock().ticks_in(Duration::from_micros(us)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +172,23 @@ mod tests {
     #[test]
     fn threshold_off_and_on() {
         assert_eq!(SlowLog::new(None, 8).threshold(), None);
-        assert_eq!(SlowLog::new(Some(250), 8).threshold(), Some(Duration::from_micros(250)));
+        assert_eq!(SlowLog::new(None, 8).threshold_ticks(), u64::MAX);
+        let log = SlowLog::new(Some(250), 8);
+        assert_eq!(log.threshold(), Some(Duration::from_micros(250)));
+        let clock = ticks::clock();
+        assert_eq!(log.threshold_ticks(), clock.ticks_in(Duration::from_micros(250)));
+        log.set_threshold(Some(0));
+        assert_eq!(log.threshold_ticks(), 0, "0 logs every command");
+        log.set_threshold(None);
+        assert_eq!(log.threshold_ticks(), u64::MAX);
+    }
+
+    #[test]
+    fn an_entry_shows_its_ticks_as_microseconds() {
+        let log = SlowLog::new(Some(0), 4);
+        let took = ticks::clock().ticks_in(Duration::from_micros(1500));
+        log.record_ticks(Opcode::Get as u8, b"k", took, addr());
+        let d = log.get(1)[0].duration_us;
+        assert!(d.abs_diff(1500) <= 1, "{d} µs");
     }
 }

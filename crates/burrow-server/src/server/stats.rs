@@ -1,13 +1,19 @@
-//! Counters reported by INFO. Relaxed atomics: exact totals, no ordering.
+//! Counters reported by INFO and `--metrics-addr`. Relaxed atomics: exact
+//! totals, no ordering. Per-command counts and latencies live in one slot
+//! per thread (`commands`), written without locked instructions and summed
+//! when read.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use burrow_proto::Opcode;
 
+use super::commands::Slots;
+pub(crate) use super::commands::{CommandTotals, Counter};
+
 #[derive(Debug)]
 pub(crate) struct Stats {
-    calls: [AtomicU64; 256],
-    errors: [AtomicU64; 256],
+    /// Calls, statuses and latencies per opcode, one slot per thread.
+    commands: Slots,
     pub connected_clients: AtomicUsize,
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
@@ -28,8 +34,7 @@ pub(crate) struct Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            calls: std::array::from_fn(|_| AtomicU64::new(0)),
-            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            commands: Slots::default(),
             connected_clients: AtomicUsize::new(0),
             total_connections: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
@@ -43,22 +48,20 @@ impl Default for Stats {
 }
 
 impl Stats {
-    /// Records a batch of per-opcode counts gathered on one connection.
-    pub(crate) fn record(&self, batch: &BatchCounts) {
-        for &(op, calls, errors) in &batch.entries {
-            self.calls[op as usize].fetch_add(calls, Ordering::Relaxed);
-            if errors > 0 {
-                self.errors[op as usize].fetch_add(errors, Ordering::Relaxed);
-            }
-        }
+    /// A connection's handle for counting its commands.
+    pub(crate) fn counter(&self) -> Counter {
+        self.commands.counter()
     }
 
-    pub(crate) fn calls(&self, opcode: u8) -> u64 {
-        self.calls[opcode as usize].load(Ordering::Relaxed)
+    /// Before a batch: `counter` counts into this thread's slot.
+    #[inline]
+    pub(crate) fn on_this_thread(&self, counter: &mut Counter) {
+        counter.on_this_thread(&self.commands);
     }
 
-    pub(crate) fn errors(&self, opcode: u8) -> u64 {
-        self.errors[opcode as usize].load(Ordering::Relaxed)
+    /// Every opcode's calls, statuses and latencies, summed over threads.
+    pub(crate) fn commands(&self) -> CommandTotals {
+        self.commands.totals()
     }
 
     pub(crate) fn note_reads_waited(&self, n: usize) {
@@ -68,42 +71,9 @@ impl Stats {
     pub(crate) fn reads_waited(&self) -> u64 {
         self.reads_waited.load(Ordering::Relaxed)
     }
-
-    /// Calls of every opcode, known or not.
-    pub(crate) fn total_calls(&self) -> u64 {
-        self.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum()
-    }
-
-    /// Calls to opcodes this server does not know.
-    pub(crate) fn unknown_calls(&self) -> u64 {
-        (0..=255u8).filter(|b| Opcode::from_u8(*b).is_none()).map(|b| self.calls(b)).sum()
-    }
 }
 
-/// Per-batch tally kept on the connection, so a pipelined batch touches the
-/// shared counters once per distinct opcode instead of once per request.
-#[derive(Debug, Default)]
-pub(crate) struct BatchCounts {
-    entries: Vec<(u8, u64, u64)>,
-}
-
-impl BatchCounts {
-    pub(crate) fn add(&mut self, opcode: u8, error: bool) {
-        let e = error as u64;
-        match self.entries.iter_mut().find(|(op, _, _)| *op == opcode) {
-            Some(entry) => {
-                entry.1 += 1;
-                entry.2 += e;
-            }
-            None => self.entries.push((opcode, 1, e)),
-        }
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.entries.clear();
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
+/// Calls to opcodes this server does not know.
+pub(crate) fn unknown_calls(totals: &CommandTotals) -> u64 {
+    (0..=255u8).filter(|b| Opcode::from_u8(*b).is_none()).map(|b| totals.calls(b)).sum()
 }

@@ -196,6 +196,7 @@ impl IoThread {
                 Some(match file.write_all_at(&bytes, offset) {
                     Ok(()) => {
                         self.shared.active_len.store(offset + bytes.len() as u64, Ordering::Relaxed);
+                        self.shared.written_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                         Event::WriteDone
                     }
                     Err(e) => Event::WriteFailed { error: failed("write", self.active_path(), e) },
@@ -210,7 +211,7 @@ impl IoThread {
             }
             Action::Sync { upto, generation } => {
                 let file = self.active.as_ref().expect("the core fsyncs only an active segment");
-                Some(match file.sync_data() {
+                Some(match self.shared.timed_sync(file.as_ref()) {
                     Ok(()) => {
                         self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
                         Event::SyncDone { upto, generation }
@@ -310,7 +311,7 @@ impl IoThread {
             None => job,
         };
         // No syncer (it cannot be started, or died): do it here.
-        Some(match job.run() {
+        Some(match job.run(&self.shared) {
             Ok((upto, generation)) => {
                 self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
                 Event::BackgroundSyncDone { upto, generation }
@@ -403,8 +404,8 @@ struct SyncJob {
 }
 
 impl SyncJob {
-    fn run(self) -> Result<(u64, u64), WalError> {
-        self.file.sync_data().map_err(io_err("fsync", &self.path))?;
+    fn run(self, shared: &Shared) -> Result<(u64, u64), WalError> {
+        shared.timed_sync(self.file.as_ref()).map_err(io_err("fsync", &self.path))?;
         Ok((self.upto, self.generation))
     }
 }
@@ -422,7 +423,7 @@ impl Syncer {
         let (tx, rx) = mpsc::channel::<SyncJob>();
         let thread = std::thread::Builder::new().name("burrow-wal-sync".into()).spawn(move || {
             while let Ok(job) = rx.recv() {
-                if shared.send(Inbound::BackgroundSync(job.run())).is_err() {
+                if shared.send(Inbound::BackgroundSync(job.run(&shared))).is_err() {
                     return;
                 }
             }

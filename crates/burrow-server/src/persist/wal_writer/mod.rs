@@ -65,11 +65,17 @@ pub(crate) struct Durability {
 }
 
 /// WAL figures for INFO.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct WalStats {
     pub bytes: u64,
     pub segments: usize,
     pub fsyncs: u64,
+    /// Bytes written to segments since start (metrics; `bytes` is what is on disk now).
+    pub written_bytes: u64,
+    /// Fsyncs of a segment that failed.
+    pub fsync_failures: u64,
+    /// How long segment fsyncs took.
+    pub fsync_latency: crate::latency::Snapshot,
     /// Why the WAL is not healthy, as INFO's `wal_last_error` shows it: the
     /// policy's message (see [`WriterFailure`]), so text.
     pub last_error: Option<String>,
@@ -87,7 +93,25 @@ struct Shared {
     active_len: AtomicU64,
     segments: AtomicUsize,
     fsyncs: AtomicU64,
+    written_bytes: AtomicU64,
+    fsync_failures: AtomicU64,
+    fsync_latency: crate::latency::Histogram,
     last_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Fsyncs `file`, timing it for the metrics.
+    fn timed_sync(&self, file: &dyn crate::persist::WritableFile) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        let r = file.sync_data();
+        match &r {
+            Ok(()) => self.fsync_latency.observe(crate::latency::nanos(started.elapsed())),
+            Err(_) => {
+                self.fsync_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        r
+    }
 }
 
 impl Shared {
@@ -167,6 +191,9 @@ impl WalWriter {
             active_len: AtomicU64::new(active_len),
             segments: AtomicUsize::new(segments.len()),
             fsyncs: AtomicU64::new(0),
+            written_bytes: AtomicU64::new(0),
+            fsync_failures: AtomicU64::new(0),
+            fsync_latency: crate::latency::Histogram::default(),
             last_error: Mutex::new(None),
         });
         let core =
@@ -200,6 +227,9 @@ impl WalWriter {
                 + self.shared.active_len.load(Ordering::Relaxed),
             segments: self.shared.segments.load(Ordering::Relaxed),
             fsyncs: self.shared.fsyncs.load(Ordering::Relaxed),
+            written_bytes: self.shared.written_bytes.load(Ordering::Relaxed),
+            fsync_failures: self.shared.fsync_failures.load(Ordering::Relaxed),
+            fsync_latency: self.shared.fsync_latency.snapshot(),
             last_error: lock(&self.shared.last_error).clone(),
         }
     }

@@ -15,6 +15,7 @@
 mod choice;
 mod declare;
 mod file_mode;
+mod listen_addr;
 mod settings;
 pub(crate) mod show;
 mod table;
@@ -340,6 +341,7 @@ mod tests {
             ("tls_ca_file", "/etc/burrow/ca.pem"),
             ("tls_client_auth", "required"),
             ("tls_handshake_timeout", "2s"),
+            ("metrics_addr", "127.0.0.1:9440"),
             ("slowlog_threshold", "250"),
             ("slowlog_max_len", "16"),
             ("unix_socket", "/run/burrow.sock"),

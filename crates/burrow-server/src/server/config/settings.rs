@@ -8,13 +8,14 @@
 //! names). Docs are one sentence in README's voice: they are the `--help`
 //! line and README's "meaning" column alike.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::choice::{LogFormat, OnOff, TlsClientAuth};
 use super::declare::declare_settings;
 use super::file_mode::FileMode;
+use super::listen_addr::ListenAddr;
 use super::units::{Seconds, Size, Threshold};
 use super::{default_shards, default_threads, ConfigError};
 use crate::persist::FsyncPolicy;
@@ -103,7 +104,7 @@ declare_settings! {
 
     /// Memory the store may hold for keys and values (its own accounting, INFO `used_memory`; see
     /// Memory limits); 0 = no limit
-    maxmemory: usize = "0", parse Size as "SIZE", into Size::usize;
+    maxmemory: usize = "0", parse Size as "SIZE", into Size::usize, runtime true;
 
     /// What a write does at `maxmemory`: `noeviction` (refused with `OOM`), `allkeys-lru`,
     /// `volatile-lru`, `allkeys-random` or `volatile-ttl` (evict keys, approximately; see Memory
@@ -151,6 +152,10 @@ declare_settings! {
     /// A TLS connection that has not completed its handshake within this long is closed (a plain
     /// number is seconds; must be above 0)
     tls_handshake_timeout: Duration = "10", parse Seconds as "DURATION", into Seconds::get;
+
+    /// Serve Prometheus metrics over plain HTTP at `GET /metrics` on this `IP:PORT` (none = off; a
+    /// non-loopback address is allowed, with a log line; see Metrics)
+    metrics_addr: Option<SocketAddr> = "none", parse ListenAddr as "IP:PORT", into ListenAddr::get;
 
     /// Commands that run at least this many microseconds go to SLOWLOG (0 = every command; `off`
     /// or a negative number, written `--slowlog-threshold=-1`, = none; see Introspection)

@@ -2,7 +2,7 @@
 //! (and CONFIG SET) would read it back as the same value. Paths are shown
 //! as paths: a secret's file, never its contents.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -78,6 +78,13 @@ impl Show for Option<u64> {
     }
 }
 
+/// `--metrics-addr`: `none` = off.
+impl Show for Option<SocketAddr> {
+    fn show(&self) -> String {
+        self.map_or_else(|| "none".to_string(), |a| a.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +97,7 @@ mod tests {
         assert_eq!(None::<u64>.show(), "off");
         assert_eq!(EvictionPolicy::AllkeysLru.show(), "allkeys-lru");
         assert_eq!(None::<PathBuf>.show(), "none");
+        assert_eq!(None::<SocketAddr>.show(), "none");
+        assert_eq!(Some(SocketAddr::from(([127, 0, 0, 1], 9440))).show(), "127.0.0.1:9440");
     }
 }

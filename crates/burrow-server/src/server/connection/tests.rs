@@ -178,7 +178,7 @@ async fn a_pipelined_batch_in_one_read_is_answered_in_order_with_one_write() {
     let ended = serve(CountWrites { io: mock, writes: writes.clone() }, &shared).await;
     assert!(matches!(ended, Ended::Closed));
     assert_eq!(writes.load(Ordering::Relaxed), 1, "one write for the whole batch");
-    assert_eq!(shared.stats.total_calls(), 6);
+    assert_eq!(shared.stats.commands().total_calls(), 6);
 }
 
 #[tokio::test]
@@ -297,7 +297,7 @@ async fn a_peer_closing_mid_frame_ends_the_connection_without_a_reply() {
     // No write expected: the mock panics on any.
     let mock = Builder::new().read(&raw[..raw.len() - 1]).build();
     assert!(matches!(serve(mock, &shared).await, Ended::Closed));
-    assert_eq!(shared.stats.total_calls(), 0);
+    assert_eq!(shared.stats.commands().total_calls(), 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,12 +3,13 @@
 //! GET shows every `[server]` setting whose flag name (`slowlog-threshold`)
 //! matches the glob, as it is now; files are shown by path, never read.
 //! SET changes only settings declared `runtime true` (README's table says
-//! which): today the SLOWLOG pair, whose state is atomic. The others are
-//! refused with the reason: sizes of structures built at start (shards,
-//! limits the codec and budgets were made with), the listener, the data
-//! directory and persistence, TLS and auth material, or limits read on the
-//! hot path from the immutable config (maxmemory, idle timeout, output
-//! limits) that would need atomics there first. A refused SET changes nothing.
+//! which): today the SLOWLOG pair and `maxmemory`, whose state is atomic.
+//! The others are refused with the reason: sizes of structures built at
+//! start (shards, limits the codec and budgets were made with), the
+//! listener, the data directory and persistence, TLS and auth material, or
+//! limits read on the hot path from the immutable config (the eviction
+//! policy, idle timeout, output limits) that would need atomics there
+//! first. A refused SET changes nothing.
 
 use super::Replier;
 use crate::server::{Config, Shared};
@@ -67,6 +68,8 @@ fn try_set(shared: &Shared, name: &[u8], value: &[u8]) -> Result<(), String> {
     let new = settings.with_setting(&key, text).map_err(|e| format!("CONFIG SET {shown}: {e}"))?;
     shared.slowlog.set_threshold(new.slowlog_threshold);
     shared.slowlog.set_max_len(new.slowlog_max_len);
+    // From the next write on; a lower limit evicts (or refuses) as writes come.
+    shared.maxmemory.store(new.maxmemory, std::sync::atomic::Ordering::Relaxed);
     *settings = new;
     tracing::info!(setting = %shown, value = %text, "CONFIG SET");
     Ok(())
@@ -154,5 +157,31 @@ mod tests {
         }
         assert_eq!(pairs(run(&s, get(""))), before);
         assert_eq!(s.slowlog.threshold(), None);
+    }
+
+    #[test]
+    fn maxmemory_set_at_run_time_limits_the_next_write() {
+        let s = shared();
+        let put = |k: &str| Request::Set {
+            key: Bytes::copy_from_slice(k.as_bytes()),
+            value: Bytes::from(vec![b'v'; 4096]),
+            ttl_ms: None,
+            condition: burrow_proto::SetCondition::Always,
+            keep_ttl: false,
+        };
+        assert_eq!(run(&s, put("a")), Reply::Ok, "no limit yet");
+        // A refused value changes nothing.
+        assert!(matches!(run(&s, set("maxmemory", "lots")), Reply::Error { status: Status::BadRequest, .. }));
+        assert_eq!(s.maxmemory.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(run(&s, set("maxmemory", "1KiB")), Reply::Ok);
+        assert_eq!(pairs(run(&s, get("maxmemory"))), [("maxmemory".into(), "1024".into())]);
+        match run(&s, put("b")) {
+            Reply::Error { status: Status::Oom, .. } => {}
+            other => panic!("a write past the new limit: {other:?}"),
+        }
+        let info = run(&s, Request::Info { section: Bytes::from_static(b"memory") });
+        assert!(format!("{info:?}").contains("maxmemory:1024"), "{info:?}");
+        assert_eq!(run(&s, set("maxmemory", "0")), Reply::Ok);
+        assert_eq!(run(&s, put("b")), Reply::Ok, "0 lifts the limit again");
     }
 }

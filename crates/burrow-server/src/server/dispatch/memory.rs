@@ -66,7 +66,7 @@ pub(super) fn growth(req: &Request<&[u8]>) -> Option<usize> {
 #[inline(never)]
 pub(super) fn refusal(shared: &Shared, req: &Request<&[u8]>, now: u64) -> Option<(Status, String)> {
     let need = growth(req)?;
-    if shared.store.used_memory().saturating_add(need) <= shared.config.maxmemory {
+    if shared.store.used_memory().saturating_add(need) <= shared.maxmemory.load(Ordering::Relaxed) {
         return None;
     }
     make_room(shared, need, now)
@@ -78,8 +78,8 @@ pub(super) fn refusal(shared: &Shared, req: &Request<&[u8]>, now: u64) -> Option
 fn make_room(shared: &Shared, need: usize, now: u64) -> Option<(Status, String)> {
     let config = &shared.config;
     let store = &shared.store;
-    let result =
-        store.make_room(config.maxmemory, need, config.maxmemory_policy, config.maxmemory_samples, now);
+    let max = shared.maxmemory.load(Ordering::Relaxed);
+    let result = store.make_room(max, need, config.maxmemory_policy, config.maxmemory_samples, now);
     let evicted = match result {
         Ok(room) => room.evicted,
         Err((_, room)) => room.evicted,
