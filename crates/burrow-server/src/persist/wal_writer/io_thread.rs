@@ -409,9 +409,10 @@ impl SyncJob {
     }
 }
 
-/// The everysec syncer: fsyncs the active segment while the IO thread goes
-/// on writing (as Redis's background fsync: inline, it stalled every write
-/// queued behind it), and hands the result back through the inbox.
+/// The syncer: fsyncs the active segment while the IO thread goes on
+/// writing — `everysec`'s periodic fsync (as Redis's background fsync:
+/// inline, it stalled every write queued behind it) and `always`'s
+/// pipelined group commit — and hands the result back through the inbox.
 struct Syncer {
     tx: mpsc::Sender<SyncJob>,
     thread: std::thread::JoinHandle<()>,

@@ -7,8 +7,9 @@
 //! The thread drains everything the op log queued, writes it with one
 //! `write`, and fsyncs by policy: `always` before anyone waiting is told
 //! the write is durable (one fsync covers every writer queued meanwhile —
-//! group commit), `everysec` once a second on the syncer thread (writes go
-//! on meanwhile), `no` never (the OS decides). It sleeps when there is
+//! group commit — and runs on the syncer thread while the next batch is
+//! written: a pipeline, see [`policy`]), `everysec` once a second on the
+//! syncer thread (writes go on meanwhile), `no` never (the OS decides). It sleeps when there is
 //! nothing to do; the op log wakes it when the first record lands in an
 //! empty queue, so a batch of writes costs one wake-up, not one per record.
 //!

@@ -163,7 +163,7 @@ fn a_short_write_is_cut_back_to_a_record_boundary_before_anyone_hears_of_it() {
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "the 7 bytes were cut off");
     let (last, _, _) = recovered(&s.dir);
     assert_eq!(last, 2);
-    let d = s.wait_for("the retry", |d| !d.failed);
+    let d = s.wait_for("the retry and its fsync", |d| !d.failed && d.synced == 5);
     assert_eq!((d.written, d.synced), (5, 5));
     s.wal.shutdown().unwrap();
     let (last, counter, _) = recovered(&s.dir);
