@@ -128,6 +128,8 @@ pub(crate) fn recover(
         }
         let valid = match scan {
             SegmentScan::Complete { .. } => len,
+            // Preallocated and not (yet) written: a clean end (see `wal`).
+            SegmentScan::Preallocated { offset, .. } => offset,
             SegmentScan::Torn { offset, reason, .. } => {
                 if n + 1 < count {
                     return Err(WalError::Corrupt { path, offset, reason }.into());

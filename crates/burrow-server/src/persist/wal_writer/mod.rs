@@ -144,10 +144,11 @@ impl WalWriter {
         let mut segments: Vec<Segment> =
             existing.into_iter().map(|(first, path, len)| Segment { first, path, len }).collect();
         let active = match segments.last() {
-            Some(seg) => io_thread::reopen_segment(fs.as_ref(), seg)?,
+            Some(seg) => io_thread::reopen_segment(fs.as_ref(), seg, cfg.segment_bytes)?,
             None => {
                 let (file, path) =
-                    io_thread::create_segment(fs.as_ref(), &dir, last_index + 1).map_err(|(e, _)| e)?;
+                    io_thread::create_segment(fs.as_ref(), &dir, last_index + 1, cfg.segment_bytes)
+                        .map_err(|(e, _)| e)?;
                 segments.push(Segment { first: last_index + 1, path, len: 0 });
                 file
             }
@@ -172,7 +173,7 @@ impl WalWriter {
         });
         let core =
             policy::WalPolicy::new(cfg.fsync, cfg.segment_bytes, last_index, active_len, Instant::now());
-        let io = IoThread::new(shared.clone(), fs, dir.clone(), core, segments, active);
+        let io = IoThread::new(shared.clone(), fs, dir.clone(), cfg.segment_bytes, core, segments, active);
         let thread = std::thread::Builder::new()
             .name("burrow-wal".into())
             .spawn(move || io.run())

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 
 use super::*;
-use crate::persist::{recover, Fault, FaultyFileSystem, FsOp, Injected, RecoveryReport};
+use crate::persist::{recover, Fault, FaultyFileSystem, FsOp, Injected, RecoveryReport, StdFileSystem};
 use crate::store::Store;
 use burrow_proto::ErrorChain;
 
@@ -108,6 +108,43 @@ fn every_policy_writes_everything_and_shutdown_fsyncs_it() {
 }
 
 #[test]
+fn segments_are_preallocated_and_appending_continues_after_a_restart() {
+    let s = start("prealloc", FsyncPolicy::Always, 64 << 10);
+    s.incr(5);
+    s.wait_for("synced", |d| d.synced == 5);
+    let seg = s.dir.0.join(crate::persist::segment_name(1));
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), 64 << 10, "the size is final from the start");
+    s.wal.shutdown().unwrap();
+    // A clean end, not a torn tail (`recovered` refuses those).
+    let (last, counter, report) = recovered(&s.dir);
+    assert_eq!((last, counter), (5, 5));
+    // Appending goes on after the records, not after the zeros.
+    let cfg = PersistConfig {
+        fsync: FsyncPolicy::Always,
+        segment_bytes: 64 << 10,
+        ..PersistConfig::new(s.dir.0.clone())
+    };
+    let store = Store::new(4, Arc::new(OpLog::counting(1 << 20)));
+    let report2 = recover(&cfg, &store, 0).unwrap();
+    assert_eq!(report2.segments, report.segments);
+    let wal = WalWriter::start(
+        Arc::new(StdFileSystem),
+        store.log().clone(),
+        &cfg,
+        report2.segments,
+        report2.last_index,
+    )
+    .unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), 64 << 10, "preallocated again");
+    for _ in 0..3 {
+        store.incr_by(b"c", 1, 0).unwrap();
+    }
+    wal.shutdown().unwrap();
+    let (last, counter, _) = recovered(&s.dir);
+    assert_eq!((last, counter), (8, 8));
+}
+
+#[test]
 fn eio_on_write_refuses_then_heals_and_the_records_are_written_on_retry() {
     let s = start("eio-write", FsyncPolicy::EverySec, 1 << 20);
     s.incr(1);
@@ -155,12 +192,15 @@ fn a_short_write_is_cut_back_to_a_record_boundary_before_anyone_hears_of_it() {
     s.incr(2);
     s.wait_for("synced", |d| d.synced == 2);
     let seg = s.dir.0.join(crate::persist::segment_name(1));
-    let len = std::fs::metadata(&seg).unwrap().len();
+    let len = s.wal.stats().bytes as usize;
     s.fs.inject(Fault::new(FsOp::Write, Injected::Short(7)).times(1));
     s.incr(3);
     s.wait_for("the failure", |d| d.failed);
-    // What a crash now would leave: no partial record.
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "the 7 bytes were cut off");
+    // What a crash now would leave: no partial record, the preallocated
+    // zeros after the last whole one.
+    let data = std::fs::read(&seg).unwrap();
+    assert_eq!(data.len(), 1 << 20, "preallocated again after the cut");
+    assert!(data[len..].iter().all(|&b| b == 0), "the 7 bytes were cut off");
     let (last, _, _) = recovered(&s.dir);
     assert_eq!(last, 2);
     let d = s.wait_for("the retry and its fsync", |d| !d.failed && d.synced == 5);
