@@ -178,6 +178,9 @@ fn remove_temp_files(dir: &std::path::Path) -> Result<(), PersistError> {
         if name.to_str().is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".tmp")) {
             info!(path = %entry.path().display(), "removing unfinished snapshot");
             let _ = std::fs::remove_file(entry.path());
+        } else if name == super::wal::SPARE_SEGMENT {
+            // A segment prepared ahead and never started: no record in it.
+            let _ = std::fs::remove_file(entry.path());
         }
     }
     Ok(())

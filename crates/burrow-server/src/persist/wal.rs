@@ -23,7 +23,10 @@
 //! after them, are a torn tail, cut as before; a valid record after bad
 //! bytes is corruption. A segment whose header is still zeros (a crash
 //! between creating it and the fsync of its header) holds no record that
-//! was ever acknowledged and reads as empty.
+//! was ever acknowledged and reads as empty. The next segment is prepared
+//! ahead as [`SPARE_SEGMENT`] and renamed at rotation; the header and the
+//! rename become durable with the new segment's first fsync (which then
+//! fsyncs the directory too), before any of its records is acknowledged.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +39,10 @@ use crate::oplog::{BadRecord, Record, RecordRef, Records};
 pub const WAL_MAGIC: &[u8; 4] = b"BWAL";
 pub(super) const WAL_VERSION: u16 = 1;
 pub const WAL_HEADER_LEN: usize = 16;
+/// The next segment's name while it is prepared ahead (created,
+/// preallocated, fsynced): not a `wal-*.log`, so recovery never reads it;
+/// it deletes it at start.
+pub(crate) const SPARE_SEGMENT: &str = "wal-next.tmp";
 
 #[derive(Debug, Error)]
 pub enum WalError {

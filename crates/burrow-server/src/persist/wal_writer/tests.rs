@@ -145,6 +145,39 @@ fn segments_are_preallocated_and_appending_continues_after_a_restart() {
 }
 
 #[test]
+fn the_next_segment_is_prepared_ahead_and_a_rotation_renames_it() {
+    let s = start("spare", FsyncPolicy::Always, 4096);
+    let spare = s.dir.0.join(crate::persist::wal::SPARE_SEGMENT);
+    let deadline = Instant::now() + DEADLINE;
+    while s.wal.stats().bytes < 2048 {
+        s.incr(1);
+        let last = s.store.log().last_index();
+        s.wait_for("synced", |d| d.synced >= last);
+    }
+    // Half full: the spare is created, preallocated and fsynced off the IO thread.
+    while std::fs::metadata(&spare).map(|m| m.len()).unwrap_or(0) < 4096 {
+        assert!(Instant::now() < deadline, "no spare segment");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    while s.wal.stats().segments < 2 {
+        s.incr(10);
+        let last = s.store.log().last_index();
+        s.wait_for("synced", |d| d.synced >= last);
+    }
+    let last = s.store.log().last_index();
+    s.wait_for("synced", |d| d.synced >= last);
+    let segs = crate::persist::list_segments(&s.dir.0).unwrap();
+    assert_eq!(segs.len(), 2);
+    assert_eq!(std::fs::metadata(&segs[1].1).unwrap().len(), 4096, "the renamed spare, preallocated");
+    s.wal.shutdown().unwrap();
+    // A spare left behind is not a segment; recovery deletes it.
+    std::fs::write(&spare, vec![0u8; 4096]).unwrap();
+    let (got, counter, _) = recovered(&s.dir);
+    assert_eq!((got, counter), (last, last as i64));
+    assert!(!spare.exists(), "deleted at start");
+}
+
+#[test]
 fn eio_on_write_refuses_then_heals_and_the_records_are_written_on_retry() {
     let s = start("eio-write", FsyncPolicy::EverySec, 1 << 20);
     s.incr(1);
