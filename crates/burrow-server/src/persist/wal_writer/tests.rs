@@ -70,6 +70,15 @@ impl Setup {
         }
     }
 
+    /// Polls until a call is blocked by an [`Injected::Stall`].
+    fn wait_stalled(&self) {
+        let deadline = Instant::now() + DEADLINE;
+        while self.fs.stalled() == 0 {
+            assert!(Instant::now() < deadline, "the stalled call never started");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     fn error(&self) -> String {
         self.wal.stats().last_error.unwrap_or_default()
     }
@@ -175,6 +184,61 @@ fn the_next_segment_is_prepared_ahead_and_a_rotation_renames_it() {
     let (got, counter, _) = recovered(&s.dir);
     assert_eq!((got, counter), (last, last as i64));
     assert!(!spare.exists(), "deleted at start");
+}
+
+/// A copy of `dir`'s files: what a kill -9 now would leave (a process
+/// crash keeps everything handed to the OS).
+fn crash_copy(dir: &Dir, name: &str) -> Dir {
+    let copy = Dir::new(name);
+    for entry in std::fs::read_dir(&dir.0).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.0.join(path.file_name().unwrap())).unwrap();
+    }
+    copy
+}
+
+#[test]
+fn a_crash_at_every_stage_of_a_pipelined_batch_loses_nothing_acknowledged() {
+    let s = start("stages", FsyncPolicy::Always, 1 << 20);
+    s.incr(3);
+    s.wait_for("batch 1 synced", |d| d.synced == 3);
+    // Batch 2's fsync is in flight (stalled); batch 3 is written meanwhile.
+    s.fs.inject(Fault::new(FsOp::Sync, Injected::Stall).times(1));
+    s.incr(2);
+    s.wait_stalled();
+    s.incr(4);
+    let d = s.wait_for("batch 3 written while batch 2 syncs", |d| d.written == 9);
+    assert_eq!(d.synced, 3, "only what a completed fsync covered is acknowledged");
+    // Crash now: batch 1 acknowledged, 2 in flight, 3 written.
+    let crashed = crash_copy(&s.dir, "stages-crash");
+    let (last, counter, report) = recovered(&crashed);
+    assert!(last >= d.synced && counter >= d.synced as i64, "acknowledged records lost: {last}");
+    assert!(report.truncated.is_none(), "the preallocated tail is a clean end");
+    s.fs.release();
+    // The sync returns covering 4..=5; the next one, for 6..=9, starts at once.
+    let d = s.wait_for("batches 2 and 3 synced", |d| d.synced == 9);
+    assert!(!d.failed);
+    s.wal.shutdown().unwrap();
+    let (last, counter, _) = recovered(&s.dir);
+    assert_eq!((last, counter), (9, 9));
+}
+
+#[test]
+fn a_failed_fsync_mid_pipeline_is_fatal_and_claims_nothing_after_it() {
+    let s = start("stages-eio", FsyncPolicy::Always, 1 << 20);
+    s.incr(2);
+    s.wait_for("synced", |d| d.synced == 2);
+    s.fs.inject(Fault::new(FsOp::Sync, Injected::Stall).times(1));
+    s.fs.inject(Fault::new(FsOp::Sync, Injected::Eio));
+    s.incr(1);
+    s.wait_stalled();
+    s.incr(2);
+    s.wait_for("written meanwhile", |d| d.written == 5);
+    // The stalled sync succeeds (it covered record 3); the next one fails.
+    s.fs.release();
+    let d = s.wait_for("the failure", |d| d.fatal);
+    assert_eq!(d.synced, 3, "the failed sync claims nothing");
+    assert!(s.wal.shutdown().is_err());
 }
 
 #[test]
