@@ -65,6 +65,8 @@ pub(super) struct IoThread {
     spare: Option<Arc<dyn WritableFile>>,
     /// A thread is preparing the spare.
     spare_pending: bool,
+    /// The last preparing thread, joined at exit so no file appears after.
+    prep: Option<std::thread::JoinHandle<()>>,
     /// Segments started by renaming the spare, and how many of those
     /// renames a completed directory fsync covers. While one is not, every
     /// fsync of the segment fsyncs the directory too, before any of its
@@ -165,6 +167,7 @@ impl IoThread {
             syncer: None,
             spare: None,
             spare_pending: false,
+            prep: None,
             renames: 0,
             dir_synced: 0,
         }
@@ -183,7 +186,10 @@ impl IoThread {
             let _ = shared.send(Inbound::Spare(prepare_spare(fs.as_ref(), &dir, len)));
         });
         match spawned {
-            Ok(_) => self.spare_pending = true,
+            Ok(thread) => {
+                self.spare_pending = true;
+                self.prep = Some(thread);
+            }
             Err(e) => debug!(error = %e, "cannot start a thread to prepare the next WAL segment"),
         }
     }
@@ -228,6 +234,9 @@ impl IoThread {
         if let Some(syncer) = self.syncer.take() {
             drop(syncer.tx);
             let _ = syncer.thread.join();
+        }
+        if let Some(prep) = self.prep.take() {
+            let _ = prep.join();
         }
         result
     }
