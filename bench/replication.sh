@@ -6,7 +6,13 @@
 #   2. leader SET throughput with 2 followers attached vs a standalone server
 #      (50 clients, pipeline 16), persistence off and on (fsync everysec);
 #   3. follower lag right after that load: records behind, and ms until both
-#      followers have applied the leader's last index.
+#      followers have applied the leader's last index;
+#   4. (PARTS=quorum) quorum writes under --fsync always on every node: SET
+#      ops/s, p50 and p99 on the leader of a 3-node quorum cluster at 1 and 50
+#      clients (pipeline 1) — a write is acknowledged once a follower has
+#      fsynced it too, so its latency is about one round trip plus one fsync
+#      on each side. With BASE (another burrow-server build) both builds are
+#      measured, alternated run by run.
 #
 # Full sync is timed from the follower's process start, for both servers (a
 # Redis replica started with --replicaof connects at once). Redis runs three
@@ -19,7 +25,7 @@
 # Environment: KEYS (default 1000000), RUNS (default 3; medians are reported),
 # BURROW_SERVER (the burrow-server binary to measure, default target/release),
 # REQUESTS (per throughput run, default 3000000), SKIP_BUILD=1,
-# NO_REDIS=1 (Burrow only), MODES (persistence of part 2, default "off everysec"),
+# NO_REDIS=1 (Burrow only), QSECS (seconds per part-4 run, default 5), MODES (persistence of part 2, default "off everysec"),
 # PARTS (default "sync throughput"), BURROW_ARGS (extra flags for every Burrow
 # server, e.g. "--backlog-bytes 67108864"), KEEP_WORK=1 (keep logs).
 #
@@ -458,6 +464,58 @@ if want throughput; then
                     "$([ "$setup" = alone ] && echo none || echo "2 followers")" "$l" "$fshow" "$b" \
                     "$(calc "$l + 2 * $f + $b")"
             done
+        done
+    done
+fi
+if want quorum; then
+    # ---- 4. quorum writes, fsync always ----------------------------------------
+    QSECS=${QSECS:-5}
+    QBUILDS="new"
+    [ -n "${BASE:-}" ] && QBUILDS="base new"
+    echo "== 4. Quorum writes, --fsync always ($RUNS runs, builds: $QBUILDS)" >&2
+    declare -A QOPS=() QP50=() QP99=()
+    for run in $(seq 1 "$RUNS"); do
+        for build in $QBUILDS; do
+            qserver=$SERVER
+            [ "$build" = base ] && qserver=$BASE
+            W="$WORK/quorum-$build-$run"; mkdir -p "$W"
+            QP=("$(free_port)" "$(free_port)" "$(free_port)")
+            cluster_file "$W/cluster.toml" "$W" "${QP[@]}"
+            sed -i 's/^replication = "async"/replication = "quorum"/' "$W/cluster.toml"
+            qpids=()
+            for i in 1 2 3; do
+                pin=("${FOLLOW_PIN[@]}")
+                [ "$i" = 1 ] && pin=("${LEAD_PIN[@]}")
+                "${pin[@]}" "$qserver" --config "$W/cluster.toml" --node-id "$i" --persistence on --fsync always \
+                    "${EXTRA[@]}" 2>>"$W/n$i.log" &
+                qpids+=("$!"); PIDS="$PIDS$! "
+            done
+            for _ in $(seq 1 6000); do
+                [ "$(info_field "${QP[0]}" role)" = leader ] && [ "$(info_field "${QP[0]}" connected_followers)" = 2 ] && break
+                sleep 0.01
+            done
+            [ "$(info_field "${QP[0]}" connected_followers)" = 2 ] || { echo "quorum cluster never formed" >&2; exit 1; }
+            for c in 1 50; do
+                line=$("${LEAD_PIN[@]}" "$BENCH" -p "${QP[0]}" -t set -c "$c" -P 1 -d 32 -r 100000 \
+                    --duration "$QSECS" --csv 2>>"$W/bench.err" | tail -1) || true
+                QOPS[$build,$c]+="$(echo "$line" | cut -d, -f10) "
+                QP50[$build,$c]+="$(echo "$line" | cut -d, -f12) "
+                QP99[$build,$c]+="$(echo "$line" | cut -d, -f14) "
+            done
+            stop "${qpids[@]}"
+            rm -rf "$W"
+        done
+    done
+    echo
+    echo "**Quorum writes, \`--fsync always\` on all three nodes** (\`burrow-bench -t set -P 1 -d 32 -r 100000"
+    echo "--duration $QSECS\` on the leader of a 3-node quorum cluster; medians of $RUNS runs, builds alternated):"
+    echo
+    echo "| build | clients | ops/s | p50 ms | p99 ms |"
+    echo "|---|---:|---:|---:|---:|"
+    for c in 1 50; do
+        for build in $QBUILDS; do
+            printf '| %s | %s | %.0f | %s | %s |\n' "$build" "$c" "$(med ${QOPS[$build,$c]})" \
+                "$(med ${QP50[$build,$c]})" "$(med ${QP99[$build,$c]})"
         done
     done
 fi

@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     });
     match result {
         Ok(SegmentScan::Complete { records }) => assert_eq!(records, next - first),
-        Ok(SegmentScan::Torn { records, offset, .. }) => {
+        Ok(SegmentScan::Torn { records, offset, .. } | SegmentScan::Preallocated { records, offset }) => {
             assert_eq!(records, next - first);
             assert!(offset <= len, "torn offset {offset} past the end ({len})");
         }

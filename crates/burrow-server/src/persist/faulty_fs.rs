@@ -20,6 +20,8 @@ pub enum FsOp {
     Write,
     Sync,
     SetLen,
+    /// `allocate` (preallocation).
+    Allocate,
     Rename,
     Remove,
     SyncDir,
@@ -231,6 +233,11 @@ impl WritableFile for FaultyFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.fs.check(FsOp::SetLen, &self.path)?;
         self.inner.set_len(len)
+    }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.fs.check(FsOp::Allocate, &self.path)?;
+        self.inner.allocate(len)
     }
 }
 

@@ -23,6 +23,12 @@ pub(crate) trait WritableFile: Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
     /// Truncates (or extends) the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the file at least `len` bytes long with its blocks reserved
+    /// and reading as zeros (`fallocate`; zeros written where the file
+    /// system cannot reserve); never shrinks it. A WAL segment is
+    /// preallocated so appends do not change its size: `fdatasync` then
+    /// need not write the size, and `ENOSPC` shows up at segment start.
+    fn allocate(&self, len: u64) -> io::Result<()>;
 }
 
 /// Creating, replacing and deleting files.
@@ -64,6 +70,45 @@ impl WritableFile for StdFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        let size = self.0.metadata()?.len();
+        if size >= len {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (Ok(offset), Ok(add)) = (libc::off_t::try_from(size), libc::off_t::try_from(len - size))
+            else {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            };
+            // Mode 0: reserve and extend the size. SAFETY: a plain syscall
+            // on a descriptor this `File` owns and keeps open.
+            if unsafe { libc::fallocate(self.0.as_raw_fd(), 0, offset, add) } == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if !matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS)) {
+                return Err(e);
+            }
+        }
+        zero_fill(self, size, len)
+    }
+}
+
+/// Writes zeros over `from..to`: preallocation where `fallocate` is
+/// unsupported, so the blocks exist and the size is final all the same.
+fn zero_fill(file: &dyn WritableFile, from: u64, to: u64) -> io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(to - from) as usize];
+    let mut at = from;
+    while at < to {
+        let n = CHUNK.min(to - at);
+        file.write_all_at(&zeros[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
 }
 
 impl FileSystem for StdFileSystem {

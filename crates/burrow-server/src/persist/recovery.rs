@@ -128,6 +128,8 @@ pub(crate) fn recover(
         }
         let valid = match scan {
             SegmentScan::Complete { .. } => len,
+            // Preallocated and not (yet) written: a clean end (see `wal`).
+            SegmentScan::Preallocated { offset, .. } => offset,
             SegmentScan::Torn { offset, reason, .. } => {
                 if n + 1 < count {
                     return Err(WalError::Corrupt { path, offset, reason }.into());
@@ -175,6 +177,9 @@ fn remove_temp_files(dir: &std::path::Path) -> Result<(), PersistError> {
         let name = entry.file_name();
         if name.to_str().is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".tmp")) {
             info!(path = %entry.path().display(), "removing unfinished snapshot");
+            let _ = std::fs::remove_file(entry.path());
+        } else if name == super::wal::SPARE_SEGMENT {
+            // A segment prepared ahead and never started: no record in it.
             let _ = std::fs::remove_file(entry.path());
         }
     }

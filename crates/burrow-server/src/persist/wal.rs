@@ -8,6 +8,25 @@
 //! +-----------+-----------+-----------+----------------------+------------+
 //! ```
 //! Records are framed as in `oplog::record` (length, CRC32, term, index, op).
+//!
+//! Segments are preallocated (`fallocate`, or zeros written) to the segment
+//! size when they start, so the file is longer than its records: the rest
+//! reads as zeros. Crash safety: a record is acknowledged under `always`
+//! only after an `fdatasync` that began after its `write` returned, and
+//! with the size already final that `fdatasync` makes the record's blocks
+//! (and the extent state needed to read them) durable. After a crash the
+//! file holds every acknowledged record, then possibly some later records
+//! or parts of them, then zeros. A record's length field is never zero,
+//! so the first zero byte where a record should start ends the segment:
+//! an all-zero rest is a clean end ([`SegmentScan::Preallocated`]), never a
+//! tear; non-zero bytes after the last good record, with no valid record
+//! after them, are a torn tail, cut as before; a valid record after bad
+//! bytes is corruption. A segment whose header is still zeros (a crash
+//! between creating it and the fsync of its header) holds no record that
+//! was ever acknowledged and reads as empty. The next segment is prepared
+//! ahead as [`SPARE_SEGMENT`] and renamed at rotation; the header and the
+//! rename become durable with the new segment's first fsync (which then
+//! fsyncs the directory too), before any of its records is acknowledged.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +39,10 @@ use crate::oplog::{BadRecord, Record, RecordRef, Records};
 pub const WAL_MAGIC: &[u8; 4] = b"BWAL";
 pub(super) const WAL_VERSION: u16 = 1;
 pub const WAL_HEADER_LEN: usize = 16;
+/// The next segment's name while it is prepared ahead (created,
+/// preallocated, fsynced): not a `wal-*.log`, so recovery never reads it;
+/// it deletes it at start.
+pub(crate) const SPARE_SEGMENT: &str = "wal-next.tmp";
 
 #[derive(Debug, Error)]
 pub enum WalError {
@@ -67,6 +90,10 @@ pub fn header(first_index: u64) -> [u8; WAL_HEADER_LEN] {
 pub enum SegmentScan {
     /// Every byte belonged to a valid record.
     Complete { records: u64 },
+    /// Valid records up to `offset`, then only zeros: space preallocated
+    /// and not (yet) written — a clean end, not a tear. `offset` is 0 for
+    /// a segment whose header was never written.
+    Preallocated { records: u64, offset: u64 },
     /// The last record is short or fails its CRC and nothing valid follows:
     /// a write torn by a crash. `offset` is where the valid data ends.
     Torn { records: u64, offset: u64, reason: String },
@@ -87,6 +114,9 @@ pub fn scan_segment(
             offset: 0,
             reason: format!("file is {} bytes, shorter than its {WAL_HEADER_LEN}-byte header", data.len()),
         });
+    }
+    if data[..WAL_HEADER_LEN].iter().all(|&b| b == 0) && all_zero(data) {
+        return Ok(SegmentScan::Preallocated { records: 0, offset: 0 });
     }
     let bad = |reason: String| WalError::BadHeader { path: path.to_owned(), reason };
     if &data[..4] != WAL_MAGIC {
@@ -121,6 +151,9 @@ pub fn scan_segment(
             },
         };
         let offset = (WAL_HEADER_LEN + bad.offset) as u64;
+        if all_zero(&body[bad.offset..]) {
+            return Ok(SegmentScan::Preallocated { records: next - first, offset });
+        }
         let reason = burrow_proto::ErrorChain(&bad.error).to_string();
         if valid_record_after(body, bad.offset, next) {
             return Err(WalError::Corrupt { path: path.to_owned(), offset, reason });
@@ -129,10 +162,17 @@ pub fn scan_segment(
     }
 }
 
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
+}
+
 /// Whether any offset of `records` after `bad` starts a usable record
 /// (framing, CRC and op) numbered `next` or later — the sign that the bad
 /// bytes are damage in the middle, not a tear.
 fn valid_record_after(records: &[u8], bad: usize, next: u64) -> bool {
-    (bad + 1..records.len())
+    // No record starts in the trailing zeros (its length would be 0): a
+    // preallocated tail is not searched byte by byte.
+    let end = records.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    (bad + 1..end)
         .any(|p| RecordRef::parse(&records[p..]).is_ok_and(|rec| rec.index >= next && rec.decode().is_ok()))
 }

@@ -162,6 +162,11 @@ fn a_torn_last_record_is_truncated_at_every_byte_offset() {
     let dir = TempDir::new("torn");
     let path = seg_path(dir.path(), 1);
     for cut in last_start + 1..bytes.len() {
+        if bytes[last_start..cut].iter().all(|&b| b == 0) {
+            // Only the zero high bytes of its length: no different from a
+            // preallocated tail, a clean end (next test).
+            continue;
+        }
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let (store, report) = recover_dir(dir.path(), true).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
         let (file, offset, _) =
@@ -190,7 +195,7 @@ fn a_torn_tail_is_refused_when_truncation_is_disabled() {
     let last_start = starts[ops.len() - 1];
     let dir = TempDir::new("torn-refuse");
     let path = seg_path(dir.path(), 1);
-    for cut in [last_start + 1, last_start + 8, bytes.len() - 1] {
+    for cut in [last_start + 4, last_start + 8, bytes.len() - 1] {
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let err = recover_dir(dir.path(), false).expect_err("refused").to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
@@ -199,6 +204,84 @@ fn a_torn_tail_is_refused_when_truncation_is_disabled() {
         // Refusing must not touch the file.
         assert_eq!(std::fs::read(&path).unwrap(), &bytes[..cut]);
     }
+}
+
+// ------------------------------------------- WAL: preallocated segments
+
+/// `bytes` followed by zeros up to `len` bytes: a preallocated segment.
+fn padded(bytes: &[u8], len: usize) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out.resize(len.max(bytes.len()), 0);
+    out
+}
+
+#[test]
+fn a_preallocated_zero_tail_is_a_clean_end_even_when_truncation_is_disabled() {
+    let ops = sample_ops(20);
+    let (bytes, starts) = segment(1, &ops);
+    let dir = TempDir::new("prealloc-tail");
+    let path = seg_path(dir.path(), 1);
+    // After every record boundary: the records so far, then zeros.
+    for (n, &end) in starts.iter().enumerate() {
+        std::fs::write(&path, padded(&bytes[..end], 64 * 1024)).unwrap();
+        let (store, report) = recover_dir(dir.path(), false).unwrap_or_else(|e| panic!("{n} records: {e}"));
+        assert!(report.truncated.is_none(), "{n} records: zeros are not a tear");
+        assert_eq!(report.last_index, n as u64, "{n} records");
+        assert_eq!(report.segments, vec![(1, path.clone(), end as u64)], "{n} records: valid length");
+        assert_eq!(dump_store(&store, now_ms()), expected(&ops[..n]), "{n} records");
+    }
+}
+
+#[test]
+fn a_torn_record_followed_by_zeros_is_a_torn_tail() {
+    let ops = sample_ops(12);
+    let (bytes, starts) = segment(1, &ops);
+    let last_start = starts[ops.len() - 1];
+    let want = expected(&ops[..ops.len() - 1]);
+    let dir = TempDir::new("prealloc-torn");
+    let path = seg_path(dir.path(), 1);
+    for cut in last_start + 1..bytes.len() {
+        if bytes[last_start..cut].iter().all(|&b| b == 0) {
+            continue; // only zeros of the record reached the disk: indistinguishable from none
+        }
+        std::fs::write(&path, padded(&bytes[..cut], 16 * 1024)).unwrap();
+        let (store, report) = recover_dir(dir.path(), true).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+        assert_eq!(report.truncated.as_ref().map(|t| t.1), Some(last_start as u64), "cut {cut}");
+        assert_eq!(report.segments, vec![(1, path.clone(), last_start as u64)], "cut {cut}");
+        assert_eq!(dump_store(&store, now_ms()), want, "cut {cut}");
+        let err = recover_dir(dir.path(), false).expect_err("refused").to_string();
+        assert!(
+            err.contains("torn") && err.contains(&format!("byte offset {last_start}")),
+            "cut {cut}: {err}"
+        );
+    }
+    // Zeros in the middle of the records, a valid record after them: corruption.
+    let mut holed = padded(&bytes, 16 * 1024);
+    holed[starts[3]..starts[4]].fill(0);
+    std::fs::write(&path, &holed).unwrap();
+    let err = recover_dir(dir.path(), true).expect_err("refused").to_string();
+    assert!(err.contains(&format!("corrupt record at byte offset {}", starts[3])), "{err}");
+}
+
+#[test]
+fn a_crash_between_preallocation_and_the_first_write_recovers_empty() {
+    // The segment's size reached the disk, its header did not: all zeros.
+    let ops = sample_ops(6);
+    let dir = TempDir::new("prealloc-unwritten");
+    let (store, report) = {
+        std::fs::write(seg_path(dir.path(), 1), vec![0u8; 8192]).unwrap();
+        recover_dir(dir.path(), false).unwrap()
+    };
+    assert_eq!((store.len(), report.last_index), (0, 0));
+    assert_eq!(report.segments, vec![(1, seg_path(dir.path(), 1), 0)], "kept, to be rewritten");
+    // The same as the next segment after a full one.
+    let (a, _) = segment(1, &ops[..6]);
+    std::fs::write(seg_path(dir.path(), 1), &a).unwrap();
+    std::fs::write(seg_path(dir.path(), 7), vec![0u8; 8192]).unwrap();
+    let (store, report) = recover_dir(dir.path(), false).unwrap();
+    assert_eq!(report.last_index, 6);
+    assert_eq!(report.segments.last(), Some(&(7, seg_path(dir.path(), 7), 0)));
+    assert_eq!(dump_store(&store, now_ms()), expected(&ops[..6]));
 }
 
 // ------------------------------------------------------ WAL: corruption

@@ -15,7 +15,7 @@ use super::policy::{Action, Event, Report, WalPolicy};
 use super::{lock, Install, Shared, WriterFailure};
 use crate::oplog::seal_records;
 use crate::persist::fs::{FileSystem, WritableFile};
-use crate::persist::wal::{header, io_err, segment_name, WalError, WAL_HEADER_LEN};
+use crate::persist::wal::{header, io_err, segment_name, WalError, SPARE_SEGMENT, WAL_HEADER_LEN};
 
 /// A request to the thread, or a result for it.
 pub(super) enum Inbound {
@@ -27,8 +27,11 @@ pub(super) enum Inbound {
         install: Install,
         reply: mpsc::Sender<Result<(), WalError>>,
     },
-    /// The syncer's answer: `Ok((upto, generation))` or the error.
-    BackgroundSync(Result<(u64, u64), WalError>),
+    /// The syncer's answer: `Ok((upto, generation, renames covered))` or
+    /// the error.
+    BackgroundSync(Result<(u64, u64, u64), WalError>),
+    /// The next segment, prepared ahead (see [`prepare_spare`]), or why not.
+    Spare(Result<Arc<dyn WritableFile>, WalError>),
     Shutdown,
 }
 
@@ -47,6 +50,8 @@ pub(super) struct IoThread {
     shared: Arc<Shared>,
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
+    /// Segments are preallocated to this many bytes.
+    segment_bytes: u64,
     core: WalPolicy,
     /// Oldest first; the last is the active one while `active` is `Some`.
     segments: Vec<Segment>,
@@ -55,36 +60,93 @@ pub(super) struct IoThread {
     /// A restart's answer, sent once its new state is published.
     restart_reply: Option<(RestartReply, Result<(), WalError>)>,
     syncer: Option<Syncer>,
+    /// The next segment, created, preallocated and fsynced ahead under
+    /// [`SPARE_SEGMENT`]; a rotation renames it instead of creating a file.
+    spare: Option<Arc<dyn WritableFile>>,
+    /// A thread is preparing the spare.
+    spare_pending: bool,
+    /// The last preparing thread, joined at exit so no file appears after.
+    prep: Option<std::thread::JoinHandle<()>>,
+    /// Segments started by renaming the spare, and how many of those
+    /// renames a completed directory fsync covers. While one is not, every
+    /// fsync of the segment fsyncs the directory too, before any of its
+    /// records is reported synced (a fsync in flight that started before
+    /// the rename does not count).
+    renames: u64,
+    dir_synced: u64,
 }
 
-/// Creates segment `first` in `dir`: header written and fsynced, directory
-/// fsynced. The error says whether an fsync failed.
+/// Creates the spare segment: preallocated, fsynced, its directory entry
+/// fsynced — the slow part of starting a segment, done off the IO thread.
+fn prepare_spare(fs: &dyn FileSystem, dir: &Path, prealloc: u64) -> Result<Arc<dyn WritableFile>, WalError> {
+    let path = dir.join(SPARE_SEGMENT);
+    let file = fs.create(&path).map_err(io_err("create WAL segment", &path))?;
+    file.allocate(prealloc).map_err(io_err("preallocate WAL segment", &path))?;
+    file.sync_data().map_err(io_err("fsync WAL segment", &path))?;
+    fs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
+    Ok(file)
+}
+
+/// Creates segment `first` in `dir`: header written, preallocated to
+/// `prealloc` bytes, fsynced (size included), directory fsynced. The error
+/// says whether an fsync failed.
 pub(super) fn create_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     first: u64,
+    prealloc: u64,
 ) -> Result<(Arc<dyn WritableFile>, PathBuf), (WalError, bool)> {
     let path = dir.join(segment_name(first));
     let file = fs.create(&path).map_err(|e| (io_err("create WAL segment", &path)(e), false))?;
     file.write_all_at(&header(first), 0).map_err(|e| (io_err("write WAL header", &path)(e), false))?;
+    preallocate(file.as_ref(), &path, prealloc);
     file.sync_data().map_err(|e| (io_err("fsync WAL segment", &path)(e), true))?;
     fs.sync_dir(dir).map_err(|e| (io_err("fsync directory", dir)(e), true))?;
     Ok((file, path))
 }
 
 /// Opens the segment recovery ended in, cut to its valid length (a torn
-/// header is written again).
-pub(super) fn reopen_segment(fs: &dyn FileSystem, seg: &Segment) -> Result<Arc<dyn WritableFile>, WalError> {
+/// header is written again; a preallocated tail of zeros goes too) and
+/// preallocated again to `prealloc` bytes.
+pub(super) fn reopen_segment(
+    fs: &dyn FileSystem,
+    seg: &Segment,
+    prealloc: u64,
+) -> Result<Arc<dyn WritableFile>, WalError> {
     let path = &seg.path;
     let file = fs.open_for_write(path).map_err(io_err("open WAL segment", path))?;
     if seg.len < WAL_HEADER_LEN as u64 {
         file.set_len(0).map_err(io_err("truncate WAL segment", path))?;
         file.write_all_at(&header(seg.first), 0).map_err(io_err("write WAL header", path))?;
-        file.sync_data().map_err(io_err("fsync WAL segment", path))?;
     } else {
         file.set_len(seg.len).map_err(io_err("truncate WAL segment", path))?;
     }
+    preallocate(file.as_ref(), path, prealloc);
+    file.sync_data().map_err(io_err("fsync WAL segment", path))?;
     Ok(file)
+}
+
+/// fsyncs a segment, and its directory too when `dir` is given.
+fn sync_segment(
+    shared: &Shared,
+    file: &dyn WritableFile,
+    fs: &dyn FileSystem,
+    dir: Option<&Path>,
+) -> std::io::Result<()> {
+    shared.timed_sync(file)?;
+    match dir {
+        Some(dir) => fs.sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
+/// Reserves a segment's space up front (see [`WritableFile::allocate`]).
+/// Only a speed-up: if it fails (a nearly full disk), appends extend the
+/// file as they would without it, so it is logged and not refused.
+fn preallocate(file: &dyn WritableFile, path: &Path, len: u64) {
+    if let Err(e) = file.allocate(len) {
+        warn!(path = %path.display(), error = %e, "cannot preallocate WAL segment; appending without");
+    }
 }
 
 impl IoThread {
@@ -92,6 +154,7 @@ impl IoThread {
         shared: Arc<Shared>,
         fs: Arc<dyn FileSystem>,
         dir: PathBuf,
+        segment_bytes: u64,
         core: WalPolicy,
         segments: Vec<Segment>,
         active: Arc<dyn WritableFile>,
@@ -100,12 +163,39 @@ impl IoThread {
             shared,
             fs,
             dir,
+            segment_bytes,
             core,
             segments,
             active: Some(active),
             rotate_waiters: Vec::new(),
             restart_reply: None,
             syncer: None,
+            spare: None,
+            spare_pending: false,
+            prep: None,
+            renames: 0,
+            dir_synced: 0,
+        }
+    }
+
+    /// Once the active segment is half full, starts preparing the next one
+    /// on a thread of its own, unless one is ready or on its way.
+    fn prepare_next(&mut self) {
+        let half_full = self.shared.active_len.load(Ordering::Relaxed) >= self.segment_bytes / 2;
+        if !half_full || self.spare.is_some() || self.spare_pending || self.core.is_fatal() {
+            return;
+        }
+        let (fs, dir, len, shared) =
+            (self.fs.clone(), self.dir.clone(), self.segment_bytes, self.shared.clone());
+        let spawned = std::thread::Builder::new().name("burrow-wal-prep".into()).spawn(move || {
+            let _ = shared.send(Inbound::Spare(prepare_spare(fs.as_ref(), &dir, len)));
+        });
+        match spawned {
+            Ok(thread) => {
+                self.spare_pending = true;
+                self.prep = Some(thread);
+            }
+            Err(e) => debug!(error = %e, "cannot start a thread to prepare the next WAL segment"),
         }
     }
 
@@ -134,6 +224,7 @@ impl IoThread {
             if let Some((reply, result)) = self.restart_reply.take() {
                 let _ = reply.send(result);
             }
+            self.prepare_next();
             let wait = self.core.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
             // No yield after a wake-up: connections wake it once their
             // runtime's turn has appended (`oplog::defer_wal_wakes`).
@@ -148,6 +239,9 @@ impl IoThread {
         if let Some(syncer) = self.syncer.take() {
             drop(syncer.tx);
             let _ = syncer.thread.join();
+        }
+        if let Some(prep) = self.prep.take() {
+            let _ = prep.join();
         }
         result
     }
@@ -167,12 +261,22 @@ impl IoThread {
                 let result = self.restart(next_index, install);
                 self.restart_reply = Some((reply, result));
             }
-            Inbound::BackgroundSync(Ok((upto, generation))) => {
+            Inbound::BackgroundSync(Ok((upto, generation, dir_synced))) => {
+                self.dir_synced = self.dir_synced.max(dir_synced);
                 self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
                 self.core.step(Event::BackgroundSyncDone { upto, generation }, now);
             }
             Inbound::BackgroundSync(Err(e)) => {
                 self.core.step(Event::SyncFailed { error: ErrorChain(&e).to_string() }, now)
+            }
+            Inbound::Spare(result) => {
+                self.spare_pending = false;
+                match result {
+                    Ok(file) => self.spare = Some(file),
+                    Err(e) => {
+                        warn!(error = %ErrorChain(&e), "cannot prepare the next WAL segment; it will be created when needed")
+                    }
+                }
             }
             Inbound::Shutdown => self.core.step(Event::Shutdown, now),
         }
@@ -205,14 +309,21 @@ impl IoThread {
             Action::Truncate { len } => {
                 let file = self.active.as_ref().expect("the core truncates only an active segment");
                 Some(match file.set_len(len) {
-                    Ok(()) => Event::TruncateDone,
+                    Ok(()) => {
+                        // The cut took the preallocated tail with it.
+                        preallocate(file.as_ref(), self.active_path(), self.segment_bytes);
+                        Event::TruncateDone
+                    }
                     Err(e) => Event::TruncateFailed { error: failed("truncate", self.active_path(), e) },
                 })
             }
             Action::Sync { upto, generation } => {
                 let file = self.active.as_ref().expect("the core fsyncs only an active segment");
-                Some(match self.shared.timed_sync(file.as_ref()) {
+                let owed = self.renames > self.dir_synced;
+                let dir = owed.then_some(self.dir.as_path());
+                Some(match sync_segment(&self.shared, file.as_ref(), self.fs.as_ref(), dir) {
                     Ok(()) => {
+                        self.dir_synced = self.renames;
                         self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
                         Event::SyncDone { upto, generation }
                     }
@@ -221,7 +332,15 @@ impl IoThread {
             }
             Action::SyncInBackground { upto, generation } => {
                 let file = self.active.clone().expect("the core fsyncs only an active segment");
-                let job = SyncJob { file, path: self.active_path().to_owned(), upto, generation };
+                let dir = (self.renames > self.dir_synced).then(|| (self.dir.clone(), self.renames));
+                let job = SyncJob {
+                    file,
+                    fs: self.fs.clone(),
+                    dir,
+                    path: self.active_path().to_owned(),
+                    upto,
+                    generation,
+                };
                 self.sync_in_background(job)
             }
             Action::CreateSegment { first } => Some(self.start_segment(first)),
@@ -284,7 +403,11 @@ impl IoThread {
             self.shared.closed_bytes.fetch_add(len, Ordering::Relaxed);
             self.shared.active_len.store(0, Ordering::Relaxed);
         }
-        match create_segment(self.fs.as_ref(), &self.dir, first) {
+        let started = match self.spare.take() {
+            Some(spare) => self.rename_spare(spare, first),
+            None => create_segment(self.fs.as_ref(), &self.dir, first, self.segment_bytes),
+        };
+        match started {
             Ok((file, path)) => {
                 self.segments.push(Segment { first, path, len: 0 });
                 self.active = Some(file);
@@ -294,6 +417,26 @@ impl IoThread {
             }
             Err((e, fsync)) => Event::CreateFailed { error: ErrorChain(&e).to_string(), fsync },
         }
+    }
+
+    /// Starts segment `first` from the spare: its header written and the
+    /// file renamed, nothing fsynced — both are made durable by the
+    /// segment's first fsync (see `renames`) before any of its records is
+    /// reported synced, so a rotation costs a `pwrite` and a `rename`. A
+    /// crash before that leaves the spare's name (deleted at start) or a
+    /// segment whose header is zeros (read as empty): neither holds a
+    /// record anyone was told is durable.
+    fn rename_spare(
+        &mut self,
+        spare: Arc<dyn WritableFile>,
+        first: u64,
+    ) -> Result<(Arc<dyn WritableFile>, PathBuf), (WalError, bool)> {
+        let path = self.dir.join(segment_name(first));
+        spare.write_all_at(&header(first), 0).map_err(|e| (io_err("write WAL header", &path)(e), false))?;
+        let from = self.dir.join(SPARE_SEGMENT);
+        self.fs.rename(&from, &path).map_err(|e| (io_err("rename WAL segment", &path)(e), false))?;
+        self.renames += 1;
+        Ok((spare, path))
     }
 
     fn sync_in_background(&mut self, job: SyncJob) -> Option<Event> {
@@ -312,7 +455,8 @@ impl IoThread {
         };
         // No syncer (it cannot be started, or died): do it here.
         Some(match job.run(&self.shared) {
-            Ok((upto, generation)) => {
+            Ok((upto, generation, renames)) => {
+                self.dir_synced = self.dir_synced.max(renames);
                 self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
                 Event::BackgroundSyncDone { upto, generation }
             }
@@ -388,7 +532,7 @@ impl IoThread {
         }
         fs.sync_dir(&self.dir).map_err(|e| (io_err("fsync directory", &self.dir)(e), true))?;
         install(fs.as_ref()).map_err(|e| (e, false))?;
-        let (file, path) = create_segment(fs.as_ref(), &self.dir, next_index)?;
+        let (file, path) = create_segment(fs.as_ref(), &self.dir, next_index, self.segment_bytes)?;
         self.segments.push(Segment { first: next_index, path, len: 0 });
         self.active = Some(file);
         Ok(())
@@ -398,21 +542,31 @@ impl IoThread {
 /// An fsync for the syncer thread.
 struct SyncJob {
     file: Arc<dyn WritableFile>,
+    fs: Arc<dyn FileSystem>,
+    /// Fsync this directory too (the segment's rename, number `.1`, is
+    /// not durable yet).
+    dir: Option<(PathBuf, u64)>,
     path: PathBuf,
     upto: u64,
     generation: u64,
 }
 
 impl SyncJob {
-    fn run(self, shared: &Shared) -> Result<(u64, u64), WalError> {
+    fn run(self, shared: &Shared) -> Result<(u64, u64, u64), WalError> {
         shared.timed_sync(self.file.as_ref()).map_err(io_err("fsync", &self.path))?;
-        Ok((self.upto, self.generation))
+        let mut renames = 0;
+        if let Some((dir, n)) = &self.dir {
+            self.fs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
+            renames = *n;
+        }
+        Ok((self.upto, self.generation, renames))
     }
 }
 
-/// The everysec syncer: fsyncs the active segment while the IO thread goes
-/// on writing (as Redis's background fsync: inline, it stalled every write
-/// queued behind it), and hands the result back through the inbox.
+/// The syncer: fsyncs the active segment while the IO thread goes on
+/// writing — `everysec`'s periodic fsync (as Redis's background fsync:
+/// inline, it stalled every write queued behind it) and `always`'s
+/// pipelined group commit — and hands the result back through the inbox.
 struct Syncer {
     tx: mpsc::Sender<SyncJob>,
     thread: std::thread::JoinHandle<()>,

@@ -7,8 +7,9 @@
 //! The thread drains everything the op log queued, writes it with one
 //! `write`, and fsyncs by policy: `always` before anyone waiting is told
 //! the write is durable (one fsync covers every writer queued meanwhile —
-//! group commit), `everysec` once a second on the syncer thread (writes go
-//! on meanwhile), `no` never (the OS decides). It sleeps when there is
+//! group commit — and runs on the syncer thread while the next batch is
+//! written: a pipeline, see [`policy`]), `everysec` once a second on the
+//! syncer thread (writes go on meanwhile), `no` never (the OS decides). It sleeps when there is
 //! nothing to do; the op log wakes it when the first record lands in an
 //! empty queue, so a batch of writes costs one wake-up, not one per record.
 //!
@@ -167,10 +168,11 @@ impl WalWriter {
         let mut segments: Vec<Segment> =
             existing.into_iter().map(|(first, path, len)| Segment { first, path, len }).collect();
         let active = match segments.last() {
-            Some(seg) => io_thread::reopen_segment(fs.as_ref(), seg)?,
+            Some(seg) => io_thread::reopen_segment(fs.as_ref(), seg, cfg.segment_bytes)?,
             None => {
                 let (file, path) =
-                    io_thread::create_segment(fs.as_ref(), &dir, last_index + 1).map_err(|(e, _)| e)?;
+                    io_thread::create_segment(fs.as_ref(), &dir, last_index + 1, cfg.segment_bytes)
+                        .map_err(|(e, _)| e)?;
                 segments.push(Segment { first: last_index + 1, path, len: 0 });
                 file
             }
@@ -198,7 +200,7 @@ impl WalWriter {
         });
         let core =
             policy::WalPolicy::new(cfg.fsync, cfg.segment_bytes, last_index, active_len, Instant::now());
-        let io = IoThread::new(shared.clone(), fs, dir.clone(), core, segments, active);
+        let io = IoThread::new(shared.clone(), fs, dir.clone(), cfg.segment_bytes, core, segments, active);
         let thread = std::thread::Builder::new()
             .name("burrow-wal".into())
             .spawn(move || io.run())

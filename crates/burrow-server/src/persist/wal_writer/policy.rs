@@ -7,6 +7,16 @@
 //! (what `written` and `synced` mean, when a failure heals and when it is
 //! fatal) is decided here and tested without a disk.
 //!
+//! Group commit under `always` is a two-stage pipeline: while one fsync
+//! runs on the syncer thread ([`Action::SyncInBackground`]), this core
+//! keeps handing out writes of the records queued meanwhile. A sync covers
+//! exactly the records written before it started (`upto`, taken when it
+//! is handed out), so `synced` advances to that index when it returns —
+//! never further — and the next sync, covering everything written since,
+//! starts at once. Under load the disk is never idle while writers wait,
+//! and a write waits for at most the sync in flight plus its own (before,
+//! the next batch was written only after the current sync returned).
+//!
 //! Failures:
 //! - A failed write (EIO, ENOSPC, a short write) or a failed attempt to
 //!   start the next segment changes no promise: nothing in it was reported
@@ -115,8 +125,9 @@ pub(super) enum Action {
     Truncate { len: u64 },
     /// fsync the active segment now, on this thread.
     Sync { upto: u64, generation: u64 },
-    /// Hand an fsync of the active segment to the syncer thread (`everysec`:
-    /// writes go on meanwhile); it reports back with `generation`.
+    /// Hand an fsync of the active segment to the syncer thread (`always`,
+    /// `everysec`: writes go on meanwhile); it reports back with
+    /// `generation`. At most one is in flight.
     SyncInBackground { upto: u64, generation: u64 },
     /// Start segment `first` (create, header, fsync, directory fsync); the
     /// previous one, fsynced, is closed.
@@ -454,10 +465,19 @@ impl WalPolicy {
             self.writing = Some((bytes.clone(), self.queued));
             return Some(Action::Write { offset: len, bytes });
         }
-        let inline =
-            self.policy == FsyncPolicy::Always || self.sync_requested > self.synced || self.shutting_down;
-        if self.written > self.synced && inline {
-            return Some(self.sync());
+        if self.written > self.synced {
+            if self.policy == FsyncPolicy::Always && !self.shutting_down {
+                // Pipelined: one fsync in flight on the syncer thread while
+                // this thread writes the next batch; it covers every record
+                // written before it started (`upto`), and the next one starts
+                // as soon as it returns, so the disk never idles while
+                // writers wait. Requested syncs ride on it.
+                if !self.background {
+                    return Some(self.sync_in_background());
+                }
+            } else if self.sync_requested > self.synced || self.shutting_down {
+                return Some(self.sync());
+            }
         }
         if std::mem::take(&mut self.dirty) {
             return Some(Action::Publish(self.durability()));
@@ -479,11 +499,16 @@ impl WalPolicy {
             return Some(Action::Exit(Ok(())));
         }
         if self.periodic_sync_owed() && now >= self.last_sync + EVERYSEC {
-            self.background = true;
             self.last_sync = now;
-            return Some(Action::SyncInBackground { upto: self.written, generation: self.generation });
+            return Some(self.sync_in_background());
         }
         None
+    }
+
+    /// Hands an fsync of everything written so far to the syncer thread.
+    fn sync_in_background(&mut self) -> Action {
+        self.background = true;
+        Action::SyncInBackground { upto: self.written, generation: self.generation }
     }
 
     fn sync(&self) -> Action {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 
 use super::*;
-use crate::persist::{recover, Fault, FaultyFileSystem, FsOp, Injected, RecoveryReport};
+use crate::persist::{recover, Fault, FaultyFileSystem, FsOp, Injected, RecoveryReport, StdFileSystem};
 use crate::store::Store;
 use burrow_proto::ErrorChain;
 
@@ -70,6 +70,15 @@ impl Setup {
         }
     }
 
+    /// Polls until a call is blocked by an [`Injected::Stall`].
+    fn wait_stalled(&self) {
+        let deadline = Instant::now() + DEADLINE;
+        while self.fs.stalled() == 0 {
+            assert!(Instant::now() < deadline, "the stalled call never started");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     fn error(&self) -> String {
         self.wal.stats().last_error.unwrap_or_default()
     }
@@ -105,6 +114,131 @@ fn every_policy_writes_everything_and_shutdown_fsyncs_it() {
         let (last, counter, _) = recovered(&s.dir);
         assert_eq!((last, counter), (70, 70), "case #{i} ({policy:?})");
     }
+}
+
+#[test]
+fn segments_are_preallocated_and_appending_continues_after_a_restart() {
+    let s = start("prealloc", FsyncPolicy::Always, 64 << 10);
+    s.incr(5);
+    s.wait_for("synced", |d| d.synced == 5);
+    let seg = s.dir.0.join(crate::persist::segment_name(1));
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), 64 << 10, "the size is final from the start");
+    s.wal.shutdown().unwrap();
+    // A clean end, not a torn tail (`recovered` refuses those).
+    let (last, counter, report) = recovered(&s.dir);
+    assert_eq!((last, counter), (5, 5));
+    // Appending goes on after the records, not after the zeros.
+    let cfg = PersistConfig {
+        fsync: FsyncPolicy::Always,
+        segment_bytes: 64 << 10,
+        ..PersistConfig::new(s.dir.0.clone())
+    };
+    let store = Store::new(4, Arc::new(OpLog::counting(1 << 20)));
+    let report2 = recover(&cfg, &store, 0).unwrap();
+    assert_eq!(report2.segments, report.segments);
+    let wal = WalWriter::start(
+        Arc::new(StdFileSystem),
+        store.log().clone(),
+        &cfg,
+        report2.segments,
+        report2.last_index,
+    )
+    .unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), 64 << 10, "preallocated again");
+    for _ in 0..3 {
+        store.incr_by(b"c", 1, 0).unwrap();
+    }
+    wal.shutdown().unwrap();
+    let (last, counter, _) = recovered(&s.dir);
+    assert_eq!((last, counter), (8, 8));
+}
+
+#[test]
+fn the_next_segment_is_prepared_ahead_and_a_rotation_renames_it() {
+    let s = start("spare", FsyncPolicy::Always, 4096);
+    let spare = s.dir.0.join(crate::persist::wal::SPARE_SEGMENT);
+    let deadline = Instant::now() + DEADLINE;
+    while s.wal.stats().bytes < 2048 {
+        s.incr(1);
+        let last = s.store.log().last_index();
+        s.wait_for("synced", |d| d.synced >= last);
+    }
+    // Half full: the spare is created, preallocated and fsynced off the IO thread.
+    while std::fs::metadata(&spare).map(|m| m.len()).unwrap_or(0) < 4096 {
+        assert!(Instant::now() < deadline, "no spare segment");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    while s.wal.stats().segments < 2 {
+        s.incr(10);
+        let last = s.store.log().last_index();
+        s.wait_for("synced", |d| d.synced >= last);
+    }
+    let last = s.store.log().last_index();
+    s.wait_for("synced", |d| d.synced >= last);
+    let segs = crate::persist::list_segments(&s.dir.0).unwrap();
+    assert_eq!(segs.len(), 2);
+    assert_eq!(std::fs::metadata(&segs[1].1).unwrap().len(), 4096, "the renamed spare, preallocated");
+    s.wal.shutdown().unwrap();
+    // A spare left behind is not a segment; recovery deletes it.
+    std::fs::write(&spare, vec![0u8; 4096]).unwrap();
+    let (got, counter, _) = recovered(&s.dir);
+    assert_eq!((got, counter), (last, last as i64));
+    assert!(!spare.exists(), "deleted at start");
+}
+
+/// A copy of `dir`'s files: what a kill -9 now would leave (a process
+/// crash keeps everything handed to the OS).
+fn crash_copy(dir: &Dir, name: &str) -> Dir {
+    let copy = Dir::new(name);
+    for entry in std::fs::read_dir(&dir.0).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.0.join(path.file_name().unwrap())).unwrap();
+    }
+    copy
+}
+
+#[test]
+fn a_crash_at_every_stage_of_a_pipelined_batch_loses_nothing_acknowledged() {
+    let s = start("stages", FsyncPolicy::Always, 1 << 20);
+    s.incr(3);
+    s.wait_for("batch 1 synced", |d| d.synced == 3);
+    // Batch 2's fsync is in flight (stalled); batch 3 is written meanwhile.
+    s.fs.inject(Fault::new(FsOp::Sync, Injected::Stall).times(1));
+    s.incr(2);
+    s.wait_stalled();
+    s.incr(4);
+    let d = s.wait_for("batch 3 written while batch 2 syncs", |d| d.written == 9);
+    assert_eq!(d.synced, 3, "only what a completed fsync covered is acknowledged");
+    // Crash now: batch 1 acknowledged, 2 in flight, 3 written.
+    let crashed = crash_copy(&s.dir, "stages-crash");
+    let (last, counter, report) = recovered(&crashed);
+    assert!(last >= d.synced && counter >= d.synced as i64, "acknowledged records lost: {last}");
+    assert!(report.truncated.is_none(), "the preallocated tail is a clean end");
+    s.fs.release();
+    // The sync returns covering 4..=5; the next one, for 6..=9, starts at once.
+    let d = s.wait_for("batches 2 and 3 synced", |d| d.synced == 9);
+    assert!(!d.failed);
+    s.wal.shutdown().unwrap();
+    let (last, counter, _) = recovered(&s.dir);
+    assert_eq!((last, counter), (9, 9));
+}
+
+#[test]
+fn a_failed_fsync_mid_pipeline_is_fatal_and_claims_nothing_after_it() {
+    let s = start("stages-eio", FsyncPolicy::Always, 1 << 20);
+    s.incr(2);
+    s.wait_for("synced", |d| d.synced == 2);
+    s.fs.inject(Fault::new(FsOp::Sync, Injected::Stall).times(1));
+    s.fs.inject(Fault::new(FsOp::Sync, Injected::Eio));
+    s.incr(1);
+    s.wait_stalled();
+    s.incr(2);
+    s.wait_for("written meanwhile", |d| d.written == 5);
+    // The stalled sync succeeds (it covered record 3); the next one fails.
+    s.fs.release();
+    let d = s.wait_for("the failure", |d| d.fatal);
+    assert_eq!(d.synced, 3, "the failed sync claims nothing");
+    assert!(s.wal.shutdown().is_err());
 }
 
 #[test]
@@ -155,15 +289,18 @@ fn a_short_write_is_cut_back_to_a_record_boundary_before_anyone_hears_of_it() {
     s.incr(2);
     s.wait_for("synced", |d| d.synced == 2);
     let seg = s.dir.0.join(crate::persist::segment_name(1));
-    let len = std::fs::metadata(&seg).unwrap().len();
+    let len = s.wal.stats().bytes as usize;
     s.fs.inject(Fault::new(FsOp::Write, Injected::Short(7)).times(1));
     s.incr(3);
     s.wait_for("the failure", |d| d.failed);
-    // What a crash now would leave: no partial record.
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "the 7 bytes were cut off");
+    // What a crash now would leave: no partial record, the preallocated
+    // zeros after the last whole one.
+    let data = std::fs::read(&seg).unwrap();
+    assert_eq!(data.len(), 1 << 20, "preallocated again after the cut");
+    assert!(data[len..].iter().all(|&b| b == 0), "the 7 bytes were cut off");
     let (last, _, _) = recovered(&s.dir);
     assert_eq!(last, 2);
-    let d = s.wait_for("the retry", |d| !d.failed);
+    let d = s.wait_for("the retry and its fsync", |d| !d.failed && d.synced == 5);
     assert_eq!((d.written, d.synced), (5, 5));
     s.wal.shutdown().unwrap();
     let (last, counter, _) = recovered(&s.dir);

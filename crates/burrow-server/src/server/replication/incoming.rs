@@ -317,6 +317,9 @@ mod tests {
         fn set_len(&self, _: u64) -> std::io::Result<()> {
             Ok(())
         }
+        fn allocate(&self, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     fn empty_store() -> Arc<Store> {

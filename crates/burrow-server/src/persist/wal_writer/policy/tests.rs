@@ -163,7 +163,7 @@ fn each_policy_writes_at_once_and_fsyncs_when_it_says() {
     // after the background fsync answers)
     #[allow(clippy::type_complexity)]
     let cases: &[(FsyncPolicy, &[&str], Option<u64>, &[&str], &[&str])] = &[
-        (Always, &["write 30@16", "sync 3", "publish w3 s3"], None, &[], &[]),
+        (Always, &["write 30@16", "bg-sync 3", "publish w3 s0"], None, &[], &["publish w3 s3"]),
         (EverySec, &["write 30@16", "publish w3 s0"], Some(1000), &["bg-sync 3"], &["publish w3 s3"]),
         (No, &["write 30@16", "publish w3 s0"], None, &[], &[]),
     ];
@@ -184,8 +184,59 @@ fn each_policy_writes_at_once_and_fsyncs_when_it_says() {
 fn records_queued_meanwhile_share_one_write_and_one_fsync() {
     let mut h = Harness::new(FsyncPolicy::Always);
     h.queue(2).queue(3);
-    assert_eq!(h.run(), strs(&["write 50@16", "sync 5", "publish w5 s5"]));
-    assert_eq!(h.queue(1).run(), strs(&["write 10@66", "sync 6", "publish w6 s6"]));
+    assert_eq!(h.run(), strs(&["write 50@16", "bg-sync 5", "publish w5 s0"]));
+    assert_eq!(h.background_done().run(), strs(&["publish w5 s5"]));
+    assert_eq!(h.queue(1).run(), strs(&["write 10@66", "bg-sync 6", "publish w6 s5"]));
+}
+
+#[test]
+fn always_writes_the_next_batches_while_a_sync_is_in_flight() {
+    let mut h = Harness::new(FsyncPolicy::Always);
+    assert_eq!(h.queue(2).run(), strs(&["write 20@16", "bg-sync 2", "publish w2 s0"]));
+    // The disk is busy: later batches are written at once, not synced yet.
+    assert_eq!(h.queue(1).run(), strs(&["write 10@36", "publish w3 s0"]));
+    assert_eq!(h.queue(3).run(), strs(&["write 30@46", "publish w6 s0"]));
+    assert_eq!(h.background.len(), 1, "one sync in flight at a time");
+    // The sync returns: it covered records 1..=2 only (written before it
+    // started), and the next one, for 3..=6, starts before anyone is told.
+    assert_eq!(h.background_done().run(), strs(&["bg-sync 6", "publish w6 s2"]));
+    assert_eq!(h.state(), (6, 2, false, false), "synced stops at the covered index");
+    assert_eq!(h.queue(1).run(), strs(&["write 10@76", "publish w7 s2"]));
+    assert_eq!(h.background_done().run(), strs(&["bg-sync 7", "publish w7 s6"]));
+    assert_eq!(h.background_done().run(), strs(&["publish w7 s7"]));
+    assert_eq!(h.run(), Vec::<String>::new(), "idle: nothing in flight");
+    assert!(h.background.is_empty());
+}
+
+#[test]
+fn always_pipeline_serves_requested_syncs_and_shutdown_syncs_inline() {
+    let mut h = Harness::new(FsyncPolicy::Always);
+    h.queue(2).run();
+    h.step(Event::SyncRequested { through: 2 });
+    assert_eq!(h.run(), Vec::<String>::new(), "the sync in flight covers it");
+    h.queue(1).run();
+    // Shutdown does not wait for the pipeline: one last inline fsync.
+    h.step(Event::Shutdown);
+    assert_eq!(h.run(), strs(&["sync 3", "publish w3 s3", "exit ok"]));
+    h.background_done();
+    assert_eq!(h.state(), (3, 3, false, false), "a late pipelined sync changes nothing");
+}
+
+#[test]
+fn a_failed_sync_mid_pipeline_is_fatal_and_claims_nothing_written_after_it() {
+    let mut h = Harness::new(FsyncPolicy::Always);
+    h.queue(2).run();
+    h.background_done().run();
+    h.queue(2).run(); // bg-sync 4 in flight
+    assert_eq!(h.queue(1).run(), strs(&["write 10@56", "publish w5 s2"]));
+    h.background.clear();
+    h.step(Event::SyncFailed { error: "fsync: EIO".into() });
+    assert_eq!(h.run(), strs(&["fatal: fsync: EIO", "publish w5 s2 failed fatal"]));
+    // Nothing is written or synced again; a late success claims nothing.
+    h.step(Event::BackgroundSyncDone { upto: 4, generation: 0 });
+    assert_eq!(h.queue(1).at_ms(60_000).run(), Vec::<String>::new());
+    assert_eq!(h.state(), (5, 2, true, true));
+    assert_eq!(h.step(Event::Shutdown).run(), strs(&["exit err: fsync: EIO"]));
 }
 
 #[test]
@@ -231,8 +282,10 @@ fn a_requested_rotation_happens_only_if_the_segment_holds_records() {
     assert_eq!(h.run(), strs(&["answer-rotate"]), "empty segment: nothing to do");
     h.queue(1).run();
     h.step(Event::RotateRequested);
-    assert_eq!(h.run(), strs(&["create 2", "answer-rotate"]));
-    assert_eq!(h.queue(1).run(), strs(&["write 10@16", "sync 2", "publish w2 s2"]));
+    // The closing segment is fsynced inline, even with a pipelined one in flight.
+    assert_eq!(h.run(), strs(&["sync 1", "publish w1 s1", "create 2", "answer-rotate"]));
+    assert_eq!(h.background_done().run(), Vec::<String>::new(), "the late sync of 1 claims nothing new");
+    assert_eq!(h.queue(1).run(), strs(&["write 10@16", "bg-sync 2", "publish w2 s1"]));
 }
 
 #[test]
@@ -288,10 +341,11 @@ fn a_failed_cut_back_is_fatal() {
 #[test]
 fn a_failed_fsync_is_fatal_and_nothing_is_written_or_synced_again() {
     // (policy, how the fsync is asked for, the actions up to the failure)
+    // (`always` fsyncs in the background: see the mid-pipeline case.)
     let cases: &[(FsyncPolicy, bool, &[&str])] = &[
         (
-            FsyncPolicy::Always,
-            false,
+            FsyncPolicy::EverySec,
+            true,
             &["write 20@16", "sync 2", "fatal: fsync: EIO", "publish w2 s0 failed fatal"],
         ),
         (
@@ -334,16 +388,18 @@ fn a_failed_background_fsync_is_fatal_and_a_late_success_claims_nothing() {
 fn a_segment_that_cannot_be_started_is_retried_but_a_failed_fsync_there_is_fatal() {
     let mut h = Harness::with_segment(FsyncPolicy::Always, 30);
     h.fail(Op::Create, "create wal-3: ENOSPC");
-    let want = ["write 20@16", "sync 2", "publish w2 s2", "create 3", "failing: create wal-3: ENOSPC"];
-    assert_eq!(h.queue(2).run(), strs(&[&want[..], &["publish w2 s2 failed"]].concat()));
+    let want = ["write 20@16", "bg-sync 2", "publish w2 s0", "sync 2", "publish w2 s2", "create 3"];
+    let failed = ["failing: create wal-3: ENOSPC", "publish w2 s2 failed"];
+    assert_eq!(h.queue(2).run(), strs(&[&want[..], &failed[..]].concat()));
+    assert_eq!(h.background_done().run(), Vec::<String>::new());
     assert_eq!(h.at_ms(500).queue(1).run(), Vec::<String>::new());
-    let want = ["create 3", "recovered", "write 10@16", "sync 3", "publish w3 s3"];
+    let want = ["create 3", "recovered", "write 10@16", "bg-sync 3", "publish w3 s2"];
     assert_eq!(h.at_ms(1000).run(), strs(&want));
 
     let mut h = Harness::with_segment(FsyncPolicy::Always, 30);
     h.fail_create_fsync("fsync directory: EIO");
     let got = h.queue(2).run();
-    assert_eq!(got[3..], strs(&["create 3", "fatal: fsync directory: EIO", "publish w2 s2 failed fatal"]));
+    assert_eq!(got[5..], strs(&["create 3", "fatal: fsync directory: EIO", "publish w2 s2 failed fatal"]));
 }
 
 #[test]
@@ -383,13 +439,15 @@ fn a_restart_starts_over_and_ignores_fsyncs_of_the_replaced_wal() {
 fn a_failed_restart_detaches_until_the_next_one() {
     let mut h = Harness::new(FsyncPolicy::Always);
     h.queue(2).run();
+    h.background_done().run();
     h.step(Event::RestartFailed { error: "rename: EIO".into(), fsync: false });
     assert_eq!(h.run(), strs(&["detached: rename: EIO", "publish w2 s2 failed"]));
     assert_eq!(h.queue(1).at_ms(60_000).run(), Vec::<String>::new(), "no segment: nothing written");
     h.step(Event::Restarted { next_index: 10 });
     h.next = 10;
     assert_eq!(h.run(), strs(&["recovered", "publish w9 s9"]));
-    assert_eq!(h.queue(1).run(), strs(&["write 10@16", "sync 10", "publish w10 s10"]));
+    assert_eq!(h.queue(1).run(), strs(&["write 10@16", "bg-sync 10", "publish w10 s9"]));
+    assert_eq!(h.background_done().run(), strs(&["publish w10 s10"]));
 
     h.step(Event::RestartFailed { error: "fsync directory: EIO".into(), fsync: true });
     assert_eq!(h.run(), strs(&["fatal: fsync directory: EIO", "publish w10 s10 failed fatal"]));
