@@ -207,18 +207,24 @@ impl RequestError {
     }
 }
 
+// The checks below run for every request; what they say on failure is
+// built out of line (`#[cold]`), so `Request::parse` stays small enough
+// to inline well and its jump table stays a table.
+
 #[inline]
 fn extras_exact(f: &FrameRef<'_>, name: &str, lens: &[usize]) -> Result<(), RequestError> {
     if lens.contains(&f.extras.len()) {
         Ok(())
     } else {
-        let want: Vec<String> = lens.iter().map(|l| l.to_string()).collect();
-        Err(RequestError::bad(format!(
-            "{name}: extras must be {} bytes, got {}",
-            want.join(" or "),
-            f.extras.len()
-        )))
+        Err(wrong_extras(f, name, lens))
     }
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_extras(f: &FrameRef<'_>, name: &str, lens: &[usize]) -> RequestError {
+    let want: Vec<String> = lens.iter().map(|l| l.to_string()).collect();
+    RequestError::bad(format!("{name}: extras must be {} bytes, got {}", want.join(" or "), f.extras.len()))
 }
 
 #[inline]
@@ -226,8 +232,14 @@ fn no_value(f: &FrameRef<'_>, name: &str) -> Result<(), RequestError> {
     if f.value.is_empty() {
         Ok(())
     } else {
-        Err(RequestError::bad(format!("{name}: takes no value, got {} bytes", f.value.len())))
+        Err(has_value(f, name))
     }
+}
+
+#[cold]
+#[inline(never)]
+fn has_value(f: &FrameRef<'_>, name: &str) -> RequestError {
+    RequestError::bad(format!("{name}: takes no value, got {} bytes", f.value.len()))
 }
 
 #[inline]
@@ -235,8 +247,14 @@ fn no_flags(f: &FrameRef<'_>, name: &str) -> Result<(), RequestError> {
     if f.flags == 0 {
         Ok(())
     } else {
-        Err(RequestError::bad(format!("{name}: unknown flags 0x{:02x}", f.flags)))
+        Err(has_flags(f, name))
     }
+}
+
+#[cold]
+#[inline(never)]
+fn has_flags(f: &FrameRef<'_>, name: &str) -> RequestError {
+    RequestError::bad(format!("{name}: unknown flags 0x{:02x}", f.flags))
 }
 
 /// A command that takes exactly a key: no extras, no value, no flags.

@@ -12,6 +12,10 @@ use std::time::Duration;
 const FINITE: usize = 23;
 /// Buckets including `+Inf`.
 pub(crate) const BUCKETS: usize = FINITE + 1;
+/// Counters a [`Histogram`] keeps: one per value of [`bucket_raw_us`]
+/// (0..=64), so recording needs no clamp; those from `FINITE` up are
+/// `+Inf`, folded when read.
+const RAW: usize = u64::BITS as usize + 1;
 
 /// The bucket of a duration in nanoseconds.
 #[inline]
@@ -23,6 +27,13 @@ pub(crate) fn bucket(nanos: u64) -> usize {
 #[inline]
 pub(crate) fn bucket_us(us: u64) -> usize {
     ((u64::BITS - us.leading_zeros()) as usize).min(FINITE)
+}
+
+/// [`bucket_us`] before the clamp: any value is a valid index of a
+/// [`Histogram`]'s counters (the per-command hot path records with it).
+#[inline]
+pub(crate) fn bucket_raw_us(us: u64) -> usize {
+    (u64::BITS - us.leading_zeros()) as usize
 }
 
 /// Upper bound of bucket `i` in microseconds (`None` for `+Inf`).
@@ -38,7 +49,7 @@ pub(crate) fn nanos(d: Duration) -> u64 {
 /// A histogram many threads may record into (relaxed atomics).
 #[derive(Debug)]
 pub(crate) struct Histogram {
-    counts: [AtomicU64; BUCKETS],
+    counts: [AtomicU64; RAW],
     sum_nanos: AtomicU64,
 }
 
@@ -59,7 +70,7 @@ impl Histogram {
     /// a plain load and store, no locked instruction. Readers on other
     /// threads see whole values, possibly a little late. `amount` goes to
     /// the sum in whatever unit the owner keeps it (commands: clock ticks,
-    /// converted when read).
+    /// converted when read). `bucket`: from [`bucket_us`] or [`bucket_raw_us`].
     #[inline]
     pub(crate) fn observe_single_writer(&self, bucket: usize, amount: u64) {
         bump(&self.counts[bucket], 1);
@@ -68,8 +79,8 @@ impl Histogram {
 
     /// Adds the current counts to `into`.
     pub(crate) fn add_to(&self, into: &mut Snapshot) {
-        for (sum, c) in into.counts.iter_mut().zip(&self.counts) {
-            *sum += c.load(Ordering::Relaxed);
+        for (i, c) in self.counts.iter().enumerate() {
+            into.counts[i.min(FINITE)] += c.load(Ordering::Relaxed);
         }
         into.sum_nanos += self.sum_nanos.load(Ordering::Relaxed);
     }
@@ -166,15 +177,16 @@ mod tests {
         }
         h.observe_single_writer(bucket(100_000), 100_000); // ≤ 128 µs
         h.observe(10_000_000_000); // +Inf
+        h.observe_single_writer(bucket_raw_us(u64::MAX), 0); // +Inf, unclamped
         let s = h.snapshot();
-        assert_eq!(s.count(), 100);
+        assert_eq!(s.count(), 101);
         assert_eq!(s.quantile_us(0.5), Some(2));
-        assert_eq!(s.quantile_us(0.99), Some(128));
+        assert_eq!(s.quantile_us(0.98), Some(128));
         assert_eq!(s.quantile_us(0.999), None, "in +Inf");
         assert_eq!(s.sum_nanos, 98 * 1_500 + 100_000 + 10_000_000_000);
         let b = s.buckets_seconds();
         assert_eq!(b.len(), BUCKETS);
         assert_eq!(b[1], (2e-6, 98));
-        assert_eq!(b.last(), Some(&(f64::INFINITY, 1)));
+        assert_eq!(b.last(), Some(&(f64::INFINITY, 2)));
     }
 }

@@ -9,11 +9,23 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::latency::{bucket_us, bump, Histogram, Snapshot};
+use burrow_proto::Status;
+
+use crate::latency::{bucket_raw_us, bump, Histogram, Snapshot};
 use crate::ticks::{self, Clock};
 
-/// Status bytes counted apart; higher ones share the last entry.
+/// Status bytes counted apart: a power of two above every status this
+/// server sends (checked below), so a status is masked into range, not
+/// clamped (a byte it never sends would share a lower one's count).
 const STATUSES: usize = 32;
+
+const _: () = {
+    let mut i = 0;
+    while i < Status::ALL.len() {
+        assert!((Status::ALL[i] as usize) < STATUSES, "a status byte past the counted range");
+        i += 1;
+    }
+};
 
 /// One thread's counts for one server.
 #[derive(Debug)]
@@ -140,7 +152,7 @@ impl CommandTotals {
     }
 
     /// `(status byte, calls)` for each status this opcode was answered
-    /// with (status bytes from 31 up are counted as 31).
+    /// with.
     pub(crate) fn by_status(&self, opcode: u8) -> impl Iterator<Item = (u8, u64)> + '_ {
         self.calls[opcode as usize].iter().enumerate().filter(|(_, n)| **n > 0).map(|(s, n)| (s as u8, *n))
     }
@@ -187,11 +199,11 @@ impl Counter {
     pub(crate) fn add(&self, clock: &Clock, opcode: u8, status: u8, error: bool, ticks: u64) {
         let slot = &*self.slot;
         let op = opcode as usize;
-        bump(&slot.calls[op][(status as usize).min(STATUSES - 1)], 1);
+        bump(&slot.calls[op][status as usize & (STATUSES - 1)], 1);
         if error {
             bump(&slot.errors[op], 1);
         }
-        slot.latency[op].observe_single_writer(bucket_us(clock.micros(ticks)), ticks);
+        slot.latency[op].observe_single_writer(bucket_raw_us(clock.micros(ticks)), ticks);
     }
 }
 
