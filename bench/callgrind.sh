@@ -7,6 +7,8 @@
 #
 # Environment: REQUESTS (300000), CLIENTS (50), PIPELINE (16), TEST (set),
 #   SKIP_BUILD=1 to use the existing target/release binaries,
+#   BIN (target/release; a directory holding burrow-server and burrow-bench,
+#   e.g. a "before" build: implies nothing is built),
 #   BURROW_ARGS for extra server flags (default: --persistence off --threads 1).
 # Prints the server's total instruction count (Ir) for the whole run.
 set -euo pipefail
@@ -18,7 +20,8 @@ TEST=${TEST:-set}
 BURROW_ARGS=${BURROW_ARGS:---persistence off --threads 1}
 
 command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install -y valgrind" >&2; exit 1; }
-if [ -z "${SKIP_BUILD:-}" ]; then
+BIN=${BIN:-}
+if [ -z "${SKIP_BUILD:-}" ] && [ -z "$BIN" ]; then
     cargo build --release --quiet --bin burrow-server --bin burrow-bench
 fi
 WORK=$(mktemp -d)
@@ -31,13 +34,13 @@ trap cleanup EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # shellcheck disable=SC2086
 valgrind --tool=callgrind --callgrind-out-file="$WORK/out" \
-    target/release/burrow-server --port "$PORT" $BURROW_ARGS 2>"$WORK/server.log" &
+    "${BIN:-target/release}/burrow-server" --port "$PORT" $BURROW_ARGS 2>"$WORK/server.log" &
 PID=$!
 for _ in $(seq 1 600); do
-    target/release/burrow-bench -p "$PORT" -t ping -n 1 -c 1 >/dev/null 2>&1 && break
+    "${BIN:-target/release}/burrow-bench" -p "$PORT" -t ping -n 1 -c 1 >/dev/null 2>&1 && break
     sleep 0.1
 done
-target/release/burrow-bench -p "$PORT" -t "$TEST" -n "$REQUESTS" -c "$CLIENTS" -P "$PIPELINE" -d 32 -r 100000 >/dev/null
+"${BIN:-target/release}/burrow-bench" -p "$PORT" -t "$TEST" -n "$REQUESTS" -c "$CLIENTS" -P "$PIPELINE" -d 32 -r 100000 >/dev/null
 kill -INT "$PID"
 wait "$PID" || true
 PID=""

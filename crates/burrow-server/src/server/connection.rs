@@ -46,7 +46,8 @@ use super::stats::Counter;
 use super::{dispatch, now_ms, Shared, SnapshotRefusal};
 use crate::ticks;
 use burrow_proto::{
-    encode_response, BodyType, Codec, CodecError, ErrorChain, Frame, Opcode, Peek, Status, HEADER_LEN,
+    encode_response, BodyType, Codec, CodecError, ErrorChain, Frame, FrameRef, Opcode, Peek, Status,
+    HEADER_LEN,
 };
 use durable::Durable;
 use gate::{Gate, Gated};
@@ -440,152 +441,178 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         let mut mark = clock.now();
         // Past this many request bytes the batch stops (`TURN_BUDGET`).
         let budget = TURN_BUDGET.saturating_sub(self.turn);
-        let stop = loop {
-            let (frame, len) = match self.codec.peek(&self.rbuf[used..]) {
-                Ok(Peek::Frame(frame, len)) => {
-                    if len > LARGE_FRAME {
-                        // Its reservation (if any) is returned after this step.
-                        self.large_frame = 0;
-                    }
-                    (frame, len)
-                }
-                Ok(Peek::Need(n)) => {
-                    self.rbuf.advance(used);
-                    self.turn += used + self.wbuf.len();
-                    if self.turn >= TURN_BUDGET {
-                        // Reads that find bytes waiting do not yield: a
-                        // client streaming large requests would keep the
-                        // thread. `run` writes, yields and calls again,
-                        // which ends here with the turn reset.
-                        return Stop::Full;
-                    }
-                    if n > LARGE_FRAME {
-                        // Room is made once the budget grants it (`run`).
-                        if self.large_frame != n {
-                            self.input = None;
+        // The frame after the current one is parsed before the current one
+        // runs, so its key's probe can be prefetched meanwhile
+        // (`Store::prefetch`: P16 GETs and SETs miss the cache on every
+        // lookup otherwise). The codec has no state a frame changes, so
+        // that parse is the one the loop uses; anything but a complete
+        // frame is parsed again in its turn.
+        let stop = 'batch: loop {
+            let mut next: Option<(FrameRef<'_>, usize)> = None;
+            // Runs frames until one stops the batch (`break 'batch`) or the
+            // codec refuses one (answered below, outside `next`'s borrow).
+            let refused = loop {
+                let peeked = match next.take() {
+                    Some((frame, len)) => Ok(Peek::Frame(frame, len)),
+                    None => self.codec.peek(&self.rbuf[used..]),
+                };
+                let (frame, len) = match peeked {
+                    Ok(Peek::Frame(frame, len)) => {
+                        if len > LARGE_FRAME {
+                            // Its reservation (if any) is returned after this step.
+                            self.large_frame = 0;
                         }
-                        self.large_frame = n;
-                    } else if n > self.rbuf.len() {
-                        // The header passed the limits: room for the rest of this frame.
-                        self.rbuf.reserve(n - self.rbuf.len());
+                        (frame, len)
                     }
-                    return Stop::Done(Step::Replied);
-                }
-                Err(e) => {
-                    if !self.refuse_and_skip(&e, used) {
-                        break Stop::Done(Step::Close);
+                    Ok(Peek::Need(n)) => {
+                        self.rbuf.advance(used);
+                        self.turn += used + self.wbuf.len();
+                        if self.turn >= TURN_BUDGET {
+                            // Reads that find bytes waiting do not yield: a
+                            // client streaming large requests would keep the
+                            // thread. `run` writes, yields and calls again,
+                            // which ends here with the turn reset.
+                            return Stop::Full;
+                        }
+                        if n > LARGE_FRAME {
+                            // Room is made once the budget grants it (`run`).
+                            if self.large_frame != n {
+                                self.input = None;
+                            }
+                            self.large_frame = n;
+                        } else if n > self.rbuf.len() {
+                            // The header passed the limits: room for the rest of this frame.
+                            self.rbuf.reserve(n - self.rbuf.len());
+                        }
+                        return Stop::Done(Step::Replied);
                     }
-                    // The bytes before it and its header are gone from the buffer.
-                    used = 0;
-                    if self.discard != 0 {
-                        break Stop::Done(Step::Replied);
+                    Err(e) => break e,
+                };
+                used += len;
+                if let Ok(Peek::Frame(f, l)) = self.codec.peek(&self.rbuf[used..]) {
+                    if !f.key.is_empty() {
+                        shared.store.prefetch(f.key);
                     }
-                    continue;
+                    next = Some((f, l));
                 }
-            };
-            used += len;
-            match shared.repl.accepts_link(&frame) {
-                None => {}
-                Some(Ok(hello)) => break Stop::Done(Step::Upgrade(Box::new(hello))),
-                Some(Err(e)) => {
-                    let msg = ErrorChain(&e).to_string();
-                    debug!(error = %msg, "malformed replication handshake");
-                    let (op, id) = (frame.opcode, frame.id);
-                    encode_response(
-                        &mut self.wbuf,
-                        op,
-                        id,
-                        Status::BadRequest,
-                        BodyType::Text,
-                        &[],
-                        msg.as_bytes(),
-                    );
-                    continue;
-                }
-            }
-            if self.gate.intercepts(frame.opcode) {
-                let start_gate = self.wbuf.len();
-                let gated = self.gate.handle(shared, &frame, &mut self.wbuf);
-                self.client.set_authenticated(self.gate.is_open());
-                match gated {
-                    Gated::Pass => {}
-                    Gated::Replied { error } => {
-                        let status = status_at(&self.wbuf, start_gate);
-                        self.counts.add(clock, frame.opcode, status, error, clock.lap(&mut mark));
+                match shared.repl.accepts_link(&frame) {
+                    None => {}
+                    Some(Ok(hello)) => break 'batch Stop::Done(Step::Upgrade(Box::new(hello))),
+                    Some(Err(e)) => {
+                        let msg = ErrorChain(&e).to_string();
+                        debug!(error = %msg, "malformed replication handshake");
+                        let (op, id) = (frame.opcode, frame.id);
+                        encode_response(
+                            &mut self.wbuf,
+                            op,
+                            id,
+                            Status::BadRequest,
+                            BodyType::Text,
+                            &[],
+                            msg.as_bytes(),
+                        );
                         continue;
                     }
-                    Gated::Failed { message, close } => {
-                        self.counts.add(
-                            clock,
-                            frame.opcode,
-                            Status::NoAuth as u8,
-                            true,
-                            clock.lap(&mut mark),
-                        );
-                        let (opcode, id) = (frame.opcode, frame.id);
-                        break Stop::Done(Step::Deferred(Deferred::AuthFailed {
-                            opcode,
-                            id,
-                            message,
-                            close,
-                        }));
-                    }
                 }
-                // CLIENT and MONITOR need the connection; they sit in the
-                // gate's opcode range, so the hot path tests nothing more.
-                if frame.opcode == Opcode::Client as u8 {
-                    if monitoring {
-                        shared.monitors.publish(&frame, &self.client.addr);
-                    }
-                    let start = self.wbuf.len();
-                    let error = introspect::client(shared, &self.client, &frame, now, &mut self.wbuf);
-                    let status = status_at(&self.wbuf, start);
-                    self.counts.add(clock, frame.opcode, status, error, clock.lap(&mut mark));
-                    self.last_opcode = frame.opcode;
-                    continue;
-                }
-                if frame.opcode == Opcode::Monitor as u8 {
-                    let parsed = introspect::monitor_request(&frame);
-                    let status = parsed.as_ref().map_or_else(|e| e.status as u8, |()| Status::Ok as u8);
-                    self.counts.add(clock, frame.opcode, status, parsed.is_err(), clock.lap(&mut mark));
-                    self.last_opcode = frame.opcode;
-                    match parsed {
-                        Ok(()) => break Stop::Done(Step::Deferred(Deferred::Monitor { id: frame.id })),
-                        Err(e) => {
-                            let (op, id) = (frame.opcode, frame.id);
-                            let msg = e.message.as_bytes();
-                            encode_response(&mut self.wbuf, op, id, e.status, BodyType::Text, &[], msg);
+                if self.gate.intercepts(frame.opcode) {
+                    let start_gate = self.wbuf.len();
+                    let gated = self.gate.handle(shared, &frame, &mut self.wbuf);
+                    self.client.set_authenticated(self.gate.is_open());
+                    match gated {
+                        Gated::Pass => {}
+                        Gated::Replied { error } => {
+                            let status = status_at(&self.wbuf, start_gate);
+                            self.counts.add(clock, frame.opcode, status, error, clock.lap(&mut mark));
                             continue;
+                        }
+                        Gated::Failed { message, close } => {
+                            self.counts.add(
+                                clock,
+                                frame.opcode,
+                                Status::NoAuth as u8,
+                                true,
+                                clock.lap(&mut mark),
+                            );
+                            let (opcode, id) = (frame.opcode, frame.id);
+                            break 'batch Stop::Done(Step::Deferred(Deferred::AuthFailed {
+                                opcode,
+                                id,
+                                message,
+                                close,
+                            }));
+                        }
+                    }
+                    // CLIENT and MONITOR need the connection; they sit in the
+                    // gate's opcode range, so the hot path tests nothing more.
+                    if frame.opcode == Opcode::Client as u8 {
+                        if monitoring {
+                            shared.monitors.publish(&frame, &self.client.addr);
+                        }
+                        let start = self.wbuf.len();
+                        let error = introspect::client(shared, &self.client, &frame, now, &mut self.wbuf);
+                        let status = status_at(&self.wbuf, start);
+                        self.counts.add(clock, frame.opcode, status, error, clock.lap(&mut mark));
+                        self.last_opcode = frame.opcode;
+                        continue;
+                    }
+                    if frame.opcode == Opcode::Monitor as u8 {
+                        let parsed = introspect::monitor_request(&frame);
+                        let status = parsed.as_ref().map_or_else(|e| e.status as u8, |()| Status::Ok as u8);
+                        self.counts.add(clock, frame.opcode, status, parsed.is_err(), clock.lap(&mut mark));
+                        self.last_opcode = frame.opcode;
+                        match parsed {
+                            Ok(()) => {
+                                break 'batch Stop::Done(Step::Deferred(Deferred::Monitor { id: frame.id }))
+                            }
+                            Err(e) => {
+                                let (op, id) = (frame.opcode, frame.id);
+                                let msg = e.message.as_bytes();
+                                encode_response(&mut self.wbuf, op, id, e.status, BodyType::Text, &[], msg);
+                                continue;
+                            }
                         }
                     }
                 }
+                if monitoring {
+                    shared.monitors.publish(&frame, &self.client.addr);
+                }
+                let start = self.wbuf.len();
+                let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
+                let took = clock.lap(&mut mark);
+                if took >= slow {
+                    shared.slowlog.record_ticks(frame.opcode, frame.key, took, self.peer);
+                }
+                self.counts.add(clock, frame.opcode, status_at(&self.wbuf, start), done.error, took);
+                self.last_opcode = frame.opcode;
+                if done.write && !done.error {
+                    self.durable.note_write(start, self.wbuf.len(), frame.opcode, frame.id);
+                    self.writes = Writes::Unannounced;
+                } else if done.seen != 0 || done.read {
+                    self.durable.note_read(start, self.wbuf.len(), frame.opcode, frame.id, done.seen);
+                }
+                let (opcode, id) = (frame.opcode, frame.id);
+                if let Some(background) = done.snapshot {
+                    break 'batch Stop::Done(Step::Deferred(Deferred::Snapshot { background, opcode, id }));
+                }
+                if let Some((replicas, timeout_ms)) = done.wait {
+                    break 'batch Stop::Done(Step::Deferred(Deferred::Wait {
+                        replicas,
+                        timeout_ms,
+                        opcode,
+                        id,
+                    }));
+                }
+                if self.wbuf.len() >= FLUSH_AT || used >= budget {
+                    break 'batch Stop::Full;
+                }
+            };
+            if !self.refuse_and_skip(&refused, used) {
+                break Stop::Done(Step::Close);
             }
-            if monitoring {
-                shared.monitors.publish(&frame, &self.client.addr);
-            }
-            let start = self.wbuf.len();
-            let done = dispatch::execute(shared, &frame, now, &mut self.wbuf);
-            let took = clock.lap(&mut mark);
-            if took >= slow {
-                shared.slowlog.record_ticks(frame.opcode, frame.key, took, self.peer);
-            }
-            self.counts.add(clock, frame.opcode, status_at(&self.wbuf, start), done.error, took);
-            self.last_opcode = frame.opcode;
-            if done.write && !done.error {
-                self.durable.note_write(start, self.wbuf.len(), frame.opcode, frame.id);
-                self.writes = Writes::Unannounced;
-            } else if done.seen != 0 || done.read {
-                self.durable.note_read(start, self.wbuf.len(), frame.opcode, frame.id, done.seen);
-            }
-            let (opcode, id) = (frame.opcode, frame.id);
-            if let Some(background) = done.snapshot {
-                break Stop::Done(Step::Deferred(Deferred::Snapshot { background, opcode, id }));
-            }
-            if let Some((replicas, timeout_ms)) = done.wait {
-                break Stop::Done(Step::Deferred(Deferred::Wait { replicas, timeout_ms, opcode, id }));
-            }
-            if self.wbuf.len() >= FLUSH_AT || used >= budget {
-                break Stop::Full;
+            // The bytes before it and its header are gone from the buffer.
+            used = 0;
+            if self.discard != 0 {
+                break Stop::Done(Step::Replied);
             }
         };
         self.rbuf.advance(used);

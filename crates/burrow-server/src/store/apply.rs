@@ -9,6 +9,7 @@ use hashbrown::HashTable;
 use thiserror::Error;
 
 use super::entry::{list_item_mem, parse_int, Entry, List, Value, ValueRef};
+use super::prefetch::ProbeHint;
 use super::watermark::Watermarks;
 use crate::oplog::Op;
 use burrow_proto::End;
@@ -30,6 +31,8 @@ pub(crate) struct Shard {
     /// The log index of the last change to each key, approximately (see
     /// [`Watermarks`]); kept across `clear`.
     pub(crate) marks: Watermarks,
+    /// Where the table lives, for prefetches made without the lock.
+    pub(crate) hint: std::sync::Arc<ProbeHint>,
 }
 
 /// What an applied op produced, for building the reply.
@@ -55,9 +58,14 @@ pub(crate) enum ApplyError {
 }
 
 impl Shard {
-    /// One of `shards` empty shards.
-    pub(crate) fn new(hasher: foldhash::fast::FixedState, shards: usize) -> Shard {
+    /// One of `shards` empty shards; it publishes its table's address to `hint`.
+    pub(crate) fn new(
+        hasher: foldhash::fast::FixedState,
+        shards: usize,
+        hint: std::sync::Arc<ProbeHint>,
+    ) -> Shard {
         Shard {
+            hint,
             table: HashTable::new(),
             hasher,
             expires: 0,
@@ -112,6 +120,7 @@ impl Shard {
             use std::hash::BuildHasher;
             hasher.hash_one(e.key())
         });
+        self.hint.publish(&self.table);
     }
 
     /// Empties the shard and returns the old table, to be dropped once the
@@ -123,6 +132,7 @@ impl Shard {
         self.expires = 0;
         self.mem = 0;
         self.sweep_pos = 0;
+        self.hint.reset();
         std::mem::replace(&mut self.table, HashTable::new())
     }
 

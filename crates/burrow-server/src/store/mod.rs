@@ -18,6 +18,7 @@ mod entry;
 mod evict;
 mod expiry;
 mod lock;
+mod prefetch;
 mod replay;
 mod scan;
 pub(crate) use scan::glob_match;
@@ -56,6 +57,8 @@ struct KeyHash {
 #[derive(Debug)]
 pub(crate) struct Store {
     shards: Box<[ShardLock<Shard>]>,
+    /// Each shard's table address, readable without its lock (`prefetch`).
+    hints: Box<[Arc<prefetch::ProbeHint>]>,
     hasher: foldhash::fast::FixedState,
     log: Arc<OpLog>,
     expired_keys: AtomicU64,
@@ -98,9 +101,11 @@ impl Store {
     pub(crate) fn new(shards: usize, log: Arc<OpLog>) -> Store {
         let n = shards.max(1).next_power_of_two();
         let hasher = foldhash::fast::FixedState::with_seed(seed());
-        let shards = (0..n).map(|_| ShardLock::new(Shard::new(hasher, n))).collect();
+        let hints: Box<[_]> = (0..n).map(|_| Arc::new(prefetch::ProbeHint::default())).collect();
+        let shards = hints.iter().map(|h| ShardLock::new(Shard::new(hasher, n, h.clone()))).collect();
         Store {
             shards,
+            hints,
             hasher,
             log,
             expired_keys: AtomicU64::new(0),
@@ -144,11 +149,23 @@ impl Store {
         &self.log
     }
 
-    /// The key's shard and its hashes.
+    /// The key's shard and its hashes. Inlined: with two callers per
+    /// request (`prefetch` and the command) the hash would go out of line.
+    #[inline(always)]
     fn locate(&self, key: &[u8]) -> (usize, KeyHash) {
         let fixed = fixed_hash(key);
         let shard = (fixed as usize) & (self.shards.len() - 1);
         (shard, KeyHash { table: self.hasher.hash_one(key), fixed })
+    }
+
+    /// Asks the CPU to fetch what a lookup of `key` will read first (its
+    /// control group and slots), without locking: the connection calls it
+    /// for the next pipelined request before running the current one
+    /// (see `prefetch`).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, key: &[u8]) {
+        let (index, hash) = self.locate(key);
+        self.hints[index].prefetch(hash.table);
     }
 
     fn lock(&self, index: usize) -> Tracked<'_> {
