@@ -63,10 +63,10 @@ async fn config_and_slowlog_need_auth_when_the_server_has_a_secret() {
         client.config_get("slowlog-max-len").await.unwrap(),
         [("slowlog-max-len".into(), "128".into())]
     );
-    assert_eq!(
-        client.request(&Request::SlowLog(SlowLogCommand::Len)).await.unwrap(),
-        burrow_proto::Reply::Int(0)
-    );
+    // Answered now (its count depends on the machine: at the default 10 ms
+    // threshold a loaded machine may log the commands above).
+    let len = client.request(&Request::SlowLog(SlowLogCommand::Len)).await.unwrap();
+    assert!(matches!(len, burrow_proto::Reply::Int(0..=3)), "{len:?}");
     server.shutdown().await.unwrap();
 }
 
