@@ -79,16 +79,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A free 127.0.0.1 port: ask the OS (python3), else probe upwards.
-free_port() {
-    if command -v python3 >/dev/null; then
-        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-        return
-    fi
-    local p=$((20000 + RANDOM % 20000))
-    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-    echo "$p"
-}
+# free_port, json_field and median: bench/lib.sh.
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # wait_ping PROTOCOL PORT: poll until the server answers PING (10 s deadline).
 wait_ping() {
@@ -143,9 +136,6 @@ cpu_us() { awk -v n="$1" '{printf "%.3f", ($1 + $2) * 1e6 / (2 * n)}' "$WORK/cpu
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # cpu_ticks PID: the process's user+system CPU so far, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-# json_field and median: bench/lib.sh.
-. "$ROOT/bench/lib.sh"
 
 # Requests per run for CLIENTS/PIPELINE, aiming at ~2-3 s on a small machine.
 requests_for() {
